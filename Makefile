@@ -1,0 +1,34 @@
+# rarenet: `make demo` and `make test` set themselves up (virtualenv + install) on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+GRPC_TOOLS_VERSION := 1.85.1
+
+.PHONY: all install test demo bench protos clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/python -m demo.run --out demo-report
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+# Regenerates the committed Python code from protos/rarenet/v1/*.proto.
+protos: $(STAMP)
+	$(BIN)/python -m protos.generate
+
+clean:
+	rm -rf $(VENV) demo-report .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""rarenet-audit: offline checks an auditor can run without the coordinator."""

@@ -1,0 +1,143 @@
+"""rarenet-coordinator: a thin click layer; each command calls one library function."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from protos.errors import ContractError
+from coordinator import benchmark as bench, enrolment, report, store
+from coordinator.config import DataDir, init as init_data_dir
+from coordinator.errors import CoordinatorError
+from coordinator.server import TlsFiles, start
+from coordinator.standards import load as load_standard
+
+data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                               help="The coordinator's data directory.")
+
+
+class Group(click.Group):
+    """Turns the project's errors into a clean message and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (CoordinatorError, ContractError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="rarenet")
+def main() -> None:
+    """The rarenet coordinating centre: enrol sites, receive signed summaries, benchmark."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+
+
+@main.command()
+@data_dir_option
+def init(data_dir: Path) -> None:
+    """Create a data directory with a signing key and the default standard."""
+    data = init_data_dir(data_dir)
+    click.echo(f"initialised {data.path} (key {data.key}, standard {data.standard})")
+
+
+@main.command()
+@data_dir_option
+@click.option("--listen", default="127.0.0.1:50051", show_default=True, help="HOST:PORT; port 0 picks a free one.")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Server certificate (PEM).")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Server private key (PEM).")
+@click.option("--client-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Require client certificates issued by this CA (mTLS).")
+@click.option("--insecure", is_flag=True, help="Plain text, only on a loopback address (demo and tests).")
+@click.option("--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A testing standard TOML to serve instead of DATA_DIR/standard.toml.")
+@click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the bound port here.")
+def serve(data_dir, listen, tls_cert, tls_key, client_ca, insecure, standard_path, port_file) -> None:
+    """Serve the coordinator over gRPC until SIGTERM or SIGINT."""
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("give both --tls-cert and --tls-key")
+    if insecure and tls_cert:
+        raise click.UsageError("--insecure and --tls-cert exclude each other")
+    if client_ca and not tls_cert:
+        raise click.UsageError("--client-ca needs --tls-cert and --tls-key")
+    tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert else None
+    running = start(DataDir(data_dir), listen, tls=tls, insecure=insecure, standard_path=standard_path)
+    host = listen.rsplit(":", 1)[0]
+    click.echo(f"listening on {host}:{running.port}", err=False)
+    sys.stdout.flush()
+    if port_file:
+        port_file.write_text(f"{running.port}\n")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    logging.getLogger("rarenet.coordinator").info("shutting down: finishing calls in flight")
+    running.stop(grace=10)
+
+
+@main.group()
+def sites() -> None:
+    """Enrol, list and revoke sites."""
+
+
+@sites.command("add")
+@data_dir_option
+@click.argument("site_id")
+@click.option("--ttl-hours", default=72, show_default=True, help="How long the token stays valid.")
+def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
+    """Print a one-time enrolment token for SITE_ID (give it to the lab over a trusted channel)."""
+    import datetime as dt
+
+    conn = store.connect(DataDir(data_dir).check().db)
+    token, expires = enrolment.add_site(conn, site_id, dt.timedelta(hours=ttl_hours))
+    click.echo(token)
+    click.echo(f"one-time token for {site_id}, valid until {expires.isoformat(timespec='minutes')}", err=True)
+
+
+@sites.command("list")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True)
+def sites_list(data_dir: Path, as_json: bool) -> None:
+    """List sites, their status and current key."""
+    rows = enrolment.list_sites(store.connect(DataDir(data_dir).check().db))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['site_id']:<20} {r['status']:<8} key {(r['keyid'] or '-')[:16]:<16} "
+                   f"submissions {r['submissions']:<5} last {r['last_submission'] or '-'}")
+
+
+@sites.command("revoke")
+@data_dir_option
+@click.argument("site_id")
+def sites_revoke(data_dir: Path, site_id: str) -> None:
+    """Refuse later submissions from SITE_ID; its earlier ones stay in the ledger, marked."""
+    enrolment.revoke(store.connect(DataDir(data_dir).check().db), site_id)
+    click.echo(f"revoked {site_id}")
+
+
+@main.command()
+@data_dir_option
+@click.option("--period", required=True, help="2026Q2, 2026-05 or 2026.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None) -> None:
+    """Write OUT/benchmark.json, CSV tables and OUT/index.html for PERIOD."""
+    data = DataDir(data_dir).check()
+    standard = load_standard(standard_path or data.standard)
+    say = (lambda m: click.echo(f"… {m}", err=True))
+    conn = sqlite3.connect(data.db)
+    result = bench.compute(conn, period, standard, progress=say)
+    for path in report.write(result, out, progress=say):
+        click.echo(path)
+
+
+if __name__ == "__main__":
+    main()

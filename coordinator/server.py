@@ -1,0 +1,197 @@
+"""The coordinator's gRPC server: servicer, error mapping, health, reflection, TLS/mTLS."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import sqlite3
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos import dsse, keys, wire
+from protos.errors import ContractError
+from protos.periods import parse as parse_period
+from protos.rarenet.v1 import coordinator_pb2 as cpb
+from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
+from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1.envelope_pb2 import Envelope
+from coordinator import benchmark, enrolment, store
+from coordinator.config import DataDir, SetupError
+from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
+from coordinator.intake import Intake, authenticate
+from coordinator.ledger import Ledger
+from coordinator.standards import Standard, load as load_standard
+
+log = logging.getLogger("rarenet.coordinator")
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 600_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+def _guard(method):
+    """Map CoordinatorError to its status; anything unexpected becomes INTERNAL (detail in the log only)."""
+
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except CoordinatorError as exc:
+            context.abort(exc.code, str(exc))
+        except Exception:  # noqa: BLE001 - the last line of defence
+            log.exception("unexpected error in %s", method.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error at the coordinator; it has been logged")
+
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class CoordinatorService(cgrpc.CoordinatorServicer):
+    def __init__(self, data: DataDir, standard: Standard) -> None:
+        self.data = data
+        self.conn = store.connect(data.db)
+        self.key = data.signing_key()
+        self.public_key = keys.public_raw(self.key)
+        self.ledger = Ledger(self.conn, self.key)
+        self.intake = Intake(self.conn, self.ledger)
+        self.standard = standard
+        self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @_guard
+    def Enroll(self, request: Envelope, context) -> cpb.EnrollResponse:
+        with self.intake.lock:
+            enrolled = enrolment.enroll(self.conn, request)
+            head = self.ledger.latest_head(self.conn)
+        log.info("enrolled site %s with key %s", enrolled.site_id, enrolled.keyid[:16])
+        return cpb.EnrollResponse(site_id=enrolled.site_id, keyid=enrolled.keyid,
+                                  coordinator_public_key=self.public_key, signed_tree_head=head)
+
+    @_guard
+    def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
+        return self.intake.submit(request)
+
+    @_guard
+    def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
+        if request.version and request.version != self.standard.version:
+            raise NotFound(f"this coordinator serves standard {self.standard.version}, not {request.version}")
+        return cpb.GetStandardsResponse(version=self.standard.version, standard=self.signed_standard)
+
+    @_guard
+    def GetBenchmark(self, request: Envelope, context) -> cpb.GetBenchmarkResponse:
+        with self.intake.lock:
+            site_id, _ = authenticate(self.conn, request, wire.BENCHMARK_REQUEST)
+        try:
+            ask = wire.decode(request.payload, cpb.BenchmarkRequestPayload)
+            period = parse_period(ask.period)
+        except ContractError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        if ask.site_id != site_id:
+            raise InvalidArgument("a site may ask only for its own benchmark")
+        reader = sqlite3.connect(self.data.db)
+        try:
+            full = benchmark.compute(reader, period.label, self.standard)
+        finally:
+            reader.close()
+        if site_id not in full["sites"]:
+            raise NotFound(f"no summary from {site_id} for {period}; submit one first")
+        import json
+
+        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode("utf-8")
+        return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
+
+    @_guard
+    def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:
+        with self.intake.lock:
+            return cpb.GetTreeHeadResponse(signed_tree_head=self.ledger.latest_head(self.conn))
+
+    @_guard
+    def GetInclusionProof(self, request: cpb.GetInclusionProofRequest, context) -> lpb.InclusionProof:
+        with self.intake.lock:
+            try:
+                return self.ledger.inclusion(request.leaf_index, request.tree_size)
+            except ContractError as exc:
+                raise InvalidArgument(str(exc)) from exc
+
+    @_guard
+    def GetConsistencyProof(self, request: cpb.GetConsistencyProofRequest, context) -> lpb.ConsistencyProof:
+        with self.intake.lock:
+            try:
+                return self.ledger.consistency(request.first_size, request.second_size)
+            except ContractError as exc:
+                raise InvalidArgument(str(exc)) from exc
+
+
+@dataclass
+class TlsFiles:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None  # require client certificates issued by this CA (mTLS)
+
+
+def is_loopback_address(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Running:
+    server: grpc.Server
+    port: int
+    service: CoordinatorService
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.server.stop(grace).wait()
+        self.service.close()
+
+
+def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: bool = False,
+          standard_path: Path | None = None, workers: int = 16) -> Running:
+    """Start serving; listen "127.0.0.1:0" picks a free port (returned)."""
+    data.check()
+    if tls is None and not insecure:
+        raise SetupError("give --tls-cert and --tls-key (TLS is the default), or --insecure on a loopback address")
+    if tls is None and not is_loopback_address(listen):
+        raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
+    standard = load_standard(standard_path or data.standard)
+    service = CoordinatorService(data, standard)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
+                         maximum_concurrent_rpcs=workers * 16)
+    cgrpc.add_CoordinatorServicer_to_server(service, server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (cpb.DESCRIPTOR.services_by_name["Coordinator"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    if tls:
+        credentials = grpc.ssl_server_credentials(
+            [(tls.key.read_bytes(), tls.cert.read_bytes())],
+            root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+            require_client_auth=tls.client_ca is not None,
+        )
+        port = server.add_secure_port(listen, credentials)
+    else:
+        port = server.add_insecure_port(listen)
+    if port == 0:
+        service.close()
+        raise SetupError(f"cannot listen on {listen}; is the port in use?")
+    server.start()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)
+    log.info("coordinator serving on port %d (standard %s)", port, standard.label)
+    return Running(server, port, service)

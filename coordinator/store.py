@@ -1,0 +1,84 @@
+"""The coordinator's SQLite database (WAL). Ledger, summaries and receipts are written together."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sites (
+    site_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,               -- pending (token issued), active, revoked
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    token_sha256 TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL REFERENCES sites (site_id),
+    issued_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE TABLE IF NOT EXISTS site_keys (
+    keyid TEXT PRIMARY KEY,
+    site_id TEXT NOT NULL REFERENCES sites (site_id),
+    public_key BLOB NOT NULL,
+    enrolled_at TEXT NOT NULL,
+    retired_at TEXT,                    -- replaced by a rotation or revoked
+    enrolment BLOB NOT NULL             -- the signed enrolment request, for auditors
+);
+CREATE TABLE IF NOT EXISTS ledger (
+    leaf_index INTEGER PRIMARY KEY,
+    leaf_hash BLOB NOT NULL,
+    envelope BLOB NOT NULL,
+    envelope_sha256 TEXT NOT NULL UNIQUE,
+    site_id TEXT NOT NULL,
+    keyid TEXT NOT NULL,
+    payload_type TEXT NOT NULL,
+    period TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    received_at TEXT NOT NULL,
+    receipt BLOB NOT NULL,
+    tree_head BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_site ON ledger (site_id, sequence);
+CREATE TABLE IF NOT EXISTS summaries (
+    leaf_index INTEGER PRIMARY KEY REFERENCES ledger (leaf_index),
+    site_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    standard_version TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS summaries_period ON summaries (period, site_id, sequence);
+CREATE TABLE IF NOT EXISTS strata (
+    leaf_index INTEGER NOT NULL REFERENCES ledger (leaf_index),
+    site_id TEXT NOT NULL,
+    period TEXT NOT NULL,
+    biomarker TEXT NOT NULL,
+    method TEXT NOT NULL,
+    specimen TEXT NOT NULL,
+    histology_group TEXT NOT NULL,
+    tests INTEGER NOT NULL,
+    positive INTEGER NOT NULL,
+    negative INTEGER NOT NULL,
+    failed INTEGER NOT NULL,
+    equivocal INTEGER NOT NULL,
+    withheld INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS strata_leaf ON strata (leaf_index);
+CREATE TABLE IF NOT EXISTS tree_heads (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    timestamp_ms INTEGER NOT NULL,
+    signed BLOB NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(SCHEMA)
+    return conn

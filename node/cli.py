@@ -1,0 +1,379 @@
+"""rarenet-node: a thin click layer; each command opens the data directory and calls the library."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from protos import dsse, wire
+from protos.errors import ContractError
+from protos.periods import parse as parse_period
+from protos.rarenet.v1 import coordinator_pb2 as cpb
+from node import config as node_config
+from node import enroll as enrolment
+from node import mapping as node_mapping
+from node import outbox, receipts, send, store, summary, synth
+from node.client import CoordinatorClient
+from node.errors import NodeError
+from node.ingest import Pseudonymiser, ingest_file
+from node.readers import open_table
+from node.standard import load_cached
+
+data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                               help="The node's data directory.")
+
+
+class Group(click.Group):
+    """Turns the project's errors into a clean message and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (NodeError, ContractError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _open(data_dir: Path):
+    cfg = node_config.load(data_dir)
+    return cfg, store.connect(cfg.db_path)
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="rarenet")
+def main() -> None:
+    """A rarenet lab node: only signed aggregate summaries ever leave this site."""
+
+
+@main.command()
+@data_dir_option
+@click.option("--site-id", required=True, help="The id the coordinating centre gave this lab.")
+@click.option("--coordinator", required=True, help="HOST:PORT of the coordinator.")
+@click.option("--country", default="CN", show_default=True, help="Country whose public holidays are not working days.")
+@click.option("--insecure", is_flag=True, help="Plain-text gRPC to a loopback coordinator (demo and tests only).")
+def init(data_dir: Path, site_id: str, coordinator: str, country: str, insecure: bool) -> None:
+    """Create the data directory, signing key and pseudonymisation secret."""
+    cfg = node_config.init(data_dir, site_id, coordinator, country, insecure)
+    store.connect(cfg.db_path).close()
+    click.echo(f"initialised node {site_id} in {data_dir}; key id {dsse.keyid(cfg.signing_key().public_key())}")
+
+
+@main.command()
+@data_dir_option
+@click.option("--token", required=True, help="The one-time token from the coordinating centre.")
+def enroll(data_dir: Path, token: str) -> None:
+    """Register this site's public key with the coordinator."""
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        response = enrolment.enroll(cfg, conn, client, token)
+    click.echo(f"enrolled {response.site_id} with key {response.keyid[:16]}…; standard cached at {cfg.standard_path}")
+
+
+@main.command("rotate-key")
+@data_dir_option
+def rotate_key(data_dir: Path) -> None:
+    """Enrol a new signing key, authorised by the current one."""
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        keyid = enrolment.rotate_key(cfg, conn, client)
+    click.echo(f"rotated: new key {keyid[:16]}…; the old key is kept as {cfg.key_path.with_suffix('.old')}")
+
+
+class Progress:
+    """A progress line on stderr for files that take more than a second, only on a terminal."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.name, self.enabled, self.start, self.shown = name, enabled, time.monotonic(), False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or (not self.shown and time.monotonic() - self.start < 1.0):
+            return
+        self.shown = True
+        width = 30
+        filled = int(width * done / max(total, 1))
+        click.echo(f"\r{self.name} [{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%",
+                   err=True, nl=False)
+        if done >= total:
+            click.echo("", err=True)
+
+
+@main.command()
+@data_dir_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--mapping", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Mapping TOML.")
+@click.option("--encoding", help="Override encoding detection (utf-8, gb18030, utf-16).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result per file.")
+def ingest(data_dir: Path, files: tuple[Path, ...], mapping: Path | None, encoding: str | None, as_json: bool) -> None:
+    """Ingest LIMS exports (CSV, TSV, XLSX); bad rows go to quarantine."""
+    cfg, conn = _open(data_dir)
+    rules = node_mapping.load(mapping)
+    pseudonymise = Pseudonymiser(cfg.pseudonym_secret())
+    results = []
+    for path in files:
+        progress = Progress(path.name, sys.stderr.isatty() and not as_json)
+        result = ingest_file(conn, path, pseudonymise, rules, encoding, progress)
+        results.append(result.to_dict())
+        if not as_json:
+            click.echo(f"{path.name}: {result.rows} rows = {result.accepted} accepted ({result.inserted} new, "
+                       f"{result.updated} updated) + {result.duplicates} duplicates + {result.quarantined} quarantined"
+                       + (f"; {result.released} released from quarantine" if result.released else ""))
+            for error in result.errors[:20]:
+                click.echo(f"  line {error.line}: {error.field}: {error.reason}")
+            if len(result.errors) > 20:
+                click.echo(f"  … {len(result.errors) - 20} more; see `rarenet-node quarantine list`")
+    if as_json:
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2))
+
+
+@main.group()
+def mapping() -> None:
+    """Check how a LIMS export maps onto the canonical record."""
+
+
+@mapping.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--encoding")
+@click.option("--rows", default=1000, show_default=True, help="How many rows to sample for values.")
+def mapping_check(file: Path, mapping_path: Path | None, encoding: str | None, rows: int) -> None:
+    """Report, column by column, what ingest would do with FILE (nothing is ingested)."""
+    rules = node_mapping.load(mapping_path)
+    table = open_table(file, encoding or rules.encoding)
+    positions, unmapped = rules.resolve_header(table.header)
+    click.echo(f"{file.name}: encoding {table.encoding}; mapping: {rules.source}")
+    samples: dict[int, dict[str, int]] = {i: {} for i in positions}
+    for n, (_, cells) in enumerate(table.rows):
+        if n >= rows:
+            break
+        for i in positions:
+            if i < len(cells):
+                samples[i][cells[i]] = samples[i].get(cells[i], 0) + 1
+    for i, name in enumerate(table.header):
+        if i not in positions:
+            click.echo(f"  {name!r:<24} -> (ignored: not a canonical field)")
+            continue
+        target = positions[i]
+        click.echo(f"  {name!r:<24} -> {target}")
+        if target in ("specimen", "histology", "method", "biomarker", "result"):
+            for value, count in sorted(samples[i].items(), key=lambda kv: -kv[1])[:12]:
+                canon = rules.value(target, value)
+                click.echo(f"      {value!r:<28} -> {canon or 'UNKNOWN: add to [values.' + target + ']'} ({count})")
+        elif target in ("received_date", "reported_date"):
+            bad = [v for v in samples[i] if v.strip() and rules.parse_date(v) is None]
+            click.echo(f"      dates: {'all parse' if not bad else 'NOT PARSED: ' + ', '.join(map(repr, bad[:5]))}")
+    missing = [f for f in ("test_id", "patient_id", "received_date", "reported_date", "specimen", "histology",
+                           "method", "biomarker", "result") if f not in positions.values()]
+    if missing:
+        click.echo(f"  MISSING required columns: {', '.join(missing)}; name them in the mapping's [columns]")
+        raise SystemExit(1)
+
+
+@main.group()
+def quarantine() -> None:
+    """Rows that could not be accepted, with file, line, field and reason."""
+
+
+@quarantine.command("list")
+@data_dir_option
+@click.option("--all", "show_all", is_flag=True, help="Include rows released by a later re-ingest.")
+def quarantine_list(data_dir: Path, show_all: bool) -> None:
+    _, conn = _open(data_dir)
+    db = store.database(conn)
+    where = None if show_all else "released_at IS NULL"
+    rows = list(db["quarantine"].rows_where(where, order_by="source, line"))
+    for r in rows:
+        state = f" (released {r['released_at']})" if r["released_at"] else ""
+        click.echo(f"{r['source']}:{r['line']}: {r['field']}: {r['reason']}{state}")
+    click.echo(f"{len(rows)} quarantined row(s)", err=True)
+
+
+@quarantine.command("export")
+@data_dir_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write.")
+def quarantine_export(data_dir: Path, out: Path) -> None:
+    _, conn = _open(data_dir)
+    rows = list(store.database(conn)["quarantine"].rows_where("released_at IS NULL", order_by="source, line"))
+    with out.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["source", "line", "field", "reason", "row"])
+        for r in rows:
+            writer.writerow([r["source"], r["line"], r["field"], r["reason"], r["row_json"]])
+    click.echo(f"wrote {len(rows)} row(s) to {out}")
+
+
+def _print_summary(message) -> None:
+    click.echo(f"Site {message.site_id}, period {message.period}, sequence {message.sequence}, "
+               f"standard {message.standard_version}, schema {message.schema_version}")
+    p = message.policy
+    click.echo(f"Disclosure policy: min denominator {p.min_denominator} ({p.small_stratum_action}); small-count "
+               f"suppression {'on, threshold ' + str(p.small_count_threshold) if p.small_count_suppression else 'off'}")
+    click.echo(f"\n{'biomarker':<11} {'method':<12} {'specimen':<9} {'tests':>6} {'pos':>5} {'neg':>6} {'fail':>5} {'equiv':>5}  note")
+    for s in message.strata:
+        if s.withheld:
+            click.echo(f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {'-':>6} {'-':>5} {'-':>6} {'-':>5} {'-':>5}  {s.disclosure_note}")
+        else:
+            click.echo(f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {s.tests:>6} {s.positive:>5} {s.negative:>6} "
+                       f"{s.failed:>5} {s.equivocal:>5}  {s.disclosure_note}")
+    click.echo("\nTurnaround (working days, receipt to report):")
+    for h in message.turnaround:
+        click.echo(f"  {h.specimen:<9} {'withheld' if h.withheld else f'{h.within_target}/{h.total} within {h.target_days}'}"
+                   f"  {h.disclosure_note}")
+    click.echo("\nConcordance tables (a b c d, excluded):")
+    for t in message.concordance:
+        cells = "withheld" if t.withheld else (f"{t.both_positive} {t.index_positive_comparator_negative} "
+                                               f"{t.index_negative_comparator_positive} {t.both_negative}, {t.excluded_failed}")
+        click.echo(f"  {t.kind:<13} {t.biomarker:<9} {t.index_method} vs {t.comparator_method}: {cells}")
+    panel = message.panel
+    click.echo(f"\nPanel coverage: {'withheld' if panel.withheld else f'{panel.with_all_required}/{panel.patients} non-squamous patients with every required biomarker'}")
+    click.echo(f"VAF histograms: {len(message.vaf)} (biomarker x method, positives only)")
+    click.echo("\nNothing else leaves: no test ids, patient ids, dates finer than the period, variants or free text.")
+
+
+@main.command()
+@data_dir_option
+@click.option("--period", required=True, help="2026Q2, 2026-05 or 2026.")
+@click.option("--json", "as_json", is_flag=True, help="Print the exact payload bytes that would be signed.")
+def summarize(data_dir: Path, period: str, as_json: bool) -> None:
+    """Show exactly what would leave for PERIOD (unsigned; nothing is sent or stored)."""
+    cfg, conn = _open(data_dir)
+    message, payload = summary.build(conn, cfg, load_cached(cfg.standard_path), parse_period(period),
+                                     summary.next_sequence(conn))
+    if as_json:
+        sys.stdout.buffer.write(payload)
+    else:
+        _print_summary(message)
+
+
+@main.command()
+@data_dir_option
+@click.option("--period", help="Build and queue this period's summary first (default: only send the outbox).")
+def submit(data_dir: Path, period: str | None) -> None:
+    """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        if period:
+            standard = enrolment.fetch_standard(cfg, client)
+            queued = send.queue_summary(conn, cfg, standard, parse_period(period))
+            if queued.sequence is None:
+                click.echo(f"{queued.period}: nothing changed since the last summary; not signing a new one")
+            else:
+                click.echo(f"{queued.period}: signed summary sequence {queued.sequence} into the outbox")
+        report = send.flush(conn, cfg, client)
+    for sequence, leaf in report.delivered:
+        click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
+    for sequence, error in report.failed:
+        click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
+    if report.pending:
+        click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+        raise SystemExit(1)
+
+
+@main.command("verify-receipts")
+@data_dir_option
+def verify_receipts(data_dir: Path) -> None:
+    """Re-check every kept receipt against the coordinator's current tree (inclusion + consistency)."""
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        try:
+            result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
+        except NodeError as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(2) from None
+    click.echo(f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
+               "the log only grew")
+
+
+@main.group()
+def standards() -> None:
+    """The testing standard the metrics are computed against."""
+
+
+@standards.command("fetch")
+@data_dir_option
+def standards_fetch(data_dir: Path) -> None:
+    cfg, _ = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        std = enrolment.fetch_standard(cfg, client)
+    click.echo(f"standard {std.version} cached at {cfg.standard_path}")
+
+
+@main.command()
+@data_dir_option
+@click.option("--period", required=True)
+@click.option("--json", "as_json", is_flag=True)
+def benchmark(data_dir: Path, period: str, as_json: bool) -> None:
+    """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
+    cfg, _ = _open(data_dir)
+    p = parse_period(period)
+    request = cpb.BenchmarkRequestPayload(site_id=cfg.site_id, period=p.label,
+                                          requested_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    with CoordinatorClient(cfg) as client:
+        response = client.benchmark(dsse.sign(wire.BENCHMARK_REQUEST, wire.encode(request), cfg.signing_key()))
+    dsse.verify(response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK)
+    data = json.loads(response.benchmark.payload)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    site = data["site"]
+    click.echo(f"{cfg.site_id}, {data['period']}: status {site['status']}, {len(site['flags'])} flag(s)")
+    for flag in site["flags"]:
+        click.echo(f"  {flag['level'].upper()}: {flag['message']}")
+    for biomarker, p_ in site["positivity"].items():
+        click.echo(f"  {biomarker:<11} {p_['positive']:>4}/{p_['valid']:<5} {100 * (p_['rate'] or 0):5.1f}% "
+                   f"(network {100 * p_['network_rate']:.1f}%) {p_['status']}")
+
+
+@main.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True)
+def status(data_dir: Path, as_json: bool) -> None:
+    """Enrolment, last ingest, pending outbox, last receipt, standard version."""
+    cfg, conn = _open(data_dir)
+    last_ingest = conn.execute("SELECT source, ingested_at FROM ingests ORDER BY id DESC LIMIT 1").fetchone()
+    last_receipt = conn.execute("SELECT sequence, leaf_index, received_at FROM receipts ORDER BY sequence DESC LIMIT 1").fetchone()
+    try:
+        std_version = load_cached(cfg.standard_path).version
+    except NodeError:
+        std_version = None
+    info = {
+        "site_id": cfg.site_id, "coordinator": cfg.coordinator,
+        "enrolled": store.get_state(conn, "keyid") is not None, "keyid": store.get_state(conn, "keyid"),
+        "last_ingest": {"file": last_ingest[0], "at": last_ingest[1]} if last_ingest else None,
+        "results": conn.execute("SELECT COUNT(*) FROM results").fetchone()[0],
+        "quarantined": conn.execute("SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL").fetchone()[0],
+        "outbox_pending": len(outbox.pending(conn)),
+        "last_receipt": {"sequence": last_receipt[0], "leaf_index": last_receipt[1], "at": last_receipt[2]} if last_receipt else None,
+        "standard_version": std_version,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            click.echo(f"{key:<16} {value}")
+
+
+@main.command("synth")
+@click.option("--site-id", required=True)
+@click.option("--rows", default=5000, show_default=True, help="Number of result rows.")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--profile", default="normal", show_default=True,
+              help=f"Comma-separated: {', '.join(synth.PROFILES)}.")
+@click.option("--period", help="Period the results fall in (default: the last closed quarter).")
+def synth_command(site_id: str, rows: int, seed: int, out: Path, profile: str, period: str | None) -> None:
+    """Write a realistic synthetic canonical CSV (no real patient data)."""
+    try:
+        data = synth.generate(site_id, rows, seed, synth.parse_profiles(profile),
+                              parse_period(period) if period else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--profile") from None
+    synth.write_csv(data, out)
+    click.echo(f"wrote {len(data)} rows to {out}")
+
+
+if __name__ == "__main__":
+    main()

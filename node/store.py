@@ -1,0 +1,105 @@
+"""The node's local SQLite database: results (pseudonymised), quarantine, outbox, receipts, state."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    test_id TEXT NOT NULL,
+    biomarker TEXT NOT NULL,
+    method TEXT NOT NULL,
+    patient_key TEXT NOT NULL,          -- keyed hash; raw patient ids are never stored
+    received_date TEXT NOT NULL,
+    reported_date TEXT NOT NULL,
+    specimen TEXT NOT NULL,
+    histology TEXT NOT NULL,
+    result TEXT NOT NULL,
+    variant TEXT,
+    vaf REAL,
+    eqa_round TEXT,
+    eqa_sample TEXT,
+    source TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    row_hash TEXT NOT NULL,
+    PRIMARY KEY (test_id, biomarker, method)
+);
+CREATE INDEX IF NOT EXISTS results_reported ON results (reported_date);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    row_json TEXT NOT NULL,             -- the row as read, patient id replaced by its keyed hash
+    ingested_at TEXT NOT NULL,
+    released_at TEXT
+);
+CREATE INDEX IF NOT EXISTS quarantine_source ON quarantine (source, released_at);
+CREATE TABLE IF NOT EXISTS ingests (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    rows INTEGER, accepted INTEGER, inserted INTEGER, updated INTEGER,
+    duplicates INTEGER, quarantined INTEGER, released INTEGER
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    sequence INTEGER PRIMARY KEY,
+    period TEXT NOT NULL,
+    payload_type TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    envelope_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT,
+    last_error TEXT,
+    delivered_at TEXT
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    envelope_sha256 TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    leaf_index INTEGER NOT NULL,
+    receipt BLOB NOT NULL,              -- the signed receipt envelope
+    tree_head BLOB NOT NULL,            -- the signed tree head it was proved against
+    received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tree_heads (
+    tree_size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    signed BLOB NOT NULL,
+    seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
+    return sqlite_utils.Database(conn)
+
+
+def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
+    row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

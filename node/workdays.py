@@ -1,0 +1,38 @@
+"""Turnaround in working days: weekends and the site's public holidays excluded.
+
+Convention (rarenet): the number of working days after the receipt date up to and including the
+report date, so a same-day report is 0. Countries that move working days onto weekends around
+holidays (China) are handled by the holidays package's `is_working_day`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import holidays
+
+
+class WorkingDays:
+    def __init__(self, country: str, subdivision: str = "") -> None:
+        try:
+            self._calendar = holidays.country_holidays(country, subdiv=subdivision or None)
+        except NotImplementedError as exc:
+            from node.errors import ConfigError
+
+            raise ConfigError(f"the holidays package does not know country {country!r}; set [site] country") from exc
+        self._count = lru_cache(maxsize=None)(self._count_uncached)
+
+    def is_working_day(self, day: dt.date) -> bool:
+        return self._calendar.is_working_day(day)
+
+    def between(self, received: dt.date, reported: dt.date) -> int:
+        """Working days after `received` up to and including `reported`."""
+        return self._count(received, reported)
+
+    def _count_uncached(self, received: dt.date, reported: dt.date) -> int:
+        days = 0
+        day = received + dt.timedelta(days=1)
+        while day <= reported:
+            days += self._calendar.is_working_day(day)
+            day += dt.timedelta(days=1)
+        return days
