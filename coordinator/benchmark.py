@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from protos import wire
+from protos.wire import ALL_METHODS
 from protos.periods import Period, parse as parse_period
 from protos.rarenet.v1 import summary_pb2 as pb
 from coordinator import stats
@@ -58,7 +59,7 @@ def _positivity(summaries: dict[str, pb.SiteSummary], standard: Standard, flags:
     per_site: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for site, summary in summaries.items():
         for s in summary.strata:
-            if _released(s):
+            if s.method == ALL_METHODS and _released(s):
                 cell = per_site[site][s.biomarker]
                 cell[0] += s.positive
                 cell[1] += s.positive + s.negative
@@ -144,7 +145,8 @@ def _strata(summaries: dict[str, pb.SiteSummary]) -> tuple[list[dict], list[dict
 def _failure(site: str, summary: pb.SiteSummary, standard: Standard, flags: list) -> dict:
     by_specimen: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for s in summary.strata:
-        if not s.withheld and "failed" not in s.suppressed_cells and s.specimen != "any":
+        if s.method == ALL_METHODS and not s.withheld and "failed" not in s.suppressed_cells \
+                and s.specimen != wire.MERGED:
             by_specimen[s.specimen][0] += s.failed
             by_specimen[s.specimen][1] += s.tests
     out = {}
@@ -246,9 +248,12 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
         if table.kind == "tissue_plasma" and not rules.get("flag_tissue_plasma", False):
             continue
         problems = []
+        enough = {"ppa": entry["a"] + entry["c"] >= rules.get("min_positive_pairs", 5),
+                  "npa": entry["b"] + entry["d"] >= rules.get("min_negative_pairs", 10)}
+        enough["kappa"] = enough["ppa"] and enough["npa"]
         for name, key in (("PPA", "ppa"), ("NPA", "npa"), ("kappa", "kappa")):
             value, ci, minimum = entry[key], entry[f"{key}_ci95"], rules.get(f"min_{key}")
-            if value is None or minimum is None:
+            if value is None or minimum is None or not enough[key]:
                 continue
             if ci[1] < minimum:
                 problems.append(("alarm", f"{name} {value:.2f} (95% CI {ci[0]:.2f}-{ci[1]:.2f}) below {minimum}"))
@@ -293,7 +298,7 @@ def _trends(conn: sqlite3.Connection, period: Period, sites: list[str], count: i
                 continue
             cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
             for s in summary.strata:
-                if _released(s):
+                if s.method == ALL_METHODS and _released(s):
                     cells[s.biomarker][0] += s.positive
                     cells[s.biomarker][1] += s.positive + s.negative
             for biomarker, (x, n) in cells.items():

@@ -12,6 +12,7 @@ from collections import defaultdict
 
 from protos.rarenet.v1 import summary_pb2 as pb
 from node.config import Disclosure
+from protos.wire import ALL_METHODS
 
 CELLS = ("positive", "negative", "failed", "equivocal")
 
@@ -39,32 +40,39 @@ def _withheld(biomarker: str, method: str, specimen: str, n: int, why: str) -> p
     )
 
 
+def _merged(group: list[pb.StratumCounts], method: str, note: str) -> pb.StratumCounts:
+    merged = pb.StratumCounts(biomarker=group[0].biomarker, method=method, specimen="any",
+                              histology_group="all", disclosure_note=note)
+    for s in group:
+        _add(merged, s)
+    return merged
+
+
+def _grouped(strata: list[pb.StratumCounts], key) -> list[list[pb.StratumCounts]]:
+    groups: dict[tuple, list[pb.StratumCounts]] = defaultdict(list)
+    for s in strata:
+        groups[key(s)].append(s)
+    return [groups[k] for k in sorted(groups)]
+
+
 def apply_min_denominator(strata: list[pb.StratumCounts], n: int, action: str) -> list[pb.StratumCounts]:
-    """Strata under n tests merged upwards (specimen any, then method any) or withheld."""
+    """Strata under n tests are withheld, or merged upwards: first their specimens (specimen
+    "any"), then, for per-method strata, their methods (method "any"). A merged stratum still
+    under n is withheld. Strata of n or more are released as they are; merged strata hold only
+    small ones, so no released cell can be recovered by subtraction."""
     released = [s for s in strata if s.tests >= n]
     small = [s for s in strata if s.tests < n]
     if action == "withhold":
         return released + [_withheld(s.biomarker, s.method, s.specimen, n, "small stratum") for s in small]
-    by_method: dict[tuple[str, str], pb.StratumCounts] = {}
-    for s in small:
-        key = (s.biomarker, s.method)
-        if key not in by_method:
-            by_method[key] = pb.StratumCounts(biomarker=s.biomarker, method=s.method, specimen="any",
-                                              histology_group="all",
-                                              disclosure_note=f"merged: specimens with fewer than {n} tests")
-        _add(by_method[key], s)
-    by_biomarker: dict[str, pb.StratumCounts] = {}
-    for (biomarker, _), merged in sorted(by_method.items()):
-        if merged.tests >= n:
-            released.append(merged)
-            continue
-        if biomarker not in by_biomarker:
-            by_biomarker[biomarker] = pb.StratumCounts(biomarker=biomarker, method="any", specimen="any",
-                                                       histology_group="all",
-                                                       disclosure_note=f"merged: methods with fewer than {n} tests")
-        _add(by_biomarker[biomarker], merged)
-    for biomarker, merged in sorted(by_biomarker.items()):
-        released.append(merged if merged.tests >= n else _withheld(biomarker, "any", "any", n, "too few tests even merged"))
+    still_small = []
+    for group in _grouped(small, lambda s: (s.biomarker, s.method)):
+        merged = _merged(group, group[0].method, f"merged: specimens with fewer than {n} tests")
+        (released if merged.tests >= n else still_small).append(merged)
+    for group in _grouped(still_small, lambda s: (s.biomarker,)):
+        method = ALL_METHODS if group[0].method == ALL_METHODS else "any"
+        merged = _merged(group, method, f"merged: methods with fewer than {n} tests")
+        released.append(merged if merged.tests >= n else
+                        _withheld(merged.biomarker, method, "any", n, "too few tests even merged"))
     return sorted(released, key=lambda s: (s.biomarker, s.method, s.specimen))
 
 
@@ -93,8 +101,11 @@ def apply(summary: pb.SiteSummary, policy: Disclosure) -> pb.SiteSummary:
     out = pb.SiteSummary()
     out.CopyFrom(summary)
     n = policy.min_denominator
+    per_method = [s for s in summary.strata if s.method != ALL_METHODS]
+    per_test = [s for s in summary.strata if s.method == ALL_METHODS]
     del out.strata[:]
-    out.strata.extend(apply_min_denominator(list(summary.strata), n, policy.small_stratum_action))
+    out.strata.extend(apply_min_denominator(per_method, n, policy.small_stratum_action))
+    out.strata.extend(apply_min_denominator(per_test, n, policy.small_stratum_action))
     if policy.small_count_suppression:
         for stratum in out.strata:
             suppress_small_counts(stratum, policy.small_count_threshold)

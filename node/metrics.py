@@ -12,6 +12,7 @@ from bisect import bisect_right
 from collections import defaultdict
 
 from protos.periods import Period
+from protos.wire import ALL_METHODS
 from protos.rarenet.v1 import summary_pb2 as pb
 from node.standard import NodeStandard
 from node.workdays import WorkingDays
@@ -27,6 +28,7 @@ def _bounds(period: Period) -> tuple[str, str]:
 
 
 def strata(conn: sqlite3.Connection, period: Period) -> list[pb.StratumCounts]:
+    """Results per biomarker x method x specimen, then per test (method "all", see test_strata)."""
     rows = conn.execute(
         f"""SELECT biomarker, method, specimen, COUNT(*),
                    SUM(result = 'positive'), SUM(result = 'negative'), SUM(result = 'failed'), SUM(result = 'equivocal')
@@ -38,6 +40,28 @@ def strata(conn: sqlite3.Connection, period: Period) -> list[pb.StratumCounts]:
         pb.StratumCounts(biomarker=b, method=m, specimen=s, histology_group="all", tests=n,
                          positive=p, negative=ng, failed=f, equivocal=e)
         for b, m, s, n, p, ng, f, e in rows
+    ] + test_strata(conn, period)
+
+
+def test_strata(conn: sqlite3.Connection, period: Period) -> list[pb.StratumCounts]:
+    """One call per test and biomarker whatever the number of methods (method "all"): positive if
+    any method was positive, else negative if any was negative, else equivocal, else failed.
+    Site-level positivity and failure rates use these, so a test run by two methods counts once."""
+    rows = conn.execute(
+        f"""SELECT biomarker, specimen, COUNT(*), SUM(call = 'positive'), SUM(call = 'negative'),
+                   SUM(call = 'failed'), SUM(call = 'equivocal')
+            FROM (SELECT biomarker, specimen,
+                         CASE WHEN MAX(result = 'positive') THEN 'positive'
+                              WHEN MAX(result = 'negative') THEN 'negative'
+                              WHEN MAX(result = 'equivocal') THEN 'equivocal' ELSE 'failed' END AS call
+                  FROM results WHERE {_IN_PERIOD} GROUP BY test_id, biomarker, specimen)
+            GROUP BY biomarker, specimen ORDER BY biomarker, specimen""",
+        _bounds(period),
+    )
+    return [
+        pb.StratumCounts(biomarker=b, method=ALL_METHODS, specimen=s, histology_group="all", tests=n,
+                         positive=p, negative=ng, failed=f, equivocal=e)
+        for b, s, n, p, ng, f, e in rows
     ]
 
 

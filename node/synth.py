@@ -56,8 +56,8 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
     unknown = set(profiles) - set(PROFILES)
     if unknown:
         raise ValueError(f"unknown profile(s) {sorted(unknown)}; choose from {PROFILES}")
-    rng = random.Random(f"{site_id}:{seed}")
     period = period or default_period()
+    rng = random.Random(f"{site_id}:{seed}:{period.label}")
     span = (period.end - period.start).days
     dna_only = "dna_only" in profiles
     slow = "slow" in profiles
@@ -70,7 +70,7 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
     patient = test = 0
     while len(out) < rows:
         patient += 1
-        pid = f"{id_prefix}P-{site_id}-{patient:06d}"
+        pid = f"{id_prefix}P-{site_id}-{period.label}-{patient:06d}"
         histology = _pick(rng, HISTOLOGY)
         driver = _pick(rng, {**DRIVERS, None: 1 - sum(DRIVERS.values())})
         specimen = _pick(rng, specimen_mix)
@@ -109,7 +109,7 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
             return "positive" if rng.random() < sensitivity else "negative"
 
         test += 1
-        tid = f"{id_prefix}T-{site_id}-{test:07d}"
+        tid = f"{id_prefix}T-{site_id}-{period.label}-{test:07d}"
         failed = rng.random() < failure
         for biomarker in BIOMARKERS:
             emit(tid, specimen, method, biomarker, "failed" if failed else call(biomarker, method, specimen))
@@ -119,7 +119,7 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
                 emit(tid, specimen, "fish", "ALK", call("ALK", "fish", specimen))
         if specimen == "tissue" and rng.random() < 0.10:
             test += 1
-            ptid = f"{id_prefix}T-{site_id}-{test:07d}"
+            ptid = f"{id_prefix}T-{site_id}-{period.label}-{test:07d}"
             plasma_failed = rng.random() < FAILURE["plasma"]
             for biomarker in ("EGFR", "KRAS", "ALK", "MET_EX14"):
                 emit(ptid, "plasma", "ngs_dna", biomarker,

@@ -16,6 +16,11 @@ from protos.rarenet.v1.envelope_pb2 import Envelope
 
 SCHEMA_VERSION = 1
 
+# StratumCounts.method of per-test strata: one call per test and biomarker, whatever the methods.
+ALL_METHODS = "all"
+# StratumCounts.method/specimen of strata merged for disclosure control.
+MERGED = "any"
+
 SITE_SUMMARY = "application/vnd.rarenet.site-summary.v1+json"
 ENROLL = "application/vnd.rarenet.enroll.v1+json"
 RECEIPT = "application/vnd.rarenet.receipt.v1+json"
