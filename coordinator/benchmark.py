@@ -336,7 +336,7 @@ def compute(conn: sqlite3.Connection, period: str, standard: Standard,
         }
     for site in sites:
         sites[site]["strata"] = [r for r in strata_rows if r["site_id"] == site]
-        sites[site]["flags"] = [f for f in flags if f["site_id"] == site]
+        sites[site]["flags"] = sorted((f for f in flags if f["site_id"] == site), key=lambda f: f["level"] != "alarm")
         levels = {f["level"] for f in sites[site]["flags"]}
         sites[site]["status"] = "alarm" if "alarm" in levels else "alert" if "alert" in levels else "ok"
     if progress:

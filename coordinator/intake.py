@@ -52,6 +52,8 @@ def authenticate(conn: sqlite3.Connection, envelope: Envelope, expected_type: st
 
 
 def check_summary(summary: pb.SiteSummary, site_id: str, today: dt.date) -> None:
+    if not summary.site_id or not summary.period:
+        raise InvalidArgument("the payload cannot be read as a site summary: site_id and period are required")
     if summary.site_id != site_id:
         raise PermissionDenied(f"the summary names site {summary.site_id!r} but is signed by site {site_id}'s key")
     if summary.schema_version not in KNOWN_SCHEMAS:

@@ -31,8 +31,9 @@ def _svg(fig) -> str:
 def funnel_svg(biomarker: str, network: dict, sites: dict) -> str:
     points = [(site, v["positivity"][biomarker]) for site, v in sites.items() if biomarker in v["positivity"]]
     theta = network["rate"]
-    n_max = max([p["valid"] for _, p in points] + [10])
-    ns = np.unique(np.linspace(1, n_max * 1.1, 120).astype(int))
+    sizes = [p["valid"] for _, p in points if p["valid"]] or [10]
+    n_lo, n_hi = max(1, int(min(sizes) * 0.5)), int(max(sizes) * 1.15) + 1
+    ns = np.unique(np.linspace(n_lo, n_hi, 120).astype(int))
     limits = [stats.funnel_limits(int(n), theta, network.get("phi", 1.0)) for n in ns]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(ns, [l.lower95 for l in limits], color="#e69f00", lw=1, label="95% limits")
@@ -46,6 +47,9 @@ def funnel_svg(biomarker: str, network: dict, sites: dict) -> str:
         ax.scatter(p["valid"], p["rate"] or 0.0, color=colours.get(p["status"], "#999999"), s=22, zorder=3)
         if p["status"] != "in_control" and len(points) <= 60:
             ax.annotate(site, (p["valid"], p["rate"] or 0.0), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    top = max([limits[0].upper998] + [p["rate"] or 0.0 for _, p in points])
+    ax.set_ylim(0, min(1.0, top * 1.15 + 0.002))
+    ax.set_xlim(n_lo, n_hi)
     ax.set_xlabel("valid results (positive + negative)")
     ax.set_ylabel("positivity")
     ax.set_title(f"{biomarker}: positivity funnel plot")

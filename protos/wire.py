@@ -6,6 +6,7 @@ signed; they are decoded strictly (an unknown field is an error, not silently dr
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import TypeVar
 
 from google.protobuf import json_format
@@ -47,10 +48,17 @@ def encode(message: Message) -> bytes:
 def decode(payload: bytes, message_type: type[M]) -> M:
     """Parse payload bytes as message_type; PayloadError on anything that is not exactly that."""
     message = message_type()
+    name = message_type.DESCRIPTOR.name
     try:
-        json_format.Parse(payload.decode("utf-8"), message, ignore_unknown_fields=False)
-    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-        raise PayloadError(f"payload is not a valid {message_type.DESCRIPTOR.name}: {exc}") from exc
+        data = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise PayloadError(f"payload is not a valid {name}: not UTF-8 JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise PayloadError(f"payload is not a valid {name}: a JSON object is required")
+    try:
+        json_format.ParseDict(data, message, ignore_unknown_fields=False)
+    except (json_format.ParseError, RecursionError) as exc:
+        raise PayloadError(f"payload is not a valid {name}: {exc}") from exc
     return message
 
 
