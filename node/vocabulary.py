@@ -116,7 +116,7 @@ _BIOMARKER_PATTERNS = (
 # EGFR exon 19 deletions are written many ways; canonical variant text kept on site only.
 _EGFR_EX19DEL = re.compile(r"(ex(on)?\s*19|e19|19\s*外显子|19号外显子|^19)\s*[- ]?\s*(del|缺失)", re.I)
 _EGFR_L858R = re.compile(r"l858r", re.I)
-_MET_SKIP = re.compile(r"(14\s*跳跃|ex(on)?\s*14\s*skip)", re.I)
+_MET_SKIP = re.compile(r"(ex(on)?)?\s*14\s*(号)?(外显子)?\s*(跳跃|skip)", re.I)
 
 
 def fold(text: str) -> str:
