@@ -1,0 +1,79 @@
+"""The demo network end to end (separate processes, real gRPC), and its report in headless Chromium."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    result = subprocess.run([sys.executable, "-m", "demo.run", "--out", str(work / "report"),
+                             "--work", str(work / "work")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return result, work / "report"
+
+
+def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
+    result, report = demo
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (report / "index.html").stat().st_size > 10_000
+    benchmark = json.loads((report / "benchmark.json").read_text())
+    sites = benchmark["sites"]
+    assert len(sites) == 6
+    def rules(site):
+        return {(f["rule"], f["subject"], f["level"]) for f in sites[site]["flags"]}
+    assert ("positivity_funnel", "MET_EX14", "alarm") in rules("lab-dnaonly")
+    assert ("positivity_below_expected", "MET_EX14", "alarm") in rules("lab-dnaonly")
+    assert ("turnaround", "all specimens", "alarm") in rules("lab-slow")
+    assert ("failure_rate", "cytology", "alarm") in rules("lab-cytofail")
+    for site in ("lab-beijing", "lab-shanghai", "lab-guangzhou"):
+        assert not [f for f in sites[site]["flags"] if f["level"] == "alarm"], site
+    for flag in benchmark["flags"]:
+        assert flag["source"] and flag["message"] and flag["figures"], flag
+    # The table printed at the end names the misbehaving sites.
+    for site in ("lab-dnaonly", "lab-slow", "lab-cytofail"):
+        assert re.search(rf"{site}\s+\S+\s+alarm", result.stdout), result.stdout
+    for name in ("strata.csv", "flags.csv", "concordance.csv", "network.csv"):
+        assert (report / name).read_text().count("\n") > 1, name
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_renders_in_headless_chromium(demo, tmp_path) -> None:
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no Chromium: .ci/run installs Debian's chromium")
+        pytest.skip("no Chromium on this machine (apt-get install chromium); CI installs it")
+    _, report = demo
+    page = (report / "index.html").as_uri()
+    html = (report / "index.html").read_text()
+    assert not re.search(r'(src|href)="https?://', html), "the page must be self-contained"
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--enable-logging=stderr", "--v=0", "--dump-dom", page],
+                         capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    figures = re.findall(r'<figure class="funnel" data-biomarker="([A-Z0-9_]+)">\s*<svg', dom.stdout)
+    assert len(figures) == 11 and "MET_EX14" in figures
+    assert dom.stdout.count("<path") > 100  # the plots were drawn, not left empty
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "benchmark-report.png"
+    subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--window-size=1280,2000", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 50_000
