@@ -55,9 +55,15 @@ def main() -> None:
 @click.option("--coordinator", required=True, help="HOST:PORT of the coordinator.")
 @click.option("--country", default="CN", show_default=True, help="Country whose public holidays are not working days.")
 @click.option("--insecure", is_flag=True, help="Plain-text gRPC to a loopback coordinator (demo and tests only).")
-def init(data_dir: Path, site_id: str, coordinator: str, country: str, insecure: bool) -> None:
+@click.option("--ca-file", default="", help="The network CA certificate (PEM) that signed the coordinator's.")
+@click.option("--cert-file", default="", help="This site's client certificate (PEM), when the centre requires mTLS.")
+@click.option("--key-file", default="", help="The key of --cert-file (PEM).")
+def init(data_dir: Path, site_id: str, coordinator: str, country: str, insecure: bool, ca_file: str, cert_file: str,
+         key_file: str) -> None:
     """Create the data directory, signing key and pseudonymisation secret."""
-    cfg = node_config.init(data_dir, site_id, coordinator, country, insecure)
+    if insecure and ca_file:
+        raise click.UsageError("--insecure and --ca-file exclude each other")
+    cfg = node_config.init(data_dir, site_id, coordinator, country, insecure, ca_file, cert_file, key_file)
     store.connect(cfg.db_path).close()
     click.echo(f"initialised node {site_id} in {data_dir}; key id {dsse.keyid(cfg.signing_key().public_key())}")
 

@@ -31,9 +31,9 @@ address = "{coordinator}"
 # TLS: the network CA that signed the coordinator's certificate, and this site's client
 # certificate and key when the coordinator requires mTLS. insecure = true only on loopback.
 insecure = {insecure}
-ca_file = ""
-cert_file = ""
-key_file = ""
+ca_file = "{ca_file}"
+cert_file = "{cert_file}"
+key_file = "{key_file}"
 timeout_seconds = 15
 
 [disclosure]
@@ -108,7 +108,8 @@ class NodeConfig:
             raise ConfigError(f"no pseudonymisation secret at {self.secret_path}; run `rarenet-node init`") from exc
 
 
-def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", insecure: bool = False) -> NodeConfig:
+def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", insecure: bool = False,
+         ca_file: str = "", cert_file: str = "", key_file: str = "") -> NodeConfig:
     """Create the data directory, config, signing key and pseudonymisation secret."""
     if not site_id or not all(c.isalnum() or c in "-_." for c in site_id):
         raise ConfigError(f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.'")
@@ -118,13 +119,18 @@ def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", in
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "keys").mkdir(mode=0o700, exist_ok=True)
     config_path.write_text(CONFIG_TEMPLATE.format(
-        site_id=site_id, coordinator=coordinator, country=country, insecure=str(insecure).lower()
+        site_id=site_id, coordinator=coordinator, country=country, insecure=str(insecure).lower(),
+        ca_file=_abs(ca_file), cert_file=_abs(cert_file), key_file=_abs(key_file),
     ), encoding="utf-8")
     keys.save_private(keys.generate(), data_dir / "keys" / "site.key")
     fd = os.open(data_dir / "keys" / "pseudonym.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(secrets.token_bytes(32))
     return load(data_dir)
+
+
+def _abs(path: str) -> str:
+    return str(Path(path).resolve()).replace("\\", "/") if path else ""
 
 
 def load(data_dir: Path) -> NodeConfig:
