@@ -20,11 +20,13 @@ from node.mapping import Mapping
 from node.readers import open_table
 from node.vocabulary import REQUIRED, normalise_variant
 
-_STAGE_COLUMNS = (
+_COLUMNS = (
     "test_id", "biomarker", "method", "patient_key", "received_date", "reported_date",
     "specimen", "histology", "result", "variant", "vaf", "eqa_round", "eqa_sample", "row_hash",
 )
+VOCABULARY_FIELDS = ("specimen", "histology", "method", "biomarker", "result")
 _BATCH = 5000
+_HASH_MASK = (1 << 96) - 1
 
 
 @dataclass
@@ -70,63 +72,86 @@ class Pseudonymiser:
 
 
 class _Validator:
-    """Turns one row of cells into a canonical record tuple, or the list of what is wrong with it."""
+    """Turns one row of cells into a canonical record tuple, or the list of what is wrong with it.
+
+    Vocabulary words and dates repeat endlessly in an export, so each distinct text is normalised
+    once and remembered; a row that passes every check takes the fast path, and only a bad row is
+    examined field by field for its error messages.
+    """
 
     def __init__(self, positions: dict[int, str], mapping: Mapping, pseudonymise: Pseudonymiser) -> None:
         self.index = {name: i for i, name in positions.items()}
         self.mapping = mapping
         self.pseudonymise = pseudonymise
         self.width = max(positions) + 1
+        self.required = [self.index[name] for name in REQUIRED]
+        self.optional = [self.index.get(name) for name in ("variant", "vaf", "eqa_round", "eqa_sample")]
+        self.words: dict[str, dict[str, str | None]] = {f: {} for f in VOCABULARY_FIELDS}
+        self.dates: dict[str, str | None] = {}
 
-    def cell(self, cells: list[str], name: str) -> str:
-        i = self.index.get(name)
-        return cells[i].strip() if i is not None and i < len(cells) else ""
+    def word(self, field_name: str, text: str) -> str | None:
+        known = self.words[field_name]
+        if text not in known:
+            known[text] = self.mapping.value(field_name, text) if text else None
+        return known[text]
+
+    def date(self, text: str) -> str | None:
+        if text not in self.dates:
+            day = self.mapping.parse_date(text) if text else None
+            self.dates[text] = day.isoformat() if day else None
+        return self.dates[text]
 
     def __call__(self, cells: list[str]) -> tuple[tuple | None, list[tuple[str, str]]]:
-        problems: list[tuple[str, str]] = []
-        get = self.cell
-        values = {name: get(cells, name) for name in REQUIRED}
-        for name in REQUIRED:
-            if not values[name]:
-                problems.append((name, "required value is empty"))
-        canon = {}
-        for name in ("specimen", "histology", "method", "biomarker", "result"):
-            if values[name]:
-                value = self.mapping.value(name, values[name])
-                if value is None:
-                    problems.append((name, f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]"))
-                canon[name] = value
-        dates = {}
+        if len(cells) < self.width:
+            cells = cells + [""] * (self.width - len(cells))
+        test_id, patient_id, received, reported, specimen, histology, method, biomarker, result = \
+            [cells[i].strip() for i in self.required]
+        variant, vaf_text, eqa_round, eqa_sample = [cells[i].strip() if i is not None else "" for i in self.optional]
+        specimen, histology = self.word("specimen", specimen), self.word("histology", histology)
+        method, biomarker, result = self.word("method", method), self.word("biomarker", biomarker), self.word("result", result)
+        received, reported = self.date(received), self.date(reported)
+        vaf = None
+        if vaf_text:
+            try:
+                vaf = float(vaf_text.rstrip("%"))
+            except ValueError:
+                vaf = -1.0
+        if not (test_id and patient_id and specimen and histology and method and biomarker and result
+                and received and reported and reported >= received and (vaf is None or 0.0 <= vaf <= 100.0)):
+            return None, self.problems(cells)
+        patient_key = self.pseudonymise(patient_id)
+        variant = normalise_variant(variant) if variant else ""
+        vaf_repr = repr(vaf) if vaf is not None else ""
+        text = "\x1f".join((test_id, biomarker, method, patient_key, received, reported, specimen, histology, result,
+                            variant, vaf_repr, eqa_round, eqa_sample))
+        return (test_id, biomarker, method, patient_key, received, reported, specimen, histology, result,
+                variant or None, vaf, eqa_round or None, eqa_sample or None,
+                hashlib.blake2b(text.encode(), digest_size=12).hexdigest()), []
+
+    def problems(self, cells: list[str]) -> list[tuple[str, str]]:
+        """Every reason the row cannot be accepted, one (field, reason) per problem."""
+        values = {name: cells[i].strip() for name, i in zip(REQUIRED, self.required)}
+        problems = [(name, "required value is empty") for name in REQUIRED if not values[name]]
+        for name in VOCABULARY_FIELDS:
+            if values[name] and self.word(name, values[name]) is None:
+                problems.append((name, f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]"))
         for name in ("received_date", "reported_date"):
-            if values[name]:
-                day = self.mapping.parse_date(values[name])
-                if day is None:
-                    problems.append((name, f"{values[name]!r} is not a real date in a known format"))
-                dates[name] = day
-        received, reported = dates.get("received_date"), dates.get("reported_date")
+            if values[name] and self.date(values[name]) is None:
+                problems.append((name, f"{values[name]!r} is not a real date in a known format"))
+        received, reported = self.date(values["received_date"]), self.date(values["reported_date"])
         if received and reported and reported < received:
             problems.append(("reported_date", f"reported {reported} is before received {received}"))
-        vaf_text = get(cells, "vaf").rstrip("%").strip()
-        vaf = None
+        i = self.optional[1]
+        vaf_text = cells[i].strip().rstrip("%").strip() if i is not None else ""
         if vaf_text:
             try:
                 vaf = float(vaf_text)
             except ValueError:
                 problems.append(("vaf", f"{vaf_text!r} is not a number"))
             else:
-                if not 0.0 <= vaf <= 100.0 or vaf != vaf:
+                if not 0.0 <= vaf <= 100.0:
                     problems.append(("vaf", f"{vaf_text} is outside 0-100 (percent)"))
-        if problems:
-            return None, problems
-        variant = get(cells, "variant")
-        record = (
-            values["test_id"], canon["biomarker"], canon["method"], self.pseudonymise(values["patient_id"]),
-            received.isoformat(), reported.isoformat(), canon["specimen"], canon["histology"],
-            canon["result"], normalise_variant(variant) if variant else None, vaf,
-            get(cells, "eqa_round") or None, get(cells, "eqa_sample") or None,
-        )
-        digest = hashlib.blake2b("\x1f".join("" if v is None else str(v) for v in record).encode(), digest_size=12)
-        return record + (digest.hexdigest(),), []
+        return problems
 
     def masked(self, cells: list[str]) -> str:
         """The row as read, for the quarantine table, with the patient id replaced by its keyed hash."""
@@ -135,6 +160,14 @@ class _Validator:
         if i is not None and i < len(shown) and shown[i].strip():
             shown[i] = "pseudonym:" + self.pseudonymise(shown[i].strip())
         return json.dumps(shown, ensure_ascii=False)
+
+
+_UPSERT = (
+    f"INSERT INTO results ({', '.join(_COLUMNS)}, source, line) VALUES ({', '.join('?' * (len(_COLUMNS) + 2))}) "
+    "ON CONFLICT (test_id, biomarker, method) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[3:])
+    + ", source = excluded.source, line = excluded.line WHERE results.row_hash != excluded.row_hash"
+)
 
 
 def ingest_file(
@@ -157,7 +190,11 @@ def ingest_file(
     validate = _Validator(positions, mapping, pseudonymise)
     result = IngestResult(file=path.name, encoding=table.encoding, unmapped_columns=unmapped)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    quarantine: list[tuple[int, str, str, str]] = []
+    quarantine: list[tuple[int, list[tuple[str, str]], str]] = []
+    # Every (test_id, biomarker, method) of this file by the hash of the key, with its first line
+    # and row hash packed in one int (line << 96 | row hash): repeats within the file are found in
+    # one pass, in about 100 bytes a row. A hit is confirmed against the database (`_same_key`).
+    seen: dict[int, int] = {}
     conn.execute("BEGIN IMMEDIATE")
     try:
         previously_open = {
@@ -166,12 +203,12 @@ def ingest_file(
             )
         }
         conn.execute("UPDATE quarantine SET released_at = ? WHERE source = ? AND released_at IS NULL", (now, path.name))
-        conn.execute("DROP TABLE IF EXISTS temp.stage")
-        conn.execute(f"CREATE TEMP TABLE stage (line INTEGER PRIMARY KEY, {', '.join(_STAGE_COLUMNS)})")
-        insert = f"INSERT INTO temp.stage VALUES (?{', ?' * len(_STAGE_COLUMNS)})"
+        before_rows = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        before_changes = conn.total_changes
         batch: list[tuple] = []
+        unique = 0
         for line, cells in table.rows:
-            if not any(c.strip() for c in cells):
+            if not "".join(cells).strip():
                 continue  # a blank line is not a row
             result.rows += 1
             record, problems = validate(cells)
@@ -179,15 +216,32 @@ def ingest_file(
                 quarantine.append((line, problems, validate.masked(cells)))
                 result.errors.extend(RowError(line, f, r) for f, r in problems)
                 continue
-            batch.append((line,) + record)
+            key = hash(record[:3])
+            row_hash = int(record[-1], 16)
+            first = seen.get(key)
+            if first is not None and (first & _HASH_MASK == row_hash or _same_key(conn, batch, record, first)):
+                if first & _HASH_MASK == row_hash:
+                    result.duplicates += 1
+                else:
+                    reason = (f"line {first >> 96} already gives a different result for {record[0]} / {record[1]} / "
+                              f"{record[2]}; keep one result per test, biomarker and method")
+                    quarantine.append((line, [("test_id", reason)], validate.masked(cells)))
+                    result.errors.append(RowError(line, "test_id", reason))
+                continue
+            seen[key] = line << 96 | row_hash
+            unique += 1
+            batch.append(record + (path.name, line))
             if len(batch) >= _BATCH:
-                conn.executemany(insert, batch)
+                conn.executemany(_UPSERT, batch)
                 batch.clear()
                 if progress:
                     progress(table.position(), table.size)
-        conn.executemany(insert, batch)
-        _resolve_repeats(conn, result, quarantine)
-        _merge(conn, path.name, result)
+        conn.executemany(_UPSERT, batch)
+        changed = conn.total_changes - before_changes
+        result.inserted = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] - before_rows
+        result.updated = changed - result.inserted
+        result.accepted = changed
+        result.duplicates += unique - changed
         conn.executemany(
             "INSERT INTO quarantine (source, line, field, reason, row_json, ingested_at) VALUES (?, ?, ?, ?, ?, ?)",
             [(path.name, line, problems[0][0], "; ".join(f"{f}: {r}" for f, r in problems), raw, now)
@@ -201,7 +255,6 @@ def ingest_file(
             (path.name, _sha256(path), now, result.rows, result.accepted, result.inserted, result.updated,
              result.duplicates, result.quarantined, result.released),
         )
-        conn.execute("DROP TABLE temp.stage")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -212,48 +265,15 @@ def ingest_file(
     return result
 
 
-def _resolve_repeats(conn: sqlite3.Connection, result: IngestResult, quarantine: list) -> None:
-    """Rows repeating an earlier line's (test_id, biomarker, method): identical ones are duplicates,
-    different ones are quarantined (one result per test, biomarker and method)."""
-    conn.execute("CREATE INDEX temp.stage_key ON stage (test_id, biomarker, method, line)")
-    repeats = conn.execute(
-        """
-        WITH firsts AS (
-            SELECT test_id, biomarker, method, MIN(line) AS first FROM temp.stage
-            GROUP BY test_id, biomarker, method HAVING COUNT(*) > 1)
-        SELECT s.line, f.first, s.row_hash = (SELECT row_hash FROM temp.stage WHERE line = f.first), s.test_id,
-               s.biomarker, s.method
-        FROM temp.stage s JOIN firsts f USING (test_id, biomarker, method) WHERE s.line > f.first
-        """
-    ).fetchall()
-    for line, first, same, test_id, biomarker, method in repeats:
-        if same:
-            result.duplicates += 1
-        else:
-            reason = (f"line {first} already gives a different result for {test_id} / {biomarker} / {method}; "
-                      "keep one result per test, biomarker and method")
-            quarantine.append((line, [("test_id", reason)], "[]"))
-            result.errors.append(RowError(line, "test_id", reason))
-    conn.executemany("DELETE FROM temp.stage WHERE line = ?", [(r[0],) for r in repeats])
-
-
-def _merge(conn: sqlite3.Connection, source: str, result: IngestResult) -> None:
-    staged = conn.execute("SELECT COUNT(*) FROM temp.stage").fetchone()[0]
-    before = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    columns = ", ".join(_STAGE_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in _STAGE_COLUMNS[3:])
-    cursor = conn.execute(
-        f"""INSERT INTO results ({columns}, source, line) SELECT {columns}, ?, line FROM temp.stage WHERE true
-            ON CONFLICT (test_id, biomarker, method) DO UPDATE SET {updates}, source = excluded.source,
-            line = excluded.line WHERE results.row_hash != excluded.row_hash""",
-        (source,),
-    )
-    changed = cursor.rowcount
-    after = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    result.inserted = after - before
-    result.updated = changed - result.inserted
-    result.accepted = changed
-    result.duplicates += staged - changed
+def _same_key(conn: sqlite3.Connection, batch: list[tuple], record: tuple, first: int) -> bool:
+    """Whether the earlier row with the same key hash really had record's (test_id, biomarker,
+    method): that row is in the pending batch or the database with the first row's hash."""
+    for pending in batch:
+        if pending[:3] == record[:3]:
+            return int(pending[13], 16) == first & _HASH_MASK
+    row = conn.execute("SELECT row_hash FROM results WHERE test_id = ? AND biomarker = ? AND method = ?",
+                              record[:3]).fetchone()
+    return row is not None and int(row[0], 16) == first & _HASH_MASK
 
 
 def _sha256(path: Path) -> str:

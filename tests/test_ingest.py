@@ -197,3 +197,10 @@ def test_random_and_malformed_rows_never_raise_and_conservation_holds(node, tmp_
     nonblank = sum(1 for r in rows if any(c.strip() for c in r))
     # csv may split a row holding a newline or quote into more lines; every non-blank line is a row.
     assert result.rows >= nonblank or any(any(ch in c for ch in "\n\r\"") for r in rows for c in r)
+
+
+def test_conflicting_repeat_across_write_batches(node, tmp_path) -> None:
+    rows = [row(test_id=f"T{i}") for i in range(6000)] + [row(test_id="T1", result="negative"), row(test_id="T2")]
+    result = node(write(tmp_path / "x.csv", rows))
+    assert (result.rows, result.accepted, result.duplicates, result.quarantined) == (6002, 6000, 1, 1)
+    assert result.errors[0].line == 6002 and "line 3 already gives" in result.errors[0].reason
