@@ -1,8 +1,18 @@
-"""Aggregate metrics for one period, computed from the node's local results.
+"""Aggregate metrics for one period, computed from the node's local results in one pass.
 
 A result belongs to the period of its report date; EQA samples (eqa_round set) are not patient
 results and are left out. Everything returned here is counts: the disclosure step decides what of
 it may leave. Positivity and its statistics are the coordinator's business, not the node's.
+
+The rows are read once, in primary-key order (test, biomarker, method), so all the results of a
+test and biomarker arrive together:
+- per-method strata count every result (biomarker x method x specimen);
+- per-test strata (method "all") count one call per test and biomarker: positive if any method
+  was positive, else negative if any was negative, else equivocal, else failed;
+- inter-method tables pair the methods of a test and biomarker; the comparator is the method the
+  standard ranks higher for that biomarker; pairs with a failed or equivocal side count apart;
+- turnaround counts each test once, from its earliest receipt to its latest report;
+- per patient, a bitmask keeps what tissue-plasma concordance and panel coverage need.
 """
 from __future__ import annotations
 
@@ -10,195 +20,182 @@ import datetime as dt
 import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
+from itertools import combinations
 
 from protos.periods import Period
-from protos.wire import ALL_METHODS
 from protos.rarenet.v1 import summary_pb2 as pb
+from protos.wire import ALL_METHODS
 from node.standard import NodeStandard
+from node.vocabulary import BIOMARKERS
 from node.workdays import WorkingDays
 
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
 VALID = ("positive", "negative")
-
-_IN_PERIOD = "reported_date BETWEEN ? AND ? AND eqa_round IS NULL"
-
-
-def _bounds(period: Period) -> tuple[str, str]:
-    return period.start.isoformat(), period.end.isoformat()
+CELL = {"positive": 0, "negative": 1, "failed": 2, "equivocal": 3}
+BIT = {b: i for i, b in enumerate(BIOMARKERS)}
+# Per patient and biomarker, six bits: tissue positive/negative/any, plasma positive/negative/any.
+_SIDE = {"tissue": 0, "plasma": 3}
 
 
-def strata(conn: sqlite3.Connection, period: Period) -> list[pb.StratumCounts]:
-    """Results per biomarker x method x specimen, then per test (method "all", see test_strata)."""
-    rows = conn.execute(
-        f"""SELECT biomarker, method, specimen, COUNT(*),
-                   SUM(result = 'positive'), SUM(result = 'negative'), SUM(result = 'failed'), SUM(result = 'equivocal')
-            FROM results WHERE {_IN_PERIOD}
-            GROUP BY biomarker, method, specimen ORDER BY biomarker, method, specimen""",
-        _bounds(period),
-    )
-    return [
-        pb.StratumCounts(biomarker=b, method=m, specimen=s, histology_group="all", tests=n,
-                         positive=p, negative=ng, failed=f, equivocal=e)
-        for b, m, s, n, p, ng, f, e in rows
-    ] + test_strata(conn, period)
-
-
-def test_strata(conn: sqlite3.Connection, period: Period) -> list[pb.StratumCounts]:
-    """One call per test and biomarker whatever the number of methods (method "all"): positive if
-    any method was positive, else negative if any was negative, else equivocal, else failed.
-    Site-level positivity and failure rates use these, so a test run by two methods counts once."""
-    rows = conn.execute(
-        f"""SELECT biomarker, specimen, COUNT(*), SUM(call = 'positive'), SUM(call = 'negative'),
-                   SUM(call = 'failed'), SUM(call = 'equivocal')
-            FROM (SELECT biomarker, specimen,
-                         CASE WHEN MAX(result = 'positive') THEN 'positive'
-                              WHEN MAX(result = 'negative') THEN 'negative'
-                              WHEN MAX(result = 'equivocal') THEN 'equivocal' ELSE 'failed' END AS call
-                  FROM results WHERE {_IN_PERIOD} GROUP BY test_id, biomarker, specimen)
-            GROUP BY biomarker, specimen ORDER BY biomarker, specimen""",
-        _bounds(period),
-    )
-    return [
-        pb.StratumCounts(biomarker=b, method=ALL_METHODS, specimen=s, histology_group="all", tests=n,
-                         positive=p, negative=ng, failed=f, equivocal=e)
-        for b, s, n, p, ng, f, e in rows
-    ]
-
-
-def turnaround(conn: sqlite3.Connection, period: Period, workdays: WorkingDays, target: int) -> list[pb.TurnaroundHistogram]:
-    """Per specimen, working days from receipt to report of each test (a test is one test_id)."""
-    counts: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
-    rows = conn.execute(
-        f"""SELECT specimen, MIN(received_date), MAX(reported_date) FROM results WHERE {_IN_PERIOD}
-            GROUP BY test_id, specimen""",
-        _bounds(period),
-    )
-    for specimen, received, reported in rows:
-        days = workdays.between(dt.date.fromisoformat(received), dt.date.fromisoformat(reported))
-        counts[specimen][min(days, TAT_BINS - 1)] += 1
-    return [
-        pb.TurnaroundHistogram(specimen=s, counts=c, target_days=target,
-                               within_target=sum(c[: target + 1]), total=sum(c))
-        for s, c in sorted(counts.items())
-    ]
-
-
-def _table(kind: str, biomarker: str, index: str, comparator: str) -> pb.ConcordanceTable:
-    return pb.ConcordanceTable(kind=kind, biomarker=biomarker, index_method=index, comparator_method=comparator)
-
-
-def _count_pair(table: pb.ConcordanceTable, index_result: str, comparator_result: str) -> None:
-    if index_result not in VALID or comparator_result not in VALID:
-        table.excluded_failed += 1
-    elif index_result == "positive":
-        if comparator_result == "positive":
-            table.both_positive += 1
-        else:
-            table.index_positive_comparator_negative += 1
-    elif comparator_result == "positive":
-        table.index_negative_comparator_positive += 1
-    else:
-        table.both_negative += 1
-
-
-def inter_method(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -> list[pb.ConcordanceTable]:
-    """Same test, same biomarker, two methods; the comparator is the better-ranked reference method."""
-    tables: dict[tuple[str, str, str], pb.ConcordanceTable] = {}
-    rows = conn.execute(
-        f"""SELECT a.biomarker, a.method, a.result, b.method, b.result
-            FROM results a JOIN results b
-              ON a.test_id = b.test_id AND a.biomarker = b.biomarker AND a.method < b.method
-            WHERE a.reported_date BETWEEN ? AND ? AND a.eqa_round IS NULL AND b.eqa_round IS NULL""",
-        _bounds(period),
-    )
-    for biomarker, m1, r1, m2, r2 in rows:
-        if standard.rank(biomarker, m1) <= standard.rank(biomarker, m2):
-            (cm, cr), (im, ir) = (m1, r1), (m2, r2)
-        else:
-            (cm, cr), (im, ir) = (m2, r2), (m1, r1)
-        key = (biomarker, im, cm)
-        if key not in tables:
-            tables[key] = _table("inter_method", biomarker, im, cm)
-        _count_pair(tables[key], ir, cr)
-    return [tables[k] for k in sorted(tables)]
-
-
-def _patient_call(results: set[str]) -> str:
-    """One call per patient, biomarker and specimen side: any positive wins, then negative."""
-    if "positive" in results:
-        return "positive"
-    if "negative" in results:
-        return "negative"
+def _call(results: list[str]) -> str:
+    """One call from several results: any positive wins, then negative, then equivocal, else failed."""
+    for call in ("positive", "negative", "equivocal"):
+        if call in results:
+            return call
     return "failed"
 
 
-def tissue_plasma(conn: sqlite3.Connection, period: Period) -> list[pb.ConcordanceTable]:
-    """Same patient, same biomarker: plasma (index) against tissue (comparator)."""
-    sides: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: {"tissue": set(), "plasma": set()})
-    rows = conn.execute(
-        f"""SELECT patient_key, biomarker, specimen, result FROM results
-            WHERE {_IN_PERIOD} AND specimen IN ('tissue', 'plasma')""",
-        _bounds(period),
-    )
-    for patient, biomarker, specimen, result in rows:
-        sides[(patient, biomarker)][specimen].add(result)
-    tables: dict[str, pb.ConcordanceTable] = {}
-    for (_, biomarker), by_side in sides.items():
-        if not by_side["tissue"] or not by_side["plasma"]:
-            continue
-        if biomarker not in tables:
-            tables[biomarker] = _table("tissue_plasma", biomarker, "plasma", "tissue")
-        _count_pair(tables[biomarker], _patient_call(by_side["plasma"]), _patient_call(by_side["tissue"]))
-    return [tables[k] for k in sorted(tables)]
+def _pair(table: list[int], index_result: str, comparator_result: str) -> None:
+    """table = [both+, index+ comparator-, index- comparator+, both-, excluded]."""
+    if index_result not in VALID or comparator_result not in VALID:
+        table[4] += 1
+    elif index_result == "positive":
+        table[0 if comparator_result == "positive" else 1] += 1
+    else:
+        table[2 if comparator_result == "positive" else 3] += 1
 
 
-def panel(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -> pb.PanelCoverage:
-    """Among non-squamous patients tested in the period: who has a valid result for each required biomarker."""
-    marks = ",".join("?" * len(standard.non_squamous))
-    patients: dict[str, set[str]] = {}
-    rows = conn.execute(
-        f"""SELECT patient_key, biomarker, result FROM results
-            WHERE {_IN_PERIOD} AND patient_key IN (
-                SELECT patient_key FROM results WHERE {_IN_PERIOD} AND histology IN ({marks}))""",
-        (*_bounds(period), *_bounds(period), *standard.non_squamous),
-    )
-    for patient, biomarker, result in rows:
-        valid = patients.setdefault(patient, set())
-        if result in VALID:
-            valid.add(biomarker)
-    required = set(standard.required_panel)
-    return pb.PanelCoverage(
-        patients=len(patients),
-        biomarkers=[
-            pb.BiomarkerCoverage(biomarker=b, with_valid_result=sum(b in v for v in patients.values()))
-            for b in standard.required_panel
-        ],
-        with_all_required=sum(required <= v for v in patients.values()),
-    )
+def _table(kind: str, key: tuple[str, str, str], cells: list[int]) -> pb.ConcordanceTable:
+    biomarker, index, comparator = key
+    return pb.ConcordanceTable(kind=kind, biomarker=biomarker, index_method=index, comparator_method=comparator,
+                               both_positive=cells[0], index_positive_comparator_negative=cells[1],
+                               index_negative_comparator_positive=cells[2], both_negative=cells[3],
+                               excluded_failed=cells[4])
 
 
-def vaf(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -> list[pb.VafHistogram]:
-    edges = standard.vaf_edges
-    hist: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(edges) - 1))
-    rows = conn.execute(
-        f"SELECT biomarker, method, vaf FROM results WHERE {_IN_PERIOD} AND result = 'positive' AND vaf IS NOT NULL",
-        _bounds(period),
-    )
-    for biomarker, method, value in rows:
-        i = bisect_right(edges, value) - 1
-        if 0 <= i < len(edges) - 1:
-            hist[(biomarker, method)][i] += 1
-    return [pb.VafHistogram(biomarker=b, method=m, edges=edges, counts=c) for (b, m), c in sorted(hist.items())]
+def _stratum(biomarker: str, method: str, specimen: str, cells: list[int]) -> pb.StratumCounts:
+    return pb.StratumCounts(biomarker=biomarker, method=method, specimen=specimen, histology_group="all",
+                            tests=sum(cells), positive=cells[0], negative=cells[1], failed=cells[2],
+                            equivocal=cells[3])
 
 
 def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, workdays: WorkingDays) -> pb.SiteSummary:
     """All metrics of the period, before disclosure control (site, sequence and policy not yet set)."""
+    per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
+    vaf_edges = standard.vaf_edges
+    vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
+    sides: dict[str, int] = defaultdict(int)      # patient: 6 bits per biomarker (tissue/plasma calls)
+    valid: dict[str, int] = defaultdict(int)      # patient: 1 bit per biomarker with a valid result
+    non_squamous: set[str] = set()
+    non_squamous_histologies = set(standard.non_squamous)
+    rank = standard.rank
+
+    test_span: dict[str, list[str]] = {}          # specimen: [earliest received, latest reported] of the current test
+    group: list[tuple[str, str, str]] = []        # (method, result, specimen) of the current test and biomarker
+    current_test = current_biomarker = None
+
+    def close_group() -> None:
+        by_specimen: dict[str, list[str]] = defaultdict(list)
+        for _, result, specimen in group:
+            by_specimen[specimen].append(result)
+        for specimen, results in by_specimen.items():
+            per_test[(current_biomarker, specimen)][CELL[_call(results)]] += 1
+        if len(group) > 1:
+            for (m1, r1, _), (m2, r2, _) in combinations(group, 2):
+                if m1 == m2:
+                    continue
+                if rank(current_biomarker, m1) <= rank(current_biomarker, m2):
+                    _pair(pairs[(current_biomarker, m2, m1)], r2, r1)
+                else:
+                    _pair(pairs[(current_biomarker, m1, m2)], r1, r2)
+
+    def close_test() -> None:
+        for specimen, (received, reported) in test_span.items():
+            days = workdays.between(dt.date.fromisoformat(received), dt.date.fromisoformat(reported))
+            tat[specimen][min(days, TAT_BINS - 1)] += 1
+
+    rows = conn.execute(
+        """SELECT test_id, biomarker, method, patient_key, received_date, reported_date, specimen, histology,
+                  result, vaf
+           FROM results
+           WHERE +reported_date BETWEEN ? AND ? AND eqa_round IS NULL  -- "+": scan in key order, no sort
+           ORDER BY test_id, biomarker, method""",
+        (period.start.isoformat(), period.end.isoformat()),
+    )
+    for test_id, biomarker, method, patient, received, reported, specimen, histology, result, vaf_value in rows:
+        if test_id != current_test or biomarker != current_biomarker:
+            if len(group) == 1:  # the common case: one method for this test and biomarker
+                per_test[(current_biomarker, group[0][2])][CELL[group[0][1]]] += 1
+            elif group:
+                close_group()
+            if test_id != current_test:
+                if current_test is not None:
+                    close_test()
+                current_test, test_span = test_id, {}
+            current_biomarker, group = biomarker, []
+        group.append((method, result, specimen))
+        per_method[(biomarker, method, specimen)][CELL[result]] += 1
+        span = test_span.get(specimen)
+        if span is None:
+            test_span[specimen] = [received, reported]
+        else:
+            if received < span[0]:
+                span[0] = received
+            if reported > span[1]:
+                span[1] = reported
+        if histology in non_squamous_histologies:
+            non_squamous.add(patient)
+        bit = BIT[biomarker]
+        if result == "positive" or result == "negative":
+            valid[patient] |= 1 << bit
+        side = _SIDE.get(specimen)
+        if side is not None:
+            offset = 6 * bit + side
+            sides[patient] |= 1 << (offset + 2) | (1 << offset if result == "positive" else
+                                                   1 << (offset + 1) if result == "negative" else 0)
+        if vaf_value is not None and result == "positive":
+            i = bisect_right(vaf_edges, vaf_value) - 1
+            if 0 <= i < len(vaf_edges) - 1:
+                vaf[(biomarker, method)][i] += 1
+    if current_test is not None:
+        close_group()
+        close_test()
+
     return pb.SiteSummary(
         period=period.label,
         standard_version=standard.version,
-        strata=strata(conn, period),
-        turnaround=turnaround(conn, period, workdays, standard.target_days),
-        concordance=inter_method(conn, period, standard) + tissue_plasma(conn, period),
-        panel=panel(conn, period, standard),
-        vaf=vaf(conn, period, standard),
+        strata=[_stratum(b, m, s, c) for (b, m, s), c in sorted(per_method.items())]
+        + [_stratum(b, ALL_METHODS, s, c) for (b, s), c in sorted(per_test.items())],
+        turnaround=[pb.TurnaroundHistogram(specimen=s, counts=c, target_days=standard.target_days,
+                                           within_target=sum(c[: standard.target_days + 1]), total=sum(c))
+                    for s, c in sorted(tat.items())],
+        concordance=[_table("inter_method", k, c) for k, c in sorted(pairs.items())]
+        + _tissue_plasma(sides),
+        panel=_panel(valid, non_squamous, standard),
+        vaf=[pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c) for (b, m), c in sorted(vaf.items())],
+    )
+
+
+def _side_call(bits: int) -> str | None:
+    """positive / negative / failed from (positive, negative, any) bits, or None without a result."""
+    if not bits & 4:
+        return None
+    return "positive" if bits & 1 else "negative" if bits & 2 else "failed"
+
+
+def _tissue_plasma(sides: dict[str, int]) -> list[pb.ConcordanceTable]:
+    """Same patient, same biomarker, both a tissue and a plasma result: plasma is the index."""
+    tables: dict[str, list[int]] = {}
+    for bits in sides.values():
+        for biomarker, bit in BIT.items():
+            six = bits >> (6 * bit) & 0b111111
+            tissue, plasma = _side_call(six & 0b111), _side_call(six >> 3)
+            if tissue and plasma:
+                _pair(tables.setdefault(biomarker, [0, 0, 0, 0, 0]), plasma, tissue)
+    return [_table("tissue_plasma", (b, "plasma", "tissue"), c) for b, c in sorted(tables.items())]
+
+
+def _panel(valid: dict[str, int], non_squamous: set[str], standard: NodeStandard) -> pb.PanelCoverage:
+    """Among non-squamous patients: who has a valid result for each required biomarker, and for all."""
+    required = [b for b in standard.required_panel if b in BIT]
+    need = sum(1 << BIT[b] for b in required)
+    masks = [valid.get(p, 0) for p in non_squamous]
+    return pb.PanelCoverage(
+        patients=len(masks),
+        biomarkers=[pb.BiomarkerCoverage(biomarker=b, with_valid_result=sum(1 for m in masks if m >> BIT[b] & 1))
+                    for b in standard.required_panel],
+        with_all_required=sum(1 for m in masks if m & need == need),
     )
