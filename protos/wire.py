@@ -1,15 +1,19 @@
 """Payload types and payload encoding: the protobuf JSON mapping, produced once and signed as bytes.
 
 Payloads are JSON so that a lab's privacy officer and an auditor can read exactly what was
-signed; they are decoded strictly (an unknown field is an error, not silently dropped).
+signed; they are decoded strictly (an unknown field is an error, not silently dropped). The codec
+here walks the message descriptors directly (the tests check it against protobuf's json_format,
+which is several times slower on the coordinator's hot path).
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 from typing import TypeVar
 
-from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from protos.errors import PayloadError
@@ -34,32 +38,140 @@ M = TypeVar("M", bound=Message)
 
 
 def encode(message: Message) -> bytes:
-    """The payload bytes of a message: protobuf JSON, field names as in the .proto, keys sorted."""
-    text = json_format.MessageToJson(
-        message,
-        preserving_proto_field_name=True,
-        sort_keys=True,
-        indent=2,
-        always_print_fields_with_no_presence=True,
-    )
-    return text.encode("utf-8") + b"\n"
+    """The payload bytes of a message: its protobuf JSON mapping (field names as in the .proto,
+    64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted."""
+    return json.dumps(_to_dict(message), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
 def decode(payload: bytes, message_type: type[M]) -> M:
-    """Parse payload bytes as message_type; PayloadError on anything that is not exactly that."""
-    message = message_type()
+    """Parse payload bytes as message_type; PayloadError on anything that is not exactly that:
+    not UTF-8 JSON, not an object, a duplicate or unknown key, a value of the wrong type or range."""
     name = message_type.DESCRIPTOR.name
     try:
-        data = json.loads(payload.decode("utf-8"))
+        data = json.loads(payload.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"payload is not a valid {name}: not UTF-8 JSON ({exc})") from exc
     if not isinstance(data, dict):
         raise PayloadError(f"payload is not a valid {name}: a JSON object is required")
+    message = message_type()
     try:
-        json_format.ParseDict(data, message, ignore_unknown_fields=False)
-    except (json_format.ParseError, RecursionError) as exc:
+        _fill(message, data, "")
+    except (TypeError, ValueError, OverflowError, binascii.Error, RecursionError) as exc:
         raise PayloadError(f"payload is not a valid {name}: {exc}") from exc
     return message
+
+
+_INTEGERS = {FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1), FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+             FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1), FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1)}
+_AS_STRING = {FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64}
+_FIELDS: dict = {}
+
+
+def _fields(descriptor) -> dict[str, FieldDescriptor]:
+    fields = _FIELDS.get(descriptor)
+    if fields is None:
+        fields = _FIELDS[descriptor] = {f.name: f for f in descriptor.fields}
+    return fields
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {duplicate!r}")
+    return data
+
+
+def _scalar(field: FieldDescriptor, value: object, where: str):
+    cpp = field.cpp_type
+    if cpp == FieldDescriptor.CPPTYPE_STRING:
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            if not isinstance(value, str):
+                raise TypeError(f"{where} must be base64 text")
+            return base64.b64decode(value, validate=True)
+        if not isinstance(value, str):
+            raise TypeError(f"{where} must be a string")
+        return value
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where} must be true or false")
+        return value
+    if cpp in _INTEGERS:
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{where} must be an integer")
+        low, high = _INTEGERS[cpp]
+        if not low <= value <= high:
+            raise ValueError(f"{where} is out of range")
+        return value
+    if cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+        if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+            return float(value.replace("Infinity", "inf"))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where} must be a number")
+        return float(value)
+    raise TypeError(f"{where}: field type not supported in payloads")
+
+
+def _fill(message: Message, data: dict, path: str) -> None:
+    fields = _fields(message.DESCRIPTOR)
+    message.SetInParent()
+    for key, value in data.items():
+        where = path + key
+        field = fields.get(key)
+        if field is None:
+            raise ValueError(f"unknown field {where!r}")
+        if value is None:
+            continue
+        is_message = field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+        if field.is_repeated:
+            if not isinstance(value, list):
+                raise TypeError(f"{where} must be a list")
+            target = getattr(message, key)
+            for i, item in enumerate(value):
+                if is_message:
+                    if not isinstance(item, dict):
+                        raise TypeError(f"{where}[{i}] must be an object")
+                    _fill(target.add(), item, f"{where}[{i}].")
+                else:
+                    target.append(_scalar(field, item, f"{where}[{i}]"))
+        elif is_message:
+            if not isinstance(value, dict):
+                raise TypeError(f"{where} must be an object")
+            _fill(getattr(message, key), value, where + ".")
+        else:
+            setattr(message, key, _scalar(field, value, where))
+
+
+def _json_scalar(field: FieldDescriptor, value):
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode("ascii")
+    if field.cpp_type in _AS_STRING:
+        return str(value)
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return value
+
+
+def _to_dict(message: Message) -> dict:
+    out = {}
+    for field in message.DESCRIPTOR.fields:
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+                out[field.name] = [_to_dict(item) for item in value]
+            else:
+                out[field.name] = [_json_scalar(field, item) for item in value]
+        elif field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            if message.HasField(field.name):
+                out[field.name] = _to_dict(value)
+        else:
+            out[field.name] = _json_scalar(field, value)
+    return out
 
 
 def envelope_bytes(envelope: Envelope) -> bytes:

@@ -1,0 +1,120 @@
+"""Submissions per second with 50 concurrent node clients on loopback, against a no-op unary RPC
+(the gRPC health check) on the same coordinator process, and the raw Ed25519 verify rate.
+Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate."""
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.common import WORK, Timer
+from coordinator import enrolment, store
+from coordinator.config import init as init_coordinator
+from protos import dsse, keys, wire
+from protos.rarenet.v1 import coordinator_pb2 as cpb
+from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
+from protos.rarenet.v1 import summary_pb2 as pb
+
+CLIENTS = 50
+
+
+def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
+    port_file = data_dir.parent / "port"
+    port_file.unlink(missing_ok=True)
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rarenet-coordinator"), "serve", "--data-dir",
+                             str(data_dir), "--listen", "127.0.0.1:0", "--insecure", "--port-file", str(port_file)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (port_file.exists() and port_file.read_text().strip()):
+        time.sleep(0.05)
+    return proc, int(port_file.read_text())
+
+
+def _run_clients(port: int, work: list[list], call) -> float:
+    """One thread per client, each with its own channel, calling in order; returns seconds."""
+    barrier = threading.Barrier(len(work) + 1)
+    errors: list[str] = []
+
+    def client(items):
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = call(channel)
+            barrier.wait()
+            for item in items:
+                try:
+                    stub(item)
+                except grpc.RpcError as exc:
+                    errors.append(f"{exc.code().name}: {exc.details()}")
+                    return
+
+    threads = [threading.Thread(target=client, args=(items,)) for items in work]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} calls failed, e.g. {errors[0]}")
+    return seconds
+
+
+def run(quick: bool = False) -> None:
+    per_client = 20 if quick else 60
+    root = WORK / "submit"
+    shutil.rmtree(root, ignore_errors=True)
+    data = init_coordinator(root / "coordinator")
+    conn = store.connect(data.db)
+    site_keys = {}
+    for i in range(CLIENTS):
+        site = f"site-{i:03d}"
+        token, _ = enrolment.add_site(conn, site)
+        key = keys.generate()
+        request = cpb.EnrollPayload(site_id=site, token=token, public_key=keys.public_raw(key))
+        enrolment.enroll(conn, dsse.sign(wire.ENROLL, wire.encode(request), key))
+        site_keys[site] = key
+    conn.close()
+    work = []
+    for site, key in site_keys.items():
+        work.append([dsse.sign(wire.SITE_SUMMARY, wire.encode(pb.SiteSummary(
+            site_id=site, period="2026Q3", schema_version=1, sequence=seq, standard_version="2026.1",
+            strata=[pb.StratumCounts(biomarker=b, method="ngs_dna_rna", specimen="tissue", histology_group="all",
+                                     tests=200, positive=seq % 7, negative=200 - seq % 7)
+                    for b in ("EGFR", "ALK", "ROS1", "MET_EX14", "RET", "KRAS_G12C")])), key)
+            for seq in range(1, per_client + 1)])
+    total = CLIENTS * per_client
+
+    proc, port = _serve(data.path)
+    try:
+        check = health_pb2.HealthCheckRequest(service="")
+        noop_seconds = _run_clients(port, [[check] * per_client for _ in range(CLIENTS)],
+                                    lambda ch: health_pb2_grpc.HealthStub(ch).Check)
+        submit_seconds = _run_clients(port, work, lambda ch: cgrpc.CoordinatorStub(ch).Submit)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    ledgered = sqlite3.connect(data.db).execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+    assert ledgered == total, f"{ledgered} ledgered of {total}"
+
+    key = keys.generate()
+    envelope = dsse.sign(wire.SITE_SUMMARY, work[0][0].payload, key)
+    trusted = {dsse.keyid(key.public_key()): keys.public_raw(key)}
+    n = 3000
+    with Timer() as raw:
+        for _ in range(n):
+            dsse.verify(envelope, trusted)
+
+    noop_rate, submit_rate = total / noop_seconds, total / submit_seconds
+    print(f"clients                  {CLIENTS} concurrent, {per_client} calls each")
+    print(f"no-op unary RPC (health) {noop_rate:,.0f} calls/s")
+    print(f"Submit, accepted+ledgered {submit_rate:,.0f} submissions/s ({ledgered:,} in the ledger)")
+    print(f"ratio to no-op           {submit_rate / noop_rate:.2f}  (target >= 0.5)")
+    print(f"signature verifications  {submit_rate:,.0f}/s in Submit; raw Ed25519 DSSE verify {n / raw.seconds:,.0f}/s")
+    print(f"target >= 1,000/s        {'met' if submit_rate >= 1000 else 'NOT met'}")
