@@ -6,9 +6,14 @@ gets its original receipt and no second ledger entry.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import logging
+import queue
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 
 from protos import dsse, merkle, wire
 from protos.errors import ContractError
@@ -17,10 +22,12 @@ from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from coordinator.errors import (AlreadyExists, FailedPrecondition, InvalidArgument, PermissionDenied,
-                                Unauthenticated)
+from coordinator.errors import (AlreadyExists, CoordinatorError, FailedPrecondition, InvalidArgument,
+                                PermissionDenied, Unauthenticated)
 from coordinator.ledger import Ledger
 
+log = logging.getLogger("rarenet.coordinator")
+_NO_LOCK = contextlib.nullcontext()
 KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
 CELLS = ("positive", "negative", "failed", "equivocal")
 
@@ -76,77 +83,192 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+@dataclass
+class _Pending:
+    envelope: Envelope
+    data: bytes
+    leaf: bytes
+    sha: str
+    site_id: str
+    keyid: str
+    summary: pb.SiteSummary
+    received: dt.datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    response: cpb.SubmitResponse | None = None
+    error: BaseException | None = None
+    twin: "_Pending | None" = None  # the same envelope earlier in the same batch
+
+
 class Intake:
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger) -> None:
+    """Verifies on the caller's thread; appends on one committer thread in batches (group commit):
+    everything queued meanwhile goes into one transaction under one signed tree head, and each
+    caller is answered after the commit, so a receipt always names a stored leaf."""
+
+    MAX_BATCH = 256
+
+    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path=None) -> None:
         self.conn = conn
         self.ledger = ledger
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # guards conn and the ledger's tree
+        self._db_path = db_path
+        self._readers = threading.local()
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._committer = threading.Thread(target=self._commit_loop, name="ledger-committer", daemon=True)
+        self._committer.start()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._committer.join(timeout=30)
+
+    def _reader(self) -> sqlite3.Connection:
+        """A connection of this thread's own for the checks that only read."""
+        if self._db_path is None:
+            return self.conn
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._readers.conn = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False)
+        return conn
 
     def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
         data = wire.envelope_bytes(envelope)
-        leaf = merkle.leaf_hash(data)
-        sha = wire.envelope_sha256(envelope)
-        with self.lock:
-            existing = self._existing(sha)
+        sha = hashlib.sha256(data).hexdigest()
+        reader = self._reader() if self._db_path else None
+        if reader is not None:
+            existing = self._existing(reader, sha)
             if existing:
                 return existing
-            site_id, keyid = authenticate(self.conn, envelope, wire.SITE_SUMMARY)
+            site_id, keyid = authenticate(reader, envelope, wire.SITE_SUMMARY)
+        else:
+            with self.lock:
+                existing = self._existing(self.conn, sha)
+                if existing:
+                    return existing
+                site_id, keyid = authenticate(self.conn, envelope, wire.SITE_SUMMARY)
+        try:
+            summary = wire.decode(envelope.payload, pb.SiteSummary)
+        except ContractError as exc:
+            raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
+        received = _now()
+        check_summary(summary, site_id, received.date())
+        item = _Pending(envelope, data, merkle.leaf_hash(data), sha, site_id, keyid, summary, received)
+        self._queue.put(item)
+        item.done.wait()
+        if item.error is not None:
+            raise item.error
+        return item.response
+
+    def _commit_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            with self.lock:
+                self._commit(batch)
+            for item in batch:
+                item.done.set()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        accepted: list[_Pending] = []
+        last_sequence: dict[str, int] = {}
+        in_batch: dict[str, _Pending] = {}
+        for item in batch:
             try:
-                summary = wire.decode(envelope.payload, pb.SiteSummary)
-            except ContractError as exc:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
-            received = _now()
-            check_summary(summary, site_id, received.date())
-            (last,) = self.conn.execute("SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (site_id,)).fetchone()
-            if last is not None and summary.sequence <= last:
-                raise AlreadyExists(
-                    f"sequence {summary.sequence} is not after the last accepted sequence {last} of site {site_id}: "
-                    "a replay, or a node restored from an old backup. Build a new summary with `rarenet-node submit`")
-            index = len(self.ledger)
-            head, signed_head = self.ledger.sign_head(index + 1, self.ledger.pending_root(leaf))
-            receipt = lpb.Receipt(site_id=site_id, period=summary.period, sequence=summary.sequence,
-                                  envelope_sha256=sha, leaf_index=index, received_at=received.isoformat(timespec="seconds"),
-                                  tree_head=head, payload_type=envelope.payload_type)
-            signed_receipt = dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key)
-            self._store(index, leaf, data, sha, site_id, keyid, envelope, summary, received, signed_receipt,
-                        head, signed_head)
-            self.ledger.committed(leaf, signed_head)
-            return cpb.SubmitResponse(receipt=signed_receipt, signed_tree_head=signed_head,
-                                      inclusion_proof=self.ledger.inclusion(index, index + 1))
+                if item.sha in in_batch:
+                    item.twin = in_batch[item.sha]  # answered with its twin's receipt below
+                    continue
+                existing = self._existing(self.conn, item.sha)
+                if existing:
+                    item.response = existing
+                    continue
+                if item.site_id not in last_sequence:
+                    (last,) = self.conn.execute("SELECT MAX(sequence) FROM ledger WHERE site_id = ?",
+                                                (item.site_id,)).fetchone()
+                    last_sequence[item.site_id] = last or 0
+                if item.summary.sequence <= last_sequence[item.site_id]:
+                    raise AlreadyExists(
+                        f"sequence {item.summary.sequence} is not after the last accepted sequence "
+                        f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
+                        "an old backup. Build a new summary with `rarenet-node submit`")
+                last_sequence[item.site_id] = item.summary.sequence
+                in_batch[item.sha] = item
+                accepted.append(item)
+            except CoordinatorError as exc:
+                item.error = exc
+        if accepted:
+            try:
+                self._append(accepted)
+            except Exception as exc:  # noqa: BLE001 - every caller of the batch must hear of it
+                log.exception("ledger commit failed")
+                for item in accepted:
+                    item.error = exc
+        for item in batch:
+            if item.twin is not None:
+                item.response, item.error = item.twin.response, item.twin.error
 
-    def _existing(self, sha: str) -> cpb.SubmitResponse | None:
-        row = self.conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
-                                (sha,)).fetchone()
-        if row is None:
-            return None
-        index, receipt, head = row
-        signed_head = wire.parse_envelope(head)
-        size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
-        return cpb.SubmitResponse(receipt=wire.parse_envelope(receipt), signed_tree_head=signed_head,
-                                  inclusion_proof=self.ledger.inclusion(index, size))
-
-    def _store(self, index, leaf, data, sha, site_id, keyid, envelope, summary, received, signed_receipt,
-               head, signed_head) -> None:
+    def _append(self, accepted: list[_Pending]) -> None:
+        first_index = len(self.ledger)
+        size = first_index + len(accepted)
+        leaves = [item.leaf for item in accepted]
+        head, signed_head = self.ledger.sign_head(size, self.ledger.pending_root(*leaves))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(
-                "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
-                " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (index, leaf, data, sha, site_id, keyid, envelope.payload_type, summary.period, summary.sequence,
-                 received.isoformat(timespec="seconds"), wire.envelope_bytes(signed_receipt),
-                 wire.envelope_bytes(signed_head)))
-            conn.execute("INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
-                         " VALUES (?, ?, ?, ?, ?, ?)",
-                         (index, site_id, summary.period, summary.sequence, summary.standard_version,
-                          envelope.payload.decode("utf-8")))
-            conn.executemany(
-                "INSERT INTO strata VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(index, site_id, summary.period, s.biomarker, s.method, s.specimen, s.histology_group, s.tests,
-                  s.positive, s.negative, s.failed, s.equivocal, int(s.withheld)) for s in summary.strata])
+            for offset, item in enumerate(accepted):
+                index = first_index + offset
+                summary = item.summary
+                receipt = lpb.Receipt(site_id=item.site_id, period=summary.period, sequence=summary.sequence,
+                                      envelope_sha256=item.sha, leaf_index=index,
+                                      received_at=item.received.isoformat(timespec="seconds"), tree_head=head,
+                                      payload_type=item.envelope.payload_type)
+                item.response = cpb.SubmitResponse(
+                    receipt=dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key), signed_tree_head=signed_head)
+                conn.execute(
+                    "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
+                    " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (index, item.leaf, item.data, item.sha, item.site_id, item.keyid, item.envelope.payload_type,
+                     summary.period, summary.sequence, receipt.received_at,
+                     wire.envelope_bytes(item.response.receipt), wire.envelope_bytes(signed_head)))
+                conn.execute("INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
+                             " VALUES (?, ?, ?, ?, ?, ?)",
+                             (index, item.site_id, summary.period, summary.sequence, summary.standard_version,
+                              item.envelope.payload.decode("utf-8")))
+                conn.executemany(
+                    "INSERT INTO strata VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(index, item.site_id, summary.period, s.biomarker, s.method, s.specimen, s.histology_group,
+                      s.tests, s.positive, s.negative, s.failed, s.equivocal, int(s.withheld)) for s in summary.strata])
             conn.execute("INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
                          (head.tree_size, head.root_hash, head.timestamp_ms, wire.envelope_bytes(signed_head)))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            for item in accepted:
+                item.response = None
             raise
+        self.ledger.committed(leaves, signed_head)
+        for offset, item in enumerate(accepted):
+            item.response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
+
+    def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
+        row = conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
+                           (sha,)).fetchone()
+        if row is None:
+            return None
+        index, receipt, head = row
+        signed_head = wire.parse_envelope(head)
+        size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
+        if size > len(self.ledger):
+            return None  # a reader saw a commit the tree has not taken in yet: let the committer answer
+        with self.lock if conn is not self.conn else _NO_LOCK:
+            proof = self.ledger.inclusion(index, size)
+        return cpb.SubmitResponse(receipt=wire.parse_envelope(receipt), signed_tree_head=signed_head,
+                                  inclusion_proof=proof)

@@ -27,12 +27,13 @@ class Ledger:
         head = lpb.TreeHead(tree_size=size, root_hash=root, timestamp_ms=int(time.time() * 1000))
         return head, dsse.sign(wire.TREE_HEAD, wire.encode(head), self.key)
 
-    def pending_root(self, new_leaf: bytes) -> bytes:
-        """The root the tree will have once new_leaf is appended (without appending)."""
-        return self.tree.root_if_appended(new_leaf)
+    def pending_root(self, *new_leaves: bytes) -> bytes:
+        """The root the tree will have once new_leaves are appended (without appending)."""
+        return self.tree.root_if_appended(*new_leaves)
 
-    def committed(self, leaf: bytes, signed_head: Envelope) -> None:
-        self.tree.append(leaf)
+    def committed(self, leaves: list[bytes], signed_head: Envelope) -> None:
+        for leaf in leaves:
+            self.tree.append(leaf)
         self._latest = signed_head
 
     def latest_head(self, conn: sqlite3.Connection) -> Envelope:

@@ -62,11 +62,12 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.key = data.signing_key()
         self.public_key = keys.public_raw(self.key)
         self.ledger = Ledger(self.conn, self.key)
-        self.intake = Intake(self.conn, self.ledger)
+        self.intake = Intake(self.conn, self.ledger, data.db)
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
 
     def close(self) -> None:
+        self.intake.close()
         self.conn.close()
 
     @_guard

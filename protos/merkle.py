@@ -47,13 +47,14 @@ class Tree:
         self._committed = len(self._leaves)
         return len(self._leaves) - 1
 
-    def root_if_appended(self, leaf: bytes) -> bytes:
-        """The root the tree would have with leaf appended, leaving the tree as it is."""
-        self._leaves.append(leaf)
+    def root_if_appended(self, *leaves: bytes) -> bytes:
+        """The root the tree would have with these leaves appended, leaving the tree as it is."""
+        size = len(self._leaves)
+        self._leaves.extend(leaves)
         try:
             return self._hash(0, len(self._leaves))
         finally:
-            self._leaves.pop()
+            del self._leaves[size:]
 
     def leaf(self, index: int) -> bytes:
         return self._leaves[index]

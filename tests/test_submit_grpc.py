@@ -213,3 +213,19 @@ def test_insecure_serving_is_refused_off_loopback(tmp_path) -> None:
         start(data, "0.0.0.0:0", insecure=True)
     with pytest.raises(SetupError, match="TLS is the default"):
         start(data, "127.0.0.1:0")
+
+
+def test_same_envelope_sent_concurrently_is_ledgered_once(coordinator, node_factory, synthetic_csv) -> None:
+    import threading
+
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    envelope = signed_summary(node)
+    responses = []
+    threads = [threading.Thread(target=lambda: responses.append(node.client.submit(envelope))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(responses) == 8 and all(r.receipt == responses[0].receipt for r in responses)
+    assert ledger_size(coordinator) == 1 and stored_summaries(coordinator) == 1
