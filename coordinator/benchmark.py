@@ -42,7 +42,9 @@ def latest_summaries(conn: sqlite3.Connection, period: str) -> dict[str, tuple[i
 
 def _released(s: pb.StratumCounts) -> bool:
     """A stratum whose positive and negative cells can be used for positivity."""
-    return not s.withheld and not {"positive", "negative"} & set(s.suppressed_cells)
+    if s.withheld:
+        return False
+    return not s.suppressed_cells or not {"positive", "negative"} & set(s.suppressed_cells)
 
 
 def _pct(x: float | None) -> str:
@@ -286,14 +288,15 @@ def _pooled_concordance(site_tables: dict[str, list[dict]]) -> list[dict]:
             for (k, b, i, c), v in sorted(pooled.items())]
 
 
-def _trends(conn: sqlite3.Connection, period: Period, sites: list[str], count: int = 4) -> dict:
+def _trends(conn: sqlite3.Connection, period: Period, current: dict[str, pb.SiteSummary], count: int = 4) -> dict:
     """Positivity per biomarker for each site over the last `count` periods of the same kind."""
     periods = [period]
     while len(periods) < count:
         periods.insert(0, periods[0].previous())
-    trends: dict[str, dict] = {site: {} for site in sites}
+    trends: dict[str, dict] = {site: {} for site in current}
     for p in periods:
-        for site, (_, summary) in latest_summaries(conn, p.label).items():
+        summaries = current if p == period else {s: m for s, (_, m) in latest_summaries(conn, p.label).items()}
+        for site, summary in summaries.items():
             if site not in trends:
                 continue
             cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -334,9 +337,15 @@ def compute(conn: sqlite3.Connection, period: str, standard: Standard,
             "panel": _panel(site, summary, standard, flags),
             "concordance": concordance_by_site[site],
         }
+    rows_by_site: dict[str, list[dict]] = defaultdict(list)
+    for row in strata_rows:
+        rows_by_site[row["site_id"]].append(row)
+    flags_by_site: dict[str, list[dict]] = defaultdict(list)
+    for flag in flags:
+        flags_by_site[flag["site_id"]].append(flag)
     for site in sites:
-        sites[site]["strata"] = [r for r in strata_rows if r["site_id"] == site]
-        sites[site]["flags"] = sorted((f for f in flags if f["site_id"] == site), key=lambda f: f["level"] != "alarm")
+        sites[site]["strata"] = rows_by_site[site]
+        sites[site]["flags"] = sorted(flags_by_site[site], key=lambda f: f["level"] != "alarm")
         levels = {f["level"] for f in sites[site]["flags"]}
         sites[site]["status"] = "alarm" if "alarm" in levels else "alert" if "alert" in levels else "ok"
     if progress:
@@ -348,7 +357,7 @@ def compute(conn: sqlite3.Connection, period: str, standard: Standard,
         "network": {"positivity": network, "strata": network_strata,
                     "concordance": _pooled_concordance(concordance_by_site)},
         "flags": flags,
-        "trends": _trends(conn, p, list(sites)),
+        "trends": _trends(conn, p, summaries),
     }
 
 

@@ -78,6 +78,7 @@ class FunnelLimits:
     upper998: float
 
 
+@lru_cache(maxsize=262144)
 def funnel_limits(n: int, theta: float, phi: float = 1.0) -> FunnelLimits:
     """Exact binomial limits at 95% and 99.8%; with phi > 1, the overdispersed normal limits
     theta +/- z*sqrt(phi*theta*(1-theta)/n) (Spiegelhalter 2005, section 3.3)."""
