@@ -1,6 +1,7 @@
 """rarenet-audit: verify what the coordinator and sites signed, offline."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -44,6 +45,58 @@ def verify_envelope(envelope: Path, public_key: Path) -> None:
         click.echo(f"FAIL {envelope.name}: {exc}")
         raise SystemExit(1) from None
     click.echo(f"PASS {envelope.name}: {parsed.payload_type} signed by {dsse.keyid(raw)[:16]}…")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--coordinator-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Pin the coordinator's public key (PEM) obtained out of band instead of trusting the bundle's.")
+@click.option("--json", "as_json", is_flag=True)
+def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
+    """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: unreadable."""
+    from auditor.verify import BundleUnreadable, verify as run
+
+    try:
+        result = run(bundle, coordinator_key)
+    except BundleUnreadable as exc:
+        click.echo(f"ERROR {exc}", err=True)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps({"ok": result.ok, "checks": [c.__dict__ for c in result.checks]}, indent=2))
+    else:
+        for check in result.checks:
+            click.echo(f"{'PASS' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        click.echo(f"{sum(c.ok for c in result.checks)} passed, {sum(not c.ok for c in result.checks)} failed")
+    raise SystemExit(0 if result.ok else 1)
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def show(bundle: Path) -> None:
+    """Print the bundle's concordance tables and flags readably."""
+    import zipfile
+
+    try:
+        report = json.loads(zipfile.ZipFile(bundle).read("report/benchmark.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        click.echo(f"ERROR {bundle}: {exc}", err=True)
+        raise SystemExit(2) from None
+    sites = report["sites"] if "sites" in report else {report["site"]["site_id"]: report["site"]}
+    click.echo(f"Benchmark {report['period']}, standard {report['standard']['id']} {report['standard']['version']}")
+    for site, entry in sites.items():
+        click.echo(f"\n{site}: {entry['status']}")
+        for flag in entry["flags"]:
+            click.echo(f"  {flag['level'].upper()} [{flag['rule']}] {flag['message']}")
+        for t in entry["concordance"]:
+            if t.get("withheld"):
+                click.echo(f"  {t['kind']} {t['biomarker']} {t['index_method']} vs {t['comparator_method']}: withheld")
+                continue
+            kappa = "n/a" if t["kappa"] is None else f"{t['kappa']:.2f}"
+            ppa = "n/a" if t["ppa"] is None else f"{100 * t['ppa']:.1f}%"
+            npa = "n/a" if t["npa"] is None else f"{100 * t['npa']:.1f}%"
+            click.echo(f"  {t['kind']:<13} {t['biomarker']:<9} {t['index_method']} vs {t['comparator_method']}: "
+                       f"a={t['a']} b={t['b']} c={t['c']} d={t['d']} (excluded {t['excluded_failed']}); "
+                       f"PPA {ppa}, NPA {npa}, kappa {kappa}")
 
 
 if __name__ == "__main__":

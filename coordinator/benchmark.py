@@ -288,15 +288,19 @@ def _pooled_concordance(site_tables: dict[str, list[dict]]) -> list[dict]:
             for (k, b, i, c), v in sorted(pooled.items())]
 
 
-def _trends(conn: sqlite3.Connection, period: Period, current: dict[str, pb.SiteSummary], count: int = 4) -> dict:
-    """Positivity per biomarker for each site over the last `count` periods of the same kind."""
+def periods_for_trends(period: Period, count: int = 4) -> list[Period]:
+    """The last `count` periods of the same kind, oldest first, ending with `period`."""
     periods = [period]
     while len(periods) < count:
         periods.insert(0, periods[0].previous())
-    trends: dict[str, dict] = {site: {} for site in current}
+    return periods
+
+
+def _trends(by_period: dict[str, dict[str, pb.SiteSummary]], periods: list[Period], sites: list[str]) -> dict:
+    """Positivity per biomarker for each site over the trend periods."""
+    trends: dict[str, dict] = {site: {} for site in sites}
     for p in periods:
-        summaries = current if p == period else {s: m for s, (_, m) in latest_summaries(conn, p.label).items()}
-        for site, summary in summaries.items():
+        for site, summary in by_period.get(p.label, {}).items():
             if site not in trends:
                 continue
             cells: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -310,12 +314,27 @@ def _trends(conn: sqlite3.Connection, period: Period, current: dict[str, pb.Site
     return {"periods": [p.label for p in periods], "sites": trends}
 
 
+def inputs(conn: sqlite3.Connection, period: str) -> tuple[dict[str, dict[str, tuple[int, pb.SiteSummary]]], set[str]]:
+    """What a benchmark is computed from: the latest summary of each site for the period and the
+    trend periods before it ({period: {site: (leaf index, summary)}}), and the revoked sites."""
+    p = parse_period(period)
+    by_period = {q.label: latest_summaries(conn, q.label) for q in periods_for_trends(p)}
+    revoked = {r[0] for r in conn.execute("SELECT site_id FROM sites WHERE status = 'revoked'")}
+    return by_period, revoked
+
+
 def compute(conn: sqlite3.Connection, period: str, standard: Standard,
             progress: Callable[[str], None] | None = None) -> dict:
+    by_period, revoked = inputs(conn, period)
+    return compute_from(by_period, revoked, period, standard, progress)
+
+
+def compute_from(by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]], revoked: set[str], period: str,
+                 standard: Standard, progress: Callable[[str], None] | None = None) -> dict:
+    """The benchmark from signed summaries alone (no database): what an auditor recomputes."""
     p = parse_period(period)
-    latest = latest_summaries(conn, p.label)
+    latest = by_period.get(p.label, {})
     summaries = {site: s for site, (_, s) in latest.items()}
-    revoked = {r[0] for r in conn.execute("SELECT site_id FROM sites WHERE status = 'revoked'")}
     flags: list[dict] = []
     if progress:
         progress(f"{len(summaries)} site summaries for {p.label}")
@@ -350,6 +369,7 @@ def compute(conn: sqlite3.Connection, period: str, standard: Standard,
         sites[site]["status"] = "alarm" if "alarm" in levels else "alert" if "alert" in levels else "ok"
     if progress:
         progress(f"{len(flags)} flags")
+    plain = {label: {site: s for site, (_, s) in entries.items()} for label, entries in by_period.items()}
     return {
         "period": p.label,
         "standard": {"id": standard.id, "version": standard.version, "sha256": standard.sha256},
@@ -357,7 +377,7 @@ def compute(conn: sqlite3.Connection, period: str, standard: Standard,
         "network": {"positivity": network, "strata": network_strata,
                     "concordance": _pooled_concordance(concordance_by_site)},
         "flags": flags,
-        "trends": _trends(conn, p, summaries),
+        "trends": _trends(plain, periods_for_trends(p), list(sites)),
     }
 
 

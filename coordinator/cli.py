@@ -139,5 +139,20 @@ def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None
         click.echo(path)
 
 
+@main.command("audit-bundle")
+@data_dir_option
+@click.option("--period", required=True)
+@click.option("--site", help="Make the report that site's own view (all summaries stay in, to recompute it).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The .zip to write.")
+@click.option("--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def audit_bundle(data_dir: Path, period: str, site: str | None, out: Path, standard_path: Path | None) -> None:
+    """Write a signed bundle an auditor verifies offline with `rarenet-audit verify`."""
+    from coordinator.audit_bundle import build
+
+    data = DataDir(data_dir).check()
+    manifest = build(data, load_standard(standard_path or data.standard), period, out, site)
+    click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
+
+
 if __name__ == "__main__":
     main()

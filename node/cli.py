@@ -310,8 +310,10 @@ def standards_fetch(data_dir: Path) -> None:
 @main.command()
 @data_dir_option
 @click.option("--period", required=True)
-@click.option("--json", "as_json", is_flag=True)
-def benchmark(data_dir: Path, period: str, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the signed benchmark's JSON.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the benchmark as a self-contained HTML page.")
+def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None) -> None:
     """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
     cfg, _ = _open(data_dir)
     p = parse_period(period)
@@ -321,6 +323,11 @@ def benchmark(data_dir: Path, period: str, as_json: bool) -> None:
         response = client.benchmark(dsse.sign(wire.BENCHMARK_REQUEST, wire.encode(request), cfg.signing_key()))
     dsse.verify(response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK)
     data = json.loads(response.benchmark.payload)
+    if html_path:
+        from node.benchmark_page import render
+
+        html_path.write_text(render(data), encoding="utf-8")
+        click.echo(f"wrote {html_path}", err=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
