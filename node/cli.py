@@ -187,6 +187,7 @@ def quarantine() -> None:
 @data_dir_option
 @click.option("--all", "show_all", is_flag=True, help="Include rows released by a later re-ingest.")
 def quarantine_list(data_dir: Path, show_all: bool) -> None:
+    """List quarantined rows: file, line, field and reason."""
     _, conn = _open(data_dir)
     db = store.database(conn)
     where = None if show_all else "released_at IS NULL"
@@ -201,6 +202,7 @@ def quarantine_list(data_dir: Path, show_all: bool) -> None:
 @data_dir_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write.")
 def quarantine_export(data_dir: Path, out: Path) -> None:
+    """Write the open quarantine to a CSV file (patient ids pseudonymised) for fixing the export."""
     _, conn = _open(data_dir)
     rows = list(store.database(conn)["quarantine"].rows_where("released_at IS NULL", order_by="source, line"))
     with out.open("w", newline="", encoding="utf-8") as fh:
@@ -301,6 +303,7 @@ def standards() -> None:
 @standards.command("fetch")
 @data_dir_option
 def standards_fetch(data_dir: Path) -> None:
+    """Fetch the coordinator's signed testing standard and cache it for offline summaries."""
     cfg, _ = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         std = enrolment.fetch_standard(cfg, client)

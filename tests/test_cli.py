@@ -1,0 +1,138 @@
+"""The public command lines: help on every command, and the behaviour labs' scripts rely on."""
+from __future__ import annotations
+
+import json
+
+import click
+import grpc
+import pytest
+from click.testing import CliRunner
+
+from auditor.cli import main as audit_cli
+from coordinator.cli import main as coordinator_cli
+from node import outbox
+from node.cli import main as node_cli
+from node.client import RpcFailure
+from protos import dsse, wire
+from tests.conftest import PERIOD
+from tests.test_ingest import HEADER, row, write
+
+
+def commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield prefix + (name,), command
+        if isinstance(command, click.Group):
+            yield from commands(command, prefix + (name,))
+
+
+@pytest.mark.parametrize("cli", [node_cli, coordinator_cli, audit_cli])
+def test_every_command_has_help(cli) -> None:
+    for path, command in commands(cli):
+        assert command.help or command.short_help, f"{' '.join(path)} has no help text"
+        result = CliRunner().invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, path
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path) -> None:
+    result = CliRunner().invoke(node_cli, ["summarize", "--data-dir", str(tmp_path / "nowhere"), "--period", "2026Q3"])
+    assert result.exit_code == 1 and "run `rarenet-node init" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(coordinator_cli, ["sites", "list", "--data-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1 and "rarenet-coordinator init" in result.output
+
+
+def test_summarize_json_is_byte_for_byte_the_signed_payload(coordinator, node_factory, synthetic_csv) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    data_dir = str(node.config.data_dir)
+    preview = CliRunner().invoke(node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label, "--json"])
+    readable = CliRunner().invoke(node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label])
+    assert preview.exit_code == 0 and readable.exit_code == 0
+    assert "Nothing else leaves" in readable.output and "MET_EX14" in readable.output
+    submit = CliRunner().invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
+    assert submit.exit_code == 0, submit.output
+    (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
+    assert wire.parse_envelope(blob).payload == preview.stdout_bytes
+
+
+def test_mapping_check_reports_column_by_column(tmp_path) -> None:
+    header = ["检测编号", "患者ID", "接收日期", "报告日期", "标本类型", "病理类型", "检测方法", "检测基因", "检测结果", "备注"]
+    rows = [["C1", "王某", "2026/07/01", "2026/07/09", "组织", "腺癌", "NGS", "MET 14 跳跃", "突变型", "x"],
+            ["C2", "李某", "2026/07/01", "someday", "胸水", "鳞癌", "Sanger", "EGFR", "阴性", ""]]
+    path = write(tmp_path / "cn.csv", rows, header=header, encoding="gb18030")
+    result = CliRunner().invoke(node_cli, ["mapping", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "encoding gb18030" in result.output
+    assert "'检测基因'" in result.output and "-> biomarker" in result.output
+    assert "'MET 14 跳跃'" in result.output and "MET_EX14" in result.output
+    assert "'Sanger'" in result.output and "UNKNOWN: add to [values.method]" in result.output
+    assert "NOT PARSED: 'someday'" in result.output and "(ignored: not a canonical field)" in result.output
+    missing = write(tmp_path / "m.csv", [["C1"]], header=["检测编号"])
+    assert CliRunner().invoke(node_cli, ["mapping", "check", str(missing)]).exit_code == 1
+
+
+def test_ingest_json_and_quarantine_list_export(tmp_path) -> None:
+    runner = CliRunner()
+    data_dir = str(tmp_path / "node")
+    assert runner.invoke(node_cli, ["init", "--data-dir", data_dir, "--site-id", "lab-q", "--coordinator",
+                                    "127.0.0.1:1", "--insecure"]).exit_code == 0
+    path = write(tmp_path / "q.csv", [row(), row(test_id="T2", vaf="300"), row(test_id="T3", specimen="saliva")])
+    result = runner.invoke(node_cli, ["ingest", "--data-dir", data_dir, "--json", str(path)])
+    assert result.exit_code == 0
+    counts = json.loads(result.output)
+    assert {k: counts[k] for k in ("rows", "accepted", "duplicates", "quarantined")} == \
+        {"rows": 3, "accepted": 1, "duplicates": 0, "quarantined": 2}
+    assert [(e["line"], e["field"]) for e in counts["errors"]] == [(3, "vaf"), (4, "specimen")]
+    listing = runner.invoke(node_cli, ["quarantine", "list", "--data-dir", data_dir])
+    assert "q.csv:3: vaf:" in listing.output and "q.csv:4: specimen:" in listing.output
+    out = tmp_path / "quarantine.csv"
+    assert runner.invoke(node_cli, ["quarantine", "export", "--data-dir", data_dir, "--out", str(out)]).exit_code == 0
+    assert out.read_text(encoding="utf-8").count("\n") == 3
+
+
+def test_key_rotation(coordinator, node_factory, synthetic_csv) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    data_dir = str(node.config.data_dir)
+    old_keyid = dsse.keyid(node.config.signing_key().public_key())
+    result = CliRunner().invoke(node_cli, ["rotate-key", "--data-dir", data_dir])
+    assert result.exit_code == 0, result.output
+    new_keyid = dsse.keyid(node.config.signing_key().public_key())
+    assert new_keyid != old_keyid and node.config.key_path.stat().st_mode & 0o777 == 0o600
+    result = CliRunner().invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
+    assert result.exit_code == 0, result.output
+    # An envelope signed with the retired key is refused.
+    from protos import keys
+
+    old = keys.load_private(node.config.key_path.with_suffix(".old"))
+    (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
+    stale = dsse.sign(wire.SITE_SUMMARY, wire.parse_envelope(blob).payload.replace(b'"sequence": "1"',
+                                                                                  b'"sequence": "9"'), old)
+    with pytest.raises(RpcFailure) as caught:
+        node.client.submit(stale)
+    assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED and "retired" in str(caught.value)
+
+
+def test_oversized_submission_is_resource_exhausted(coordinator, node_factory) -> None:
+    node = node_factory("lab-a")
+    envelope = dsse.sign(wire.SITE_SUMMARY, b" " * (17 * 1024 * 1024), node.config.signing_key())
+    node.client.timeout = 30
+    with pytest.raises(RpcFailure) as caught:
+        node.client.submit(envelope)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_site_benchmark_page_and_peers_without_names(coordinator, node_factory, synthetic_csv, tmp_path) -> None:
+    for site in ("lab-a", "lab-b"):
+        node = node_factory(site)
+        node.ingest(synthetic_csv(site))
+        assert CliRunner().invoke(node_cli, ["submit", "--data-dir", str(node.config.data_dir), "--period",
+                                             PERIOD.label]).exit_code == 0
+    page = tmp_path / "mine.html"
+    result = CliRunner().invoke(node_cli, ["benchmark", "--data-dir", str(node.config.data_dir), "--period",
+                                           PERIOD.label, "--json", "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["site"]["site_id"] == "lab-b" and [p["peer"] for p in data["peers"]] == ["peer-1"]
+    assert "lab-a" not in result.stdout and "lab-a" not in page.read_text()
+    assert "lab-b: benchmark 2026Q3" in page.read_text()
+    assert outbox.pending(node.conn) == []
