@@ -58,13 +58,16 @@ def _flag(site: str, rule: str, level: str, subject: str, figures: dict, source:
 
 def _positivity(summaries: dict[str, pb.SiteSummary], standard: Standard, flags: list, phi_on: bool) -> tuple[dict, dict]:
     """Site-level positivity per biomarker (pooled over methods and specimens) with funnel limits."""
-    per_site: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    per_site: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    noise = {site: stats.geometric_noise_variance(s.policy.differential_privacy.noise_scale)
+             if s.policy.differential_privacy.enabled else 0.0 for site, s in summaries.items()}
     for site, summary in summaries.items():
         for s in summary.strata:
             if s.method == ALL_METHODS and _released(s):
                 cell = per_site[site][s.biomarker]
                 cell[0] += s.positive
                 cell[1] += s.positive + s.negative
+                cell[2] += 1  # strata summed: each carries its own noise when the site used DP
     network: dict[str, dict] = {}
     result: dict[str, dict] = defaultdict(dict)
     biomarkers = sorted({b for cells in per_site.values() for b in cells})
@@ -79,12 +82,14 @@ def _positivity(summaries: dict[str, pb.SiteSummary], standard: Standard, flags:
         for site in sorted(per_site):
             if biomarker not in per_site[site]:
                 continue
-            x, n = per_site[site][biomarker]
+            x, n, cells = per_site[site][biomarker]
             limits = stats.funnel_limits(n, theta, phi)
-            ci = stats.wilson(x, n)
+            ci = stats.wilson_with_noise(x, n, cells, noise[site]) if noise[site] else stats.wilson(x, n)
             status = stats.funnel_status(x, n, limits)
             entry = {"positive": x, "valid": n, "rate": x / n if n else None, "ci95": list(ci),
                      "network_rate": theta, "limits": limits.__dict__, "status": status}
+            if noise[site]:
+                entry["noise_variance_per_count"] = noise[site]  # the site added DP noise: the interval is wider
             if expected:
                 entry["expected"] = [expected["low"], expected["high"]]
             result[site][biomarker] = entry

@@ -30,6 +30,25 @@ def wilson(x: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom))
 
 
+def geometric_noise_variance(scale: float) -> float:
+    """Variance of two-sided geometric noise with P(k) proportional to exp(-|k|/scale)."""
+    if scale <= 0:
+        return 0.0
+    alpha = math.exp(-1.0 / scale)
+    return 2 * alpha / (1 - alpha) ** 2
+
+
+def wilson_with_noise(x: int, n: int, cells: int, noise_variance: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson interval widened for noisy counts: x and the negatives each carry the noise of `cells`
+    strata; by the delta method var(x/n) grows by cells*V*((1-p)^2 + p^2)/n^2."""
+    lo, hi = wilson(x, n, z)
+    if n <= 0 or noise_variance <= 0:
+        return lo, hi
+    p = x / n
+    extra = z * math.sqrt(cells * noise_variance * ((1 - p) ** 2 + p ** 2)) / n
+    return max(0.0, lo - extra), min(1.0, hi + extra)
+
+
 _LOG_FACTORIAL = np.zeros(1)
 
 

@@ -23,7 +23,7 @@ def policy_message(policy: Disclosure) -> pb.DisclosurePolicy:
         small_stratum_action=policy.small_stratum_action,
         small_count_suppression=policy.small_count_suppression,
         small_count_threshold=policy.small_count_threshold if policy.small_count_suppression else 0,
-        differential_privacy=pb.DifferentialPrivacy(enabled=False),
+        differential_privacy=pb.DifferentialPrivacy(enabled=False),  # set by node/privacy.py when on
     )
 
 

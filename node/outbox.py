@@ -27,11 +27,14 @@ class Pending:
     attempts: int
 
 
-def add(conn: sqlite3.Connection, envelope: Envelope, period: str, sequence: int) -> str:
-    """Store a signed envelope and consume its sequence number, in one transaction."""
+def add(conn: sqlite3.Connection, envelope: Envelope, period: str, sequence: int, also=None) -> str:
+    """Store a signed envelope and consume its sequence number (and run `also(conn)`, e.g. a
+    privacy-budget spend) in one transaction."""
     sha = wire.envelope_sha256(envelope)
     conn.execute("BEGIN IMMEDIATE")
     try:
+        if also is not None:
+            also(conn)
         conn.execute(
             "INSERT INTO outbox (sequence, period, payload_type, envelope, envelope_sha256, created_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from protos import dsse, wire
 from protos.periods import Period
-from node import outbox, summary
+from node import outbox, privacy, summary
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.receipts import check_submission, coordinator_key, remember_tree_head
@@ -30,8 +30,12 @@ def queue_summary(conn: sqlite3.Connection, config: NodeConfig, standard: NodeSt
         previous.sequence = message.sequence
         if previous == message:
             return Queued(period.label, None, None)
+    dp = config.disclosure.differential_privacy
+    if dp:
+        privacy.check_budget(conn, config.disclosure.epsilon_per_period, config.disclosure.epsilon_total)
     envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
-    return Queued(period.label, sequence, outbox.add(conn, envelope, period.label, sequence))
+    spend = (lambda c: privacy.record_spend(c, sequence, period.label, config.disclosure.epsilon_per_period)) if dp else None
+    return Queued(period.label, sequence, outbox.add(conn, envelope, period.label, sequence, also=spend))
 
 
 @dataclass

@@ -73,6 +73,12 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     signed BLOB NOT NULL,
     seen_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one row per signed summary
+    sequence INTEGER PRIMARY KEY,
+    period TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    spent_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -10,7 +10,7 @@ import sqlite3
 from protos import wire
 from protos.periods import Period
 from protos.rarenet.v1 import summary_pb2 as pb
-from node import __version__, disclosure, metrics, store
+from node import __version__, disclosure, metrics, privacy, store
 from node.config import NodeConfig
 from node.standard import NodeStandard
 from node.workdays import WorkingDays
@@ -28,4 +28,8 @@ def build(conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, 
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
     released.software_version = f"rarenet-node {__version__}"
+    policy = config.disclosure
+    if policy.differential_privacy:
+        bound = privacy.sensitivity(conn, period.start.isoformat(), period.end.isoformat())
+        privacy.apply(released, policy.epsilon_per_period, bound, config.pseudonym_secret())
     return released, wire.encode(released)
