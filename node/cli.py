@@ -347,7 +347,9 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True)
 def status(data_dir: Path, as_json: bool) -> None:
-    """Enrolment, last ingest, pending outbox, last receipt, standard version."""
+    """Enrolment, last ingest, pending outbox, last receipt, next scheduled jobs, standard version."""
+    from node.daemon import next_jobs
+
     cfg, conn = _open(data_dir)
     last_ingest = conn.execute("SELECT source, ingested_at FROM ingests ORDER BY id DESC LIMIT 1").fetchone()
     last_receipt = conn.execute("SELECT sequence, leaf_index, received_at FROM receipts ORDER BY sequence DESC LIMIT 1").fetchone()
@@ -364,12 +366,25 @@ def status(data_dir: Path, as_json: bool) -> None:
         "outbox_pending": len(outbox.pending(conn)),
         "last_receipt": {"sequence": last_receipt[0], "leaf_index": last_receipt[1], "at": last_receipt[2]} if last_receipt else None,
         "standard_version": std_version,
+        "next_jobs": next_jobs(cfg.db_path),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
+
+
+@main.command()
+@data_dir_option
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="Logs go to stderr; json writes one JSON object a line.")
+def run(data_dir: Path, log_format: str) -> None:
+    """Run unattended: ingest the watch folder, sign closed periods, send the outbox (until SIGTERM)."""
+    from node import daemon
+
+    daemon.configure_logging(log_format)
+    daemon.run(data_dir)
 
 
 @main.command("synth")

@@ -50,6 +50,20 @@ epsilon_total = 8.0
 
 [summary]
 period = "quarter"                 # "month", "quarter" or "year"
+
+[daemon]
+# `rarenet-node run`: LIMS exports dropped in watch_dir are ingested, then moved to
+# watch_dir/processed/ (or watch_dir/failed/, with a .report.json beside them).
+watch_dir = "{data_dir}/inbox"
+mapping = ""                       # a mapping TOML for the exports, if they need one
+watch_every_seconds = 60
+# When closed periods are summarised (crontab: minute hour day month weekday, local time).
+summary_cron = "0 3 * * *"
+# How often the outbox is tried; failed sends back off exponentially with jitter from
+# retry_base_seconds up to retry_max_seconds, for as long as it takes.
+send_every_seconds = 60
+retry_base_seconds = 30
+retry_max_seconds = 21600
 """
 
 
@@ -62,6 +76,17 @@ class Disclosure:
     differential_privacy: bool = False
     epsilon_per_period: float = 1.0
     epsilon_total: float = 8.0
+
+
+@dataclass
+class Daemon:
+    watch_dir: str = ""
+    mapping: str = ""
+    watch_every_seconds: float = 60
+    summary_cron: str = "0 3 * * *"
+    send_every_seconds: float = 60
+    retry_base_seconds: float = 30
+    retry_max_seconds: float = 21600
 
 
 @dataclass
@@ -78,6 +103,7 @@ class NodeConfig:
     timeout_seconds: float = 15.0
     period_kind: str = "quarter"
     disclosure: Disclosure = field(default_factory=Disclosure)
+    daemon: Daemon = field(default_factory=Daemon)
 
     @property
     def db_path(self) -> Path:
@@ -121,6 +147,7 @@ def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", in
     config_path.write_text(CONFIG_TEMPLATE.format(
         site_id=site_id, coordinator=coordinator, country=country, insecure=str(insecure).lower(),
         ca_file=_abs(ca_file), cert_file=_abs(cert_file), key_file=_abs(key_file),
+        data_dir=_abs(str(data_dir)),
     ), encoding="utf-8")
     keys.save_private(keys.generate(), data_dir / "keys" / "site.key")
     fd = os.open(data_dir / "keys" / "pseudonym.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -157,6 +184,7 @@ def load(data_dir: Path) -> NodeConfig:
             timeout_seconds=float(coord.get("timeout_seconds", 15)),
             period_kind=data.get("summary", {}).get("period", "quarter"),
             disclosure=disclosure,
+            daemon=Daemon(**data.get("daemon", {})),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(f"{path}: missing or unknown option ({exc}); compare with deploy/config/node.example.toml") from exc
@@ -164,4 +192,8 @@ def load(data_dir: Path) -> NodeConfig:
         raise ConfigError(f"{path}: small_stratum_action must be \"merge\" or \"withhold\"")
     if disclosure.min_denominator < 1:
         raise ConfigError(f"{path}: min_denominator must be at least 1")
+    if config.period_kind not in ("month", "quarter", "year"):
+        raise ConfigError(f"{path}: [summary] period must be \"month\", \"quarter\" or \"year\"")
+    if not config.daemon.watch_dir:
+        config.daemon.watch_dir = str(data_dir / "inbox")
     return config

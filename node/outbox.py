@@ -63,10 +63,11 @@ def last_payload(conn: sqlite3.Connection, period: str) -> bytes | None:
     return wire.parse_envelope(row[0]).payload if row else None
 
 
-def mark_failed(conn: sqlite3.Connection, sha: str, error: str) -> dt.datetime:
+def mark_failed(conn: sqlite3.Connection, sha: str, error: str, base: float = BACKOFF_BASE_SECONDS,
+                maximum: float = BACKOFF_MAX_SECONDS) -> dt.datetime:
     """Record a failed attempt; the next is due after exponential backoff with full jitter."""
     (attempts,) = conn.execute("SELECT attempts FROM outbox WHERE envelope_sha256 = ?", (sha,)).fetchone()
-    delay = random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempts, 20)))
+    delay = random.uniform(0, min(maximum, base * 2 ** min(attempts, 20)))
     due = _now() + dt.timedelta(seconds=delay)
     conn.execute(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE envelope_sha256 = ?",

@@ -53,7 +53,8 @@ def flush(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClien
         try:
             response = client.submit(item.envelope)
         except RpcFailure as exc:
-            outbox.mark_failed(conn, item.sha256, str(exc))
+            outbox.mark_failed(conn, item.sha256, str(exc), config.daemon.retry_base_seconds,
+                               config.daemon.retry_max_seconds)
             report.failed.append((item.sequence, str(exc)))
             if exc.retryable:
                 break  # the coordinator is down or busy: keep order, try again later
