@@ -48,36 +48,59 @@ def init(data_dir: Path) -> None:
 
 
 @main.command()
-@data_dir_option
-@click.option("--listen", default="127.0.0.1:50051", show_default=True, help="HOST:PORT; port 0 picks a free one.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A TOML config (deploy/config/coordinator.example.toml); options given here override it.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="The coordinator's data directory.")
+@click.option("--listen", help="HOST:PORT (default 127.0.0.1:50051); port 0 picks a free one.")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Server certificate (PEM).")
 @click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Server private key (PEM).")
 @click.option("--client-ca", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Require client certificates issued by this CA (mTLS).")
-@click.option("--insecure", is_flag=True, help="Plain text, only on a loopback address (demo and tests).")
+@click.option("--insecure", is_flag=True, default=None, help="Plain text, only on a loopback address (demo and tests).")
 @click.option("--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="A testing standard TOML to serve instead of DATA_DIR/standard.toml.")
 @click.option("--port-file", type=click.Path(dir_okay=False, path_type=Path), help="Write the bound port here.")
-def serve(data_dir, listen, tls_cert, tls_key, client_ca, insecure, standard_path, port_file) -> None:
-    """Serve the coordinator over gRPC until SIGTERM or SIGINT."""
-    if bool(tls_cert) != bool(tls_key):
+def serve(config_path, data_dir, listen, tls_cert, tls_key, client_ca, insecure, standard_path, port_file) -> None:
+    """Serve the coordinator over gRPC until SIGTERM or SIGINT; keeps reports current on a schedule."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from coordinator import reporting
+    from coordinator.config import ServeConfig, load_serve_config
+
+    if config_path:
+        cfg = load_serve_config(config_path)
+    elif data_dir:
+        cfg = ServeConfig(data_dir=data_dir)
+    else:
+        raise click.UsageError("give --data-dir or --config")
+    for name, value in (("data_dir", data_dir), ("listen", listen), ("tls_cert", tls_cert), ("tls_key", tls_key),
+                        ("client_ca", client_ca), ("insecure", insecure), ("standard", standard_path)):
+        if value is not None:
+            setattr(cfg, name, value)
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
         raise click.UsageError("give both --tls-cert and --tls-key")
-    if insecure and tls_cert:
+    if cfg.insecure and cfg.tls_cert:
         raise click.UsageError("--insecure and --tls-cert exclude each other")
-    if client_ca and not tls_cert:
+    if cfg.client_ca and not cfg.tls_cert:
         raise click.UsageError("--client-ca needs --tls-cert and --tls-key")
-    tls = TlsFiles(tls_cert, tls_key, client_ca) if tls_cert else None
-    running = start(DataDir(data_dir), listen, tls=tls, insecure=insecure, standard_path=standard_path)
-    host = listen.rsplit(":", 1)[0]
-    click.echo(f"listening on {host}:{running.port}", err=False)
+    tls = TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert else None
+    data = DataDir(cfg.data_dir)
+    running = start(data, cfg.listen, tls=tls, insecure=cfg.insecure, standard_path=cfg.standard, workers=cfg.workers)
+    host = cfg.listen.rsplit(":", 1)[0]
+    click.echo(f"listening on {host}:{running.port}")
     sys.stdout.flush()
     if port_file:
         port_file.write_text(f"{running.port}\n")
+    scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_job(reporting.refresh, "interval", seconds=cfg.report_every_seconds, id="reports",
+                      args=[data, running.service.standard, cfg.report_period])
+    scheduler.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     logging.getLogger("rarenet.coordinator").info("shutting down: finishing calls in flight")
+    scheduler.shutdown(wait=True)
     running.stop(grace=10)
 
 

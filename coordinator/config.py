@@ -49,6 +49,46 @@ class DataDir:
         return self
 
 
+@dataclass
+class ServeConfig:
+    """`rarenet-coordinator serve --config FILE` (see deploy/config/coordinator.example.toml)."""
+
+    data_dir: Path
+    listen: str = "127.0.0.1:50051"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    insecure: bool = False
+    standard: Path | None = None
+    workers: int = 16
+    report_period: str = "quarter"
+    report_every_seconds: float = 300
+
+
+def load_serve_config(path: Path) -> ServeConfig:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SetupError(f"no config file at {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SetupError(f"{path}: {exc}") from exc
+    server, tls, reports = data.get("server", {}), data.get("tls", {}), data.get("reports", {})
+    unknown = set(data) - {"server", "tls", "reports"}
+    if unknown or "data_dir" not in server:
+        raise SetupError(f"{path}: needs [server] data_dir; sections are server, tls, reports "
+                         f"(unknown: {sorted(unknown)}); see deploy/config/coordinator.example.toml")
+    optional = lambda v: Path(v) if v else None  # noqa: E731
+    return ServeConfig(
+        data_dir=Path(server["data_dir"]), listen=server.get("listen", "127.0.0.1:50051"),
+        workers=int(server.get("workers", 16)), standard=optional(server.get("standard")),
+        tls_cert=optional(tls.get("cert")), tls_key=optional(tls.get("key")), client_ca=optional(tls.get("client_ca")),
+        insecure=bool(tls.get("insecure", False)), report_period=reports.get("period", "quarter"),
+        report_every_seconds=float(reports.get("every_seconds", 300)),
+    )
+
+
 def init(path: Path) -> DataDir:
     data = DataDir(path)
     if data.db.exists():

@@ -148,3 +148,41 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
                            capture_output=True, text=True)
     assert check.returncode == 0 and f"{len(sent)} receipt(s) verified" in check.stdout, check.stderr
     stop(coordinator)
+
+
+def test_period_close_job_with_a_controlled_date(coordinator, node_factory, synthetic_csv) -> None:
+    from node import daemon
+
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a", rows=800))  # results reported in 2026Q3
+    data_dir = str(node.config.data_dir)
+    # On 2026-09-30 the last two closed quarters are Q1 and Q2: no results, signed as such.
+    assert daemon.summarise(data_dir, today="2026-09-30") == [1, 2]
+    assert daemon.summarise(data_dir, today="2026-10-01") == [3]  # Q3 has just closed; Q2 unchanged
+    periods = [p for (p,) in node.conn.execute("SELECT period FROM outbox ORDER BY sequence")]
+    assert periods == ["2026Q1", "2026Q2", "2026Q3"]
+    assert daemon.summarise(data_dir, today="2026-10-02") == []  # nothing changed: nothing signed again
+    report = daemon.deliver(data_dir)
+    assert [s for s, _ in report.delivered] == [1, 2, 3] and report.pending == 0
+
+
+def test_reports_follow_closed_periods_and_late_summaries(coordinator, node_factory, synthetic_csv) -> None:
+    import datetime as dt
+
+    from coordinator import reporting
+
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a", rows=800))
+    from node import daemon
+
+    daemon.summarise(str(node.config.data_dir), today="2026-10-01")
+    daemon.deliver(str(node.config.data_dir))
+    data, standard = coordinator.service.data, coordinator.service.standard
+    assert reporting.refresh(data, standard, today=dt.date(2026, 9, 15)) == ["2026Q2"]  # Q1 has no summaries
+    assert reporting.refresh(data, standard, today=dt.date(2026, 10, 2)) == ["2026Q3"]
+    assert (data.path / "reports" / "2026Q3" / "index.html").exists()
+    assert reporting.refresh(data, standard, today=dt.date(2026, 10, 3)) == []  # nothing new
+    node.ingest(synthetic_csv("lab-a", rows=200, seed=5, name="late.csv"))  # late results for 2026Q3
+    daemon.summarise(str(node.config.data_dir), today="2026-10-04")
+    daemon.deliver(str(node.config.data_dir))
+    assert reporting.refresh(data, standard, today=dt.date(2026, 10, 5)) == ["2026Q3"]
