@@ -162,6 +162,63 @@ def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None
         click.echo(path)
 
 
+@main.group("eqa")
+def eqa_group() -> None:
+    """External quality assessment rounds with sealed answers."""
+
+
+@eqa_group.command("open")
+@data_dir_option
+@click.argument("round_id")
+@click.option("--samples", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="CSV: sample_id, biomarker (one row per sample and biomarker to test).")
+@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="CSV: sample_id, biomarker, result, variant. Sealed now; kept by the centre, given again at close.")
+@click.option("--deadline", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="Last day for responses.")
+def eqa_open(data_dir: Path, round_id: str, samples: Path, truth: Path, deadline) -> None:
+    """Publish a round's samples and a signed commitment to its truth."""
+    from coordinator import eqa
+
+    data = DataDir(data_dir).check()
+    standard = load_standard(data.standard)
+    rules = standard.section("eqa")
+    conn = store.connect(data.db)
+    round_ = eqa.open_round(conn, data.signing_key(), round_id, samples.read_text(encoding="utf-8"),
+                            truth.read_bytes(), deadline.date(), float(rules["pass_share"]), int(rules["points_correct"]))
+    click.echo(f"opened {round_id}: {len(round_.samples)} samples until {round_.deadline}; "
+               f"commitment {round_.commitment_sha256}")
+
+
+@eqa_group.command("close")
+@data_dir_option
+@click.argument("round_id")
+@click.option("--truth", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def eqa_close(data_dir: Path, round_id: str, truth: Path) -> None:
+    """Reveal the truth (checked against the commitment) and score every lab's response."""
+    from coordinator import eqa
+
+    data = DataDir(data_dir).check()
+    sheets = eqa.close_round(store.connect(data.db), data.signing_key(), round_id, truth.read_bytes())
+    for sheet in sheets:
+        click.echo(f"{sheet.site_id:<16} {sheet.points}/{sheet.max_points} ({100 * sheet.score:.1f}%) "
+                   f"{'PASS' if sheet.passed else 'FAIL'}; errors {sheet.errors}, technical failures "
+                   f"{sheet.technical_failures}")
+
+
+@eqa_group.command("list")
+@data_dir_option
+def eqa_list(data_dir: Path) -> None:
+    """List EQA rounds."""
+    from coordinator import eqa
+    from protos import wire
+    from protos.rarenet.v1 import eqa_pb2 as epb
+
+    for blob in eqa.announcements(store.connect(DataDir(data_dir).check().db)):
+        r = wire.decode(wire.parse_envelope(blob).payload, epb.EqaRound)
+        click.echo(f"{r.round_id:<16} deadline {r.deadline} {'closed ' + r.closed_at if r.closed_at else 'open'}; "
+                   f"{len(r.samples)} samples")
+
+
 @main.command("audit-bundle")
 @data_dir_option
 @click.option("--period", required=True)

@@ -20,16 +20,21 @@ from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
 from coordinator.errors import (AlreadyExists, CoordinatorError, FailedPrecondition, InvalidArgument,
                                 PermissionDenied, Unauthenticated)
+from coordinator import eqa
 from coordinator.ledger import Ledger
 
 log = logging.getLogger("rarenet.coordinator")
 _NO_LOCK = contextlib.nullcontext()
 KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
 CELLS = ("positive", "negative", "failed", "equivocal")
+
+
+SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
 
 
 def authenticate(conn: sqlite3.Connection, envelope: Envelope, expected_type: str) -> tuple[str, str]:
@@ -79,6 +84,15 @@ def check_summary(summary: pb.SiteSummary, site_id: str, today: dt.date) -> None
             raise InvalidArgument(f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests")
 
 
+def check_eqa_response(response: epb.EqaResponse, site_id: str) -> None:
+    if response.site_id != site_id:
+        raise PermissionDenied(f"the response names site {response.site_id!r} but is signed by site {site_id}'s key")
+    if response.schema_version not in KNOWN_SCHEMAS:
+        raise FailedPrecondition(f"EQA response schema version {response.schema_version} is not known here")
+    if response.sequence < 1 or not response.round_id:
+        raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -91,7 +105,7 @@ class _Pending:
     sha: str
     site_id: str
     keyid: str
-    summary: pb.SiteSummary
+    summary: pb.SiteSummary | epb.EqaResponse  # what the payload type names
     received: dt.datetime
     done: threading.Event = field(default_factory=threading.Event)
     response: cpb.SubmitResponse | None = None
@@ -106,8 +120,9 @@ class Intake:
 
     MAX_BATCH = 256
 
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path=None) -> None:
+    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path=None, clock=None) -> None:
         self.conn = conn
+        self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
         self._db_path = db_path
@@ -130,6 +145,9 @@ class Intake:
         return conn
 
     def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
+        if envelope.payload_type not in SUBMITTABLE:
+            raise InvalidArgument(f"payload type {envelope.payload_type!r} cannot be submitted (only "
+                                  f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
         data = wire.envelope_bytes(envelope)
         sha = hashlib.sha256(data).hexdigest()
         reader = self._reader() if self._db_path else None
@@ -137,19 +155,27 @@ class Intake:
             existing = self._existing(reader, sha)
             if existing:
                 return existing
-            site_id, keyid = authenticate(reader, envelope, wire.SITE_SUMMARY)
+            site_id, keyid = authenticate(reader, envelope, envelope.payload_type)
         else:
             with self.lock:
                 existing = self._existing(self.conn, sha)
                 if existing:
                     return existing
-                site_id, keyid = authenticate(self.conn, envelope, wire.SITE_SUMMARY)
-        try:
-            summary = wire.decode(envelope.payload, pb.SiteSummary)
-        except ContractError as exc:
-            raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
-        received = _now()
-        check_summary(summary, site_id, received.date())
+                site_id, keyid = authenticate(self.conn, envelope, envelope.payload_type)
+        received = self.clock()
+        if envelope.payload_type == wire.EQA_RESPONSE:
+            try:
+                summary = wire.decode(envelope.payload, epb.EqaResponse)
+            except ContractError as exc:
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {exc}") from exc
+            check_eqa_response(summary, site_id)
+            eqa.check_response(reader or self.conn, summary, received.date())
+        else:
+            try:
+                summary = wire.decode(envelope.payload, pb.SiteSummary)
+            except ContractError as exc:
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
+            check_summary(summary, site_id, received.date())
         item = _Pending(envelope, data, merkle.leaf_hash(data), sha, site_id, keyid, summary, received)
         self._queue.put(item)
         item.done.wait()
@@ -226,7 +252,8 @@ class Intake:
             for offset, item in enumerate(accepted):
                 index = first_index + offset
                 summary = item.summary
-                receipt = lpb.Receipt(site_id=item.site_id, period=summary.period, sequence=summary.sequence,
+                period = summary.period if isinstance(summary, pb.SiteSummary) else f"eqa:{summary.round_id}"
+                receipt = lpb.Receipt(site_id=item.site_id, period=period, sequence=summary.sequence,
                                       envelope_sha256=item.sha, leaf_index=index,
                                       received_at=item.received.isoformat(timespec="seconds"), tree_head=head,
                                       payload_type=item.envelope.payload_type)
@@ -236,8 +263,13 @@ class Intake:
                     "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
                     " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (index, item.leaf, item.data, item.sha, item.site_id, item.keyid, item.envelope.payload_type,
-                     summary.period, summary.sequence, receipt.received_at,
+                     period, summary.sequence, receipt.received_at,
                      wire.envelope_bytes(item.response.receipt), wire.envelope_bytes(signed_head)))
+                if not isinstance(summary, pb.SiteSummary):
+                    conn.execute("INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
+                                 " VALUES (?, ?, ?, ?, ?)", (index, summary.round_id, item.site_id, summary.sequence,
+                                                             item.envelope.payload.decode("utf-8")))
+                    continue
                 conn.execute("INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                              " VALUES (?, ?, ?, ?, ?, ?)",
                              (index, item.site_id, summary.period, summary.sequence, summary.standard_version,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import sqlite3
 from concurrent import futures
@@ -19,7 +20,7 @@ from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from coordinator import benchmark, enrolment, store
+from coordinator import benchmark, enrolment, eqa, store
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
 from coordinator.intake import Intake, authenticate
@@ -56,13 +57,13 @@ def _guard(method):
 
 
 class CoordinatorService(cgrpc.CoordinatorServicer):
-    def __init__(self, data: DataDir, standard: Standard) -> None:
+    def __init__(self, data: DataDir, standard: Standard, clock=None) -> None:
         self.data = data
         self.conn = store.connect(data.db)
         self.key = data.signing_key()
         self.public_key = keys.public_raw(self.key)
         self.ledger = Ledger(self.conn, self.key)
-        self.intake = Intake(self.conn, self.ledger, data.db)
+        self.intake = Intake(self.conn, self.ledger, data.db, clock)
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
 
@@ -107,10 +108,27 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             reader.close()
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        import json
-
         payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
+
+    @_guard
+    def GetEqaRounds(self, request: cpb.GetEqaRoundsRequest, context) -> cpb.GetEqaRoundsResponse:
+        with self.intake.lock:
+            rounds = eqa.announcements(self.conn)
+        return cpb.GetEqaRoundsResponse(rounds=[wire.parse_envelope(r) for r in rounds])
+
+    @_guard
+    def GetEqaScore(self, request: Envelope, context) -> cpb.GetEqaScoreResponse:
+        with self.intake.lock:
+            site_id, _ = authenticate(self.conn, request, wire.EQA_SCORE_REQUEST)
+            try:
+                ask = wire.decode(request.payload, cpb.EqaScoreRequestPayload)
+            except ContractError as exc:
+                raise InvalidArgument(str(exc)) from exc
+            if ask.site_id != site_id:
+                raise InvalidArgument("a site may ask only for its own score sheet")
+            return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(eqa.score_sheet(self.conn, ask.round_id,
+                                                                                           site_id)))
 
     @_guard
     def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:
@@ -163,7 +181,7 @@ class Running:
 
 
 def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: bool = False,
-          standard_path: Path | None = None, workers: int = 16) -> Running:
+          standard_path: Path | None = None, workers: int = 16, clock=None) -> Running:
     """Start serving; listen "127.0.0.1:0" picks a free port (returned)."""
     data.check()
     if tls is None and not insecure:
@@ -171,7 +189,7 @@ def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: boo
     if tls is None and not is_loopback_address(listen):
         raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
     standard = load_standard(standard_path or data.standard)
-    service = CoordinatorService(data, standard)
+    service = CoordinatorService(data, standard, clock)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
                          maximum_concurrent_rpcs=workers * 16)
     cgrpc.add_CoordinatorServicer_to_server(service, server)

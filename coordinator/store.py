@@ -66,6 +66,27 @@ CREATE TABLE IF NOT EXISTS strata (
     withheld INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS strata_leaf ON strata (leaf_index);
+CREATE TABLE IF NOT EXISTS eqa_rounds (
+    round_id TEXT PRIMARY KEY,
+    announcement BLOB NOT NULL,     -- the signed EqaRound (re-signed with the salt at closing)
+    deadline TEXT NOT NULL,
+    salt TEXT NOT NULL,             -- revealed only at closing
+    truth BLOB,                     -- stored only at closing
+    closed_at TEXT
+);
+CREATE TABLE IF NOT EXISTS eqa_responses (
+    leaf_index INTEGER PRIMARY KEY,
+    round_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eqa_scores (
+    round_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    sheet BLOB NOT NULL,            -- the signed EqaScoreSheet
+    PRIMARY KEY (round_id, site_id)
+);
 CREATE TABLE IF NOT EXISTS tree_heads (
     tree_size INTEGER PRIMARY KEY,
     root_hash BLOB NOT NULL,

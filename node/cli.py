@@ -375,6 +375,74 @@ def status(data_dir: Path, as_json: bool) -> None:
             click.echo(f"{key:<16} {value}")
 
 
+@main.group("eqa")
+def eqa_group() -> None:
+    """External quality assessment: open rounds, this lab's answers, its score."""
+
+
+@eqa_group.command("status")
+@data_dir_option
+def eqa_status(data_dir: Path) -> None:
+    """Show the coordinator's EQA rounds and what this lab has and has not answered."""
+    from node import eqa
+
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        found = eqa.rounds(cfg, client)
+    if not found:
+        click.echo("no EQA rounds")
+    for round_ in found:
+        state = eqa.status(conn, round_)
+        closed = f"closed {round_.closed_at}" if round_.closed_at else f"open until {round_.deadline}"
+        click.echo(f"{round_.round_id}: {closed}; answered {len(state.answered)} of "
+                   f"{len(state.answered) + len(state.missing)}")
+        for sample, biomarker in state.missing:
+            click.echo(f"  not answered: {sample} {biomarker}")
+
+
+@eqa_group.command("submit")
+@data_dir_option
+@click.option("--round", "round_id", required=True)
+def eqa_submit(data_dir: Path, round_id: str) -> None:
+    """Sign this lab's calls for an open round into the outbox and send it."""
+    from node import eqa
+
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        matching = [r for r in eqa.rounds(cfg, client) if r.round_id == round_id]
+        if not matching:
+            raise NodeError(f"the coordinator has no EQA round {round_id}; see `rarenet-node eqa status`")
+        sequence = eqa.queue_response(conn, cfg, matching[0])
+        click.echo(f"signed the {round_id} response as sequence {sequence} into the outbox")
+        report = send.flush(conn, cfg, client)
+    for seq, leaf in report.delivered:
+        click.echo(f"sequence {seq}: delivered, receipt verified, ledger leaf {leaf}")
+    for seq, error in report.failed:
+        click.echo(f"sequence {seq}: not delivered: {error}", err=True)
+    if report.pending:
+        raise SystemExit(1)
+
+
+@eqa_group.command("score")
+@data_dir_option
+@click.option("--round", "round_id", required=True)
+def eqa_score(data_dir: Path, round_id: str) -> None:
+    """Fetch this lab's signed score sheet for a closed round."""
+    from node import eqa
+
+    cfg, _ = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        sheet = eqa.score(cfg, client, round_id)
+    click.echo(f"{round_id}: {sheet.points}/{sheet.max_points} ({100 * sheet.score:.1f}%) "
+               f"{'PASS' if sheet.passed else 'FAIL'} (pass at {100 * sheet.pass_share:.0f}%); errors {sheet.errors}, "
+               f"technical failures {sheet.technical_failures}")
+    for line in sheet.lines:
+        if line.outcome != "correct":
+            click.echo(f"  {line.sample_id} {line.biomarker}: {line.outcome} (expected {line.expected_result}"
+                       f"{' ' + line.expected_variant if line.expected_variant else ''}, reported "
+                       f"{line.reported_result or '-'})")
+
+
 @main.command()
 @data_dir_option
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,

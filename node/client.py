@@ -111,6 +111,12 @@ class CoordinatorClient:
     def benchmark(self, request: Envelope) -> cpb.GetBenchmarkResponse:
         return self._call(self.stub.GetBenchmark, request)
 
+    def eqa_rounds(self) -> list[Envelope]:
+        return list(self._call(self.stub.GetEqaRounds, cpb.GetEqaRoundsRequest()).rounds)
+
+    def eqa_score(self, request: Envelope) -> Envelope:
+        return self._call(self.stub.GetEqaScore, request).score_sheet
+
     def tree_head(self) -> Envelope:
         return self._call(self.stub.GetTreeHead, cpb.GetTreeHeadRequest()).signed_tree_head
 

@@ -33,6 +33,10 @@ TREE_HEAD = "application/vnd.rarenet.tree-head.v1+json"
 BENCHMARK_REQUEST = "application/vnd.rarenet.benchmark-request.v1+json"
 SITE_BENCHMARK = "application/vnd.rarenet.site-benchmark.v1+json"
 STANDARD = "application/vnd.rarenet.standard.v1+toml"
+EQA_ROUND = "application/vnd.rarenet.eqa-round.v1+json"
+EQA_RESPONSE = "application/vnd.rarenet.eqa-response.v1+json"
+EQA_SCORE = "application/vnd.rarenet.eqa-score.v1+json"
+EQA_SCORE_REQUEST = "application/vnd.rarenet.eqa-score-request.v1+json"
 
 M = TypeVar("M", bound=Message)
 

@@ -1,8 +1,9 @@
 from protos.rarenet.v1 import envelope_pb2 as _envelope_pb2
 from protos.rarenet.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -98,3 +99,29 @@ class GetConsistencyProofRequest(_message.Message):
     first_size: int
     second_size: int
     def __init__(self, first_size: _Optional[int] = ..., second_size: _Optional[int] = ...) -> None: ...
+
+class GetEqaRoundsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetEqaRoundsResponse(_message.Message):
+    __slots__ = ("rounds",)
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    rounds: _containers.RepeatedCompositeFieldContainer[_envelope_pb2.Envelope]
+    def __init__(self, rounds: _Optional[_Iterable[_Union[_envelope_pb2.Envelope, _Mapping]]] = ...) -> None: ...
+
+class EqaScoreRequestPayload(_message.Message):
+    __slots__ = ("site_id", "round_id", "requested_at")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROUND_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_AT_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    round_id: str
+    requested_at: str
+    def __init__(self, site_id: _Optional[str] = ..., round_id: _Optional[str] = ..., requested_at: _Optional[str] = ...) -> None: ...
+
+class GetEqaScoreResponse(_message.Message):
+    __slots__ = ("score_sheet",)
+    SCORE_SHEET_FIELD_NUMBER: _ClassVar[int]
+    score_sheet: _envelope_pb2.Envelope
+    def __init__(self, score_sheet: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...

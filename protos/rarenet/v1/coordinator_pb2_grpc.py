@@ -71,6 +71,16 @@ class CoordinatorStub:
                 request_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=protos_dot_rarenet_dot_v1_dot_ledger__pb2.ConsistencyProof.FromString,
                 _registered_method=True)
+        self.GetEqaRounds = channel.unary_unary(
+                '/rarenet.v1.Coordinator/GetEqaRounds',
+                request_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsRequest.SerializeToString,
+                response_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsResponse.FromString,
+                _registered_method=True)
+        self.GetEqaScore = channel.unary_unary(
+                '/rarenet.v1.Coordinator/GetEqaScore',
+                request_serializer=protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+                response_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -121,6 +131,19 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEqaRounds(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEqaScore(self, request, context):
+        """The request envelope must be signed by the site's current key; a site sees only its own sheet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +181,16 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=protos_dot_rarenet_dot_v1_dot_ledger__pb2.ConsistencyProof.SerializeToString,
+            ),
+            'GetEqaRounds': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEqaRounds,
+                    request_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsRequest.FromString,
+                    response_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsResponse.SerializeToString,
+            ),
+            'GetEqaScore': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEqaScore,
+                    request_deserializer=protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.FromString,
+                    response_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +382,60 @@ class Coordinator:
             '/rarenet.v1.Coordinator/GetConsistencyProof',
             protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetConsistencyProofRequest.SerializeToString,
             protos_dot_rarenet_dot_v1_dot_ledger__pb2.ConsistencyProof.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEqaRounds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rarenet.v1.Coordinator/GetEqaRounds',
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsRequest.SerializeToString,
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaRoundsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEqaScore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rarenet.v1.Coordinator/GetEqaScore',
+            protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.FromString,
             options,
             channel_credentials,
             insecure,
