@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
@@ -139,6 +140,7 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
         result.add("keys", False, f"keys/sites.json cannot be read: {exc}")
         return result
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
+    responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
     leaves = sorted(int(n.split("/")[1].split(".")[0]) for n in files if n.startswith("envelopes/"))
     for leaf in leaves:
         name = f"leaf {leaf}"
@@ -152,10 +154,13 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
             site_raw = _pem_raw(files[f"keys/{keyid}.pem"])
             if dsse.keyid(site_raw) != keyid:
                 raise ContractError(f"keys/{keyid}.pem is not the key with that id")
-            dsse.verify(envelope, {keyid: site_raw}, expected_type=wire.SITE_SUMMARY)
+            if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
+                raise ContractError(f"payload type {envelope.payload_type} is not a summary or an EQA response")
+            dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
             enrolment = wire.parse_envelope(files[f"enrolments/{keyid}.envelope"])
             dsse.verify(enrolment, {keyid: site_raw})
-            summary = wire.decode(envelope.payload, pb.SiteSummary)
+            is_summary = envelope.payload_type == wire.SITE_SUMMARY
+            summary = wire.decode(envelope.payload, pb.SiteSummary if is_summary else epb.EqaResponse)
             if summary.site_id != record["site_id"]:
                 raise ContractError(f"summary names site {summary.site_id} but the key is {record['site_id']}'s")
             receipt_env = wire.parse_envelope(files[f"receipts/{leaf}.envelope"])
@@ -174,19 +179,39 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
                 raise ContractError("the inclusion proof is for another leaf or tree size")
             merkle.verify_inclusion(merkle.leaf_hash(data), leaf, head.tree_size,
                                     [bytes.fromhex(h) for h in proof["hashes"]], head.root_hash)
-            by_period.setdefault(summary.period, {})
-            previous = by_period[summary.period].get(summary.site_id)
+            group = by_period.setdefault(summary.period, {}) if is_summary else \
+                responses.setdefault(summary.round_id, {})
+            previous = group.get(summary.site_id)
             if previous is None or previous[1].sequence < summary.sequence:
-                by_period[summary.period][summary.site_id] = (leaf, summary)
-            result.add(name, True, f"{summary.site_id} {summary.period} sequence {summary.sequence}: signature, "
+                group[summary.site_id] = (leaf, summary)
+            what = summary.period if is_summary else f"EQA {summary.round_id}"
+            result.add(name, True, f"{summary.site_id} {what} sequence {summary.sequence}: signature, "
                                    f"key valid at {received}, receipt, inclusion proof")
         except (ContractError, KeyError, ValueError, IndexError) as exc:
             result.add(name, False, str(exc) or type(exc).__name__)
 
-    # 5. The statistics, recomputed.
-    from coordinator.benchmark import compute_from, for_site
+    # 5. EQA rounds: signed by the coordinator, and the truth is the one sealed at opening.
+    from coordinator.benchmark import EqaRoundInput, Inputs, compute_from, for_site
+    from coordinator.eqa import commitment
     from coordinator.standards import StandardError, parse as parse_standard
 
+    rounds = []
+    for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
+        round_id = name.split("/")[1]
+        try:
+            signed = wire.parse_envelope(files[name])
+            dsse.verify(signed, trusted, expected_type=wire.EQA_ROUND)
+            round_ = wire.decode(signed.payload, epb.EqaRound)
+            truth = files[f"eqa/{round_id}/truth.csv"]
+            sealed = commitment(bytes.fromhex(round_.revealed_salt), truth) == round_.commitment_sha256
+            result.add(f"eqa {round_id}", sealed, "the truth file is the one sealed at opening (commitment "
+                       f"{round_.commitment_sha256[:16]}…)" if sealed else
+                       "the truth file does not match the commitment published at opening")
+            rounds.append(EqaRoundInput(round_, truth, responses.get(round_id, {})))
+        except (ContractError, KeyError, ValueError) as exc:
+            result.add(f"eqa {round_id}", False, str(exc))
+
+    # 6. The statistics and scores, recomputed.
     try:
         standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
         reported = json.loads(files["report/benchmark.json"])
@@ -198,7 +223,7 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
                == standard.sha256 else "the report names another standard than the one in the bundle")
     revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
     try:
-        full = compute_from(by_period, revoked, manifest["period"], standard)
+        full = compute_from(Inputs(by_period, revoked, rounds), manifest["period"], standard)
         recomputed = for_site(full, manifest["site"]) if manifest.get("site") else full
         difference = _first_difference(json.loads(json.dumps(recomputed)), reported)
     except Exception as exc:  # noqa: BLE001 - a report that cannot be recomputed fails the check

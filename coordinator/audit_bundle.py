@@ -6,6 +6,7 @@ for the signatures (see the README's openssl steps).
     tree_head.envelope   the signed tree head every inclusion proof leads to
     envelopes/N.envelope the signed site summaries (ledger leaf N, byte for byte the leaf data)
     receipts/N.envelope  the coordinator's signed receipt for leaf N (when it was accepted)
+    eqa/R/round.envelope the signed EQA round R with its revealed salt; eqa/R/truth.csv its truth
     proofs/N.json        the inclusion proof of leaf N in the tree head
     keys/coordinator.pem the coordinator's public key; keys/sites.json the enrolment records;
     keys/KEYID.pem       each site key; enrolments/KEYID.envelope each signed enrolment request
@@ -35,8 +36,8 @@ MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
 def build(data: DataDir, standard: Standard, period: str, out: Path, site: str | None = None) -> dict:
     conn = sqlite3.connect(data.db)
     key = data.signing_key()
-    by_period, revoked = benchmark.inputs(conn, period)
-    full = benchmark.compute_from(by_period, revoked, period, standard)
+    signed_inputs = benchmark.inputs(conn, period)
+    full = benchmark.compute_from(signed_inputs, period, standard)
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")
     shown = benchmark.for_site(full, site) if site else full
@@ -45,7 +46,13 @@ def build(data: DataDir, standard: Standard, period: str, out: Path, site: str |
     signed_head = ledger.latest_head(conn)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    leaves = sorted({leaf for entries in by_period.values() for leaf, _ in entries.values()})
+    leaves = sorted({leaf for entries in signed_inputs.by_period.values() for leaf, _ in entries.values()}
+                    | {leaf for r in signed_inputs.eqa_rounds for leaf, _ in r.responses.values()})
+    for entry in signed_inputs.eqa_rounds:
+        (announcement,) = conn.execute("SELECT announcement FROM eqa_rounds WHERE round_id = ?",
+                                       (entry.round.round_id,)).fetchone()
+        files[f"eqa/{entry.round.round_id}/round.envelope"] = bytes(announcement)
+        files[f"eqa/{entry.round.round_id}/truth.csv"] = entry.truth
     keyids = set()
     for leaf in leaves:
         envelope, receipt, keyid = conn.execute(

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
+from dataclasses import dataclass
 from collections.abc import Callable
 
 from protos import wire
 from protos.wire import ALL_METHODS
 from protos.periods import Period, parse as parse_period
+from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
-from coordinator import stats
+from coordinator import eqa, stats
 from coordinator.standards import Standard
 
 ADVICE = {
@@ -319,24 +321,81 @@ def _trends(by_period: dict[str, dict[str, pb.SiteSummary]], periods: list[Perio
     return {"periods": [p.label for p in periods], "sites": trends}
 
 
-def inputs(conn: sqlite3.Connection, period: str) -> tuple[dict[str, dict[str, tuple[int, pb.SiteSummary]]], set[str]]:
-    """What a benchmark is computed from: the latest summary of each site for the period and the
-    trend periods before it ({period: {site: (leaf index, summary)}}), and the revoked sites."""
+@dataclass
+class EqaRoundInput:
+    """A closed EQA round as signed: the round (with its revealed salt), the truth file, and each
+    site's latest response {site: (leaf index, response)}."""
+
+    round: epb.EqaRound
+    truth: bytes
+    responses: dict[str, tuple[int, epb.EqaResponse]]
+
+
+@dataclass
+class Inputs:
+    """Everything a benchmark is computed from, all of it signed: the latest summary of each site
+    for the period and the trend periods before it ({period: {site: (leaf, summary)}}), the revoked
+    sites, and the EQA rounds whose deadline falls in the period."""
+
+    by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]]
+    revoked: set[str]
+    eqa_rounds: list[EqaRoundInput]
+
+
+def inputs(conn: sqlite3.Connection, period: str) -> Inputs:
     p = parse_period(period)
     by_period = {q.label: latest_summaries(conn, q.label) for q in periods_for_trends(p)}
     revoked = {r[0] for r in conn.execute("SELECT site_id FROM sites WHERE status = 'revoked'")}
-    return by_period, revoked
+    rounds = []
+    for announcement, truth in conn.execute(
+            "SELECT announcement, truth FROM eqa_rounds WHERE truth IS NOT NULL AND deadline BETWEEN ? AND ?"
+            " ORDER BY round_id", (p.start.isoformat(), p.end.isoformat())):
+        round_ = wire.decode(wire.parse_envelope(announcement).payload, epb.EqaRound)
+        responses = {}
+        for leaf, site, payload in conn.execute(
+                "SELECT leaf_index, site_id, payload FROM eqa_responses WHERE round_id = ? ORDER BY sequence",
+                (round_.round_id,)):
+            responses[site] = (leaf, wire.decode(payload.encode("utf-8"), epb.EqaResponse))
+        rounds.append(EqaRoundInput(round_, bytes(truth), responses))
+    return Inputs(by_period, revoked, rounds)
 
 
 def compute(conn: sqlite3.Connection, period: str, standard: Standard,
             progress: Callable[[str], None] | None = None) -> dict:
-    by_period, revoked = inputs(conn, period)
-    return compute_from(by_period, revoked, period, standard, progress)
+    return compute_from(inputs(conn, period), period, standard, progress)
 
 
-def compute_from(by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]], revoked: set[str], period: str,
-                 standard: Standard, progress: Callable[[str], None] | None = None) -> dict:
-    """The benchmark from signed summaries alone (no database): what an auditor recomputes."""
+def _eqa(rounds: list[EqaRoundInput], standard: Standard, flags: list) -> dict[str, dict]:
+    """Each closed round's scores, recomputed from the truth and the signed responses."""
+    out: dict[str, dict] = {}
+    for entry in rounds:
+        truth = eqa.parse_truth(entry.truth)
+        sheets = {}
+        for site, (leaf, response) in sorted(entry.responses.items()):
+            sheet = eqa.score(entry.round, truth, site, response, leaf)
+            sheets[site] = {"points": sheet.points, "max_points": sheet.max_points, "score": sheet.score,
+                            "passed": sheet.passed, "errors": sheet.errors,
+                            "technical_failures": sheet.technical_failures,
+                            "outcomes": {f"{l.sample_id}/{l.biomarker}": l.outcome for l in sheet.lines}}
+            if not sheet.passed:
+                wrong = [f"{l.sample_id} {l.biomarker} ({l.outcome.replace('_', ' ')})" for l in sheet.lines
+                         if l.outcome != "correct"]
+                flags.append(_flag(site, "eqa", "alarm", entry.round.round_id,
+                                   {k: sheets[site][k] for k in ("points", "max_points", "score", "errors",
+                                                                 "technical_failures")},
+                                   standard.source("eqa"),
+                                   f"EQA round {entry.round.round_id} not passed: {sheet.points}/{sheet.max_points} "
+                                   f"({_pct(sheet.score)}) against the pass mark of {_pct(sheet.pass_share)}; "
+                                   f"{'; '.join(wrong)}. Review these samples' wet-lab and reporting steps."))
+        out[entry.round.round_id] = {"deadline": entry.round.deadline, "commitment_sha256":
+                                     entry.round.commitment_sha256, "sites": sheets}
+    return out
+
+
+def compute_from(data: Inputs, period: str, standard: Standard,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    """The benchmark from signed inputs alone (no database): what an auditor recomputes."""
+    by_period, revoked = data.by_period, data.revoked
     p = parse_period(period)
     latest = by_period.get(p.label, {})
     summaries = {site: s for site, (_, s) in latest.items()}
@@ -344,6 +403,7 @@ def compute_from(by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]], re
     if progress:
         progress(f"{len(summaries)} site summaries for {p.label}")
     positivity, network = _positivity(summaries, standard, flags, bool(standard.funnel.get("overdispersion")))
+    eqa_results = _eqa(data.eqa_rounds, standard, flags)
     strata_rows, network_strata = _strata(summaries)
     sites = {}
     concordance_by_site = {}
@@ -360,6 +420,7 @@ def compute_from(by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]], re
             "turnaround": _turnaround(site, summary, standard, flags),
             "panel": _panel(site, summary, standard, flags),
             "concordance": concordance_by_site[site],
+            "eqa": {r: e["sites"][site] for r, e in eqa_results.items() if site in e["sites"]},
         }
     rows_by_site: dict[str, list[dict]] = defaultdict(list)
     for row in strata_rows:
@@ -381,6 +442,7 @@ def compute_from(by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]], re
         "sites": sites,
         "network": {"positivity": network, "strata": network_strata,
                     "concordance": _pooled_concordance(concordance_by_site)},
+        "eqa": eqa_results,
         "flags": flags,
         "trends": _trends(plain, periods_for_trends(p), list(sites)),
     }

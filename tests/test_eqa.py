@@ -124,3 +124,49 @@ def test_a_full_round_scored_as_the_reference_scheme(network, tmp_path) -> None:
 
     raw = metrics.compute(good.conn, parse_period("2026Q3"), load_cached(good.config.standard_path), WorkingDays("CN"))
     assert sum(s.tests for s in raw.strata if s.method == "all") == 1
+
+
+def test_closed_round_joins_the_report_and_the_audit_bundle(network, tmp_path) -> None:
+    import json
+
+    from auditor.verify import verify
+    from coordinator import benchmark
+    from coordinator.audit_bundle import build
+    from protos.periods import containing
+    from tests.test_audit import rewrite
+
+    running, clock, deadline = network
+    for site, changes in (("lab-good", {}), ("lab-fn", {("S2", "MET_EX14"): ("negative", "")})):
+        node = make_node(tmp_path, running, site)
+        answer(node, tmp_path, changes)
+        assert CliRunner().invoke(node_cli, ["eqa", "submit", "--data-dir", str(node.config.data_dir), "--round",
+                                             "2026-R2"]).exit_code == 0
+    eqa.close_round(running.service.conn, running.service.key, "2026-R2", TRUTH, today=deadline + dt.timedelta(days=1))
+    period = containing(deadline).label
+    data = running.service.data
+    report = benchmark.compute(running.service.conn, period, running.service.standard)
+    assert report["eqa"]["2026-R2"]["sites"]["lab-fn"]["passed"] is False
+    assert report["eqa"]["2026-R2"]["sites"]["lab-good"]["points"] == 10
+    assert any(f["rule"] == "eqa" and f["site_id"] == "lab-fn" for f in report["flags"])
+
+    bundle = tmp_path / "eqa-bundle.zip"
+    build(data, running.service.standard, period, bundle)
+    result = verify(bundle)
+    assert result.ok, [c for c in result.checks if not c.ok]
+    assert any(c.name == "eqa 2026-R2" and c.ok for c in result.checks)
+    assert sum(c.name.startswith("leaf ") for c in result.checks) == 2  # the two signed responses
+
+    swapped = rewrite(bundle, tmp_path / "swapped.zip", key=data.signing_key(),
+                      change={"eqa/2026-R2/truth.csv": lambda t: t.replace(b"S2,EGFR,negative", b"S2,EGFR,positive")})
+    failed = {c.name: c.detail for c in verify(swapped).checks if not c.ok}
+    assert "does not match the commitment" in failed["eqa 2026-R2"]
+
+    def pass_everyone(text: bytes) -> bytes:
+        shown = json.loads(text)
+        shown["eqa"]["2026-R2"]["sites"]["lab-fn"]["passed"] = True
+        return json.dumps(shown).encode()
+
+    flattered = rewrite(bundle, tmp_path / "flattered.zip", key=data.signing_key(),
+                        change={"report/benchmark.json": pass_everyone})
+    failed = {c.name: c.detail for c in verify(flattered).checks if not c.ok}
+    assert set(failed) == {"statistics"} and "/eqa/2026-R2/sites/lab-fn/passed" in failed["statistics"]
