@@ -29,18 +29,20 @@ CORRECT = {("S1", "EGFR"): ("positive", "EGFR exon 19 del"), ("S1", "ALK"): ("ne
 
 
 class Clock:
+    """Real time plus an offset the test moves forward."""
+
     def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.timezone.utc)
+        self.offset = dt.timedelta(0)
 
     def __call__(self) -> dt.datetime:
-        return self.now
+        return dt.datetime.now(dt.timezone.utc) + self.offset
 
 
 @pytest.fixture
 def network(tmp_path):
     clock = Clock()
     running = start(init_coordinator(tmp_path / "coordinator"), "127.0.0.1:0", insecure=True, clock=clock)
-    deadline = clock.now.date() + dt.timedelta(days=5)
+    deadline = clock().date() + dt.timedelta(days=5)
     eqa.open_round(running.service.conn, running.service.key, "2026-R2", SAMPLES, TRUTH, deadline, 0.9, 2)
     yield running, clock, deadline
     running.stop(grace=1)
@@ -83,7 +85,7 @@ def test_a_full_round_scored_as_the_reference_scheme(network, tmp_path) -> None:
     # After the deadline a response is refused.
     late = make_node(tmp_path, running, "lab-late")
     answer(late, tmp_path, {})
-    clock.now += dt.timedelta(days=6)
+    clock.offset += dt.timedelta(days=6)
     refused = runner.invoke(node_cli, ["eqa", "submit", "--data-dir", str(late.config.data_dir), "--round", "2026-R2"])
     assert refused.exit_code == 1 and "late responses are refused" in refused.output
 
