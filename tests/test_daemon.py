@@ -93,8 +93,9 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
     for label in ("2026Q2", "2026Q3"):
         write_csv(generate("lab-d", 1500, 1, ("normal",), parse_period(label)),
                   Path(cfg.daemon.watch_dir) / f"export-{label}.csv")
+    log_path = tmp_path / "daemon.log"  # a file, not a pipe: a full pipe would block the daemon's logging
     daemon = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir), "--log-format",
-                               "json"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               "json"], stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
     try:
         until(lambda: len(list((Path(cfg.daemon.watch_dir) / "processed").glob("*.csv"))) == 2, what="ingest")
         until(lambda: conn.execute("SELECT COUNT(*) FROM outbox WHERE attempts > 0").fetchone()[0] >= 1,
@@ -107,7 +108,7 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
         until(lambda: not outbox.pending(conn), what="the outbox to drain")
     finally:
         code = stop(daemon)
-        logs = daemon.stderr.read()
+        logs = log_path.read_text()
     assert code == 0, logs
     assert '"level": "info"' in logs and "delivered sequence" in logs
     rows = ledger_rows(data.path)
