@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
@@ -103,8 +104,6 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
         coordinator_raw = _pem_raw(pem)
         trusted = {dsse.keyid(coordinator_raw): coordinator_raw}
         keys_ok = dsse.keyid(coordinator_raw) == manifest.get("coordinator_keyid")
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         Ed25519PublicKey.from_public_bytes(coordinator_raw).verify(
             files["MANIFEST.sig"], dsse.pae(MANIFEST_TYPE, files["MANIFEST.json"]))
         result.add("manifest", keys_ok, f"signed by coordinator key {dsse.keyid(coordinator_raw)[:16]}…"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-from pathlib import Path
 
 from protos.periods import containing
 from coordinator import benchmark, report
@@ -43,7 +42,3 @@ def refresh(data: DataDir, standard: Standard, kind: str = "quarter", today: dt.
     finally:
         conn.close()
     return written
-
-
-def reports_dir(data: DataDir) -> Path:
-    return data.path / "reports"

@@ -1,7 +1,6 @@
 """The coordinator's gRPC server: servicer, error mapping, health, reflection, TLS/mTLS."""
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import sqlite3
@@ -15,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos import dsse, keys, wire
 from protos.errors import ContractError
+from protos.net import is_loopback
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
@@ -159,16 +159,6 @@ class TlsFiles:
     client_ca: Path | None = None  # require client certificates issued by this CA (mTLS)
 
 
-def is_loopback_address(listen: str) -> bool:
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Running:
     server: grpc.Server
@@ -186,7 +176,7 @@ def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: boo
     data.check()
     if tls is None and not insecure:
         raise SetupError("give --tls-cert and --tls-key (TLS is the default), or --insecure on a loopback address")
-    if tls is None and not is_loopback_address(listen):
+    if tls is None and not is_loopback(listen):
         raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
     standard = load_standard(standard_path or data.standard)
     service = CoordinatorService(data, standard, clock)

@@ -16,12 +16,6 @@ class StandardError(CoordinatorError):
 
 
 @dataclass(frozen=True)
-class Rule:
-    values: dict
-    source: str
-
-
-@dataclass(frozen=True)
 class Standard:
     id: str
     version: str

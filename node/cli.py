@@ -256,6 +256,17 @@ def summarize(data_dir: Path, period: str, as_json: bool) -> None:
         _print_summary(message)
 
 
+def _report_flush(report: send.FlushReport) -> None:
+    """What was sent; exit status 1 while anything waits in the outbox."""
+    for sequence, leaf in report.delivered:
+        click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
+    for sequence, error in report.failed:
+        click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
+    if report.pending:
+        click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+        raise SystemExit(1)
+
+
 @main.command()
 @data_dir_option
 @click.option("--period", help="Build and queue this period's summary first (default: only send the outbox).")
@@ -271,13 +282,7 @@ def submit(data_dir: Path, period: str | None) -> None:
             else:
                 click.echo(f"{queued.period}: signed summary sequence {queued.sequence} into the outbox")
         report = send.flush(conn, cfg, client)
-    for sequence, leaf in report.delivered:
-        click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
-    for sequence, error in report.failed:
-        click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
-    if report.pending:
-        click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
-        raise SystemExit(1)
+    _report_flush(report)
 
 
 @main.command("verify-receipts")
@@ -415,12 +420,7 @@ def eqa_submit(data_dir: Path, round_id: str) -> None:
         sequence = eqa.queue_response(conn, cfg, matching[0])
         click.echo(f"signed the {round_id} response as sequence {sequence} into the outbox")
         report = send.flush(conn, cfg, client)
-    for seq, leaf in report.delivered:
-        click.echo(f"sequence {seq}: delivered, receipt verified, ledger leaf {leaf}")
-    for seq, error in report.failed:
-        click.echo(f"sequence {seq}: not delivered: {error}", err=True)
-    if report.pending:
-        raise SystemExit(1)
+    _report_flush(report)
 
 
 @eqa_group.command("score")

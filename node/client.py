@@ -1,11 +1,11 @@
 """The node's gRPC client for the coordinator: TLS by default, deadlines on every call."""
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 
 import grpc
 
+from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -35,16 +35,6 @@ class RpcFailure(SubmitError):
     @property
     def retryable(self) -> bool:
         return self.code in RETRYABLE
-
-
-def is_loopback(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _read(path: str, what: str) -> bytes:

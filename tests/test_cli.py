@@ -15,7 +15,7 @@ from node.cli import main as node_cli
 from node.client import RpcFailure
 from protos import dsse, wire
 from tests.conftest import PERIOD
-from tests.test_ingest import HEADER, row, write
+from tests.test_ingest import row, write
 
 
 def commands(group: click.Group, prefix=()):

@@ -11,14 +11,13 @@ from coordinator import eqa
 from coordinator.config import init as init_coordinator
 from coordinator.errors import FailedPrecondition
 from coordinator.server import start
-from node import config as node_config, eqa as node_eqa, store as node_store
+from node import eqa as node_eqa
 from node.cli import main as node_cli
-from node.client import CoordinatorClient, RpcFailure
-from node.enroll import enroll
+from node.client import RpcFailure
 from protos import dsse, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from tests.conftest import make_node
-from tests.test_ingest import HEADER, row, write
+from tests.test_ingest import row, write
 
 SAMPLES = "sample_id,biomarker\nS1,EGFR\nS1,ALK\nS2,EGFR\nS2,MET_EX14\nS3,KRAS_G12C\n"
 TRUTH = (b"sample_id,biomarker,result,variant\nS1,EGFR,positive,EGFR exon 19 deletion\nS1,ALK,negative,\n"

@@ -7,7 +7,6 @@ import pytest
 from protos import dsse, keys, merkle, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
-from protos.rarenet.v1 import summary_pb2 as pb
 from coordinator import enrolment
 from node import outbox, send, summary
 from node.client import RpcFailure
