@@ -14,6 +14,7 @@ import queue
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from protos import dsse, merkle, wire
 from protos.errors import ContractError
@@ -120,7 +121,7 @@ class Intake:
 
     MAX_BATCH = 256
 
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path=None, clock=None) -> None:
+    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path: Path, clock=None) -> None:
         self.conn = conn
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
@@ -137,8 +138,6 @@ class Intake:
 
     def _reader(self) -> sqlite3.Connection:
         """A connection of this thread's own for the checks that only read."""
-        if self._db_path is None:
-            return self.conn
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._readers.conn = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False)
@@ -150,18 +149,11 @@ class Intake:
                                   f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
         data = wire.envelope_bytes(envelope)
         sha = hashlib.sha256(data).hexdigest()
-        reader = self._reader() if self._db_path else None
-        if reader is not None:
-            existing = self._existing(reader, sha)
-            if existing:
-                return existing
-            site_id, keyid = authenticate(reader, envelope, envelope.payload_type)
-        else:
-            with self.lock:
-                existing = self._existing(self.conn, sha)
-                if existing:
-                    return existing
-                site_id, keyid = authenticate(self.conn, envelope, envelope.payload_type)
+        reader = self._reader()
+        existing = self._existing(reader, sha)
+        if existing:
+            return existing
+        site_id, keyid = authenticate(reader, envelope, envelope.payload_type)
         received = self.clock()
         if envelope.payload_type == wire.EQA_RESPONSE:
             try:
@@ -169,7 +161,7 @@ class Intake:
             except ContractError as exc:
                 raise InvalidArgument(f"the payload cannot be read as an EQA response: {exc}") from exc
             check_eqa_response(summary, site_id)
-            eqa.check_response(reader or self.conn, summary, received.date())
+            eqa.check_response(reader, summary, received.date())
         else:
             try:
                 summary = wire.decode(envelope.payload, pb.SiteSummary)
