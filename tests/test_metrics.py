@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from coordinator.standards import DEFAULT_STANDARD
 from node import config as node_config, metrics, store
@@ -153,3 +154,45 @@ def test_totals_add_up_across_strata(computed) -> None:
     assert sum(s.tests for s in per_method) == len(ROWS) - 1
     for s in computed.strata:
         assert s.positive + s.negative + s.failed + s.equivocal == s.tests
+
+
+result_rows = st.lists(st.tuples(
+    st.integers(1, 15), st.sampled_from(["P1", "P2", "P3", "P4"]), st.integers(0, 20),
+    st.sampled_from(["tissue", "cytology", "plasma"]), st.sampled_from(["adenocarcinoma", "squamous", "nos"]),
+    st.sampled_from(["ngs_dna", "ngs_rna", "ihc", "fish"]), st.sampled_from(["EGFR", "ALK", "MET_EX14"]),
+    st.sampled_from(["positive", "negative", "failed", "equivocal"])), max_size=60)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(result_rows)
+def test_totals_add_up_for_any_results(tmp_path_factory, rows) -> None:
+    tmp = tmp_path_factory.mktemp("prop")
+    cfg = node_config.init(tmp / "node", "lab-p", "127.0.0.1:1", insecure=True)
+    conn = store.connect(cfg.db_path)
+    csv_rows, seen = [], {}
+    for test, patient, tat, specimen, histology, method, biomarker, result in rows:
+        key = (f"T{test}", biomarker, method)
+        if key in seen:
+            continue  # one result per test, biomarker and method
+        seen[key] = (specimen, result)
+        received = dt.date(2026, 7, 1) + dt.timedelta(days=test)
+        csv_rows.append([f"T{test}", patient, received.isoformat(), (received + dt.timedelta(days=tat)).isoformat(),
+                         specimen, histology, method, biomarker, result, "", "", "", ""])
+    outcome = ingest_file(conn, write(tmp / "p.csv", csv_rows), Pseudonymiser(b"s"), Mapping())
+    assert outcome.rows == outcome.accepted + outcome.duplicates + outcome.quarantined
+    summary = metrics.compute(conn, parse_period("2026"), parse_standard(DEFAULT_STANDARD.read_text()),
+                              WorkingDays("CN"))
+    stored = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    per_method = [s for s in summary.strata if s.method != "all"]
+    per_test = [s for s in summary.strata if s.method == "all"]
+    assert sum(s.tests for s in per_method) == stored
+    groups = conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT test_id, biomarker, specimen FROM results)").fetchone()
+    assert sum(s.tests for s in per_test) == groups[0]
+    for s in summary.strata:
+        assert s.positive + s.negative + s.failed + s.equivocal == s.tests
+    tests = conn.execute("SELECT COUNT(*) FROM (SELECT DISTINCT test_id, specimen FROM results)").fetchone()[0]
+    assert sum(h.total for h in summary.turnaround) == tests
+    for table in summary.concordance:
+        cells = (table.both_positive + table.index_positive_comparator_negative
+                 + table.index_negative_comparator_positive + table.both_negative + table.excluded_failed)
+        assert cells > 0
