@@ -369,6 +369,7 @@ def status(data_dir: Path, as_json: bool) -> None:
         "results": conn.execute("SELECT COUNT(*) FROM results").fetchone()[0],
         "quarantined": conn.execute("SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL").fetchone()[0],
         "outbox_pending": len(outbox.pending(conn)),
+        "outbox_rejected": [{"sequence": q, "period": p, "reason": r} for q, p, r in outbox.rejected(conn)],
         "last_receipt": {"sequence": last_receipt[0], "leaf_index": last_receipt[1], "at": last_receipt[2]} if last_receipt else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),

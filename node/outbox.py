@@ -49,13 +49,30 @@ def add(conn: sqlite3.Connection, envelope: Envelope, period: str, sequence: int
 
 
 def pending(conn: sqlite3.Connection, due_only: bool = False) -> list[Pending]:
-    sql = "SELECT sequence, period, envelope, envelope_sha256, attempts FROM outbox WHERE delivered_at IS NULL"
-    args: tuple = ()
-    if due_only:
-        sql += " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-        args = (_now().isoformat(),)
-    return [Pending(seq, period, wire.parse_envelope(blob), sha, attempts)
-            for seq, period, blob, sha, attempts in conn.execute(sql + " ORDER BY sequence", args)]
+    """Envelopes not yet delivered (nor rejected), in sequence order. With due_only, only the run
+    of them that is due: the coordinator accepts a site's sequence numbers only in increasing
+    order, so a later envelope never overtakes an earlier one that is still backing off."""
+    now = _now().isoformat()
+    out = []
+    for seq, period, blob, sha, attempts, due in conn.execute(
+            "SELECT sequence, period, envelope, envelope_sha256, attempts, next_attempt_at FROM outbox"
+            " WHERE delivered_at IS NULL AND rejected_at IS NULL ORDER BY sequence"):
+        if due_only and due is not None and due > now:
+            break
+        out.append(Pending(seq, period, wire.parse_envelope(blob), sha, attempts))
+    return out
+
+
+def rejected(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+    """(sequence, period, reason) of envelopes the coordinator refused for good."""
+    return conn.execute("SELECT sequence, period, last_error FROM outbox WHERE rejected_at IS NOT NULL"
+                        " ORDER BY sequence").fetchall()
+
+
+def mark_rejected(conn: sqlite3.Connection, sha: str, error: str) -> None:
+    """The coordinator refused the envelope for a reason a retry cannot change: stop sending it."""
+    conn.execute("UPDATE outbox SET attempts = attempts + 1, last_error = ?, rejected_at = ? WHERE envelope_sha256 = ?",
+                 (error, _now().isoformat(), sha))
 
 
 def last_payload(conn: sqlite3.Connection, period: str) -> bytes | None:

@@ -53,11 +53,12 @@ def flush(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClien
         try:
             response = client.submit(item.envelope)
         except RpcFailure as exc:
-            outbox.mark_failed(conn, item.sha256, str(exc), config.daemon.retry_base_seconds,
-                               config.daemon.retry_max_seconds)
             report.failed.append((item.sequence, str(exc)))
-            if exc.retryable:
-                break  # the coordinator is down or busy: keep order, try again later
+            if exc.retryable:  # the coordinator is down or busy: keep order, try again later
+                outbox.mark_failed(conn, item.sha256, str(exc), config.daemon.retry_base_seconds,
+                                   config.daemon.retry_max_seconds)
+                break
+            outbox.mark_rejected(conn, item.sha256, str(exc))
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at TEXT,
     last_error TEXT,
-    delivered_at TEXT
+    delivered_at TEXT,
+    rejected_at TEXT                    -- refused for good (not retried); shown by `status`
 );
 CREATE TABLE IF NOT EXISTS receipts (
     envelope_sha256 TEXT PRIMARY KEY,

@@ -45,10 +45,10 @@ def stop(proc: subprocess.Popen, sig=signal.SIGTERM) -> int:
     return proc.wait(timeout=30)
 
 
-def until(condition, seconds: float = 60, what: str = "") -> None:
+def until(condition, seconds: float = 60, what: str = "", explain=lambda: "") -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}\n{explain()}"
         time.sleep(0.05)
 
 
@@ -67,6 +67,11 @@ def setup(tmp_path: Path, port: int, coordinator_dir: Path):
         text = text.replace(old, new)
     (cfg.data_dir / "node.toml").write_text(text)
     return node_config.load(cfg.data_dir), conn
+
+
+def explain_outbox(conn, log_path: Path) -> str:
+    rows = conn.execute("SELECT sequence, period, attempts, next_attempt_at, last_error FROM outbox").fetchall()
+    return f"outbox: {rows}\nlog tail: {log_path.read_text()[-3000:]}"
 
 
 def ledger_rows(coordinator_dir: Path) -> list[tuple]:
@@ -105,7 +110,8 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
         pending = len(outbox.pending(conn))
         assert pending >= 1 and ledger_rows(data.path) == []
         coordinator = serve(data.path, port)  # the centre is back
-        until(lambda: not outbox.pending(conn), what="the outbox to drain")
+        until(lambda: not outbox.pending(conn), what="the outbox to drain",
+              explain=lambda: explain_outbox(conn, log_path))
     finally:
         code = stop(daemon)
         logs = log_path.read_text()
@@ -187,3 +193,24 @@ def test_reports_follow_closed_periods_and_late_summaries(coordinator, node_fact
     daemon.summarise(str(node.config.data_dir), today="2026-10-04")
     daemon.deliver(str(node.config.data_dir))
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 5)) == ["2026Q3"]
+
+
+def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from protos import dsse, keys, wire
+
+    cfg = node_config.init(tmp_path / "n", "lab-o", "127.0.0.1:1", insecure=True)
+    conn = store.connect(cfg.db_path)
+    key = keys.generate()
+    for sequence in (1, 2, 3):
+        outbox.add(conn, dsse.sign(wire.SITE_SUMMARY, b"{\"sequence\": %d}" % sequence, key), "2026Q3", sequence)
+    first = outbox.pending(conn)[0]
+    outbox.mark_failed(conn, first.sha256, "down", base=3600, maximum=3600)
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).isoformat()
+    conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE sequence = 1", (later,))
+    assert outbox.pending(conn, due_only=True) == []  # 2 and 3 wait behind 1
+    assert [p.sequence for p in outbox.pending(conn)] == [1, 2, 3]
+    outbox.mark_rejected(conn, first.sha256, "INVALID_ARGUMENT: bad")
+    assert [p.sequence for p in outbox.pending(conn, due_only=True)] == [2, 3]
+    assert outbox.rejected(conn) == [(1, "2026Q3", "INVALID_ARGUMENT: bad")]
