@@ -257,13 +257,14 @@ def summarize(data_dir: Path, period: str, as_json: bool) -> None:
 
 
 def _report_flush(report: send.FlushReport) -> None:
-    """What was sent; exit status 1 while anything waits in the outbox."""
+    """What was sent; exit status 1 when a send failed or anything still waits in the outbox."""
     for sequence, leaf in report.delivered:
         click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
     for sequence, error in report.failed:
         click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
     if report.pending:
         click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+    if report.failed or report.pending:
         raise SystemExit(1)
 
 
