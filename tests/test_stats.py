@@ -52,6 +52,7 @@ def test_overdispersion_is_one_without_excess_variation_and_grows_with_it() -> N
     assert stats.overdispersion(wild, ns, sum(wild) / sum(ns)) > 5
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # statsmodels on degenerate tables
 @settings(max_examples=400, deadline=None)
 @given(st.integers(0, 300), st.integers(0, 300), st.integers(0, 300), st.integers(0, 300))
 def test_kappa_and_its_interval_match_statsmodels(a, b, c, d) -> None:
