@@ -111,7 +111,7 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
         """SELECT test_id, biomarker, method, patient_key, received_date, reported_date, specimen, histology,
                   result, vaf
            FROM results
-           WHERE +reported_date BETWEEN ? AND ? AND eqa_round IS NULL  -- "+": scan in key order, no sort
+           WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL
            ORDER BY test_id, biomarker, method""",
         (period.start.isoformat(), period.end.isoformat()),
     )
