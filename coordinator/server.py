@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos import dsse, keys, wire
 from protos.errors import ContractError
+from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
@@ -31,6 +32,9 @@ log = logging.getLogger("rarenet.coordinator")
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SERVER_OPTIONS = [
+    # gRPC sets SO_REUSEPORT by default: a second coordinator on the same port would share it and
+    # append to the same ledger with a tree of its own. Refuse to bind instead.
+    ("grpc.so_reuseport", 0),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 600_000),
@@ -164,10 +168,12 @@ class Running:
     server: grpc.Server
     port: int
     service: CoordinatorService
+    lock: DirectoryLock
 
     def stop(self, grace: float = 5.0) -> None:
         self.server.stop(grace).wait()
         self.service.close()
+        self.lock.release()
 
 
 def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: bool = False,
@@ -179,7 +185,15 @@ def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: boo
     if tls is None and not is_loopback(listen):
         raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
     standard = load_standard(standard_path or data.standard)
-    service = CoordinatorService(data, standard, clock)
+    try:
+        lock = DirectoryLock(data.path / "serve.lock").acquire()
+    except AlreadyLocked:
+        raise SetupError(f"another coordinator is already serving {data.path}; one ledger has one writer") from None
+    try:
+        service = CoordinatorService(data, standard, clock)
+    except BaseException:
+        lock.release()
+        raise
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
                          maximum_concurrent_rpcs=workers * 16)
     cgrpc.add_CoordinatorServicer_to_server(service, server)
@@ -193,14 +207,16 @@ def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: boo
             root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
             require_client_auth=tls.client_ca is not None,
         )
-        port = server.add_secure_port(listen, credentials)
-    else:
-        port = server.add_insecure_port(listen)
+    try:
+        port = server.add_secure_port(listen, credentials) if tls else server.add_insecure_port(listen)
+    except RuntimeError:
+        port = 0
     if port == 0:
         service.close()
-        raise SetupError(f"cannot listen on {listen}; is the port in use?")
+        lock.release()
+        raise SetupError(f"cannot listen on {listen}: is the port in use, or another coordinator running?")
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)
     log.info("coordinator serving on port %d (standard %s)", port, standard.label)
-    return Running(server, port, service)
+    return Running(server, port, service, lock)

@@ -28,6 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from protos.errors import ContractError
+from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.periods import containing
 from node import config as node_config
 from node import mapping as node_mapping
@@ -153,6 +154,17 @@ def scheduler_for(cfg: node_config.NodeConfig) -> BackgroundScheduler:
 
 def run(data_dir: Path) -> None:
     cfg = node_config.load(data_dir.resolve())
+    try:
+        lock = DirectoryLock(cfg.data_dir / "run.lock").acquire()
+    except AlreadyLocked:
+        raise NodeError(f"`rarenet-node run` is already running on {cfg.data_dir}") from None
+    try:
+        _run(cfg)
+    finally:
+        lock.release()
+
+
+def _run(cfg: node_config.NodeConfig) -> None:
     store.connect(cfg.db_path).close()
     Path(cfg.daemon.watch_dir).mkdir(parents=True, exist_ok=True)
     scheduler = scheduler_for(cfg)

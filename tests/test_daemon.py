@@ -214,3 +214,17 @@ def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) ->
     outbox.mark_rejected(conn, first.sha256, "INVALID_ARGUMENT: bad")
     assert [p.sequence for p in outbox.pending(conn, due_only=True)] == [2, 3]
     assert outbox.rejected(conn) == [(1, "2026Q3", "INVALID_ARGUMENT: bad")]
+
+
+def test_one_daemon_per_data_directory(tmp_path: Path) -> None:
+    cfg = node_config.init(tmp_path / "n", "lab-r", "127.0.0.1:1", insecure=True)
+    first = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        until(lambda: (cfg.data_dir / "run.lock").exists() and (cfg.data_dir / "run.lock").read_text().strip(),
+              what="the first daemon's lock")
+        second = subprocess.run([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "already running" in second.stderr
+    finally:
+        assert stop(first) == 0

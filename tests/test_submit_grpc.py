@@ -228,3 +228,16 @@ def test_same_envelope_sent_concurrently_is_ledgered_once(coordinator, node_fact
         t.join()
     assert len(responses) == 8 and all(r.receipt == responses[0].receipt for r in responses)
     assert ledger_size(coordinator) == 1 and stored_summaries(coordinator) == 1
+
+
+def test_one_coordinator_per_port_and_per_data_directory(coordinator, tmp_path) -> None:
+    from coordinator.config import SetupError, init
+    from coordinator.server import start
+
+    with pytest.raises(SetupError, match="already serving"):
+        start(coordinator.service.data, "127.0.0.1:0", insecure=True)
+    other = init(tmp_path / "other")
+    with pytest.raises(SetupError, match="cannot listen"):
+        start(other, f"127.0.0.1:{coordinator.port}", insecure=True)
+    second = start(other, "127.0.0.1:0", insecure=True)  # the failed attempt released its lock
+    second.stop(grace=0)
