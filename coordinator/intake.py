@@ -136,7 +136,7 @@ class Intake:
         self._queue.put(None)
         self._committer.join(timeout=30)
 
-    def _reader(self) -> sqlite3.Connection:
+    def reader(self) -> sqlite3.Connection:
         """A connection of this thread's own for the checks that only read."""
         conn = getattr(self._readers, "conn", None)
         if conn is None:
@@ -149,7 +149,7 @@ class Intake:
                                   f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
         data = wire.envelope_bytes(envelope)
         sha = hashlib.sha256(data).hexdigest()
-        reader = self._reader()
+        reader = self.reader()
         existing = self._existing(reader, sha)
         if existing:
             return existing

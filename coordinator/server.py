@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,22 +93,26 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             raise NotFound(f"this coordinator serves standard {self.standard.version}, not {request.version}")
         return cpb.GetStandardsResponse(version=self.standard.version, standard=self.signed_standard)
 
-    @_guard
-    def GetBenchmark(self, request: Envelope, context) -> cpb.GetBenchmarkResponse:
-        with self.intake.lock:
-            site_id, _ = authenticate(self.conn, request, wire.BENCHMARK_REQUEST)
+    def _signed_request(self, request: Envelope, payload_type: str, message_type):
+        """A site's signed request: (site id, decoded payload). The payload must name the signer's own
+        site. Reads through the intake's per-thread connection, never holding the ledger lock."""
+        site_id, _ = authenticate(self.intake.reader(), request, payload_type)
         try:
-            ask = wire.decode(request.payload, cpb.BenchmarkRequestPayload)
-            period = parse_period(ask.period)
+            ask = wire.decode(request.payload, message_type)
         except ContractError as exc:
             raise InvalidArgument(str(exc)) from exc
         if ask.site_id != site_id:
-            raise InvalidArgument("a site may ask only for its own benchmark")
-        reader = sqlite3.connect(self.data.db)
+            raise InvalidArgument(f"site {site_id} may ask only about itself, not {ask.site_id!r}")
+        return site_id, ask
+
+    @_guard
+    def GetBenchmark(self, request: Envelope, context) -> cpb.GetBenchmarkResponse:
+        site_id, ask = self._signed_request(request, wire.BENCHMARK_REQUEST, cpb.BenchmarkRequestPayload)
         try:
-            full = benchmark.compute(reader, period.label, self.standard)
-        finally:
-            reader.close()
+            period = parse_period(ask.period)
+        except ContractError as exc:
+            raise InvalidArgument(str(exc)) from exc
+        full = benchmark.compute(self.intake.reader(), period.label, self.standard)
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
         payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode("utf-8")
@@ -117,22 +120,13 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def GetEqaRounds(self, request: cpb.GetEqaRoundsRequest, context) -> cpb.GetEqaRoundsResponse:
-        with self.intake.lock:
-            rounds = eqa.announcements(self.conn)
-        return cpb.GetEqaRoundsResponse(rounds=[wire.parse_envelope(r) for r in rounds])
+        return cpb.GetEqaRoundsResponse(rounds=[wire.parse_envelope(r) for r in eqa.announcements(self.intake.reader())])
 
     @_guard
     def GetEqaScore(self, request: Envelope, context) -> cpb.GetEqaScoreResponse:
-        with self.intake.lock:
-            site_id, _ = authenticate(self.conn, request, wire.EQA_SCORE_REQUEST)
-            try:
-                ask = wire.decode(request.payload, cpb.EqaScoreRequestPayload)
-            except ContractError as exc:
-                raise InvalidArgument(str(exc)) from exc
-            if ask.site_id != site_id:
-                raise InvalidArgument("a site may ask only for its own score sheet")
-            return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(eqa.score_sheet(self.conn, ask.round_id,
-                                                                                           site_id)))
+        site_id, ask = self._signed_request(request, wire.EQA_SCORE_REQUEST, cpb.EqaScoreRequestPayload)
+        sheet = eqa.score_sheet(self.intake.reader(), ask.round_id, site_id)
+        return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(sheet))
 
     @_guard
     def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:
