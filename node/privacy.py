@@ -72,11 +72,21 @@ def record_spend(conn: sqlite3.Connection, sequence: int, period: str, epsilon: 
                  (sequence, period, epsilon, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
 
 
+def _content(summary: pb.SiteSummary) -> bytes:
+    """The summary's counts before noise, without its sequence number: the noise is a function of
+    the data, so an unchanged period is never re-released with fresh noise (which would spend budget
+    again and let repeated draws be averaged away)."""
+    plain = pb.SiteSummary()
+    plain.CopyFrom(summary)
+    plain.sequence = 0
+    return plain.SerializeToString(deterministic=True)
+
+
 def apply(summary: pb.SiteSummary, epsilon: float, sensitivity_bound: int, secret: bytes) -> None:
     """Add noise to every released stratum cell, in place, and record the parameters."""
     scale = sensitivity_bound / epsilon
     alpha = math.exp(-1.0 / scale)
-    seed = hmac.new(secret, f"dp:{summary.period}:{summary.sequence}".encode(), hashlib.sha256).digest()
+    seed = hmac.new(secret, b"dp:" + _content(summary), hashlib.sha256).digest()
     rng = random.Random(seed)
     for stratum in summary.strata:
         if stratum.withheld:

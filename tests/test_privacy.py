@@ -79,6 +79,9 @@ def test_dp_summary_end_to_end(coordinator, node_factory, synthetic_csv) -> None
     (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
     assert wire.parse_envelope(blob).payload == preview.stdout_bytes  # same noise in preview and release
     assert privacy.spent(node.conn) == 2.0
+    again = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
+    assert again.exit_code == 0 and "nothing changed" in again.output  # same data: same noise, no new spend
+    assert privacy.spent(node.conn) == 2.0
     node.ingest(synthetic_csv("lab-a", rows=500, seed=3, name="late.csv"))
     refused = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
     assert refused.exit_code == 1 and "privacy budget is spent" in refused.output
