@@ -8,6 +8,7 @@ can act on. Levels: "alert" (outside 95% limits, or a point estimate past a targ
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
@@ -449,15 +450,16 @@ def compute_from(data: Inputs, period: str, standard: Standard,
 
 
 def for_site(benchmark: dict, site_id: str) -> dict:
-    """A site's own view: its section in full, peers as anonymous points (no names)."""
+    """A site's own view: its section in full, peers as anonymous points (no names). Peers are
+    ordered by what is shown of them, so the order reveals nothing the page does not (ordering by
+    name or by submission would help a lab guess who is who)."""
     own = benchmark["sites"].get(site_id)
-    peers = []
-    for i, (other, entry) in enumerate(sorted(benchmark["sites"].items(), key=lambda kv: kv[1]["leaf_index"])):
-        if other == site_id:
-            continue
-        peers.append({"peer": f"peer-{len(peers) + 1}",
-                      "positivity": {b: {"positive": v["positive"], "valid": v["valid"], "rate": v["rate"]}
-                                     for b, v in entry["positivity"].items()},
-                      "status": entry["status"]})
+    shown = sorted(
+        ({"positivity": {b: {"positive": v["positive"], "valid": v["valid"], "rate": v["rate"]}
+                         for b, v in entry["positivity"].items()},
+          "status": entry["status"]}
+         for other, entry in benchmark["sites"].items() if other != site_id),
+        key=lambda peer: json.dumps(peer, sort_keys=True))
+    peers = [{"peer": f"peer-{n}", **peer} for n, peer in enumerate(shown, start=1)]
     return {"period": benchmark["period"], "standard": benchmark["standard"], "site": own,
             "network": {"positivity": benchmark["network"]["positivity"]}, "peers": peers}
