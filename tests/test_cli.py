@@ -136,3 +136,20 @@ def test_site_benchmark_page_and_peers_without_names(coordinator, node_factory, 
     assert "lab-a" not in result.stdout and "lab-a" not in page.read_text()
     assert "lab-b: benchmark 2026Q3" in page.read_text()
     assert outbox.pending(node.conn) == []
+
+
+def test_peer_order_does_not_follow_submission_order() -> None:
+    from coordinator.benchmark import for_site
+
+    def site(leaf: int, positive: int) -> dict:
+        return {"leaf_index": leaf, "status": "ok", "positivity": {"EGFR": {"positive": positive, "valid": 100,
+                                                                             "rate": positive / 100}}}
+
+    network = {"period": "2026Q3", "standard": {}, "network": {"positivity": {}},
+               "sites": {"lab-a": site(0, 10), "lab-b": site(1, 50), "lab-c": site(2, 30), "lab-d": site(3, 40)}}
+    reordered = {**network, "sites": {k: {**v, "leaf_index": 9 - v["leaf_index"]} for k, v in network["sites"].items()}}
+    view = for_site(network, "lab-a")
+    assert view["peers"] == for_site(reordered, "lab-a")["peers"]  # submission order plays no part
+    assert [p["positivity"]["EGFR"]["positive"] for p in view["peers"]] == [30, 40, 50]
+    text = json.dumps(view["peers"])
+    assert "lab-" not in text and "leaf_index" not in text
