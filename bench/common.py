@@ -24,8 +24,9 @@ def child(module: str, *args: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak RSS of this process (or, with RUSAGE_CHILDREN, of the largest child it waited for), MB."""
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def big_export(rows: int, path: Path) -> Path:

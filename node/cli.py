@@ -10,19 +10,20 @@ from pathlib import Path
 
 import click
 
-from protos import dsse, wire
-from protos.errors import ContractError
-from protos.periods import parse as parse_period
-from protos.rarenet.v1 import coordinator_pb2 as cpb
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
 from node import outbox, receipts, send, store, summary, synth
 from node.client import CoordinatorClient
 from node.errors import NodeError
-from node.ingest import Pseudonymiser, ingest_file
+from node.ingest import ingest_file
+from node.pseudonym import Pseudonymiser
 from node.readers import open_table
 from node.standard import load_cached
+from protos import dsse, wire
+from protos.errors import ContractError
+from protos.periods import parse as parse_period
+from protos.rarenet.v1 import coordinator_pb2 as cpb
 
 data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
                                help="The node's data directory.")

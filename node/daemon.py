@@ -27,17 +27,18 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from protos.errors import ContractError
-from protos.lockfile import AlreadyLocked, DirectoryLock
-from protos.periods import containing
 from node import config as node_config
 from node import mapping as node_mapping
 from node import send, store
 from node.client import CoordinatorClient
 from node.enroll import fetch_standard
 from node.errors import NodeError
-from node.ingest import Pseudonymiser, ingest_file
+from node.ingest import ingest_file
+from node.pseudonym import Pseudonymiser
 from node.standard import load_cached
+from protos.errors import ContractError
+from protos.lockfile import AlreadyLocked, DirectoryLock
+from protos.periods import containing
 
 log = logging.getLogger("rarenet.node")
 _job_lock = threading.Lock()  # one job at a time touches the database

@@ -4,8 +4,9 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,40 @@ class Table:
     header: list[str]
     rows: Iterator[tuple[int, list[str]]]  # (line number in the file, cell texts)
     encoding: str
-    position: callable  # bytes read so far (for progress)
+    position: Callable[[], int]  # bytes read so far (for progress)
     size: int
+    sha256: Callable[[], str]  # of the file's bytes; complete once every row has been read
+
+
+class _HashedFile(io.RawIOBase):
+    """A file whose bytes are hashed as they are read, so that it is read once."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("rb", buffering=0)
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._file.readinto(buffer)
+        if n:
+            self.hash.update(memoryview(buffer)[:n])
+            self.count += n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def detect_encoding(path: Path) -> str:
@@ -59,7 +92,8 @@ def _open_delimited(path: Path, encoding: str | None) -> Table:
         codecs.lookup(encoding)
     except LookupError as exc:
         raise IngestError(f"unknown encoding {encoding!r}; try utf-8 or gb18030") from exc
-    raw = path.open("rb")
+    hashed = _HashedFile(path)
+    raw = io.BufferedReader(hashed, 1 << 20)
     text = io.TextIOWrapper(raw, encoding=encoding, newline="", errors="strict")
     try:
         first = text.readline()
@@ -77,25 +111,20 @@ def _open_delimited(path: Path, encoding: str | None) -> Table:
     reader = csv.reader(text, delimiter=delimiter)
 
     def rows() -> Iterator[tuple[int, list[str]]]:
+        # reader.line_num counts the physical lines read after the header: a row's number in the file
+        # is one more (a quoted cell may hold line breaks, so rows and lines can differ).
         try:
-            line = 1
-            while True:
-                try:
-                    cells = next(reader)
-                except StopIteration:
-                    return
-                except UnicodeDecodeError as exc:
-                    raise IngestError(
-                        f"{path}: bytes after line {line} are not {encoding}; pass --encoding"
-                    ) from exc
-                except csv.Error as exc:
-                    raise IngestError(f"{path}: line {reader.line_num + 1}: {exc}") from exc
-                line = reader.line_num + 1
-                yield line, cells
+            for cells in reader:
+                yield reader.line_num + 1, cells
+        except UnicodeDecodeError as exc:
+            raise IngestError(f"{path}: bytes after line {reader.line_num + 1} are not {encoding}; pass --encoding") from exc
+        except csv.Error as exc:
+            raise IngestError(f"{path}: line {reader.line_num + 1}: {exc}") from exc
         finally:
             raw.close()
 
-    return Table(header, rows(), encoding, raw.tell, path.stat().st_size)
+    return Table(header, rows(), encoding, lambda: hashed.count, path.stat().st_size,
+                 lambda: hashed.hash.hexdigest())
 
 
 def _cell_text(value: object) -> str:
@@ -135,4 +164,5 @@ def _open_xlsx(path: Path) -> Table:
             workbook.close()
 
     total = sheet.max_row or 1
-    return Table(header, rows(), "xlsx", lambda: done[0] * path.stat().st_size // total, path.stat().st_size)
+    return Table(header, rows(), "xlsx", lambda: done[0] * path.stat().st_size // total, path.stat().st_size,
+                 lambda: file_sha256(path))

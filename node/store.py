@@ -6,6 +6,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from node.errors import ConfigError
+
+SCHEMA_VERSION = 2  # PRAGMA user_version; 2: results.ingest_id names the file, no row hash
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     test_id TEXT NOT NULL,
@@ -21,14 +24,12 @@ CREATE TABLE IF NOT EXISTS results (
     vaf REAL,
     eqa_round TEXT,
     eqa_sample TEXT,
-    source TEXT NOT NULL,
-    line INTEGER NOT NULL,
-    row_hash TEXT NOT NULL,
+    ingest_id INTEGER NOT NULL,         -- the file it came from (ingests.id) ...
+    line INTEGER NOT NULL,              -- ... and its line there
     PRIMARY KEY (test_id, biomarker, method)
 ) WITHOUT ROWID;
 -- No secondary index: summaries scan the primary key in order (node/metrics.py), and one index
 -- less makes ingest of a large export about 1.5 s per million rows faster.
-DROP INDEX IF EXISTS results_reported;
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
@@ -43,7 +44,7 @@ CREATE INDEX IF NOT EXISTS quarantine_source ON quarantine (source, released_at)
 CREATE TABLE IF NOT EXISTS ingests (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
+    sha256 TEXT,                        -- of the file's bytes, set when the file has been read
     ingested_at TEXT NOT NULL,
     rows INTEGER, accepted INTEGER, inserted INTEGER, updated INTEGER,
     duplicates INTEGER, quarantined INTEGER, released INTEGER
@@ -91,11 +92,20 @@ CREATE TABLE IF NOT EXISTS state (
 
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
+    if tables and version != SCHEMA_VERSION:
+        conn.close()
+        raise ConfigError(
+            f"{path} has database layout {version}, made by an earlier development version of rarenet-node; "
+            f"this version reads layout {SCHEMA_VERSION}. Start a new data directory with `rarenet-node init`."
+        )
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-32768")  # 32 MB of page cache: index inserts of large files
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return conn
 
 

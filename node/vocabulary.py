@@ -13,6 +13,7 @@ FIELDS = (
     "method", "biomarker", "result", "variant", "vaf", "eqa_round", "eqa_sample",
 )
 REQUIRED = FIELDS[:9]
+OPTIONAL = FIELDS[9:]
 
 SPECIMENS = ("tissue", "cytology", "plasma", "other")
 HISTOLOGIES = ("adenocarcinoma", "squamous", "large_cell", "sarcomatoid", "nos", "other")

@@ -10,15 +10,18 @@ from pathlib import Path
 import grpc
 import pytest
 
-from coordinator import enrolment, store as coordinator_store
-from coordinator.config import DataDir, init as init_coordinator
+from coordinator import enrolment
+from coordinator import store as coordinator_store
+from coordinator.config import DataDir
+from coordinator.config import init as init_coordinator
 from coordinator.server import Running, start
 from node import config as node_config
 from node import enroll as node_enroll
 from node import store as node_store
 from node.client import CoordinatorClient
-from node.ingest import Pseudonymiser, ingest_file
+from node.ingest import ingest_file
 from node.mapping import Mapping
+from node.pseudonym import Pseudonymiser
 from node.synth import generate, write_csv
 from protos.periods import parse as parse_period
 
@@ -129,3 +132,15 @@ def rpc_code(exc_info) -> grpc.StatusCode:
 
 
 __all__ = ["PERIOD", "Node", "Recorder", "make_node", "rpc_code", "DataDir"]
+
+
+def validation_worker_pids() -> list[int]:
+    """Running `python -m node.validate` processes (the ingest's second process for large files)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"node.validate" in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids

@@ -9,7 +9,7 @@ import uuid
 from click.testing import CliRunner
 
 from node.cli import main as node_cli
-from node.ingest import Pseudonymiser
+from node.pseudonym import Pseudonymiser
 from node.synth import generate
 from tests.conftest import PERIOD
 

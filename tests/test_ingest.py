@@ -3,17 +3,24 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
 from pathlib import Path
 
 import openpyxl
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from node import config as node_config, store
+from node import config as node_config
+from node import store
 from node.errors import IngestError
-from node.ingest import Pseudonymiser, ingest_file
-from node.mapping import Mapping, load as load_mapping
+from node.ingest import ingest_file
+from node.mapping import Mapping
+from node.mapping import load as load_mapping
+from node.pseudonym import Pseudonymiser
 from node.vocabulary import FIELDS
+from tests.conftest import validation_worker_pids
 
 HEADER = list(FIELDS)
 GOOD = ["T1", "P1", "2026-07-01", "2026-07-08", "tissue", "adenocarcinoma", "ngs_dna_rna", "EGFR", "positive",
@@ -204,3 +211,82 @@ def test_conflicting_repeat_across_write_batches(node, tmp_path) -> None:
     result = node(write(tmp_path / "x.csv", rows))
     assert (result.rows, result.accepted, result.duplicates, result.quarantined) == (6002, 6000, 1, 1)
     assert result.errors[0].line == 6002 and "line 3 already gives" in result.errors[0].reason
+
+
+def mixed_rows(n: int) -> list[list[str]]:
+    """n good rows over two write batches, with an identical repeat, a conflicting repeat, bad rows,
+    a repeat of a bad row, and a blank line."""
+    rows = [row(test_id=f"T{i}", patient_id=f"P{i // 3}") for i in range(n)]
+    rows += [row(test_id="T1", patient_id="P0"), row(test_id="T2", patient_id="P0", result="negative"),
+             row(test_id="BAD", vaf="500"), row(test_id="BAD", vaf="500"), [""] * len(HEADER),
+             row(test_id="T5", patient_id="P1", method="pcr")]
+    return rows
+
+
+def table_contents(conn) -> list[tuple]:
+    results = conn.execute("SELECT * FROM results ORDER BY test_id, biomarker, method").fetchall()
+    quarantine = conn.execute("SELECT source, line, field, reason, row_json, released_at IS NULL FROM quarantine"
+                              " ORDER BY line, id").fetchall()
+    return results + quarantine
+
+
+def test_a_second_validating_process_gives_exactly_the_in_process_result(tmp_path) -> None:
+    """Large files are validated in a worker process (node/validate.py); small ones in process.
+    Both must give the same counts, errors, rows and quarantine, first ingest and re-ingest."""
+    first, fixed = mixed_rows(7000), mixed_rows(7000)
+    fixed[3] = row(test_id="T3", patient_id="P1", result="negative")  # a correction
+    fixed[-3] = fixed[-4] = row(test_id="BAD", vaf="5")              # the bad rows fixed: released
+    outcomes = []
+    for worker in (False, True):
+        cfg = node_config.init(tmp_path / f"node-{worker}", "lab-a", "127.0.0.1:1", insecure=True)
+        conn = store.connect(cfg.db_path)
+        pseudonymise = Pseudonymiser(b"the same secret for both")
+        results = [ingest_file(conn, write(tmp_path / "export.csv", rows), pseudonymise, Mapping(), worker=worker)
+                   for rows in (first, first, fixed)]
+        outcomes.append(([r.to_dict() for r in results], table_contents(conn)))
+    (in_process, contents), (in_worker, worker_contents) = outcomes
+    assert in_worker == in_process
+    assert worker_contents == contents
+    once, again, corrected = in_process
+    assert (once["rows"], once["accepted"], once["duplicates"], once["quarantined"]) == (7005, 7001, 1, 3)
+    assert [e["line"] for e in once["errors"]] == [7003, 7004, 7005]
+    assert "line 4 already gives a different result" in once["errors"][0]["reason"]
+    assert (again["accepted"], again["duplicates"], again["quarantined"]) == (0, 7002, 3)
+    assert (corrected["inserted"], corrected["updated"], corrected["released"]) == (1, 1, 2)
+
+
+def test_a_second_validating_process_refuses_a_file_as_in_process(node, tmp_path) -> None:
+    pseudonymise = Pseudonymiser(node.cfg.pseudonym_secret())
+    no_column = write(tmp_path / "x.csv", [row()[:7]], header=HEADER[:7])
+    with pytest.raises(IngestError, match="no column for biomarker.*--mapping"):
+        ingest_file(node.conn, no_column, pseudonymise, Mapping(), worker=True)
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(write(tmp_path / "ok.csv", mixed_rows(6000)).read_bytes() + "T9,\xff\xfe\n".encode("latin-1"))
+    with pytest.raises(IngestError, match="not utf-8"):
+        ingest_file(node.conn, broken, pseudonymise, Mapping(), encoding="utf-8", worker=True)
+    assert count(node.conn) == 0
+    assert node.conn.execute("SELECT COUNT(*) FROM ingests").fetchone() == (0,)
+
+
+def test_a_killed_validating_process_leaves_the_database_unchanged(node, tmp_path) -> None:
+    """The OOM killer, say, stops the worker mid-file: the ingest says so and nothing is stored."""
+    node(write(tmp_path / "before.csv", [row(test_id="KEEP")]))
+    before = table_contents(node.conn)
+    path = write(tmp_path / "big.csv", mixed_rows(30_000))
+    killed = []
+
+    def kill_worker(done: int, total: int) -> None:
+        if not killed:
+            pids = validation_worker_pids()
+            assert len(pids) == 1, pids
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    with pytest.raises(IngestError, match=r"validation process stopped \(killed by signal 9\).*nothing .* stored"):
+        ingest_file(node.conn, path, Pseudonymiser(node.cfg.pseudonym_secret()), Mapping(), progress=kill_worker,
+                    worker=True)
+    assert killed and table_contents(node.conn) == before
+    assert node.conn.execute("SELECT COUNT(*) FROM ingests").fetchone() == (1,)
+    again = node(path)  # and it works the next time
+    assert (again.rows, again.accepted) == (30_005, 30_001)
+    assert validation_worker_pids() == []

@@ -7,9 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from node import config as node_config, store
+from node import config as node_config
+from node import store
 from node.synth import generate, write_csv
-from tests.conftest import PERIOD
+from node.validate import WORKER_MIN_BYTES
+from tests.conftest import PERIOD, validation_worker_pids
 
 CLI = str(Path(sys.executable).parent / "rarenet-node")
 
@@ -17,7 +19,7 @@ CLI = str(Path(sys.executable).parent / "rarenet-node")
 def snapshot(db: Path) -> list[tuple]:
     conn = store.connect(db)
     try:
-        return conn.execute("SELECT test_id, biomarker, method, result, row_hash FROM results ORDER BY 1, 2, 3").fetchall()
+        return conn.execute("SELECT test_id, biomarker, method, result, patient_key, ingest_id, line FROM results ORDER BY 1, 2, 3").fetchall()
     finally:
         conn.close()
 
@@ -40,9 +42,15 @@ def test_sigkill_mid_file_leaves_database_unchanged(tmp_path: Path) -> None:
             break
         time.sleep(0.01)
     assert proc.poll() is None, "ingest finished before it could be interrupted; make the file bigger"
+    assert big.stat().st_size >= WORKER_MIN_BYTES  # so rows are validated in a second process
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert snapshot(cfg.db_path) == before
+    # The validating process sees its pipe close and stops too.
+    deadline = time.monotonic() + 10
+    while validation_worker_pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert validation_worker_pids() == []
 
     done = subprocess.run([CLI, "ingest", "--data-dir", str(cfg.data_dir), "--json", str(big)],
                           check=True, capture_output=True, text=True)

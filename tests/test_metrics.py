@@ -4,12 +4,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coordinator.standards import DEFAULT_STANDARD
-from node import config as node_config, metrics, store
-from node.ingest import Pseudonymiser, ingest_file
+from node import config as node_config
+from node import metrics, store
+from node.ingest import ingest_file
 from node.mapping import Mapping
+from node.pseudonym import Pseudonymiser
 from node.standard import parse as parse_standard
 from node.workdays import WorkingDays
 from protos.periods import parse as parse_period

@@ -1,0 +1,301 @@
+"""A LIMS export -> canonical records in batches, checked and pseudonymised, without the database.
+
+`prepare(job)` reads the file (node/readers.py), checks every row (required fields, vocabulary,
+real dates, reported not before received, vaf in range), replaces the patient id by its keyed
+hash, and finds repeats of a (test_id, biomarker, method) within the file. node/ingest.py writes
+what it yields, in one transaction.
+
+A large file is prepared in a second process, so that one core validates while the other writes
+to SQLite: `python -m node.validate` reads the pickled job on stdin and answers with pickled items
+on stdout (`in_worker`). A small file is prepared in the calling process. Both run `prepare`.
+"""
+from __future__ import annotations
+
+import json
+import operator
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.errors import IngestError, NodeError
+from node.mapping import Mapping
+from node.pseudonym import Pseudonymiser
+from node.readers import open_table
+from node.vocabulary import OPTIONAL, REQUIRED, normalise_variant
+
+VOCABULARY_FIELDS = ("specimen", "histology", "method", "biomarker", "result")
+BATCH = 5000
+WORKER_MIN_BYTES = 4 << 20  # below this, starting a second process costs more than it saves
+
+Problems = list[tuple[str, str]]  # (field, reason), one per thing wrong with a row
+
+
+@dataclass
+class Job:
+    path: Path
+    mapping: Mapping
+    pseudonymise: Pseudonymiser
+    encoding: str | None
+    ingest_id: int  # appended to every record (results.ingest_id)
+
+
+@dataclass
+class Opened:
+    """The first item: how the file was read."""
+    encoding: str
+    unmapped_columns: list[str]
+    size: int
+
+
+@dataclass
+class Batch:
+    """The next rows of the file. Each row read is counted in `rows` and is exactly one of a record,
+    a repeat or a quarantined row."""
+    records: list[tuple] = field(default_factory=list)  # the first row of their key in the file
+    # (record, first line, masked row): the hash of the key was seen on an earlier line. Once the
+    # earlier batches are written, the table says whether it is a duplicate (the same values), a
+    # conflict (other values) or, very rarely, another key with the same 64-bit hash.
+    repeats: list[tuple[tuple, int, str]] = field(default_factory=list)
+    quarantined: list[tuple[int, Problems, str]] = field(default_factory=list)  # (line, problems, masked row)
+    rows: int = 0
+    position: int = 0  # bytes read, for progress
+
+
+@dataclass
+class Finished:
+    """The last item."""
+    sha256: str
+
+
+@dataclass
+class Failed:
+    """From the worker: the file cannot be read (the same error `prepare` raises in process)."""
+    error: NodeError
+
+
+
+
+class Validator:
+    """Turns one row of cells into a record for node/ingest.py's COLUMNS, or says what is wrong with it.
+
+    Vocabulary words and dates repeat endlessly in an export, so each distinct combination of the
+    five vocabulary cells, and of the two date cells, is checked once and remembered; a row that
+    passes every check takes this fast path, and only a bad row is examined field by field for
+    its error messages (`problems`).
+    """
+
+    def __init__(self, columns: int, positions: dict[int, str], mapping: Mapping, pseudonymise: Pseudonymiser,
+                 ingest_id: int) -> None:
+        self.index = {name: i for i, name in positions.items()}
+        self.mapping = mapping
+        self.pseudonymise = pseudonymise
+        self.ingest_id = ingest_id
+        # Rows are cut or padded to the header's width, plus one empty cell for absent optional columns.
+        absent = any(name not in self.index for name in OPTIONAL)
+        self.width = columns + absent
+        self.blanks = [""] * self.width
+        self.pick = operator.itemgetter(*[self.index[name] for name in REQUIRED],
+                                        *[self.index.get(name, columns) for name in OPTIONAL])
+        self.words: dict[str, dict[str, str | None]] = {f: {} for f in VOCABULARY_FIELDS}
+        self.dates: dict[str, str | None] = {}
+        self.word_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.date_pairs: dict[tuple[str, str], tuple[str, str] | tuple[()]] = {}
+
+    def word(self, field_name: str, text: str) -> str | None:
+        known = self.words[field_name]
+        if text not in known:
+            known[text] = self.mapping.value(field_name, text) if text else None
+        return known[text]
+
+    def date(self, text: str) -> str | None:
+        if text not in self.dates:
+            day = self.mapping.parse_date(text) if text else None
+            self.dates[text] = day.isoformat() if day else None
+        return self.dates[text]
+
+    def _word_set(self, cells: tuple[str, ...]) -> tuple[str, ...]:
+        """The five canonical words, or () if one is empty or unknown."""
+        if len(self.word_sets) > 100_000:
+            self.word_sets.clear()
+        words = tuple(self.word(name, text.strip()) for name, text in zip(VOCABULARY_FIELDS, cells))
+        self.word_sets[cells] = words = words if all(words) else ()
+        return words
+
+    def _date_pair(self, received: str, reported: str) -> tuple[str, str] | tuple[()]:
+        """(received, reported) as ISO dates, or () if one is not a real date or reported is earlier."""
+        if len(self.date_pairs) > 100_000:
+            self.date_pairs.clear()
+        pair = (self.date(received.strip()), self.date(reported.strip()))
+        self.date_pairs[received, reported] = pair = pair if pair[0] and pair[1] and pair[1] >= pair[0] else ()
+        return pair
+
+    def __call__(self, cells: list[str], line: int) -> tuple | None:
+        """The record (with ingest id and line), or None: then `problems(cells)` says why."""
+        if len(cells) != self.width:
+            cells = (cells + self.blanks)[:self.width]
+        test_id, patient_id, received, reported, specimen, histology, method, biomarker, result, \
+            variant, vaf_text, eqa_round, eqa_sample = self.pick(cells)
+        words = self.word_sets.get((specimen, histology, method, biomarker, result)) \
+            or self._word_set((specimen, histology, method, biomarker, result))
+        dates = self.date_pairs.get((received, reported)) or self._date_pair(received, reported)
+        test_id, patient_id = test_id.strip(), patient_id.strip()
+        vaf = None
+        if vaf_text:
+            try:
+                vaf = float(vaf_text.strip().rstrip("%"))
+            except ValueError:
+                return None
+            if not 0.0 <= vaf <= 100.0:
+                return None
+        if not (words and dates and test_id and patient_id):
+            return None
+        specimen, histology, method, biomarker, result = words
+        received, reported = dates
+        patient_key = self.pseudonymise(patient_id)
+        return (test_id, biomarker, method, patient_key, received, reported, specimen, histology, result,
+                normalise_variant(variant) or None if variant else None, vaf,
+                eqa_round.strip() or None if eqa_round else None, eqa_sample.strip() or None if eqa_sample else None,
+                self.ingest_id, line)
+
+    def problems(self, cells: list[str]) -> Problems:
+        """Every reason the row cannot be accepted, one (field, reason) per problem."""
+        cells = (cells + self.blanks)[:self.width]
+        values = dict(zip(REQUIRED + OPTIONAL, (text.strip() for text in self.pick(cells))))
+        problems = [(name, "required value is empty") for name in REQUIRED if not values[name]]
+        for name in VOCABULARY_FIELDS:
+            if values[name] and self.word(name, values[name]) is None:
+                problems.append((name, f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]"))
+        for name in ("received_date", "reported_date"):
+            if values[name] and self.date(values[name]) is None:
+                problems.append((name, f"{values[name]!r} is not a real date in a known format"))
+        received, reported = self.date(values["received_date"]), self.date(values["reported_date"])
+        if received and reported and reported < received:
+            problems.append(("reported_date", f"reported {reported} is before received {received}"))
+        vaf_text = values["vaf"].rstrip("%").strip()
+        if vaf_text:
+            try:
+                vaf = float(vaf_text)
+            except ValueError:
+                problems.append(("vaf", f"{vaf_text!r} is not a number"))
+            else:
+                if not 0.0 <= vaf <= 100.0:
+                    problems.append(("vaf", f"{vaf_text} is outside 0-100 (percent)"))
+        return problems
+
+    def masked(self, cells: list[str]) -> str:
+        """The row as read, for the quarantine table, with the patient id replaced by its keyed hash."""
+        shown = list(cells)
+        i = self.index.get("patient_id")
+        if i is not None and i < len(shown) and shown[i].strip():
+            shown[i] = "pseudonym:" + self.pseudonymise(shown[i].strip())
+        return json.dumps(shown, ensure_ascii=False)
+
+
+def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
+    """Opened, then Batches covering every row of the file, then Finished; IngestError if the
+    file as a whole cannot be read (bad rows are quarantined instead)."""
+    table = open_table(job.path, job.encoding or job.mapping.encoding)
+    positions, unmapped = job.mapping.resolve_header(table.header)
+    missing = [name for name in REQUIRED if name not in positions.values()]
+    if missing:
+        raise IngestError(
+            f"{job.path.name}: no column for {', '.join(missing)} (columns are {table.header}); "
+            "name them in a mapping file's [columns] and pass --mapping"
+        )
+    yield Opened(table.encoding, unmapped, table.size)
+    validate = Validator(len(table.header), positions, job.mapping, job.pseudonymise, job.ingest_id)
+    # The first line of every (test_id, biomarker, method) of the file, by the hash of the key:
+    # repeats are found in one pass, in about 100 bytes a row.
+    seen: dict[int, int] = {}
+    batch = Batch()
+    pending = 0
+    for line, cells in table.rows:
+        if not (cells and cells[0].strip()) and not "".join(cells).strip():
+            continue  # a blank line is not a row
+        batch.rows += 1
+        pending += 1
+        record = validate(cells, line)
+        if record is None:
+            batch.quarantined.append((line, validate.problems(cells), validate.masked(cells)))
+        else:
+            first = seen.setdefault(hash(record[:3]), line)
+            if first == line:
+                batch.records.append(record)
+            else:
+                batch.repeats.append((record, first, validate.masked(cells)))
+        if pending == BATCH:
+            batch.position = table.position()
+            yield batch
+            batch = Batch()
+            pending = 0
+    batch.position = table.size
+    yield batch
+    yield Finished(table.sha256())
+
+
+def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
+    """`prepare(job)` run in a second process; the same items, and the same errors raised."""
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    with tempfile.TemporaryFile() as stderr:
+        # -P: the current directory is not put on sys.path, so a folder named `node` there is not imported.
+        proc = subprocess.Popen([sys.executable, "-P", "-m", "node.validate"], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+        try:
+            pickle.dump(job, proc.stdin, pickle.HIGHEST_PROTOCOL)
+            proc.stdin.close()
+            while True:
+                try:
+                    item = pickle.load(proc.stdout)
+                except (EOFError, pickle.UnpicklingError):
+                    raise IngestError(f"{job.path.name}: {_stopped(proc, stderr)}; nothing from this file was "
+                                      "stored. Run the ingest again; if it stops again, check the machine's free "
+                                      "memory") from None
+                if isinstance(item, Failed):
+                    raise item.error
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _stopped(proc: subprocess.Popen, stderr) -> str:
+    """How the worker stopped, with the last line it wrote to stderr."""
+    proc.wait()
+    stderr.seek(0)
+    last = stderr.read().decode("utf-8", "replace").strip().splitlines()[-1:]
+    how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    return f"the validation process stopped ({how}{': ' + last[0] if last else ''})"
+
+
+def serve() -> None:
+    """The worker's side of `in_worker`."""
+    job = pickle.load(sys.stdin.buffer)
+    out = sys.stdout.buffer
+    try:
+        try:
+            for item in prepare(job):
+                pickle.dump(item, out, pickle.HIGHEST_PROTOCOL)
+                out.flush()
+        except NodeError as exc:
+            pickle.dump(Failed(exc), out, pickle.HIGHEST_PROTOCOL)
+            out.flush()
+    except BrokenPipeError:  # the ingest stopped (rolled back or killed): nothing more to do
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    from node.validate import (
+        serve as _serve,  # this module by its importable name, so pickles name it so
+    )
+
+    _serve()
