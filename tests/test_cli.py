@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import click
 import grpc
@@ -153,3 +154,15 @@ def test_peer_order_does_not_follow_submission_order() -> None:
     assert [p["positivity"]["EGFR"]["positive"] for p in view["peers"]] == [30, 40, 50]
     text = json.dumps(view["peers"])
     assert "lab-" not in text and "leaf_index" not in text
+
+
+def test_a_node_database_of_an_older_layout_is_refused_with_advice(tmp_path) -> None:
+    data = tmp_path / "node"
+    assert CliRunner().invoke(node_cli, ["init", "--data-dir", str(data), "--site-id", "lab-a",
+                                         "--coordinator", "127.0.0.1:1", "--insecure"]).exit_code == 0
+    conn = sqlite3.connect(data / "node.db")
+    conn.execute("PRAGMA user_version = 1")  # as written before layout 2
+    conn.close()
+    result = CliRunner().invoke(node_cli, ["ingest", "--data-dir", str(data), str(write(tmp_path / "x.csv", [row()]))])
+    assert result.exit_code == 1 and "layout 1" in result.output and "rarenet-node init" in result.output, result.output
+    assert "Traceback" not in result.output
