@@ -67,7 +67,7 @@ def _run_clients(port: int, work: list[list], call) -> float:
 
 
 def run(quick: bool = False) -> None:
-    per_client = 20 if quick else 60
+    per_client = 20 if quick else 100
     root = WORK / "submit"
     shutil.rmtree(root, ignore_errors=True)
     data = init_coordinator(root / "coordinator")

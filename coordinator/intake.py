@@ -6,7 +6,6 @@ gets its original receipt and no second ledger entry.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -30,7 +29,6 @@ from coordinator import eqa
 from coordinator.ledger import Ledger
 
 log = logging.getLogger("rarenet.coordinator")
-_NO_LOCK = contextlib.nullcontext()
 KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
 CELLS = ("positive", "negative", "failed", "equivocal")
 
@@ -101,23 +99,25 @@ def _now() -> dt.datetime:
 @dataclass
 class _Pending:
     envelope: Envelope
-    data: bytes
-    leaf: bytes
-    sha: str
-    site_id: str
-    keyid: str
-    summary: pb.SiteSummary | epb.EqaResponse  # what the payload type names
-    received: dt.datetime
     done: threading.Event = field(default_factory=threading.Event)
     response: cpb.SubmitResponse | None = None
     error: BaseException | None = None
     twin: "_Pending | None" = None  # the same envelope earlier in the same batch
+    # Filled in by the checks:
+    data: bytes = b""
+    sha: str = ""
+    site_id: str = ""
+    keyid: str = ""
+    summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
+    received: dt.datetime | None = None
 
 
 class Intake:
-    """Verifies on the caller's thread; appends on one committer thread in batches (group commit):
-    everything queued meanwhile goes into one transaction under one signed tree head, and each
-    caller is answered after the commit, so a receipt always names a stored leaf."""
+    """One intake thread checks and appends submissions in batches (group commit). Each caller's
+    envelope waits in a queue; everything queued meanwhile is checked in turn and the accepted
+    ones go into one transaction under one signed tree head. Each caller is answered after the
+    commit, so a receipt always names a stored leaf. One thread doing the work avoids handing the
+    interpreter lock between many request threads (Ed25519 runs outside it)."""
 
     MAX_BATCH = 256
 
@@ -137,7 +137,7 @@ class Intake:
         self._committer.join(timeout=30)
 
     def reader(self) -> sqlite3.Connection:
-        """A connection of this thread's own for the checks that only read."""
+        """A connection of this thread's own for requests that only read."""
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._readers.conn = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False)
@@ -147,28 +147,7 @@ class Intake:
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(f"payload type {envelope.payload_type!r} cannot be submitted (only "
                                   f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
-        data = wire.envelope_bytes(envelope)
-        sha = hashlib.sha256(data).hexdigest()
-        reader = self.reader()
-        existing = self._existing(reader, sha)
-        if existing:
-            return existing
-        site_id, keyid = authenticate(reader, envelope, envelope.payload_type)
-        received = self.clock()
-        if envelope.payload_type == wire.EQA_RESPONSE:
-            try:
-                summary = wire.decode(envelope.payload, epb.EqaResponse)
-            except ContractError as exc:
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {exc}") from exc
-            check_eqa_response(summary, site_id)
-            eqa.check_response(reader, summary, received.date())
-        else:
-            try:
-                summary = wire.decode(envelope.payload, pb.SiteSummary)
-            except ContractError as exc:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
-            check_summary(summary, site_id, received.date())
-        item = _Pending(envelope, data, merkle.leaf_hash(data), sha, site_id, keyid, summary, received)
+        item = _Pending(envelope)
         self._queue.put(item)
         item.done.wait()
         if item.error is not None:
@@ -201,13 +180,16 @@ class Intake:
         in_batch: dict[str, _Pending] = {}
         for item in batch:
             try:
+                item.data = wire.envelope_bytes(item.envelope)
+                item.sha = hashlib.sha256(item.data).hexdigest()
                 if item.sha in in_batch:
                     item.twin = in_batch[item.sha]  # answered with its twin's receipt below
                     continue
-                existing = self._existing(self.conn, item.sha)
-                if existing:
+                existing = self._existing(item.sha)
+                if existing:  # its original receipt, even if the site was revoked since
                     item.response = existing
                     continue
+                self._check(item)
                 if item.site_id not in last_sequence:
                     (last,) = self.conn.execute("SELECT MAX(sequence) FROM ledger WHERE site_id = ?",
                                                 (item.site_id,)).fetchone()
@@ -222,6 +204,9 @@ class Intake:
                 accepted.append(item)
             except CoordinatorError as exc:
                 item.error = exc
+            except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
+                log.exception("unexpected error checking a submission")
+                item.error = exc
         if accepted:
             try:
                 self._append(accepted)
@@ -233,10 +218,29 @@ class Intake:
             if item.twin is not None:
                 item.response, item.error = item.twin.response, item.twin.error
 
+    def _check(self, item: _Pending) -> None:
+        """Signature, site, key, payload and period of a new envelope (CoordinatorError if refused)."""
+        envelope = item.envelope
+        item.site_id, item.keyid = authenticate(self.conn, envelope, envelope.payload_type)
+        item.received = self.clock()
+        if envelope.payload_type == wire.EQA_RESPONSE:
+            try:
+                item.summary = wire.decode(envelope.payload, epb.EqaResponse)
+            except ContractError as exc:
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {exc}") from exc
+            check_eqa_response(item.summary, item.site_id)
+            eqa.check_response(self.conn, item.summary, item.received.date())
+        else:
+            try:
+                item.summary = wire.decode(envelope.payload, pb.SiteSummary)
+            except ContractError as exc:
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
+            check_summary(item.summary, item.site_id, item.received.date())
+
     def _append(self, accepted: list[_Pending]) -> None:
         first_index = len(self.ledger)
         size = first_index + len(accepted)
-        leaves = [item.leaf for item in accepted]
+        leaves = [merkle.leaf_hash(item.data) for item in accepted]
         head, signed_head = self.ledger.sign_head(size, self.ledger.pending_root(*leaves))
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -254,7 +258,7 @@ class Intake:
                 conn.execute(
                     "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
                     " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (index, item.leaf, item.data, item.sha, item.site_id, item.keyid, item.envelope.payload_type,
+                    (index, leaves[offset], item.data, item.sha, item.site_id, item.keyid, item.envelope.payload_type,
                      period, summary.sequence, receipt.received_at,
                      wire.envelope_bytes(item.response.receipt), wire.envelope_bytes(signed_head)))
                 if not isinstance(summary, pb.SiteSummary):
@@ -282,17 +286,14 @@ class Intake:
         for offset, item in enumerate(accepted):
             item.response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
 
-    def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
-        row = conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
-                           (sha,)).fetchone()
+    def _existing(self, sha: str) -> cpb.SubmitResponse | None:
+        """The original answer to an envelope already in the ledger."""
+        row = self.conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
+                                (sha,)).fetchone()
         if row is None:
             return None
         index, receipt, head = row
         signed_head = wire.parse_envelope(head)
         size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
-        if size > len(self.ledger):
-            return None  # a reader saw a commit the tree has not taken in yet: let the committer answer
-        with self.lock if conn is not self.conn else _NO_LOCK:
-            proof = self.ledger.inclusion(index, size)
         return cpb.SubmitResponse(receipt=wire.parse_envelope(receipt), signed_tree_head=signed_head,
-                                  inclusion_proof=proof)
+                                  inclusion_proof=self.ledger.inclusion(index, size))
