@@ -1,6 +1,6 @@
 """Submit: verify a signed site summary, append it to the ledger, store it, sign a receipt.
 
-The ledger entry, the summary, its strata, the receipt and the tree head are written in one
+The ledger entry, the summary, the receipt and the tree head are written in one
 transaction, so a crash leaves either all of them or none. An identical envelope submitted again
 gets its original receipt and no second ledger entry.
 """
@@ -270,10 +270,6 @@ class Intake:
                              " VALUES (?, ?, ?, ?, ?, ?)",
                              (index, item.site_id, summary.period, summary.sequence, summary.standard_version,
                               item.envelope.payload.decode("utf-8")))
-                conn.executemany(
-                    "INSERT INTO strata VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(index, item.site_id, summary.period, s.biomarker, s.method, s.specimen, s.histology_group,
-                      s.tests, s.positive, s.negative, s.failed, s.equivocal, int(s.withheld)) for s in summary.strata])
             conn.execute("INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
                          (head.tree_size, head.root_hash, head.timestamp_ms, wire.envelope_bytes(signed_head)))
             conn.execute("COMMIT")

@@ -50,22 +50,21 @@ CREATE TABLE IF NOT EXISTS summaries (
     payload TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS summaries_period ON summaries (period, site_id, sequence);
-CREATE TABLE IF NOT EXISTS strata (
-    leaf_index INTEGER NOT NULL REFERENCES ledger (leaf_index),
-    site_id TEXT NOT NULL,
-    period TEXT NOT NULL,
-    biomarker TEXT NOT NULL,
-    method TEXT NOT NULL,
-    specimen TEXT NOT NULL,
-    histology_group TEXT NOT NULL,
-    tests INTEGER NOT NULL,
-    positive INTEGER NOT NULL,
-    negative INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    equivocal INTEGER NOT NULL,
-    withheld INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS strata_leaf ON strata (leaf_index);
+-- The strata of every stored summary, one row each, for analysts' SQL: read from the payloads, so
+-- a submission writes its summary once however many strata it has.
+CREATE VIEW IF NOT EXISTS strata AS
+SELECT s.leaf_index, s.site_id, s.period,
+       ifnull(json_extract(j.value, '$.biomarker'), '') AS biomarker,
+       ifnull(json_extract(j.value, '$.method'), '') AS method,
+       ifnull(json_extract(j.value, '$.specimen'), '') AS specimen,
+       ifnull(json_extract(j.value, '$.histology_group'), '') AS histology_group,
+       ifnull(json_extract(j.value, '$.tests'), 0) AS tests,
+       ifnull(json_extract(j.value, '$.positive'), 0) AS positive,
+       ifnull(json_extract(j.value, '$.negative'), 0) AS negative,
+       ifnull(json_extract(j.value, '$.failed'), 0) AS failed,
+       ifnull(json_extract(j.value, '$.equivocal'), 0) AS equivocal,
+       ifnull(json_extract(j.value, '$.withheld'), 0) AS withheld
+FROM summaries s, json_each(s.payload, '$.strata') j;
 CREATE TABLE IF NOT EXISTS eqa_rounds (
     round_id TEXT PRIMARY KEY,
     announcement BLOB NOT NULL,     -- the signed EqaRound (re-signed with the salt at closing)
@@ -101,5 +100,8 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    with conn:
+        if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == ("table",):
+            conn.execute("DROP TABLE strata")  # written by earlier versions; the view reads the same from the payloads
     conn.executescript(SCHEMA)
     return conn

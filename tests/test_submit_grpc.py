@@ -1,12 +1,15 @@
 """Submissions through a real gRPC server on 127.0.0.1: receipts, refusals, idempotence."""
 from __future__ import annotations
 
+import sqlite3
+
 import grpc
 import pytest
 
 from protos import dsse, keys, merkle, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1 import summary_pb2 as pb
 from coordinator import enrolment
 from node import outbox, send, summary
 from node.client import RpcFailure
@@ -241,3 +244,17 @@ def test_one_coordinator_per_port_and_per_data_directory(coordinator, tmp_path) 
         start(other, f"127.0.0.1:{coordinator.port}", insecure=True)
     second = start(other, "127.0.0.1:0", insecure=True)  # the failed attempt released its lock
     second.stop(grace=0)
+
+
+def test_the_strata_view_lists_each_stratum_of_the_stored_summary(coordinator, node_factory, synthetic_csv) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    envelope = signed_summary(node)
+    node.client.submit(envelope)
+    sent = wire.decode(envelope.payload, pb.SiteSummary)
+    conn = sqlite3.connect(coordinator.service.data.db)
+    rows = conn.execute("SELECT site_id, period, biomarker, method, specimen, histology_group, tests, positive,"
+                        " negative, failed, equivocal, withheld FROM strata ORDER BY rowid").fetchall()
+    assert rows == [("lab-a", PERIOD.label, s.biomarker, s.method, s.specimen, s.histology_group, s.tests, s.positive,
+                     s.negative, s.failed, s.equivocal, int(s.withheld)) for s in sent.strata]
+    assert len(rows) > 20
