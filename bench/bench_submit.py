@@ -1,9 +1,12 @@
 """Submissions per second with 50 concurrent node clients on loopback, against a no-op unary RPC
 (the gRPC health check) on the same coordinator process, and the raw Ed25519 verify rate.
-Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate."""
+Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate.
+The two kinds of call alternate over a few rounds and the medians are compared, because the
+machine's speed varies from second to second."""
 from __future__ import annotations
 
 import shutil
+import statistics
 import signal
 import sqlite3
 import subprocess
@@ -66,6 +69,9 @@ def _run_clients(port: int, work: list[list], call) -> float:
     return seconds
 
 
+ROUNDS = 3  # no-op and Submit alternate; the medians are printed (this machine is noisy)
+
+
 def run(quick: bool = False) -> None:
     per_client = 20 if quick else 100
     root = WORK / "submit"
@@ -88,20 +94,24 @@ def run(quick: bool = False) -> None:
             strata=[pb.StratumCounts(biomarker=b, method="ngs_dna_rna", specimen="tissue", histology_group="all",
                                      tests=200, positive=seq % 7, negative=200 - seq % 7)
                     for b in ("EGFR", "ALK", "ROS1", "MET_EX14", "RET", "KRAS_G12C")])), key)
-            for seq in range(1, per_client + 1)])
+            for seq in range(1, ROUNDS * per_client + 1)])
     total = CLIENTS * per_client
 
     proc, port = _serve(data.path)
+    noop_rates, submit_rates = [], []
     try:
         check = health_pb2.HealthCheckRequest(service="")
-        noop_seconds = _run_clients(port, [[check] * per_client for _ in range(CLIENTS)],
-                                    lambda ch: health_pb2_grpc.HealthStub(ch).Check)
-        submit_seconds = _run_clients(port, work, lambda ch: cgrpc.CoordinatorStub(ch).Submit)
+        for r in range(ROUNDS):
+            noop_rates.append(total / _run_clients(port, [[check] * per_client for _ in range(CLIENTS)],
+                                                   lambda ch: health_pb2_grpc.HealthStub(ch).Check))
+            submit_rates.append(total / _run_clients(port, [items[r * per_client:(r + 1) * per_client]
+                                                            for items in work],
+                                                     lambda ch: cgrpc.CoordinatorStub(ch).Submit))
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     ledgered = sqlite3.connect(data.db).execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
-    assert ledgered == total, f"{ledgered} ledgered of {total}"
+    assert ledgered == ROUNDS * total, f"{ledgered} ledgered of {ROUNDS * total}"
 
     key = keys.generate()
     envelope = dsse.sign(wire.SITE_SUMMARY, work[0][0].payload, key)
@@ -111,10 +121,14 @@ def run(quick: bool = False) -> None:
         for _ in range(n):
             dsse.verify(envelope, trusted)
 
-    noop_rate, submit_rate = total / noop_seconds, total / submit_seconds
-    print(f"clients                  {CLIENTS} concurrent, {per_client} calls each")
-    print(f"no-op unary RPC (health) {noop_rate:,.0f} calls/s")
-    print(f"Submit, accepted+ledgered {submit_rate:,.0f} submissions/s ({ledgered:,} in the ledger)")
-    print(f"ratio to no-op           {submit_rate / noop_rate:.2f}  (target >= 0.5)")
+    noop_rate, submit_rate = statistics.median(noop_rates), statistics.median(submit_rates)
+    ratios = sorted(s / n for s, n in zip(submit_rates, noop_rates))
+    print(f"clients                  {CLIENTS} concurrent, {per_client} calls each, {ROUNDS} alternating rounds (medians)")
+    print(f"no-op unary RPC (health) {noop_rate:,.0f} calls/s  (rounds: {', '.join(f'{r:,.0f}' for r in noop_rates)})")
+    print(f"Submit, accepted+ledgered {submit_rate:,.0f} submissions/s  (rounds: "
+          f"{', '.join(f'{r:,.0f}' for r in submit_rates)}; {ledgered:,} in the ledger)")
+    print(f"ratio to no-op           {submit_rate / noop_rate:.2f}  (per round {', '.join(f'{r:.2f}' for r in ratios)}; "
+          "target >= 0.5)")
     print(f"signature verifications  {submit_rate:,.0f}/s in Submit; raw Ed25519 DSSE verify {n / raw.seconds:,.0f}/s")
-    print(f"target >= 1,000/s        {'met' if submit_rate >= 1000 else 'NOT met'}")
+    print(f"target >= 1,000/s        {'met' if submit_rate >= 1000 else 'NOT met'}; "
+          f"ratio >= 0.5 {'met' if submit_rate >= noop_rate / 2 else 'NOT met'}")
