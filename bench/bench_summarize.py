@@ -9,11 +9,24 @@ from bench.common import WORK, Timer, big_export, child
 from coordinator.standards import DEFAULT_STANDARD
 
 
+def _reusable(db, rows: int) -> bool:
+    """A database left by an earlier run, of this layout and size."""
+    from node.store import SCHEMA_VERSION
+
+    if not db.exists():
+        return False
+    conn = sqlite3.connect(db)
+    try:
+        return (conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+                and conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == rows)
+    finally:
+        conn.close()
+
+
 def run(quick: bool = False) -> None:
     rows = 100_000 if quick else 1_000_000
     node_dir = WORK / f"summarize-{rows}" / "node"
-    db = node_dir / "node.db"
-    if not db.exists() or sqlite3.connect(db).execute("SELECT COUNT(*) FROM results").fetchone()[0] != rows:
+    if not _reusable(node_dir / "node.db", rows):
         export = big_export(rows, WORK / f"export-{rows}.csv")
         child("bench.ingest_child", "ours", str(export), str(node_dir.parent))
     shutil.copyfile(DEFAULT_STANDARD, node_dir / "standard.toml")
