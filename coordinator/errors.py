@@ -38,3 +38,8 @@ class ResourceExhausted(CoordinatorError):
 
 class NotFound(CoordinatorError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class Unavailable(CoordinatorError):
+    """Try again shortly (nodes retry this by themselves)."""
+    code = grpc.StatusCode.UNAVAILABLE

@@ -23,8 +23,10 @@ from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
+from protos.worker import WorkerStopped
+from coordinator.decoding import Decoder
 from coordinator.errors import (AlreadyExists, CoordinatorError, FailedPrecondition, InvalidArgument,
-                                PermissionDenied, Unauthenticated)
+                                PermissionDenied, Unauthenticated, Unavailable)
 from coordinator import eqa
 from coordinator.ledger import Ledger
 
@@ -112,11 +114,12 @@ class _Pending:
 
 
 class Intake:
-    """One intake thread checks and appends submissions in batches (group commit). Each caller's
-    envelope waits in a queue; everything queued meanwhile is checked in turn and the accepted
-    ones go into one transaction under one signed tree head. Each caller is answered after the
-    commit, so a receipt always names a stored leaf. One thread doing the work avoids handing the
-    interpreter lock between many request threads (Ed25519 runs outside it)."""
+    """One intake thread takes submissions in batches and pipelines them: while the payloads of a
+    batch are decoded in a second process (coordinator/decoding.py), it commits the batch checked
+    before and checks the new one's signatures (Ed25519 runs outside the interpreter lock); then
+    it checks the decoded payloads. A batch's accepted envelopes go into one transaction under one
+    signed tree head (group commit), and each caller is answered after the commit, so a receipt
+    always names a stored leaf. Request threads only queue their envelope and wait."""
 
     MAX_BATCH = 256
 
@@ -127,16 +130,18 @@ class Intake:
         self.lock = threading.Lock()  # guards conn and the ledger's tree
         self._db_path = db_path
         self._readers = threading.local()
+        self._decoder = Decoder()
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._committer = threading.Thread(target=self._commit_loop, name="ledger-committer", daemon=True)
-        self._committer.start()
+        self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+        self._thread.start()
 
     def close(self) -> None:
         self._queue.put(None)
-        self._committer.join(timeout=30)
+        self._thread.join(timeout=30)
+        self._decoder.close()
 
     def reader(self) -> sqlite3.Connection:
-        """A connection of this thread's own for requests that only read."""
+        """A connection of this thread's own for work that only reads."""
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._readers.conn = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False)
@@ -153,42 +158,127 @@ class Intake:
             raise item.error
         return item.response
 
-    def _commit_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.MAX_BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            with self.lock:
-                self._commit(batch)
-            for item in batch:
-                item.done.set()
+    def _run(self) -> None:
+        checked: list[_Pending] = []  # checked, waiting for the commit
+        closing = False
+        while checked or not closing:
+            batch, closing = self._take(wait=not checked and not closing) if not closing else ([], True)
+            sent = self._send(batch)
+            if checked:
+                with self.lock:
+                    self._commit(checked)
+                for item in checked:
+                    item.done.set()
+            checked = self._check(sent)
+
+    def _take(self, wait: bool) -> tuple[list[_Pending], bool]:
+        """What is queued (waiting for the first if asked), up to MAX_BATCH; and whether closing."""
+        batch: list[_Pending] = []
+        while len(batch) < self.MAX_BATCH:
+            try:
+                item = self._queue.get(block=wait and not batch)
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
+
+    def _answer(self, item: _Pending, error: BaseException | None = None,
+                response: cpb.SubmitResponse | None = None) -> None:
+        item.error, item.response = error, response
+        item.done.set()
+
+    def _send(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answer the envelopes already in the ledger; send the others' payloads to be decoded."""
+        fresh: list[_Pending] = []
+        for item in batch:
+            try:
+                item.data = wire.envelope_bytes(item.envelope)
+                item.sha = hashlib.sha256(item.data).hexdigest()
+                existing = self._existing(self.reader(), item.sha)
+            except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
+                log.exception("unexpected error looking up a submission")
+                self._answer(item, exc)
+                continue
+            if existing:  # its original receipt, even if the site was revoked since
+                self._answer(item, response=existing)
+            else:
+                fresh.append(item)
+        if fresh:
+            try:
+                self._decoder.send([(item.envelope.payload_type, item.envelope.payload) for item in fresh])
+            except WorkerStopped as exc:
+                self._decoder_stopped(fresh, exc)
+                return []
+        return fresh
+
+    def _check(self, fresh: list[_Pending]) -> list[_Pending]:
+        """Signature, site, key, payload and period of each new envelope; the refused are answered."""
+        if not fresh:
+            return []
+        reader = self.reader()
+        for item in fresh:
+            try:
+                item.site_id, item.keyid = authenticate(reader, item.envelope, item.envelope.payload_type)
+            except Exception as exc:  # noqa: BLE001 - answered below
+                if not isinstance(exc, CoordinatorError):
+                    log.exception("unexpected error checking a signature")
+                item.error = exc
+        try:
+            decoded = self._decoder.receive()
+        except WorkerStopped as exc:
+            self._decoder_stopped(fresh, exc)
+            return []
+        passed: list[_Pending] = []
+        for item, (readable, value) in zip(fresh, decoded):
+            if item.error is not None:
+                self._answer(item, item.error)
+                continue
+            try:
+                self._check_payload(reader, item, readable, value)
+                passed.append(item)
+            except CoordinatorError as exc:
+                self._answer(item, exc)
+            except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
+                log.exception("unexpected error checking a submission")
+                self._answer(item, exc)
+        return passed
+
+    def _check_payload(self, conn: sqlite3.Connection, item: _Pending, readable: bool, value: bytes | str) -> None:
+        item.received = self.clock()
+        if item.envelope.payload_type == wire.EQA_RESPONSE:
+            if not readable:
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
+            item.summary = epb.EqaResponse.FromString(value)
+            check_eqa_response(item.summary, item.site_id)
+            eqa.check_response(conn, item.summary, item.received.date())
+        else:
+            if not readable:
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {value}")
+            item.summary = pb.SiteSummary.FromString(value)
+            check_summary(item.summary, item.site_id, item.received.date())
+
+    def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
+        log.error("%s; starting it again", exc)
+        for item in items:
+            self._answer(item, Unavailable("the coordinator could not read submissions for a moment; "
+                                           "the node sends again by itself"))
 
     def _commit(self, batch: list[_Pending]) -> None:
+        """Sequence numbers, then one transaction for the checked envelopes that pass."""
         accepted: list[_Pending] = []
         last_sequence: dict[str, int] = {}
         in_batch: dict[str, _Pending] = {}
         for item in batch:
             try:
-                item.data = wire.envelope_bytes(item.envelope)
-                item.sha = hashlib.sha256(item.data).hexdigest()
                 if item.sha in in_batch:
                     item.twin = in_batch[item.sha]  # answered with its twin's receipt below
                     continue
-                existing = self._existing(item.sha)
-                if existing:  # its original receipt, even if the site was revoked since
+                existing = self._existing(self.conn, item.sha)  # appended since it was checked
+                if existing:
                     item.response = existing
                     continue
-                self._check(item)
                 if item.site_id not in last_sequence:
                     (last,) = self.conn.execute("SELECT MAX(sequence) FROM ledger WHERE site_id = ?",
                                                 (item.site_id,)).fetchone()
@@ -201,10 +291,9 @@ class Intake:
                 last_sequence[item.site_id] = item.summary.sequence
                 in_batch[item.sha] = item
                 accepted.append(item)
-            except CoordinatorError as exc:
-                item.error = exc
             except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
-                log.exception("unexpected error checking a submission")
+                if not isinstance(exc, CoordinatorError):
+                    log.exception("unexpected error checking a sequence number")
                 item.error = exc
         if accepted:
             try:
@@ -216,25 +305,6 @@ class Intake:
         for item in batch:
             if item.twin is not None:
                 item.response, item.error = item.twin.response, item.twin.error
-
-    def _check(self, item: _Pending) -> None:
-        """Signature, site, key, payload and period of a new envelope (CoordinatorError if refused)."""
-        envelope = item.envelope
-        item.site_id, item.keyid = authenticate(self.conn, envelope, envelope.payload_type)
-        item.received = self.clock()
-        if envelope.payload_type == wire.EQA_RESPONSE:
-            try:
-                item.summary = wire.decode(envelope.payload, epb.EqaResponse)
-            except ContractError as exc:
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {exc}") from exc
-            check_eqa_response(item.summary, item.site_id)
-            eqa.check_response(self.conn, item.summary, item.received.date())
-        else:
-            try:
-                item.summary = wire.decode(envelope.payload, pb.SiteSummary)
-            except ContractError as exc:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {exc}") from exc
-            check_summary(item.summary, item.site_id, item.received.date())
 
     def _append(self, accepted: list[_Pending]) -> None:
         first_index = len(self.ledger)
@@ -281,10 +351,10 @@ class Intake:
         for offset, item in enumerate(accepted):
             item.response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
 
-    def _existing(self, sha: str) -> cpb.SubmitResponse | None:
-        """The original answer to an envelope already in the ledger."""
-        row = self.conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
-                                (sha,)).fetchone()
+    def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
+        """The original answer to an envelope already in the ledger (only this thread appends to it)."""
+        row = conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
+                           (sha,)).fetchone()
         if row is None:
             return None
         index, receipt, head = row

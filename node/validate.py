@@ -5,19 +5,14 @@ real dates, reported not before received, vaf in range), replaces the patient id
 hash, and finds repeats of a (test_id, biomarker, method) within the file. node/ingest.py writes
 what it yields, in one transaction.
 
-A large file is prepared in a second process, so that one core validates while the other writes
-to SQLite: `python -m node.validate` reads the pickled job on stdin and answers with pickled items
-on stdout (`in_worker`). A small file is prepared in the calling process. Both run `prepare`.
+A large file is prepared in a second process (`python -m node.validate`, see protos/worker.py),
+so that one core validates while the other writes to SQLite (`in_worker`). A small file is
+prepared in the calling process. Both run `prepare`.
 """
 from __future__ import annotations
 
 import json
 import operator
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +22,7 @@ from node.mapping import Mapping
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
 from node.vocabulary import OPTIONAL, REQUIRED, normalise_variant
+from protos.worker import Worker, WorkerStopped, serve
 
 VOCABULARY_FIELDS = ("specimen", "histology", "method", "biomarker", "result")
 BATCH = 5000
@@ -240,62 +236,33 @@ def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
 
 def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
     """`prepare(job)` run in a second process; the same items, and the same errors raised."""
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
-    with tempfile.TemporaryFile() as stderr:
-        # -P: the current directory is not put on sys.path, so a folder named `node` there is not imported.
-        proc = subprocess.Popen([sys.executable, "-P", "-m", "node.validate"], env=env,
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
-        try:
-            pickle.dump(job, proc.stdin, pickle.HIGHEST_PROTOCOL)
-            proc.stdin.close()
-            while True:
-                try:
-                    item = pickle.load(proc.stdout)
-                except (EOFError, pickle.UnpicklingError):
-                    raise IngestError(f"{job.path.name}: {_stopped(proc, stderr)}; nothing from this file was "
-                                      "stored. Run the ingest again; if it stops again, check the machine's free "
-                                      "memory") from None
-                if isinstance(item, Failed):
-                    raise item.error
-                yield item
-                if isinstance(item, Finished):
-                    return
-        finally:
-            proc.stdout.close()
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-
-
-def _stopped(proc: subprocess.Popen, stderr) -> str:
-    """How the worker stopped, with the last line it wrote to stderr."""
-    proc.wait()
-    stderr.seek(0)
-    last = stderr.read().decode("utf-8", "replace").strip().splitlines()[-1:]
-    how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
-    return f"the validation process stopped ({how}{': ' + last[0] if last else ''})"
-
-
-def serve() -> None:
-    """The worker's side of `in_worker`."""
-    job = pickle.load(sys.stdin.buffer)
-    out = sys.stdout.buffer
+    worker = Worker("node.validate", "validation")
     try:
-        try:
-            for item in prepare(job):
-                pickle.dump(item, out, pickle.HIGHEST_PROTOCOL)
-                out.flush()
-        except NodeError as exc:
-            pickle.dump(Failed(exc), out, pickle.HIGHEST_PROTOCOL)
-            out.flush()
-    except BrokenPipeError:  # the ingest stopped (rolled back or killed): nothing more to do
-        os._exit(0)
+        worker.send(job)
+        worker.end_input()
+        while True:
+            item = worker.receive()
+            if isinstance(item, Failed):
+                raise item.error
+            yield item
+            if isinstance(item, Finished):
+                return
+    except WorkerStopped as exc:
+        raise IngestError(f"{job.path.name}: {exc}; nothing from this file was stored. Run the ingest again; "
+                          "if it stops again, check the machine's free memory") from None
+    finally:
+        worker.close()
+
+
+def _prepared(job: Job) -> Iterator[Opened | Batch | Finished | Failed]:
+    """The worker's answers to a job: prepare's items, or Failed."""
+    try:
+        yield from prepare(job)
+    except NodeError as exc:
+        yield Failed(exc)
 
 
 if __name__ == "__main__":
-    from node.validate import (
-        serve as _serve,  # this module by its importable name, so pickles name it so
-    )
+    from node.validate import _prepared as prepared  # by the module's importable name, so pickles name it so
 
-    _serve()
+    serve(prepared)

@@ -1,7 +1,11 @@
 """Submissions through a real gRPC server on 127.0.0.1: receipts, refusals, idempotence."""
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -258,3 +262,37 @@ def test_the_strata_view_lists_each_stratum_of_the_stored_summary(coordinator, n
     assert rows == [("lab-a", PERIOD.label, s.biomarker, s.method, s.specimen, s.histology_group, s.tests, s.positive,
                      s.negative, s.failed, s.equivocal, int(s.withheld)) for s in sent.strata]
     assert len(rows) > 20
+
+
+def _decoding_processes() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"coordinator.decoding" in (proc / "cmdline").read_bytes() \
+                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_stopped_decoding_process_means_unavailable_once_then_a_new_one(coordinator, node_factory,
+                                                                          synthetic_csv) -> None:
+    """The OOM killer, say, stops the process that decodes payloads: the batch in hand is answered
+    UNAVAILABLE (nodes send again by themselves), nothing is stored for it, and the next works."""
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    node.client.submit(signed_summary(node, sequence=1))
+    (pid,) = _decoding_processes()
+    os.kill(pid, signal.SIGKILL)
+    while pid in _decoding_processes():
+        time.sleep(0.01)
+    second = signed_summary(node, sequence=2)
+    with pytest.raises(RpcFailure) as refused:
+        node.client.submit(second)
+    assert refused.value.code == grpc.StatusCode.UNAVAILABLE and refused.value.retryable
+    assert "sends again by itself" in str(refused.value)
+    assert ledger_size(coordinator) == 1
+    receipt = wire.decode(node.client.submit(second).receipt.payload, lpb.Receipt)
+    assert receipt.sequence == 2 and ledger_size(coordinator) == 2
+    assert len(_decoding_processes()) == 1
