@@ -162,7 +162,9 @@ class Intake:
         checked: list[_Pending] = []  # checked, waiting for the commit
         closing = False
         while checked or not closing:
-            batch, closing = self._take(wait=not checked and not closing) if not closing else ([], True)
+            batch: list[_Pending] = []
+            if not closing:
+                batch, closing = self._take(wait=not checked)
             sent = self._send(batch)
             if checked:
                 with self.lock:
@@ -227,7 +229,10 @@ class Intake:
                 item.error = exc
         try:
             decoded = self._decoder.receive()
+            if len(decoded) != len(fresh):
+                raise WorkerStopped(f"the payload decoding process answered {len(decoded)} of {len(fresh)}")
         except WorkerStopped as exc:
+            self._decoder.close()
             self._decoder_stopped(fresh, exc)
             return []
         passed: list[_Pending] = []

@@ -74,8 +74,6 @@ class Failed:
     error: NodeError
 
 
-
-
 class Validator:
     """Turns one row of cells into a record for node/ingest.py's COLUMNS, or says what is wrong with it.
 

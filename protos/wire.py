@@ -91,9 +91,10 @@ _DIGITS = re.compile(r"-?[0-9]+")
 _SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
-def _plan(descriptor) -> dict[str, tuple[int | None, bool]]:
-    """name: (conversion kind or None, repeated) for the fields the constructor would not check or
-    convert as the JSON mapping says; plain strings and 32-bit integers are left to it."""
+def _plan(descriptor) -> dict[str, tuple[int | None, bool, object]]:
+    """name: (conversion kind or None, repeated, message descriptor) for the fields the constructor
+    would not check or convert as the JSON mapping says; plain strings and 32-bit integers are
+    left to it."""
     plan = _PLANS.get(descriptor)
     if plan is None:
         plan = {}
