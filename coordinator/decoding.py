@@ -1,30 +1,64 @@
-"""Decoding submitted payloads in a second process.
+"""Reading submitted payloads in a second process: decoding, and the checks that need nothing
+but the payload (schema version, period, sequence, cells adding up).
 
 A lab's quarterly summary is about 30 KB of JSON, and reading it strictly is most of the intake's
 work. The intake (coordinator/intake.py) sends a batch's payloads here, checks the signatures and
-commits the previous batch meanwhile, then takes the decoded messages back. Decoding is
-`protos.wire.decode` either way; only the process differs (see protos/worker.py).
+commits the previous batch meanwhile, then takes the messages back and checks what needs its own
+state (the signer's site, today's date, EQA deadlines). See protos/worker.py.
 """
 from __future__ import annotations
 
+from coordinator.errors import CoordinatorError, FailedPrecondition, InvalidArgument
 from protos import wire
 from protos.errors import ContractError
+from protos.periods import parse as parse_period
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.worker import Worker, WorkerStopped, serve
 
 MESSAGE_TYPES = {wire.SITE_SUMMARY: pb.SiteSummary, wire.EQA_RESPONSE: epb.EqaResponse}
+KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
+
+Read = tuple[bool, bytes | str, CoordinatorError | None]
 
 
-def decode_all(payloads: list[tuple[str, bytes]]) -> list[tuple[bool, bytes | str]]:
-    """For each (payload type, payload): (True, the message serialised) or (False, why it cannot be read)."""
-    out: list[tuple[bool, bytes | str]] = []
+def read_all(payloads: list[tuple[str, bytes]]) -> list[Read]:
+    """For each (payload type, payload): (True, the message serialised, what is wrong with its
+    content or None), or (False, why it cannot be read as that type, None)."""
+    out: list[Read] = []
     for payload_type, payload in payloads:
         try:
-            out.append((True, wire.decode(payload, MESSAGE_TYPES[payload_type]).SerializeToString()))
+            message = wire.decode(payload, MESSAGE_TYPES[payload_type])
         except ContractError as exc:
-            out.append((False, str(exc)))
+            out.append((False, str(exc), None))
+            continue
+        try:
+            check_content(message)
+            problem = None
+        except CoordinatorError as exc:
+            problem = exc
+        out.append((True, message.SerializeToString(), problem))
     return out
+
+
+def check_content(message: pb.SiteSummary | epb.EqaResponse) -> None:
+    if message.schema_version not in KNOWN_SCHEMAS:
+        what = "summary" if isinstance(message, pb.SiteSummary) else "EQA response"
+        raise FailedPrecondition(f"{what} schema version {message.schema_version} is not known here "
+                                 f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator")
+    if isinstance(message, epb.EqaResponse):
+        if message.sequence < 1 or not message.round_id:
+            raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
+        return
+    try:
+        parse_period(message.period)
+    except ContractError as exc:
+        raise InvalidArgument(str(exc)) from exc
+    if message.sequence < 1:
+        raise InvalidArgument("sequence numbers start at 1")
+    for s in message.strata:
+        if s.positive + s.negative + s.failed + s.equivocal != s.tests and not s.withheld and not s.suppressed_cells:
+            raise InvalidArgument(f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests")
 
 
 class Decoder:
@@ -42,7 +76,7 @@ class Decoder:
             self.close()
             raise
 
-    def receive(self) -> list[tuple[bool, bytes | str]]:
+    def receive(self) -> list[Read]:
         """The answer to the last send (WorkerStopped if the process died; the next send starts another)."""
         try:
             return self._worker.receive()
@@ -57,7 +91,7 @@ class Decoder:
 
 
 def _answer(payloads):
-    yield decode_all(payloads)
+    yield read_all(payloads)
 
 
 if __name__ == "__main__":

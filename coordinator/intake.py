@@ -25,13 +25,12 @@ from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
 from protos.worker import WorkerStopped
 from coordinator.decoding import Decoder
-from coordinator.errors import (AlreadyExists, CoordinatorError, FailedPrecondition, InvalidArgument,
+from coordinator.errors import (AlreadyExists, CoordinatorError, InvalidArgument,
                                 PermissionDenied, Unauthenticated, Unavailable)
 from coordinator import eqa
 from coordinator.ledger import Ledger
 
 log = logging.getLogger("rarenet.coordinator")
-KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
 
 
 SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
@@ -63,44 +62,41 @@ def authenticate(conn: sqlite3.Connection, envelope: Envelope, expected_type: st
     return site_id, keyid
 
 
-def check_summary(summary: pb.SiteSummary, site_id: str, today: dt.date) -> None:
+def check_summary(summary: pb.SiteSummary, site_id: str, today: dt.date, problem: CoordinatorError | None) -> None:
+    """The checks that need the signer's site and today's date; `problem` is what
+    coordinator/decoding.py found in the content alone (schema, period, sequence, cells)."""
     if not summary.site_id or not summary.period:
         raise InvalidArgument("the payload cannot be read as a site summary: site_id and period are required")
     if summary.site_id != site_id:
         raise PermissionDenied(f"the summary names site {summary.site_id!r} but is signed by site {site_id}'s key")
-    if summary.schema_version not in KNOWN_SCHEMAS:
-        raise FailedPrecondition(f"summary schema version {summary.schema_version} is not known here "
-                                 f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator")
-    try:
-        period = parse_period(summary.period)
-    except ContractError as exc:
-        raise InvalidArgument(str(exc)) from exc
+    if problem is not None:
+        raise problem
+    period = parse_period(summary.period)
     if period.start > today:
         raise InvalidArgument(f"period {period} has not started yet; summaries are for past or current periods")
-    if summary.sequence < 1:
-        raise InvalidArgument("sequence numbers start at 1")
-    for s in summary.strata:
-        if s.positive + s.negative + s.failed + s.equivocal != s.tests and not s.withheld and not s.suppressed_cells:
-            raise InvalidArgument(f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests")
 
 
-def check_eqa_response(response: epb.EqaResponse, site_id: str) -> None:
+def check_eqa_response(response: epb.EqaResponse, site_id: str, problem: CoordinatorError | None) -> None:
     if response.site_id != site_id:
         raise PermissionDenied(f"the response names site {response.site_id!r} but is signed by site {site_id}'s key")
-    if response.schema_version not in KNOWN_SCHEMAS:
-        raise FailedPrecondition(f"EQA response schema version {response.schema_version} is not known here")
-    if response.sequence < 1 or not response.round_id:
-        raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
+    if problem is not None:
+        raise problem
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 @dataclass
 class _Pending:
     envelope: Envelope
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Lock = field(default_factory=_held_lock)  # released when answered (lighter than an Event)
     response: cpb.SubmitResponse | None = None
     error: BaseException | None = None
     twin: "_Pending | None" = None  # the same envelope earlier in the same batch
@@ -153,7 +149,7 @@ class Intake:
                                   f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
         item = _Pending(envelope)
         self._queue.put(item)
-        item.done.wait()
+        item.done.acquire()
         if item.error is not None:
             raise item.error
         return item.response
@@ -170,7 +166,7 @@ class Intake:
                 with self.lock:
                     self._commit(checked)
                 for item in checked:
-                    item.done.set()
+                    item.done.release()
             checked = self._check(sent)
 
     def _take(self, wait: bool) -> tuple[list[_Pending], bool]:
@@ -189,7 +185,7 @@ class Intake:
     def _answer(self, item: _Pending, error: BaseException | None = None,
                 response: cpb.SubmitResponse | None = None) -> None:
         item.error, item.response = error, response
-        item.done.set()
+        item.done.release()
 
     def _send(self, batch: list[_Pending]) -> list[_Pending]:
         """Answer the envelopes already in the ledger; send the others' payloads to be decoded."""
@@ -236,12 +232,12 @@ class Intake:
             self._decoder_stopped(fresh, exc)
             return []
         passed: list[_Pending] = []
-        for item, (readable, value) in zip(fresh, decoded):
+        for item, (readable, value, problem) in zip(fresh, decoded):
             if item.error is not None:
                 self._answer(item, item.error)
                 continue
             try:
-                self._check_payload(reader, item, readable, value)
+                self._check_payload(reader, item, readable, value, problem)
                 passed.append(item)
             except CoordinatorError as exc:
                 self._answer(item, exc)
@@ -250,19 +246,20 @@ class Intake:
                 self._answer(item, exc)
         return passed
 
-    def _check_payload(self, conn: sqlite3.Connection, item: _Pending, readable: bool, value: bytes | str) -> None:
+    def _check_payload(self, conn: sqlite3.Connection, item: _Pending, readable: bool, value: bytes | str,
+                       problem: CoordinatorError | None) -> None:
         item.received = self.clock()
         if item.envelope.payload_type == wire.EQA_RESPONSE:
             if not readable:
                 raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
             item.summary = epb.EqaResponse.FromString(value)
-            check_eqa_response(item.summary, item.site_id)
+            check_eqa_response(item.summary, item.site_id, problem)
             eqa.check_response(conn, item.summary, item.received.date())
         else:
             if not readable:
                 raise InvalidArgument(f"the payload cannot be read as a site summary: {value}")
             item.summary = pb.SiteSummary.FromString(value)
-            check_summary(item.summary, item.site_id, item.received.date())
+            check_summary(item.summary, item.site_id, item.received.date(), problem)
 
     def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
         log.error("%s; starting it again", exc)
