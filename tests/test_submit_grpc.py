@@ -142,6 +142,7 @@ def test_replayed_sequence_is_refused(coordinator, node_factory, synthetic_csv) 
     ({"period": "2026Q7"}, grpc.StatusCode.INVALID_ARGUMENT, "2026Q2, 2026-05 or 2026"),
     ({"schema_version": 99}, grpc.StatusCode.FAILED_PRECONDITION, "schema version 99"),
     ({"site_id": "lab-b"}, grpc.StatusCode.PERMISSION_DENIED, "signed by site lab-a"),
+    ({"site_id": "lab-b", "schema_version": 99}, grpc.StatusCode.PERMISSION_DENIED, "signed by site lab-a"),
 ])
 def test_bad_summaries_are_refused(coordinator, node_factory, synthetic_csv, changes, code, words) -> None:
     node = node_factory("lab-a")
@@ -150,6 +151,24 @@ def test_bad_summaries_are_refused(coordinator, node_factory, synthetic_csv, cha
         node.client.submit(signed_summary(node, **changes))
     assert caught.value.code == code
     assert words in str(caught.value)
+    assert ledger_size(coordinator) == 0
+
+
+def test_a_summary_whose_cells_do_not_add_up_or_sequence_is_zero_is_refused(coordinator, node_factory,
+                                                                            synthetic_csv) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    message = wire.decode(signed_summary(node).payload, pb.SiteSummary)
+    stratum = next(s for s in message.strata if not s.withheld and not s.suppressed_cells)
+    stratum.positive += 1
+    zero = pb.SiteSummary()
+    zero.CopyFrom(message)
+    zero.sequence = 0
+    for sent, words in ((message, f"stratum {stratum.biomarker}/{stratum.method}/{stratum.specimen}: cells do not "
+                                  "add up"), (zero, "sequence numbers start at 1")):
+        with pytest.raises(RpcFailure) as caught:
+            node.client.submit(dsse.sign(wire.SITE_SUMMARY, wire.encode(sent), node.config.signing_key()))
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT and words in str(caught.value)
     assert ledger_size(coordinator) == 0
 
 
