@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,13 @@ class Worker:
 
 def serve(handle: Callable[[object], Iterable[object]]) -> None:
     """The worker's side: for each message on stdin, write each answer handle yields; return at
-    the end of the input, and leave quietly if the parent has gone."""
+    the end of the input, and leave quietly if the parent has gone.
+
+    SIGTERM and SIGINT are the parent's to act on: `systemctl stop` signals every process of the
+    unit, and the node finishes its running job before it stops, so its helper must not die first
+    (the parent ends the helper by closing its input, or kills it)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         while True:

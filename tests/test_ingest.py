@@ -290,3 +290,21 @@ def test_a_killed_validating_process_leaves_the_database_unchanged(node, tmp_pat
     again = node(path)  # and it works the next time
     assert (again.rows, again.accepted) == (30_005, 30_001)
     assert validation_worker_pids() == []
+
+
+def test_the_validating_process_leaves_sigterm_to_its_parent(node, tmp_path) -> None:
+    """`systemctl stop` signals every process of the unit; the node daemon finishes the running
+    ingest before it stops, so the helper must not die of the same SIGTERM."""
+    path = write(tmp_path / "big.csv", mixed_rows(30_000))
+    signalled = []
+
+    def terminate_worker(done: int, total: int) -> None:
+        if not signalled:
+            (pid,) = validation_worker_pids()
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+
+    result = ingest_file(node.conn, path, Pseudonymiser(node.cfg.pseudonym_secret()), Mapping(),
+                         progress=terminate_worker, worker=True)
+    assert signalled and (result.rows, result.accepted, result.quarantined) == (30_005, 30_001, 3)
+    assert validation_worker_pids() == []

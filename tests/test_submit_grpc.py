@@ -314,4 +314,8 @@ def test_a_stopped_decoding_process_means_unavailable_once_then_a_new_one(coordi
     assert ledger_size(coordinator) == 1
     receipt = wire.decode(node.client.submit(second).receipt.payload, lpb.Receipt)
     assert receipt.sequence == 2 and ledger_size(coordinator) == 2
-    assert len(_decoding_processes()) == 1
+    # SIGTERM is the coordinator's to act on (systemd signals every process of the unit).
+    (pid,) = _decoding_processes()
+    os.kill(pid, signal.SIGTERM)
+    node.client.submit(signed_summary(node, sequence=3))
+    assert _decoding_processes() == [pid] and ledger_size(coordinator) == 3
