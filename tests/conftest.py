@@ -134,13 +134,21 @@ def rpc_code(exc_info) -> grpc.StatusCode:
 __all__ = ["PERIOD", "Node", "Recorder", "make_node", "rpc_code", "DataDir"]
 
 
-def validation_worker_pids() -> list[int]:
-    """Running `python -m node.validate` processes (the ingest's second process for large files)."""
+def helper_pids(module: str, parent: int | None = None) -> list[int]:
+    """Live `python -m module` processes (the helpers of protos/worker.py), children of `parent` if given."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"node.validate" in (proc / "cmdline").read_bytes():
-                pids.append(int(proc.name))
+            if not proc.name.isdigit() or module.encode() not in (proc / "cmdline").read_bytes():
+                continue
+            state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
         except OSError:
             continue
+        if state != "Z" and (parent is None or int(ppid) == parent):
+            pids.append(int(proc.name))
     return pids
+
+
+def validation_worker_pids() -> list[int]:
+    """The ingest's second process for large files (node/validate.py)."""
+    return helper_pids("node.validate")

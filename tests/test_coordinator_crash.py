@@ -17,6 +17,7 @@ from coordinator.config import init as init_coordinator
 from node import config as node_config, store as node_store
 from node.client import CoordinatorClient, RpcFailure
 from node.enroll import enroll
+from tests.conftest import helper_pids
 
 CLI = str(Path(sys.executable).parent / "rarenet-coordinator")
 SITES, PER_SITE = 4, 60
@@ -31,17 +32,6 @@ def serve(data_dir: Path, tmp: Path, name: str) -> tuple[subprocess.Popen, int]:
         assert proc.poll() is None and time.monotonic() < deadline, "coordinator did not start"
         time.sleep(0.05)
     return proc, int(port_file.read_text())
-
-
-def children(pid: int) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == pid]
-
-
-def _parent(proc: Path) -> int | None:
-    try:
-        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def test_sigkill_mid_submissions_loses_no_receipted_summary(tmp_path: Path) -> None:
@@ -82,14 +72,13 @@ def test_sigkill_mid_submissions_loses_no_receipted_summary(tmp_path: Path) -> N
         t.start()
     while len(receipts) < SITES * PER_SITE // 4:
         time.sleep(0.005)
-    decoders = children(proc.pid)
-    assert len(decoders) == 1  # the payload decoding process (coordinator/decoding.py)
+    (decoder,) = helper_pids("coordinator.decoding", parent=proc.pid)  # coordinator/decoding.py
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.monotonic() + 10  # it sees its input close and stops too
-    while Path(f"/proc/{decoders[0]}").exists() and time.monotonic() < deadline:
+    while decoder in helper_pids("coordinator.decoding") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not Path(f"/proc/{decoders[0]}").exists(), "the decoding process outlived the coordinator"
+    assert decoder not in helper_pids("coordinator.decoding"), "the decoding process outlived the coordinator"
     for t in threads:
         t.join()
     assert 0 < len(receipts) < SITES * PER_SITE, "the kill did not land mid-way"

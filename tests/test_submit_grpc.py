@@ -5,7 +5,6 @@ import os
 import signal
 import sqlite3
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -18,7 +17,7 @@ from coordinator import enrolment
 from node import outbox, send, summary
 from node.client import RpcFailure
 from node.standard import load_cached
-from tests.conftest import PERIOD
+from tests.conftest import PERIOD, helper_pids
 
 
 def ledger_size(coordinator) -> int:
@@ -283,18 +282,6 @@ def test_the_strata_view_lists_each_stratum_of_the_stored_summary(coordinator, n
     assert len(rows) > 20
 
 
-def _decoding_processes() -> list[int]:
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and b"coordinator.decoding" in (proc / "cmdline").read_bytes() \
-                    and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_a_stopped_decoding_process_means_unavailable_once_then_a_new_one(coordinator, node_factory,
                                                                           synthetic_csv) -> None:
     """The OOM killer, say, stops the process that decodes payloads: the batch in hand is answered
@@ -302,9 +289,9 @@ def test_a_stopped_decoding_process_means_unavailable_once_then_a_new_one(coordi
     node = node_factory("lab-a")
     node.ingest(synthetic_csv("lab-a"))
     node.client.submit(signed_summary(node, sequence=1))
-    (pid,) = _decoding_processes()
+    (pid,) = helper_pids("coordinator.decoding")
     os.kill(pid, signal.SIGKILL)
-    while pid in _decoding_processes():
+    while pid in helper_pids("coordinator.decoding"):
         time.sleep(0.01)
     second = signed_summary(node, sequence=2)
     with pytest.raises(RpcFailure) as refused:
@@ -315,7 +302,7 @@ def test_a_stopped_decoding_process_means_unavailable_once_then_a_new_one(coordi
     receipt = wire.decode(node.client.submit(second).receipt.payload, lpb.Receipt)
     assert receipt.sequence == 2 and ledger_size(coordinator) == 2
     # SIGTERM is the coordinator's to act on (systemd signals every process of the unit).
-    (pid,) = _decoding_processes()
+    (pid,) = helper_pids("coordinator.decoding")
     os.kill(pid, signal.SIGTERM)
     node.client.submit(signed_summary(node, sequence=3))
-    assert _decoding_processes() == [pid] and ledger_size(coordinator) == 3
+    assert helper_pids("coordinator.decoding") == [pid] and ledger_size(coordinator) == 3
