@@ -1,4 +1,5 @@
 """rarenet-audit: verify what the coordinator and sites signed, offline."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ def _public_key(path: Path) -> bytes:
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
-        raise click.ClickException(f"{path} is neither a raw 32-byte nor a PEM Ed25519 public key") from exc
+        raise click.ClickException(
+            f"{path} is neither a raw 32-byte nor a PEM Ed25519 public key"
+        ) from exc
     if not isinstance(key, Ed25519PublicKey):
         raise click.ClickException(f"{path} is not an Ed25519 public key")
     return keys.public_raw(key)
@@ -33,8 +36,12 @@ def main() -> None:
 
 @main.command("verify-envelope")
 @click.argument("envelope", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--public-key", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="The signer's public key (PEM or raw 32 bytes).")
+@click.option(
+    "--public-key",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The signer's public key (PEM or raw 32 bytes).",
+)
 def verify_envelope(envelope: Path, public_key: Path) -> None:
     """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not."""
     raw = _public_key(public_key)
@@ -49,12 +56,16 @@ def verify_envelope(envelope: Path, public_key: Path) -> None:
 
 @main.command()
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--coordinator-key", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Pin the coordinator's public key (PEM) obtained out of band instead of trusting the bundle's.")
+@click.option(
+    "--coordinator-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Pin the coordinator's public key (PEM) obtained out of band instead of trusting the bundle's.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
     """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: unreadable."""
-    from auditor.verify import BundleUnreadable, verify as run
+    from auditor.verify import BundleUnreadable
+    from auditor.verify import verify as run
 
     try:
         result = run(bundle, coordinator_key)
@@ -62,11 +73,15 @@ def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
         click.echo(f"ERROR {exc}", err=True)
         raise SystemExit(2) from None
     if as_json:
-        click.echo(json.dumps({"ok": result.ok, "checks": [c.__dict__ for c in result.checks]}, indent=2))
+        click.echo(
+            json.dumps({"ok": result.ok, "checks": [c.__dict__ for c in result.checks]}, indent=2)
+        )
     else:
         for check in result.checks:
             click.echo(f"{'PASS' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-        click.echo(f"{sum(c.ok for c in result.checks)} passed, {sum(not c.ok for c in result.checks)} failed")
+        click.echo(
+            f"{sum(c.ok for c in result.checks)} passed, {sum(not c.ok for c in result.checks)} failed"
+        )
     raise SystemExit(0 if result.ok else 1)
 
 
@@ -82,21 +97,27 @@ def show(bundle: Path) -> None:
         click.echo(f"ERROR {bundle}: {exc}", err=True)
         raise SystemExit(2) from None
     sites = report["sites"] if "sites" in report else {report["site"]["site_id"]: report["site"]}
-    click.echo(f"Benchmark {report['period']}, standard {report['standard']['id']} {report['standard']['version']}")
+    click.echo(
+        f"Benchmark {report['period']}, standard {report['standard']['id']} {report['standard']['version']}"
+    )
     for site, entry in sites.items():
         click.echo(f"\n{site}: {entry['status']}")
         for flag in entry["flags"]:
             click.echo(f"  {flag['level'].upper()} [{flag['rule']}] {flag['message']}")
         for t in entry["concordance"]:
             if t.get("withheld"):
-                click.echo(f"  {t['kind']} {t['biomarker']} {t['index_method']} vs {t['comparator_method']}: withheld")
+                click.echo(
+                    f"  {t['kind']} {t['biomarker']} {t['index_method']} vs {t['comparator_method']}: withheld"
+                )
                 continue
             kappa = "n/a" if t["kappa"] is None else f"{t['kappa']:.2f}"
             ppa = "n/a" if t["ppa"] is None else f"{100 * t['ppa']:.1f}%"
             npa = "n/a" if t["npa"] is None else f"{100 * t['npa']:.1f}%"
-            click.echo(f"  {t['kind']:<13} {t['biomarker']:<9} {t['index_method']} vs {t['comparator_method']}: "
-                       f"a={t['a']} b={t['b']} c={t['c']} d={t['d']} (excluded {t['excluded_failed']}); "
-                       f"PPA {ppa}, NPA {npa}, kappa {kappa}")
+            click.echo(
+                f"  {t['kind']:<13} {t['biomarker']:<9} {t['index_method']} vs {t['comparator_method']}: "
+                f"a={t['a']} b={t['b']} c={t['c']} d={t['d']} (excluded {t['excluded_failed']}); "
+                f"PPA {ppa}, NPA {npa}, kappa {kappa}"
+            )
 
 
 if __name__ == "__main__":

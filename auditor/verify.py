@@ -11,6 +11,7 @@ Checks, each reported as PASS or FAIL with its reason:
   standard    the report names the standard in the bundle
   statistics  the report equals the benchmark recomputed from the signed summaries and standard
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
-from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import eqa_pb2 as epb
+from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
@@ -90,7 +91,9 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         raise BundleUnreadable(f"{path} is not a readable zip bundle: {exc}") from exc
     if "MANIFEST.json" not in files or "MANIFEST.sig" not in files:
-        raise BundleUnreadable(f"{path} has no MANIFEST.json and MANIFEST.sig: not a rarenet audit bundle")
+        raise BundleUnreadable(
+            f"{path} has no MANIFEST.json and MANIFEST.sig: not a rarenet audit bundle"
+        )
     result = Result()
     try:
         manifest = json.loads(files["MANIFEST.json"])
@@ -105,22 +108,45 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
         trusted = {dsse.keyid(coordinator_raw): coordinator_raw}
         keys_ok = dsse.keyid(coordinator_raw) == manifest.get("coordinator_keyid")
         Ed25519PublicKey.from_public_bytes(coordinator_raw).verify(
-            files["MANIFEST.sig"], dsse.pae(MANIFEST_TYPE, files["MANIFEST.json"]))
-        result.add("manifest", keys_ok, f"signed by coordinator key {dsse.keyid(coordinator_raw)[:16]}…"
-                   if keys_ok else "MANIFEST.json names another coordinator key than the one used")
+            files["MANIFEST.sig"], dsse.pae(MANIFEST_TYPE, files["MANIFEST.json"])
+        )
+        result.add(
+            "manifest",
+            keys_ok,
+            f"signed by coordinator key {dsse.keyid(coordinator_raw)[:16]}…"
+            if keys_ok
+            else "MANIFEST.json names another coordinator key than the one used",
+        )
     except Exception as exc:  # noqa: BLE001 - any failure here is a failed check, with its reason
-        result.add("manifest", False, f"the manifest signature does not verify: {exc or type(exc).__name__}")
+        result.add(
+            "manifest",
+            False,
+            f"the manifest signature does not verify: {exc or type(exc).__name__}",
+        )
         return result
 
     # 2. Every file is listed with its hash, and nothing else is there.
     present = set(files) - {"MANIFEST.json", "MANIFEST.sig"}
     missing, extra = sorted(set(listed) - present), sorted(present - set(listed))
-    changed = sorted(n for n in set(listed) & present if hashlib.sha256(files[n]).hexdigest() != listed[n])
-    result.add("files", not (missing or extra or changed),
-               f"{len(listed)} files match their SHA-256" if not (missing or extra or changed) else
-               "; ".join(filter(None, [f"missing: {', '.join(missing)}" if missing else "",
-                                       f"not in the manifest: {', '.join(extra)}" if extra else "",
-                                       f"hash differs: {', '.join(changed)}" if changed else ""])))
+    changed = sorted(
+        n for n in set(listed) & present if hashlib.sha256(files[n]).hexdigest() != listed[n]
+    )
+    result.add(
+        "files",
+        not (missing or extra or changed),
+        f"{len(listed)} files match their SHA-256"
+        if not (missing or extra or changed)
+        else "; ".join(
+            filter(
+                None,
+                [
+                    f"missing: {', '.join(missing)}" if missing else "",
+                    f"not in the manifest: {', '.join(extra)}" if extra else "",
+                    f"hash differs: {', '.join(changed)}" if changed else "",
+                ],
+            )
+        ),
+    )
 
     # 3. The tree head.
     try:
@@ -154,45 +180,71 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
             if dsse.keyid(site_raw) != keyid:
                 raise ContractError(f"keys/{keyid}.pem is not the key with that id")
             if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
-                raise ContractError(f"payload type {envelope.payload_type} is not a summary or an EQA response")
+                raise ContractError(
+                    f"payload type {envelope.payload_type} is not a summary or an EQA response"
+                )
             dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
             enrolment = wire.parse_envelope(files[f"enrolments/{keyid}.envelope"])
             dsse.verify(enrolment, {keyid: site_raw})
             is_summary = envelope.payload_type == wire.SITE_SUMMARY
-            summary = wire.decode(envelope.payload, pb.SiteSummary if is_summary else epb.EqaResponse)
+            summary = wire.decode(
+                envelope.payload, pb.SiteSummary if is_summary else epb.EqaResponse
+            )
             if summary.site_id != record["site_id"]:
-                raise ContractError(f"summary names site {summary.site_id} but the key is {record['site_id']}'s")
+                raise ContractError(
+                    f"summary names site {summary.site_id} but the key is {record['site_id']}'s"
+                )
             receipt_env = wire.parse_envelope(files[f"receipts/{leaf}.envelope"])
             dsse.verify(receipt_env, trusted, expected_type=wire.RECEIPT)
             receipt = wire.decode(receipt_env.payload, lpb.Receipt)
-            if receipt.envelope_sha256 != hashlib.sha256(data).hexdigest() or receipt.leaf_index != leaf:
+            if (
+                receipt.envelope_sha256 != hashlib.sha256(data).hexdigest()
+                or receipt.leaf_index != leaf
+            ):
                 raise ContractError("the coordinator's receipt names another envelope or leaf")
             received = receipt.received_at
             if record["enrolled_at"] > received:
-                raise ContractError(f"received {received}, before the key was enrolled ({record['enrolled_at']})")
+                raise ContractError(
+                    f"received {received}, before the key was enrolled ({record['enrolled_at']})"
+                )
             for when in (record["retired_at"], record["site_revoked_at"]):
                 if when and when <= received:
-                    raise ContractError(f"received {received}, after the key was retired or the site revoked ({when})")
+                    raise ContractError(
+                        f"received {received}, after the key was retired or the site revoked ({when})"
+                    )
             proof = json.loads(files[f"proofs/{leaf}.json"])
             if proof["leaf_index"] != leaf or proof["tree_size"] != head.tree_size:
                 raise ContractError("the inclusion proof is for another leaf or tree size")
-            merkle.verify_inclusion(merkle.leaf_hash(data), leaf, head.tree_size,
-                                    [bytes.fromhex(h) for h in proof["hashes"]], head.root_hash)
-            group = by_period.setdefault(summary.period, {}) if is_summary else \
-                responses.setdefault(summary.round_id, {})
+            merkle.verify_inclusion(
+                merkle.leaf_hash(data),
+                leaf,
+                head.tree_size,
+                [bytes.fromhex(h) for h in proof["hashes"]],
+                head.root_hash,
+            )
+            group = (
+                by_period.setdefault(summary.period, {})
+                if is_summary
+                else responses.setdefault(summary.round_id, {})
+            )
             previous = group.get(summary.site_id)
             if previous is None or previous[1].sequence < summary.sequence:
                 group[summary.site_id] = (leaf, summary)
             what = summary.period if is_summary else f"EQA {summary.round_id}"
-            result.add(name, True, f"{summary.site_id} {what} sequence {summary.sequence}: signature, "
-                                   f"key valid at {received}, receipt, inclusion proof")
+            result.add(
+                name,
+                True,
+                f"{summary.site_id} {what} sequence {summary.sequence}: signature, "
+                f"key valid at {received}, receipt, inclusion proof",
+            )
         except (ContractError, KeyError, ValueError, IndexError) as exc:
             result.add(name, False, str(exc) or type(exc).__name__)
 
     # 5. EQA rounds: signed by the coordinator, and the truth is the one sealed at opening.
     from coordinator.benchmark import EqaRoundInput, Inputs, compute_from, for_site
     from coordinator.eqa import commitment
-    from coordinator.standards import StandardError, parse as parse_standard
+    from coordinator.standards import StandardError
+    from coordinator.standards import parse as parse_standard
 
     rounds = []
     for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
@@ -202,10 +254,17 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
             dsse.verify(signed, trusted, expected_type=wire.EQA_ROUND)
             round_ = wire.decode(signed.payload, epb.EqaRound)
             truth = files[f"eqa/{round_id}/truth.csv"]
-            sealed = commitment(bytes.fromhex(round_.revealed_salt), truth) == round_.commitment_sha256
-            result.add(f"eqa {round_id}", sealed, "the truth file is the one sealed at opening (commitment "
-                       f"{round_.commitment_sha256[:16]}…)" if sealed else
-                       "the truth file does not match the commitment published at opening")
+            sealed = (
+                commitment(bytes.fromhex(round_.revealed_salt), truth) == round_.commitment_sha256
+            )
+            result.add(
+                f"eqa {round_id}",
+                sealed,
+                "the truth file is the one sealed at opening (commitment "
+                f"{round_.commitment_sha256[:16]}…)"
+                if sealed
+                else "the truth file does not match the commitment published at opening",
+            )
             rounds.append(EqaRoundInput(round_, truth, responses.get(round_id, {})))
         except (ContractError, KeyError, ValueError) as exc:
             result.add(f"eqa {round_id}", False, str(exc))
@@ -217,9 +276,13 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
     except (KeyError, ValueError, StandardError) as exc:
         result.add("standard", False, str(exc))
         return result
-    result.add("standard", reported.get("standard", {}).get("sha256") == standard.sha256,
-               f"{standard.label} (sha256 {standard.sha256[:16]}…)" if reported.get("standard", {}).get("sha256")
-               == standard.sha256 else "the report names another standard than the one in the bundle")
+    result.add(
+        "standard",
+        reported.get("standard", {}).get("sha256") == standard.sha256,
+        f"{standard.label} (sha256 {standard.sha256[:16]}…)"
+        if reported.get("standard", {}).get("sha256") == standard.sha256
+        else "the report names another standard than the one in the bundle",
+    )
     revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
     try:
         full = compute_from(Inputs(by_period, revoked, rounds), manifest["period"], standard)
@@ -227,7 +290,11 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
         difference = _first_difference(json.loads(json.dumps(recomputed)), reported)
     except Exception as exc:  # noqa: BLE001 - a report that cannot be recomputed fails the check
         difference = f"cannot recompute: {exc}"
-    result.add("statistics", difference is None,
-               f"every figure of report/benchmark.json recomputed from {len(leaves)} signed summaries"
-               if difference is None else f"report/benchmark.json differs from the recomputation at {difference}")
+    result.add(
+        "statistics",
+        difference is None,
+        f"every figure of report/benchmark.json recomputed from {len(leaves)} signed summaries"
+        if difference is None
+        else f"report/benchmark.json differs from the recomputation at {difference}",
+    )
     return result

@@ -1,6 +1,7 @@
 """Benchmark and report for 1,000 sites x 11 biomarkers x 4 methods x 3 specimens in one period.
 Target (issue 6): benchmark.json and index.html in <= 10 s. Baseline: reading and decoding the
 same summaries once (the floor for any benchmark of them)."""
+
 from __future__ import annotations
 
 import random
@@ -15,8 +16,19 @@ from node.vocabulary import BIOMARKERS
 from protos import wire
 from protos.rarenet.v1 import summary_pb2 as pb
 
-RATES = {"EGFR": 0.45, "ALK": 0.05, "ROS1": 0.015, "MET_EX14": 0.02, "MET_AMP": 0.01, "ERBB2": 0.03, "RET": 0.014,
-         "KRAS_G12C": 0.03, "KRAS": 0.1, "BRAF_V600E": 0.01, "NTRK": 0.004}
+RATES = {
+    "EGFR": 0.45,
+    "ALK": 0.05,
+    "ROS1": 0.015,
+    "MET_EX14": 0.02,
+    "MET_AMP": 0.01,
+    "ERBB2": 0.03,
+    "RET": 0.014,
+    "KRAS_G12C": 0.03,
+    "KRAS": 0.1,
+    "BRAF_V600E": 0.01,
+    "NTRK": 0.004,
+}
 METHODS = ("ngs_dna", "ngs_rna", "ngs_dna_rna", "pcr")
 SPECIMENS = ("tissue", "cytology", "plasma")
 
@@ -29,24 +41,62 @@ def summary_for(site: str, rng: random.Random) -> pb.SiteSummary:
                 n = rng.randint(10, 120)
                 failed = int(n * rng.uniform(0.0, 0.1))
                 pos = sum(rng.random() < RATES[b] for _ in range(n - failed))
-                strata.append(pb.StratumCounts(biomarker=b, method=m, specimen=s, histology_group="all", tests=n,
-                                               positive=pos, negative=n - failed - pos, failed=failed))
+                strata.append(
+                    pb.StratumCounts(
+                        biomarker=b,
+                        method=m,
+                        specimen=s,
+                        histology_group="all",
+                        tests=n,
+                        positive=pos,
+                        negative=n - failed - pos,
+                        failed=failed,
+                    )
+                )
                 cell = per_test.setdefault((b, s), [0, 0, 0])
                 cell[0] += pos
                 cell[1] += n - failed - pos
                 cell[2] += failed
-    strata += [pb.StratumCounts(biomarker=b, method="all", specimen=s, histology_group="all", tests=sum(c),
-                                positive=c[0], negative=c[1], failed=c[2]) for (b, s), c in per_test.items()]
+    strata += [
+        pb.StratumCounts(
+            biomarker=b,
+            method="all",
+            specimen=s,
+            histology_group="all",
+            tests=sum(c),
+            positive=c[0],
+            negative=c[1],
+            failed=c[2],
+        )
+        for (b, s), c in per_test.items()
+    ]
     return pb.SiteSummary(
-        site_id=site, period="2026Q3", schema_version=1, sequence=1, standard_version="2026.1", strata=strata,
-        turnaround=[pb.TurnaroundHistogram(specimen=s, counts=[rng.randint(0, 40) for _ in range(31)], target_days=10)
-                    for s in SPECIMENS],
-        concordance=[pb.ConcordanceTable(kind="inter_method", biomarker="ALK", index_method="ihc",
-                                         comparator_method="fish", both_positive=rng.randint(3, 9),
-                                         index_positive_comparator_negative=rng.randint(0, 2),
-                                         index_negative_comparator_positive=rng.randint(0, 2),
-                                         both_negative=rng.randint(50, 90))],
-        panel=pb.PanelCoverage(patients=400, with_all_required=rng.randint(300, 400)))
+        site_id=site,
+        period="2026Q3",
+        schema_version=1,
+        sequence=1,
+        standard_version="2026.1",
+        strata=strata,
+        turnaround=[
+            pb.TurnaroundHistogram(
+                specimen=s, counts=[rng.randint(0, 40) for _ in range(31)], target_days=10
+            )
+            for s in SPECIMENS
+        ],
+        concordance=[
+            pb.ConcordanceTable(
+                kind="inter_method",
+                biomarker="ALK",
+                index_method="ihc",
+                comparator_method="fish",
+                both_positive=rng.randint(3, 9),
+                index_positive_comparator_negative=rng.randint(0, 2),
+                index_negative_comparator_positive=rng.randint(0, 2),
+                both_negative=rng.randint(50, 90),
+            )
+        ],
+        panel=pb.PanelCoverage(patients=400, with_all_required=rng.randint(300, 400)),
+    )
 
 
 def run(quick: bool = False) -> None:
@@ -61,8 +111,13 @@ def run(quick: bool = False) -> None:
     for i in range(sites):
         site = f"site-{i:04d}"
         payload = wire.encode(summary_for(site, rng)).decode()
-        conn.execute("INSERT INTO sites (site_id, status, created_at) VALUES (?, 'active', '2026-01-01')", (site,))
-        conn.execute("INSERT INTO summaries VALUES (?, ?, '2026Q3', 1, '2026.1', ?)", (i, site, payload))
+        conn.execute(
+            "INSERT INTO sites (site_id, status, created_at) VALUES (?, 'active', '2026-01-01')",
+            (site,),
+        )
+        conn.execute(
+            "INSERT INTO summaries VALUES (?, ?, '2026Q3', 1, '2026.1', ?)", (i, site, payload)
+        )
     conn.execute("COMMIT")
     standard = load_standard(data.standard)
     reader = sqlite3.connect(data.db)
@@ -77,7 +132,9 @@ def run(quick: bool = False) -> None:
     print(f"sites                    {sites:,} ({strata:,} strata, {len(result['flags']):,} flags)")
     print(f"baseline (read+decode)   {base.seconds:.2f} s")
     print(f"benchmark.compute        {compute.seconds:.2f} s")
-    print(f"report (json, csv, html) {write.seconds:.2f} s  "
-          f"(index.html {(root / 'out' / 'index.html').stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"report (json, csv, html) {write.seconds:.2f} s  "
+        f"(index.html {(root / 'out' / 'index.html').stat().st_size / 1e6:.1f} MB)"
+    )
     print(f"total                    {total:.2f} s; ratio to baseline {total / base.seconds:.1f}x")
     print(f"target <= 10 s           {'met' if total <= 10 else 'NOT met'}")

@@ -3,12 +3,13 @@
 Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate.
 The two kinds of call alternate over a few rounds and the medians are compared, because the
 machine's speed varies from second to second."""
+
 from __future__ import annotations
 
 import shutil
-import statistics
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -32,9 +33,21 @@ CLIENTS = 50
 def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
     port_file = data_dir.parent / "port"
     port_file.unlink(missing_ok=True)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "rarenet-coordinator"), "serve", "--data-dir",
-                             str(data_dir), "--listen", "127.0.0.1:0", "--insecure", "--port-file", str(port_file)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "rarenet-coordinator"),
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while not (port_file.exists() and port_file.read_text().strip()):
         time.sleep(0.05)
     return proc, int(port_file.read_text())
@@ -75,15 +88,33 @@ SMALL_STRATA = ("EGFR", "ALK", "ROS1", "MET_EX14", "RET", "KRAS_G12C")
 
 def _small_payload(site: str, sequence: int) -> bytes:
     """A 6-stratum summary (about 2 KB)."""
-    return wire.encode(pb.SiteSummary(
-        site_id=site, period="2026Q3", schema_version=1, sequence=sequence, standard_version="2026.1",
-        strata=[pb.StratumCounts(biomarker=b, method="ngs_dna_rna", specimen="tissue", histology_group="all",
-                                 tests=200, positive=sequence % 7, negative=200 - sequence % 7) for b in SMALL_STRATA]))
+    return wire.encode(
+        pb.SiteSummary(
+            site_id=site,
+            period="2026Q3",
+            schema_version=1,
+            sequence=sequence,
+            standard_version="2026.1",
+            strata=[
+                pb.StratumCounts(
+                    biomarker=b,
+                    method="ngs_dna_rna",
+                    specimen="tissue",
+                    histology_group="all",
+                    tests=200,
+                    positive=sequence % 7,
+                    negative=200 - sequence % 7,
+                )
+                for b in SMALL_STRATA
+            ],
+        )
+    )
 
 
 def _quarterly_payload_maker(root: Path):
     """A lab's real quarterly summary (5,000 synthetic results through ingest and summarize: strata,
     turnaround, concordance, panel, VAF; about 30 KB), with each site's id and sequence put in."""
+    from coordinator.standards import DEFAULT_STANDARD
     from node import config as node_config
     from node import store as node_store
     from node import summary
@@ -93,8 +124,6 @@ def _quarterly_payload_maker(root: Path):
     from node.standard import parse as parse_standard
     from node.synth import generate, write_csv
     from protos.periods import parse as parse_period
-
-    from coordinator.standards import DEFAULT_STANDARD
 
     period = parse_period("2026Q3")
     cfg = node_config.init(root / "lab", "LAB", "127.0.0.1:1", insecure=True)
@@ -107,7 +136,9 @@ def _quarterly_payload_maker(root: Path):
 
     def payload(site: str, sequence: int) -> bytes:
         return template.replace(b'"site_id": "LAB"', f'"site_id": "{site}"'.encode()).replace(
-            b'"sequence": "1"', f'"sequence": "{sequence}"'.encode())
+            b'"sequence": "1"', f'"sequence": "{sequence}"'.encode()
+        )
+
     return payload
 
 
@@ -122,8 +153,12 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
         key = keys.generate()
         request = cpb.EnrollPayload(site_id=site, token=token, public_key=keys.public_raw(key))
         enrolment.enroll(conn, dsse.sign(wire.ENROLL, wire.encode(request), key))
-        work.append([dsse.sign(wire.SITE_SUMMARY, make_payload(site, seq), key)
-                     for seq in range(1, ROUNDS * per_client + 1)])
+        work.append(
+            [
+                dsse.sign(wire.SITE_SUMMARY, make_payload(site, seq), key)
+                for seq in range(1, ROUNDS * per_client + 1)
+            ]
+        )
     conn.close()
     total = CLIENTS * per_client
     proc, port = _serve(data.path)
@@ -131,28 +166,51 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
     try:
         check = health_pb2.HealthCheckRequest(service="")
         for r in range(ROUNDS):
-            noop_rates.append(total / _run_clients(port, [[check] * per_client for _ in range(CLIENTS)],
-                                                   lambda ch: health_pb2_grpc.HealthStub(ch).Check))
-            submit_rates.append(total / _run_clients(port, [items[r * per_client:(r + 1) * per_client]
-                                                            for items in work],
-                                                     lambda ch: cgrpc.CoordinatorStub(ch).Submit))
+            noop_rates.append(
+                total
+                / _run_clients(
+                    port,
+                    [[check] * per_client for _ in range(CLIENTS)],
+                    lambda ch: health_pb2_grpc.HealthStub(ch).Check,
+                )
+            )
+            submit_rates.append(
+                total
+                / _run_clients(
+                    port,
+                    [items[r * per_client : (r + 1) * per_client] for items in work],
+                    lambda ch: cgrpc.CoordinatorStub(ch).Submit,
+                )
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     ledgered = sqlite3.connect(data.db).execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
     assert ledgered == ROUNDS * total, f"{ledgered} ledgered of {ROUNDS * total}"
-    return {"noop": noop_rates, "submit": submit_rates, "ledgered": ledgered, "envelope": work[0][0]}
+    return {
+        "noop": noop_rates,
+        "submit": submit_rates,
+        "ledgered": ledgered,
+        "envelope": work[0][0],
+    }
 
 
 def run(quick: bool = False) -> None:
     per_client = 20 if quick else 100
     root = WORK / "submit"
     shutil.rmtree(root, ignore_errors=True)
-    print(f"clients                  {CLIENTS} concurrent, {per_client} calls each, {ROUNDS} alternating rounds (medians)")
-    for name, make_payload in (("6-stratum summary", _small_payload),
-                               ("quarterly lab summary", _quarterly_payload_maker(root))):
+    print(
+        f"clients                  {CLIENTS} concurrent, {per_client} calls each, {ROUNDS} alternating rounds (medians)"
+    )
+    for name, make_payload in (
+        ("6-stratum summary", _small_payload),
+        ("quarterly lab summary", _quarterly_payload_maker(root)),
+    ):
         figures = _measure(root / name.replace(" ", "-"), make_payload, per_client)
-        noop_rate, submit_rate = statistics.median(figures["noop"]), statistics.median(figures["submit"])
+        noop_rate, submit_rate = (
+            statistics.median(figures["noop"]),
+            statistics.median(figures["submit"]),
+        )
         envelope = figures["envelope"]
         key = keys.generate()
         signed = dsse.sign(wire.SITE_SUMMARY, envelope.payload, key)
@@ -162,12 +220,22 @@ def run(quick: bool = False) -> None:
             for _ in range(n):
                 dsse.verify(signed, trusted)
         print(f"-- {name} ({len(envelope.payload):,} payload bytes)")
-        print(f"no-op unary RPC (health) {noop_rate:,.0f} calls/s  (rounds: {', '.join(f'{r:,.0f}' for r in figures['noop'])})")
-        print(f"Submit, accepted+ledgered {submit_rate:,.0f} submissions/s  (rounds: "
-              f"{', '.join(f'{r:,.0f}' for r in figures['submit'])}; {figures['ledgered']:,} in the ledger)")
+        print(
+            f"no-op unary RPC (health) {noop_rate:,.0f} calls/s  (rounds: {', '.join(f'{r:,.0f}' for r in figures['noop'])})"
+        )
+        print(
+            f"Submit, accepted+ledgered {submit_rate:,.0f} submissions/s  (rounds: "
+            f"{', '.join(f'{r:,.0f}' for r in figures['submit'])}; {figures['ledgered']:,} in the ledger)"
+        )
         ratios = [s / n for s, n in zip(figures["submit"], figures["noop"])]
-        print(f"ratio to no-op           {submit_rate / noop_rate:.2f}  (per round "
-              f"{', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.5)")
-        print(f"signature verifications  {submit_rate:,.0f}/s in Submit; raw Ed25519 DSSE verify {n / raw.seconds:,.0f}/s")
-        print(f"targets                  >= 1,000/s {'met' if submit_rate >= 1000 else 'NOT met'}; "
-              f"ratio >= 0.5 {'met' if submit_rate >= noop_rate / 2 else 'NOT met'}")
+        print(
+            f"ratio to no-op           {submit_rate / noop_rate:.2f}  (per round "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.5)"
+        )
+        print(
+            f"signature verifications  {submit_rate:,.0f}/s in Submit; raw Ed25519 DSSE verify {n / raw.seconds:,.0f}/s"
+        )
+        print(
+            f"targets                  >= 1,000/s {'met' if submit_rate >= 1000 else 'NOT met'}; "
+            f"ratio >= 0.5 {'met' if submit_rate >= noop_rate / 2 else 'NOT met'}"
+        )

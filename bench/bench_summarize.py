@@ -1,5 +1,6 @@
 """Summarise a local database of 1,000,000 results (metrics + disclosure + payload encoding).
 Target (issue 4): <= 3 s. Baseline: one SQL GROUP BY over the same rows (reading them once)."""
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,10 @@ def _reusable(db, rows: int) -> bool:
         return False
     conn = sqlite3.connect(db)
     try:
-        return (conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-                and conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == rows)
+        return (
+            conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+            and conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == rows
+        )
     finally:
         conn.close()
 
@@ -40,9 +43,11 @@ def run(quick: bool = False) -> None:
     standard = load_cached(cfg.standard_path)
     period = parse("2026Q3")
     with Timer() as base:
-        conn.execute("SELECT biomarker, method, specimen, COUNT(*), SUM(result = 'positive') FROM results "
-                     "WHERE reported_date BETWEEN ? AND ? GROUP BY 1, 2, 3",
-                     (period.start.isoformat(), period.end.isoformat())).fetchall()
+        conn.execute(
+            "SELECT biomarker, method, specimen, COUNT(*), SUM(result = 'positive') FROM results "
+            "WHERE reported_date BETWEEN ? AND ? GROUP BY 1, 2, 3",
+            (period.start.isoformat(), period.end.isoformat()),
+        ).fetchall()
     times = []
     for _ in range(3):
         with Timer() as t:
@@ -51,8 +56,12 @@ def run(quick: bool = False) -> None:
     best = min(times)
     print(f"results                  {rows:,}")
     print(f"baseline (one GROUP BY)  {base.seconds:.2f} s")
-    print(f"summarize (all metrics, disclosure, payload)  best of 3 {best:.2f} s; "
-          f"runs {', '.join(f'{x:.2f}' for x in times)}")
+    print(
+        f"summarize (all metrics, disclosure, payload)  best of 3 {best:.2f} s; "
+        f"runs {', '.join(f'{x:.2f}' for x in times)}"
+    )
     print(f"ratio to baseline        {best / base.seconds:.2f}x")
-    print(f"target <= 3 s            {'met' if best <= 3 else 'NOT met'}  "
-          f"({len(message.strata)} strata, {len(payload):,} payload bytes)")
+    print(
+        f"target <= 3 s            {'met' if best <= 3 else 'NOT met'}  "
+        f"({len(message.strata)} strata, {len(payload):,} payload bytes)"
+    )

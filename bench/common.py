@@ -1,4 +1,5 @@
 """Helpers for the benchmarks: child-process measurement and a large synthetic export."""
+
 from __future__ import annotations
 
 import csv
@@ -9,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from protos.periods import parse as parse_period
 from node.synth import generate
 from node.vocabulary import FIELDS
+from protos.periods import parse as parse_period
 
 WORK = Path("bench-work")
 

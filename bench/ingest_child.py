@@ -1,4 +1,5 @@
 """One ingest measured in its own process: `python -m bench.ingest_child ours|baseline FILE DIR`."""
+
 from __future__ import annotations
 
 import csv
@@ -50,10 +51,21 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     with Timer() as t:
-        rows = baseline(path, out / "baseline.db") if kind == "baseline" else ours(path, out / "node")
+        rows = (
+            baseline(path, out / "baseline.db") if kind == "baseline" else ours(path, out / "node")
+        )
     # The validation process runs beside this one: the peak counted is the sum of both peaks.
-    print(json.dumps({"rows": rows, "seconds": t.seconds, "peak_mb": peak_mb() + peak_mb(resource.RUSAGE_CHILDREN),
-                      "writer_mb": peak_mb(), "validator_mb": peak_mb(resource.RUSAGE_CHILDREN)}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": t.seconds,
+                "peak_mb": peak_mb() + peak_mb(resource.RUSAGE_CHILDREN),
+                "writer_mb": peak_mb(),
+                "validator_mb": peak_mb(resource.RUSAGE_CHILDREN),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

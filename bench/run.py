@@ -1,7 +1,8 @@
 """make bench: speed and memory figures, each against a baseline measured in the same run.
 
-    python -m bench.run [ingest summarize submit report] [--quick]
+python -m bench.run [ingest summarize submit report] [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -11,8 +12,12 @@ BENCHES = ("ingest", "summarize", "submit", "report")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", nargs="*", metavar="BENCH", help=f"any of {', '.join(BENCHES)} (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "which", nargs="*", metavar="BENCH", help=f"any of {', '.join(BENCHES)} (default: all)"
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = parser.parse_args()
     unknown = set(args.which) - set(BENCHES)

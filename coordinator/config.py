@@ -1,19 +1,20 @@
 """The coordinator's data directory.
 
-    D/coordinator.db        sites, keys, ledger, summaries, tree heads (SQLite, WAL)
-    D/keys/coordinator.key  the coordinator's Ed25519 key: receipts, tree heads, reports (0600)
-    D/standard.toml         the testing standard in force (a copy of the default at init)
+D/coordinator.db        sites, keys, ledger, summaries, tree heads (SQLite, WAL)
+D/keys/coordinator.key  the coordinator's Ed25519 key: receipts, tree heads, reports (0600)
+D/standard.toml         the testing standard in force (a copy of the default at init)
 """
+
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from protos import keys
-from protos.errors import KeyFileError
 from coordinator.errors import CoordinatorError
 from coordinator.standards import DEFAULT_STANDARD
+from protos import keys
+from protos.errors import KeyFileError
 
 
 class SetupError(CoordinatorError):
@@ -40,12 +41,16 @@ class DataDir:
         try:
             return keys.load_private(self.key)
         except KeyFileError as exc:
-            raise SetupError(f"{exc} (is {self.path} a coordinator data directory? run `rarenet-coordinator init`)") from exc
+            raise SetupError(
+                f"{exc} (is {self.path} a coordinator data directory? run `rarenet-coordinator init`)"
+            ) from exc
 
-    def check(self) -> "DataDir":
+    def check(self) -> DataDir:
         if not self.db.exists():
-            raise SetupError(f"{self.path} is not a coordinator data directory; run "
-                             f"`rarenet-coordinator init --data-dir {self.path}` first")
+            raise SetupError(
+                f"{self.path} is not a coordinator data directory; run "
+                f"`rarenet-coordinator init --data-dir {self.path}` first"
+            )
         return self
 
 
@@ -77,14 +82,21 @@ def load_serve_config(path: Path) -> ServeConfig:
     server, tls, reports = data.get("server", {}), data.get("tls", {}), data.get("reports", {})
     unknown = set(data) - {"server", "tls", "reports"}
     if unknown or "data_dir" not in server:
-        raise SetupError(f"{path}: needs [server] data_dir; sections are server, tls, reports "
-                         f"(unknown: {sorted(unknown)}); see deploy/config/coordinator.example.toml")
+        raise SetupError(
+            f"{path}: needs [server] data_dir; sections are server, tls, reports "
+            f"(unknown: {sorted(unknown)}); see deploy/config/coordinator.example.toml"
+        )
     optional = lambda v: Path(v) if v else None  # noqa: E731
     return ServeConfig(
-        data_dir=Path(server["data_dir"]), listen=server.get("listen", "127.0.0.1:50051"),
-        workers=int(server.get("workers", 16)), standard=optional(server.get("standard")),
-        tls_cert=optional(tls.get("cert")), tls_key=optional(tls.get("key")), client_ca=optional(tls.get("client_ca")),
-        insecure=bool(tls.get("insecure", False)), report_period=reports.get("period", "quarter"),
+        data_dir=Path(server["data_dir"]),
+        listen=server.get("listen", "127.0.0.1:50051"),
+        workers=int(server.get("workers", 16)),
+        standard=optional(server.get("standard")),
+        tls_cert=optional(tls.get("cert")),
+        tls_key=optional(tls.get("key")),
+        client_ca=optional(tls.get("client_ca")),
+        insecure=bool(tls.get("insecure", False)),
+        report_period=reports.get("period", "quarter"),
         report_every_seconds=float(reports.get("every_seconds", 300)),
     )
 

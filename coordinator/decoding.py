@@ -6,6 +6,7 @@ work. The intake (coordinator/intake.py) sends a batch's payloads here, checks t
 commits the previous batch meanwhile, then takes the messages back and checks what needs its own
 state (the signer's site, today's date, EQA deadlines). See protos/worker.py.
 """
+
 from __future__ import annotations
 
 from coordinator.errors import CoordinatorError, FailedPrecondition, InvalidArgument
@@ -44,8 +45,10 @@ def read_all(payloads: list[tuple[str, bytes]]) -> list[Read]:
 def check_content(message: pb.SiteSummary | epb.EqaResponse) -> None:
     if message.schema_version not in KNOWN_SCHEMAS:
         what = "summary" if isinstance(message, pb.SiteSummary) else "EQA response"
-        raise FailedPrecondition(f"{what} schema version {message.schema_version} is not known here "
-                                 f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator")
+        raise FailedPrecondition(
+            f"{what} schema version {message.schema_version} is not known here "
+            f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator"
+        )
     if isinstance(message, epb.EqaResponse):
         if message.sequence < 1 or not message.round_id:
             raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
@@ -57,8 +60,14 @@ def check_content(message: pb.SiteSummary | epb.EqaResponse) -> None:
     if message.sequence < 1:
         raise InvalidArgument("sequence numbers start at 1")
     for s in message.strata:
-        if s.positive + s.negative + s.failed + s.equivocal != s.tests and not s.withheld and not s.suppressed_cells:
-            raise InvalidArgument(f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests")
+        if (
+            s.positive + s.negative + s.failed + s.equivocal != s.tests
+            and not s.withheld
+            and not s.suppressed_cells
+        ):
+            raise InvalidArgument(
+                f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests"
+            )
 
 
 class Decoder:

@@ -1,4 +1,5 @@
 """Sites and their keys: one-time expiring tokens, proof-of-possession enrolment, rotation, revocation."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -7,17 +8,23 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
+from coordinator.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from coordinator.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 
 TOKEN_TTL = dt.timedelta(hours=72)
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _iso(t: dt.datetime) -> str:
@@ -32,22 +39,33 @@ def valid_site_id(site_id: str) -> bool:
     return bool(site_id) and len(site_id) <= 64 and all(c.isalnum() or c in "-_." for c in site_id)
 
 
-def add_site(conn: sqlite3.Connection, site_id: str, ttl: dt.timedelta = TOKEN_TTL) -> tuple[str, dt.datetime]:
+def add_site(
+    conn: sqlite3.Connection, site_id: str, ttl: dt.timedelta = TOKEN_TTL
+) -> tuple[str, dt.datetime]:
     """A one-time enrolment token for a new site (or a site whose enrolment was never completed)."""
     if not valid_site_id(site_id):
-        raise InvalidArgument(f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.' (64 at most)")
+        raise InvalidArgument(
+            f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.' (64 at most)"
+        )
     row = conn.execute("SELECT status FROM sites WHERE site_id = ?", (site_id,)).fetchone()
     if row and row[0] != "pending":
-        raise AlreadyExists(f"site {site_id} is {row[0]}; a new key for an active site comes from "
-                            "`rarenet-node rotate-key` at the lab")
+        raise AlreadyExists(
+            f"site {site_id} is {row[0]}; a new key for an active site comes from "
+            "`rarenet-node rotate-key` at the lab"
+        )
     token = secrets.token_urlsafe(24)
     issued = now()
     conn.execute("BEGIN IMMEDIATE")
     try:
         if not row:
-            conn.execute("INSERT INTO sites (site_id, status, created_at) VALUES (?, 'pending', ?)", (site_id, _iso(issued)))
-        conn.execute("INSERT INTO tokens (token_sha256, site_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
-                     (_token_hash(token), site_id, _iso(issued), _iso(issued + ttl)))
+            conn.execute(
+                "INSERT INTO sites (site_id, status, created_at) VALUES (?, 'pending', ?)",
+                (site_id, _iso(issued)),
+            )
+        conn.execute(
+            "INSERT INTO tokens (token_sha256, site_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
+            (_token_hash(token), site_id, _iso(issued), _iso(issued + ttl)),
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -63,7 +81,9 @@ class Enrolled:
 
 def enroll(conn: sqlite3.Connection, envelope: Envelope) -> Enrolled:
     if envelope.payload_type != wire.ENROLL:
-        raise InvalidArgument(f"Enroll takes payload type {wire.ENROLL}, not {envelope.payload_type!r}")
+        raise InvalidArgument(
+            f"Enroll takes payload type {wire.ENROLL}, not {envelope.payload_type!r}"
+        )
     try:
         request = wire.decode(envelope.payload, cpb.EnrollPayload)
     except ContractError as exc:
@@ -74,20 +94,29 @@ def enroll(conn: sqlite3.Connection, envelope: Envelope) -> Enrolled:
     try:
         dsse.verify(envelope, {new_keyid: request.public_key})
     except ContractError as exc:
-        raise Unauthenticated(f"the request is not signed by the key it enrols (proof of possession): {exc}") from exc
+        raise Unauthenticated(
+            f"the request is not signed by the key it enrols (proof of possession): {exc}"
+        ) from exc
     if conn.execute("SELECT 1 FROM site_keys WHERE keyid = ?", (new_keyid,)).fetchone():
         raise AlreadyExists("this key is already enrolled; each enrolment needs a new key")
     site = conn.execute("SELECT status FROM sites WHERE site_id = ?", (request.site_id,)).fetchone()
     if site is None:
-        raise Unauthenticated(f"site {request.site_id!r} is not known; ask the coordinating centre to add it")
+        raise Unauthenticated(
+            f"site {request.site_id!r} is not known; ask the coordinating centre to add it"
+        )
     if site[0] == "revoked":
-        raise PermissionDenied(f"site {request.site_id} is revoked; contact the coordinating centre")
+        raise PermissionDenied(
+            f"site {request.site_id} is revoked; contact the coordinating centre"
+        )
     stamp = _iso(now())
     conn.execute("BEGIN IMMEDIATE")
     try:
         if request.previous_keyid:
             _check_rotation(conn, envelope, request)
-            conn.execute("UPDATE site_keys SET retired_at = ? WHERE keyid = ?", (stamp, request.previous_keyid))
+            conn.execute(
+                "UPDATE site_keys SET retired_at = ? WHERE keyid = ?",
+                (stamp, request.previous_keyid),
+            )
         else:
             _use_token(conn, request)
         conn.execute(
@@ -103,25 +132,44 @@ def enroll(conn: sqlite3.Connection, envelope: Envelope) -> Enrolled:
 
 
 def _use_token(conn: sqlite3.Connection, request: cpb.EnrollPayload) -> None:
-    row = conn.execute("SELECT site_id, expires_at, used_at FROM tokens WHERE token_sha256 = ?",
-                       (_token_hash(request.token),)).fetchone()
+    row = conn.execute(
+        "SELECT site_id, expires_at, used_at FROM tokens WHERE token_sha256 = ?",
+        (_token_hash(request.token),),
+    ).fetchone()
     if row is None:
-        raise Unauthenticated("the enrolment token is not valid; copy it again from the coordinating centre")
+        raise Unauthenticated(
+            "the enrolment token is not valid; copy it again from the coordinating centre"
+        )
     site_id, expires_at, used_at = row
     if used_at:
-        raise PermissionDenied("the enrolment token was already used; ask the coordinating centre for a new one")
+        raise PermissionDenied(
+            "the enrolment token was already used; ask the coordinating centre for a new one"
+        )
     if site_id != request.site_id:
         raise PermissionDenied(f"the token was issued for another site, not {request.site_id}")
     if dt.datetime.fromisoformat(expires_at) < now():
-        raise PermissionDenied(f"the enrolment token expired at {expires_at}; ask the coordinating centre for a new one")
-    if conn.execute("SELECT 1 FROM site_keys WHERE site_id = ? AND retired_at IS NULL", (site_id,)).fetchone():
-        raise AlreadyExists(f"site {site_id} already has an enrolled key; use `rarenet-node rotate-key`")
-    conn.execute("UPDATE tokens SET used_at = ? WHERE token_sha256 = ?", (_iso(now()), _token_hash(request.token)))
+        raise PermissionDenied(
+            f"the enrolment token expired at {expires_at}; ask the coordinating centre for a new one"
+        )
+    if conn.execute(
+        "SELECT 1 FROM site_keys WHERE site_id = ? AND retired_at IS NULL", (site_id,)
+    ).fetchone():
+        raise AlreadyExists(
+            f"site {site_id} already has an enrolled key; use `rarenet-node rotate-key`"
+        )
+    conn.execute(
+        "UPDATE tokens SET used_at = ? WHERE token_sha256 = ?",
+        (_iso(now()), _token_hash(request.token)),
+    )
 
 
-def _check_rotation(conn: sqlite3.Connection, envelope: Envelope, request: cpb.EnrollPayload) -> None:
-    row = conn.execute("SELECT public_key FROM site_keys WHERE keyid = ? AND site_id = ? AND retired_at IS NULL",
-                       (request.previous_keyid, request.site_id)).fetchone()
+def _check_rotation(
+    conn: sqlite3.Connection, envelope: Envelope, request: cpb.EnrollPayload
+) -> None:
+    row = conn.execute(
+        "SELECT public_key FROM site_keys WHERE keyid = ? AND site_id = ? AND retired_at IS NULL",
+        (request.previous_keyid, request.site_id),
+    ).fetchone()
     if row is None:
         raise PermissionDenied("the key to replace is not the site's current key")
     try:
@@ -131,8 +179,13 @@ def _check_rotation(conn: sqlite3.Connection, envelope: Envelope, request: cpb.E
 
 
 def current_keys(conn: sqlite3.Connection, site_id: str) -> dict[str, bytes]:
-    return {k: bytes(v) for k, v in conn.execute(
-        "SELECT keyid, public_key FROM site_keys WHERE site_id = ? AND retired_at IS NULL", (site_id,))}
+    return {
+        k: bytes(v)
+        for k, v in conn.execute(
+            "SELECT keyid, public_key FROM site_keys WHERE site_id = ? AND retired_at IS NULL",
+            (site_id,),
+        )
+    }
 
 
 def revoke(conn: sqlite3.Connection, site_id: str) -> None:
@@ -141,8 +194,13 @@ def revoke(conn: sqlite3.Connection, site_id: str) -> None:
         raise NotFound(f"no site {site_id}")
     stamp = _iso(now())
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("UPDATE sites SET status = 'revoked', revoked_at = ? WHERE site_id = ?", (stamp, site_id))
-    conn.execute("UPDATE site_keys SET retired_at = ? WHERE site_id = ? AND retired_at IS NULL", (stamp, site_id))
+    conn.execute(
+        "UPDATE sites SET status = 'revoked', revoked_at = ? WHERE site_id = ?", (stamp, site_id)
+    )
+    conn.execute(
+        "UPDATE site_keys SET retired_at = ? WHERE site_id = ? AND retired_at IS NULL",
+        (stamp, site_id),
+    )
     conn.execute("COMMIT")
 
 
@@ -152,6 +210,22 @@ def list_sites(conn: sqlite3.Connection) -> list[dict]:
                   (SELECT keyid FROM site_keys k WHERE k.site_id = s.site_id AND k.retired_at IS NULL),
                   (SELECT COUNT(*) FROM ledger l WHERE l.site_id = s.site_id),
                   (SELECT MAX(received_at) FROM ledger l WHERE l.site_id = s.site_id)
-           FROM sites s ORDER BY s.site_id""")
-    return [dict(zip(("site_id", "status", "created_at", "revoked_at", "keyid", "submissions", "last_submission"), r))
-            for r in rows]
+           FROM sites s ORDER BY s.site_id"""
+    )
+    return [
+        dict(
+            zip(
+                (
+                    "site_id",
+                    "status",
+                    "created_at",
+                    "revoked_at",
+                    "keyid",
+                    "submissions",
+                    "last_submission",
+                ),
+                r,
+            )
+        )
+        for r in rows
+    ]

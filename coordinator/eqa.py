@@ -9,6 +9,7 @@ close: after the deadline the truth is given again; it must match the commitment
        technical failure scores nothing and is reported apart; pass at pass_share of the maximum.
        The salt is revealed in the re-signed round, so anyone can check the commitment.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,15 +22,15 @@ from collections import defaultdict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coordinator.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from protos import dsse, wire
 from protos.rarenet.v1 import eqa_pb2 as epb
-from coordinator.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 RESULTS = ("positive", "negative", "failed", "equivocal")
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def commitment(salt: bytes, truth: bytes) -> str:
@@ -40,7 +41,10 @@ def parse_samples(text: str) -> list[epb.EqaSample]:
     """CSV with columns sample_id, biomarker (one row per sample and biomarker to test)."""
     by_sample: dict[str, list[str]] = defaultdict(list)
     for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        sample, biomarker = (row.get("sample_id") or "").strip(), (row.get("biomarker") or "").strip()
+        sample, biomarker = (
+            (row.get("sample_id") or "").strip(),
+            (row.get("biomarker") or "").strip(),
+        )
         if not sample or not biomarker:
             raise InvalidArgument(f"samples file line {line}: needs sample_id and biomarker")
         by_sample[sample].append(biomarker)
@@ -56,7 +60,9 @@ def parse_truth(data: bytes) -> dict[tuple[str, str], tuple[str, str]]:
         key = ((row.get("sample_id") or "").strip(), (row.get("biomarker") or "").strip())
         result = (row.get("result") or "").strip()
         if not all(key) or result not in ("positive", "negative"):
-            raise InvalidArgument(f"truth file line {line}: needs sample_id, biomarker and result positive/negative")
+            raise InvalidArgument(
+                f"truth file line {line}: needs sample_id, biomarker and result positive/negative"
+            )
         truth[key] = (result, (row.get("variant") or "").strip())
     return truth
 
@@ -65,22 +71,37 @@ def _variant(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def score(round_: epb.EqaRound, truth: dict[tuple[str, str], tuple[str, str]], site_id: str,
-          response: epb.EqaResponse | None, leaf_index: int = -1) -> epb.EqaScoreSheet:
+def score(
+    round_: epb.EqaRound,
+    truth: dict[tuple[str, str], tuple[str, str]],
+    site_id: str,
+    response: epb.EqaResponse | None,
+    leaf_index: int = -1,
+) -> epb.EqaScoreSheet:
     """The score sheet of one lab: a pure function of the round, the truth and the lab's response."""
     calls: dict[tuple[str, str], epb.EqaCall] = {}
     if response is not None:
         for call in response.calls:
-            calls[(call.sample_id, call.biomarker)] = call  # the last call for a sample and biomarker counts
-    sheet = epb.EqaScoreSheet(round_id=round_.round_id, site_id=site_id, pass_share=round_.pass_share,
-                              response_leaf_index=leaf_index)
+            calls[(call.sample_id, call.biomarker)] = (
+                call  # the last call for a sample and biomarker counts
+            )
+    sheet = epb.EqaScoreSheet(
+        round_id=round_.round_id,
+        site_id=site_id,
+        pass_share=round_.pass_share,
+        response_leaf_index=leaf_index,
+    )
     points = round_.points_correct
     for sample in round_.samples:
         for biomarker in sample.biomarkers:
             expected, expected_variant = truth[(sample.sample_id, biomarker)]
             call = calls.get((sample.sample_id, biomarker))
-            line = epb.EqaScoreLine(sample_id=sample.sample_id, biomarker=biomarker, expected_result=expected,
-                                    expected_variant=expected_variant)
+            line = epb.EqaScoreLine(
+                sample_id=sample.sample_id,
+                biomarker=biomarker,
+                expected_result=expected,
+                expected_variant=expected_variant,
+            )
             if call is None:
                 line.outcome = "not_reported"
             else:
@@ -88,9 +109,15 @@ def score(round_: epb.EqaRound, truth: dict[tuple[str, str], tuple[str, str]], s
                 if call.result in ("failed", "equivocal"):
                     line.outcome = "technical_failure"
                 elif call.result != expected:
-                    line.outcome = "false_positive" if call.result == "positive" else "false_negative"
-                elif expected == "positive" and expected_variant and call.variant and \
-                        _variant(call.variant) != _variant(expected_variant):
+                    line.outcome = (
+                        "false_positive" if call.result == "positive" else "false_negative"
+                    )
+                elif (
+                    expected == "positive"
+                    and expected_variant
+                    and call.variant
+                    and _variant(call.variant) != _variant(expected_variant)
+                ):
                     line.outcome = "wrong_variant"
                 else:
                     line.outcome, line.points = "correct", points
@@ -99,13 +126,24 @@ def score(round_: epb.EqaRound, truth: dict[tuple[str, str], tuple[str, str]], s
     sheet.points = sum(line.points for line in sheet.lines)
     sheet.score = sheet.points / sheet.max_points if sheet.max_points else 0.0
     sheet.passed = sheet.score >= round_.pass_share - 1e-12
-    sheet.errors = sum(line.outcome in ("false_positive", "false_negative", "wrong_variant") for line in sheet.lines)
+    sheet.errors = sum(
+        line.outcome in ("false_positive", "false_negative", "wrong_variant")
+        for line in sheet.lines
+    )
     sheet.technical_failures = sum(line.outcome == "technical_failure" for line in sheet.lines)
     return sheet
 
 
-def open_round(conn: sqlite3.Connection, key: Ed25519PrivateKey, round_id: str, samples_csv: str, truth: bytes,
-               deadline: dt.date, pass_share: float, points_correct: int) -> epb.EqaRound:
+def open_round(
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    round_id: str,
+    samples_csv: str,
+    truth: bytes,
+    deadline: dt.date,
+    pass_share: float,
+    points_correct: int,
+) -> epb.EqaRound:
     if conn.execute("SELECT 1 FROM eqa_rounds WHERE round_id = ?", (round_id,)).fetchone():
         raise AlreadyExists(f"EQA round {round_id} already exists")
     if deadline < dt.date.today():
@@ -117,17 +155,27 @@ def open_round(conn: sqlite3.Connection, key: Ed25519PrivateKey, round_id: str, 
         missing = ", ".join(f"{s}/{b}" for s, b in sorted(needed - set(answers)))
         raise InvalidArgument(f"the truth file has no answer for {missing}")
     salt = secrets.token_bytes(32)
-    round_ = epb.EqaRound(round_id=round_id, samples=samples, deadline=deadline.isoformat(),
-                          commitment_sha256=commitment(salt, truth), opened_at=_now(), pass_share=pass_share,
-                          points_correct=points_correct)
+    round_ = epb.EqaRound(
+        round_id=round_id,
+        samples=samples,
+        deadline=deadline.isoformat(),
+        commitment_sha256=commitment(salt, truth),
+        opened_at=_now(),
+        pass_share=pass_share,
+        points_correct=points_correct,
+    )
     signed = dsse.sign(wire.EQA_ROUND, wire.encode(round_), key)
-    conn.execute("INSERT INTO eqa_rounds (round_id, announcement, deadline, salt) VALUES (?, ?, ?, ?)",
-                 (round_id, wire.envelope_bytes(signed), deadline.isoformat(), salt.hex()))
+    conn.execute(
+        "INSERT INTO eqa_rounds (round_id, announcement, deadline, salt) VALUES (?, ?, ?, ?)",
+        (round_id, wire.envelope_bytes(signed), deadline.isoformat(), salt.hex()),
+    )
     return round_
 
 
 def load_round(conn: sqlite3.Connection, round_id: str) -> tuple[epb.EqaRound, str, bytes | None]:
-    row = conn.execute("SELECT announcement, salt, truth FROM eqa_rounds WHERE round_id = ?", (round_id,)).fetchone()
+    row = conn.execute(
+        "SELECT announcement, salt, truth FROM eqa_rounds WHERE round_id = ?", (round_id,)
+    ).fetchone()
     if row is None:
         raise NotFound(f"no EQA round {round_id}; `rarenet-node eqa status` lists the open ones")
     return wire.decode(wire.parse_envelope(row[0]).payload, epb.EqaRound), row[1], row[2]
@@ -137,43 +185,72 @@ def check_response(conn: sqlite3.Connection, response: epb.EqaResponse, today: d
     """Refuse a response to an unknown round, after its deadline, or naming samples not in it."""
     round_, _, truth = load_round(conn, response.round_id)
     if truth is not None or today > dt.date.fromisoformat(round_.deadline):
-        raise FailedPrecondition(f"EQA round {response.round_id} closed on {round_.deadline}; late responses "
-                                 "are refused. Contact the coordinating centre")
+        raise FailedPrecondition(
+            f"EQA round {response.round_id} closed on {round_.deadline}; late responses "
+            "are refused. Contact the coordinating centre"
+        )
     asked = {(s.sample_id, b) for s in round_.samples for b in s.biomarkers}
     for call in response.calls:
         if (call.sample_id, call.biomarker) not in asked:
-            raise InvalidArgument(f"sample {call.sample_id} / {call.biomarker} is not part of round {response.round_id}")
+            raise InvalidArgument(
+                f"sample {call.sample_id} / {call.biomarker} is not part of round {response.round_id}"
+            )
         if call.result not in RESULTS:
-            raise InvalidArgument(f"sample {call.sample_id}: result {call.result!r} is not one of {RESULTS}")
+            raise InvalidArgument(
+                f"sample {call.sample_id}: result {call.result!r} is not one of {RESULTS}"
+            )
 
 
-def close_round(conn: sqlite3.Connection, key: Ed25519PrivateKey, round_id: str, truth: bytes,
-                today: dt.date | None = None) -> list[epb.EqaScoreSheet]:
+def close_round(
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    round_id: str,
+    truth: bytes,
+    today: dt.date | None = None,
+) -> list[epb.EqaScoreSheet]:
     round_, salt_hex, stored_truth = load_round(conn, round_id)
     if stored_truth is not None:
         raise AlreadyExists(f"EQA round {round_id} is already closed")
     if (today or dt.date.today()) <= dt.date.fromisoformat(round_.deadline):
-        raise FailedPrecondition(f"EQA round {round_id} is open until {round_.deadline}; close it after the deadline")
+        raise FailedPrecondition(
+            f"EQA round {round_id} is open until {round_.deadline}; close it after the deadline"
+        )
     if commitment(bytes.fromhex(salt_hex), truth) != round_.commitment_sha256:
-        raise FailedPrecondition("this truth file is not the one sealed when the round opened (its commitment "
-                                 "differs); use the original file")
+        raise FailedPrecondition(
+            "this truth file is not the one sealed when the round opened (its commitment "
+            "differs); use the original file"
+        )
     answers = parse_truth(truth)
     latest: dict[str, tuple[int, epb.EqaResponse]] = {}
     for leaf, site, payload in conn.execute(
-            "SELECT leaf_index, site_id, payload FROM eqa_responses WHERE round_id = ? ORDER BY sequence", (round_id,)):
+        "SELECT leaf_index, site_id, payload FROM eqa_responses WHERE round_id = ? ORDER BY sequence",
+        (round_id,),
+    ):
         latest[site] = (leaf, wire.decode(payload.encode("utf-8"), epb.EqaResponse))
     sheets = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for site, (leaf, response) in sorted(latest.items()):
             sheet = score(round_, answers, site, response, leaf)
-            conn.execute("INSERT INTO eqa_scores (round_id, site_id, sheet) VALUES (?, ?, ?)",
-                         (round_id, site, wire.envelope_bytes(dsse.sign(wire.EQA_SCORE, wire.encode(sheet), key))))
+            conn.execute(
+                "INSERT INTO eqa_scores (round_id, site_id, sheet) VALUES (?, ?, ?)",
+                (
+                    round_id,
+                    site,
+                    wire.envelope_bytes(dsse.sign(wire.EQA_SCORE, wire.encode(sheet), key)),
+                ),
+            )
             sheets.append(sheet)
         round_.revealed_salt, round_.closed_at = salt_hex, _now()
-        conn.execute("UPDATE eqa_rounds SET announcement = ?, truth = ?, closed_at = ? WHERE round_id = ?",
-                     (wire.envelope_bytes(dsse.sign(wire.EQA_ROUND, wire.encode(round_), key)), truth,
-                      round_.closed_at, round_id))
+        conn.execute(
+            "UPDATE eqa_rounds SET announcement = ?, truth = ?, closed_at = ? WHERE round_id = ?",
+            (
+                wire.envelope_bytes(dsse.sign(wire.EQA_ROUND, wire.encode(round_), key)),
+                truth,
+                round_.closed_at,
+                round_id,
+            ),
+        )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -182,14 +259,20 @@ def close_round(conn: sqlite3.Connection, key: Ed25519PrivateKey, round_id: str,
 
 
 def announcements(conn: sqlite3.Connection) -> list[bytes]:
-    return [bytes(a) for (a,) in conn.execute("SELECT announcement FROM eqa_rounds ORDER BY round_id")]
+    return [
+        bytes(a) for (a,) in conn.execute("SELECT announcement FROM eqa_rounds ORDER BY round_id")
+    ]
 
 
 def score_sheet(conn: sqlite3.Connection, round_id: str, site_id: str) -> bytes:
     round_, _, truth = load_round(conn, round_id)
     if truth is None:
-        raise FailedPrecondition(f"EQA round {round_id} is not closed yet; scores come after {round_.deadline}")
-    row = conn.execute("SELECT sheet FROM eqa_scores WHERE round_id = ? AND site_id = ?", (round_id, site_id)).fetchone()
+        raise FailedPrecondition(
+            f"EQA round {round_id} is not closed yet; scores come after {round_.deadline}"
+        )
+    row = conn.execute(
+        "SELECT sheet FROM eqa_scores WHERE round_id = ? AND site_id = ?", (round_id, site_id)
+    ).fetchone()
     if row is None:
         raise NotFound(f"site {site_id} sent no response to EQA round {round_id}")
     return bytes(row[0])

@@ -3,6 +3,7 @@
 Every refusal tells the lab what to do next. Anything unexpected becomes INTERNAL with a
 generic message; the detail goes to the log only.
 """
+
 from __future__ import annotations
 
 import grpc
@@ -42,4 +43,5 @@ class NotFound(CoordinatorError):
 
 class Unavailable(CoordinatorError):
     """Try again shortly (nodes retry this by themselves)."""
+
     code = grpc.StatusCode.UNAVAILABLE

@@ -4,6 +4,7 @@ The ledger entry, the summary, the receipt and the tree head are written in one
 transaction, so a crash leaves either all of them or none. An identical envelope submitted again
 gets its original receipt and no second ledger entry.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -15,20 +16,26 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from coordinator import eqa
+from coordinator.decoding import Decoder
+from coordinator.errors import (
+    AlreadyExists,
+    CoordinatorError,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from coordinator.ledger import Ledger
 from protos import dsse, merkle, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
-from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import eqa_pb2 as epb
+from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
 from protos.worker import WorkerStopped
-from coordinator.decoding import Decoder
-from coordinator.errors import (AlreadyExists, CoordinatorError, InvalidArgument,
-                                PermissionDenied, Unauthenticated, Unavailable)
-from coordinator import eqa
-from coordinator.ledger import Ledger
 
 log = logging.getLogger("rarenet.coordinator")
 
@@ -36,55 +43,79 @@ log = logging.getLogger("rarenet.coordinator")
 SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
 
 
-def authenticate(conn: sqlite3.Connection, envelope: Envelope, expected_type: str) -> tuple[str, str]:
+def authenticate(
+    conn: sqlite3.Connection, envelope: Envelope, expected_type: str
+) -> tuple[str, str]:
     """The (site id, key id) of the current, unrevoked key that signed the envelope."""
     if envelope.payload_type != expected_type:
-        raise InvalidArgument(f"payload type {envelope.payload_type!r} is not {expected_type}; "
-                              "upgrade rarenet-node or check what is being sent")
+        raise InvalidArgument(
+            f"payload type {envelope.payload_type!r} is not {expected_type}; "
+            "upgrade rarenet-node or check what is being sent"
+        )
     keyids = [s.keyid for s in envelope.signatures]
     if not keyids:
         raise Unauthenticated("the envelope is not signed; sign it with the site's enrolled key")
     marks = ",".join("?" * len(keyids))
     rows = conn.execute(
         f"""SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
-            JOIN sites s USING (site_id) WHERE k.keyid IN ({marks})""", keyids).fetchall()
+            JOIN sites s USING (site_id) WHERE k.keyid IN ({marks})""",
+        keyids,
+    ).fetchall()
     if not rows:
-        raise Unauthenticated("the envelope is signed by a key no site has enrolled; run `rarenet-node enroll`")
+        raise Unauthenticated(
+            "the envelope is signed by a key no site has enrolled; run `rarenet-node enroll`"
+        )
     keyid, site_id, public_key, retired_at, status = rows[0]
     try:
         dsse.verify(envelope, {keyid: bytes(public_key)}, expected_type=expected_type)
     except ContractError as exc:
         raise Unauthenticated(f"signature check failed for site {site_id}: {exc}") from exc
     if status == "revoked":
-        raise PermissionDenied(f"site {site_id} is revoked; its submissions are refused. Contact the coordinating centre")
+        raise PermissionDenied(
+            f"site {site_id} is revoked; its submissions are refused. Contact the coordinating centre"
+        )
     if retired_at:
-        raise Unauthenticated(f"site {site_id} signed with a key retired at {retired_at}; sign with the current key")
+        raise Unauthenticated(
+            f"site {site_id} signed with a key retired at {retired_at}; sign with the current key"
+        )
     return site_id, keyid
 
 
-def check_summary(summary: pb.SiteSummary, site_id: str, today: dt.date, problem: CoordinatorError | None) -> None:
+def check_summary(
+    summary: pb.SiteSummary, site_id: str, today: dt.date, problem: CoordinatorError | None
+) -> None:
     """The checks that need the signer's site and today's date; `problem` is what
     coordinator/decoding.py found in the content alone (schema, period, sequence, cells)."""
     if not summary.site_id or not summary.period:
-        raise InvalidArgument("the payload cannot be read as a site summary: site_id and period are required")
+        raise InvalidArgument(
+            "the payload cannot be read as a site summary: site_id and period are required"
+        )
     if summary.site_id != site_id:
-        raise PermissionDenied(f"the summary names site {summary.site_id!r} but is signed by site {site_id}'s key")
+        raise PermissionDenied(
+            f"the summary names site {summary.site_id!r} but is signed by site {site_id}'s key"
+        )
     if problem is not None:
         raise problem
     period = parse_period(summary.period)
     if period.start > today:
-        raise InvalidArgument(f"period {period} has not started yet; summaries are for past or current periods")
+        raise InvalidArgument(
+            f"period {period} has not started yet; summaries are for past or current periods"
+        )
 
 
-def check_eqa_response(response: epb.EqaResponse, site_id: str, problem: CoordinatorError | None) -> None:
+def check_eqa_response(
+    response: epb.EqaResponse, site_id: str, problem: CoordinatorError | None
+) -> None:
     if response.site_id != site_id:
-        raise PermissionDenied(f"the response names site {response.site_id!r} but is signed by site {site_id}'s key")
+        raise PermissionDenied(
+            f"the response names site {response.site_id!r} but is signed by site {site_id}'s key"
+        )
     if problem is not None:
         raise problem
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _held_lock() -> threading.Lock:
@@ -96,10 +127,12 @@ def _held_lock() -> threading.Lock:
 @dataclass
 class _Pending:
     envelope: Envelope
-    done: threading.Lock = field(default_factory=_held_lock)  # released when answered (lighter than an Event)
+    done: threading.Lock = field(
+        default_factory=_held_lock
+    )  # released when answered (lighter than an Event)
     response: cpb.SubmitResponse | None = None
     error: BaseException | None = None
-    twin: "_Pending | None" = None  # the same envelope earlier in the same batch
+    twin: _Pending | None = None  # the same envelope earlier in the same batch
     # Filled in by the checks:
     data: bytes = b""
     sha: str = ""
@@ -140,13 +173,17 @@ class Intake:
         """A connection of this thread's own for work that only reads."""
         conn = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = self._readers.conn = sqlite3.connect(self._db_path, timeout=30, check_same_thread=False)
+            conn = self._readers.conn = sqlite3.connect(
+                self._db_path, timeout=30, check_same_thread=False
+            )
         return conn
 
     def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
         if envelope.payload_type not in SUBMITTABLE:
-            raise InvalidArgument(f"payload type {envelope.payload_type!r} cannot be submitted (only "
-                                  f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent")
+            raise InvalidArgument(
+                f"payload type {envelope.payload_type!r} cannot be submitted (only "
+                f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
+            )
         item = _Pending(envelope)
         self._queue.put(item)
         item.done.acquire()
@@ -182,8 +219,12 @@ class Intake:
             batch.append(item)
         return batch, False
 
-    def _answer(self, item: _Pending, error: BaseException | None = None,
-                response: cpb.SubmitResponse | None = None) -> None:
+    def _answer(
+        self,
+        item: _Pending,
+        error: BaseException | None = None,
+        response: cpb.SubmitResponse | None = None,
+    ) -> None:
         item.error, item.response = error, response
         item.done.release()
 
@@ -205,7 +246,9 @@ class Intake:
                 fresh.append(item)
         if fresh:
             try:
-                self._decoder.send([(item.envelope.payload_type, item.envelope.payload) for item in fresh])
+                self._decoder.send(
+                    [(item.envelope.payload_type, item.envelope.payload) for item in fresh]
+                )
             except WorkerStopped as exc:
                 self._decoder_stopped(fresh, exc)
                 return []
@@ -218,7 +261,9 @@ class Intake:
         reader = self.reader()
         for item in fresh:
             try:
-                item.site_id, item.keyid = authenticate(reader, item.envelope, item.envelope.payload_type)
+                item.site_id, item.keyid = authenticate(
+                    reader, item.envelope, item.envelope.payload_type
+                )
             except Exception as exc:  # noqa: BLE001 - answered below
                 if not isinstance(exc, CoordinatorError):
                     log.exception("unexpected error checking a signature")
@@ -226,7 +271,9 @@ class Intake:
         try:
             decoded = self._decoder.receive()
             if len(decoded) != len(fresh):
-                raise WorkerStopped(f"the payload decoding process answered {len(decoded)} of {len(fresh)}")
+                raise WorkerStopped(
+                    f"the payload decoding process answered {len(decoded)} of {len(fresh)}"
+                )
         except WorkerStopped as exc:
             self._decoder.close()
             self._decoder_stopped(fresh, exc)
@@ -246,8 +293,14 @@ class Intake:
                 self._answer(item, exc)
         return passed
 
-    def _check_payload(self, conn: sqlite3.Connection, item: _Pending, readable: bool, value: bytes | str,
-                       problem: CoordinatorError | None) -> None:
+    def _check_payload(
+        self,
+        conn: sqlite3.Connection,
+        item: _Pending,
+        readable: bool,
+        value: bytes | str,
+        problem: CoordinatorError | None,
+    ) -> None:
         item.received = self.clock()
         if item.envelope.payload_type == wire.EQA_RESPONSE:
             if not readable:
@@ -264,8 +317,13 @@ class Intake:
     def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
         log.error("%s; starting it again", exc)
         for item in items:
-            self._answer(item, Unavailable("the coordinator could not read submissions for a moment; "
-                                           "the node sends again by itself"))
+            self._answer(
+                item,
+                Unavailable(
+                    "the coordinator could not read submissions for a moment; "
+                    "the node sends again by itself"
+                ),
+            )
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Sequence numbers, then one transaction for the checked envelopes that pass."""
@@ -282,14 +340,16 @@ class Intake:
                     item.response = existing
                     continue
                 if item.site_id not in last_sequence:
-                    (last,) = self.conn.execute("SELECT MAX(sequence) FROM ledger WHERE site_id = ?",
-                                                (item.site_id,)).fetchone()
+                    (last,) = self.conn.execute(
+                        "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (item.site_id,)
+                    ).fetchone()
                     last_sequence[item.site_id] = last or 0
                 if item.summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyExists(
                         f"sequence {item.summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
-                        "an old backup. Build a new summary with `rarenet-node submit`")
+                        "an old backup. Build a new summary with `rarenet-node submit`"
+                    )
                 last_sequence[item.site_id] = item.summary.sequence
                 in_batch[item.sha] = item
                 accepted.append(item)
@@ -319,30 +379,77 @@ class Intake:
             for offset, item in enumerate(accepted):
                 index = first_index + offset
                 summary = item.summary
-                period = summary.period if isinstance(summary, pb.SiteSummary) else f"eqa:{summary.round_id}"
-                receipt = lpb.Receipt(site_id=item.site_id, period=period, sequence=summary.sequence,
-                                      envelope_sha256=item.sha, leaf_index=index,
-                                      received_at=item.received.isoformat(timespec="seconds"), tree_head=head,
-                                      payload_type=item.envelope.payload_type)
+                period = (
+                    summary.period
+                    if isinstance(summary, pb.SiteSummary)
+                    else f"eqa:{summary.round_id}"
+                )
+                receipt = lpb.Receipt(
+                    site_id=item.site_id,
+                    period=period,
+                    sequence=summary.sequence,
+                    envelope_sha256=item.sha,
+                    leaf_index=index,
+                    received_at=item.received.isoformat(timespec="seconds"),
+                    tree_head=head,
+                    payload_type=item.envelope.payload_type,
+                )
                 item.response = cpb.SubmitResponse(
-                    receipt=dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key), signed_tree_head=signed_head)
+                    receipt=dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key),
+                    signed_tree_head=signed_head,
+                )
                 conn.execute(
                     "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
                     " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (index, leaves[offset], item.data, item.sha, item.site_id, item.keyid, item.envelope.payload_type,
-                     period, summary.sequence, receipt.received_at,
-                     wire.envelope_bytes(item.response.receipt), wire.envelope_bytes(signed_head)))
+                    (
+                        index,
+                        leaves[offset],
+                        item.data,
+                        item.sha,
+                        item.site_id,
+                        item.keyid,
+                        item.envelope.payload_type,
+                        period,
+                        summary.sequence,
+                        receipt.received_at,
+                        wire.envelope_bytes(item.response.receipt),
+                        wire.envelope_bytes(signed_head),
+                    ),
+                )
                 if not isinstance(summary, pb.SiteSummary):
-                    conn.execute("INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
-                                 " VALUES (?, ?, ?, ?, ?)", (index, summary.round_id, item.site_id, summary.sequence,
-                                                             item.envelope.payload.decode("utf-8")))
+                    conn.execute(
+                        "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (
+                            index,
+                            summary.round_id,
+                            item.site_id,
+                            summary.sequence,
+                            item.envelope.payload.decode("utf-8"),
+                        ),
+                    )
                     continue
-                conn.execute("INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
-                             " VALUES (?, ?, ?, ?, ?, ?)",
-                             (index, item.site_id, summary.period, summary.sequence, summary.standard_version,
-                              item.envelope.payload.decode("utf-8")))
-            conn.execute("INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
-                         (head.tree_size, head.root_hash, head.timestamp_ms, wire.envelope_bytes(signed_head)))
+                conn.execute(
+                    "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        index,
+                        item.site_id,
+                        summary.period,
+                        summary.sequence,
+                        summary.standard_version,
+                        item.envelope.payload.decode("utf-8"),
+                    ),
+                )
+            conn.execute(
+                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
+                (
+                    head.tree_size,
+                    head.root_hash,
+                    head.timestamp_ms,
+                    wire.envelope_bytes(signed_head),
+                ),
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -351,16 +458,22 @@ class Intake:
             raise
         self.ledger.committed(leaves, signed_head)
         for offset, item in enumerate(accepted):
-            item.response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
+            item.response.inclusion_proof.CopyFrom(
+                self.ledger.inclusion(first_index + offset, size)
+            )
 
     def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
         """The original answer to an envelope already in the ledger (only this thread appends to it)."""
-        row = conn.execute("SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?",
-                           (sha,)).fetchone()
+        row = conn.execute(
+            "SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?", (sha,)
+        ).fetchone()
         if row is None:
             return None
         index, receipt, head = row
         signed_head = wire.parse_envelope(head)
         size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
-        return cpb.SubmitResponse(receipt=wire.parse_envelope(receipt), signed_tree_head=signed_head,
-                                  inclusion_proof=self.ledger.inclusion(index, size))
+        return cpb.SubmitResponse(
+            receipt=wire.parse_envelope(receipt),
+            signed_tree_head=signed_head,
+            inclusion_proof=self.ledger.inclusion(index, size),
+        )

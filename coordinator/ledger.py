@@ -1,4 +1,5 @@
 """The append-only ledger: RFC 9162 Merkle tree over accepted envelopes, with signed tree heads."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -16,8 +17,12 @@ class Ledger:
 
     def __init__(self, conn: sqlite3.Connection, key: Ed25519PrivateKey) -> None:
         self.key = key
-        self.tree = merkle.Tree([bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM ledger ORDER BY leaf_index")])
-        row = conn.execute("SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1").fetchone()
+        self.tree = merkle.Tree(
+            [bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM ledger ORDER BY leaf_index")]
+        )
+        row = conn.execute(
+            "SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
         self._latest = wire.parse_envelope(row[0]) if row else None
 
     def __len__(self) -> int:
@@ -39,13 +44,21 @@ class Ledger:
     def latest_head(self, conn: sqlite3.Connection) -> Envelope:
         if self._latest is None:
             head, signed = self.sign_head(0, merkle.EMPTY_ROOT)
-            conn.execute("INSERT OR IGNORE INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
-                         (0, head.root_hash, head.timestamp_ms, wire.envelope_bytes(signed)))
+            conn.execute(
+                "INSERT OR IGNORE INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
+                (0, head.root_hash, head.timestamp_ms, wire.envelope_bytes(signed)),
+            )
             self._latest = signed
         return self._latest
 
     def inclusion(self, leaf_index: int, size: int) -> lpb.InclusionProof:
-        return lpb.InclusionProof(leaf_index=leaf_index, tree_size=size, hashes=self.tree.inclusion_proof(leaf_index, size))
+        return lpb.InclusionProof(
+            leaf_index=leaf_index,
+            tree_size=size,
+            hashes=self.tree.inclusion_proof(leaf_index, size),
+        )
 
     def consistency(self, first: int, second: int) -> lpb.ConsistencyProof:
-        return lpb.ConsistencyProof(first_size=first, second_size=second, hashes=self.tree.consistency_proof(first, second))
+        return lpb.ConsistencyProof(
+            first_size=first, second_size=second, hashes=self.tree.consistency_proof(first, second)
+        )

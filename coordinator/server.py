@@ -1,4 +1,5 @@
 """The coordinator's gRPC server: servicer, error mapping, health, reflection, TLS/mTLS."""
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from coordinator import benchmark, enrolment, eqa, store
+from coordinator.config import DataDir, SetupError
+from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
+from coordinator.intake import Intake, authenticate
+from coordinator.ledger import Ledger
+from coordinator.standards import Standard
+from coordinator.standards import load as load_standard
 from protos import dsse, keys, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
@@ -20,12 +28,6 @@ from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from coordinator import benchmark, enrolment, eqa, store
-from coordinator.config import DataDir, SetupError
-from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
-from coordinator.intake import Intake, authenticate
-from coordinator.ledger import Ledger
-from coordinator.standards import Standard, load as load_standard
 
 log = logging.getLogger("rarenet.coordinator")
 
@@ -53,7 +55,9 @@ def _guard(method):
             context.abort(exc.code, str(exc))
         except Exception:  # noqa: BLE001 - the last line of defence
             log.exception("unexpected error in %s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error at the coordinator; it has been logged")
+            context.abort(
+                grpc.StatusCode.INTERNAL, "internal error at the coordinator; it has been logged"
+            )
 
     wrapper.__name__ = method.__name__
     return wrapper
@@ -80,8 +84,12 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             enrolled = enrolment.enroll(self.conn, request)
             head = self.ledger.latest_head(self.conn)
         log.info("enrolled site %s with key %s", enrolled.site_id, enrolled.keyid[:16])
-        return cpb.EnrollResponse(site_id=enrolled.site_id, keyid=enrolled.keyid,
-                                  coordinator_public_key=self.public_key, signed_tree_head=head)
+        return cpb.EnrollResponse(
+            site_id=enrolled.site_id,
+            keyid=enrolled.keyid,
+            coordinator_public_key=self.public_key,
+            signed_tree_head=head,
+        )
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
@@ -90,8 +98,12 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
         if request.version and request.version != self.standard.version:
-            raise NotFound(f"this coordinator serves standard {self.standard.version}, not {request.version}")
-        return cpb.GetStandardsResponse(version=self.standard.version, standard=self.signed_standard)
+            raise NotFound(
+                f"this coordinator serves standard {self.standard.version}, not {request.version}"
+            )
+        return cpb.GetStandardsResponse(
+            version=self.standard.version, standard=self.signed_standard
+        )
 
     def _signed_request(self, request: Envelope, payload_type: str, message_type):
         """A site's signed request: (site id, decoded payload). The payload must name the signer's own
@@ -107,7 +119,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def GetBenchmark(self, request: Envelope, context) -> cpb.GetBenchmarkResponse:
-        site_id, ask = self._signed_request(request, wire.BENCHMARK_REQUEST, cpb.BenchmarkRequestPayload)
+        site_id, ask = self._signed_request(
+            request, wire.BENCHMARK_REQUEST, cpb.BenchmarkRequestPayload
+        )
         try:
             period = parse_period(ask.period)
         except ContractError as exc:
@@ -115,16 +129,22 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         full = benchmark.compute(self.intake.reader(), period.label, self.standard)
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode("utf-8")
+        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
+            "utf-8"
+        )
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard
     def GetEqaRounds(self, request: cpb.GetEqaRoundsRequest, context) -> cpb.GetEqaRoundsResponse:
-        return cpb.GetEqaRoundsResponse(rounds=[wire.parse_envelope(r) for r in eqa.announcements(self.intake.reader())])
+        return cpb.GetEqaRoundsResponse(
+            rounds=[wire.parse_envelope(r) for r in eqa.announcements(self.intake.reader())]
+        )
 
     @_guard
     def GetEqaScore(self, request: Envelope, context) -> cpb.GetEqaScoreResponse:
-        site_id, ask = self._signed_request(request, wire.EQA_SCORE_REQUEST, cpb.EqaScoreRequestPayload)
+        site_id, ask = self._signed_request(
+            request, wire.EQA_SCORE_REQUEST, cpb.EqaScoreRequestPayload
+        )
         sheet = eqa.score_sheet(self.intake.reader(), ask.round_id, site_id)
         return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(sheet))
 
@@ -134,7 +154,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             return cpb.GetTreeHeadResponse(signed_tree_head=self.ledger.latest_head(self.conn))
 
     @_guard
-    def GetInclusionProof(self, request: cpb.GetInclusionProofRequest, context) -> lpb.InclusionProof:
+    def GetInclusionProof(
+        self, request: cpb.GetInclusionProofRequest, context
+    ) -> lpb.InclusionProof:
         with self.intake.lock:
             try:
                 return self.ledger.inclusion(request.leaf_index, request.tree_size)
@@ -142,7 +164,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
                 raise InvalidArgument(str(exc)) from exc
 
     @_guard
-    def GetConsistencyProof(self, request: cpb.GetConsistencyProofRequest, context) -> lpb.ConsistencyProof:
+    def GetConsistencyProof(
+        self, request: cpb.GetConsistencyProofRequest, context
+    ) -> lpb.ConsistencyProof:
         with self.intake.lock:
             try:
                 return self.ledger.consistency(request.first_size, request.second_size)
@@ -170,30 +194,48 @@ class Running:
         self.lock.release()
 
 
-def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: bool = False,
-          standard_path: Path | None = None, workers: int = 16, clock=None) -> Running:
+def start(
+    data: DataDir,
+    listen: str,
+    tls: TlsFiles | None = None,
+    insecure: bool = False,
+    standard_path: Path | None = None,
+    workers: int = 16,
+    clock=None,
+) -> Running:
     """Start serving; listen "127.0.0.1:0" picks a free port (returned)."""
     data.check()
     if tls is None and not insecure:
-        raise SetupError("give --tls-cert and --tls-key (TLS is the default), or --insecure on a loopback address")
+        raise SetupError(
+            "give --tls-cert and --tls-key (TLS is the default), or --insecure on a loopback address"
+        )
     if tls is None and not is_loopback(listen):
         raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
     standard = load_standard(standard_path or data.standard)
     try:
         lock = DirectoryLock(data.path / "serve.lock").acquire()
     except AlreadyLocked:
-        raise SetupError(f"another coordinator is already serving {data.path}; one ledger has one writer") from None
+        raise SetupError(
+            f"another coordinator is already serving {data.path}; one ledger has one writer"
+        ) from None
     try:
         service = CoordinatorService(data, standard, clock)
     except BaseException:
         lock.release()
         raise
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=SERVER_OPTIONS,
-                         maximum_concurrent_rpcs=workers * 16)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers),
+        options=SERVER_OPTIONS,
+        maximum_concurrent_rpcs=workers * 16,
+    )
     cgrpc.add_CoordinatorServicer_to_server(service, server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = (cpb.DESCRIPTOR.services_by_name["Coordinator"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    names = (
+        cpb.DESCRIPTOR.services_by_name["Coordinator"].full_name,
+        health.SERVICE_NAME,
+        reflection.SERVICE_NAME,
+    )
     reflection.enable_server_reflection(names, server)
     if tls:
         credentials = grpc.ssl_server_credentials(
@@ -202,13 +244,17 @@ def start(data: DataDir, listen: str, tls: TlsFiles | None = None, insecure: boo
             require_client_auth=tls.client_ca is not None,
         )
     try:
-        port = server.add_secure_port(listen, credentials) if tls else server.add_insecure_port(listen)
+        port = (
+            server.add_secure_port(listen, credentials) if tls else server.add_insecure_port(listen)
+        )
     except RuntimeError:
         port = 0
     if port == 0:
         service.close()
         lock.release()
-        raise SetupError(f"cannot listen on {listen}: is the port in use, or another coordinator running?")
+        raise SetupError(
+            f"cannot listen on {listen}: is the port in use, or another coordinator running?"
+        )
     server.start()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_servicer.set(names[0], health_pb2.HealthCheckResponse.SERVING)

@@ -1,4 +1,5 @@
 """Versioned testing standards: TOML data with a source for every rule, not code."""
+
 from __future__ import annotations
 
 import hashlib
@@ -64,8 +65,17 @@ class Standard:
         return self.data["funnel"]
 
 
-REQUIRED_SECTIONS = ("standard", "panel", "turnaround", "failure_rate", "positivity", "reference_methods",
-                     "concordance", "eqa", "funnel")
+REQUIRED_SECTIONS = (
+    "standard",
+    "panel",
+    "turnaround",
+    "failure_rate",
+    "positivity",
+    "reference_methods",
+    "concordance",
+    "eqa",
+    "funnel",
+)
 
 
 def parse(text: str, origin: str = "standard") -> Standard:
@@ -75,15 +85,24 @@ def parse(text: str, origin: str = "standard") -> Standard:
         raise StandardError(f"{origin} is not valid TOML: {exc}") from exc
     missing = [s for s in REQUIRED_SECTIONS if s not in data]
     if missing:
-        raise StandardError(f"{origin} lacks section(s) {missing}; start from {DEFAULT_STANDARD.name}")
+        raise StandardError(
+            f"{origin} lacks section(s) {missing}; start from {DEFAULT_STANDARD.name}"
+        )
     for name in REQUIRED_SECTIONS[1:]:
         section = data[name]
         if name == "positivity":
             for biomarker, rule in section.items():
-                if not rule.get("source") or not 0 <= rule.get("low", -1) <= rule.get("high", -1) <= 1:
-                    raise StandardError(f"{origin}: [positivity.{biomarker}] needs 0 <= low <= high <= 1 and a source")
+                if (
+                    not rule.get("source")
+                    or not 0 <= rule.get("low", -1) <= rule.get("high", -1) <= 1
+                ):
+                    raise StandardError(
+                        f"{origin}: [positivity.{biomarker}] needs 0 <= low <= high <= 1 and a source"
+                    )
         elif not section.get("source"):
-            raise StandardError(f"{origin}: [{name}] has no source; every rule must name its source")
+            raise StandardError(
+                f"{origin}: [{name}] has no source; every rule must name its source"
+            )
     try:
         return Standard(data["standard"]["id"], str(data["standard"]["version"]), text, data)
     except KeyError as exc:

@@ -7,6 +7,7 @@
   c index-/comparator+, d both negative).
 Only numpy is used at run time; scipy and statsmodels check these in the tests.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,14 +39,16 @@ def geometric_noise_variance(scale: float) -> float:
     return 2 * alpha / (1 - alpha) ** 2
 
 
-def wilson_with_noise(x: int, n: int, cells: int, noise_variance: float, z: float = Z95) -> tuple[float, float]:
+def wilson_with_noise(
+    x: int, n: int, cells: int, noise_variance: float, z: float = Z95
+) -> tuple[float, float]:
     """Wilson interval widened for noisy counts: x and the negatives each carry the noise of `cells`
     strata; by the delta method var(x/n) grows by cells*V*((1-p)^2 + p^2)/n^2."""
     lo, hi = wilson(x, n, z)
     if n <= 0 or noise_variance <= 0:
         return lo, hi
     p = x / n
-    extra = z * math.sqrt(cells * noise_variance * ((1 - p) ** 2 + p ** 2)) / n
+    extra = z * math.sqrt(cells * noise_variance * ((1 - p) ** 2 + p**2)) / n
     return max(0.0, lo - extra), min(1.0, hi + extra)
 
 
@@ -104,10 +107,18 @@ def funnel_limits(n: int, theta: float, phi: float = 1.0) -> FunnelLimits:
     if phi > 1.0:
         se = math.sqrt(phi * theta * (1 - theta) / n) if n > 0 else float("inf")
         clamp = lambda v: min(1.0, max(0.0, v))  # noqa: E731
-        return FunnelLimits(clamp(theta - Z998 * se), clamp(theta - Z95 * se),
-                            clamp(theta + Z95 * se), clamp(theta + Z998 * se))
-    return FunnelLimits(binomial_limit(n, theta, 0.001), binomial_limit(n, theta, 0.025),
-                        binomial_limit(n, theta, 0.975), binomial_limit(n, theta, 0.999))
+        return FunnelLimits(
+            clamp(theta - Z998 * se),
+            clamp(theta - Z95 * se),
+            clamp(theta + Z95 * se),
+            clamp(theta + Z998 * se),
+        )
+    return FunnelLimits(
+        binomial_limit(n, theta, 0.001),
+        binomial_limit(n, theta, 0.025),
+        binomial_limit(n, theta, 0.975),
+        binomial_limit(n, theta, 0.999),
+    )
 
 
 def funnel_status(x: int, n: int, limits: FunnelLimits) -> str:
@@ -150,7 +161,9 @@ class Agreement:
     kappa_ci: tuple[float, float] | None
 
 
-def cohens_kappa(a: int, b: int, c: int, d: int, z: float = Z95) -> tuple[float, float, tuple[float, float]] | None:
+def cohens_kappa(
+    a: int, b: int, c: int, d: int, z: float = Z95
+) -> tuple[float, float, tuple[float, float]] | None:
     """Kappa, its Fleiss-Cohen-Everitt standard error, and kappa +/- z*SE clipped to [-1, 1].
 
     Rows are the index test (positive, negative), columns the comparator. None when undefined
@@ -167,7 +180,9 @@ def cohens_kappa(a: int, b: int, c: int, d: int, z: float = Z95) -> tuple[float,
         return None
     kappa = (po - pe) / (1 - pe)
     term_a = sum(p[i, i] * (1 - (row[i] + col[i]) * (1 - kappa)) ** 2 for i in range(2))
-    term_b = (1 - kappa) ** 2 * sum(p[i, j] * (col[i] + row[j]) ** 2 for i in range(2) for j in range(2) if i != j)
+    term_b = (1 - kappa) ** 2 * sum(
+        p[i, j] * (col[i] + row[j]) ** 2 for i in range(2) for j in range(2) if i != j
+    )
     term_c = (kappa - pe * (1 - kappa)) ** 2
     var = (term_a + term_b - term_c) / ((1 - pe) ** 2 * n)
     se = math.sqrt(max(var, 0.0))
@@ -184,8 +199,18 @@ def agreement(a: int, b: int, c: int, d: int) -> Agreement:
     npa, npa_ci = prop(d, b + d)
     opa, opa_ci = prop(a + d, n)
     k = cohens_kappa(a, b, c, d)
-    return Agreement(n, ppa, ppa_ci, npa, npa_ci, opa, opa_ci,
-                     k[0] if k else None, k[1] if k else None, k[2] if k else None)
+    return Agreement(
+        n,
+        ppa,
+        ppa_ci,
+        npa,
+        npa_ci,
+        opa,
+        opa_ci,
+        k[0] if k else None,
+        k[1] if k else None,
+        k[2] if k else None,
+    )
 
 
 def histogram_quantile(counts: list[int], q: float) -> int | None:

@@ -1,4 +1,5 @@
 """The coordinator's SQLite database (WAL). Ledger, summaries and receipts are written together."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -102,7 +103,11 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     with conn:
-        if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == ("table",):
-            conn.execute("DROP TABLE strata")  # written by earlier versions; the view reads the same from the payloads
+        if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == (
+            "table",
+        ):
+            conn.execute(
+                "DROP TABLE strata"
+            )  # written by earlier versions; the view reads the same from the payloads
     conn.executescript(SCHEMA)
     return conn

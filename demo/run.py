@@ -4,6 +4,7 @@ real signatures, real ledger, and a real benchmark report in ./demo-report/.
 Three labs are planted to misbehave; the table at the end shows whether the benchmark caught them.
 The demo exits 1 if a planted misbehaviour is not flagged, or a well-behaved lab gets an alarm.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from protos.periods import Period, parse as parse_period
+from protos.periods import Period
+from protos.periods import parse as parse_period
 
 BIN = Path(sys.executable).parent
 LABS = {  # site id: (synthetic profile, the flag rule the benchmark should raise)
@@ -43,9 +45,21 @@ def run(*args: str, capture: bool = False) -> str:
 def start_coordinator(work: Path) -> tuple[subprocess.Popen, int]:
     port_file = work / "coordinator.port"
     log = (work / "coordinator.log").open("w")
-    proc = subprocess.Popen([str(BIN / "rarenet-coordinator"), "serve", "--data-dir", str(work / "coordinator"),
-                             "--listen", "127.0.0.1:0", "--insecure", "--port-file", str(port_file)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "rarenet-coordinator"),
+            "serve",
+            "--data-dir",
+            str(work / "coordinator"),
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--port-file",
+            str(port_file),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while not port_file.exists() or not port_file.read_text().strip():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -56,14 +70,45 @@ def start_coordinator(work: Path) -> tuple[subprocess.Popen, int]:
 
 def lab(work: Path, site: str, profile: str, port: int, periods: list[Period], seed: int) -> None:
     data = work / site
-    run("rarenet-node", "init", "--data-dir", str(data), "--site-id", site, "--coordinator", f"127.0.0.1:{port}",
-        "--insecure")
-    token = run("rarenet-coordinator", "sites", "add", "--data-dir", str(work / "coordinator"), site, capture=True)
+    run(
+        "rarenet-node",
+        "init",
+        "--data-dir",
+        str(data),
+        "--site-id",
+        site,
+        "--coordinator",
+        f"127.0.0.1:{port}",
+        "--insecure",
+    )
+    token = run(
+        "rarenet-coordinator",
+        "sites",
+        "add",
+        "--data-dir",
+        str(work / "coordinator"),
+        site,
+        capture=True,
+    )
     run("rarenet-node", "enroll", "--data-dir", str(data), "--token", token)
     for p in periods:
         export = work / "exports" / f"{site}-{p.label}.csv"
-        run("rarenet-node", "synth", "--site-id", site, "--rows", str(ROWS_PER_PERIOD), "--seed", str(seed),
-            "--profile", profile, "--period", p.label, "--out", str(export))
+        run(
+            "rarenet-node",
+            "synth",
+            "--site-id",
+            site,
+            "--rows",
+            str(ROWS_PER_PERIOD),
+            "--seed",
+            str(seed),
+            "--profile",
+            profile,
+            "--period",
+            p.label,
+            "--out",
+            str(export),
+        )
         run("rarenet-node", "ingest", "--data-dir", str(data), str(export))
         run("rarenet-node", "submit", "--data-dir", str(data), "--period", p.label)
     run("rarenet-node", "verify-receipts", "--data-dir", str(data))
@@ -79,7 +124,9 @@ def table(benchmark: dict) -> tuple[str, list[str]]:
         lines.append(f"{site:<15} {profile:<17} {entry['status']:<7} {shown}")
         if expected:
             rule, subject = expected
-            if not any(f["rule"] == rule and (subject is None or f["subject"] == subject) for f in flags):
+            if not any(
+                f["rule"] == rule and (subject is None or f["subject"] == subject) for f in flags
+            ):
                 problems.append(f"{site}: planted {profile} but no {rule} flag")
         elif any(f["level"] == "alarm" for f in flags):
             problems.append(f"{site}: well-behaved but alarmed")
@@ -98,28 +145,44 @@ def main() -> int:
     period = periods[-1]
     run("rarenet-coordinator", "init", "--data-dir", str(args.work / "coordinator"))
     coordinator, port = start_coordinator(args.work)
-    print(f"coordinator on 127.0.0.1:{port} (pid {coordinator.pid}); {len(LABS)} labs; periods "
-          f"{', '.join(p.label for p in periods)}")
+    print(
+        f"coordinator on 127.0.0.1:{port} (pid {coordinator.pid}); {len(LABS)} labs; periods "
+        f"{', '.join(p.label for p in periods)}"
+    )
     try:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=3) as pool:
-            jobs = [pool.submit(lab, args.work, site, profile, port, periods, seed)
-                    for seed, (site, (profile, _)) in enumerate(LABS.items(), start=1)]
+            jobs = [
+                pool.submit(lab, args.work, site, profile, port, periods, seed)
+                for seed, (site, (profile, _)) in enumerate(LABS.items(), start=1)
+            ]
             for job in jobs:
                 job.result()
-        print(f"{len(LABS)} labs enrolled, ingested and submitted signed summaries; receipts verified")
+        print(
+            f"{len(LABS)} labs enrolled, ingested and submitted signed summaries; receipts verified"
+        )
         shutil.rmtree(args.out, ignore_errors=True)
-        run("rarenet-coordinator", "benchmark", "--data-dir", str(args.work / "coordinator"),
-            "--period", period.label, "--out", str(args.out))
+        run(
+            "rarenet-coordinator",
+            "benchmark",
+            "--data-dir",
+            str(args.work / "coordinator"),
+            "--period",
+            period.label,
+            "--out",
+            str(args.out),
+        )
     finally:
         coordinator.send_signal(signal.SIGTERM)
         coordinator.wait(timeout=30)
     benchmark = json.loads((args.out / "benchmark.json").read_text())
     text, problems = table(benchmark)
     print(f"\nBenchmark {period.label} (standard {benchmark['standard']['version']}):\n{text}\n")
-    print(f"report: {args.out / 'index.html'} and {args.out / 'benchmark.json'} "
-          f"({time.monotonic() - started:.0f} s)")
+    print(
+        f"report: {args.out / 'index.html'} and {args.out / 'benchmark.json'} "
+        f"({time.monotonic() - started:.0f} s)"
+    )
     for problem in problems:
         print(f"DEMO CHECK FAILED: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -1,4 +1,5 @@
 """rarenet-node: a thin click layer; each command opens the data directory and calls the library."""
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,12 @@ from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 
-data_dir_option = click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-                               help="The node's data directory.")
+data_dir_option = click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The node's data directory.",
+)
 
 
 class Group(click.Group):
@@ -54,19 +59,46 @@ def main() -> None:
 @data_dir_option
 @click.option("--site-id", required=True, help="The id the coordinating centre gave this lab.")
 @click.option("--coordinator", required=True, help="HOST:PORT of the coordinator.")
-@click.option("--country", default="CN", show_default=True, help="Country whose public holidays are not working days.")
-@click.option("--insecure", is_flag=True, help="Plain-text gRPC to a loopback coordinator (demo and tests only).")
-@click.option("--ca-file", default="", help="The network CA certificate (PEM) that signed the coordinator's.")
-@click.option("--cert-file", default="", help="This site's client certificate (PEM), when the centre requires mTLS.")
+@click.option(
+    "--country",
+    default="CN",
+    show_default=True,
+    help="Country whose public holidays are not working days.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Plain-text gRPC to a loopback coordinator (demo and tests only).",
+)
+@click.option(
+    "--ca-file", default="", help="The network CA certificate (PEM) that signed the coordinator's."
+)
+@click.option(
+    "--cert-file",
+    default="",
+    help="This site's client certificate (PEM), when the centre requires mTLS.",
+)
 @click.option("--key-file", default="", help="The key of --cert-file (PEM).")
-def init(data_dir: Path, site_id: str, coordinator: str, country: str, insecure: bool, ca_file: str, cert_file: str,
-         key_file: str) -> None:
+def init(
+    data_dir: Path,
+    site_id: str,
+    coordinator: str,
+    country: str,
+    insecure: bool,
+    ca_file: str,
+    cert_file: str,
+    key_file: str,
+) -> None:
     """Create the data directory, signing key and pseudonymisation secret."""
     if insecure and ca_file:
         raise click.UsageError("--insecure and --ca-file exclude each other")
-    cfg = node_config.init(data_dir, site_id, coordinator, country, insecure, ca_file, cert_file, key_file)
+    cfg = node_config.init(
+        data_dir, site_id, coordinator, country, insecure, ca_file, cert_file, key_file
+    )
     store.connect(cfg.db_path).close()
-    click.echo(f"initialised node {site_id} in {data_dir}; key id {dsse.keyid(cfg.signing_key().public_key())}")
+    click.echo(
+        f"initialised node {site_id} in {data_dir}; key id {dsse.keyid(cfg.signing_key().public_key())}"
+    )
 
 
 @main.command()
@@ -77,7 +109,9 @@ def enroll(data_dir: Path, token: str) -> None:
     cfg, conn = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         response = enrolment.enroll(cfg, conn, client, token)
-    click.echo(f"enrolled {response.site_id} with key {response.keyid[:16]}…; standard cached at {cfg.standard_path}")
+    click.echo(
+        f"enrolled {response.site_id} with key {response.keyid[:16]}…; standard cached at {cfg.standard_path}"
+    )
 
 
 @main.command("rotate-key")
@@ -87,7 +121,9 @@ def rotate_key(data_dir: Path) -> None:
     cfg, conn = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         keyid = enrolment.rotate_key(cfg, conn, client)
-    click.echo(f"rotated: new key {keyid[:16]}…; the old key is kept as {cfg.key_path.with_suffix('.old')}")
+    click.echo(
+        f"rotated: new key {keyid[:16]}…; the old key is kept as {cfg.key_path.with_suffix('.old')}"
+    )
 
 
 class Progress:
@@ -102,19 +138,32 @@ class Progress:
         self.shown = True
         width = 30
         filled = int(width * done / max(total, 1))
-        click.echo(f"\r{self.name} [{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%",
-                   err=True, nl=False)
+        click.echo(
+            f"\r{self.name} [{'#' * filled}{'.' * (width - filled)}] {100 * done // max(total, 1):3d}%",
+            err=True,
+            nl=False,
+        )
         if done >= total:
             click.echo("", err=True)
 
 
 @main.command()
 @data_dir_option
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--mapping", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Mapping TOML.")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--mapping", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Mapping TOML."
+)
 @click.option("--encoding", help="Override encoding detection (utf-8, gb18030, utf-16).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result per file.")
-def ingest(data_dir: Path, files: tuple[Path, ...], mapping: Path | None, encoding: str | None, as_json: bool) -> None:
+def ingest(
+    data_dir: Path,
+    files: tuple[Path, ...],
+    mapping: Path | None,
+    encoding: str | None,
+    as_json: bool,
+) -> None:
     """Ingest LIMS exports (CSV, TSV, XLSX); bad rows go to quarantine."""
     cfg, conn = _open(data_dir)
     rules = node_mapping.load(mapping)
@@ -125,15 +174,21 @@ def ingest(data_dir: Path, files: tuple[Path, ...], mapping: Path | None, encodi
         result = ingest_file(conn, path, pseudonymise, rules, encoding, progress)
         results.append(result.to_dict())
         if not as_json:
-            click.echo(f"{path.name}: {result.rows} rows = {result.accepted} accepted ({result.inserted} new, "
-                       f"{result.updated} updated) + {result.duplicates} duplicates + {result.quarantined} quarantined"
-                       + (f"; {result.released} released from quarantine" if result.released else ""))
+            click.echo(
+                f"{path.name}: {result.rows} rows = {result.accepted} accepted ({result.inserted} new, "
+                f"{result.updated} updated) + {result.duplicates} duplicates + {result.quarantined} quarantined"
+                + (f"; {result.released} released from quarantine" if result.released else "")
+            )
             for error in result.errors[:20]:
                 click.echo(f"  line {error.line}: {error.field}: {error.reason}")
             if len(result.errors) > 20:
-                click.echo(f"  … {len(result.errors) - 20} more; see `rarenet-node quarantine list`")
+                click.echo(
+                    f"  … {len(result.errors) - 20} more; see `rarenet-node quarantine list`"
+                )
     if as_json:
-        click.echo(json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(results[0] if len(results) == 1 else results, ensure_ascii=False, indent=2)
+        )
 
 
 @main.group()
@@ -143,7 +198,9 @@ def mapping() -> None:
 
 @mapping.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--mapping", "mapping_path", type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
 @click.option("--encoding")
 @click.option("--rows", default=1000, show_default=True, help="How many rows to sample for values.")
 def mapping_check(file: Path, mapping_path: Path | None, encoding: str | None, rows: int) -> None:
@@ -168,14 +225,33 @@ def mapping_check(file: Path, mapping_path: Path | None, encoding: str | None, r
         if target in ("specimen", "histology", "method", "biomarker", "result"):
             for value, count in sorted(samples[i].items(), key=lambda kv: -kv[1])[:12]:
                 canon = rules.value(target, value)
-                click.echo(f"      {value!r:<28} -> {canon or 'UNKNOWN: add to [values.' + target + ']'} ({count})")
+                click.echo(
+                    f"      {value!r:<28} -> {canon or 'UNKNOWN: add to [values.' + target + ']'} ({count})"
+                )
         elif target in ("received_date", "reported_date"):
             bad = [v for v in samples[i] if v.strip() and rules.parse_date(v) is None]
-            click.echo(f"      dates: {'all parse' if not bad else 'NOT PARSED: ' + ', '.join(map(repr, bad[:5]))}")
-    missing = [f for f in ("test_id", "patient_id", "received_date", "reported_date", "specimen", "histology",
-                           "method", "biomarker", "result") if f not in positions.values()]
+            click.echo(
+                f"      dates: {'all parse' if not bad else 'NOT PARSED: ' + ', '.join(map(repr, bad[:5]))}"
+            )
+    missing = [
+        f
+        for f in (
+            "test_id",
+            "patient_id",
+            "received_date",
+            "reported_date",
+            "specimen",
+            "histology",
+            "method",
+            "biomarker",
+            "result",
+        )
+        if f not in positions.values()
+    ]
     if missing:
-        click.echo(f"  MISSING required columns: {', '.join(missing)}; name them in the mapping's [columns]")
+        click.echo(
+            f"  MISSING required columns: {', '.join(missing)}; name them in the mapping's [columns]"
+        )
         raise SystemExit(1)
 
 
@@ -201,11 +277,20 @@ def quarantine_list(data_dir: Path, show_all: bool) -> None:
 
 @quarantine.command("export")
 @data_dir_option
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV file to write.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV file to write.",
+)
 def quarantine_export(data_dir: Path, out: Path) -> None:
     """Write the open quarantine to a CSV file (patient ids pseudonymised) for fixing the export."""
     _, conn = _open(data_dir)
-    rows = list(store.database(conn)["quarantine"].rows_where("released_at IS NULL", order_by="source, line"))
+    rows = list(
+        store.database(conn)["quarantine"].rows_where(
+            "released_at IS NULL", order_by="source, line"
+        )
+    )
     with out.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["source", "line", "field", "reason", "row"])
@@ -215,42 +300,69 @@ def quarantine_export(data_dir: Path, out: Path) -> None:
 
 
 def _print_summary(message) -> None:
-    click.echo(f"Site {message.site_id}, period {message.period}, sequence {message.sequence}, "
-               f"standard {message.standard_version}, schema {message.schema_version}")
+    click.echo(
+        f"Site {message.site_id}, period {message.period}, sequence {message.sequence}, "
+        f"standard {message.standard_version}, schema {message.schema_version}"
+    )
     p = message.policy
-    click.echo(f"Disclosure policy: min denominator {p.min_denominator} ({p.small_stratum_action}); small-count "
-               f"suppression {'on, threshold ' + str(p.small_count_threshold) if p.small_count_suppression else 'off'}")
-    click.echo(f"\n{'biomarker':<11} {'method':<12} {'specimen':<9} {'tests':>6} {'pos':>5} {'neg':>6} {'fail':>5} {'equiv':>5}  note")
+    click.echo(
+        f"Disclosure policy: min denominator {p.min_denominator} ({p.small_stratum_action}); small-count "
+        f"suppression {'on, threshold ' + str(p.small_count_threshold) if p.small_count_suppression else 'off'}"
+    )
+    click.echo(
+        f"\n{'biomarker':<11} {'method':<12} {'specimen':<9} {'tests':>6} {'pos':>5} {'neg':>6} {'fail':>5} {'equiv':>5}  note"
+    )
     for s in message.strata:
         if s.withheld:
-            click.echo(f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {'-':>6} {'-':>5} {'-':>6} {'-':>5} {'-':>5}  {s.disclosure_note}")
+            click.echo(
+                f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {'-':>6} {'-':>5} {'-':>6} {'-':>5} {'-':>5}  {s.disclosure_note}"
+            )
         else:
-            click.echo(f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {s.tests:>6} {s.positive:>5} {s.negative:>6} "
-                       f"{s.failed:>5} {s.equivocal:>5}  {s.disclosure_note}")
+            click.echo(
+                f"{s.biomarker:<11} {s.method:<12} {s.specimen:<9} {s.tests:>6} {s.positive:>5} {s.negative:>6} "
+                f"{s.failed:>5} {s.equivocal:>5}  {s.disclosure_note}"
+            )
     click.echo("\nTurnaround (working days, receipt to report):")
     for h in message.turnaround:
-        click.echo(f"  {h.specimen:<9} {'withheld' if h.withheld else f'{h.within_target}/{h.total} within {h.target_days}'}"
-                   f"  {h.disclosure_note}")
+        click.echo(
+            f"  {h.specimen:<9} {'withheld' if h.withheld else f'{h.within_target}/{h.total} within {h.target_days}'}"
+            f"  {h.disclosure_note}"
+        )
     click.echo("\nConcordance tables (a b c d, excluded):")
     for t in message.concordance:
-        cells = "withheld" if t.withheld else (f"{t.both_positive} {t.index_positive_comparator_negative} "
-                                               f"{t.index_negative_comparator_positive} {t.both_negative}, {t.excluded_failed}")
-        click.echo(f"  {t.kind:<13} {t.biomarker:<9} {t.index_method} vs {t.comparator_method}: {cells}")
+        cells = (
+            "withheld"
+            if t.withheld
+            else (
+                f"{t.both_positive} {t.index_positive_comparator_negative} "
+                f"{t.index_negative_comparator_positive} {t.both_negative}, {t.excluded_failed}"
+            )
+        )
+        click.echo(
+            f"  {t.kind:<13} {t.biomarker:<9} {t.index_method} vs {t.comparator_method}: {cells}"
+        )
     panel = message.panel
-    click.echo(f"\nPanel coverage: {'withheld' if panel.withheld else f'{panel.with_all_required}/{panel.patients} non-squamous patients with every required biomarker'}")
+    click.echo(
+        f"\nPanel coverage: {'withheld' if panel.withheld else f'{panel.with_all_required}/{panel.patients} non-squamous patients with every required biomarker'}"
+    )
     click.echo(f"VAF histograms: {len(message.vaf)} (biomarker x method, positives only)")
-    click.echo("\nNothing else leaves: no test ids, patient ids, dates finer than the period, variants or free text.")
+    click.echo(
+        "\nNothing else leaves: no test ids, patient ids, dates finer than the period, variants or free text."
+    )
 
 
 @main.command()
 @data_dir_option
 @click.option("--period", required=True, help="2026Q2, 2026-05 or 2026.")
-@click.option("--json", "as_json", is_flag=True, help="Print the exact payload bytes that would be signed.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the exact payload bytes that would be signed."
+)
 def summarize(data_dir: Path, period: str, as_json: bool) -> None:
     """Show exactly what would leave for PERIOD (unsigned; nothing is sent or stored)."""
     cfg, conn = _open(data_dir)
-    message, payload = summary.build(conn, cfg, load_cached(cfg.standard_path), parse_period(period),
-                                     summary.next_sequence(conn))
+    message, payload = summary.build(
+        conn, cfg, load_cached(cfg.standard_path), parse_period(period), summary.next_sequence(conn)
+    )
     if as_json:
         sys.stdout.buffer.write(payload)
     else:
@@ -271,7 +383,9 @@ def _report_flush(report: send.FlushReport) -> None:
 
 @main.command()
 @data_dir_option
-@click.option("--period", help="Build and queue this period's summary first (default: only send the outbox).")
+@click.option(
+    "--period", help="Build and queue this period's summary first (default: only send the outbox)."
+)
 def submit(data_dir: Path, period: str | None) -> None:
     """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
     cfg, conn = _open(data_dir)
@@ -280,9 +394,13 @@ def submit(data_dir: Path, period: str | None) -> None:
             standard = enrolment.fetch_standard(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, parse_period(period))
             if queued.sequence is None:
-                click.echo(f"{queued.period}: nothing changed since the last summary; not signing a new one")
+                click.echo(
+                    f"{queued.period}: nothing changed since the last summary; not signing a new one"
+                )
             else:
-                click.echo(f"{queued.period}: signed summary sequence {queued.sequence} into the outbox")
+                click.echo(
+                    f"{queued.period}: signed summary sequence {queued.sequence} into the outbox"
+                )
         report = send.flush(conn, cfg, client)
     _report_flush(report)
 
@@ -298,8 +416,10 @@ def verify_receipts(data_dir: Path) -> None:
         except NodeError as exc:
             click.echo(f"ALARM: {exc}", err=True)
             raise SystemExit(2) from None
-    click.echo(f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
-               "the log only grew")
+    click.echo(
+        f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
+        "the log only grew"
+    )
 
 
 @main.group()
@@ -321,17 +441,28 @@ def standards_fetch(data_dir: Path) -> None:
 @data_dir_option
 @click.option("--period", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the signed benchmark's JSON.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the benchmark as a self-contained HTML page.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the benchmark as a self-contained HTML page.",
+)
 def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None) -> None:
     """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
     cfg, _ = _open(data_dir)
     p = parse_period(period)
-    request = cpb.BenchmarkRequestPayload(site_id=cfg.site_id, period=p.label,
-                                          requested_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    request = cpb.BenchmarkRequestPayload(
+        site_id=cfg.site_id,
+        period=p.label,
+        requested_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
     with CoordinatorClient(cfg) as client:
-        response = client.benchmark(dsse.sign(wire.BENCHMARK_REQUEST, wire.encode(request), cfg.signing_key()))
-    dsse.verify(response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK)
+        response = client.benchmark(
+            dsse.sign(wire.BENCHMARK_REQUEST, wire.encode(request), cfg.signing_key())
+        )
+    dsse.verify(
+        response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK
+    )
     data = json.loads(response.benchmark.payload)
     if html_path:
         from node.benchmark_page import render
@@ -342,12 +473,16 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
         click.echo(json.dumps(data, indent=2))
         return
     site = data["site"]
-    click.echo(f"{cfg.site_id}, {data['period']}: status {site['status']}, {len(site['flags'])} flag(s)")
+    click.echo(
+        f"{cfg.site_id}, {data['period']}: status {site['status']}, {len(site['flags'])} flag(s)"
+    )
     for flag in site["flags"]:
         click.echo(f"  {flag['level'].upper()}: {flag['message']}")
     for biomarker, p_ in site["positivity"].items():
-        click.echo(f"  {biomarker:<11} {p_['positive']:>4}/{p_['valid']:<5} {100 * (p_['rate'] or 0):5.1f}% "
-                   f"(network {100 * p_['network_rate']:.1f}%) {p_['status']}")
+        click.echo(
+            f"  {biomarker:<11} {p_['positive']:>4}/{p_['valid']:<5} {100 * (p_['rate'] or 0):5.1f}% "
+            f"(network {100 * p_['network_rate']:.1f}%) {p_['status']}"
+        )
 
 
 @main.command()
@@ -358,21 +493,37 @@ def status(data_dir: Path, as_json: bool) -> None:
     from node.daemon import next_jobs
 
     cfg, conn = _open(data_dir)
-    last_ingest = conn.execute("SELECT source, ingested_at FROM ingests ORDER BY id DESC LIMIT 1").fetchone()
-    last_receipt = conn.execute("SELECT sequence, leaf_index, received_at FROM receipts ORDER BY sequence DESC LIMIT 1").fetchone()
+    last_ingest = conn.execute(
+        "SELECT source, ingested_at FROM ingests ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    last_receipt = conn.execute(
+        "SELECT sequence, leaf_index, received_at FROM receipts ORDER BY sequence DESC LIMIT 1"
+    ).fetchone()
     try:
         std_version = load_cached(cfg.standard_path).version
     except NodeError:
         std_version = None
     info = {
-        "site_id": cfg.site_id, "coordinator": cfg.coordinator,
-        "enrolled": store.get_state(conn, "keyid") is not None, "keyid": store.get_state(conn, "keyid"),
+        "site_id": cfg.site_id,
+        "coordinator": cfg.coordinator,
+        "enrolled": store.get_state(conn, "keyid") is not None,
+        "keyid": store.get_state(conn, "keyid"),
         "last_ingest": {"file": last_ingest[0], "at": last_ingest[1]} if last_ingest else None,
         "results": conn.execute("SELECT COUNT(*) FROM results").fetchone()[0],
-        "quarantined": conn.execute("SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL").fetchone()[0],
+        "quarantined": conn.execute(
+            "SELECT COUNT(*) FROM quarantine WHERE released_at IS NULL"
+        ).fetchone()[0],
         "outbox_pending": len(outbox.pending(conn)),
-        "outbox_rejected": [{"sequence": q, "period": p, "reason": r} for q, p, r in outbox.rejected(conn)],
-        "last_receipt": {"sequence": last_receipt[0], "leaf_index": last_receipt[1], "at": last_receipt[2]} if last_receipt else None,
+        "outbox_rejected": [
+            {"sequence": q, "period": p, "reason": r} for q, p, r in outbox.rejected(conn)
+        ],
+        "last_receipt": {
+            "sequence": last_receipt[0],
+            "leaf_index": last_receipt[1],
+            "at": last_receipt[2],
+        }
+        if last_receipt
+        else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),
     }
@@ -401,9 +552,13 @@ def eqa_status(data_dir: Path) -> None:
         click.echo("no EQA rounds")
     for round_ in found:
         state = eqa.status(conn, round_)
-        closed = f"closed {round_.closed_at}" if round_.closed_at else f"open until {round_.deadline}"
-        click.echo(f"{round_.round_id}: {closed}; answered {len(state.answered)} of "
-                   f"{len(state.answered) + len(state.missing)}")
+        closed = (
+            f"closed {round_.closed_at}" if round_.closed_at else f"open until {round_.deadline}"
+        )
+        click.echo(
+            f"{round_.round_id}: {closed}; answered {len(state.answered)} of "
+            f"{len(state.answered) + len(state.missing)}"
+        )
         for sample, biomarker in state.missing:
             click.echo(f"  not answered: {sample} {biomarker}")
 
@@ -419,7 +574,9 @@ def eqa_submit(data_dir: Path, round_id: str) -> None:
     with CoordinatorClient(cfg) as client:
         matching = [r for r in eqa.rounds(cfg, client) if r.round_id == round_id]
         if not matching:
-            raise NodeError(f"the coordinator has no EQA round {round_id}; see `rarenet-node eqa status`")
+            raise NodeError(
+                f"the coordinator has no EQA round {round_id}; see `rarenet-node eqa status`"
+            )
         sequence = eqa.queue_response(conn, cfg, matching[0])
         click.echo(f"signed the {round_id} response as sequence {sequence} into the outbox")
         report = send.flush(conn, cfg, client)
@@ -436,20 +593,29 @@ def eqa_score(data_dir: Path, round_id: str) -> None:
     cfg, _ = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         sheet = eqa.score(cfg, client, round_id)
-    click.echo(f"{round_id}: {sheet.points}/{sheet.max_points} ({100 * sheet.score:.1f}%) "
-               f"{'PASS' if sheet.passed else 'FAIL'} (pass at {100 * sheet.pass_share:.0f}%); errors {sheet.errors}, "
-               f"technical failures {sheet.technical_failures}")
+    click.echo(
+        f"{round_id}: {sheet.points}/{sheet.max_points} ({100 * sheet.score:.1f}%) "
+        f"{'PASS' if sheet.passed else 'FAIL'} (pass at {100 * sheet.pass_share:.0f}%); errors {sheet.errors}, "
+        f"technical failures {sheet.technical_failures}"
+    )
     for line in sheet.lines:
         if line.outcome != "correct":
-            click.echo(f"  {line.sample_id} {line.biomarker}: {line.outcome} (expected {line.expected_result}"
-                       f"{' ' + line.expected_variant if line.expected_variant else ''}, reported "
-                       f"{line.reported_result or '-'})")
+            click.echo(
+                f"  {line.sample_id} {line.biomarker}: {line.outcome} (expected {line.expected_result}"
+                f"{' ' + line.expected_variant if line.expected_variant else ''}, reported "
+                f"{line.reported_result or '-'})"
+            )
 
 
 @main.command()
 @data_dir_option
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Logs go to stderr; json writes one JSON object a line.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Logs go to stderr; json writes one JSON object a line.",
+)
 def run(data_dir: Path, log_format: str) -> None:
     """Run unattended: ingest the watch folder, sign closed periods, send the outbox (until SIGTERM)."""
     from node import daemon
@@ -463,14 +629,25 @@ def run(data_dir: Path, log_format: str) -> None:
 @click.option("--rows", default=5000, show_default=True, help="Number of result rows.")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--profile", default="normal", show_default=True,
-              help=f"Comma-separated: {', '.join(synth.PROFILES)}.")
+@click.option(
+    "--profile",
+    default="normal",
+    show_default=True,
+    help=f"Comma-separated: {', '.join(synth.PROFILES)}.",
+)
 @click.option("--period", help="Period the results fall in (default: the last closed quarter).")
-def synth_command(site_id: str, rows: int, seed: int, out: Path, profile: str, period: str | None) -> None:
+def synth_command(
+    site_id: str, rows: int, seed: int, out: Path, profile: str, period: str | None
+) -> None:
     """Write a realistic synthetic canonical CSV (no real patient data)."""
     try:
-        data = synth.generate(site_id, rows, seed, synth.parse_profiles(profile),
-                              parse_period(period) if period else None)
+        data = synth.generate(
+            site_id,
+            rows,
+            seed,
+            synth.parse_profiles(profile),
+            parse_period(period) if period else None,
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--profile") from None
     synth.write_csv(data, out)

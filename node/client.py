@@ -1,17 +1,18 @@
 """The node's gRPC client for the coordinator: TLS by default, deadlines on every call."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import grpc
 
+from node.config import NodeConfig
+from node.errors import ConfigError, SubmitError
 from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from node.config import NodeConfig
-from node.errors import ConfigError, SubmitError
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 # Labs sit behind NAT and hospital firewalls that drop idle connections: ping every 5 minutes.
@@ -23,8 +24,14 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 2),
 ]
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-             grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.ABORTED}
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.ABORTED,
+}
 
 
 class RpcFailure(SubmitError):
@@ -41,7 +48,9 @@ def _read(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read the {what} {path!r} named in node.toml: {exc.strerror}") from exc
+        raise ConfigError(
+            f"cannot read the {what} {path!r} named in node.toml: {exc.strerror}"
+        ) from exc
 
 
 def open_channel(config: NodeConfig) -> grpc.Channel:
@@ -53,11 +62,15 @@ def open_channel(config: NodeConfig) -> grpc.Channel:
             )
         return grpc.insecure_channel(config.coordinator, options=CHANNEL_OPTIONS)
     if not config.ca_file:
-        raise ConfigError("node.toml has no [coordinator] ca_file; TLS needs the network CA certificate")
+        raise ConfigError(
+            "node.toml has no [coordinator] ca_file; TLS needs the network CA certificate"
+        )
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(config.ca_file, "CA certificate"),
         private_key=_read(config.key_file, "client key") if config.key_file else None,
-        certificate_chain=_read(config.cert_file, "client certificate") if config.cert_file else None,
+        certificate_chain=_read(config.cert_file, "client certificate")
+        if config.cert_file
+        else None,
     )
     return grpc.secure_channel(config.coordinator, credentials, options=CHANNEL_OPTIONS)
 
@@ -72,7 +85,7 @@ class CoordinatorClient:
     def close(self) -> None:
         self.channel.close()
 
-    def __enter__(self) -> "CoordinatorClient":
+    def __enter__(self) -> CoordinatorClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -111,9 +124,13 @@ class CoordinatorClient:
         return self._call(self.stub.GetTreeHead, cpb.GetTreeHeadRequest()).signed_tree_head
 
     def inclusion_proof(self, leaf_index: int, tree_size: int) -> lpb.InclusionProof:
-        return self._call(self.stub.GetInclusionProof,
-                          cpb.GetInclusionProofRequest(leaf_index=leaf_index, tree_size=tree_size))
+        return self._call(
+            self.stub.GetInclusionProof,
+            cpb.GetInclusionProofRequest(leaf_index=leaf_index, tree_size=tree_size),
+        )
 
     def consistency_proof(self, first: int, second: int) -> lpb.ConsistencyProof:
-        return self._call(self.stub.GetConsistencyProof,
-                          cpb.GetConsistencyProofRequest(first_size=first, second_size=second))
+        return self._call(
+            self.stub.GetConsistencyProof,
+            cpb.GetConsistencyProofRequest(first_size=first, second_size=second),
+        )

@@ -1,11 +1,12 @@
 """The node's data directory and its config file (node.toml), written by `rarenet-node init`.
 
-    D/node.toml              site id, coordinator address, country, TLS, disclosure policy
-    D/keys/site.key          the site's Ed25519 signing key (mode 0600)
-    D/keys/pseudonym.secret  the site-local secret for patient-id hashing (mode 0600)
-    D/node.db                results, quarantine, outbox, receipts
-    D/standard.toml          the testing standard last fetched from the coordinator
+D/node.toml              site id, coordinator address, country, TLS, disclosure policy
+D/keys/site.key          the site's Ed25519 signing key (mode 0600)
+D/keys/pseudonym.secret  the site-local secret for patient-id hashing (mode 0600)
+D/node.db                results, quarantine, outbox, receipts
+D/standard.toml          the testing standard last fetched from the coordinator
 """
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from node.errors import ConfigError
 from protos import keys
 from protos.errors import KeyFileError
-from node.errors import ConfigError
 
 CONFIG_TEMPLATE = """\
 # rarenet node configuration. Every option is explained in deploy/config/node.example.toml.
@@ -131,11 +132,21 @@ class NodeConfig:
         try:
             return self.secret_path.read_bytes()
         except FileNotFoundError as exc:
-            raise ConfigError(f"no pseudonymisation secret at {self.secret_path}; run `rarenet-node init`") from exc
+            raise ConfigError(
+                f"no pseudonymisation secret at {self.secret_path}; run `rarenet-node init`"
+            ) from exc
 
 
-def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", insecure: bool = False,
-         ca_file: str = "", cert_file: str = "", key_file: str = "") -> NodeConfig:
+def init(
+    data_dir: Path,
+    site_id: str,
+    coordinator: str,
+    country: str = "CN",
+    insecure: bool = False,
+    ca_file: str = "",
+    cert_file: str = "",
+    key_file: str = "",
+) -> NodeConfig:
     """Create the data directory, config, signing key and pseudonymisation secret."""
     if not site_id or not all(c.isalnum() or c in "-_." for c in site_id):
         raise ConfigError(f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.'")
@@ -144,13 +155,23 @@ def init(data_dir: Path, site_id: str, coordinator: str, country: str = "CN", in
         raise ConfigError(f"{data_dir} is already initialised; use another --data-dir")
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "keys").mkdir(mode=0o700, exist_ok=True)
-    config_path.write_text(CONFIG_TEMPLATE.format(
-        site_id=site_id, coordinator=coordinator, country=country, insecure=str(insecure).lower(),
-        ca_file=_abs(ca_file), cert_file=_abs(cert_file), key_file=_abs(key_file),
-        data_dir=_abs(str(data_dir)),
-    ), encoding="utf-8")
+    config_path.write_text(
+        CONFIG_TEMPLATE.format(
+            site_id=site_id,
+            coordinator=coordinator,
+            country=country,
+            insecure=str(insecure).lower(),
+            ca_file=_abs(ca_file),
+            cert_file=_abs(cert_file),
+            key_file=_abs(key_file),
+            data_dir=_abs(str(data_dir)),
+        ),
+        encoding="utf-8",
+    )
     keys.save_private(keys.generate(), data_dir / "keys" / "site.key")
-    fd = os.open(data_dir / "keys" / "pseudonym.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(
+        data_dir / "keys" / "pseudonym.secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+    )
     with os.fdopen(fd, "wb") as fh:
         fh.write(secrets.token_bytes(32))
     return load(data_dir)
@@ -165,7 +186,9 @@ def load(data_dir: Path) -> NodeConfig:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{data_dir} is not a node data directory; run `rarenet-node init --data-dir {data_dir}` first") from exc
+        raise ConfigError(
+            f"{data_dir} is not a node data directory; run `rarenet-node init --data-dir {data_dir}` first"
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     try:
@@ -187,13 +210,15 @@ def load(data_dir: Path) -> NodeConfig:
             daemon=Daemon(**data.get("daemon", {})),
         )
     except (KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: missing or unknown option ({exc}); compare with deploy/config/node.example.toml") from exc
+        raise ConfigError(
+            f"{path}: missing or unknown option ({exc}); compare with deploy/config/node.example.toml"
+        ) from exc
     if disclosure.small_stratum_action not in ("merge", "withhold"):
-        raise ConfigError(f"{path}: small_stratum_action must be \"merge\" or \"withhold\"")
+        raise ConfigError(f'{path}: small_stratum_action must be "merge" or "withhold"')
     if disclosure.min_denominator < 1:
         raise ConfigError(f"{path}: min_denominator must be at least 1")
     if config.period_kind not in ("month", "quarter", "year"):
-        raise ConfigError(f"{path}: [summary] period must be \"month\", \"quarter\" or \"year\"")
+        raise ConfigError(f'{path}: [summary] period must be "month", "quarter" or "year"')
     if not config.daemon.watch_dir:
         config.daemon.watch_dir = str(data_dir / "inbox")
     return config

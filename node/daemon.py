@@ -11,6 +11,7 @@ the node's own SQLite (a restart keeps the schedule):
 Jobs are module functions taking the data directory, so they can be stored and run again after a
 restart. SIGTERM or SIGINT stops the scheduler after the running job finishes.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -56,6 +57,8 @@ def _job(func):
             return None
 
     return wrapper
+
+
 EXPORTS = (".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm")
 
 
@@ -72,20 +75,29 @@ def watch(data_dir: str) -> dict:
         try:
             rules = node_mapping.load(Path(cfg.daemon.mapping) if cfg.daemon.mapping else None)
             pseudonymise = Pseudonymiser(cfg.pseudonym_secret())
-            for path in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXPORTS):
+            for path in sorted(
+                p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXPORTS
+            ):
                 stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
                 try:
                     result = ingest_file(conn, path, pseudonymise, rules)
                     report, outcome = result.to_dict(), "processed"
-                    log.info("ingested %s: %d rows, %d accepted, %d duplicates, %d quarantined", path.name,
-                             result.rows, result.accepted, result.duplicates, result.quarantined)
+                    log.info(
+                        "ingested %s: %d rows, %d accepted, %d duplicates, %d quarantined",
+                        path.name,
+                        result.rows,
+                        result.accepted,
+                        result.duplicates,
+                        result.quarantined,
+                    )
                 except (NodeError, ContractError) as exc:
                     report, outcome = {"file": path.name, "error": str(exc)}, "failed"
                     log.error("could not ingest %s: %s", path.name, exc)
                 target = folder / outcome / f"{stamp}-{path.name}"
                 shutil.move(str(path), target)
                 target.with_name(target.name + ".report.json").write_text(
-                    json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+                    json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+                )
                 done[path.name] = outcome
         finally:
             conn.close()
@@ -112,7 +124,11 @@ def summarise(data_dir: str, today: str | None = None) -> list[int]:
             for period in (closed.previous(), closed):
                 queued = send.queue_summary(conn, cfg, standard, period)
                 if queued.sequence is not None:
-                    log.info("signed the %s summary as sequence %d into the outbox", period, queued.sequence)
+                    log.info(
+                        "signed the %s summary as sequence %d into the outbox",
+                        period,
+                        queued.sequence,
+                    )
                     made.append(queued.sequence)
             return made
         finally:
@@ -139,17 +155,39 @@ def deliver(data_dir: str) -> send.FlushReport:
 
 def scheduler_for(cfg: node_config.NodeConfig) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{cfg.db_path}", tablename="scheduler_jobs")},
+        jobstores={
+            "default": SQLAlchemyJobStore(
+                url=f"sqlite:///{cfg.db_path}", tablename="scheduler_jobs"
+            )
+        },
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
     data_dir = str(cfg.data_dir)
     daemon = cfg.daemon
-    scheduler.add_job(watch, IntervalTrigger(seconds=daemon.watch_every_seconds), args=[data_dir], id="watch",
-                      name="ingest the watch folder", replace_existing=True)
-    scheduler.add_job(summarise, CronTrigger.from_crontab(daemon.summary_cron), args=[data_dir], id="summarise",
-                      name="sign summaries of closed periods", replace_existing=True)
-    scheduler.add_job(deliver, IntervalTrigger(seconds=daemon.send_every_seconds), args=[data_dir], id="send",
-                      name="send the outbox", replace_existing=True)
+    scheduler.add_job(
+        watch,
+        IntervalTrigger(seconds=daemon.watch_every_seconds),
+        args=[data_dir],
+        id="watch",
+        name="ingest the watch folder",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        summarise,
+        CronTrigger.from_crontab(daemon.summary_cron),
+        args=[data_dir],
+        id="summarise",
+        name="sign summaries of closed periods",
+        replace_existing=True,
+    )
+    scheduler.add_job(
+        deliver,
+        IntervalTrigger(seconds=daemon.send_every_seconds),
+        args=[data_dir],
+        id="send",
+        name="send the outbox",
+        replace_existing=True,
+    )
     return scheduler
 
 
@@ -173,12 +211,17 @@ def _run(cfg: node_config.NodeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     scheduler.start()
-    log.info("node %s running: watching %s, sending to %s", cfg.site_id, cfg.daemon.watch_dir, cfg.coordinator)
+    log.info(
+        "node %s running: watching %s, sending to %s",
+        cfg.site_id,
+        cfg.daemon.watch_dir,
+        cfg.coordinator,
+    )
     for job in scheduler.get_jobs():
         log.info("job %s next at %s", job.id, job.next_run_time)
     try:
         for job_id in ("watch", "summarise", "send"):  # catch up at once after a (re)start
-            scheduler.modify_job(job_id, next_run_time=dt.datetime.now(dt.timezone.utc))
+            scheduler.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC))
         stop.wait()
     finally:
         log.info("stopping: letting the running job finish")
@@ -190,19 +233,34 @@ def next_jobs(db_path: Path) -> list[dict]:
     """The scheduled jobs as the job store holds them (for `status`)."""
     conn = store.connect(db_path)
     try:
-        rows = conn.execute("SELECT id, next_run_time FROM scheduler_jobs ORDER BY next_run_time").fetchall()
+        rows = conn.execute(
+            "SELECT id, next_run_time FROM scheduler_jobs ORDER BY next_run_time"
+        ).fetchall()
     except Exception:  # noqa: BLE001 - no table until the daemon first ran
         return []
     finally:
         conn.close()
-    return [{"job": job_id, "next_run": dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat(timespec="seconds")
-             if t else None} for job_id, t in rows]
+    return [
+        {
+            "job": job_id,
+            "next_run": dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+            if t
+            else None,
+        }
+        for job_id, t in rows
+    ]
 
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
-                 "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        entry = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
@@ -210,8 +268,11 @@ class JsonLines(logging.Formatter):
 
 def configure_logging(fmt: str) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonLines() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonLines()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)

@@ -6,12 +6,13 @@ a small stratum is merged into a coarser one (specimen "any", then method "any")
 dropped, so 0 MET exon 14 positives in 400 DNA-only tests still reaches the benchmark. Only a
 coarsest stratum still under the threshold is withheld, and it is listed as withheld.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
 
-from protos.rarenet.v1 import summary_pb2 as pb
 from node.config import Disclosure
+from protos.rarenet.v1 import summary_pb2 as pb
 from protos.wire import ALL_METHODS
 
 CELLS = ("positive", "negative", "failed", "equivocal")
@@ -23,7 +24,9 @@ def policy_message(policy: Disclosure) -> pb.DisclosurePolicy:
         small_stratum_action=policy.small_stratum_action,
         small_count_suppression=policy.small_count_suppression,
         small_count_threshold=policy.small_count_threshold if policy.small_count_suppression else 0,
-        differential_privacy=pb.DifferentialPrivacy(enabled=False),  # set by node/privacy.py when on
+        differential_privacy=pb.DifferentialPrivacy(
+            enabled=False
+        ),  # set by node/privacy.py when on
     )
 
 
@@ -35,14 +38,23 @@ def _add(into: pb.StratumCounts, other: pb.StratumCounts) -> None:
 
 def _withheld(biomarker: str, method: str, specimen: str, n: int, why: str) -> pb.StratumCounts:
     return pb.StratumCounts(
-        biomarker=biomarker, method=method, specimen=specimen, histology_group="all", withheld=True,
+        biomarker=biomarker,
+        method=method,
+        specimen=specimen,
+        histology_group="all",
+        withheld=True,
         disclosure_note=f"withheld: {why} (fewer than {n} tests)",
     )
 
 
 def _merged(group: list[pb.StratumCounts], method: str, note: str) -> pb.StratumCounts:
-    merged = pb.StratumCounts(biomarker=group[0].biomarker, method=method, specimen="any",
-                              histology_group="all", disclosure_note=note)
+    merged = pb.StratumCounts(
+        biomarker=group[0].biomarker,
+        method=method,
+        specimen="any",
+        histology_group="all",
+        disclosure_note=note,
+    )
     for s in group:
         _add(merged, s)
     return merged
@@ -55,7 +67,9 @@ def _grouped(strata: list[pb.StratumCounts], key) -> list[list[pb.StratumCounts]
     return [groups[k] for k in sorted(groups)]
 
 
-def apply_min_denominator(strata: list[pb.StratumCounts], n: int, action: str) -> list[pb.StratumCounts]:
+def apply_min_denominator(
+    strata: list[pb.StratumCounts], n: int, action: str
+) -> list[pb.StratumCounts]:
     """Strata under n tests are withheld, or merged upwards: first their specimens (specimen
     "any"), then, for per-method strata, their methods (method "any"). A merged stratum still
     under n is withheld. Strata of n or more are released as they are; merged strata hold only
@@ -63,7 +77,9 @@ def apply_min_denominator(strata: list[pb.StratumCounts], n: int, action: str) -
     released = [s for s in strata if s.tests >= n]
     small = [s for s in strata if s.tests < n]
     if action == "withhold":
-        return released + [_withheld(s.biomarker, s.method, s.specimen, n, "small stratum") for s in small]
+        return released + [
+            _withheld(s.biomarker, s.method, s.specimen, n, "small stratum") for s in small
+        ]
     still_small = []
     for group in _grouped(small, lambda s: (s.biomarker, s.method)):
         merged = _merged(group, group[0].method, f"merged: specimens with fewer than {n} tests")
@@ -71,8 +87,11 @@ def apply_min_denominator(strata: list[pb.StratumCounts], n: int, action: str) -
     for group in _grouped(still_small, lambda s: (s.biomarker,)):
         method = ALL_METHODS if group[0].method == ALL_METHODS else "any"
         merged = _merged(group, method, f"merged: methods with fewer than {n} tests")
-        released.append(merged if merged.tests >= n else
-                        _withheld(merged.biomarker, method, "any", n, "too few tests even merged"))
+        released.append(
+            merged
+            if merged.tests >= n
+            else _withheld(merged.biomarker, method, "any", n, "too few tests even merged")
+        )
     return sorted(released, key=lambda s: (s.biomarker, s.method, s.specimen))
 
 
@@ -83,7 +102,9 @@ def suppress_small_counts(stratum: pb.StratumCounts, threshold: int) -> None:
         return
     hidden = [c for c in CELLS if 0 < getattr(stratum, c) < threshold]
     if len(hidden) == 1:
-        others = sorted((getattr(stratum, c), c) for c in CELLS if c not in hidden and getattr(stratum, c) > 0)
+        others = sorted(
+            (getattr(stratum, c), c) for c in CELLS if c not in hidden and getattr(stratum, c) > 0
+        )
         if others:
             hidden.append(others[0][1])
         else:  # the only non-zero cell equals tests: hide tests too
@@ -92,8 +113,9 @@ def suppress_small_counts(stratum: pb.StratumCounts, threshold: int) -> None:
         setattr(stratum, cell, 0)
     if hidden:
         stratum.suppressed_cells.extend(sorted(hidden, key=CELLS.index))
-        stratum.disclosure_note = (stratum.disclosure_note + "; " if stratum.disclosure_note else "") + \
-            f"cells under {threshold} suppressed with complementary suppression"
+        stratum.disclosure_note = (
+            stratum.disclosure_note + "; " if stratum.disclosure_note else ""
+        ) + f"cells under {threshold} suppressed with complementary suppression"
 
 
 def apply(summary: pb.SiteSummary, policy: Disclosure) -> pb.SiteSummary:
@@ -110,11 +132,20 @@ def apply(summary: pb.SiteSummary, policy: Disclosure) -> pb.SiteSummary:
         for stratum in out.strata:
             suppress_small_counts(stratum, policy.small_count_threshold)
     for table in out.concordance:
-        pairs = (table.both_positive + table.index_positive_comparator_negative
-                 + table.index_negative_comparator_positive + table.both_negative)
+        pairs = (
+            table.both_positive
+            + table.index_positive_comparator_negative
+            + table.index_negative_comparator_positive
+            + table.both_negative
+        )
         if pairs + table.excluded_failed < n:
-            for field in ("both_positive", "index_positive_comparator_negative",
-                          "index_negative_comparator_positive", "both_negative", "excluded_failed"):
+            for field in (
+                "both_positive",
+                "index_positive_comparator_negative",
+                "index_negative_comparator_positive",
+                "both_negative",
+                "excluded_failed",
+            ):
                 setattr(table, field, 0)
             table.withheld = True
             table.disclosure_note = f"withheld: fewer than {n} pairs"
@@ -133,8 +164,11 @@ def _merge_small_turnaround(summary: pb.SiteSummary, n: int) -> None:
     if not small:
         return
     kept = [h for h in summary.turnaround if h.total >= n]
-    merged = pb.TurnaroundHistogram(specimen="any", target_days=small[0].target_days,
-                                    disclosure_note=f"merged: specimens with fewer than {n} tests")
+    merged = pb.TurnaroundHistogram(
+        specimen="any",
+        target_days=small[0].target_days,
+        disclosure_note=f"merged: specimens with fewer than {n} tests",
+    )
     counts: defaultdict[int, int] = defaultdict(int)
     for h in small:
         for i, c in enumerate(h.counts):

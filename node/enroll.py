@@ -1,33 +1,39 @@
 """Enrolment: register the site's key with a one-time token (proof of possession), pin the
 coordinator's key, and cache the testing standard."""
+
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
 
-from protos import dsse, keys, wire
-from protos.rarenet.v1 import coordinator_pb2 as cpb
 from node import standard as node_standard
 from node import store
 from node.client import CoordinatorClient
 from node.config import NodeConfig
 from node.errors import ConfigError
 from node.receipts import coordinator_key, remember_tree_head
+from protos import dsse, keys, wire
+from protos.rarenet.v1 import coordinator_pb2 as cpb
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def enroll(config: NodeConfig, conn: sqlite3.Connection, client: CoordinatorClient, token: str) -> cpb.EnrollResponse:
+def enroll(
+    config: NodeConfig, conn: sqlite3.Connection, client: CoordinatorClient, token: str
+) -> cpb.EnrollResponse:
     key = config.signing_key()
-    payload = cpb.EnrollPayload(site_id=config.site_id, token=token, public_key=keys.public_raw(key),
-                                requested_at=_now())
+    payload = cpb.EnrollPayload(
+        site_id=config.site_id, token=token, public_key=keys.public_raw(key), requested_at=_now()
+    )
     response = client.enroll(dsse.sign(wire.ENROLL, wire.encode(payload), key))
     pinned = config.data_dir / "coordinator.pub"
     if pinned.exists() and pinned.read_bytes() != response.coordinator_public_key:
-        raise ConfigError(f"the coordinator's key differs from the one pinned in {pinned}; "
-                          "if the centre really changed its key, remove that file and enrol again")
+        raise ConfigError(
+            f"the coordinator's key differs from the one pinned in {pinned}; "
+            "if the centre really changed its key, remove that file and enrol again"
+        )
     pinned.write_bytes(response.coordinator_public_key)
     store.set_state(conn, "keyid", response.keyid)
     store.set_state(conn, "enrolled_at", _now())
@@ -40,8 +46,12 @@ def rotate_key(config: NodeConfig, conn: sqlite3.Connection, client: Coordinator
     """Enrol a new key with a request signed by the new key and the current one; then swap files."""
     old = config.signing_key()
     new = keys.generate()
-    payload = cpb.EnrollPayload(site_id=config.site_id, public_key=keys.public_raw(new), requested_at=_now(),
-                                previous_keyid=dsse.keyid(old.public_key()))
+    payload = cpb.EnrollPayload(
+        site_id=config.site_id,
+        public_key=keys.public_raw(new),
+        requested_at=_now(),
+        previous_keyid=dsse.keyid(old.public_key()),
+    )
     request = dsse.sign(wire.ENROLL, wire.encode(payload), new, old)
     response = client.enroll(request)
     staged = config.key_path.with_suffix(".new")

@@ -5,6 +5,7 @@ identically, or repeated identically in the file), or quarantined (with line, fi
 So for every file: rows = accepted + duplicates + quarantined. Reading and checking the rows is
 node/validate.py; this module writes what it yields.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,8 +20,21 @@ from node.mapping import Mapping
 from node.pseudonym import Pseudonymiser
 
 COLUMNS = (
-    "test_id", "biomarker", "method", "patient_key", "received_date", "reported_date",
-    "specimen", "histology", "result", "variant", "vaf", "eqa_round", "eqa_sample", "ingest_id", "line",
+    "test_id",
+    "biomarker",
+    "method",
+    "patient_key",
+    "received_date",
+    "reported_date",
+    "specimen",
+    "histology",
+    "result",
+    "variant",
+    "vaf",
+    "eqa_round",
+    "eqa_sample",
+    "ingest_id",
+    "line",
 )
 _VALUES = COLUMNS[3:13]  # what a result says; the key is COLUMNS[:3]
 _UPSERT = (
@@ -29,7 +43,9 @@ _UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[3:])
     + f" WHERE ({', '.join(f'results.{c}' for c in _VALUES)}) IS NOT ({', '.join(f'excluded.{c}' for c in _VALUES)})"
 )  # an unchanged result is not rewritten (and not counted as a change)
-_STORED = f"SELECT {', '.join(_VALUES)} FROM results WHERE test_id = ? AND biomarker = ? AND method = ?"
+_STORED = (
+    f"SELECT {', '.join(_VALUES)} FROM results WHERE test_id = ? AND biomarker = ? AND method = ?"
+)
 _QUARANTINE = "INSERT INTO quarantine (source, line, field, reason, row_json, ingested_at) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -74,21 +90,34 @@ def ingest_file(
     """
     if worker is None:
         worker = path.is_file() and path.stat().st_size >= validate.WORKER_MIN_BYTES
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        ingest_id = conn.execute("INSERT INTO ingests (source, ingested_at) VALUES (?, ?)", (path.name, now)).lastrowid
+        ingest_id = conn.execute(
+            "INSERT INTO ingests (source, ingested_at) VALUES (?, ?)", (path.name, now)
+        ).lastrowid
         job = validate.Job(path, mapping, pseudonymise, encoding, ingest_id)
         with closing(validate.in_worker(job) if worker else validate.prepare(job)) as items:
             opened = next(items)
-            result = IngestResult(file=path.name, encoding=opened.encoding, unmapped_columns=opened.unmapped_columns)
+            result = IngestResult(
+                file=path.name, encoding=opened.encoding, unmapped_columns=opened.unmapped_columns
+            )
             report = (lambda done: progress(done, opened.size)) if progress else (lambda done: None)
             sha256 = _write(conn, items, result, now, report)
         conn.execute(
             "UPDATE ingests SET sha256 = ?, rows = ?, accepted = ?, inserted = ?, updated = ?, duplicates = ?,"
             " quarantined = ?, released = ? WHERE id = ?",
-            (sha256, result.rows, result.accepted, result.inserted, result.updated, result.duplicates,
-             result.quarantined, result.released, ingest_id),
+            (
+                sha256,
+                result.rows,
+                result.accepted,
+                result.inserted,
+                result.updated,
+                result.duplicates,
+                result.quarantined,
+                result.released,
+                ingest_id,
+            ),
         )
         conn.execute("COMMIT")
     except BaseException:
@@ -98,12 +127,21 @@ def ingest_file(
     return result
 
 
-def _write(conn: sqlite3.Connection, items, result: IngestResult, now: str, progress: Callable[[int], None]) -> str:
+def _write(
+    conn: sqlite3.Connection, items, result: IngestResult, now: str, progress: Callable[[int], None]
+) -> str:
     """Write the batches and fill in `result`; returns the file's SHA-256 (from the last item)."""
     source = result.file
-    previously_open = {line for (line,) in conn.execute(
-        "SELECT line FROM quarantine WHERE source = ? AND released_at IS NULL", (source,))}
-    conn.execute("UPDATE quarantine SET released_at = ? WHERE source = ? AND released_at IS NULL", (now, source))
+    previously_open = {
+        line
+        for (line,) in conn.execute(
+            "SELECT line FROM quarantine WHERE source = ? AND released_at IS NULL", (source,)
+        )
+    }
+    conn.execute(
+        "UPDATE quarantine SET released_at = ? WHERE source = ? AND released_at IS NULL",
+        (now, source),
+    )
     quarantined_lines: set[int] = set()
     before_rows = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
     written = changed = 0
@@ -124,13 +162,29 @@ def _write(conn: sqlite3.Connection, items, result: IngestResult, now: str, prog
             elif stored == record[3:13]:
                 result.duplicates += 1
             else:
-                reason = (f"line {first_line} already gives a different result for {record[0]} / {record[1]} / "
-                          f"{record[2]}; keep one result per test, biomarker and method")
+                reason = (
+                    f"line {first_line} already gives a different result for {record[0]} / {record[1]} / "
+                    f"{record[2]}; keep one result per test, biomarker and method"
+                )
                 quarantine.append((record[-1], [("test_id", reason)], masked))
         changed += conn.total_changes - before
-        conn.executemany(_QUARANTINE, [(source, line, problems[0][0], "; ".join(f"{f}: {r}" for f, r in problems),
-                                        masked, now) for line, problems, masked in quarantine])
-        result.errors.extend(RowError(line, f, r) for line, problems, _ in quarantine for f, r in problems)
+        conn.executemany(
+            _QUARANTINE,
+            [
+                (
+                    source,
+                    line,
+                    problems[0][0],
+                    "; ".join(f"{f}: {r}" for f, r in problems),
+                    masked,
+                    now,
+                )
+                for line, problems, masked in quarantine
+            ],
+        )
+        result.errors.extend(
+            RowError(line, f, r) for line, problems, _ in quarantine for f, r in problems
+        )
         quarantined_lines.update(line for line, _, _ in quarantine)
         result.rows += item.rows
         result.quarantined += len(quarantine)
@@ -141,4 +195,3 @@ def _write(conn: sqlite3.Connection, items, result: IngestResult, now: str, prog
     result.duplicates += written - changed
     result.released = len(previously_open - quarantined_lines)
     return sha256
-

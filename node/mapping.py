@@ -1,14 +1,15 @@
 """A site's mapping file (TOML): its own column names, words and date formats.
 
-    [columns]               # the export's header = canonical field
-    "检测编号" = "test_id"
-    [values.result]         # the export's word = canonical value
-    "突变阳性" = "positive"
-    [dates]
-    formats = ["%d/%m/%Y"]  # tried before the built-in ISO and Chinese formats
-    [file]
-    encoding = "gb18030"    # optional; otherwise detected
+[columns]               # the export's header = canonical field
+"检测编号" = "test_id"
+[values.result]         # the export's word = canonical value
+"突变阳性" = "positive"
+[dates]
+formats = ["%d/%m/%Y"]  # tried before the built-in ISO and Chinese formats
+[file]
+encoding = "gb18030"    # optional; otherwise detected
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -36,7 +37,9 @@ class Mapping:
         unmapped: list[str] = []
         for i, name in enumerate(header):
             folded = fold(name).lstrip("\ufeff")
-            target = self.columns.get(folded) or (folded if folded in FIELDS else HEADER_SYNONYMS.get(folded))
+            target = self.columns.get(folded) or (
+                folded if folded in FIELDS else HEADER_SYNONYMS.get(folded)
+            )
             if target is None:
                 unmapped.append(name)
             elif target in positions.values():
@@ -78,16 +81,22 @@ def load(path: Path | None) -> Mapping:
         raise MappingError(f"mapping file {path} is not valid UTF-8 TOML: {exc}") from exc
     unknown = set(data) - {"columns", "values", "dates", "file"}
     if unknown:
-        raise MappingError(f"{path}: unknown section(s) {sorted(unknown)}; use columns, values, dates, file")
+        raise MappingError(
+            f"{path}: unknown section(s) {sorted(unknown)}; use columns, values, dates, file"
+        )
     columns = {}
     for source, target in data.get("columns", {}).items():
         if target not in FIELDS:
-            raise MappingError(f"{path}: [columns] {source!r} = {target!r}: {target!r} is not a canonical field {FIELDS}")
+            raise MappingError(
+                f"{path}: [columns] {source!r} = {target!r}: {target!r} is not a canonical field {FIELDS}"
+            )
         columns[fold(source)] = target
     values: dict[str, dict[str, str]] = {}
     for field_name, synonyms in data.get("values", {}).items():
         if field_name not in VOCABULARY:
-            raise MappingError(f"{path}: [values.{field_name}]: only {sorted(VOCABULARY)} take synonyms")
+            raise MappingError(
+                f"{path}: [values.{field_name}]: only {sorted(VOCABULARY)} take synonyms"
+            )
         for word, target in synonyms.items():
             if target not in VOCABULARY[field_name]:
                 raise MappingError(

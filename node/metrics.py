@@ -14,6 +14,7 @@ test and biomarker arrive together:
 - turnaround counts each test once, from its earliest receipt to its latest report;
 - per patient, a bitmask keeps what tissue-plasma concordance and panel coverage need.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,12 +23,12 @@ from bisect import bisect_right
 from collections import defaultdict
 from itertools import combinations
 
-from protos.periods import Period
-from protos.rarenet.v1 import summary_pb2 as pb
-from protos.wire import ALL_METHODS
 from node.standard import NodeStandard
 from node.vocabulary import BIOMARKERS
 from node.workdays import WorkingDays
+from protos.periods import Period
+from protos.rarenet.v1 import summary_pb2 as pb
+from protos.wire import ALL_METHODS
 
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
 VALID = ("positive", "negative")
@@ -57,19 +58,36 @@ def _pair(table: list[int], index_result: str, comparator_result: str) -> None:
 
 def _table(kind: str, key: tuple[str, str, str], cells: list[int]) -> pb.ConcordanceTable:
     biomarker, index, comparator = key
-    return pb.ConcordanceTable(kind=kind, biomarker=biomarker, index_method=index, comparator_method=comparator,
-                               both_positive=cells[0], index_positive_comparator_negative=cells[1],
-                               index_negative_comparator_positive=cells[2], both_negative=cells[3],
-                               excluded_failed=cells[4])
+    return pb.ConcordanceTable(
+        kind=kind,
+        biomarker=biomarker,
+        index_method=index,
+        comparator_method=comparator,
+        both_positive=cells[0],
+        index_positive_comparator_negative=cells[1],
+        index_negative_comparator_positive=cells[2],
+        both_negative=cells[3],
+        excluded_failed=cells[4],
+    )
 
 
 def _stratum(biomarker: str, method: str, specimen: str, cells: list[int]) -> pb.StratumCounts:
-    return pb.StratumCounts(biomarker=biomarker, method=method, specimen=specimen, histology_group="all",
-                            tests=sum(cells), positive=cells[0], negative=cells[1], failed=cells[2],
-                            equivocal=cells[3])
+    return pb.StratumCounts(
+        biomarker=biomarker,
+        method=method,
+        specimen=specimen,
+        histology_group="all",
+        tests=sum(cells),
+        positive=cells[0],
+        negative=cells[1],
+        failed=cells[2],
+        equivocal=cells[3],
+    )
 
 
-def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, workdays: WorkingDays) -> pb.SiteSummary:
+def compute(
+    conn: sqlite3.Connection, period: Period, standard: NodeStandard, workdays: WorkingDays
+) -> pb.SiteSummary:
     """All metrics of the period, before disclosure control (site, sequence and policy not yet set)."""
     per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -77,14 +95,18 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
     tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
     vaf_edges = standard.vaf_edges
     vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
-    sides: dict[str, int] = defaultdict(int)      # patient: 6 bits per biomarker (tissue/plasma calls)
-    valid: dict[str, int] = defaultdict(int)      # patient: 1 bit per biomarker with a valid result
+    sides: dict[str, int] = defaultdict(int)  # patient: 6 bits per biomarker (tissue/plasma calls)
+    valid: dict[str, int] = defaultdict(int)  # patient: 1 bit per biomarker with a valid result
     non_squamous: set[str] = set()
     non_squamous_histologies = set(standard.non_squamous)
     rank = standard.rank
 
-    test_span: dict[str, list[str]] = {}          # specimen: [earliest received, latest reported] of the current test
-    group: list[tuple[str, str, str]] = []        # (method, result, specimen) of the current test and biomarker
+    test_span: dict[
+        str, list[str]
+    ] = {}  # specimen: [earliest received, latest reported] of the current test
+    group: list[
+        tuple[str, str, str]
+    ] = []  # (method, result, specimen) of the current test and biomarker
     current_test = current_biomarker = None
 
     def close_group() -> None:
@@ -104,7 +126,9 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
 
     def close_test() -> None:
         for specimen, (received, reported) in test_span.items():
-            days = workdays.between(dt.date.fromisoformat(received), dt.date.fromisoformat(reported))
+            days = workdays.between(
+                dt.date.fromisoformat(received), dt.date.fromisoformat(reported)
+            )
             tat[specimen][min(days, TAT_BINS - 1)] += 1
 
     rows = conn.execute(
@@ -115,7 +139,18 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
            ORDER BY test_id, biomarker, method""",
         (period.start.isoformat(), period.end.isoformat()),
     )
-    for test_id, biomarker, method, patient, received, reported, specimen, histology, result, vaf_value in rows:
+    for (
+        test_id,
+        biomarker,
+        method,
+        patient,
+        received,
+        reported,
+        specimen,
+        histology,
+        result,
+        vaf_value,
+    ) in rows:
         if test_id != current_test or biomarker != current_biomarker:
             if len(group) == 1:  # the common case: one method for this test and biomarker
                 per_test[(current_biomarker, group[0][2])][CELL[group[0][1]]] += 1
@@ -144,8 +179,13 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
         side = _SIDE.get(specimen)
         if side is not None:
             offset = 6 * bit + side
-            sides[patient] |= 1 << (offset + 2) | (1 << offset if result == "positive" else
-                                                   1 << (offset + 1) if result == "negative" else 0)
+            sides[patient] |= 1 << (offset + 2) | (
+                1 << offset
+                if result == "positive"
+                else 1 << (offset + 1)
+                if result == "negative"
+                else 0
+            )
         if vaf_value is not None and result == "positive":
             i = bisect_right(vaf_edges, vaf_value) - 1
             if 0 <= i < len(vaf_edges) - 1:
@@ -159,13 +199,23 @@ def compute(conn: sqlite3.Connection, period: Period, standard: NodeStandard, wo
         standard_version=standard.version,
         strata=[_stratum(b, m, s, c) for (b, m, s), c in sorted(per_method.items())]
         + [_stratum(b, ALL_METHODS, s, c) for (b, s), c in sorted(per_test.items())],
-        turnaround=[pb.TurnaroundHistogram(specimen=s, counts=c, target_days=standard.target_days,
-                                           within_target=sum(c[: standard.target_days + 1]), total=sum(c))
-                    for s, c in sorted(tat.items())],
+        turnaround=[
+            pb.TurnaroundHistogram(
+                specimen=s,
+                counts=c,
+                target_days=standard.target_days,
+                within_target=sum(c[: standard.target_days + 1]),
+                total=sum(c),
+            )
+            for s, c in sorted(tat.items())
+        ],
         concordance=[_table("inter_method", k, c) for k, c in sorted(pairs.items())]
         + _tissue_plasma(sides),
         panel=_panel(valid, non_squamous, standard),
-        vaf=[pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c) for (b, m), c in sorted(vaf.items())],
+        vaf=[
+            pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c)
+            for (b, m), c in sorted(vaf.items())
+        ],
     )
 
 
@@ -188,14 +238,20 @@ def _tissue_plasma(sides: dict[str, int]) -> list[pb.ConcordanceTable]:
     return [_table("tissue_plasma", (b, "plasma", "tissue"), c) for b, c in sorted(tables.items())]
 
 
-def _panel(valid: dict[str, int], non_squamous: set[str], standard: NodeStandard) -> pb.PanelCoverage:
+def _panel(
+    valid: dict[str, int], non_squamous: set[str], standard: NodeStandard
+) -> pb.PanelCoverage:
     """Among non-squamous patients: who has a valid result for each required biomarker, and for all."""
     required = [b for b in standard.required_panel if b in BIT]
     need = sum(1 << BIT[b] for b in required)
     masks = [valid.get(p, 0) for p in non_squamous]
     return pb.PanelCoverage(
         patients=len(masks),
-        biomarkers=[pb.BiomarkerCoverage(biomarker=b, with_valid_result=sum(1 for m in masks if m >> BIT[b] & 1))
-                    for b in standard.required_panel],
+        biomarkers=[
+            pb.BiomarkerCoverage(
+                biomarker=b, with_valid_result=sum(1 for m in masks if m >> BIT[b] & 1)
+            )
+            for b in standard.required_panel
+        ],
         with_all_required=sum(1 for m in masks if m & need == need),
     )

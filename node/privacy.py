@@ -12,6 +12,7 @@ preview shows exactly what will be signed; the budget is spent only when a summa
 Off by default: at a useful epsilon the noise is larger than the rare-mutation counts the network
 exists to see (a site's 3 MET exon 14 positives become 3 +/- dozens).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -21,8 +22,8 @@ import math
 import random
 import sqlite3
 
-from protos.rarenet.v1 import summary_pb2 as pb
 from node.errors import NodeError
+from protos.rarenet.v1 import summary_pb2 as pb
 
 CELLS = ("positive", "negative", "failed", "equivocal")
 
@@ -50,7 +51,9 @@ def noise_variance(alpha: float) -> float:
 def sensitivity(conn: sqlite3.Connection, start: str, end: str) -> int:
     (most,) = conn.execute(
         "SELECT MAX(n) FROM (SELECT COUNT(*) AS n FROM results WHERE reported_date BETWEEN ? AND ?"
-        " AND eqa_round IS NULL GROUP BY patient_key)", (start, end)).fetchone()
+        " AND eqa_round IS NULL GROUP BY patient_key)",
+        (start, end),
+    ).fetchone()
     return 4 * max(most or 1, 1)
 
 
@@ -63,13 +66,16 @@ def check_budget(conn: sqlite3.Connection, epsilon: float, total: float) -> None
     if used + epsilon > total + 1e-12:
         raise BudgetExhausted(
             f"the privacy budget is spent: {used:g} of {total:g} used, this summary needs {epsilon:g}. "
-            "Nothing was signed. Raise epsilon_total in node.toml only if your privacy officer agrees")
+            "Nothing was signed. Raise epsilon_total in node.toml only if your privacy officer agrees"
+        )
 
 
 def record_spend(conn: sqlite3.Connection, sequence: int, period: str, epsilon: float) -> None:
     """Inside the caller's transaction: the spend is stored with the envelope or not at all."""
-    conn.execute("INSERT INTO privacy_budget (sequence, period, epsilon, spent_at) VALUES (?, ?, ?, ?)",
-                 (sequence, period, epsilon, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")))
+    conn.execute(
+        "INSERT INTO privacy_budget (sequence, period, epsilon, spent_at) VALUES (?, ?, ?, ?)",
+        (sequence, period, epsilon, dt.datetime.now(dt.UTC).isoformat(timespec="seconds")),
+    )
 
 
 def _content(summary: pb.SiteSummary) -> bytes:
@@ -93,7 +99,12 @@ def apply(summary: pb.SiteSummary, epsilon: float, sensitivity_bound: int, secre
             continue
         for cell in CELLS:
             if cell not in stratum.suppressed_cells:
-                setattr(stratum, cell, max(0, getattr(stratum, cell) + two_sided_geometric(rng, alpha)))
+                setattr(
+                    stratum, cell, max(0, getattr(stratum, cell) + two_sided_geometric(rng, alpha))
+                )
         stratum.tests = sum(getattr(stratum, c) for c in CELLS)
-    summary.policy.differential_privacy.CopyFrom(pb.DifferentialPrivacy(
-        enabled=True, mechanism="geometric", epsilon=epsilon, noise_scale=scale))
+    summary.policy.differential_privacy.CopyFrom(
+        pb.DifferentialPrivacy(
+            enabled=True, mechanism="geometric", epsilon=epsilon, noise_scale=scale
+        )
+    )

@@ -1,4 +1,5 @@
 """Pseudonymisation at the door: patient ids become keyed hashes before anything is stored."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,9 @@ class Pseudonymiser:
         if key is None:
             if len(self._cache) > 20_000:  # an export lists a patient's results together
                 self._cache.clear()
-            key = hmac.new(self._secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+            key = hmac.new(self._secret, patient_id.encode("utf-8"), hashlib.sha256).hexdigest()[
+                :32
+            ]
             self._cache[patient_id] = key
         return key
 

@@ -1,4 +1,5 @@
 """Reading LIMS exports row by row: CSV/TSV in UTF-8, UTF-8 with BOM, UTF-16 or GB18030, and XLSX."""
+
 from __future__ import annotations
 
 import codecs
@@ -79,7 +80,9 @@ def open_table(path: Path, encoding: str | None = None) -> Table:
     if suffix in (".xlsx", ".xlsm"):
         return _open_xlsx(path)
     if suffix == ".xls":
-        raise IngestError(f"{path}: old .xls workbooks are not read; save it as .xlsx or CSV from Excel")
+        raise IngestError(
+            f"{path}: old .xls workbooks are not read; save it as .xlsx or CSV from Excel"
+        )
     return _open_delimited(path, encoding)
 
 
@@ -96,7 +99,9 @@ def _open_delimited(path: Path, encoding: str | None) -> Table:
         first = text.readline()
     except UnicodeDecodeError as exc:
         raw.close()
-        raise IngestError(f"{path} is not {encoding}; pass --encoding (utf-8, gb18030, utf-16)") from exc
+        raise IngestError(
+            f"{path} is not {encoding}; pass --encoding (utf-8, gb18030, utf-16)"
+        ) from exc
     if not first.strip():
         raw.close()
         raise IngestError(f"{path} is empty or has no header line")
@@ -114,14 +119,22 @@ def _open_delimited(path: Path, encoding: str | None) -> Table:
             for cells in reader:
                 yield reader.line_num + 1, cells
         except UnicodeDecodeError as exc:
-            raise IngestError(f"{path}: bytes after line {reader.line_num + 1} are not {encoding}; pass --encoding") from exc
+            raise IngestError(
+                f"{path}: bytes after line {reader.line_num + 1} are not {encoding}; pass --encoding"
+            ) from exc
         except csv.Error as exc:
             raise IngestError(f"{path}: line {reader.line_num + 1}: {exc}") from exc
         finally:
             raw.close()
 
-    return Table(header, rows(), encoding, lambda: hashed.count, path.stat().st_size,
-                 lambda: hashed.hash.hexdigest())
+    return Table(
+        header,
+        rows(),
+        encoding,
+        lambda: hashed.count,
+        path.stat().st_size,
+        lambda: hashed.hash.hexdigest(),
+    )
 
 
 def _cell_text(value: object) -> str:
@@ -161,5 +174,11 @@ def _open_xlsx(path: Path) -> Table:
             workbook.close()
 
     total = sheet.max_row or 1
-    return Table(header, rows(), "xlsx", lambda: done[0] * path.stat().st_size // total, path.stat().st_size,
-                 lambda: file_sha256(path))
+    return Table(
+        header,
+        rows(),
+        "xlsx",
+        lambda: done[0] * path.stat().st_size // total,
+        path.stat().st_size,
+        lambda: file_sha256(path),
+    )

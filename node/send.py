@@ -1,16 +1,17 @@
 """summary -> signed envelope -> outbox -> gRPC -> verified receipt."""
+
 from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
 
-from protos import dsse, wire
-from protos.periods import Period
 from node import outbox, privacy, summary
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.receipts import check_submission, coordinator_key, remember_tree_head
 from node.standard import NodeStandard
+from protos import dsse, wire
+from protos.periods import Period
 
 
 @dataclass
@@ -20,7 +21,9 @@ class Queued:
     envelope_sha256: str | None
 
 
-def queue_summary(conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period) -> Queued:
+def queue_summary(
+    conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period
+) -> Queued:
     """Build, sign and store the period's summary in the outbox, unless it says nothing new."""
     sequence = summary.next_sequence(conn)
     message, payload = summary.build(conn, config, standard, period, sequence)
@@ -32,20 +35,34 @@ def queue_summary(conn: sqlite3.Connection, config: NodeConfig, standard: NodeSt
             return Queued(period.label, None, None)
     dp = config.disclosure.differential_privacy
     if dp:
-        privacy.check_budget(conn, config.disclosure.epsilon_per_period, config.disclosure.epsilon_total)
+        privacy.check_budget(
+            conn, config.disclosure.epsilon_per_period, config.disclosure.epsilon_total
+        )
     envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
-    spend = (lambda c: privacy.record_spend(c, sequence, period.label, config.disclosure.epsilon_per_period)) if dp else None
-    return Queued(period.label, sequence, outbox.add(conn, envelope, period.label, sequence, also=spend))
+    spend = (
+        (
+            lambda c: privacy.record_spend(
+                c, sequence, period.label, config.disclosure.epsilon_per_period
+            )
+        )
+        if dp
+        else None
+    )
+    return Queued(
+        period.label, sequence, outbox.add(conn, envelope, period.label, sequence, also=spend)
+    )
 
 
 @dataclass
 class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
-    failed: list[tuple[int, str]] = field(default_factory=list)     # (sequence, error)
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
 
 
-def flush(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, due_only: bool = False) -> FlushReport:
+def flush(
+    conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, due_only: bool = False
+) -> FlushReport:
     """Send every pending envelope in sequence order; keep each until its receipt verifies."""
     trusted = coordinator_key(config)
     report = FlushReport()
@@ -55,14 +72,21 @@ def flush(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClien
         except RpcFailure as exc:
             report.failed.append((item.sequence, str(exc)))
             if exc.retryable:  # the coordinator is down or busy: keep order, try again later
-                outbox.mark_failed(conn, item.sha256, str(exc), config.daemon.retry_base_seconds,
-                                   config.daemon.retry_max_seconds)
+                outbox.mark_failed(
+                    conn,
+                    item.sha256,
+                    str(exc),
+                    config.daemon.retry_base_seconds,
+                    config.daemon.retry_max_seconds,
+                )
                 break
             outbox.mark_rejected(conn, item.sha256, str(exc))
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)
-        outbox.mark_delivered(conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head)
+        outbox.mark_delivered(
+            conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
+        )
         report.delivered.append((item.sequence, receipt.leaf_index))
     report.pending = len(outbox.pending(conn))
     return report

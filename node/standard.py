@@ -3,6 +3,7 @@
 The standard is served by the coordinator (GetStandards), signed, and cached in D/standard.toml so
 that `summarize` works offline. The node reads only what shapes its metrics.
 """
+
 from __future__ import annotations
 
 import tomllib
@@ -26,7 +27,9 @@ class NodeStandard:
 
     def rank(self, biomarker: str, method: str) -> int:
         """Lower is a better reference method for this biomarker."""
-        order = self.reference_order.get(biomarker, self.reference_order.get("default", DEFAULT_ORDER))
+        order = self.reference_order.get(
+            biomarker, self.reference_order.get("default", DEFAULT_ORDER)
+        )
         return order.index(method) if method in order else len(order)
 
 
@@ -38,12 +41,19 @@ def parse(text: str) -> NodeStandard:
             target_days=int(data["turnaround"]["target_working_days"]),
             required_panel=tuple(data["panel"]["required"]),
             non_squamous=tuple(data["panel"]["histologies"]),
-            reference_order={k: tuple(v) for k, v in data["reference_methods"].items() if k != "source"},
-            vaf_edges=tuple(float(e) for e in data.get("vaf", {}).get("edges", (0, 1, 2, 5, 10, 20, 50, 100.0001))),
+            reference_order={
+                k: tuple(v) for k, v in data["reference_methods"].items() if k != "source"
+            },
+            vaf_edges=tuple(
+                float(e)
+                for e in data.get("vaf", {}).get("edges", (0, 1, 2, 5, 10, 20, 50, 100.0001))
+            ),
             text=text,
         )
     except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"the cached testing standard cannot be read ({exc}); run `rarenet-node standards fetch`") from exc
+        raise ConfigError(
+            f"the cached testing standard cannot be read ({exc}); run `rarenet-node standards fetch`"
+        ) from exc
 
 
 def load_cached(path: Path) -> NodeStandard:

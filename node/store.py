@@ -1,4 +1,5 @@
 """The node's local SQLite database: results (pseudonymised), quarantine, outbox, receipts, state."""
+
 from __future__ import annotations
 
 import sqlite3

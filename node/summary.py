@@ -3,25 +3,31 @@
 `build` is used both by `summarize` (preview, the sequence number not consumed) and by `submit`
 (sequence consumed): for the same database, period, standard and sequence the bytes are the same.
 """
+
 from __future__ import annotations
 
 import sqlite3
 
-from protos import wire
-from protos.periods import Period
-from protos.rarenet.v1 import summary_pb2 as pb
 from node import __version__, disclosure, metrics, privacy, store
 from node.config import NodeConfig
 from node.standard import NodeStandard
 from node.workdays import WorkingDays
+from protos import wire
+from protos.periods import Period
+from protos.rarenet.v1 import summary_pb2 as pb
 
 
 def next_sequence(conn: sqlite3.Connection) -> int:
     return int(store.get_state(conn, "last_sequence", "0")) + 1
 
 
-def build(conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period,
-          sequence: int) -> tuple[pb.SiteSummary, bytes]:
+def build(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    standard: NodeStandard,
+    period: Period,
+    sequence: int,
+) -> tuple[pb.SiteSummary, bytes]:
     raw = metrics.compute(conn, period, standard, WorkingDays(config.country, config.subdivision))
     released = disclosure.apply(raw, config.disclosure)
     released.site_id = config.site_id

@@ -5,6 +5,7 @@
 - slow: turnaround of two to four working weeks;
 - failing_cytology: many cytology samples, a third of which fail.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,19 +13,34 @@ import datetime as dt
 import random
 from pathlib import Path
 
-from protos.periods import Period, containing, parse
 from node.vocabulary import BIOMARKERS, FIELDS
+from protos.periods import Period, containing, parse
 
 PROFILES = ("normal", "dna_only", "slow", "failing_cytology")
 
 # One driver per patient (they are largely mutually exclusive); probability among NSCLC tested.
 DRIVERS = {
-    "EGFR": 0.45, "KRAS": 0.07, "KRAS_G12C": 0.03, "ALK": 0.05, "ERBB2": 0.03, "MET_EX14": 0.02, "MET_AMP": 0.01,
-    "RET": 0.014, "ROS1": 0.015, "BRAF_V600E": 0.01, "NTRK": 0.004,
+    "EGFR": 0.45,
+    "KRAS": 0.07,
+    "KRAS_G12C": 0.03,
+    "ALK": 0.05,
+    "ERBB2": 0.03,
+    "MET_EX14": 0.02,
+    "MET_AMP": 0.01,
+    "RET": 0.014,
+    "ROS1": 0.015,
+    "BRAF_V600E": 0.01,
+    "NTRK": 0.004,
 }
 FUSIONS = {"ALK", "ROS1", "RET", "NTRK"}
-HISTOLOGY = (("adenocarcinoma", 0.76), ("squamous", 0.10), ("nos", 0.08), ("large_cell", 0.03),
-             ("sarcomatoid", 0.01), ("other", 0.02))
+HISTOLOGY = (
+    ("adenocarcinoma", 0.76),
+    ("squamous", 0.10),
+    ("nos", 0.08),
+    ("large_cell", 0.03),
+    ("sarcomatoid", 0.01),
+    ("other", 0.02),
+)
 FAILURE = {"tissue": 0.03, "cytology": 0.07, "plasma": 0.04}
 
 
@@ -51,8 +67,14 @@ def default_period(today: dt.date | None = None) -> Period:
     return containing(today or dt.date.today(), "quarter").previous()
 
 
-def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("normal",),
-             period: Period | None = None, id_prefix: str = "") -> list[dict]:
+def generate(
+    site_id: str,
+    rows: int,
+    seed: int,
+    profiles: tuple[str, ...] = ("normal",),
+    period: Period | None = None,
+    id_prefix: str = "",
+) -> list[dict]:
     unknown = set(profiles) - set(PROFILES)
     if unknown:
         raise ValueError(f"unknown profile(s) {sorted(unknown)}; choose from {PROFILES}")
@@ -79,7 +101,11 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
         if slow:
             tat = rng.randint(9, 22)
         else:
-            tat = max(0, min(int(rng.gauss(6, 2)), 14)) if rng.random() > 0.03 else rng.randint(11, 16)
+            tat = (
+                max(0, min(int(rng.gauss(6, 2)), 14))
+                if rng.random() > 0.03
+                else rng.randint(11, 16)
+            )
         reported = min(_add_working_days(received, tat), period.end)
 
         def emit(test_id: str, spec: str, meth: str, biomarker: str, result: str) -> None:
@@ -88,10 +114,23 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
                 vaf = f"{min(95.0, rng.lognormvariate(2.6, 0.8)):.1f}"
                 if spec == "plasma":
                     vaf = f"{min(30.0, rng.lognormvariate(0.5, 1.0)):.2f}"
-            out.append({"test_id": test_id, "patient_id": pid, "received_date": received.isoformat(),
-                        "reported_date": reported.isoformat(), "specimen": spec, "histology": histology,
-                        "method": meth, "biomarker": biomarker, "result": result, "variant": "", "vaf": vaf,
-                        "eqa_round": "", "eqa_sample": ""})
+            out.append(
+                {
+                    "test_id": test_id,
+                    "patient_id": pid,
+                    "received_date": received.isoformat(),
+                    "reported_date": reported.isoformat(),
+                    "specimen": spec,
+                    "histology": histology,
+                    "method": meth,
+                    "biomarker": biomarker,
+                    "result": result,
+                    "variant": "",
+                    "vaf": vaf,
+                    "eqa_round": "",
+                    "eqa_sample": "",
+                }
+            )
 
         def call(biomarker: str, meth: str, spec: str) -> str:
             truly = driver == biomarker or (driver == "KRAS_G12C" and biomarker == "KRAS")
@@ -112,9 +151,21 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
         tid = f"{id_prefix}T-{site_id}-{period.label}-{test:07d}"
         failed = rng.random() < failure
         for biomarker in BIOMARKERS:
-            emit(tid, specimen, method, biomarker, "failed" if failed else call(biomarker, method, specimen))
+            emit(
+                tid,
+                specimen,
+                method,
+                biomarker,
+                "failed" if failed else call(biomarker, method, specimen),
+            )
         if not failed and specimen != "plasma" and rng.random() < 0.15:
-            emit(tid, specimen, "ihc", "ALK", "equivocal" if rng.random() < 0.01 else call("ALK", "ihc", specimen))
+            emit(
+                tid,
+                specimen,
+                "ihc",
+                "ALK",
+                "equivocal" if rng.random() < 0.01 else call("ALK", "ihc", specimen),
+            )
             if rng.random() < 0.5:
                 emit(tid, specimen, "fish", "ALK", call("ALK", "fish", specimen))
         if specimen == "tissue" and rng.random() < 0.10:
@@ -122,8 +173,13 @@ def generate(site_id: str, rows: int, seed: int, profiles: tuple[str, ...] = ("n
             ptid = f"{id_prefix}T-{site_id}-{period.label}-{test:07d}"
             plasma_failed = rng.random() < FAILURE["plasma"]
             for biomarker in ("EGFR", "KRAS", "ALK", "MET_EX14"):
-                emit(ptid, "plasma", "ngs_dna", biomarker,
-                     "failed" if plasma_failed else call(biomarker, "ngs_dna", "plasma"))
+                emit(
+                    ptid,
+                    "plasma",
+                    "ngs_dna",
+                    biomarker,
+                    "failed" if plasma_failed else call(biomarker, "ngs_dna", "plasma"),
+                )
     return out[:rows]
 
 

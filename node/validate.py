@@ -9,6 +9,7 @@ A large file is prepared in a second process (`python -m node.validate`, see pro
 so that one core validates while the other writes to SQLite (`in_worker`). A small file is
 prepared in the calling process. Both run `prepare`.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ class Job:
 @dataclass
 class Opened:
     """The first item: how the file was read."""
+
     encoding: str
     unmapped_columns: list[str]
     size: int
@@ -52,12 +54,15 @@ class Opened:
 class Batch:
     """The next rows of the file. Each row read is counted in `rows` and is exactly one of a record,
     a repeat or a quarantined row."""
+
     records: list[tuple] = field(default_factory=list)  # the first row of their key in the file
     # (record, first line, masked row): the hash of the key was seen on an earlier line. Once the
     # earlier batches are written, the table says whether it is a duplicate (the same values), a
     # conflict (other values) or, very rarely, another key with the same 64-bit hash.
     repeats: list[tuple[tuple, int, str]] = field(default_factory=list)
-    quarantined: list[tuple[int, Problems, str]] = field(default_factory=list)  # (line, problems, masked row)
+    quarantined: list[tuple[int, Problems, str]] = field(
+        default_factory=list
+    )  # (line, problems, masked row)
     rows: int = 0
     position: int = 0  # bytes read, for progress
 
@@ -65,12 +70,14 @@ class Batch:
 @dataclass
 class Finished:
     """The last item."""
+
     sha256: str
 
 
 @dataclass
 class Failed:
     """From the worker: the file cannot be read (the same error `prepare` raises in process)."""
+
     error: NodeError
 
 
@@ -83,8 +90,14 @@ class Validator:
     its error messages (`problems`).
     """
 
-    def __init__(self, columns: int, positions: dict[int, str], mapping: Mapping, pseudonymise: Pseudonymiser,
-                 ingest_id: int) -> None:
+    def __init__(
+        self,
+        columns: int,
+        positions: dict[int, str],
+        mapping: Mapping,
+        pseudonymise: Pseudonymiser,
+        ingest_id: int,
+    ) -> None:
         self.index = {name: i for i, name in positions.items()}
         self.mapping = mapping
         self.pseudonymise = pseudonymise
@@ -93,8 +106,10 @@ class Validator:
         absent = any(name not in self.index for name in OPTIONAL)
         self.width = columns + absent
         self.blanks = [""] * self.width
-        self.pick = operator.itemgetter(*[self.index[name] for name in REQUIRED],
-                                        *[self.index.get(name, columns) for name in OPTIONAL])
+        self.pick = operator.itemgetter(
+            *[self.index[name] for name in REQUIRED],
+            *[self.index.get(name, columns) for name in OPTIONAL],
+        )
         self.words: dict[str, dict[str, str | None]] = {f: {} for f in VOCABULARY_FIELDS}
         self.dates: dict[str, str | None] = {}
         self.word_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -125,17 +140,33 @@ class Validator:
         if len(self.date_pairs) > 100_000:
             self.date_pairs.clear()
         pair = (self.date(received.strip()), self.date(reported.strip()))
-        self.date_pairs[received, reported] = pair = pair if pair[0] and pair[1] and pair[1] >= pair[0] else ()
+        self.date_pairs[received, reported] = pair = (
+            pair if pair[0] and pair[1] and pair[1] >= pair[0] else ()
+        )
         return pair
 
     def __call__(self, cells: list[str], line: int) -> tuple | None:
         """The record (with ingest id and line), or None: then `problems(cells)` says why."""
         if len(cells) != self.width:
-            cells = (cells + self.blanks)[:self.width]
-        test_id, patient_id, received, reported, specimen, histology, method, biomarker, result, \
-            variant, vaf_text, eqa_round, eqa_sample = self.pick(cells)
-        words = self.word_sets.get((specimen, histology, method, biomarker, result)) \
-            or self._word_set((specimen, histology, method, biomarker, result))
+            cells = (cells + self.blanks)[: self.width]
+        (
+            test_id,
+            patient_id,
+            received,
+            reported,
+            specimen,
+            histology,
+            method,
+            biomarker,
+            result,
+            variant,
+            vaf_text,
+            eqa_round,
+            eqa_sample,
+        ) = self.pick(cells)
+        words = self.word_sets.get(
+            (specimen, histology, method, biomarker, result)
+        ) or self._word_set((specimen, histology, method, biomarker, result))
         dates = self.date_pairs.get((received, reported)) or self._date_pair(received, reported)
         test_id, patient_id = test_id.strip(), patient_id.strip()
         vaf = None
@@ -151,19 +182,37 @@ class Validator:
         specimen, histology, method, biomarker, result = words
         received, reported = dates
         patient_key = self.pseudonymise(patient_id)
-        return (test_id, biomarker, method, patient_key, received, reported, specimen, histology, result,
-                normalise_variant(variant) or None if variant else None, vaf,
-                eqa_round.strip() or None if eqa_round else None, eqa_sample.strip() or None if eqa_sample else None,
-                self.ingest_id, line)
+        return (
+            test_id,
+            biomarker,
+            method,
+            patient_key,
+            received,
+            reported,
+            specimen,
+            histology,
+            result,
+            normalise_variant(variant) or None if variant else None,
+            vaf,
+            eqa_round.strip() or None if eqa_round else None,
+            eqa_sample.strip() or None if eqa_sample else None,
+            self.ingest_id,
+            line,
+        )
 
     def problems(self, cells: list[str]) -> Problems:
         """Every reason the row cannot be accepted, one (field, reason) per problem."""
-        cells = (cells + self.blanks)[:self.width]
+        cells = (cells + self.blanks)[: self.width]
         values = dict(zip(REQUIRED + OPTIONAL, (text.strip() for text in self.pick(cells))))
         problems = [(name, "required value is empty") for name in REQUIRED if not values[name]]
         for name in VOCABULARY_FIELDS:
             if values[name] and self.word(name, values[name]) is None:
-                problems.append((name, f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]"))
+                problems.append(
+                    (
+                        name,
+                        f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]",
+                    )
+                )
         for name in ("received_date", "reported_date"):
             if values[name] and self.date(values[name]) is None:
                 problems.append((name, f"{values[name]!r} is not a real date in a known format"))
@@ -246,8 +295,10 @@ def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
             if isinstance(item, Finished):
                 return
     except WorkerStopped as exc:
-        raise IngestError(f"{job.path.name}: {exc}; nothing from this file was stored. Run the ingest again; "
-                          "if it stops again, check the machine's free memory") from None
+        raise IngestError(
+            f"{job.path.name}: {exc}; nothing from this file was stored. Run the ingest again; "
+            "if it stops again, check the machine's free memory"
+        ) from None
     finally:
         worker.close()
 
@@ -261,6 +312,8 @@ def _prepared(job: Job) -> Iterator[Opened | Batch | Finished | Failed]:
 
 
 if __name__ == "__main__":
-    from node.validate import _prepared as prepared  # by the module's importable name, so pickles name it so
+    from node.validate import (
+        _prepared as prepared,
+    )  # by the module's importable name, so pickles name it so
 
     serve(prepared)

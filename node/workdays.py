@@ -4,6 +4,7 @@ Convention (rarenet): the number of working days after the receipt date up to an
 report date, so a same-day report is 0. Countries that move working days onto weekends around
 holidays (China) are handled by the holidays package's `is_working_day`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,7 +20,9 @@ class WorkingDays:
         except NotImplementedError as exc:
             from node.errors import ConfigError
 
-            raise ConfigError(f"the holidays package does not know country {country!r}; set [site] country") from exc
+            raise ConfigError(
+                f"the holidays package does not know country {country!r}; set [site] country"
+            ) from exc
         self._count = lru_cache(maxsize=None)(self._count_uncached)
 
     def is_working_day(self, day: dt.date) -> bool:

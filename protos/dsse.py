@@ -4,6 +4,7 @@
 
 A signature's keyid is the lower-case hex SHA-256 of the raw 32-byte Ed25519 public key.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,12 +41,17 @@ def sign(payload_type: str, payload: bytes, *keys: Ed25519PrivateKey) -> Envelop
 
 def add_signature(envelope: Envelope, key: Ed25519PrivateKey) -> Envelope:
     envelope.signatures.append(
-        Signature(keyid=keyid(key.public_key()), sig=key.sign(pae(envelope.payload_type, envelope.payload)))
+        Signature(
+            keyid=keyid(key.public_key()),
+            sig=key.sign(pae(envelope.payload_type, envelope.payload)),
+        )
     )
     return envelope
 
 
-def verify(envelope: Envelope, trusted: Mapping[str, bytes], *, expected_type: str | None = None) -> set[str]:
+def verify(
+    envelope: Envelope, trusted: Mapping[str, bytes], *, expected_type: str | None = None
+) -> set[str]:
     """Check the envelope's signatures against trusted {keyid: raw public key}.
 
     Returns the keyids whose signatures verified (at least one). Raises SignatureError when the

@@ -3,6 +3,7 @@
 The .proto files live in protos/rarenet/v1/ and are compiled with the repository root as the
 include path, so generated modules import each other as `protos.rarenet.v1.x_pb2`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,8 @@ def proto_files() -> list[Path]:
 
 def generate(out_dir: Path) -> list[Path]:
     """Compile every .proto into out_dir (mirroring protos/rarenet/v1); returns the files written."""
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     include = str(Path(grpc_tools.__file__).parent / "_proto")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
 """Ed25519 keys on disk: private keys as PKCS#8 PEM with mode 0600, public keys as raw bytes or PEM."""
+
 from __future__ import annotations
 
 import os
@@ -37,7 +38,9 @@ def save_private(key: Ed25519PrivateKey, path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as exc:
-        raise KeyFileError(f"{path} already exists; move it away first if you mean to replace it") from exc
+        raise KeyFileError(
+            f"{path} already exists; move it away first if you mean to replace it"
+        ) from exc
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()

@@ -1,4 +1,5 @@
 """One process at a time per data directory: an exclusive, non-blocking flock held while serving."""
+
 from __future__ import annotations
 
 import fcntl
@@ -15,7 +16,7 @@ class DirectoryLock:
         self.path = path
         self.fd: int | None = None
 
-    def acquire(self) -> "DirectoryLock":
+    def acquire(self) -> DirectoryLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

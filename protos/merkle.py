@@ -7,6 +7,7 @@ never change in an append-only tree), so roots and proofs after the first cost O
 `verify_inclusion` and `verify_consistency` are the RFC 9162 section 2.1.3.2 / 2.1.4.2
 algorithms, used by nodes and auditors; they need nothing but the proof and the hashes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -114,7 +115,9 @@ class Tree:
         return self._subproof(m - k, lo + k, hi, False) + [self._hash(lo, lo + k)]
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+def verify_inclusion(
+    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> None:
     """RFC 9162 2.1.3.2; raises ProofError unless leaf is at index in the tree of that size and root."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
@@ -134,10 +137,14 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     if sn != 0:
         raise ProofError("inclusion proof is shorter than the tree needs")
     if r != root:
-        raise ProofError(f"inclusion proof for leaf {index} does not lead to the signed root of size {size}")
+        raise ProofError(
+            f"inclusion proof for leaf {index} does not lead to the signed root of size {size}"
+        )
 
 
-def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]) -> None:
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]
+) -> None:
     """RFC 9162 2.1.4.2; raises ProofError unless the tree of size `second` extends the tree of size `first`."""
     if first > second:
         raise ProofError(f"the log shrank: size {second} is smaller than the earlier size {first}")

@@ -1,4 +1,5 @@
 """Addresses: plain-text gRPC is allowed only on loopback, on both sides."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -1,4 +1,5 @@
 """Reporting periods: a year (2026), a quarter (2026Q2) or a month (2026-05)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -29,7 +30,7 @@ class Period:
     def is_closed(self, today: dt.date) -> bool:
         return today > self.end
 
-    def previous(self) -> "Period":
+    def previous(self) -> Period:
         return containing(self.start - dt.timedelta(days=1), self.kind)
 
 

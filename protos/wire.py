@@ -11,6 +11,7 @@ written as strings, base64 bytes, special floats, strict booleans). Anything it 
 goes through the field-by-field path, which accepts exactly what the JSON mapping allows and names
 what is wrong; the tests check that both paths agree.
 """
+
 from __future__ import annotations
 
 import base64
@@ -51,7 +52,10 @@ M = TypeVar("M", bound=Message)
 def encode(message: Message) -> bytes:
     """The payload bytes of a message: its protobuf JSON mapping (field names as in the .proto,
     64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted."""
-    return json.dumps(_to_dict(message), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
+    return (
+        json.dumps(_to_dict(message), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8")
+        + b"\n"
+    )
 
 
 def decode(payload: bytes, message_type: type[M]) -> M:
@@ -157,8 +161,12 @@ def _convert(kind: int, value, message_type):
     raise TypeError("not the usual form")
 
 
-_INTEGERS = {FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1), FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
-             FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1), FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1)}
+_INTEGERS = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
 _AS_STRING = {FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64}
 _FIELDS: dict = {}
 

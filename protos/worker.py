@@ -5,6 +5,7 @@ The node checks the rows of a large export in one while it writes them (node/val
 coordinator decodes submitted payloads in one while it commits (coordinator/decoding.py). The
 worker module runs `serve(handle)`; the parent holds a `Worker`.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,11 +27,19 @@ class Worker:
         """Start `python -m module`; `name` says what it does, in messages ("the {name} process")."""
         self.name = name
         package_root = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        )
         self._stderr = tempfile.TemporaryFile()
         # -P: the current directory is not put on sys.path, so a folder there named like a package is not imported.
-        self._proc = subprocess.Popen([sys.executable, "-P", "-m", module], env=env, stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=self._stderr)
+        self._proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", module],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
 
     def send(self, message: object) -> None:
         try:

@@ -1,8 +1,11 @@
 """Fixtures: a real coordinator serving gRPC on 127.0.0.1 port 0, real node data directories,
 real keys, real SQLite files under tmp_path. No mocks where the real thing runs."""
+
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +46,17 @@ class Node:
     client: CoordinatorClient
 
     def ingest(self, path: Path):
-        return ingest_file(self.conn, path, Pseudonymiser(self.config.pseudonym_secret()), Mapping())
+        return ingest_file(
+            self.conn, path, Pseudonymiser(self.config.pseudonym_secret()), Mapping()
+        )
 
 
 def make_node(tmp_path: Path, running: Running, site_id: str, port: int | None = None) -> Node:
     data = running.service.data
     token, _ = enrolment.add_site(coordinator_store.connect(data.db), site_id)
-    cfg = node_config.init(tmp_path / site_id, site_id, f"127.0.0.1:{port or running.port}", insecure=True)
+    cfg = node_config.init(
+        tmp_path / site_id, site_id, f"127.0.0.1:{port or running.port}", insecure=True
+    )
     conn = node_store.connect(cfg.db_path)
     client = CoordinatorClient(cfg)
     node_enroll.enroll(cfg, conn, client, token)
@@ -72,7 +79,14 @@ def node_factory(tmp_path: Path, coordinator: Running):
 
 @pytest.fixture
 def synthetic_csv(tmp_path: Path):
-    def factory(site_id: str = "lab-a", rows: int = 2000, seed: int = 1, profiles=("normal",), name=None, **kw) -> Path:
+    def factory(
+        site_id: str = "lab-a",
+        rows: int = 2000,
+        seed: int = 1,
+        profiles=("normal",),
+        name=None,
+        **kw,
+    ) -> Path:
         path = tmp_path / (name or f"{site_id}-{seed}.csv")
         write_csv(generate(site_id, rows, seed, profiles, PERIOD, **kw), path)
         return path
@@ -134,19 +148,44 @@ def rpc_code(exc_info) -> grpc.StatusCode:
 __all__ = ["PERIOD", "Node", "Recorder", "make_node", "rpc_code", "DataDir"]
 
 
-def helper_pids(module: str, parent: int | None = None) -> list[int]:
-    """Live `python -m module` processes (the helpers of protos/worker.py), children of `parent` if given."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if not proc.name.isdigit() or module.encode() not in (proc / "cmdline").read_bytes():
-                continue
-            state, ppid = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-        except OSError:
-            continue
-        if state != "Z" and (parent is None or int(ppid) == parent):
-            pids.append(int(proc.name))
-    return pids
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid: (parent pid, state, command line) of every process, as `ps` lists them."""
+    listing = subprocess.run(
+        ["ps", "-e", "-o", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True
+    ).stdout
+    table = {}
+    for line in listing.splitlines():
+        pid, ppid, state, *args = line.split(None, 3)
+        table[int(pid)] = (int(ppid), state, args[0] if args else "")
+    return table
+
+
+def helper_pids(module: str, root: int | None = None) -> list[int]:
+    """Live `python -m module` processes (the helpers of protos/worker.py) that descend from
+    `root` (default: this test process), so a test only ever sees processes it started itself."""
+    table = _processes()
+    root = os.getpid() if root is None else root
+
+    def descends(pid: int) -> bool:
+        seen = set()
+        while pid in table and pid not in seen:
+            seen.add(pid)
+            pid = table[pid][0]
+            if pid == root:
+                return True
+        return False
+
+    return sorted(
+        pid
+        for pid, (_, state, args) in table.items()
+        if f"-m {module}" in args and not state.startswith("Z") and descends(pid)
+    )
+
+
+def alive(pid: int) -> bool:
+    """The process (one this test found among its own) still runs: not gone, not a zombie."""
+    entry = _processes().get(pid)
+    return entry is not None and not entry[1].startswith("Z")
 
 
 def validation_worker_pids() -> list[int]:

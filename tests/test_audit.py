@@ -1,5 +1,6 @@
 """Audit bundles from a real network run (nodes -> gRPC -> coordinator -> bundle), verified offline,
 and every kind of tampering detected and named."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,11 @@ def rewrite(src: Path, dst: Path, key=None, change=None, remove=(), add=None) ->
     files.update(add or {})
     if key is not None:
         manifest = json.loads(files["MANIFEST.json"])
-        manifest["files"] = {n: hashlib.sha256(c).hexdigest() for n, c in sorted(files.items())
-                             if n not in ("MANIFEST.json", "MANIFEST.sig")}
+        manifest["files"] = {
+            n: hashlib.sha256(c).hexdigest()
+            for n, c in sorted(files.items())
+            if n not in ("MANIFEST.json", "MANIFEST.sig")
+        }
         files["MANIFEST.json"] = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         files["MANIFEST.sig"] = key.sign(dsse.pae(MANIFEST_TYPE, files["MANIFEST.json"]))
     with zipfile.ZipFile(dst, "w") as z:
@@ -67,7 +71,10 @@ def test_a_real_bundle_verifies(bundle) -> None:
     result = verify(path)
     assert result.ok, [c for c in result.checks if not c.ok]
     names = [c.name for c in result.checks]
-    assert names[:3] == ["manifest", "files", "tree head"] and names[-2:] == ["standard", "statistics"]
+    assert names[:3] == ["manifest", "files", "tree head"] and names[-2:] == [
+        "standard",
+        "statistics",
+    ]
     assert sum(n.startswith("leaf ") for n in names) == 3
     run = CliRunner().invoke(audit_cli, ["verify", str(path)])
     assert run.exit_code == 0 and "0 failed" in run.output
@@ -90,7 +97,10 @@ def test_changed_summary_byte(bundle, tmp_path) -> None:
         envelope.payload = bytes(payload)
         return wire.envelope_bytes(envelope)
 
-    assert "hash differs: " + leaf in failures(rewrite(path, tmp_path / "a.zip", change={leaf: flip}))["files"]
+    assert (
+        "hash differs: " + leaf
+        in failures(rewrite(path, tmp_path / "a.zip", change={leaf: flip}))["files"]
+    )
     failed = failures(rewrite(path, tmp_path / "b.zip", key=key, change={leaf: flip}))
     number = leaf.split("/")[1].split(".")[0]
     assert "does not verify" in failed[f"leaf {number}"]
@@ -105,7 +115,9 @@ def test_changed_statistic_in_the_report(bundle, tmp_path) -> None:
         report["sites"][site]["positivity"]["EGFR"]["positive"] += 1
         return json.dumps(report).encode()
 
-    failed = failures(rewrite(path, tmp_path / "s.zip", key=key, change={"report/benchmark.json": nudge}))
+    failed = failures(
+        rewrite(path, tmp_path / "s.zip", key=key, change={"report/benchmark.json": nudge})
+    )
     assert set(failed) == {"statistics"}
     assert "/positivity/EGFR/positive" in failed["statistics"]
 
@@ -119,7 +131,9 @@ def test_changed_proof_hash(bundle, tmp_path) -> None:
         proof["hashes"][0] = "00" * 32
         return json.dumps(proof).encode()
 
-    failed = failures(rewrite(path, tmp_path / "p.zip", key=key, change={f"proofs/{number}.json": corrupt}))
+    failed = failures(
+        rewrite(path, tmp_path / "p.zip", key=key, change={f"proofs/{number}.json": corrupt})
+    )
     assert "inclusion proof" in failed[f"leaf {number}"]
 
 
@@ -133,16 +147,23 @@ def test_changed_tree_head(bundle, tmp_path) -> None:
         envelope.payload = wire.encode(head)
         return wire.envelope_bytes(envelope)
 
-    failed = failures(rewrite(path, tmp_path / "t.zip", key=key, change={"tree_head.envelope": other_root}))
+    failed = failures(
+        rewrite(path, tmp_path / "t.zip", key=key, change={"tree_head.envelope": other_root})
+    )
     assert "tree head" in failed and "does not verify" in failed["tree head"]
 
 
 def test_changed_key(bundle, tmp_path) -> None:
     path, key = bundle
-    site_key = sorted(n for n in zipfile.ZipFile(path).namelist() if n.startswith("keys/") and n.endswith(".pem")
-                      and "coordinator" not in n)[0]
+    site_key = sorted(
+        n
+        for n in zipfile.ZipFile(path).namelist()
+        if n.startswith("keys/") and n.endswith(".pem") and "coordinator" not in n
+    )[0]
     stranger = keys.public_pem(keys.public_raw(keys.generate()))
-    failed = failures(rewrite(path, tmp_path / "k.zip", key=key, change={site_key: lambda _: stranger}))
+    failed = failures(
+        rewrite(path, tmp_path / "k.zip", key=key, change={site_key: lambda _: stranger})
+    )
     assert any("not the key with that id" in d for d in failed.values()), failed
 
 
@@ -187,14 +208,23 @@ def readme_steps() -> str:
 def test_readme_openssl_steps_verify_a_bundle(bundle, tmp_path) -> None:
     path, key = bundle
     (tmp_path / "coordinator.pem").write_bytes(keys.public_pem(keys.public_raw(key)))
-    script = readme_steps().replace("bundle.zip", str(path)).replace("coordinator.pem",
-                                                                    str(tmp_path / "coordinator.pem"))
-    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True)
+    script = (
+        readme_steps()
+        .replace("bundle.zip", str(path))
+        .replace("coordinator.pem", str(tmp_path / "coordinator.pem"))
+    )
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Signature Verified Successfully" in run.stdout
     assert ": OK" in run.stdout and "FAILED" not in run.stdout
     # The same steps refuse a manifest signed by someone else.
     forged = rewrite(path, tmp_path / "forged.zip", key=keys.generate())
-    run = subprocess.run(["bash", "-euo", "pipefail", "-c", script.replace(str(path), str(forged))],
-                         cwd=tmp_path, capture_output=True, text=True)
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script.replace(str(path), str(forged))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode != 0

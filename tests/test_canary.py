@@ -1,5 +1,6 @@
 """Nothing patient-level leaves: plant unique markers, run the whole submit path through a loopback
 relay that records every byte, and look for the markers (raw, hashed, or as dates) in the capture."""
+
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,9 @@ from node.synth import generate
 from tests.conftest import PERIOD
 
 
-def test_no_patient_level_value_crosses_the_wire(coordinator, node_factory, recorder, tmp_path) -> None:
+def test_no_patient_level_value_crosses_the_wire(
+    coordinator, node_factory, recorder, tmp_path
+) -> None:
     node = node_factory("lab-canary", port=recorder.port)
     marker = uuid.uuid4().hex[:12].upper()
     rows = generate("lab-canary", 3000, 7, ("normal",), PERIOD)
@@ -38,7 +41,9 @@ def test_no_patient_level_value_crosses_the_wire(coordinator, node_factory, reco
     assert runner.invoke(node_cli, ["ingest", "--data-dir", data_dir, str(export)]).exit_code == 0
     result = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(node_cli, ["benchmark", "--data-dir", data_dir, "--period", PERIOD.label])
+    result = runner.invoke(
+        node_cli, ["benchmark", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
     assert result.exit_code == 0, result.output
     assert runner.invoke(node_cli, ["verify-receipts", "--data-dir", data_dir]).exit_code == 0
 

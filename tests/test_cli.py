@@ -1,4 +1,5 @@
 """The public command lines: help on every command, and the behaviour labs' scripts rely on."""
+
 from __future__ import annotations
 
 import json
@@ -35,30 +36,70 @@ def test_every_command_has_help(cli) -> None:
 
 
 def test_errors_are_messages_not_tracebacks(tmp_path) -> None:
-    result = CliRunner().invoke(node_cli, ["summarize", "--data-dir", str(tmp_path / "nowhere"), "--period", "2026Q3"])
-    assert result.exit_code == 1 and "run `rarenet-node init" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(coordinator_cli, ["sites", "list", "--data-dir", str(tmp_path / "nowhere")])
+    result = CliRunner().invoke(
+        node_cli, ["summarize", "--data-dir", str(tmp_path / "nowhere"), "--period", "2026Q3"]
+    )
+    assert (
+        result.exit_code == 1
+        and "run `rarenet-node init" in result.output
+        and "Traceback" not in result.output
+    )
+    result = CliRunner().invoke(
+        coordinator_cli, ["sites", "list", "--data-dir", str(tmp_path / "nowhere")]
+    )
     assert result.exit_code == 1 and "rarenet-coordinator init" in result.output
 
 
-def test_summarize_json_is_byte_for_byte_the_signed_payload(coordinator, node_factory, synthetic_csv) -> None:
+def test_summarize_json_is_byte_for_byte_the_signed_payload(
+    coordinator, node_factory, synthetic_csv
+) -> None:
     node = node_factory("lab-a")
     node.ingest(synthetic_csv("lab-a"))
     data_dir = str(node.config.data_dir)
-    preview = CliRunner().invoke(node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label, "--json"])
-    readable = CliRunner().invoke(node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label])
+    preview = CliRunner().invoke(
+        node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label, "--json"]
+    )
+    readable = CliRunner().invoke(
+        node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
     assert preview.exit_code == 0 and readable.exit_code == 0
     assert "Nothing else leaves" in readable.output and "MET_EX14" in readable.output
-    submit = CliRunner().invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
+    submit = CliRunner().invoke(
+        node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
     assert submit.exit_code == 0, submit.output
     (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
     assert wire.parse_envelope(blob).payload == preview.stdout_bytes
 
 
 def test_mapping_check_reports_column_by_column(tmp_path) -> None:
-    header = ["检测编号", "患者ID", "接收日期", "报告日期", "标本类型", "病理类型", "检测方法", "检测基因", "检测结果", "备注"]
-    rows = [["C1", "王某", "2026/07/01", "2026/07/09", "组织", "腺癌", "NGS", "MET 14 跳跃", "突变型", "x"],
-            ["C2", "李某", "2026/07/01", "someday", "胸水", "鳞癌", "Sanger", "EGFR", "阴性", ""]]
+    header = [
+        "检测编号",
+        "患者ID",
+        "接收日期",
+        "报告日期",
+        "标本类型",
+        "病理类型",
+        "检测方法",
+        "检测基因",
+        "检测结果",
+        "备注",
+    ]
+    rows = [
+        [
+            "C1",
+            "王某",
+            "2026/07/01",
+            "2026/07/09",
+            "组织",
+            "腺癌",
+            "NGS",
+            "MET 14 跳跃",
+            "突变型",
+            "x",
+        ],
+        ["C2", "李某", "2026/07/01", "someday", "胸水", "鳞癌", "Sanger", "EGFR", "阴性", ""],
+    ]
     path = write(tmp_path / "cn.csv", rows, header=header, encoding="gb18030")
     result = CliRunner().invoke(node_cli, ["mapping", "check", str(path)])
     assert result.exit_code == 0, result.output
@@ -66,7 +107,10 @@ def test_mapping_check_reports_column_by_column(tmp_path) -> None:
     assert "'检测基因'" in result.output and "-> biomarker" in result.output
     assert "'MET 14 跳跃'" in result.output and "MET_EX14" in result.output
     assert "'Sanger'" in result.output and "UNKNOWN: add to [values.method]" in result.output
-    assert "NOT PARSED: 'someday'" in result.output and "(ignored: not a canonical field)" in result.output
+    assert (
+        "NOT PARSED: 'someday'" in result.output
+        and "(ignored: not a canonical field)" in result.output
+    )
     missing = write(tmp_path / "m.csv", [["C1"]], header=["检测编号"])
     assert CliRunner().invoke(node_cli, ["mapping", "check", str(missing)]).exit_code == 1
 
@@ -74,19 +118,45 @@ def test_mapping_check_reports_column_by_column(tmp_path) -> None:
 def test_ingest_json_and_quarantine_list_export(tmp_path) -> None:
     runner = CliRunner()
     data_dir = str(tmp_path / "node")
-    assert runner.invoke(node_cli, ["init", "--data-dir", data_dir, "--site-id", "lab-q", "--coordinator",
-                                    "127.0.0.1:1", "--insecure"]).exit_code == 0
-    path = write(tmp_path / "q.csv", [row(), row(test_id="T2", vaf="300"), row(test_id="T3", specimen="saliva")])
+    assert (
+        runner.invoke(
+            node_cli,
+            [
+                "init",
+                "--data-dir",
+                data_dir,
+                "--site-id",
+                "lab-q",
+                "--coordinator",
+                "127.0.0.1:1",
+                "--insecure",
+            ],
+        ).exit_code
+        == 0
+    )
+    path = write(
+        tmp_path / "q.csv",
+        [row(), row(test_id="T2", vaf="300"), row(test_id="T3", specimen="saliva")],
+    )
     result = runner.invoke(node_cli, ["ingest", "--data-dir", data_dir, "--json", str(path)])
     assert result.exit_code == 0
     counts = json.loads(result.output)
-    assert {k: counts[k] for k in ("rows", "accepted", "duplicates", "quarantined")} == \
-        {"rows": 3, "accepted": 1, "duplicates": 0, "quarantined": 2}
+    assert {k: counts[k] for k in ("rows", "accepted", "duplicates", "quarantined")} == {
+        "rows": 3,
+        "accepted": 1,
+        "duplicates": 0,
+        "quarantined": 2,
+    }
     assert [(e["line"], e["field"]) for e in counts["errors"]] == [(3, "vaf"), (4, "specimen")]
     listing = runner.invoke(node_cli, ["quarantine", "list", "--data-dir", data_dir])
     assert "q.csv:3: vaf:" in listing.output and "q.csv:4: specimen:" in listing.output
     out = tmp_path / "quarantine.csv"
-    assert runner.invoke(node_cli, ["quarantine", "export", "--data-dir", data_dir, "--out", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(
+            node_cli, ["quarantine", "export", "--data-dir", data_dir, "--out", str(out)]
+        ).exit_code
+        == 0
+    )
     assert out.read_text(encoding="utf-8").count("\n") == 3
 
 
@@ -99,15 +169,20 @@ def test_key_rotation(coordinator, node_factory, synthetic_csv) -> None:
     assert result.exit_code == 0, result.output
     new_keyid = dsse.keyid(node.config.signing_key().public_key())
     assert new_keyid != old_keyid and node.config.key_path.stat().st_mode & 0o777 == 0o600
-    result = CliRunner().invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
+    result = CliRunner().invoke(
+        node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
     assert result.exit_code == 0, result.output
     # An envelope signed with the retired key is refused.
     from protos import keys
 
     old = keys.load_private(node.config.key_path.with_suffix(".old"))
     (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
-    stale = dsse.sign(wire.SITE_SUMMARY, wire.parse_envelope(blob).payload.replace(b'"sequence": "1"',
-                                                                                  b'"sequence": "9"'), old)
+    stale = dsse.sign(
+        wire.SITE_SUMMARY,
+        wire.parse_envelope(blob).payload.replace(b'"sequence": "1"', b'"sequence": "9"'),
+        old,
+    )
     with pytest.raises(RpcFailure) as caught:
         node.client.submit(stale)
     assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED and "retired" in str(caught.value)
@@ -122,15 +197,35 @@ def test_oversized_submission_is_resource_exhausted(coordinator, node_factory) -
     assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_site_benchmark_page_and_peers_without_names(coordinator, node_factory, synthetic_csv, tmp_path) -> None:
+def test_site_benchmark_page_and_peers_without_names(
+    coordinator, node_factory, synthetic_csv, tmp_path
+) -> None:
     for site in ("lab-a", "lab-b"):
         node = node_factory(site)
         node.ingest(synthetic_csv(site))
-        assert CliRunner().invoke(node_cli, ["submit", "--data-dir", str(node.config.data_dir), "--period",
-                                             PERIOD.label]).exit_code == 0
+        assert (
+            CliRunner()
+            .invoke(
+                node_cli,
+                ["submit", "--data-dir", str(node.config.data_dir), "--period", PERIOD.label],
+            )
+            .exit_code
+            == 0
+        )
     page = tmp_path / "mine.html"
-    result = CliRunner().invoke(node_cli, ["benchmark", "--data-dir", str(node.config.data_dir), "--period",
-                                           PERIOD.label, "--json", "--html", str(page)])
+    result = CliRunner().invoke(
+        node_cli,
+        [
+            "benchmark",
+            "--data-dir",
+            str(node.config.data_dir),
+            "--period",
+            PERIOD.label,
+            "--json",
+            "--html",
+            str(page),
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["site"]["site_id"] == "lab-b" and [p["peer"] for p in data["peers"]] == ["peer-1"]
@@ -143,12 +238,27 @@ def test_peer_order_does_not_follow_submission_order() -> None:
     from coordinator.benchmark import for_site
 
     def site(leaf: int, positive: int) -> dict:
-        return {"leaf_index": leaf, "status": "ok", "positivity": {"EGFR": {"positive": positive, "valid": 100,
-                                                                             "rate": positive / 100}}}
+        return {
+            "leaf_index": leaf,
+            "status": "ok",
+            "positivity": {"EGFR": {"positive": positive, "valid": 100, "rate": positive / 100}},
+        }
 
-    network = {"period": "2026Q3", "standard": {}, "network": {"positivity": {}},
-               "sites": {"lab-a": site(0, 10), "lab-b": site(1, 50), "lab-c": site(2, 30), "lab-d": site(3, 40)}}
-    reordered = {**network, "sites": {k: {**v, "leaf_index": 9 - v["leaf_index"]} for k, v in network["sites"].items()}}
+    network = {
+        "period": "2026Q3",
+        "standard": {},
+        "network": {"positivity": {}},
+        "sites": {
+            "lab-a": site(0, 10),
+            "lab-b": site(1, 50),
+            "lab-c": site(2, 30),
+            "lab-d": site(3, 40),
+        },
+    }
+    reordered = {
+        **network,
+        "sites": {k: {**v, "leaf_index": 9 - v["leaf_index"]} for k, v in network["sites"].items()},
+    }
     view = for_site(network, "lab-a")
     assert view["peers"] == for_site(reordered, "lab-a")["peers"]  # submission order plays no part
     assert [p["positivity"]["EGFR"]["positive"] for p in view["peers"]] == [30, 40, 50]
@@ -158,11 +268,33 @@ def test_peer_order_does_not_follow_submission_order() -> None:
 
 def test_a_node_database_of_an_older_layout_is_refused_with_advice(tmp_path) -> None:
     data = tmp_path / "node"
-    assert CliRunner().invoke(node_cli, ["init", "--data-dir", str(data), "--site-id", "lab-a",
-                                         "--coordinator", "127.0.0.1:1", "--insecure"]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(
+            node_cli,
+            [
+                "init",
+                "--data-dir",
+                str(data),
+                "--site-id",
+                "lab-a",
+                "--coordinator",
+                "127.0.0.1:1",
+                "--insecure",
+            ],
+        )
+        .exit_code
+        == 0
+    )
     conn = sqlite3.connect(data / "node.db")
     conn.execute("PRAGMA user_version = 1")  # as written before layout 2
     conn.close()
-    result = CliRunner().invoke(node_cli, ["ingest", "--data-dir", str(data), str(write(tmp_path / "x.csv", [row()]))])
-    assert result.exit_code == 1 and "layout 1" in result.output and "rarenet-node init" in result.output, result.output
+    result = CliRunner().invoke(
+        node_cli, ["ingest", "--data-dir", str(data), str(write(tmp_path / "x.csv", [row()]))]
+    )
+    assert (
+        result.exit_code == 1
+        and "layout 1" in result.output
+        and "rarenet-node init" in result.output
+    ), result.output
     assert "Traceback" not in result.output

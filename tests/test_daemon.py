@@ -1,5 +1,6 @@
 """The node daemon with real processes: a coordinator outage and a node killed mid-send lose and
 duplicate nothing; the scheduler runs on short intervals, not minutes of sleeping."""
+
 from __future__ import annotations
 
 import signal
@@ -11,7 +12,8 @@ import time
 from pathlib import Path
 
 from coordinator.config import init as init_coordinator
-from node import config as node_config, outbox, store
+from node import config as node_config
+from node import outbox, store
 from node.client import CoordinatorClient
 from node.enroll import enroll
 from node.send import queue_summary
@@ -29,8 +31,19 @@ def free_port() -> int:
 
 
 def serve(data_dir: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([str(BIN / "rarenet-coordinator"), "serve", "--data-dir", str(data_dir), "--listen",
-                             f"127.0.0.1:{port}", "--insecure"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            str(BIN / "rarenet-coordinator"),
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--insecure",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while True:
         with socket.socket() as s:
@@ -53,31 +66,48 @@ def until(condition, seconds: float = 60, what: str = "", explain=lambda: "") ->
 
 
 def setup(tmp_path: Path, port: int, coordinator_dir: Path):
-    token = subprocess.run([str(BIN / "rarenet-coordinator"), "sites", "add", "--data-dir", str(coordinator_dir),
-                            "lab-d"], capture_output=True, text=True, check=True).stdout.strip()
+    token = subprocess.run(
+        [
+            str(BIN / "rarenet-coordinator"),
+            "sites",
+            "add",
+            "--data-dir",
+            str(coordinator_dir),
+            "lab-d",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     cfg = node_config.init(tmp_path / "node", "lab-d", f"127.0.0.1:{port}", insecure=True)
     conn = store.connect(cfg.db_path)
     with CoordinatorClient(cfg) as client:
         enroll(cfg, conn, client, token)
     text = (cfg.data_dir / "node.toml").read_text()
-    for old, new in (("watch_every_seconds = 60", "watch_every_seconds = 0.5"),
-                     ("send_every_seconds = 60", "send_every_seconds = 0.5"),
-                     ("retry_base_seconds = 30", "retry_base_seconds = 0.2"),
-                     ("retry_max_seconds = 21600", "retry_max_seconds = 1")):
+    for old, new in (
+        ("watch_every_seconds = 60", "watch_every_seconds = 0.5"),
+        ("send_every_seconds = 60", "send_every_seconds = 0.5"),
+        ("retry_base_seconds = 30", "retry_base_seconds = 0.2"),
+        ("retry_max_seconds = 21600", "retry_max_seconds = 1"),
+    ):
         text = text.replace(old, new)
     (cfg.data_dir / "node.toml").write_text(text)
     return node_config.load(cfg.data_dir), conn
 
 
 def explain_outbox(conn, log_path: Path) -> str:
-    rows = conn.execute("SELECT sequence, period, attempts, next_attempt_at, last_error FROM outbox").fetchall()
+    rows = conn.execute(
+        "SELECT sequence, period, attempts, next_attempt_at, last_error FROM outbox"
+    ).fetchall()
     return f"outbox: {rows}\nlog tail: {log_path.read_text()[-3000:]}"
 
 
 def ledger_rows(coordinator_dir: Path) -> list[tuple]:
     conn = sqlite3.connect(coordinator_dir / "coordinator.db")
     try:
-        return conn.execute("SELECT site_id, sequence, envelope_sha256 FROM ledger ORDER BY leaf_index").fetchall()
+        return conn.execute(
+            "SELECT site_id, sequence, envelope_sha256 FROM ledger ORDER BY leaf_index"
+        ).fetchall()
     finally:
         conn.close()
 
@@ -96,22 +126,48 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
     # The lab drops two quarters of exports in the watch folder; the daemon ingests them, signs the
     # closed periods at start-up and keeps failing to send.
     for label in ("2026Q2", "2026Q3"):
-        write_csv(generate("lab-d", 1500, 1, ("normal",), parse_period(label)),
-                  Path(cfg.daemon.watch_dir) / f"export-{label}.csv")
-    log_path = tmp_path / "daemon.log"  # a file, not a pipe: a full pipe would block the daemon's logging
-    daemon = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir), "--log-format",
-                               "json"], stdout=subprocess.DEVNULL, stderr=log_path.open("w"))
+        write_csv(
+            generate("lab-d", 1500, 1, ("normal",), parse_period(label)),
+            Path(cfg.daemon.watch_dir) / f"export-{label}.csv",
+        )
+    log_path = (
+        tmp_path / "daemon.log"
+    )  # a file, not a pipe: a full pipe would block the daemon's logging
+    daemon = subprocess.Popen(
+        [str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir), "--log-format", "json"],
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("w"),
+    )
     try:
-        until(lambda: len(list((Path(cfg.daemon.watch_dir) / "processed").glob("*.csv"))) == 2, what="ingest")
-        until(lambda: conn.execute("SELECT COUNT(*) FROM outbox WHERE attempts > 0").fetchone()[0] >= 1,
-              what="failed attempts while the coordinator is down")
-        subprocess.run([str(BIN / "rarenet-node"), "submit", "--data-dir", str(cfg.data_dir), "--period", "2026Q3"],
-                       capture_output=True)  # a lab admin's manual try while the centre is down: kept, not lost
+        until(
+            lambda: len(list((Path(cfg.daemon.watch_dir) / "processed").glob("*.csv"))) == 2,
+            what="ingest",
+        )
+        until(
+            lambda: (
+                conn.execute("SELECT COUNT(*) FROM outbox WHERE attempts > 0").fetchone()[0] >= 1
+            ),
+            what="failed attempts while the coordinator is down",
+        )
+        subprocess.run(
+            [
+                str(BIN / "rarenet-node"),
+                "submit",
+                "--data-dir",
+                str(cfg.data_dir),
+                "--period",
+                "2026Q3",
+            ],
+            capture_output=True,
+        )  # a lab admin's manual try while the centre is down: kept, not lost
         pending = len(outbox.pending(conn))
         assert pending >= 1 and ledger_rows(data.path) == []
         coordinator = serve(data.path, port)  # the centre is back
-        until(lambda: not outbox.pending(conn), what="the outbox to drain",
-              explain=lambda: explain_outbox(conn, log_path))
+        until(
+            lambda: not outbox.pending(conn),
+            what="the outbox to drain",
+            explain=lambda: explain_outbox(conn, log_path),
+        )
     finally:
         code = stop(daemon)
         logs = log_path.read_text()
@@ -136,24 +192,38 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
     for label in months:  # 24 signed envelopes waiting in the outbox
         assert queue_summary(conn, cfg, standard, parse_period(label)).sequence is not None
     coordinator = serve(data.path, port)
-    daemon = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(
+        [str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     until(lambda: delivered(conn) >= 2, what="the first deliveries")
     stop(daemon, signal.SIGKILL)
     assert delivered(conn) < len(months), "all were sent before the kill: nothing was tested"
-    daemon = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    daemon = subprocess.Popen(
+        [str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        until(lambda: delivered(conn) == len(months) + 2 or not outbox.pending(conn), what="all deliveries")
+        until(
+            lambda: delivered(conn) == len(months) + 2 or not outbox.pending(conn),
+            what="all deliveries",
+        )
     finally:
         assert stop(daemon) == 0
     rows = ledger_rows(data.path)
     sent = [s for (s,) in conn.execute("SELECT envelope_sha256 FROM outbox ORDER BY sequence")]
     assert [r[2] for r in rows] == sent and len(set(sent)) == len(sent)
     assert conn.execute("SELECT COUNT(*) FROM receipts").fetchone()[0] == len(sent)
-    check = subprocess.run([str(BIN / "rarenet-node"), "verify-receipts", "--data-dir", str(cfg.data_dir)],
-                           capture_output=True, text=True)
-    assert check.returncode == 0 and f"{len(sent)} receipt(s) verified" in check.stdout, check.stderr
+    check = subprocess.run(
+        [str(BIN / "rarenet-node"), "verify-receipts", "--data-dir", str(cfg.data_dir)],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and f"{len(sent)} receipt(s) verified" in check.stdout, (
+        check.stderr
+    )
     stop(coordinator)
 
 
@@ -168,12 +238,16 @@ def test_period_close_job_with_a_controlled_date(coordinator, node_factory, synt
     assert daemon.summarise(data_dir, today="2026-10-01") == [3]  # Q3 has just closed; Q2 unchanged
     periods = [p for (p,) in node.conn.execute("SELECT period FROM outbox ORDER BY sequence")]
     assert periods == ["2026Q1", "2026Q2", "2026Q3"]
-    assert daemon.summarise(data_dir, today="2026-10-02") == []  # nothing changed: nothing signed again
+    assert (
+        daemon.summarise(data_dir, today="2026-10-02") == []
+    )  # nothing changed: nothing signed again
     report = daemon.deliver(data_dir)
     assert [s for s, _ in report.delivered] == [1, 2, 3] and report.pending == 0
 
 
-def test_reports_follow_closed_periods_and_late_summaries(coordinator, node_factory, synthetic_csv) -> None:
+def test_reports_follow_closed_periods_and_late_summaries(
+    coordinator, node_factory, synthetic_csv
+) -> None:
     import datetime as dt
 
     from coordinator import reporting
@@ -185,11 +259,15 @@ def test_reports_follow_closed_periods_and_late_summaries(coordinator, node_fact
     daemon.summarise(str(node.config.data_dir), today="2026-10-01")
     daemon.deliver(str(node.config.data_dir))
     data, standard = coordinator.service.data, coordinator.service.standard
-    assert reporting.refresh(data, standard, today=dt.date(2026, 9, 15)) == ["2026Q2"]  # Q1 has no summaries
+    assert reporting.refresh(data, standard, today=dt.date(2026, 9, 15)) == [
+        "2026Q2"
+    ]  # Q1 has no summaries
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 2)) == ["2026Q3"]
     assert (data.path / "reports" / "2026Q3" / "index.html").exists()
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 3)) == []  # nothing new
-    node.ingest(synthetic_csv("lab-a", rows=200, seed=5, name="late.csv"))  # late results for 2026Q3
+    node.ingest(
+        synthetic_csv("lab-a", rows=200, seed=5, name="late.csv")
+    )  # late results for 2026Q3
     daemon.summarise(str(node.config.data_dir), today="2026-10-04")
     daemon.deliver(str(node.config.data_dir))
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 5)) == ["2026Q3"]
@@ -204,10 +282,15 @@ def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) ->
     conn = store.connect(cfg.db_path)
     key = keys.generate()
     for sequence in (1, 2, 3):
-        outbox.add(conn, dsse.sign(wire.SITE_SUMMARY, b"{\"sequence\": %d}" % sequence, key), "2026Q3", sequence)
+        outbox.add(
+            conn,
+            dsse.sign(wire.SITE_SUMMARY, b'{"sequence": %d}' % sequence, key),
+            "2026Q3",
+            sequence,
+        )
     first = outbox.pending(conn)[0]
     outbox.mark_failed(conn, first.sha256, "down", base=3600, maximum=3600)
-    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)).isoformat()
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)).isoformat()
     conn.execute("UPDATE outbox SET next_attempt_at = ? WHERE sequence = 1", (later,))
     assert outbox.pending(conn, due_only=True) == []  # 2 and 3 wait behind 1
     assert [p.sequence for p in outbox.pending(conn)] == [1, 2, 3]
@@ -218,13 +301,25 @@ def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) ->
 
 def test_one_daemon_per_data_directory(tmp_path: Path) -> None:
     cfg = node_config.init(tmp_path / "n", "lab-r", "127.0.0.1:1", insecure=True)
-    first = subprocess.Popen([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        until(lambda: (cfg.data_dir / "run.lock").exists() and (cfg.data_dir / "run.lock").read_text().strip(),
-              what="the first daemon's lock")
-        second = subprocess.run([str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
-                                capture_output=True, text=True, timeout=60)
+        until(
+            lambda: (
+                (cfg.data_dir / "run.lock").exists()
+                and (cfg.data_dir / "run.lock").read_text().strip()
+            ),
+            what="the first daemon's lock",
+        )
+        second = subprocess.run(
+            [str(BIN / "rarenet-node"), "run", "--data-dir", str(cfg.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 1 and "already running" in second.stderr
     finally:
         assert stop(first) == 0

@@ -1,4 +1,5 @@
 """The demo network end to end (separate processes, real gRPC), and its report in headless Chromium."""
+
 from __future__ import annotations
 
 import json
@@ -13,15 +14,36 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
-    result = subprocess.run([sys.executable, "-m", "demo.run", "--out", str(work / "report"),
-                             "--work", str(work / "work")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "demo.run",
+            "--out",
+            str(work / "report"),
+            "--work",
+            str(work / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return result, work / "report"
 
 
@@ -32,8 +54,10 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
     benchmark = json.loads((report / "benchmark.json").read_text())
     sites = benchmark["sites"]
     assert len(sites) == 6
+
     def rules(site):
         return {(f["rule"], f["subject"], f["level"]) for f in sites[site]["flags"]}
+
     assert ("positivity_funnel", "MET_EX14", "alarm") in rules("lab-dnaonly")
     assert ("positivity_below_expected", "MET_EX14", "alarm") in rules("lab-dnaonly")
     assert ("turnaround", "all specimens", "alarm") in rules("lab-slow")
@@ -50,7 +74,11 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
 
 
 def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    return (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
 
 
 def test_report_renders_in_headless_chromium(demo, tmp_path) -> None:
@@ -64,16 +92,41 @@ def test_report_renders_in_headless_chromium(demo, tmp_path) -> None:
     html = (report / "index.html").read_text()
     assert not re.search(r'(src|href)="https?://', html), "the page must be self-contained"
     profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--enable-logging=stderr", "--v=0", "--dump-dom", page],
-                         capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            *profile,
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+            page,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console
-    figures = re.findall(r'<figure class="funnel" data-biomarker="([A-Z0-9_]+)">\s*<svg', dom.stdout)
+    figures = re.findall(
+        r'<figure class="funnel" data-biomarker="([A-Z0-9_]+)">\s*<svg', dom.stdout
+    )
     assert len(figures) == 11 and "MET_EX14" in figures
     assert dom.stdout.count("<path") > 100  # the plots were drawn, not left empty
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "benchmark-report.png"
-    subprocess.run([browser, *CHROMIUM_FLAGS, *profile, "--window-size=1280,2000", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            *profile,
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            page,
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.stat().st_size > 50_000

@@ -1,5 +1,6 @@
 """Deployment files: units parse, the compose file and Dockerfile refer only to files that exist,
 the example configs are read by the real loaders and document every option."""
+
 from __future__ import annotations
 
 import re
@@ -22,15 +23,24 @@ DEPLOY = ROOT / "deploy"
 @pytest.mark.parametrize("unit", ["rarenet-node.service", "rarenet-coordinator.service"])
 def test_systemd_units_verify(unit, tmp_path) -> None:
     text = (DEPLOY / "systemd" / unit).read_text()
-    for setting in ("NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=/var/lib/", "User=rarenet",
-                    "Restart=on-failure"):
+    for setting in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/",
+        "User=rarenet",
+        "Restart=on-failure",
+    ):
         assert setting in text, setting
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
     local = tmp_path / unit
     local.write_text(text.replace("/opt/rarenet/venv/bin", str(Path(sys.executable).parent)))
-    result = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True, text=True)
-    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result.stdout + result.stderr
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(local)], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), (
+        result.stdout + result.stderr
+    )
 
 
 def test_compose_file_refers_only_to_existing_files() -> None:
@@ -47,7 +57,9 @@ def test_compose_file_refers_only_to_existing_files() -> None:
         for arg in service.get("entrypoint", []):
             if arg.startswith("/app/"):
                 assert (ROOT / arg.removeprefix("/app/")).exists(), arg
-    assert compose["services"]["lab-a"]["depends_on"]["coordinator"]["condition"] == "service_healthy"
+    assert (
+        compose["services"]["lab-a"]["depends_on"]["coordinator"]["condition"] == "service_healthy"
+    )
 
 
 def test_dockerfile_copies_only_existing_paths_and_runs_as_non_root() -> None:
@@ -57,7 +69,9 @@ def test_dockerfile_copies_only_existing_paths_and_runs_as_non_root() -> None:
     for line in copies:
         for source in line.split():
             assert (ROOT / source).exists(), source
-    assert re.search(r"^USER rarenet$", text, flags=re.M) and "HEALTHCHECK" in text and "-slim" in text
+    assert (
+        re.search(r"^USER rarenet$", text, flags=re.M) and "HEALTHCHECK" in text and "-slim" in text
+    )
     assert subprocess.run(["bash", "-n", str(DEPLOY / "docker" / "entrypoint.sh")]).returncode == 0
     compile((DEPLOY / "docker" / "healthcheck.py").read_text(), "healthcheck.py", "exec")
 
@@ -71,8 +85,12 @@ def test_example_configs_are_read_by_the_real_loaders(tmp_path) -> None:
 
 
 def test_node_example_documents_every_option_init_writes(tmp_path) -> None:
-    written = tomllib.loads((node_config.init(tmp_path / "n", "lab-a", "127.0.0.1:1", insecure=True).data_dir
-                             / "node.toml").read_text())
+    written = tomllib.loads(
+        (
+            node_config.init(tmp_path / "n", "lab-a", "127.0.0.1:1", insecure=True).data_dir
+            / "node.toml"
+        ).read_text()
+    )
     example = tomllib.loads((DEPLOY / "config" / "node.example.toml").read_text())
     for section, options in written.items():
         assert set(options) == set(example[section]), section

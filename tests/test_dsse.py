@@ -7,8 +7,10 @@ from protos.rarenet.v1.summary_pb2 import SiteSummary
 
 def test_pae_matches_the_dsse_specification_example() -> None:
     # From the DSSE protocol document.
-    assert dsse.pae("http://example.com/HelloWorld", b"hello world") == \
-        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    assert (
+        dsse.pae("http://example.com/HelloWorld", b"hello world")
+        == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    )
 
 
 def test_sign_and_verify_round_trip() -> None:

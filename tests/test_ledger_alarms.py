@@ -1,4 +1,5 @@
 """A node notices when the coordinator's log shrinks or is rewritten (verify-receipts)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,12 +40,16 @@ def restart(coordinator, tamper) -> object:
 
 
 def client_for(node, running) -> CoordinatorClient:
-    return CoordinatorClient(dataclasses.replace(node.config, coordinator=f"127.0.0.1:{running.port}"))
+    return CoordinatorClient(
+        dataclasses.replace(node.config, coordinator=f"127.0.0.1:{running.port}")
+    )
 
 
 def test_receipts_verify_against_an_honest_log(coordinator, node_factory, synthetic_csv) -> None:
     node = submit_two(node_factory, synthetic_csv)
-    result = CliRunner().invoke(node_cli, ["verify-receipts", "--data-dir", str(node.config.data_dir)])
+    result = CliRunner().invoke(
+        node_cli, ["verify-receipts", "--data-dir", str(node.config.data_dir)]
+    )
     assert result.exit_code == 0 and "2 receipt(s) verified" in result.output
 
 
@@ -77,8 +82,12 @@ def test_rewritten_log_is_detected(coordinator, node_factory, synthetic_csv) -> 
             verify_all(node.conn, client, coordinator_key(node.config))
         runner = CliRunner()
         cfg_path = node.config.data_dir / "node.toml"
-        cfg_path.write_text(cfg_path.read_text().replace(node.config.coordinator, f"127.0.0.1:{running.port}"))
-        result = runner.invoke(node_cli, ["verify-receipts", "--data-dir", str(node.config.data_dir)])
+        cfg_path.write_text(
+            cfg_path.read_text().replace(node.config.coordinator, f"127.0.0.1:{running.port}")
+        )
+        result = runner.invoke(
+            node_cli, ["verify-receipts", "--data-dir", str(node.config.data_dir)]
+        )
         assert result.exit_code == 2 and "ALARM" in result.output
     finally:
         running.stop(grace=1)

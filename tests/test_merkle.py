@@ -1,8 +1,10 @@
 """The ledger's RFC 9162 proofs, checked against a straightforward recomputation."""
+
 import hashlib
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protos import merkle
 from protos.errors import ProofError
@@ -65,7 +67,9 @@ def test_consistency_proofs_verify_for_every_pair_of_sizes(case) -> None:
     forged = merkle.Tree([merkle.leaf_hash(d) for d in rewritten])
     if m < n:
         with pytest.raises(ProofError):
-            merkle.verify_consistency(m, n, naive_root(data(m)), forged.root(), forged.consistency_proof(m, n))
+            merkle.verify_consistency(
+                m, n, naive_root(data(m)), forged.root(), forged.consistency_proof(m, n)
+            )
 
 
 def test_shrunk_or_forked_log_is_detected() -> None:

@@ -6,13 +6,16 @@ from protos.errors import PeriodError
 from protos.periods import containing, parse
 
 
-@pytest.mark.parametrize("text,start,end", [
-    ("2026Q2", dt.date(2026, 4, 1), dt.date(2026, 6, 30)),
-    ("2026-02", dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
-    ("2024-02", dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
-    ("2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31)),
-    ("2026Q4", dt.date(2026, 10, 1), dt.date(2026, 12, 31)),
-])
+@pytest.mark.parametrize(
+    "text,start,end",
+    [
+        ("2026Q2", dt.date(2026, 4, 1), dt.date(2026, 6, 30)),
+        ("2026-02", dt.date(2026, 2, 1), dt.date(2026, 2, 28)),
+        ("2024-02", dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+        ("2026", dt.date(2026, 1, 1), dt.date(2026, 12, 31)),
+        ("2026Q4", dt.date(2026, 10, 1), dt.date(2026, 12, 31)),
+    ],
+)
 def test_parse(text, start, end) -> None:
     p = parse(text)
     assert (p.start, p.end, p.label) == (start, end, text)

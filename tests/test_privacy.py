@@ -1,5 +1,6 @@
 """Differential privacy: the noise has the distribution it claims, the budget is never exceeded,
 the preview still equals what is signed, and the coordinator widens its intervals."""
+
 from __future__ import annotations
 
 import math
@@ -9,15 +10,16 @@ import sqlite3
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import dlaplace
 
-from coordinator import stats
-from node import config as node_config, privacy, store
+from coordinator import benchmark, stats
+from coordinator.standards import load as load_standard
+from node import config as node_config
+from node import privacy, store
 from node.cli import main as node_cli
 from node.errors import NodeError
-from coordinator import benchmark
-from coordinator.standards import load as load_standard
 from protos import wire
 from protos.rarenet.v1.summary_pb2 import SiteSummary
 from tests.conftest import PERIOD
@@ -39,7 +41,9 @@ def test_two_sided_geometric_matches_the_discrete_laplacian(scale) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(0.05, 3.0), min_size=1, max_size=30), st.floats(0.5, 10.0))
 def test_budget_never_exceeds_its_total(tmp_path_factory, epsilons, total) -> None:
-    cfg = node_config.init(tmp_path_factory.mktemp("dp") / "n", "lab-dp", "127.0.0.1:1", insecure=True)
+    cfg = node_config.init(
+        tmp_path_factory.mktemp("dp") / "n", "lab-dp", "127.0.0.1:1", insecure=True
+    )
     conn = store.connect(cfg.db_path)
     for sequence, epsilon in enumerate(epsilons, start=1):
         try:
@@ -66,7 +70,9 @@ def test_dp_summary_end_to_end(coordinator, node_factory, synthetic_csv) -> None
     enable_dp(node.config.data_dir, 2.0, 3.0)
     data_dir = str(node.config.data_dir)
     runner = CliRunner()
-    preview = runner.invoke(node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label, "--json"])
+    preview = runner.invoke(
+        node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label, "--json"]
+    )
     assert preview.exit_code == 0, preview.output
     summary = wire.decode(preview.stdout_bytes, SiteSummary)
     dp = summary.policy.differential_privacy
@@ -77,10 +83,14 @@ def test_dp_summary_end_to_end(coordinator, node_factory, synthetic_csv) -> None
     result = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
     assert result.exit_code == 0, result.output
     (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
-    assert wire.parse_envelope(blob).payload == preview.stdout_bytes  # same noise in preview and release
+    assert (
+        wire.parse_envelope(blob).payload == preview.stdout_bytes
+    )  # same noise in preview and release
     assert privacy.spent(node.conn) == 2.0
     again = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])
-    assert again.exit_code == 0 and "nothing changed" in again.output  # same data: same noise, no new spend
+    assert (
+        again.exit_code == 0 and "nothing changed" in again.output
+    )  # same data: same noise, no new spend
     assert privacy.spent(node.conn) == 2.0
     node.ingest(synthetic_csv("lab-a", rows=500, seed=3, name="late.csv"))
     refused = runner.invoke(node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label])

@@ -1,11 +1,13 @@
 """Benchmark statistics against scipy/statsmodels and against published concordance figures."""
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import binom
 from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 from statsmodels.stats.proportion import proportion_confint
@@ -33,7 +35,9 @@ def spiegelhalter_reference(n: int, theta: float, p: float) -> float:
 @settings(max_examples=400, deadline=None)
 @given(st.integers(1, 4000), st.floats(0.001, 0.7), st.sampled_from([0.001, 0.025, 0.975, 0.999]))
 def test_exact_binomial_funnel_limits_match_scipy(n, theta, p) -> None:
-    assert stats.binomial_limit(n, theta, p) == pytest.approx(spiegelhalter_reference(n, theta, p), abs=1e-9)
+    assert stats.binomial_limit(n, theta, p) == pytest.approx(
+        spiegelhalter_reference(n, theta, p), abs=1e-9
+    )
 
 
 def test_funnel_flags_zero_met_exon14_in_400_dna_only_tests() -> None:
@@ -52,7 +56,9 @@ def test_overdispersion_is_one_without_excess_variation_and_grows_with_it() -> N
     assert stats.overdispersion(wild, ns, sum(wild) / sum(ns)) > 5
 
 
-@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # statsmodels on degenerate tables
+@pytest.mark.filterwarnings(
+    "ignore:invalid value:RuntimeWarning"
+)  # statsmodels on degenerate tables
 @settings(max_examples=400, deadline=None)
 @given(st.integers(0, 300), st.integers(0, 300), st.integers(0, 300), st.integers(0, 300))
 def test_kappa_and_its_interval_match_statsmodels(a, b, c, d) -> None:
@@ -82,19 +88,22 @@ def test_kappa_textbook_example() -> None:
     assert kappa == pytest.approx(0.40, abs=1e-12)
 
 
-@pytest.mark.parametrize("source,table,published", [
-    # Wynes et al., J Thorac Oncol 2014;9:631-638 (PMID 24722153): ALK IHC (D5F3) vs FISH, 100 evaluable
-    # cases, sensitivity 90%, specificity 95%, accuracy 93%. The only integer table with those figures
-    # has 40 FISH-positive cases (36 IHC-positive) and 60 FISH-negative (57 IHC-negative).
-    ("Wynes 2014", (36, 3, 4, 57), {"ppa": 0.90, "npa": 0.95, "opa": 0.93}),
-    # Acta Cytologica 2015;59(2):213: ALK ICC on FNA smears vs FISH, 47 specimens: 5 of 7 FISH-positive
-    # ICC-positive (71.4%), 39 of 40 FISH-negative ICC-negative (97.5%), overall correlation 93.6%.
-    ("Acta Cytol 2015", (5, 1, 2, 39), {"ppa": 0.714, "npa": 0.975, "opa": 0.936}),
-    # Minca et al., J Mol Diagn 2013;15:341-346 (PMID 23499337): ultrasensitive ALK IHC concordant with
-    # FFPE-FISH on 229 of 231 dual-informative samples (31 positive, 198 negative); the two discordant
-    # cases were IHC-negative / FISH borderline-positive.
-    ("Minca 2013", (31, 0, 2, 198), {"opa": 0.991, "npa": 1.0}),
-])
+@pytest.mark.parametrize(
+    "source,table,published",
+    [
+        # Wynes et al., J Thorac Oncol 2014;9:631-638 (PMID 24722153): ALK IHC (D5F3) vs FISH, 100 evaluable
+        # cases, sensitivity 90%, specificity 95%, accuracy 93%. The only integer table with those figures
+        # has 40 FISH-positive cases (36 IHC-positive) and 60 FISH-negative (57 IHC-negative).
+        ("Wynes 2014", (36, 3, 4, 57), {"ppa": 0.90, "npa": 0.95, "opa": 0.93}),
+        # Acta Cytologica 2015;59(2):213: ALK ICC on FNA smears vs FISH, 47 specimens: 5 of 7 FISH-positive
+        # ICC-positive (71.4%), 39 of 40 FISH-negative ICC-negative (97.5%), overall correlation 93.6%.
+        ("Acta Cytol 2015", (5, 1, 2, 39), {"ppa": 0.714, "npa": 0.975, "opa": 0.936}),
+        # Minca et al., J Mol Diagn 2013;15:341-346 (PMID 23499337): ultrasensitive ALK IHC concordant with
+        # FFPE-FISH on 229 of 231 dual-informative samples (31 positive, 198 negative); the two discordant
+        # cases were IHC-negative / FISH borderline-positive.
+        ("Minca 2013", (31, 0, 2, 198), {"opa": 0.991, "npa": 1.0}),
+    ],
+)
 def test_published_concordance_tables_are_reproduced(source, table, published) -> None:
     agreement = stats.agreement(*table)
     for name, value in published.items():
@@ -111,9 +120,16 @@ def test_agreement_is_undefined_not_invented_without_data() -> None:
     assert only_negatives.ppa is None and only_negatives.npa == 1.0 and only_negatives.kappa is None
 
 
-@pytest.mark.parametrize("counts,q,expected", [
-    ([0, 0, 3, 0, 1], 0.5, 2), ([0, 0, 3, 0, 1], 0.9, 4), ([5], 0.5, 0), ([1, 1], 0.5, 0), ([1, 1], 0.51, 1),
-])
+@pytest.mark.parametrize(
+    "counts,q,expected",
+    [
+        ([0, 0, 3, 0, 1], 0.5, 2),
+        ([0, 0, 3, 0, 1], 0.9, 4),
+        ([5], 0.5, 0),
+        ([1, 1], 0.5, 0),
+        ([1, 1], 0.51, 1),
+    ],
+)
 def test_histogram_quantiles(counts, q, expected) -> None:
     assert stats.histogram_quantile(counts, q) == expected
     assert math.isfinite(expected)

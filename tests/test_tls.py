@@ -1,4 +1,5 @@
 """TLS and mTLS with certificates made by deploy/pki/make-pki.sh, over real handshakes on loopback."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 from coordinator import enrolment
 from coordinator.config import init as init_coordinator
 from coordinator.server import TlsFiles, start
-from node import config as node_config, store as node_store
+from node import config as node_config
+from node import store as node_store
 from node.client import CoordinatorClient, RpcFailure
 from node.enroll import enroll
 from node.errors import ConfigError
@@ -21,11 +23,17 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pki")
-    subprocess.run([str(ROOT / "deploy" / "pki" / "make-pki.sh"), "--out", str(out), "--site", "lab-a"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(ROOT / "deploy" / "pki" / "make-pki.sh"), "--out", str(out), "--site", "lab-a"],
+        check=True,
+        capture_output=True,
+    )
     other = tmp_path_factory.mktemp("other-pki")
-    subprocess.run([str(ROOT / "deploy" / "pki" / "make-pki.sh"), "--out", str(other), "--site", "lab-a"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [str(ROOT / "deploy" / "pki" / "make-pki.sh"), "--out", str(other), "--site", "lab-a"],
+        check=True,
+        capture_output=True,
+    )
     (out / "other-ca.pem").write_bytes((other / "ca.pem").read_bytes())
     (out / "sites" / "rogue.pem").write_bytes((other / "sites" / "lab-a.pem").read_bytes())
     (out / "sites" / "rogue.key").write_bytes((other / "sites" / "lab-a.key").read_bytes())
@@ -41,13 +49,18 @@ def enrol_over(tmp_path, running, pki, **tls):
 
 
 def test_tls_enrolment_with_the_network_ca(tmp_path, pki) -> None:
-    running = start(init_coordinator(tmp_path / "c"), "127.0.0.1:0",
-                    tls=TlsFiles(pki / "coordinator.pem", pki / "coordinator.key"))
+    running = start(
+        init_coordinator(tmp_path / "c"),
+        "127.0.0.1:0",
+        tls=TlsFiles(pki / "coordinator.pem", pki / "coordinator.key"),
+    )
     try:
         cfg = enrol_over(tmp_path, running, pki, ca_file=str(pki / "ca.pem"))
         assert (cfg.data_dir / "coordinator.pub").exists()
         # A node that trusts another CA refuses the coordinator's certificate.
-        other = node_config.init(tmp_path / "n2", "lab-b", f"127.0.0.1:{running.port}", ca_file=str(pki / "other-ca.pem"))
+        other = node_config.init(
+            tmp_path / "n2", "lab-b", f"127.0.0.1:{running.port}", ca_file=str(pki / "other-ca.pem")
+        )
         with CoordinatorClient(other) as client, pytest.raises(RpcFailure) as caught:
             client.standards()
         assert caught.value.code == grpc.StatusCode.UNAVAILABLE
@@ -56,17 +69,38 @@ def test_tls_enrolment_with_the_network_ca(tmp_path, pki) -> None:
 
 
 def test_mtls_requires_a_client_certificate_from_the_network_ca(tmp_path, pki) -> None:
-    running = start(init_coordinator(tmp_path / "c"), "127.0.0.1:0",
-                    tls=TlsFiles(pki / "coordinator.pem", pki / "coordinator.key", client_ca=pki / "ca.pem"))
+    running = start(
+        init_coordinator(tmp_path / "c"),
+        "127.0.0.1:0",
+        tls=TlsFiles(pki / "coordinator.pem", pki / "coordinator.key", client_ca=pki / "ca.pem"),
+    )
     try:
-        cfg = enrol_over(tmp_path, running, pki, ca_file=str(pki / "ca.pem"),
-                         cert_file=str(pki / "sites" / "lab-a.pem"), key_file=str(pki / "sites" / "lab-a.key"))
+        cfg = enrol_over(
+            tmp_path,
+            running,
+            pki,
+            ca_file=str(pki / "ca.pem"),
+            cert_file=str(pki / "sites" / "lab-a.pem"),
+            key_file=str(pki / "sites" / "lab-a.key"),
+        )
         assert node_store.get_state(node_store.connect(cfg.db_path), "keyid")
-        for name, extra in (("no-cert", {}),
-                            ("rogue", {"cert_file": str(pki / "sites" / "rogue.pem"),
-                                       "key_file": str(pki / "sites" / "rogue.key")})):
-            bare = node_config.init(tmp_path / name, "lab-x", f"127.0.0.1:{running.port}", ca_file=str(pki / "ca.pem"),
-                                    **extra)
+        for name, extra in (
+            ("no-cert", {}),
+            (
+                "rogue",
+                {
+                    "cert_file": str(pki / "sites" / "rogue.pem"),
+                    "key_file": str(pki / "sites" / "rogue.key"),
+                },
+            ),
+        ):
+            bare = node_config.init(
+                tmp_path / name,
+                "lab-x",
+                f"127.0.0.1:{running.port}",
+                ca_file=str(pki / "ca.pem"),
+                **extra,
+            )
             with CoordinatorClient(bare) as client, pytest.raises(RpcFailure) as caught:
                 client.standards()
             assert caught.value.code == grpc.StatusCode.UNAVAILABLE, name

@@ -1,4 +1,5 @@
 """The payload codec against protobuf's own json_format, the reference implementation."""
+
 from __future__ import annotations
 
 import base64
@@ -6,7 +7,8 @@ import json
 
 import pytest
 from google.protobuf import json_format
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protos import wire
 from protos.errors import PayloadError
@@ -16,15 +18,41 @@ from protos.rarenet.v1 import summary_pb2 as pb
 
 words = st.text(max_size=12)
 counts = st.integers(0, 2**32 - 1)
-strata = st.builds(pb.StratumCounts, biomarker=words, method=words, specimen=words, tests=counts, positive=counts,
-                   withheld=st.booleans(), suppressed_cells=st.lists(words, max_size=3))
+strata = st.builds(
+    pb.StratumCounts,
+    biomarker=words,
+    method=words,
+    specimen=words,
+    tests=counts,
+    positive=counts,
+    withheld=st.booleans(),
+    suppressed_cells=st.lists(words, max_size=3),
+)
 summaries = st.builds(
-    pb.SiteSummary, site_id=words, period=words, schema_version=counts, sequence=st.integers(0, 2**64 - 1),
+    pb.SiteSummary,
+    site_id=words,
+    period=words,
+    schema_version=counts,
+    sequence=st.integers(0, 2**64 - 1),
     strata=st.lists(strata, max_size=4),
-    policy=st.builds(pb.DisclosurePolicy, min_denominator=counts, differential_privacy=st.builds(
-        pb.DifferentialPrivacy, enabled=st.booleans(), epsilon=st.floats(allow_nan=False, allow_infinity=False))),
-    vaf=st.lists(st.builds(pb.VafHistogram, biomarker=words, edges=st.lists(st.floats(0, 100), max_size=4),
-                           counts=st.lists(counts, max_size=4)), max_size=2),
+    policy=st.builds(
+        pb.DisclosurePolicy,
+        min_denominator=counts,
+        differential_privacy=st.builds(
+            pb.DifferentialPrivacy,
+            enabled=st.booleans(),
+            epsilon=st.floats(allow_nan=False, allow_infinity=False),
+        ),
+    ),
+    vaf=st.lists(
+        st.builds(
+            pb.VafHistogram,
+            biomarker=words,
+            edges=st.lists(st.floats(0, 100), max_size=4),
+            counts=st.lists(counts, max_size=4),
+        ),
+        max_size=2,
+    ),
 )
 
 
@@ -47,18 +75,21 @@ def test_bytes_and_64_bit_integers_follow_the_json_mapping() -> None:
     assert wire.decode(text, lpb.TreeHead) == head
 
 
-@pytest.mark.parametrize("payload,words", [
-    (b'{"site_id": "a", "site_id": "b"}', "duplicate key"),
-    (b'{"site_id": 5}', "must be a string"),
-    (b'{"sequence": -1}', "out of range"),
-    (b'{"sequence": "12x"}', "must be an integer"),
-    (b'{"schema_version": true}', "must be an integer"),
-    (b'{"strata": {}}', "must be a list"),
-    (b'{"strata": [5]}', "must be an object"),
-    (b'{"strata": [{"tests": 1.5}]}', "must be an integer"),
-    (b'{"patient_id": "P1"}', "unknown field"),
-    (b'{"strata": [{"variant": "x"}]}', "unknown field 'strata[0].variant'"),
-])
+@pytest.mark.parametrize(
+    "payload,words",
+    [
+        (b'{"site_id": "a", "site_id": "b"}', "duplicate key"),
+        (b'{"site_id": 5}', "must be a string"),
+        (b'{"sequence": -1}', "out of range"),
+        (b'{"sequence": "12x"}', "must be an integer"),
+        (b'{"schema_version": true}', "must be an integer"),
+        (b'{"strata": {}}', "must be a list"),
+        (b'{"strata": [5]}', "must be an object"),
+        (b'{"strata": [{"tests": 1.5}]}', "must be an integer"),
+        (b'{"patient_id": "P1"}', "unknown field"),
+        (b'{"strata": [{"variant": "x"}]}', "unknown field 'strata[0].variant'"),
+    ],
+)
 def test_malformed_payloads_are_refused_with_the_reason(payload, words) -> None:
     with pytest.raises(PayloadError, match=words.replace("[", r"\[").replace("]", r"\]")):
         wire.decode(payload, pb.SiteSummary)
@@ -72,12 +103,28 @@ def _descriptors(descriptor):
 
 
 MESSAGE_TYPES = [pb.SiteSummary, lpb.TreeHead, lpb.Receipt, epb.EqaResponse]
-FIELD_NAMES = sorted({f.name for t in MESSAGE_TYPES for d in _descriptors(t.DESCRIPTOR) for f in d.fields}
-                     | {"unknown"})
-leaves = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=4)
-          | st.sampled_from(["NaN", "Infinity", "-Infinity", "12", "-3", "1_0", " 7", "AAEC", "AA=", "1.5", "²"]))
-json_values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=4), max_leaves=12)
+FIELD_NAMES = sorted(
+    {f.name for t in MESSAGE_TYPES for d in _descriptors(t.DESCRIPTOR) for f in d.fields}
+    | {"unknown"}
+)
+leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=4)
+    | st.sampled_from(
+        ["NaN", "Infinity", "-Infinity", "12", "-3", "1_0", " 7", "AAEC", "AA=", "1.5", "²"]
+    )
+)
+json_values = st.recursive(
+    leaves,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 def _outcome(decode) -> tuple:
@@ -89,7 +136,9 @@ def _outcome(decode) -> tuple:
 
 def _same_either_way(payload: bytes, message_type) -> None:
     fast = _outcome(lambda: wire.decode(payload, message_type))
-    by_field = _outcome(lambda: wire._decode_by_field(wire._parse(payload, message_type), message_type))
+    by_field = _outcome(
+        lambda: wire._decode_by_field(wire._parse(payload, message_type), message_type)
+    )
     assert fast == by_field, payload
 
 
@@ -103,17 +152,23 @@ def _typical(field) -> st.SearchStrategy:
     elif kind == field.CPPTYPE_BOOL:
         right = st.booleans()
     elif kind in (field.CPPTYPE_DOUBLE, field.CPPTYPE_FLOAT):
-        right = st.floats() | st.integers(-10, 10) | st.sampled_from(["NaN", "Infinity", "-Infinity"])
+        right = (
+            st.floats() | st.integers(-10, 10) | st.sampled_from(["NaN", "Infinity", "-Infinity"])
+        )
     elif kind == field.CPPTYPE_STRING:
         right = st.text(max_size=4)
     else:
         right = st.integers(0, 1000) | st.integers(0, 99).map(str) | st.just(3.0)
-    return st.one_of([right] * 9 + [leaves])  # mostly the right kind, so that whole payloads are often valid
+    return st.one_of(
+        [right] * 9 + [leaves]
+    )  # mostly the right kind, so that whole payloads are often valid
 
 
 def _objects(descriptor) -> st.SearchStrategy:
-    values = {f.name: (st.lists(_typical(f), max_size=3) | leaves if f.is_repeated else _typical(f))
-              for f in descriptor.fields}
+    values = {
+        f.name: (st.lists(_typical(f), max_size=3) | leaves if f.is_repeated else _typical(f))
+        for f in descriptor.fields
+    }
     values["unknown"] = leaves
     return st.fixed_dictionaries({}, optional=values)
 
@@ -124,31 +179,97 @@ def test_the_fast_decoding_path_agrees_with_the_field_by_field_path(data) -> Non
     """decode() tries the protobuf constructor first; whatever it accepts must be exactly what the
     field-by-field path makes of the payload, and whatever it refuses gets that path's reason."""
     message_type = data.draw(st.sampled_from(MESSAGE_TYPES))
-    payload = data.draw(_objects(message_type.DESCRIPTOR) | st.dictionaries(st.sampled_from(FIELD_NAMES), json_values,
-                                                                             max_size=6))
+    payload = data.draw(
+        _objects(message_type.DESCRIPTOR)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES), json_values, max_size=6)
+    )
     _same_either_way(json.dumps(payload).encode(), message_type)
 
 
-ODD_VALUES = [None, True, False, 0, 1, -1, 2**32, 2**64, 10**400, 1.5, 3.0, "NaN", "nan", "Infinity", "inf", "5",
-              " 7", "1_0", "+5", "²", "5.0", "AAEC", "AA=", "", [], [1], ["a"], {}, {"unknown": 1}]
+ODD_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    2**32,
+    2**64,
+    10**400,
+    1.5,
+    3.0,
+    "NaN",
+    "nan",
+    "Infinity",
+    "inf",
+    "5",
+    " 7",
+    "1_0",
+    "+5",
+    "²",
+    "5.0",
+    "AAEC",
+    "AA=",
+    "",
+    [],
+    [1],
+    ["a"],
+    {},
+    {"unknown": 1},
+]
 
 
 def _valid_payloads() -> list[tuple[type, dict]]:
     head = lpb.TreeHead(tree_size=7, root_hash=b"\x01" * 32, timestamp_ms=5)
     return [
-        (pb.SiteSummary, json.loads(wire.encode(pb.SiteSummary(
-            site_id="lab-a", period="2026Q3", schema_version=1, sequence=3,
-            strata=[pb.StratumCounts(biomarker="EGFR", method="pcr", specimen="tissue", tests=5, positive=1, negative=4,
-                                     suppressed_cells=["failed"])],
-            policy=pb.DisclosurePolicy(min_denominator=10, small_count_suppression=True, differential_privacy=(
-                pb.DifferentialPrivacy(enabled=True, epsilon=1.0))),
-            vaf=[pb.VafHistogram(biomarker="EGFR", edges=[0.0, 5.0], counts=[1])])))),
-        (lpb.Receipt, json.loads(wire.encode(lpb.Receipt(site_id="lab-a", sequence=3, leaf_index=6, tree_head=head)))),
-        (epb.EqaResponse, json.loads(wire.encode(epb.EqaResponse(site_id="lab-a", round_id="r1", sequence=2)))),
+        (
+            pb.SiteSummary,
+            json.loads(
+                wire.encode(
+                    pb.SiteSummary(
+                        site_id="lab-a",
+                        period="2026Q3",
+                        schema_version=1,
+                        sequence=3,
+                        strata=[
+                            pb.StratumCounts(
+                                biomarker="EGFR",
+                                method="pcr",
+                                specimen="tissue",
+                                tests=5,
+                                positive=1,
+                                negative=4,
+                                suppressed_cells=["failed"],
+                            )
+                        ],
+                        policy=pb.DisclosurePolicy(
+                            min_denominator=10,
+                            small_count_suppression=True,
+                            differential_privacy=(
+                                pb.DifferentialPrivacy(enabled=True, epsilon=1.0)
+                            ),
+                        ),
+                        vaf=[pb.VafHistogram(biomarker="EGFR", edges=[0.0, 5.0], counts=[1])],
+                    )
+                )
+            ),
+        ),
+        (
+            lpb.Receipt,
+            json.loads(
+                wire.encode(lpb.Receipt(site_id="lab-a", sequence=3, leaf_index=6, tree_head=head))
+            ),
+        ),
+        (
+            epb.EqaResponse,
+            json.loads(wire.encode(epb.EqaResponse(site_id="lab-a", round_id="r1", sequence=2))),
+        ),
     ]
 
 
-@pytest.mark.parametrize("message_type,valid", _valid_payloads(), ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize(
+    "message_type,valid", _valid_payloads(), ids=lambda v: getattr(v, "__name__", "")
+)
 def test_the_fast_path_agrees_with_odd_values_in_every_place(message_type, valid) -> None:
     """Each odd value in each place of an otherwise valid payload: both decoding paths agree."""
     for path in _leaf_paths(valid):
@@ -181,6 +302,9 @@ def test_the_fast_path_agrees_on_valid_summaries_with_one_value_changed(message,
     node = tree
     for key in path[:-1]:
         node = node[key]
-    node[path[-1]] = data.draw(leaves | st.lists(leaves, max_size=2) | st.dictionaries(st.sampled_from(FIELD_NAMES),
-                                                                                         leaves, max_size=2))
+    node[path[-1]] = data.draw(
+        leaves
+        | st.lists(leaves, max_size=2)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES), leaves, max_size=2)
+    )
     _same_either_way(json.dumps(tree).encode(), pb.SiteSummary)
