@@ -109,7 +109,7 @@ def vkey(verifier: Verifier) -> str:
 
 def parse_vkey(text: str) -> Verifier:
     """An Ed25519 (type 0x01) verifier key, name+hex(key ID)+base64(0x01 || public key)."""
-    parts = text.strip().split("+")
+    parts = text.strip().split("+", 2)
     if len(parts) != 3:
         raise NoteError(f"a verifier key is name+keyid+key, not {text!r}")
     name, hex_id, material = parts
