@@ -155,22 +155,26 @@ def parse(data: bytes) -> Note:
     if split < 0 or not whole.endswith("\n"):
         raise NoteError("a signed note is text, a blank line, and signature lines")
     text, block = whole[: split + 1], whole[split + 2 :]
-    signatures: list[Signature] = []
-    for line in block.removesuffix("\n").split("\n"):
-        if not line.startswith(DASH):
-            raise NoteError(f"not a signature line: {line[:60]!r}")
-        name, sep, encoded = line[len(DASH) :].partition(" ")
-        check_name(name)
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
-            raise NoteError(f"the signature of {name} is not base64") from exc
-        if not sep or len(raw) < 5:
-            raise NoteError(f"the signature line of {name} is too short")
-        signatures.append(Signature(name, raw[:4], raw[4:]))
+    signatures = [parse_line(line) for line in block.removesuffix("\n").split("\n")]
     if len(signatures) > MAX_SIGNATURES:
         raise NoteError(f"the note has {len(signatures)} signatures, more than {MAX_SIGNATURES}")
     return Note(text, tuple(signatures))
+
+
+def parse_line(line: str) -> Signature:
+    """One signature line, "— name base64(key ID || signature)", without its newline."""
+    line = line.removesuffix("\n")
+    if not line.startswith(DASH):
+        raise NoteError(f"not a signature line: {line[:60]!r}")
+    name, sep, encoded = line[len(DASH) :].partition(" ")
+    check_name(name)
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error as exc:
+        raise NoteError(f"the signature of {name} is not base64") from exc
+    if not sep or len(raw) < 5:
+        raise NoteError(f"the signature line of {name} is too short")
+    return Signature(name, raw[:4], raw[4:])
 
 
 def verified_by(note: Note, verifiers: Iterable[Verifier]) -> list[Verifier]:
