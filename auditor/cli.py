@@ -61,14 +61,22 @@ def verify_envelope(envelope: Path, public_key: Path) -> None:
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Pin the coordinator's public key (PEM) obtained out of band instead of trusting the bundle's.",
 )
+@click.option(
+    "--witnesses",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Require at least N distinct enrolled sites' cosignatures on the checkpoint the bundle "
+    "proves against.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
+def verify(bundle: Path, coordinator_key: Path | None, witnesses: int, as_json: bool) -> None:
     """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: unreadable."""
     from auditor.verify import BundleUnreadable
     from auditor.verify import verify as run
 
     try:
-        result = run(bundle, coordinator_key)
+        result = run(bundle, coordinator_key, witnesses)
     except BundleUnreadable as exc:
         click.echo(f"ERROR {exc}", err=True)
         raise SystemExit(2) from None

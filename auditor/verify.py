@@ -5,6 +5,8 @@ Checks, each reported as PASS or FAIL with its reason:
               bundle, or the one the auditor pins with --coordinator-key)
   files       every file listed is present with its SHA-256, and no file is unlisted
   tree head   the signed tree head verifies
+  witnesses   the checkpoint of that tree head is cosigned by at least N distinct enrolled sites
+              (--witnesses N; auditor/witnesses.py), and which
   leaf N      the site's signature; the key was enrolled and not revoked when the coordinator
               received it (its signed receipt); the receipt names this envelope; the inclusion
               proof leads to the signed root
@@ -23,6 +25,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from auditor.witnesses import check as check_witnesses
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import eqa_pb2 as epb
@@ -84,7 +87,7 @@ def _first_difference(a, b, path: str = "") -> str | None:
     return None if a == b else f"{path}: {a!r} != {b!r}"
 
 
-def verify(path: Path, coordinator_key: Path | None = None) -> Result:
+def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) -> Result:
     try:
         bundle = zipfile.ZipFile(path)
         files = {name: bundle.read(name) for name in bundle.namelist()}
@@ -157,6 +160,8 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
     except (ContractError, KeyError) as exc:
         result.add("tree head", False, str(exc))
         return result
+    witnessed = check_witnesses(files, coordinator_raw, head.tree_size, head.root_hash, witnesses)
+    result.add("witnesses", witnessed.ok, witnessed.detail)
 
     # 4. Each signed summary.
     try:

@@ -4,6 +4,8 @@ for the signatures (see the README's openssl steps).
     MANIFEST.json        every other file with its SHA-256, the period, the coordinator's key id
     MANIFEST.sig         raw Ed25519 signature over PAE(MANIFEST_TYPE, MANIFEST.json)
     tree_head.envelope   the signed tree head every inclusion proof leads to
+    checkpoint.txt       the same tree head as a C2SP checkpoint, with the witnesses' cosignatures
+    keys/witnesses.json  every site key as a witness key (name, key, enrolment dates)
     envelopes/N.envelope the signed site summaries (ledger leaf N, byte for byte the leaf data)
     receipts/N.envelope  the coordinator's signed receipt for leaf N (when it was accepted)
     eqa/R/round.envelope the signed EQA round R with its revealed salt; eqa/R/truth.csv its truth
@@ -23,15 +25,31 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from coordinator import benchmark, report
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from coordinator import benchmark, report, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.ledger import Ledger
 from coordinator.standards import Standard
 from protos import dsse, keys, wire
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1.envelope_pb2 import Envelope
 
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
+
+
+def _witnessed_head(
+    conn: sqlite3.Connection, key: Ed25519PrivateKey, ledger: Ledger, leaves: list[int]
+) -> tuple[Envelope, bytes]:
+    """The signed tree head the bundle proves against, and its cosigned checkpoint: of the tree
+    heads that hold every leaf, the one most witnesses cosigned (coordinator/witnesses.py)."""
+    latest = wire.decode(ledger.latest_head(conn).payload, lpb.TreeHead).tree_size
+    size = witnesses.best_size(conn, (max(leaves) + 1) if leaves else 0, latest)
+    (signed,) = conn.execute(
+        "SELECT signed FROM tree_heads WHERE tree_size = ?", (size,)
+    ).fetchone()
+    return wire.parse_envelope(signed), witnesses.cosigned(conn, key, size).encode()
 
 
 def build(
@@ -46,12 +64,16 @@ def build(
     shown = benchmark.for_site(full, site) if site else full
     files: dict[str, bytes] = {}
     ledger = Ledger(conn, key)
-    signed_head = ledger.latest_head(conn)
-    head = wire.decode(signed_head.payload, lpb.TreeHead)
-    files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
     leaves = sorted(
         {leaf for entries in signed_inputs.by_period.values() for leaf, _ in entries.values()}
         | {leaf for r in signed_inputs.eqa_rounds for leaf, _ in r.responses.values()}
+    )
+    signed_head, checkpoint = _witnessed_head(conn, key, ledger, leaves)
+    head = wire.decode(signed_head.payload, lpb.TreeHead)
+    files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
+    files["checkpoint.txt"] = checkpoint
+    files["keys/witnesses.json"] = (
+        json.dumps(witnesses.witness_records(conn), indent=2).encode() + b"\n"
     )
     for entry in signed_inputs.eqa_rounds:
         (announcement,) = conn.execute(

@@ -10,6 +10,7 @@ checked a checkpoint consistent with the last one it cosigned hands back its cos
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import sqlite3
 
@@ -156,3 +157,37 @@ def add(
         (size, site_id, keyid, found.timestamp, line.line(), now.isoformat(timespec="seconds")),
     )
     return site_id, len(cosigners(conn, size))
+
+
+def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
+    """The tree size an audit bundle should prove against: of the checkpoints holding the first
+    `needed` leaves, the one most sites cosigned (the larger on a tie); the latest if none was."""
+    ensure_schema(conn)
+    row = conn.execute(
+        """SELECT c.tree_size FROM cosignatures c JOIN tree_heads t USING (tree_size)
+           WHERE c.tree_size >= ? AND c.tree_size <= ?
+           GROUP BY c.tree_size ORDER BY COUNT(*) DESC, c.tree_size DESC LIMIT 1""",
+        (needed, latest),
+    ).fetchone()
+    return int(row[0]) if row else latest
+
+
+def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
+    """Every site key as a witness key, with its enrolment dates, for auditors."""
+    return [
+        {
+            "site_id": site_id,
+            "name": cosignature.witness_name(site_id),
+            "keyid": keyid,
+            "public_key": base64.b64encode(bytes(raw)).decode("ascii"),
+            "enrolled_at": enrolled_at,
+            "retired_at": retired_at,
+            "site_status": status,
+            "site_revoked_at": revoked_at,
+        }
+        for keyid, site_id, raw, enrolled_at, retired_at, status, revoked_at in conn.execute(
+            """SELECT k.keyid, k.site_id, k.public_key, k.enrolled_at, k.retired_at, s.status,
+                      s.revoked_at
+               FROM site_keys k JOIN sites s USING (site_id) ORDER BY k.site_id, k.enrolled_at"""
+        )
+    ]
