@@ -419,6 +419,7 @@ def verify_receipts(data_dir: Path) -> None:
     with CoordinatorClient(cfg) as client:
         try:
             result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
+            witnessed = witness.step(conn, cfg, client)
         except NodeError as exc:
             click.echo(f"ALARM: {exc}", err=True)
             raise SystemExit(2) from None
@@ -426,6 +427,7 @@ def verify_receipts(data_dir: Path) -> None:
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew"
     )
+    _report_witness(witnessed)
 
 
 def _report_witness(report: witness.WitnessReport) -> None:
