@@ -74,6 +74,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
         witnesses.ensure_schema(self.conn)
+        self._last_checkpoint: tuple[int, bytes, bytes] | None = None
 
     def close(self) -> None:
         self.intake.close()
@@ -98,10 +99,16 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
         answer = cpb.SubmitResponse()
         answer.CopyFrom(response)
-        answer.checkpoint = witnesses.signed_checkpoint(
-            self.key, head.tree_size, head.root_hash
-        ).encode()
+        answer.checkpoint = self._checkpoint(head.tree_size, head.root_hash)
         return answer
+
+    def _checkpoint(self, size: int, root: bytes) -> bytes:
+        """The signed checkpoint of a tree head; a batch's callers share one (one signature)."""
+        cached = self._last_checkpoint
+        if cached is None or cached[:2] != (size, root):
+            cached = (size, root, witnesses.signed_checkpoint(self.key, size, root).encode())
+            self._last_checkpoint = cached
+        return cached[2]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
