@@ -19,6 +19,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -57,10 +58,14 @@ class Result:
 
 
 def _pem_raw(pem: bytes) -> bytes:
-    return keys.public_raw(serialization.load_pem_public_key(pem))
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ContractError(f"a {type(key).__name__} where an Ed25519 public key is required")
+    return keys.public_raw(key)
 
 
-def _first_difference(a, b, path: str = "") -> str | None:
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two JSON values first differ (floats within 1e-9 relative), or None."""
     if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         return f"{path or '/'}: {a!r} != {b!r}"
     if isinstance(a, dict):
@@ -82,6 +87,16 @@ def _first_difference(a, b, path: str = "") -> str | None:
     if isinstance(a, float) or isinstance(b, float):
         return None if abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)) else f"{path}: {a!r} != {b!r}"
     return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+Signed = TypeVar("Signed", pb.SiteSummary, epb.EqaResponse)
+
+
+def _keep_latest(group: dict[str, tuple[int, Signed]], leaf: int, signed: Signed) -> None:
+    """Keep each site's signed message of the highest sequence number, with its leaf."""
+    previous = group.get(signed.site_id)
+    if previous is None or previous[1].sequence < signed.sequence:
+        group[signed.site_id] = (leaf, signed)
 
 
 def verify(path: Path, coordinator_key: Path | None = None) -> Result:
@@ -186,10 +201,11 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
             dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
             enrolment = wire.parse_envelope(files[f"enrolments/{keyid}.envelope"])
             dsse.verify(enrolment, {keyid: site_raw})
-            is_summary = envelope.payload_type == wire.SITE_SUMMARY
-            summary = wire.decode(
-                envelope.payload, pb.SiteSummary if is_summary else epb.EqaResponse
-            )
+            summary: pb.SiteSummary | epb.EqaResponse
+            if envelope.payload_type == wire.SITE_SUMMARY:
+                summary = wire.decode(envelope.payload, pb.SiteSummary)
+            else:
+                summary = wire.decode(envelope.payload, epb.EqaResponse)
             if summary.site_id != record["site_id"]:
                 raise ContractError(
                     f"summary names site {summary.site_id} but the key is {record['site_id']}'s"
@@ -222,15 +238,12 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
                 [bytes.fromhex(h) for h in proof["hashes"]],
                 head.root_hash,
             )
-            group = (
-                by_period.setdefault(summary.period, {})
-                if is_summary
-                else responses.setdefault(summary.round_id, {})
-            )
-            previous = group.get(summary.site_id)
-            if previous is None or previous[1].sequence < summary.sequence:
-                group[summary.site_id] = (leaf, summary)
-            what = summary.period if is_summary else f"EQA {summary.round_id}"
+            if isinstance(summary, pb.SiteSummary):
+                _keep_latest(by_period.setdefault(summary.period, {}), leaf, summary)
+                what = summary.period
+            else:
+                _keep_latest(responses.setdefault(summary.round_id, {}), leaf, summary)
+                what = f"EQA {summary.round_id}"
             result.add(
                 name,
                 True,

@@ -141,6 +141,12 @@ class _Pending:
     summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
     received: dt.datetime | None = None
 
+    def checked(self) -> tuple[pb.SiteSummary | epb.EqaResponse, dt.datetime]:
+        """The payload and the time it was received, which the checks fill in."""
+        if self.summary is None or self.received is None:
+            raise RuntimeError("a submission reached the ledger before it was checked")
+        return self.summary, self.received
+
 
 class Intake:
     """One intake thread takes submissions in batches and pipelines them: while the payloads of a
@@ -189,6 +195,8 @@ class Intake:
         item.done.acquire()
         if item.error is not None:
             raise item.error
+        if item.response is None:
+            raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
 
     def _run(self) -> None:
@@ -301,18 +309,18 @@ class Intake:
         value: bytes | str,
         problem: CoordinatorError | None,
     ) -> None:
-        item.received = self.clock()
+        item.received = received = self.clock()
         if item.envelope.payload_type == wire.EQA_RESPONSE:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
-            item.summary = epb.EqaResponse.FromString(value)
-            check_eqa_response(item.summary, item.site_id, problem)
-            eqa.check_response(conn, item.summary, item.received.date())
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value!s}")
+            item.summary = response = epb.EqaResponse.FromString(value)
+            check_eqa_response(response, item.site_id, problem)
+            eqa.check_response(conn, response, received.date())
         else:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {value}")
-            item.summary = pb.SiteSummary.FromString(value)
-            check_summary(item.summary, item.site_id, item.received.date(), problem)
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {value!s}")
+            item.summary = summary = pb.SiteSummary.FromString(value)
+            check_summary(summary, item.site_id, received.date(), problem)
 
     def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
         log.error("%s; starting it again", exc)
@@ -344,13 +352,14 @@ class Intake:
                         "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (item.site_id,)
                     ).fetchone()
                     last_sequence[item.site_id] = last or 0
-                if item.summary.sequence <= last_sequence[item.site_id]:
+                summary, _ = item.checked()
+                if summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyExists(
-                        f"sequence {item.summary.sequence} is not after the last accepted sequence "
+                        f"sequence {summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"
                     )
-                last_sequence[item.site_id] = item.summary.sequence
+                last_sequence[item.site_id] = summary.sequence
                 in_batch[item.sha] = item
                 accepted.append(item)
             except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
@@ -378,7 +387,7 @@ class Intake:
         try:
             for offset, item in enumerate(accepted):
                 index = first_index + offset
-                summary = item.summary
+                summary, received = item.checked()
                 period = (
                     summary.period
                     if isinstance(summary, pb.SiteSummary)
@@ -390,7 +399,7 @@ class Intake:
                     sequence=summary.sequence,
                     envelope_sha256=item.sha,
                     leaf_index=index,
-                    received_at=item.received.isoformat(timespec="seconds"),
+                    received_at=received.isoformat(timespec="seconds"),
                     tree_head=head,
                     payload_type=item.envelope.payload_type,
                 )
@@ -458,9 +467,10 @@ class Intake:
             raise
         self.ledger.committed(leaves, signed_head)
         for offset, item in enumerate(accepted):
-            item.response.inclusion_proof.CopyFrom(
-                self.ledger.inclusion(first_index + offset, size)
-            )
+            response = item.response
+            if response is None:  # set for every accepted item above
+                raise RuntimeError("a committed submission has no receipt")
+            response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
 
     def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
         """The original answer to an envelope already in the ledger (only this thread appends to it)."""

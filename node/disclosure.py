@@ -80,7 +80,7 @@ def apply_min_denominator(
         return released + [
             _withheld(s.biomarker, s.method, s.specimen, n, "small stratum") for s in small
         ]
-    still_small = []
+    still_small: list[pb.StratumCounts] = []
     for group in _grouped(small, lambda s: (s.biomarker, s.method)):
         merged = _merged(group, group[0].method, f"merged: specimens with fewer than {n} tests")
         (released if merged.tests >= n else still_small).append(merged)

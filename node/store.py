@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import overload
 
 import sqlite_utils
 
@@ -114,6 +115,10 @@ def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: str) -> str: ...
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: None = None) -> str | None: ...
 def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
     return row[0] if row else default

@@ -98,8 +98,10 @@ def test_dp_summary_end_to_end(coordinator, node_factory, synthetic_csv) -> None
     assert node.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
     # The coordinator widened this site's intervals by the recorded noise.
     data = coordinator.service.data
-    result = benchmark.compute(sqlite3.connect(data.db), PERIOD.label, load_standard(data.standard))
-    egfr = result["sites"]["lab-a"]["positivity"]["EGFR"]
+    computed = benchmark.compute(
+        sqlite3.connect(data.db), PERIOD.label, load_standard(data.standard)
+    )
+    egfr = computed["sites"]["lab-a"]["positivity"]["EGFR"]
     assert egfr["noise_variance_per_count"] > 0
     plain = stats.wilson(egfr["positive"], egfr["valid"])
     assert egfr["ci95"][0] < plain[0] and egfr["ci95"][1] > plain[1]
