@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, store
+from coordinator import benchmark, enrolment, eqa, store, witnesses
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
 from coordinator.intake import Intake, authenticate
@@ -73,6 +73,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.intake = Intake(self.conn, self.ledger, data.db, clock)
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
+        witnesses.ensure_schema(self.conn)
 
     def close(self) -> None:
         self.intake.close()
@@ -93,7 +94,14 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        return self.intake.submit(request)
+        response = self.intake.submit(request)
+        head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
+        answer = cpb.SubmitResponse()
+        answer.CopyFrom(response)
+        answer.checkpoint = witnesses.signed_checkpoint(
+            self.key, head.tree_size, head.root_hash
+        ).encode()
+        return answer
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
@@ -147,6 +155,26 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         sheet = eqa.score_sheet(self.intake.reader(), ask.round_id, site_id)
         return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(sheet))
+
+    @_guard
+    def GetCheckpoint(
+        self, request: cpb.GetCheckpointRequest, context
+    ) -> cpb.GetCheckpointResponse:
+        if not request.tree_size:
+            with self.intake.lock:
+                self.ledger.latest_head(self.conn)  # the empty tree's head, on a new ledger
+        return witnesses.checkpoint_response(
+            self.intake.reader(), self.key, request.tree_size or None
+        )
+
+    @_guard
+    def AddCosignature(
+        self, request: cpb.AddCosignatureRequest, context
+    ) -> cpb.AddCosignatureResponse:
+        with self.intake.lock:
+            site_id, count = witnesses.add(self.conn, self.key, request.checkpoint, enrolment.now())
+        log.info("cosignature from %s; %d witness(es) on that checkpoint", site_id, count)
+        return cpb.AddCosignatureResponse(cosigners=count)
 
     @_guard
     def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:
