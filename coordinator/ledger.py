@@ -213,3 +213,17 @@ def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes,
             (size,),
         )
     ]
+
+
+def leaves_for(conn: sqlite3.Connection, size: int, periods: list[str]) -> list[int]:
+    """The leaves below `size` accepted for any of these periods (eqa:ROUND for EQA responses),
+    superseded ones included."""
+    marks = ",".join("?" * len(periods))
+    return [
+        index
+        for (index,) in conn.execute(
+            f"SELECT leaf_index FROM ledger WHERE leaf_index < ? AND period IN ({marks})"
+            " ORDER BY leaf_index",
+            (size, *periods),
+        )
+    ]

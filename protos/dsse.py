@@ -60,7 +60,7 @@ def sole_signer(envelope: Envelope) -> str:
             f"the envelope carries {count} signatures; a site's submission is signed by exactly "
             "one key, the site's enrolled key"
         )
-    return envelope.signatures[0].keyid
+    return str(envelope.signatures[0].keyid)
 
 
 def verify(

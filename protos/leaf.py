@@ -61,7 +61,7 @@ def header_for(envelope: Envelope) -> lpb.LeafHeader:
 
 def header_data(header: lpb.LeafHeader) -> bytes:
     """The leaf data of a header."""
-    return LEAF_HEADER_PREFIX + header.SerializeToString(deterministic=True)
+    return LEAF_HEADER_PREFIX + bytes(header.SerializeToString(deterministic=True))
 
 
 def leaf_data(envelope: Envelope, receipt: lpb.Receipt) -> bytes:
