@@ -26,13 +26,12 @@ from coordinator.errors import (
     Unauthenticated,
     Unavailable,
 )
-from coordinator.ledger import Ledger
-from protos import dsse, merkle, wire
+from coordinator.ledger import Accepted, Ledger
+from protos import dsse, leaf, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
-from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
 from protos.worker import WorkerStopped
@@ -52,14 +51,16 @@ def authenticate(
             f"payload type {envelope.payload_type!r} is not {expected_type}; "
             "upgrade rarenet-node or check what is being sent"
         )
-    keyids = [s.keyid for s in envelope.signatures]
-    if not keyids:
+    if not envelope.signatures:
         raise Unauthenticated("the envelope is not signed; sign it with the site's enrolled key")
-    marks = ",".join("?" * len(keyids))
+    try:
+        signer = dsse.sole_signer(envelope)
+    except ContractError as exc:
+        raise InvalidArgument(f"{exc}; sign the summary again with `rarenet-node submit`") from exc
     rows = conn.execute(
-        f"""SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
-            JOIN sites s USING (site_id) WHERE k.keyid IN ({marks})""",
-        keyids,
+        """SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
+            JOIN sites s USING (site_id) WHERE k.keyid = ?""",
+        (signer,),
     ).fetchall()
     if not rows:
         raise Unauthenticated(
@@ -348,10 +349,7 @@ class Intake:
                     item.response = existing
                     continue
                 if item.site_id not in last_sequence:
-                    (last,) = self.conn.execute(
-                        "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (item.site_id,)
-                    ).fetchone()
-                    last_sequence[item.site_id] = last or 0
+                    last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
                 summary, _ = item.checked()
                 if summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyExists(
@@ -378,54 +376,17 @@ class Intake:
                 item.response, item.error = item.twin.response, item.twin.error
 
     def _append(self, accepted: list[_Pending]) -> None:
-        first_index = len(self.ledger)
-        size = first_index + len(accepted)
-        leaves = [merkle.leaf_hash(item.data) for item in accepted]
-        head, signed_head = self.ledger.sign_head(size, self.ledger.pending_root(*leaves))
+        """One transaction: the ledger's rows and tree head (coordinator/ledger.py) and the stored
+        summaries and EQA responses."""
+        staged = self.ledger.stage([_accepted(item) for item in accepted])
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self.ledger.write(conn, staged)
             for offset, item in enumerate(accepted):
-                index = first_index + offset
-                summary, received = item.checked()
-                period = (
-                    summary.period
-                    if isinstance(summary, pb.SiteSummary)
-                    else f"eqa:{summary.round_id}"
-                )
-                receipt = lpb.Receipt(
-                    site_id=item.site_id,
-                    period=period,
-                    sequence=summary.sequence,
-                    envelope_sha256=item.sha,
-                    leaf_index=index,
-                    received_at=received.isoformat(timespec="seconds"),
-                    tree_head=head,
-                    payload_type=item.envelope.payload_type,
-                )
-                item.response = cpb.SubmitResponse(
-                    receipt=dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key),
-                    signed_tree_head=signed_head,
-                )
-                conn.execute(
-                    "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
-                    " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        index,
-                        leaves[offset],
-                        item.data,
-                        item.sha,
-                        item.site_id,
-                        item.keyid,
-                        item.envelope.payload_type,
-                        period,
-                        summary.sequence,
-                        receipt.received_at,
-                        wire.envelope_bytes(item.response.receipt),
-                        wire.envelope_bytes(signed_head),
-                    ),
-                )
-                if not isinstance(summary, pb.SiteSummary):
+                index = staged.first_index + offset
+                summary, _ = item.checked()
+                if isinstance(summary, epb.EqaResponse):
                     conn.execute(
                         "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
                         " VALUES (?, ?, ?, ?, ?)",
@@ -450,40 +411,32 @@ class Intake:
                         item.envelope.payload.decode("utf-8"),
                     ),
                 )
-            conn.execute(
-                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
-                (
-                    head.tree_size,
-                    head.root_hash,
-                    head.timestamp_ms,
-                    wire.envelope_bytes(signed_head),
-                ),
-            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            for item in accepted:
-                item.response = None
             raise
-        self.ledger.committed(leaves, signed_head)
-        for offset, item in enumerate(accepted):
-            response = item.response
-            if response is None:  # set for every accepted item above
-                raise RuntimeError("a committed submission has no receipt")
-            response.inclusion_proof.CopyFrom(self.ledger.inclusion(first_index + offset, size))
+        for item, response in zip(accepted, self.ledger.committed(staged)):
+            item.response = response
 
     def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
         """The original answer to an envelope already in the ledger (only this thread appends to it)."""
-        row = conn.execute(
-            "SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?", (sha,)
-        ).fetchone()
-        if row is None:
-            return None
-        index, receipt, head = row
-        signed_head = wire.parse_envelope(head)
-        size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
-        return cpb.SubmitResponse(
-            receipt=wire.parse_envelope(receipt),
-            signed_tree_head=signed_head,
-            inclusion_proof=self.ledger.inclusion(index, size),
-        )
+        return self.ledger.existing(conn, sha)
+
+
+def _accepted(item: _Pending) -> Accepted:
+    summary = item.summary
+    period = (
+        summary.period
+        if isinstance(summary, pb.SiteSummary)
+        else leaf.EQA_PERIOD_PREFIX + summary.round_id
+    )
+    return Accepted(
+        envelope=item.envelope,
+        data=item.data,
+        sha=item.sha,
+        site_id=item.site_id,
+        keyid=item.keyid,
+        period=period,
+        sequence=summary.sequence,
+        received_at=item.received.isoformat(timespec="seconds"),
+    )
