@@ -424,7 +424,7 @@ class Intake:
 
 
 def _accepted(item: _Pending) -> Accepted:
-    summary = item.summary
+    summary, received = item.checked()
     period = (
         summary.period
         if isinstance(summary, pb.SiteSummary)
@@ -438,5 +438,5 @@ def _accepted(item: _Pending) -> Accepted:
         keyid=item.keyid,
         period=period,
         sequence=summary.sequence,
-        received_at=item.received.isoformat(timespec="seconds"),
+        received_at=received.isoformat(timespec="seconds"),
     )
