@@ -27,6 +27,9 @@ from coordinator.errors import (
     Unavailable,
 )
 from coordinator.ledger import Accepted, Ledger
+from coordinator.peer_identity import check_identity
+from coordinator.rate_limit import SiteRateLimit
+from coordinator.summary_checks import MAX_PAYLOAD_BYTES, Vocabulary
 from protos import dsse, leaf, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -141,6 +144,7 @@ class _Pending:
     keyid: str = ""
     summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
     received: dt.datetime | None = None
+    identities: frozenset[str] | None = None  # the sites the client certificate names (mTLS)
 
     def checked(self) -> tuple[pb.SiteSummary | epb.EqaResponse, dt.datetime]:
         """The payload and the time it was received, which the checks fill in."""
@@ -159,14 +163,24 @@ class Intake:
 
     MAX_BATCH = 256
 
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path: Path, clock=None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        ledger: Ledger,
+        db_path: Path,
+        clock=None,
+        vocabulary: Vocabulary | None = None,
+        rate_limit: SiteRateLimit | None = None,
+    ) -> None:
         self.conn = conn
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
+        self.rate_limit = rate_limit or SiteRateLimit()
         self._db_path = db_path
         self._readers = threading.local()
-        self._decoder = Decoder()
+        self._key_sites: dict[str, str] = {}  # keyid: site (a key never changes site)
+        self._decoder = Decoder(vocabulary)
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._thread.start()
@@ -185,13 +199,25 @@ class Intake:
             )
         return conn
 
-    def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
+    def submit(
+        self, envelope: Envelope, identities: frozenset[str] | None = None
+    ) -> cpb.SubmitResponse:
+        """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
+        client certificate names; the envelope's signer must be one of them."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
                 f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
             )
-        item = _Pending(envelope)
+        if len(envelope.payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidArgument(
+                f"the payload has {len(envelope.payload):,} bytes, more than the "
+                f"{MAX_PAYLOAD_BYTES:,} a summary may have (a quarter's is about 30 KB)"
+            )
+        site = self._signer_site(envelope)
+        if site is not None:
+            self.rate_limit.take(site)
+        item = _Pending(envelope, identities=identities)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
@@ -199,6 +225,24 @@ class Intake:
         if item.response is None:
             raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
+
+    def _signer_site(self, envelope: Envelope) -> str | None:
+        """The site whose key id leads the envelope's signatures, if any site enrolled it (the
+        signature itself is checked later, in the intake thread)."""
+        if not envelope.signatures:
+            return None
+        keyid = envelope.signatures[0].keyid
+        site = self._key_sites.get(keyid)
+        if site is None:
+            row = (
+                self.reader()
+                .execute("SELECT site_id FROM site_keys WHERE keyid = ?", (keyid,))
+                .fetchone()
+            )
+            if row is None:
+                return None
+            site = self._key_sites[keyid] = row[0]
+        return site
 
     def _run(self) -> None:
         checked: list[_Pending] = []  # checked, waiting for the commit
@@ -273,6 +317,7 @@ class Intake:
                 item.site_id, item.keyid = authenticate(
                     reader, item.envelope, item.envelope.payload_type
                 )
+                check_identity(item.site_id, item.identities)
             except Exception as exc:  # noqa: BLE001 - answered below
                 if not isinstance(exc, CoordinatorError):
                     log.exception("unexpected error checking a signature")
@@ -367,13 +412,24 @@ class Intake:
         if accepted:
             try:
                 self._append(accepted)
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch must hear of it
-                log.exception("ledger commit failed")
-                for item in accepted:
-                    item.error = exc
+            except Exception:  # noqa: BLE001 - one envelope must not fail its batch
+                log.exception(
+                    "ledger commit of %d failed; committing them one by one", len(accepted)
+                )
+                self._append_one_by_one(accepted)
         for item in batch:
             if item.twin is not None:
                 item.response, item.error = item.twin.response, item.twin.error
+
+    def _append_one_by_one(self, accepted: list[_Pending]) -> None:
+        """After a failed group commit: each envelope in a transaction of its own, so only the
+        one that cannot be stored is refused."""
+        for item in accepted:
+            try:
+                self._append([item])
+            except Exception as exc:  # noqa: BLE001 - this caller hears of it
+                log.exception("ledger commit failed for a submission of site %s", item.site_id)
+                item.error = exc
 
     def _append(self, accepted: list[_Pending]) -> None:
         """One transaction: the ledger's rows and tree head (coordinator/ledger.py) and the stored
