@@ -16,6 +16,7 @@ import sqlite3
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coordinator import peer_identity
 from coordinator.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from protos import checkpoint, cosignature, keys, note
 from protos.note import NoteError
@@ -36,6 +37,17 @@ CREATE TABLE IF NOT EXISTS cosignatures (
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+
+
+def _kept(conn: sqlite3.Connection) -> bool:
+    """Whether the cosignatures table exists (a ledger never served has none); reading never
+    creates it, so a reader's snapshot (an audit bundle's) is not committed away."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+        ).fetchone()
+        is not None
+    )
 
 
 def origin(key: Ed25519PrivateKey) -> str:
@@ -69,9 +81,10 @@ def cosigned(
     conn: sqlite3.Connection, key: Ed25519PrivateKey, tree_size: int | None = None
 ) -> note.Note:
     """The checkpoint of this size (default: the latest) with every cosignature collected."""
-    ensure_schema(conn)
     size, root = _head(conn, tree_size)
     made = signed_checkpoint(key, size, root)
+    if not _kept(conn):
+        return made
     for (line,) in conn.execute(
         "SELECT line FROM cosignatures WHERE tree_size = ? ORDER BY site_id", (size,)
     ):
@@ -80,7 +93,8 @@ def cosigned(
 
 
 def cosigners(conn: sqlite3.Connection, tree_size: int) -> list[str]:
-    ensure_schema(conn)
+    if not _kept(conn):
+        return []
     return [
         site
         for (site,) in conn.execute(
@@ -108,9 +122,14 @@ def checkpoint_response(
 
 
 def add(
-    conn: sqlite3.Connection, key: Ed25519PrivateKey, data: bytes, now: dt.datetime
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    data: bytes,
+    now: dt.datetime,
+    identities: frozenset[str] | None = None,
 ) -> tuple[str, int]:
-    """Keep a witness's cosignature of one of our checkpoints: (site id, cosigners now)."""
+    """Keep a witness's cosignature of one of our checkpoints: (site id, cosigners now). Under
+    mTLS (`identities`: the sites the client certificate names) a site cosigns only as itself."""
     ensure_schema(conn)
     try:
         parsed = note.parse(data)
@@ -130,6 +149,7 @@ def add(
         raise InvalidArgument(f"send exactly one witness cosignature line, not {len(lines)}")
     line = lines[0]
     site_id = cosignature.site_of(line.name) or ""
+    peer_identity.check_identity(site_id, identities)
     row = conn.execute(
         """SELECT k.keyid, k.public_key, s.status FROM site_keys k JOIN sites s USING (site_id)
            WHERE k.site_id = ? AND k.retired_at IS NULL""",
@@ -162,7 +182,8 @@ def add(
 def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
     """The tree size an audit bundle should prove against: of the checkpoints holding the first
     `needed` leaves, the one most sites cosigned (the larger on a tie); the latest if none was."""
-    ensure_schema(conn)
+    if not _kept(conn):
+        return latest
     row = conn.execute(
         """SELECT c.tree_size FROM cosignatures c JOIN tree_heads t USING (tree_size)
            WHERE c.tree_size >= ? AND c.tree_size <= ?

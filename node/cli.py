@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,13 +15,13 @@ import click
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node import outbox, receipts, send, store, summary, synth, witness
+from node import outbox, receipts, release, send, store, summary, synth, witness
 from node.client import CoordinatorClient
 from node.errors import NodeError
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
-from node.standard import load_cached
+from node.standard import check_bounds, load_cached
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -53,6 +54,7 @@ def _open(data_dir: Path):
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """A rarenet lab node: only signed aggregate summaries ever leave this site."""
+    os.umask(0o077)  # whatever the node writes is its user's alone (node/config.py)
 
 
 @main.command()
@@ -395,11 +397,15 @@ def _report_flush(report: send.FlushReport) -> None:
 def submit(data_dir: Path, period: str | None) -> None:
     """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
     cfg, conn = _open(data_dir)
+    held = False
     with CoordinatorClient(cfg) as client:
         if period:
             standard = enrolment.fetch_standard(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, parse_period(period))
-            if queued.sequence is None:
+            if queued.held:
+                click.echo(f"held, nothing signed: {queued.held}", err=True)
+                held = True
+            elif queued.sequence is None:
                 click.echo(
                     f"{queued.period}: nothing changed since the last summary; not signing a new one"
                 )
@@ -409,6 +415,8 @@ def submit(data_dir: Path, period: str | None) -> None:
                 )
         report = send.flush(conn, cfg, client)
     _report_flush(report)
+    if held:
+        raise SystemExit(1)
 
 
 @main.command("verify-receipts")
@@ -529,6 +537,21 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
             f"  {biomarker:<11} {p_['positive']:>4}/{p_['valid']:<5} {100 * (p_['rate'] or 0):5.1f}% "
             f"(network {100 * p_['network_rate']:.1f}%) {p_['status']}"
         )
+
+
+@standards.command("accept")
+@data_dir_option
+def standards_accept(data_dir: Path) -> None:
+    """Approve re-releasing already released periods under the cached standard."""
+    cfg, conn = _open(data_dir)
+    std = load_cached(cfg.standard_path)
+    check_bounds(std, cfg.disclosure)
+    store.set_state(conn, release.ACCEPTED_STANDARD, std.version)
+    click.echo(
+        f"standard {std.version} accepted: periods already released under another standard may "
+        "be signed again under it (each such version is a new table the centre can compare with "
+        "the old one; see docs/privacy.md)"
+    )
 
 
 @main.command()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from typing import overload
 
 import sqlite_utils
 
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     line INTEGER NOT NULL,
     field TEXT NOT NULL,
     reason TEXT NOT NULL,
-    row_json TEXT NOT NULL,             -- the row as read, patient id replaced by its keyed hash
+    row_json TEXT NOT NULL,             -- the row's canonical fields, patient id as its keyed hash
     ingested_at TEXT NOT NULL,
     released_at TEXT
 );
@@ -104,6 +106,13 @@ CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one 
     epsilon REAL NOT NULL,
     spent_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS released_records (  -- what each period's last release counted
+    period TEXT NOT NULL,
+    k TEXT NOT NULL,                    -- test, biomarker, method
+    v TEXT NOT NULL                     -- the values the metrics read
+);
+CREATE INDEX IF NOT EXISTS released_records_period ON released_records (period);
+CREATE TABLE IF NOT EXISTS released_periods (period TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -112,6 +121,10 @@ CREATE TABLE IF NOT EXISTS state (
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the database: node.db is 0600, and SQLite gives its -wal and -shm files
+    the database file's mode, whatever the umask."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
@@ -134,6 +147,10 @@ def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: str) -> str: ...
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: None = None) -> str | None: ...
 def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
     return row[0] if row else default
