@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 from auditor.cli import main as audit_cli
 from coordinator.audit_bundle import build
+from coordinator.cli import main as coordinator_cli
 from coordinator.config import DataDir
 from coordinator.server import Running, start
 from coordinator.standards import load as load_standard
@@ -101,6 +102,15 @@ def test_five_honest_labs_cosign_and_a_bundle_verifies_with_three_witnesses(
     assert code == 0, output
     assert "PASS witnesses: checkpoint 5" in output
     assert "cosigned by 5 enrolled site(s): lab-1, lab-2, lab-3, lab-4, lab-5; required 3" in output
+    published_cli = CliRunner().invoke(
+        coordinator_cli, ["checkpoint", "--data-dir", str(coordinator.service.data.path)]
+    )
+    assert published_cli.exit_code == 0, published_cli.output
+    assert "tree size 5, cosigned by 5 site(s): lab-1, lab-2, lab-3, lab-4, lab-5" in (
+        published_cli.stderr
+    )
+    printed = note.parse(published_cli.stdout_bytes)
+    assert checkpoint.parse_body(printed.text) == body and len(printed.signatures) == 6
     code, output = audit(bundle, "--witnesses", "6")
     assert code == 1 and "FAIL witnesses:" in output and "required 6" in output
 
@@ -219,9 +229,8 @@ def test_a_forked_log_is_caught_by_the_lab_and_its_bundle_lacks_witnesses(
         assert "ALARM" in run.output and "two different checkpoints for tree size 4" in run.output
 
         # The evidence: two checkpoints of size 4, both signed by the coordinator's key.
-        ((raised_at, reason, folder),) = [
-            (a["raised_at"], a["reason"], a["evidence"]) for a in witness.alarms(lab_a.conn)
-        ]
+        ((reason, folder),) = [(a["reason"], a["evidence"]) for a in witness.alarms(lab_a.conn)]
+        assert "split view" in reason
         raw = (lab_a.config.data_dir / "coordinator.pub").read_bytes()
         origin = checkpoint.origin_for(raw)
         evidence = sorted(Path(folder).glob("checkpoint-*.txt"))
@@ -247,6 +256,21 @@ def test_a_forked_log_is_caught_by_the_lab_and_its_bundle_lacks_witnesses(
         # The main tree's bundle, cosigned by B and C, passes.
         code, output = audit(make_bundle(main_data, tmp_path / "main.zip"), "--witnesses", "2")
         assert code == 0 and "lab-b, lab-c; required 2" in output, output
+
+        # Lab C, shown the fork later (its next submission goes there), alarms too: the fork's
+        # size 5 does not extend the size 4 lab C cosigned.
+        to_fork_c = client_at(lab_c, fork.port)
+        clients.append(to_fork_c)
+        lab_c.ingest(synthetic_csv("lab-c", rows=200, seed=9, name="c2.csv"))
+        queue_summary(lab_c.conn, lab_c.config, load_cached(lab_c.config.standard_path), PERIOD)
+        with pytest.raises(LedgerAlarm, match="size 5 does not extend size 4"):
+            flush(lab_c.conn, lab_c.config, to_fork_c)
+        (alarm_c,) = witness.alarms(lab_c.conn)
+        assert sorted(p.name for p in Path(alarm_c["evidence"]).iterdir()) == [
+            "ALARM.txt",
+            "checkpoint-4-cosigned.txt",
+            "checkpoint-5.txt",
+        ]
     finally:
         for client in clients:
             client.close()
