@@ -136,9 +136,10 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         ):
             raise InvalidArgument(f"{where}: bin edges must be finite and increasing")
         if v.withheld:
-            if v.counts:
-                raise InvalidArgument(f"{where}: a withheld histogram carries no counts")
-        elif edges and len(v.counts) != len(edges) - 1:
+            if len(v.counts):
+                raise InvalidArgument(f"{where}: a withheld histogram releases no counts")
+            continue
+        if edges and len(v.counts) != len(edges) - 1:
             raise InvalidArgument(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
             )
