@@ -390,6 +390,7 @@ class Intake:
                         ),
                     )
                     continue
+                assert isinstance(summary, pb.SiteSummary)  # the only other kind intake takes
                 conn.execute(
                     "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -415,7 +416,8 @@ class Intake:
 
 
 def _accepted(item: _Pending) -> Accepted:
-    summary = item.summary
+    summary, received = item.summary, item.received
+    assert summary is not None and received is not None  # both set by the checks
     period = (
         summary.period
         if isinstance(summary, pb.SiteSummary)
@@ -429,5 +431,5 @@ def _accepted(item: _Pending) -> Accepted:
         keyid=item.keyid,
         period=period,
         sequence=summary.sequence,
-        received_at=item.received.isoformat(timespec="seconds"),
+        received_at=received.isoformat(timespec="seconds"),
     )
