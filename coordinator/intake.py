@@ -128,6 +128,7 @@ def _held_lock() -> threading.Lock:
 @dataclass
 class _Pending:
     envelope: Envelope
+    leaf_header: bool
     done: threading.Lock = field(
         default_factory=_held_lock
     )  # released when answered (lighter than an Event)
@@ -179,13 +180,15 @@ class Intake:
             )
         return conn
 
-    def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
+    def submit(self, envelope: Envelope, leaf_header: bool) -> cpb.SubmitResponse:
+        """Queue an envelope and wait for its answer. With leaf_header (the node said it checks
+        them), its leaf is a header; otherwise the whole envelope, as older nodes expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
                 f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
             )
-        item = _Pending(envelope)
+        item = _Pending(envelope, leaf_header=leaf_header)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
@@ -432,4 +435,5 @@ def _accepted(item: _Pending) -> Accepted:
         period=period,
         sequence=summary.sequence,
         received_at=received.isoformat(timespec="seconds"),
+        leaf_header=item.leaf_header,
     )

@@ -19,7 +19,7 @@ from coordinator.intake import Intake, authenticate
 from coordinator.ledger import Ledger
 from coordinator.standards import Standard
 from coordinator.standards import load as load_standard
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -93,7 +93,8 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        return self.intake.submit(request)
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        return self.intake.submit(request, leaf_header=headers)
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:

@@ -27,6 +27,7 @@ from node.receipts import coordinator_key, verify_all
 from node.send import flush, queue_summary
 from node.standard import load_cached
 from protos import dsse, keys, leaf, merkle, wire
+from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 from tests.conftest import PERIOD, make_node
@@ -247,3 +248,35 @@ def test_a_store_from_before_leaf_headers_opens_and_its_bundles_prove_completene
     failed = {c.name: c.detail for c in verify(forged).checks if not c.ok}
     assert set(failed) == {"ledger leaf 1", "completeness"}, failed
     assert f"leaf 1 (site lab-1, period {PERIOD.label}, sequence 1)" in failed["ledger leaf 1"]
+
+
+def test_a_node_from_before_leaf_headers_gets_receipts_it_can_check(
+    coordinator, node_factory, synthetic_csv, tmp_path
+) -> None:
+    old, new = node_factory("lab-old"), node_factory("lab-new")
+    for node in (old, new):
+        node.ingest(synthetic_csv(node.config.site_id, rows=2000))
+        queue_summary(node.conn, node.config, load_cached(node.config.standard_path), PERIOD)
+    (blob,) = old.conn.execute("SELECT envelope FROM outbox").fetchone()
+    envelope = wire.parse_envelope(blob)
+    # An older node calls Submit without saying it reads leaf headers.
+    response = cgrpc.CoordinatorStub(old.client.channel).Submit(envelope, timeout=15)
+    receipt = wire.decode(response.receipt.payload, lpb.Receipt)
+    assert not receipt.HasField("leaf_header")
+    head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
+    merkle.verify_inclusion(  # what such a node checks: the leaf is the envelope itself
+        merkle.leaf_hash(blob),
+        receipt.leaf_index,
+        head.tree_size,
+        list(response.inclusion_proof.hashes),
+        head.root_hash,
+    )
+    assert flush(new.conn, new.config, new.client).delivered
+    assert flush(old.conn, old.config, old.client).delivered  # the original receipt, checked
+    data = coordinator.service.data
+    out = tmp_path / "bundle.zip"
+    build(data, load_standard(data.standard), PERIOD.label, out)
+    result = verify(out)
+    assert result.ok, [c for c in result.checks if not c.ok]
+    listing = json.loads(members(out)["ledger/leaves.json"])["leaves"]
+    assert listing[0] == {"envelope": "envelopes/0.envelope"} and "header" in listing[1]
