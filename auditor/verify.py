@@ -85,7 +85,8 @@ def _manifest(files: dict[str, bytes], path: Path) -> dict[str, Any]:
     return dict(manifest)
 
 
-def _first_difference(a, b, path: str = "") -> str | None:
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """Where two JSON values first differ (floats within 1e-9 relative), or None."""
     if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         return f"{path or '/'}: {a!r} != {b!r}"
     if isinstance(a, dict):

@@ -27,6 +27,9 @@ from coordinator.errors import (
     Unavailable,
 )
 from coordinator.ledger import Accepted, Ledger
+from coordinator.peer_identity import check_identity
+from coordinator.rate_limit import SiteRateLimit
+from coordinator.summary_checks import MAX_PAYLOAD_BYTES, Vocabulary
 from protos import dsse, leaf, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -128,7 +131,6 @@ def _held_lock() -> threading.Lock:
 @dataclass
 class _Pending:
     envelope: Envelope
-    leaf_header: bool
     done: threading.Lock = field(
         default_factory=_held_lock
     )  # released when answered (lighter than an Event)
@@ -142,6 +144,14 @@ class _Pending:
     keyid: str = ""
     summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
     received: dt.datetime | None = None
+    identities: frozenset[str] | None = None  # the sites the client certificate names (mTLS)
+    leaf_header: bool = False  # append a header, not the whole envelope (the node checks them)
+
+    def checked(self) -> tuple[pb.SiteSummary | epb.EqaResponse, dt.datetime]:
+        """The payload and the time it was received, which the checks fill in."""
+        if self.summary is None or self.received is None:
+            raise RuntimeError("a submission reached the ledger before it was checked")
+        return self.summary, self.received
 
 
 class Intake:
@@ -154,14 +164,24 @@ class Intake:
 
     MAX_BATCH = 256
 
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path: Path, clock=None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        ledger: Ledger,
+        db_path: Path,
+        clock=None,
+        vocabulary: Vocabulary | None = None,
+        rate_limit: SiteRateLimit | None = None,
+    ) -> None:
         self.conn = conn
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
+        self.rate_limit = rate_limit or SiteRateLimit()
         self._db_path = db_path
         self._readers = threading.local()
-        self._decoder = Decoder()
+        self._key_sites: dict[str, str] = {}  # keyid: site (a key never changes site)
+        self._decoder = Decoder(vocabulary)
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._thread.start()
@@ -180,20 +200,55 @@ class Intake:
             )
         return conn
 
-    def submit(self, envelope: Envelope, leaf_header: bool) -> cpb.SubmitResponse:
-        """Queue an envelope and wait for its answer. With leaf_header (the node said it checks
-        them), its leaf is a header; otherwise the whole envelope, as older nodes expect."""
+    def submit(
+        self,
+        envelope: Envelope,
+        identities: frozenset[str] | None = None,
+        leaf_header: bool = False,
+    ) -> cpb.SubmitResponse:
+        """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
+        client certificate names; the envelope's signer must be one of them. With `leaf_header`
+        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
+        nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
                 f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
             )
-        item = _Pending(envelope, leaf_header=leaf_header)
+        if len(envelope.payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidArgument(
+                f"the payload has {len(envelope.payload):,} bytes, more than the "
+                f"{MAX_PAYLOAD_BYTES:,} a summary may have (a quarter's is about 30 KB)"
+            )
+        site = self._signer_site(envelope)
+        if site is not None:
+            self.rate_limit.take(site)
+        item = _Pending(envelope, identities=identities, leaf_header=leaf_header)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
             raise item.error
+        if item.response is None:
+            raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
+
+    def _signer_site(self, envelope: Envelope) -> str | None:
+        """The site whose key id leads the envelope's signatures, if any site enrolled it (the
+        signature itself is checked later, in the intake thread)."""
+        if not envelope.signatures:
+            return None
+        keyid = envelope.signatures[0].keyid
+        site = self._key_sites.get(keyid)
+        if site is None:
+            row = (
+                self.reader()
+                .execute("SELECT site_id FROM site_keys WHERE keyid = ?", (keyid,))
+                .fetchone()
+            )
+            if row is None:
+                return None
+            site = self._key_sites[keyid] = row[0]
+        return site
 
     def _run(self) -> None:
         checked: list[_Pending] = []  # checked, waiting for the commit
@@ -268,6 +323,7 @@ class Intake:
                 item.site_id, item.keyid = authenticate(
                     reader, item.envelope, item.envelope.payload_type
                 )
+                check_identity(item.site_id, item.identities)
             except Exception as exc:  # noqa: BLE001 - answered below
                 if not isinstance(exc, CoordinatorError):
                     log.exception("unexpected error checking a signature")
@@ -305,18 +361,18 @@ class Intake:
         value: bytes | str,
         problem: CoordinatorError | None,
     ) -> None:
-        item.received = self.clock()
+        item.received = received = self.clock()
         if item.envelope.payload_type == wire.EQA_RESPONSE:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
-            item.summary = epb.EqaResponse.FromString(value)
-            check_eqa_response(item.summary, item.site_id, problem)
-            eqa.check_response(conn, item.summary, item.received.date())
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value!s}")
+            item.summary = response = epb.EqaResponse.FromString(value)
+            check_eqa_response(response, item.site_id, problem)
+            eqa.check_response(conn, response, received.date())
         else:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {value}")
-            item.summary = pb.SiteSummary.FromString(value)
-            check_summary(item.summary, item.site_id, item.received.date(), problem)
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {value!s}")
+            item.summary = summary = pb.SiteSummary.FromString(value)
+            check_summary(summary, item.site_id, received.date(), problem)
 
     def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
         log.error("%s; starting it again", exc)
@@ -345,13 +401,14 @@ class Intake:
                     continue
                 if item.site_id not in last_sequence:
                     last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
-                if item.summary.sequence <= last_sequence[item.site_id]:
+                summary, _ = item.checked()
+                if summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyExists(
-                        f"sequence {item.summary.sequence} is not after the last accepted sequence "
+                        f"sequence {summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"
                     )
-                last_sequence[item.site_id] = item.summary.sequence
+                last_sequence[item.site_id] = summary.sequence
                 in_batch[item.sha] = item
                 accepted.append(item)
             except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
@@ -361,13 +418,24 @@ class Intake:
         if accepted:
             try:
                 self._append(accepted)
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch must hear of it
-                log.exception("ledger commit failed")
-                for item in accepted:
-                    item.error = exc
+            except Exception:  # noqa: BLE001 - one envelope must not fail its batch
+                log.exception(
+                    "ledger commit of %d failed; committing them one by one", len(accepted)
+                )
+                self._append_one_by_one(accepted)
         for item in batch:
             if item.twin is not None:
                 item.response, item.error = item.twin.response, item.twin.error
+
+    def _append_one_by_one(self, accepted: list[_Pending]) -> None:
+        """After a failed group commit: each envelope in a transaction of its own, so only the
+        one that cannot be stored is refused."""
+        for item in accepted:
+            try:
+                self._append([item])
+            except Exception as exc:  # noqa: BLE001 - this caller hears of it
+                log.exception("ledger commit failed for a submission of site %s", item.site_id)
+                item.error = exc
 
     def _append(self, accepted: list[_Pending]) -> None:
         """One transaction: the ledger's rows and tree head (coordinator/ledger.py) and the stored
@@ -379,7 +447,7 @@ class Intake:
             self.ledger.write(conn, staged)
             for offset, item in enumerate(accepted):
                 index = staged.first_index + offset
-                summary = item.summary
+                summary, _ = item.checked()
                 if isinstance(summary, epb.EqaResponse):
                     conn.execute(
                         "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
@@ -419,8 +487,7 @@ class Intake:
 
 
 def _accepted(item: _Pending) -> Accepted:
-    summary, received = item.summary, item.received
-    assert summary is not None and received is not None  # both set by the checks
+    summary, received = item.checked()
     period = (
         summary.period
         if isinstance(summary, pb.SiteSummary)
