@@ -107,7 +107,9 @@ def test_a_zip_bomb_is_refused_with_bounded_memory(zip_bomb) -> None:
     assert run.returncode == 2, run.stderr
     assert "decompresses to more than 67108864 bytes" in run.stderr
     assert "Traceback" not in run.stderr
-    peak_mib = int(re.search(r"maxrss_kib (\d+)", run.stderr)[1]) / 1024
+    peak = re.search(r"maxrss_kib (\d+)", run.stderr)
+    assert peak is not None, run.stderr
+    peak_mib = int(peak[1]) / 1024
     assert peak_mib < 250, f"{peak_mib:.0f} MiB to refuse a 320 MiB member"
 
 
