@@ -403,6 +403,23 @@ def eqa_list(data_dir: Path) -> None:
         )
 
 
+@main.group("key")
+def key_group() -> None:
+    """The coordinator's signing key."""
+
+
+@key_group.command("show")
+@data_dir_option
+def key_show(data_dir: Path) -> None:
+    """Print the coordinator's public key (PEM) and its full fingerprint, to hand to auditors
+    (`rarenet-audit verify --coordinator-key`) by a channel other than the bundle."""
+    from protos import dsse, keys
+
+    raw = keys.public_raw(DataDir(data_dir).signing_key())
+    click.echo(keys.public_pem(raw).decode("ascii"), nl=False)
+    click.echo(f"fingerprint (SHA-256 of the raw Ed25519 public key): {dsse.keyid(raw)}")
+
+
 @main.command("audit-bundle")
 @data_dir_option
 @click.option("--period", required=True)

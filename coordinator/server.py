@@ -24,7 +24,7 @@ from coordinator.standards import load as load_standard
 from coordinator.store_check import check_store
 from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -114,7 +114,8 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        response = self.intake.submit(request, self._identities(context))
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        response = self.intake.submit(request, self._identities(context), leaf_header=headers)
         head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
         answer = cpb.SubmitResponse()
         answer.CopyFrom(response)
