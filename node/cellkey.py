@@ -16,6 +16,7 @@ The table is documented, with the same numbers, in protos/rarenet/v1/summary.pro
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from bisect import bisect_right
 from collections import defaultdict
@@ -27,17 +28,31 @@ from protos.rarenet.v1 import summary_pb2 as pb
 MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
 MAX_NOISE = 2
-# true count -> (noise values, their probabilities); counts of 3 or more use the last row.
-_ROWS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
+Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
+# Strata cells (the rare-signal rule): true count -> (noise values, their probabilities); a zero
+# stays zero, a count is never released as zero; counts of 3 or more use the last row.
+STRATA: Rows = {
+    0: ((0,), (1.0,)),
     1: ((0, 1, 2), (0.5, 0.3, 0.2)),
     2: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
     3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
 }
-_CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in _ROWS.items()}
+# Every other count (turnaround and VAF bins, concordance cells, panel counts): a zero is not
+# exact either, so the presence of one result in a bin is not given away.
+OTHER: Rows = {
+    0: ((0, 1, 2), (0.6, 0.3, 0.1)),
+    1: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
+    2: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
+    3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
+}
+_CUMULATIVE = {
+    id(rows): {n: tuple(accumulate(p))[:-1] for n, (_, p) in rows.items()}
+    for rows in (STRATA, OTHER)
+}
 
 
 def noise_variance() -> float:
-    values, probabilities = _ROWS[3]
+    values, probabilities = STRATA[3]
     return sum(p * v * v for v, p in zip(values, probabilities, strict=True))
 
 
@@ -61,19 +76,33 @@ def record_key(patient: int, *parts: str) -> int:
     return (patient + zlib.crc32("|".join(parts).encode("utf-8"))) % MODULUS
 
 
-def noise(count: int, key: int) -> int:
+def _mix(key: int) -> int:
+    """A bijective mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells
+    whose keys differ by a fixed amount (the same patients counted in two tables) get unrelated
+    noise, because the record keys are sums and CRCs are linear."""
+    x = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) >> 32
+
+
+def noise(count: int, key: int, rows: Rows = STRATA) -> int:
     """The perturbation of a cell of true `count` whose cell key is `key` (any integer: the sum of
     its records' keys; it is reduced modulo 2^32 here)."""
-    if count <= 0:
-        return 0
-    row = min(count, 3)
-    values = _ROWS[row][0]
-    u = (key % MODULUS) / MODULUS
-    return values[bisect_right(_CUMULATIVE[row], u)]
+    row = min(max(count, 0), 3)
+    u = _mix(key % MODULUS) / MODULUS
+    return rows[row][0][bisect_right(_CUMULATIVE[id(rows)][row], u)]
 
 
-def perturb(count: int, key: int) -> int:
-    return count + noise(count, key)
+def perturb(count: int, key: int, rows: Rows = STRATA) -> int:
+    return count + noise(count, key, rows)
+
+
+def cell_offset(salt: bytes, *identity: object) -> int:
+    """A secret, fixed key for a cell of a table other than the strata, added to its records'
+    keys: an empty cell (no records, key 0) still gets unpredictable noise, the same every time."""
+    text = "|".join(str(part) for part in identity).encode("utf-8")
+    return int.from_bytes(hashlib.blake2b(text, key=salt, digest_size=4).digest(), "little")
 
 
 def _cells(n: int) -> defaultdict[object, list[int]]:
@@ -95,3 +124,4 @@ class CellKeys:
     panel_patients: int = 0
     panel_all: int = 0
     panel_biomarkers: dict[str, int] = field(default_factory=dict)
+    salt: bytes = b""  # secret, from the site secret: see cell_offset
