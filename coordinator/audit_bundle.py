@@ -12,6 +12,11 @@ for the signatures (see the README's openssl steps).
     keys/KEYID.pem       each site key; enrolments/KEYID.envelope each signed enrolment request
     standard.toml        the testing standard applied
     report/benchmark.json, report/index.html   the report (with --site: that site's own view)
+
+With --site, the bundle shows peers only as the site's own benchmark view does: it holds that
+site's signed summaries, receipts, proofs and keys, and no peer's (a signed summary names its
+site and cannot be renamed without breaking its signature). An auditor then checks the site's own
+figures; the network figures cannot be recomputed from it (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -50,8 +55,18 @@ def build(
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
     leaves = sorted(
-        {leaf for entries in signed_inputs.by_period.values() for leaf, _ in entries.values()}
-        | {leaf for r in signed_inputs.eqa_rounds for leaf, _ in r.responses.values()}
+        {
+            leaf
+            for entries in signed_inputs.by_period.values()
+            for who, (leaf, _) in entries.items()
+            if site is None or who == site
+        }
+        | {
+            leaf
+            for r in signed_inputs.eqa_rounds
+            for who, (leaf, _) in r.responses.items()
+            if site is None or who == site
+        }
     )
     for entry in signed_inputs.eqa_rounds:
         (announcement,) = conn.execute(
