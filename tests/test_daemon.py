@@ -140,7 +140,9 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
     )
     try:
         until(
-            lambda: len(list((Path(cfg.daemon.watch_dir) / "processed").glob("*.csv"))) == 2,
+            lambda: (
+                len(list((Path(cfg.daemon.watch_dir) / "processed").glob("*.csv.report.json"))) == 2
+            ),
             what="ingest",
         )
         until(
@@ -188,7 +190,7 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
     write_csv(generate("lab-d", 600, 1, ("normal",), parse_period("2026Q3")), tmp_path / "x.csv")
     standard = load_cached(cfg.standard_path)
     stop(coordinator)
-    months = [f"{y}-{m:02d}" for y in (2024, 2025) for m in range(1, 13)]
+    months = [f"{y}Q{q}" for y in range(2020, 2026) for q in range(1, 5)]  # the policy's kind
     for label in months:  # 24 signed envelopes waiting in the outbox
         assert queue_summary(conn, cfg, standard, parse_period(label)).sequence is not None
     coordinator = serve(data.path, port)
