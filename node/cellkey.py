@@ -29,7 +29,7 @@ MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
 MAX_NOISE = 2
 Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
-# Strata cells (the rare-signal rule): true count -> (noise values, their probabilities); a zero
+# Strata and concordance cells (the rare-signal rule): true count -> (noise values, their probabilities); a zero
 # stays zero, a count is never released as zero; counts of 3 or more use the last row.
 STRATA: Rows = {
     0: ((0,), (1.0,)),
@@ -37,7 +37,7 @@ STRATA: Rows = {
     2: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
     3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
 }
-# Every other count (turnaround and VAF bins, concordance cells, panel counts): a zero is not
+# Every other count (turnaround and VAF bins, panel counts): a zero is not
 # exact either, so the presence of one result in a bin is not given away.
 OTHER: Rows = {
     0: ((0, 1, 2), (0.6, 0.3, 0.1)),

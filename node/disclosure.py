@@ -222,8 +222,9 @@ def _concordance(table: pb.ConcordanceTable, keys: CellKeys, n: int) -> None:
         else keys.tissue_plasma[table.biomarker]
     )
     identity = (table.kind, table.biomarker, table.index_method, table.comparator_method)
-    for i, f in enumerate(_PAIR_CELLS):
-        setattr(table, f, _other(keys, getattr(table, f), cell_keys[i], *identity, f))
+    for i, f in enumerate(_PAIR_CELLS):  # zero kept exact, as in the strata: no phantom discordance
+        key = cell_keys[i] + cellkey.cell_offset(keys.salt, *identity, f)
+        setattr(table, f, cellkey.perturb(getattr(table, f), key))
 
 
 def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
