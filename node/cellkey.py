@@ -29,8 +29,8 @@ MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
 MAX_NOISE = 2
 Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
-# Strata and concordance cells (the rare-signal rule): true count -> (noise values, their probabilities); a zero
-# stays zero, a count is never released as zero; counts of 3 or more use the last row.
+# Strata and concordance cells (the rare-signal rule): true count -> (noise values, their
+# probabilities); a zero stays zero, a count is never released as zero; 3 or more: the last row.
 STRATA: Rows = {
     0: ((0,), (1.0,)),
     1: ((0, 1, 2), (0.5, 0.3, 0.2)),

@@ -104,6 +104,7 @@ def compute(
     tat_keys = keys.turnaround
     vaf_keys = keys.vaf
     patient_parts: dict[str, int] = {}
+    part = 0  # the secret part of the current patient's record keys
     record = 0  # the record key of the current test and biomarker (a result of one method)
     call = 0  # the record key of its per-test call (method "all"): a record of its own
     test_record = 0  # the record key of the current test
@@ -181,9 +182,7 @@ def compute(
                 strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
             elif group:
                 close_group()
-            part = patient_parts.get(patient)
-            if part is None:
-                part = patient_parts[patient] = patient_part(patient)
+            part = _part(patient_parts, patient)
             if test_id != current_test:
                 if current_test is not None:
                     close_test()
@@ -256,8 +255,11 @@ def compute(
 
 
 def _part(patient_parts: dict[str, int], patient: str) -> int:
+    """The secret part of the patient's record keys, computed once per patient."""
     part = patient_parts.get(patient)
-    return patient_part(patient) if part is None else part
+    if part is None:
+        part = patient_parts[patient] = patient_part(patient)
+    return part
 
 
 def _side_call(bits: int) -> str | None:

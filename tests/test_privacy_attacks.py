@@ -600,3 +600,36 @@ def test_a_site_bundle_names_no_peer(coordinator, node_factory, synthetic_csv, t
     checks = verify(out)
     assert checks.ok, [c for c in checks.checks if not c.ok]
     assert any(c.name == "statistics" and "lab-own's own" in c.detail for c in checks.checks)
+
+
+@pytest.mark.slow
+def test_a_hostile_standard_served_signed_is_refused_and_not_cached(tmp_path) -> None:
+    """The real path: the coordinator serves (signed) a standard with 0.01%-wide VAF edges; the
+    node refuses it on fetch, keeps the one it had, and summaries stay as coarse as before."""
+    from coordinator.config import init as init_coordinator
+    from coordinator.server import start
+    from node import enroll
+    from tests.conftest import make_node
+
+    data = init_coordinator(tmp_path / "centre")
+    running = start(data, "127.0.0.1:0", insecure=True)
+    try:
+        node = make_node(tmp_path, running, "lab-h")
+        cached = node.config.standard_path.read_text()
+    finally:
+        running.stop(grace=1)
+    edges = ", ".join(f"{x / 100:.2f}" for x in range(0, 10001)) + ", 100.0001"
+    hostile_path = tmp_path / "hostile.toml"
+    hostile_path.write_text(
+        DEFAULT_STANDARD.read_text()
+        .replace('version = "2026.1"', 'version = "2026.9"')
+        .replace("edges = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0001]", f"edges = [{edges}]")
+    )
+    running = start(data, f"127.0.0.1:{running.port}", insecure=True, standard_path=hostile_path)
+    try:
+        with pytest.raises(StandardRefused, match="not a subset"):
+            enroll.fetch_standard(node.config, node.client)
+    finally:
+        node.client.close()
+        running.stop(grace=1)
+    assert node.config.standard_path.read_text() == cached
