@@ -16,7 +16,6 @@ The table is documented, with the same numbers, in protos/rarenet/v1/summary.pro
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from bisect import bisect_right
 from collections import defaultdict
@@ -29,30 +28,19 @@ MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
 MAX_NOISE = 2
 Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
-# Strata and concordance cells (the rare-signal rule): true count -> (noise values, their
-# probabilities); a zero stays zero, a count is never released as zero; 3 or more: the last row.
-STRATA: Rows = {
+# True count -> (noise values, their probabilities); 3 or more: the last row. A zero stays zero and
+# a count is never released as zero (the rare-signal rule); a released 1 may be a true 1, 2 or 3.
+TABLE_ROWS: Rows = {
     0: ((0,), (1.0,)),
-    1: ((0, 1, 2), (0.5, 0.3, 0.2)),
-    2: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
+    1: ((0, 1, 2), (0.6, 0.3, 0.1)),
+    2: ((-1, 0, 1), (0.3, 0.4, 0.3)),
     3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
 }
-# Every other count (turnaround and VAF bins, panel counts): a zero is not
-# exact either, so the presence of one result in a bin is not given away.
-OTHER: Rows = {
-    0: ((0, 1, 2), (0.6, 0.3, 0.1)),
-    1: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
-    2: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
-    3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
-}
-_CUMULATIVE = {
-    id(rows): {n: tuple(accumulate(p))[:-1] for n, (_, p) in rows.items()}
-    for rows in (STRATA, OTHER)
-}
+_CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in TABLE_ROWS.items()}
 
 
 def noise_variance() -> float:
-    values, probabilities = STRATA[3]
+    values, probabilities = TABLE_ROWS[3]
     return sum(p * v * v for v, p in zip(values, probabilities, strict=True))
 
 
@@ -86,23 +74,16 @@ def _mix(key: int) -> int:
     return (x ^ (x >> 31)) >> 32
 
 
-def noise(count: int, key: int, rows: Rows = STRATA) -> int:
+def noise(count: int, key: int) -> int:
     """The perturbation of a cell of true `count` whose cell key is `key` (any integer: the sum of
     its records' keys; it is reduced modulo 2^32 here)."""
     row = min(max(count, 0), 3)
     u = _mix(key % MODULUS) / MODULUS
-    return rows[row][0][bisect_right(_CUMULATIVE[id(rows)][row], u)]
+    return TABLE_ROWS[row][0][bisect_right(_CUMULATIVE[row], u)]
 
 
-def perturb(count: int, key: int, rows: Rows = STRATA) -> int:
-    return count + noise(count, key, rows)
-
-
-def cell_offset(salt: bytes, *identity: object) -> int:
-    """A secret, fixed key for a cell of a table other than the strata, added to its records'
-    keys: an empty cell (no records, key 0) still gets unpredictable noise, the same every time."""
-    text = "|".join(str(part) for part in identity).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(text, key=salt, digest_size=4).digest(), "little")
+def perturb(count: int, key: int) -> int:
+    return count + noise(count, key)
 
 
 def _cells(n: int) -> defaultdict[object, list[int]]:
@@ -124,4 +105,3 @@ class CellKeys:
     panel_patients: int = 0
     panel_all: int = 0
     panel_biomarkers: dict[str, int] = field(default_factory=dict)
-    salt: bytes = b""  # secret, from the site secret: see cell_offset

@@ -170,12 +170,6 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     return out
 
 
-def _other(keys: CellKeys, count: int, key: int, *identity: object) -> int:
-    """A count outside the strata: perturbed with the table that also makes zero uncertain, its
-    key offset by the cell's secret fixed key (so an empty cell's noise is secret too)."""
-    return cellkey.perturb(count, key + cellkey.cell_offset(keys.salt, *identity), cellkey.OTHER)
-
-
 def _sum_keys(members: list[list[int]], cell: int) -> int:
     return sum(keys[cell] for keys in members)
 
@@ -221,10 +215,8 @@ def _concordance(table: pb.ConcordanceTable, keys: CellKeys, n: int) -> None:
         if table.kind == "inter_method"
         else keys.tissue_plasma[table.biomarker]
     )
-    identity = (table.kind, table.biomarker, table.index_method, table.comparator_method)
-    for i, f in enumerate(_PAIR_CELLS):  # zero kept exact, as in the strata: no phantom discordance
-        key = cell_keys[i] + cellkey.cell_offset(keys.salt, *identity, f)
-        setattr(table, f, cellkey.perturb(getattr(table, f), key))
+    for i, f in enumerate(_PAIR_CELLS):
+        setattr(table, f, cellkey.perturb(getattr(table, f), cell_keys[i]))
 
 
 def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
@@ -249,10 +241,7 @@ def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
             merged.withheld = True
             merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
     for h, members in histograms:
-        counts = [
-            _other(keys, c, _sum_keys(members, i), "turnaround", h.specimen, i)
-            for i, c in enumerate(h.counts)
-        ]
+        counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
         del h.counts[:]
         h.counts.extend(counts)
         h.within_target = sum(counts[: h.target_days + 1])
@@ -269,20 +258,14 @@ def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:
         panel.withheld = True
         panel.disclosure_note = f"withheld: fewer than {n} patients"
         return
-    panel.patients = _other(keys, panel.patients, keys.panel_patients, "panel")
+    panel.patients = cellkey.perturb(panel.patients, keys.panel_patients)
     for b in panel.biomarkers:
         b.with_valid_result = min(
             panel.patients,
-            _other(
-                keys,
-                b.with_valid_result,
-                keys.panel_biomarkers.get(b.biomarker, 0),
-                "panel",
-                b.biomarker,
-            ),
+            cellkey.perturb(b.with_valid_result, keys.panel_biomarkers.get(b.biomarker, 0)),
         )
     panel.with_all_required = min(
-        [panel.patients, _other(keys, panel.with_all_required, keys.panel_all, "panel", "all")]
+        [panel.patients, cellkey.perturb(panel.with_all_required, keys.panel_all)]
         + [b.with_valid_result for b in panel.biomarkers]
     )
 
@@ -334,10 +317,7 @@ def _vaf(out: pb.SiteSummary, summary: pb.SiteSummary, keys: CellKeys, n: int) -
             )
     for h, members in released:
         if not h.withheld:
-            counts = [
-                _other(keys, c, _sum_keys(members, i), "vaf", h.biomarker, h.method, i)
-                for i, c in enumerate(h.counts)
-            ]
+            counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
             del h.counts[:]
             h.counts.extend(counts)
     del out.vaf[:]

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hmac
 import sqlite3
 
 from node import __version__, disclosure, metrics, release, store
@@ -32,7 +31,7 @@ def build(
 ) -> tuple[pb.SiteSummary, bytes]:
     release.check_period(conn, config, period)
     check_bounds(standard, config.disclosure)
-    keys = CellKeys(salt=hmac.new(config.pseudonym_secret(), b"cell keys", "sha256").digest())
+    keys = CellKeys()
     raw = metrics.compute(
         conn, period, standard, WorkingDays(config.country, config.subdivision), keys
     )
