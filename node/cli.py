@@ -445,9 +445,27 @@ def standards_fetch(data_dir: Path) -> None:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the benchmark as a self-contained HTML page.",
+    help="Also write this lab's individual report as a self-contained HTML page.",
 )
-def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None) -> None:
+@click.option(
+    "--pdf",
+    "pdf_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also print the individual report to PDF (needs Chromium).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: [report] language in node.toml).",
+)
+def benchmark(
+    data_dir: Path,
+    period: str,
+    as_json: bool,
+    html_path: Path | None,
+    pdf_path: Path | None,
+    lang: str | None,
+) -> None:
     """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
     cfg, _ = _open(data_dir)
     p = parse_period(period)
@@ -464,11 +482,11 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
         response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK
     )
     data = json.loads(response.benchmark.payload)
-    if html_path:
-        from node.benchmark_page import render
+    if html_path or pdf_path:
+        from node.benchmark_page import write_pages
 
-        html_path.write_text(render(data), encoding="utf-8")
-        click.echo(f"wrote {html_path}", err=True)
+        for path in write_pages(data, lang or cfg.report_language, html_path, pdf_path):
+            click.echo(f"wrote {path}", err=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

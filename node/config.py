@@ -52,6 +52,10 @@ epsilon_total = 8.0
 [summary]
 period = "quarter"                 # "month", "quarter" or "year"
 
+[report]
+# Language of this lab's own report (`rarenet-node benchmark --html/--pdf`): "zh" or "en".
+language = "en"
+
 [daemon]
 # `rarenet-node run`: LIMS exports dropped in watch_dir are ingested, then moved to
 # watch_dir/processed/ (or watch_dir/failed/, with a .report.json beside them).
@@ -105,6 +109,7 @@ class NodeConfig:
     period_kind: str = "quarter"
     disclosure: Disclosure = field(default_factory=Disclosure)
     daemon: Daemon = field(default_factory=Daemon)
+    report_language: str = "en"
 
     @property
     def db_path(self) -> Path:
@@ -208,6 +213,7 @@ def load(data_dir: Path) -> NodeConfig:
             period_kind=data.get("summary", {}).get("period", "quarter"),
             disclosure=disclosure,
             daemon=Daemon(**data.get("daemon", {})),
+            report_language=str(data.get("report", {}).get("language", "en")),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(
