@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import eqa
+from coordinator import actions, eqa
 from coordinator.decoding import Decoder
 from coordinator.errors import (
     AlreadyExists,
@@ -30,6 +30,7 @@ from coordinator.ledger import Ledger
 from protos import dsse, merkle, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
+from protos.rarenet.v1 import action_pb2 as apb
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -40,7 +41,7 @@ from protos.worker import WorkerStopped
 log = logging.getLogger("rarenet.coordinator")
 
 
-SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
+SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
 
 
 def authenticate(
@@ -138,7 +139,9 @@ class _Pending:
     sha: str = ""
     site_id: str = ""
     keyid: str = ""
-    summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
+    summary: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction | None = (
+        None  # what the payload type names
+    )
     received: dt.datetime | None = None
 
 
@@ -302,7 +305,12 @@ class Intake:
         problem: CoordinatorError | None,
     ) -> None:
         item.received = self.clock()
-        if item.envelope.payload_type == wire.EQA_RESPONSE:
+        if item.envelope.payload_type == wire.CORRECTIVE_ACTION:
+            if not readable:
+                raise InvalidArgument(f"the payload cannot be read as a corrective action: {value}")
+            item.summary = apb.CorrectiveAction.FromString(value)
+            actions.check(conn, item.summary, item.site_id, item.received.date(), problem)
+        elif item.envelope.payload_type == wire.EQA_RESPONSE:
             if not readable:
                 raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
             item.summary = epb.EqaResponse.FromString(value)
@@ -382,6 +390,8 @@ class Intake:
                 period = (
                     summary.period
                     if isinstance(summary, pb.SiteSummary)
+                    else actions.ledger_period(summary)
+                    if isinstance(summary, apb.CorrectiveAction)
                     else f"eqa:{summary.round_id}"
                 )
                 receipt = lpb.Receipt(
@@ -416,6 +426,9 @@ class Intake:
                         wire.envelope_bytes(signed_head),
                     ),
                 )
+                if isinstance(summary, apb.CorrectiveAction):
+                    actions.store(conn, index, item.site_id, summary, item.envelope.payload)
+                    continue
                 if not isinstance(summary, pb.SiteSummary):
                     conn.execute(
                         "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"

@@ -18,6 +18,7 @@ from rendering.labels import METHOD_CLASS
 from rendering.plots import funnel_grid, points_of
 
 VIEW_VERSION = 1
+SHAREABLE_META = ("generated_at", "data_cutoff", "tree_head")
 
 
 def _curve(ns: list[int], theta: float, phi: float) -> dict[str, list[float] | list[int]]:
@@ -152,7 +153,8 @@ def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -
         "persistent": [m for m in follow.get("persistent", []) if m["site_id"] == site_id],
         "actions": [a for a in follow.get("actions", []) if a["site_id"] == site_id],
         "directory": follow.get("directory", []),
-        "meta": follow.get("meta", {}),
+        # Never the lists of submitting or missing labs, nor their volumes: peers stay unnamed.
+        "meta": {k: v for k, v in follow.get("meta", {}).items() if k in SHAREABLE_META},
     }
 
 

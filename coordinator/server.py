@@ -129,9 +129,12 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         full = benchmark.compute(self.intake.reader(), period.label, self.standard)
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
-            "utf-8"
-        )
+        from coordinator import followup, lab_view
+
+        extra = followup.gather(self.intake.reader(), full, self.standard)
+        payload = json.dumps(
+            lab_view.for_lab(full, site_id, extra), sort_keys=True, indent=2, ensure_ascii=False
+        ).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard

@@ -55,6 +55,9 @@ period = "quarter"                 # "month", "quarter" or "year"
 [report]
 # Language of this lab's own report (`rarenet-node benchmark --html/--pdf`): "zh" or "en".
 language = "en"
+# List this lab in the network's testing-assistance directory: which methods it runs for each rare
+# driver, with its turnaround and failure rates, so other labs can send it samples. Opt-in.
+testing_directory = false
 
 [daemon]
 # `rarenet-node run`: LIMS exports dropped in watch_dir are ingested, then moved to
@@ -110,6 +113,7 @@ class NodeConfig:
     disclosure: Disclosure = field(default_factory=Disclosure)
     daemon: Daemon = field(default_factory=Daemon)
     report_language: str = "en"
+    testing_directory: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -214,6 +218,7 @@ def load(data_dir: Path) -> NodeConfig:
             disclosure=disclosure,
             daemon=Daemon(**data.get("daemon", {})),
             report_language=str(data.get("report", {}).get("language", "en")),
+            testing_directory=bool(data.get("report", {}).get("testing_directory", False)),
         )
     except (KeyError, TypeError) as exc:
         raise ConfigError(

@@ -34,6 +34,7 @@ def build(
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
     released.software_version = f"rarenet-node {__version__}"
+    released.testing_directory = config.testing_directory
     policy = config.disclosure
     if policy.differential_privacy:
         bound = privacy.sensitivity(conn, period.start.isoformat(), period.end.isoformat())

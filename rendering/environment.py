@@ -32,5 +32,6 @@ def environment(reader: Reader, *extra: Path) -> Environment:
     env.filters["rag"] = rag
     env.filters["flag_sentence"] = lambda flag, site=None: flag_text.sentence(reader, flag, site)
     env.filters["flag_subject"] = lambda flag: flag_text.subject(reader, flag)
+    env.filters["mark_name"] = lambda mark: flag_text.indicator_name(reader, mark)
     env.globals["reader"] = reader
     return env

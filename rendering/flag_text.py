@@ -183,3 +183,15 @@ def subject(reader: Reader, flag: dict) -> str:
     if rule == "panel_coverage":
         return reader._("required panel")
     return str(value)
+
+
+def indicator_name(reader: Reader, mark: dict) -> str:
+    """A persistent mark's indicator in words ("MET exon 14 skipping positivity")."""
+    ind, value = mark["indicator"], mark["subject"]
+    if ind == "positivity":
+        return reader._("{biomarker} positivity").format(
+            biomarker=label(reader, "biomarker", value)
+        )
+    if ind == "failure_rate":
+        return reader._("{specimen} failure rate").format(specimen=label(reader, "specimen", value))
+    return f"{label(reader, 'rule', ind)} · {subject(reader, {'rule': ind, 'subject': value})}"
