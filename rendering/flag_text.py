@@ -145,7 +145,7 @@ def sentence(reader: Reader, flag: dict, site: dict | None = None) -> str:
                 "{subject}: the methods agree poorly (PPA {ppa}, NPA {npa}, kappa {kappa}; "
                 "a={a}, b={b}, c={c}, d={d})."
             ).format(
-                subject=subject,
+                subject=comparison(reader, subject),
                 ppa=reader.pct(fig.get("ppa")),
                 npa=reader.pct(fig.get("npa")),
                 kappa=_("n/a") if kappa is None else reader.num(kappa, 2),
@@ -154,7 +154,8 @@ def sentence(reader: Reader, flag: dict, site: dict | None = None) -> str:
                 c=fig["c"],
                 d=fig["d"],
             )
-            return f"{text} {_('Review the discordant cases and the index assay’s validation.')}"
+            advice = _("Review the discordant cases and the index assay's validation.")
+            return f"{text} {advice}"
         if rule == "eqa":
             text = _(
                 "EQA round {round} not passed: {points} of {max} points ({score}); {errors} "
@@ -167,15 +168,29 @@ def sentence(reader: Reader, flag: dict, site: dict | None = None) -> str:
                 errors=fig["errors"],
                 failures=fig["technical_failures"],
             )
-            return f"{text} {_('Review these samples’ wet-lab and reporting steps.')}"
+            advice = _("Review these samples' wet-lab and reporting steps.")
+            return f"{text} {advice}"
     except (KeyError, TypeError, IndexError):
         pass
     return str(flag.get("message", ""))
 
 
+def comparison(reader: Reader, value: str) -> str:
+    """A concordance subject ("ALK ihc vs fish") in words."""
+    parts = value.split(" ")
+    if len(parts) == 4 and parts[2] == "vs":
+        return (
+            f"{label(reader, 'biomarker', parts[0])}: {label(reader, 'method', parts[1])} / "
+            f"{label(reader, 'method', parts[3])}"
+        )
+    return value
+
+
 def subject(reader: Reader, flag: dict) -> str:
     """The flag's subject in words (a biomarker, a specimen, ...)."""
     rule, value = flag.get("rule"), flag.get("subject", "")
+    if rule == "concordance":
+        return comparison(reader, value)
     if rule in ("positivity_funnel", "positivity_below_expected"):
         return label(reader, "biomarker", value)
     if rule in ("failure_rate", "turnaround"):

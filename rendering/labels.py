@@ -122,6 +122,8 @@ def label(reader: Reader, table: str, key: str | None) -> str:
     if key is None:
         return ""
     known = TABLES[table].get(key)
+    if known is None and table == "method":
+        known = SPECIMENS.get(key)  # tissue-vs-plasma tables name specimens as their "methods"
     return reader._(known) if known else key
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 
@@ -17,16 +18,27 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from markupsafe import Markup, escape  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from rendering.i18n import Reader  # noqa: E402
 from rendering.labels import label  # noqa: E402
 from rendering.svg import GREY, NETWORK, OKABE_ITO, OWN  # noqa: E402
 
+# Debian's fonts-noto-cjk, made known to matplotlib even when its font cache predates the fonts
+# (the cache is only rebuilt on a matplotlib upgrade), so Chinese labels are measured right.
+CJK_FONTS = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf",
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
+)
+for _path in CJK_FONTS:
+    if Path(_path).exists() and not any(f.fname == _path for f in font_manager.fontManager.ttflist):
+        font_manager.fontManager.addfont(_path)
 plt.rcParams["svg.fonttype"] = "none"  # text stays text: the browser draws it with its fonts
 plt.rcParams["svg.hashsalt"] = "rarenet"
-plt.rcParams["font.family"] = ["sans-serif"]
-plt.rcParams["font.sans-serif"] = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP"]
+# Listed as families (not via "sans-serif") so matplotlib falls back glyph by glyph to the CJK font.
+plt.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
 plt.rcParams["axes.unicode_minus"] = False
 DPI = 72.0  # one SVG user unit per point per pixel: data -> SVG is one affine map
 
