@@ -49,6 +49,19 @@ def method_classes(rows: list[dict]) -> dict[str, dict[str, list[int]]]:
     return dict(out)
 
 
+def shown_periods(benchmark: dict) -> list[str]:
+    """The trend periods from the first with any lab's data (no empty quarters on a chart)."""
+    periods = benchmark["trends"]["periods"]
+    with_data = {
+        p["period"]
+        for series in benchmark["trends"]["sites"].values()
+        for points in series.values()
+        for p in points
+    }
+    first = next((i for i, p in enumerate(periods) if p in with_data), len(periods) - 1)
+    return periods[first:]
+
+
 @dataclass
 class NetworkContext:
     """The network's side of every lab report of one benchmark."""
@@ -99,7 +112,7 @@ class NetworkContext:
             "p90": stats.histogram_quantile(histogram, 0.9) if total else None,
         }
         ctx.method_class = method_classes(benchmark["network"]["strata"])
-        periods = benchmark["trends"]["periods"]
+        periods = shown_periods(benchmark)
         pooled: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         for series in benchmark["trends"]["sites"].values():
             for biomarker, points in series.items():
@@ -118,7 +131,7 @@ def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -
     """One lab's report data (no other lab named)."""
     b = ctx.benchmark
     site = b["sites"][site_id]
-    periods = b["trends"]["periods"]
+    periods = shown_periods(b)
     own_trend = b["trends"]["sites"].get(site_id, {})
     follow = followup or {}
     return {
@@ -148,6 +161,7 @@ def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -
             "flags": {
                 period: flags.get(site_id, [])
                 for period, flags in follow.get("flag_history", {}).items()
+                if period in periods
             },
         },
         "persistent": [m for m in follow.get("persistent", []) if m["site_id"] == site_id],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -13,7 +14,10 @@ from rendering.labels import label, rag
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+@cache
 def environment(reader: Reader, *extra: Path) -> Environment:
+    """One environment per reader and template folders: templates are compiled once, not for
+    each of a thousand labs' pages."""
     env = Environment(
         loader=FileSystemLoader([*(str(p) for p in extra), str(TEMPLATES)]),
         autoescape=select_autoescape(["html"]),
@@ -32,6 +36,7 @@ def environment(reader: Reader, *extra: Path) -> Environment:
     env.filters["rag"] = rag
     env.filters["flag_sentence"] = lambda flag, site=None: flag_text.sentence(reader, flag, site)
     env.filters["flag_subject"] = lambda flag: flag_text.subject(reader, flag)
+    env.filters["kappa"] = lambda table: flag_text.kappa_text(reader, table)
     env.filters["mark_name"] = lambda mark: flag_text.indicator_name(reader, mark)
     env.globals["reader"] = reader
     return env

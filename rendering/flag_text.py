@@ -210,3 +210,15 @@ def indicator_name(reader: Reader, mark: dict) -> str:
     if ind == "failure_rate":
         return reader._("{specimen} failure rate").format(specimen=label(reader, "specimen", value))
     return f"{label(reader, 'rule', ind)} · {subject(reader, {'rule': ind, 'subject': value})}"
+
+
+def kappa_text(reader: Reader, t: dict) -> str:
+    """Cohen's kappa as a reader can use it: not "0.00 (0.00–0.00)" when it cannot be computed."""
+    kappa = t.get("kappa")
+    a, b, c, d = (t.get(k, 0) for k in ("a", "b", "c", "d"))
+    if kappa is None or 0 in (a + b, c + d, a + c, b + d):
+        return reader._("not computable: a method gave only one kind of result")
+    ci = t.get("kappa_ci95") or [None, None]
+    if not t.get("kappa_se") or ci[0] is None or ci[1] - ci[0] < 0.005:
+        return f"{reader.num(kappa, 2)} ({reader._('no interval: too few discordant pairs')})"
+    return f"{reader.num(kappa, 2)} ({reader.num(ci[0], 2)}–{reader.num(ci[1], 2)})"

@@ -58,6 +58,30 @@ def translations(lang: str) -> gettext.NullTranslations:
 
 
 @dataclass(frozen=True)
+class _Symbols:
+    """The locale's decimal and grouping marks and where its percent sign goes (CLDR), so a
+    thousand labs' pages format numbers without Babel's per-call pattern parsing."""
+
+    decimal: str
+    group: str
+    percent_pattern: str  # "#%" or "# %" or "%#"
+
+    def number(self, text: str) -> str:
+        return text.translate({ord(","): self.group, ord("."): self.decimal})
+
+
+@cache
+def _symbols(lang: str) -> _Symbols:
+    locale = Locale.parse(LANGUAGES[lang])
+    sample = format_percent(0.5, format="#,##0%", locale=locale)
+    return _Symbols(
+        decimal=format_decimal(1.5, format="0.0", locale=locale)[1],
+        group=format_decimal(1000, format="#,##0", locale=locale)[1],
+        percent_pattern=sample.replace("50", "#"),
+    )
+
+
+@dataclass(frozen=True)
 class Reader:
     """Everything that depends on who reads: messages, numbers, percentages, dates."""
 
@@ -84,14 +108,13 @@ class Reader:
     def num(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return self._("n/a")
-        pattern = "#,##0" + ("." + "0" * digits if digits else "")
-        return format_decimal(value, format=pattern, locale=self.locale)
+        return _symbols(self.lang).number(f"{value:,.{digits}f}")
 
     def pct(self, value: float | None, digits: int = 1) -> str:
         if value is None:
             return self._("n/a")
-        pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
-        return format_percent(value, format=pattern, locale=self.locale)
+        symbols = _symbols(self.lang)
+        return symbols.percent_pattern.replace("#", symbols.number(f"{100 * value:,.{digits}f}"))
 
     def pct_pair(self, a: float | None, b: float | None) -> tuple[str, str]:
         """Two percentages printed with enough digits to tell them apart (0.78% vs 0.84%, not

@@ -41,6 +41,7 @@ plt.rcParams["svg.hashsalt"] = "rarenet"
 plt.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
 plt.rcParams["axes.unicode_minus"] = False
 DPI = 72.0  # one SVG user unit per point per pixel: data -> SVG is one affine map
+RASTER_ABOVE = 200
 
 
 def plain(text: object) -> str:
@@ -127,6 +128,7 @@ def funnel(
                 textcoords="offset points",
                 color="#333",
             )
+    many = len(points) > RASTER_ABOVE  # a thousand dots as one image, not a thousand elements
     for key in ("in_control", "alert", "alarm"):
         if key in groups:
             colour, marker, text = styles[key]
@@ -138,6 +140,7 @@ def funnel(
                 s=22,
                 zorder=3,
                 label=plain(text),
+                rasterized=many,
             )
     top = max([limits[0][3]] + [r or 0.0 for _l, _n, r, _s in points])
     ax.set_ylim(0, min(1.0, top * 1.15 + 0.002))
@@ -152,7 +155,9 @@ def funnel(
     (x0, y0), (x1, y1) = ax.transData.transform([(0.0, 0.0), (1.0, 1.0)])
     height = fig.get_figheight() * DPI
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")  # no bbox "tight": the coordinates must stay as drawn
+    fig.savefig(
+        buffer, format="svg", dpi=150 if many else DPI
+    )  # no bbox "tight": the coordinates must stay as drawn
     plt.close(fig)
     text = buffer.getvalue()
     return Funnel(text[text.index("<svg") :], x0, x1 - x0, height - y0, -(y1 - y0))

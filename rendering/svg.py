@@ -25,6 +25,11 @@ NETWORK = OKABE_ITO["blue"]
 GREY = "#999999"
 
 
+def text_width(text: str, size: float) -> float:
+    """About how wide `text` is drawn at font size `size` (CJK characters are full width)."""
+    return sum(size if ord(ch) > 0x2E80 else size * 0.6 for ch in text)
+
+
 def _t(
     x: float, y: float, text: str, size: int = 10, anchor: str = "start", fill: str = "#222"
 ) -> str:
@@ -54,7 +59,8 @@ def paired_bars(
     bars: Sequence[Bar], own_name: str, network_name: str, title: str, fmt=lambda v: f"{v:.0%}"
 ) -> Markup:
     """Horizontal bars, the lab beside the network, one pair per row (values 0-1)."""
-    row, left, width = 34, 150, 260
+    row, width = 34, 260
+    left = max([text_width(b.label, 11) for b in bars] + [60.0]) + 12
     top = max([b.own or 0.0 for b in bars] + [b.network or 0.0 for b in bars] + [0.001])
     height = 24 + row * len(bars) + 10
     body = [
