@@ -45,11 +45,6 @@ ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_TEXT = 2000
 
 
-def ledger_period(action: apb.CorrectiveAction) -> str:
-    """The ledger's period column for an action."""
-    return f"action:{action.action_id}"
-
-
 def check_content(action: apb.CorrectiveAction) -> None:
     """What can be checked from the payload alone (in the decoding process)."""
     if action.sequence < 1:

@@ -16,7 +16,8 @@ from coordinator import benchmark as bench
 from coordinator import enrolment, report, store
 from coordinator.config import DataDir
 from coordinator.config import init as init_data_dir
-from coordinator.errors import CoordinatorError
+from coordinator.errors import CoordinatorError, NotFound
+from coordinator.rate_limit import DEFAULT_PER_MINUTE, SiteRateLimit
 from coordinator.server import TlsFiles, start
 from coordinator.standards import load as load_standard
 from protos.errors import ContractError
@@ -101,8 +102,23 @@ def init(data_dir: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the bound port here.",
 )
+@click.option(
+    "--site-rate",
+    type=click.FloatRange(min=0),
+    help=f"Submissions a site may send a minute after a burst (default {DEFAULT_PER_MINUTE:g}; "
+    "0: no limit, for load tests).",
+)
 def serve(
-    config_path, data_dir, listen, tls_cert, tls_key, client_ca, insecure, standard_path, port_file
+    config_path,
+    data_dir,
+    listen,
+    tls_cert,
+    tls_key,
+    client_ca,
+    insecure,
+    standard_path,
+    port_file,
+    site_rate,
 ) -> None:
     """Serve the coordinator over gRPC until SIGTERM or SIGINT; keeps reports current on a schedule."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -124,6 +140,7 @@ def serve(
         ("client_ca", client_ca),
         ("insecure", insecure),
         ("standard", standard_path),
+        ("site_rate", site_rate),
     ):
         if value is not None:
             setattr(cfg, name, value)
@@ -133,7 +150,9 @@ def serve(
         raise click.UsageError("--insecure and --tls-cert exclude each other")
     if cfg.client_ca and not cfg.tls_cert:
         raise click.UsageError("--client-ca needs --tls-cert and --tls-key")
-    tls = TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert else None
+    tls = (
+        TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert and cfg.tls_key else None
+    )
     data = DataDir(cfg.data_dir)
     running = start(
         data,
@@ -142,6 +161,7 @@ def serve(
         insecure=cfg.insecure,
         standard_path=cfg.standard,
         workers=cfg.workers,
+        rate_limit=SiteRateLimit(cfg.site_rate),
     )
     host = cfg.listen.rsplit(":", 1)[0]
     click.echo(f"listening on {host}:{running.port}")
@@ -174,7 +194,13 @@ def sites() -> None:
 @sites.command("add")
 @data_dir_option
 @click.argument("site_id")
-@click.option("--ttl-hours", default=72, show_default=True, help="How long the token stays valid.")
+@click.option(
+    "--ttl-hours",
+    default=72,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How long the token stays valid (1 hour or more).",
+)
 def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     """Print a one-time enrolment token for SITE_ID (give it to the lab over a trusted channel)."""
     import datetime as dt
@@ -249,6 +275,15 @@ def benchmark(
     say = lambda m: click.echo(f"… {m}", err=True)
     conn = sqlite3.connect(data.db)
     result = bench.compute(conn, period, standard, progress=say)
+    if not result["sites"]:
+        raise NotFound(
+            f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
+            "and no report was written. Check the period, or `sites list` for who submitted when"
+        )
+    note = network_note(len(result["sites"]), result["period"])
+    if note:
+        click.echo(f"NOTE: {note}", err=True)
+        result["notes"] = [note]
     extra = followup.gather(conn, result, standard, progress=say)
     language = lang or str(standard.data.get("report", {}).get("language", "en"))
     if language not in ("zh", "en"):
@@ -267,6 +302,54 @@ def benchmark(
         raise click.ClickException(str(exc)) from None
     for path in written:
         click.echo(path)
+
+
+MIN_SITES_FOR_FUNNELS = 3
+
+
+def network_note(sites: int, period: str) -> str | None:
+    """What a report of a network too small to compare sites must say."""
+    if sites >= MIN_SITES_FOR_FUNNELS:
+        return None
+    return (
+        f"only {sites} site(s) submitted for {period}: funnel plots and network rates compare a "
+        f"site with the network and need at least {MIN_SITES_FOR_FUNNELS} sites; with fewer a "
+        "site is compared largely with itself. Read the flags against the standard's ranges only"
+    )
+
+
+@main.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(data_dir: Path, as_json: bool) -> None:
+    """Check the store: SQLite integrity, the ledger against its latest signed tree head, every
+    stored summary against its ledger leaf. Exit 1 if anything fails (and what to do)."""
+    from coordinator.store_check import check_store
+
+    result = check_store(DataDir(data_dir))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "leaves": result.leaves,
+                    "summaries": result.summaries,
+                    "problems": result.problems,
+                },
+                indent=2,
+            )
+        )
+    elif result.ok:
+        click.echo(
+            f"OK: {result.leaves} ledger entries match the latest signed tree head; "
+            f"{result.summaries} stored summaries match their leaves"
+        )
+    else:
+        for problem in result.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        click.echo(result.advice(), err=True)
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @main.group("eqa")

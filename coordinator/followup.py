@@ -60,17 +60,22 @@ def _flags_by_site(result: dict) -> dict[str, list[dict]]:
 
 
 def flag_history(
-    conn: sqlite3.Connection, current: dict, standard: Standard, count: int = HISTORY_PERIODS
+    conn: sqlite3.Connection,
+    current: dict,
+    standard: Standard,
+    count: int = HISTORY_PERIODS,
+    compute: Callable[[str], dict] | None = None,
 ) -> tuple[list[str], dict[str, dict[str, list[dict]]]]:
     """(periods oldest first, {period: {site: flags}}) over the last `count` periods, each earlier
-    period benchmarked from its own signed summaries."""
+    period benchmarked from its own signed summaries (by `compute`, e.g. a cache, if given)."""
+    compute = compute or (lambda label: benchmark.compute(conn, label, standard))
     periods = [
         p.label for p in benchmark.periods_for_trends(parse_period(current["period"]), count)
     ]
     history = {current["period"]: _flags_by_site(current)}
     for label_ in periods[:-1]:
         if conn.execute("SELECT 1 FROM summaries WHERE period = ? LIMIT 1", (label_,)).fetchone():
-            history[label_] = _flags_by_site(benchmark.compute(conn, label_, standard))
+            history[label_] = _flags_by_site(compute(label_))
         else:
             history[label_] = {}
     return periods, {p: history[p] for p in periods}
@@ -113,12 +118,13 @@ def gather(
     standard: Standard,
     now: dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    compute: Callable[[str], dict] | None = None,
 ) -> dict:
     """Everything the report shows beyond benchmark.json (written as followup.json)."""
     moment = now or dt.datetime.now(dt.UTC)
     if progress:
         progress("flags of the earlier periods, corrective actions, directory")
-    periods, history = flag_history(conn, current, standard)
+    periods, history = flag_history(conn, current, standard, compute=compute)
     return {
         "meta": metadata(conn, current, moment),
         "flag_history": history,

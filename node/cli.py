@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,13 +15,13 @@ import click
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node import outbox, receipts, send, store, summary, synth
+from node import outbox, receipts, release, send, store, summary, synth, witness
 from node.client import CoordinatorClient
 from node.errors import NodeError
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
-from node.standard import load_cached
+from node.standard import check_bounds, load_cached
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -53,6 +54,7 @@ def _open(data_dir: Path):
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """A rarenet lab node: only signed aggregate summaries ever leave this site."""
+    os.umask(0o077)  # whatever the node writes is its user's alone (node/config.py)
 
 
 @main.command()
@@ -377,6 +379,12 @@ def _report_flush(report: send.FlushReport) -> None:
         click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
     if report.pending:
         click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+    if report.witnessed:
+        _report_witness(report.witnessed)
+    if report.witness_error:
+        click.echo(
+            f"witness: not this time ({report.witness_error}); tried again next time", err=True
+        )
     if report.failed or report.pending:
         raise SystemExit(1)
 
@@ -389,11 +397,15 @@ def _report_flush(report: send.FlushReport) -> None:
 def submit(data_dir: Path, period: str | None) -> None:
     """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
     cfg, conn = _open(data_dir)
+    held = False
     with CoordinatorClient(cfg) as client:
         if period:
             standard = enrolment.fetch_standard(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, parse_period(period))
-            if queued.sequence is None:
+            if queued.held:
+                click.echo(f"held, nothing signed: {queued.held}", err=True)
+                held = True
+            elif queued.sequence is None:
                 click.echo(
                     f"{queued.period}: nothing changed since the last summary; not signing a new one"
                 )
@@ -403,6 +415,8 @@ def submit(data_dir: Path, period: str | None) -> None:
                 )
         report = send.flush(conn, cfg, client)
     _report_flush(report)
+    if held:
+        raise SystemExit(1)
 
 
 @main.command("verify-receipts")
@@ -420,6 +434,44 @@ def verify_receipts(data_dir: Path) -> None:
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew"
     )
+
+
+def _report_witness(report: witness.WitnessReport) -> None:
+    others = ", ".join(report.cosigners) or "no other site yet"
+    click.echo(
+        f"witness: cosigned checkpoint {report.tree_size}"
+        f"{'' if report.delivered else ' (cosignature not yet delivered)'}; "
+        f"also cosigned by {others}"
+    )
+    for size, sites in sorted(report.same_as_mine.items()):
+        if size != report.tree_size:
+            click.echo(
+                f"witness: checkpoint {size}, cosigned by this site, also by {', '.join(sites) or 'no other site'}"
+            )
+    for problem in report.problems:
+        click.echo(f"witness: {problem}", err=True)
+
+
+@main.command("witness")
+@data_dir_option
+def witness_command(data_dir: Path) -> None:
+    """Act as a witness of the coordinator's log: check its latest checkpoint extends the last one
+    this site cosigned, cosign it, and see which other sites cosigned the same. Exit 1 on a
+    ledger alarm (the evidence is kept under DATA_DIR/alarms/), 3 if unreachable."""
+    from node.client import RpcFailure
+    from node.errors import LedgerAlarm
+
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        try:
+            report = witness.step(conn, cfg, client)
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(1) from None
+        except RpcFailure as exc:
+            click.echo(str(exc), err=True)
+            raise SystemExit(3 if exc.retryable else 1) from None
+    _report_witness(report)
 
 
 @main.group()
@@ -503,6 +555,21 @@ def benchmark(
         )
 
 
+@standards.command("accept")
+@data_dir_option
+def standards_accept(data_dir: Path) -> None:
+    """Approve re-releasing already released periods under the cached standard."""
+    cfg, conn = _open(data_dir)
+    std = load_cached(cfg.standard_path)
+    check_bounds(std, cfg.disclosure)
+    store.set_state(conn, release.ACCEPTED_STANDARD, std.version)
+    click.echo(
+        f"standard {std.version} accepted: periods already released under another standard may "
+        "be signed again under it (each such version is a new table the centre can compare with "
+        "the old one; see docs/privacy.md)"
+    )
+
+
 @main.command()
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True)
@@ -544,12 +611,20 @@ def status(data_dir: Path, as_json: bool) -> None:
         else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),
+        "last_cosigned_checkpoint": witness.latest_cosigned(conn),
+        "ledger_alarms": witness.alarms(conn),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
+        for alarm in info["ledger_alarms"]:
+            click.echo(
+                f"LEDGER ALARM since {alarm['raised_at']}: {alarm['reason']}. "
+                f"Evidence: {alarm['evidence']}",
+                err=True,
+            )
 
 
 @main.group("action")
