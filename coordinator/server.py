@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, peer_identity, store, witnesses
+from coordinator import enrolment, eqa, peer_identity, store, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
@@ -24,7 +24,7 @@ from coordinator.standards import load as load_standard
 from coordinator.store_check import check_store
 from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -114,7 +114,8 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        response = self.intake.submit(request, self._identities(context))
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        response = self.intake.submit(request, self._identities(context), leaf_header=headers)
         head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
         answer = cpb.SubmitResponse()
         answer.CopyFrom(response)
@@ -166,9 +167,20 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
-            "utf-8"
+        from coordinator import followup, lab_view
+
+        reader = self.intake.reader()
+        extra = followup.gather(
+            reader,
+            full,
+            self.standard,
+            compute=lambda label: self.benchmarks.get(
+                reader, len(self.ledger), label, self.standard
+            ),
         )
+        payload = json.dumps(
+            lab_view.for_lab(full, site_id, extra), sort_keys=True, indent=2, ensure_ascii=False
+        ).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard
