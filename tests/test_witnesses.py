@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import json
 import shutil
+import socket
 import zipfile
 from concurrent import futures
 from pathlib import Path
@@ -163,6 +164,23 @@ def test_the_coordinator_keeps_only_verified_cosignatures_of_its_own_checkpoints
         cosignature.witness_name("lab-a")
         in note.parse(node.client.checkpoint().checkpoint).encode().decode()
     )
+
+
+def test_witness_command_cosigns_and_says_when_the_coordinator_is_unreachable(
+    coordinator: Running, node_factory
+) -> None:
+    node = node_factory("lab-a")
+    data_dir = str(node.config.data_dir)
+    run = CliRunner().invoke(node_cli, ["witness", "--data-dir", data_dir])
+    assert run.exit_code == 0, run.output
+    assert "witness: cosigned checkpoint 0; also cosigned by no other site yet" in run.output
+    toml = node.config.data_dir / "node.toml"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    toml.write_text(toml.read_text().replace(node.config.coordinator, f"127.0.0.1:{dead}"))
+    run = CliRunner().invoke(node_cli, ["witness", "--data-dir", data_dir])
+    assert run.exit_code == 3 and "cannot be reached" in run.output, run.output
 
 
 class SplitView(cgrpc.CoordinatorServicer):
