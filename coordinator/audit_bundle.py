@@ -25,6 +25,13 @@ for the signatures (see the README's openssl steps).
 
 The HTML report is not in the bundle: nothing could verify it. `rarenet-audit show --html`
 renders the verified benchmark.json instead.
+
+With --site, the bundle shows peers only as the site's own benchmark view does: it holds that
+site's signed summaries, receipts, proofs and keys, and no peer's (a signed summary names its
+site and cannot be renamed without breaking its signature). An auditor then checks the site's own
+figures and that every submission of that site for the period is in it; the network figures cannot
+be recomputed from it. The ledger's leaf headers (site, period, sequence, digests: no figures) are
+listed for every leaf, because completeness cannot be proven without them (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -106,7 +113,7 @@ def _contents(
     periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
     rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
     leaves = ledger.leaves_for(
-        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds]
+        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
     )
     files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files)
     for entry in signed_inputs.eqa_rounds:

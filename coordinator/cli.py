@@ -247,8 +247,30 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
 @click.option(
     "--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path)
 )
-def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None) -> None:
-    """Write OUT/benchmark.json, CSV tables and OUT/index.html for PERIOD."""
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: the standard's [report] language, else en).",
+)
+@click.option(
+    "--lab-reports",
+    is_flag=True,
+    help="Also write every lab's individual report to OUT/labs/SITE.html (always above 100 labs).",
+)
+@click.option("--pdf", "lab_pdfs", is_flag=True, help="Also print each lab's report to PDF.")
+def benchmark(
+    data_dir: Path,
+    period: str,
+    out: Path,
+    standard_path: Path | None,
+    lang: str | None,
+    lab_reports: bool,
+    lab_pdfs: bool,
+) -> None:
+    """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
+    from coordinator import followup
+    from rendering.pdf import PdfUnavailable
+
     data = DataDir(data_dir).check()
     standard = load_standard(standard_path or data.standard)
     say = lambda m: click.echo(f"… {m}", err=True)
@@ -263,7 +285,23 @@ def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None
     if note:
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
-    for path in report.write(result, out, progress=say):
+    extra = followup.gather(conn, result, standard, progress=say)
+    language = lang or str(standard.data.get("report", {}).get("language", "en"))
+    if language not in ("zh", "en"):
+        raise click.UsageError(f"the standard's [report] language {language!r} is not zh or en")
+    try:
+        written = report.write(
+            result,
+            out,
+            progress=say,
+            followup=extra,
+            lang=language,
+            lab_reports=True if lab_reports or lab_pdfs else None,
+            lab_pdfs=lab_pdfs,
+        )
+    except PdfUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
         click.echo(path)
 
 

@@ -228,15 +228,17 @@ def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes,
     ]
 
 
-def leaves_for(conn: sqlite3.Connection, size: int, periods: list[str]) -> list[int]:
+def leaves_for(
+    conn: sqlite3.Connection, size: int, periods: list[str], site: str | None = None
+) -> list[int]:
     """The leaves below `size` accepted for any of these periods (eqa:ROUND for EQA responses),
-    superseded ones included."""
+    superseded ones included; only `site`'s when given."""
     marks = ",".join("?" * len(periods))
     return [
         index
         for (index,) in conn.execute(
             f"SELECT leaf_index FROM ledger WHERE leaf_index < ? AND period IN ({marks})"
-            " ORDER BY leaf_index",
-            (size, *periods),
+            " AND (? IS NULL OR site_id = ?) ORDER BY leaf_index",
+            (size, *periods, site, site),
         )
     ]

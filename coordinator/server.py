@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, peer_identity, store, witnesses
+from coordinator import enrolment, eqa, peer_identity, store, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
@@ -167,9 +167,20 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
-            "utf-8"
+        from coordinator import followup, lab_view
+
+        reader = self.intake.reader()
+        extra = followup.gather(
+            reader,
+            full,
+            self.standard,
+            compute=lambda label: self.benchmarks.get(
+                reader, len(self.ledger), label, self.standard
+            ),
         )
+        payload = json.dumps(
+            lab_view.for_lab(full, site_id, extra), sort_keys=True, indent=2, ensure_ascii=False
+        ).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard
