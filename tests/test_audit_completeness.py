@@ -249,6 +249,37 @@ def test_a_store_from_before_leaf_headers_opens_and_its_bundles_prove_completene
     failed = {c.name: c.detail for c in verify(forged).checks if not c.ok}
     assert set(failed) == {"ledger leaf 1", "completeness"}, failed
     assert f"leaf 1 (site lab-1, period {PERIOD.label}, sequence 1)" in failed["ledger leaf 1"]
+    # Only a site's own bundle may give a leaf by its hash alone.
+    blob = files["envelopes/1.envelope"]
+    hashed = rewrite(
+        out,
+        tmp_path / "hashed.zip",
+        key=key,
+        change={
+            "ledger/leaves.json": lambda d: d.replace(
+                b'{\n   "envelope": "envelopes/1.envelope"\n  }',
+                json.dumps({"leaf_hash": merkle.leaf_hash(blob).hex()}).encode(),
+            )
+        },
+    )
+    failed = {c.name: c.detail for c in verify(hashed).checks if not c.ok}
+    assert "may give a leaf by its hash alone" in failed["completeness"], failed
+    # A site's own bundle shows peers' whole-envelope leaves by hash only (their envelopes would
+    # name them with their figures), and says so.
+    for site, own in (("lab-2", 2), ("lab-0", 0)):
+        out = tmp_path / f"{site}.zip"
+        build(data, load_standard(data.standard), PERIOD.label, out, site=site)
+        files = members(out)
+        assert [n for n in files if n.startswith(("envelopes/", "ledger/legacy/"))] == [
+            f"envelopes/{own}.envelope"
+        ]
+        listing = json.loads(files["ledger/leaves.json"])["leaves"]
+        peers_legacy = [i for i in (0, 1) if i != own]
+        assert all(set(listing[i]) == {"leaf_hash"} for i in peers_legacy)
+        result = verify(out)
+        assert result.ok, [c for c in result.checks if not c.ok]
+        detail = {c.name: c.detail for c in result.checks}["completeness"]
+        assert f"{len(peers_legacy)} leaves from before leaf headers are other sites'" in detail
 
 
 def test_a_node_from_before_leaf_headers_gets_receipts_it_can_check(
