@@ -9,8 +9,29 @@ import click
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protos import dsse, keys, wire
-from protos.errors import ContractError
+from auditor.errors import AuditError, Unreadable
+from protos import dsse, exits, keys, wire
+from protos.errors import ContractError, PayloadError
+
+# The one place the auditor's errors become exit statuses (the scheme: protos/exits.py). A failed
+# check is exit status 1 by the commands themselves.
+EXIT_STATUSES: dict[type[BaseException], int] = {
+    AuditError: exits.FAILED,
+    Unreadable: exits.BAD_INPUT,
+    ContractError: exits.FAILED,  # a signature or proof that does not verify
+    PayloadError: exits.BAD_INPUT,  # a file that is not what it should be
+}
+
+
+class Group(click.Group):
+    """Turns the project's errors into a clean message and their exit status."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (AuditError, ContractError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(exits.most_specific(exc, EXIT_STATUSES) or exits.FAILED) from None
 
 
 def _public_key(path: Path) -> bytes:
@@ -20,15 +41,13 @@ def _public_key(path: Path) -> bytes:
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as exc:
-        raise click.ClickException(
-            f"{path} is neither a raw 32-byte nor a PEM Ed25519 public key"
-        ) from exc
+        raise Unreadable(f"{path} is neither a raw 32-byte nor a PEM Ed25519 public key") from exc
     if not isinstance(key, Ed25519PublicKey):
-        raise click.ClickException(f"{path} is not an Ed25519 public key")
+        raise Unreadable(f"{path} is not an Ed25519 public key")
     return keys.public_raw(key)
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """Offline verification for auditors."""
@@ -43,10 +62,11 @@ def main() -> None:
     help="The signer's public key (PEM or raw 32 bytes).",
 )
 def verify_envelope(envelope: Path, public_key: Path) -> None:
-    """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not."""
+    """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not, 2 when
+    the envelope or key cannot be read."""
     raw = _public_key(public_key)
+    parsed = wire.parse_envelope(envelope.read_bytes())  # PayloadError: exit status 2
     try:
-        parsed = wire.parse_envelope(envelope.read_bytes())
         dsse.verify(parsed, {dsse.keyid(raw): raw})
     except ContractError as exc:
         click.echo(f"FAIL {envelope.name}: {exc}")
@@ -71,7 +91,7 @@ def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
         result = run(bundle, coordinator_key)
     except BundleUnreadable as exc:
         click.echo(f"ERROR {exc}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(exits.BAD_INPUT) from None
     if as_json:
         click.echo(
             json.dumps({"ok": result.ok, "checks": [c.__dict__ for c in result.checks]}, indent=2)
@@ -82,7 +102,7 @@ def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
         click.echo(
             f"{sum(c.ok for c in result.checks)} passed, {sum(not c.ok for c in result.checks)} failed"
         )
-    raise SystemExit(0 if result.ok else 1)
+    raise SystemExit(exits.OK if result.ok else exits.FAILED)
 
 
 @main.command()
@@ -95,7 +115,7 @@ def show(bundle: Path) -> None:
         report = json.loads(zipfile.ZipFile(bundle).read("report/benchmark.json"))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         click.echo(f"ERROR {bundle}: {exc}", err=True)
-        raise SystemExit(2) from None
+        raise SystemExit(exits.BAD_INPUT) from None
     sites = report["sites"] if "sites" in report else {report["site"]["site_id"]: report["site"]}
     click.echo(
         f"Benchmark {report['period']}, standard {report['standard']['id']} {report['standard']['version']}"

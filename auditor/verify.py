@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from auditor.errors import Unreadable
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import eqa_pb2 as epb
@@ -33,7 +34,7 @@ from protos.rarenet.v1 import summary_pb2 as pb
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
 
 
-class BundleUnreadable(Exception):
+class BundleUnreadable(Unreadable):
     """The bundle cannot be read at all (exit status 2)."""
 
 

@@ -9,7 +9,7 @@ state (the signer's site, today's date, EQA deadlines). See protos/worker.py.
 
 from __future__ import annotations
 
-from coordinator.errors import CoordinatorError, FailedPrecondition, InvalidArgument
+from coordinator.errors import CoordinatorError, InvalidRequest, WrongState
 from protos import wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -47,27 +47,27 @@ def read_all(payloads: list[tuple[str, bytes]]) -> list[Read]:
 def check_content(message: pb.SiteSummary | epb.EqaResponse) -> None:
     if message.schema_version not in KNOWN_SCHEMAS:
         what = "summary" if isinstance(message, pb.SiteSummary) else "EQA response"
-        raise FailedPrecondition(
+        raise WrongState(
             f"{what} schema version {message.schema_version} is not known here "
             f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator"
         )
     if isinstance(message, epb.EqaResponse):
         if message.sequence < 1 or not message.round_id:
-            raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
+            raise InvalidRequest("an EQA response needs a round_id and a sequence number from 1")
         return
     try:
         parse_period(message.period)
     except ContractError as exc:
-        raise InvalidArgument(str(exc)) from exc
+        raise InvalidRequest(str(exc)) from exc
     if message.sequence < 1:
-        raise InvalidArgument("sequence numbers start at 1")
+        raise InvalidRequest("sequence numbers start at 1")
     for s in message.strata:
         if (
             s.positive + s.negative + s.failed + s.equivocal != s.tests
             and not s.withheld
             and not s.suppressed_cells
         ):
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"stratum {s.biomarker}/{s.method}/{s.specimen}: cells do not add up to tests"
             )
 

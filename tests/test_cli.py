@@ -41,14 +41,14 @@ def test_errors_are_messages_not_tracebacks(tmp_path) -> None:
         node_cli, ["summarize", "--data-dir", str(tmp_path / "nowhere"), "--period", "2026Q3"]
     )
     assert (
-        result.exit_code == 1
+        result.exit_code == 2
         and "run `rarenet-node init" in result.output
         and "Traceback" not in result.output
     )
     result = CliRunner().invoke(
         coordinator_cli, ["sites", "list", "--data-dir", str(tmp_path / "nowhere")]
     )
-    assert result.exit_code == 1 and "rarenet-coordinator init" in result.output
+    assert result.exit_code == 2 and "rarenet-coordinator init" in result.output
 
 
 def test_summarize_json_is_byte_for_byte_the_signed_payload(
@@ -294,7 +294,7 @@ def test_a_node_database_of_an_older_layout_is_refused_with_advice(tmp_path) -> 
         node_cli, ["ingest", "--data-dir", str(data), str(write(tmp_path / "x.csv", [row()]))]
     )
     assert (
-        result.exit_code == 1
+        result.exit_code == 2
         and "layout 1" in result.output
         and "rarenet-node init" in result.output
     ), result.output
