@@ -5,6 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from coordinator.config import SetupError
+from protos.schema import Layout, Migration, open_layout
+
+# The layout policy (PRAGMA user_version, migrations) is protos/schema.py's, shared with the node.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY,
@@ -96,18 +100,35 @@ CREATE TABLE IF NOT EXISTS tree_heads (
 """
 
 
+def _strata_as_view(conn: sqlite3.Connection) -> None:
+    """Earlier versions wrote a `strata` table row by row; the view (in SCHEMA) reads the same
+    from the stored payloads."""
+    if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == (
+        "table",
+    ):
+        conn.execute("DROP TABLE strata")
+
+
+LAYOUT = Layout(
+    what="coordinator database",
+    version=1,
+    schema=SCHEMA,
+    migrations=(
+        # From the databases written before layouts were numbered (user_version 0).
+        Migration(1, "the strata table becomes a view over the stored payloads", _strata_as_view),
+    ),
+)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA page_size=16384")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    with conn:
-        if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == (
-            "table",
-        ):
-            conn.execute(
-                "DROP TABLE strata"
-            )  # written by earlier versions; the view reads the same from the payloads
-    conn.executescript(SCHEMA)
+    try:
+        conn.execute("PRAGMA page_size=16384")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        open_layout(conn, path, LAYOUT, SetupError)
+    except BaseException:
+        conn.close()
+        raise
     return conn
