@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 
-from node import __version__, disclosure, metrics, privacy, store
+from node import disclosure, metrics, privacy, store
 from node.config import NodeConfig
 from node.standard import NodeStandard
 from node.workdays import WorkingDays
 from protos import wire
 from protos.periods import Period
 from protos.rarenet.v1 import summary_pb2 as pb
+from protos.version import software_version
 
 
 def next_sequence(conn: sqlite3.Connection) -> int:
@@ -33,7 +34,7 @@ def build(
     released.site_id = config.site_id
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
-    released.software_version = f"rarenet-node {__version__}"
+    released.software_version = software_version("rarenet-node")
     policy = config.disclosure
     if policy.differential_privacy:
         bound = privacy.sensitivity(conn, period.start.isoformat(), period.end.isoformat())
