@@ -38,6 +38,7 @@ def test_two_sided_geometric_matches_the_discrete_laplacian(scale) -> None:
     assert np.mean(draws == 0) == pytest.approx(reference.pmf(0), abs=0.01)
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.floats(0.05, 3.0), min_size=1, max_size=30), st.floats(0.5, 10.0))
 def test_budget_never_exceeds_its_total(tmp_path_factory, epsilons, total) -> None:

@@ -60,7 +60,7 @@ def validator() -> Validator:
     return Validator(len(HEADER), positions, Mapping(), Pseudonymiser(b"k" * 32), ingest_id=1)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(cells=rows())
 def test_fast_path_accepts_exactly_what_the_explanation_finds_nothing_wrong_with(cells) -> None:
     check = validator()
