@@ -35,6 +35,10 @@ class AlreadyRecorded(CoordinatorError):
     """It was done before: a replayed sequence number, a key or round that already exists."""
 
 
+class RateLimited(CoordinatorError):
+    """A site sends faster than its rate allows; it may send again shortly."""
+
+
 class NotFound(CoordinatorError):
     """No such site, round, summary or standard version."""
 
@@ -51,3 +55,4 @@ InvalidArgument = InvalidRequest
 FailedPrecondition = WrongState
 AlreadyExists = AlreadyRecorded
 Unavailable = TemporarilyUnavailable
+ResourceExhausted = RateLimited

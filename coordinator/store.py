@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS site_keys (
 CREATE TABLE IF NOT EXISTS ledger (
     leaf_index INTEGER PRIMARY KEY,
     leaf_hash BLOB NOT NULL,
+    leaf_header BLOB,                   -- the leaf data (protos/leaf.py); NULL: the leaf is the envelope
     envelope BLOB NOT NULL,
     envelope_sha256 TEXT NOT NULL UNIQUE,
     site_id TEXT NOT NULL,
@@ -91,6 +92,15 @@ CREATE TABLE IF NOT EXISTS eqa_scores (
     sheet BLOB NOT NULL,            -- the signed EqaScoreSheet
     PRIMARY KEY (round_id, site_id)
 );
+-- Corrective actions (coordinator/actions.py): each signed version, beside its ledger entry.
+CREATE TABLE IF NOT EXISTS corrective_actions (
+    leaf_index INTEGER PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tree_heads (
     tree_size INTEGER PRIMARY KEY,
     root_hash BLOB NOT NULL,
@@ -109,13 +119,23 @@ def _strata_as_view(conn: sqlite3.Connection) -> None:
         conn.execute("DROP TABLE strata")
 
 
+def _add_leaf_headers(conn: sqlite3.Connection) -> None:
+    """Stores from before leaf headers gain the column; their leaves keep the whole-envelope form
+    and their hashes (heads were signed over them), and new leaves are appended as headers."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if columns and "leaf_header" not in columns:
+        conn.execute("ALTER TABLE ledger ADD COLUMN leaf_header BLOB")
+
+
 LAYOUT = Layout(
     what="coordinator database",
-    version=1,
+    version=2,
     schema=SCHEMA,
     migrations=(
-        # From the databases written before layouts were numbered (user_version 0).
+        # Databases written before layouts were numbered have user_version 0; each step checks
+        # what is there, as such a database may already have either change.
         Migration(1, "the strata table becomes a view over the stored payloads", _strata_as_view),
+        Migration(2, "ledger.leaf_header: new leaves commit to a LeafHeader", _add_leaf_headers),
     ),
 )
 

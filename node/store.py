@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import overload
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     line INTEGER NOT NULL,
     field TEXT NOT NULL,
     reason TEXT NOT NULL,
-    row_json TEXT NOT NULL,             -- the row as read, patient id replaced by its keyed hash
+    row_json TEXT NOT NULL,             -- the row's canonical fields, patient id as its keyed hash
     ingested_at TEXT NOT NULL,
     released_at TEXT
 );
@@ -83,12 +84,39 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     signed BLOB NOT NULL,
     seen_at TEXT NOT NULL
 );
+-- Every coordinator checkpoint seen (verified), and this node's cosignature as a witness.
+-- Two rows of one size with different roots are a fork: see ledger_alarms.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    note BLOB NOT NULL,                 -- the signed note as first received
+    source TEXT NOT NULL,               -- submit (with a receipt) or published (GetCheckpoint)
+    seen_at TEXT NOT NULL,
+    cosignature TEXT,                   -- this node's cosignature/v1 line, once it cosigned
+    cosigned_at TEXT,
+    delivered_at TEXT,                  -- when the coordinator took the cosignature
+    cosigners TEXT,                     -- JSON: other sites whose cosignatures verified on it
+    PRIMARY KEY (tree_size, root_hash)
+);
+CREATE TABLE IF NOT EXISTS ledger_alarms (
+    id INTEGER PRIMARY KEY,
+    raised_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL              -- the directory holding the signed checkpoints
+);
 CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one row per signed summary
     sequence INTEGER PRIMARY KEY,
     period TEXT NOT NULL,
     epsilon REAL NOT NULL,
     spent_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS released_records (  -- what each period's last release counted
+    period TEXT NOT NULL,
+    k TEXT NOT NULL,                    -- test, biomarker, method
+    v TEXT NOT NULL                     -- the values the metrics read
+);
+CREATE INDEX IF NOT EXISTS released_records_period ON released_records (period);
+CREATE TABLE IF NOT EXISTS released_periods (period TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -106,6 +134,10 @@ LAYOUT = Layout(
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the database: node.db is 0600, and SQLite gives its -wal and -shm files
+    the database file's mode, whatever the umask."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")

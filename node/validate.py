@@ -267,12 +267,13 @@ class Validator:
         return problems
 
     def masked(self, cells: list[str]) -> str:
-        """The row as read, for the quarantine table, with the patient id replaced by its keyed hash."""
-        shown = list(cells)
-        i = self.index.get("patient_id")
-        if i is not None and i < len(shown) and shown[i].strip():
-            shown[i] = "pseudonym:" + self.pseudonymise(shown[i].strip())
-        return json.dumps(shown, ensure_ascii=False)
+        """The row for the quarantine table: its canonical fields only (a column the mapping does
+        not name, such as a patient's name, is not kept), the patient id as its keyed hash."""
+        cells = (cells + self.blanks)[: self.width]
+        shown = dict(zip(REQUIRED + OPTIONAL, (text.strip() for text in self.pick(cells))))
+        if shown.get("patient_id"):
+            shown["patient_id"] = "pseudonym:" + self.pseudonymise(shown["patient_id"])
+        return json.dumps({k: v for k, v in shown.items() if v}, ensure_ascii=False)
 
 
 def prepare(job: Job) -> Generator[Opened | Batch | Finished, None, None]:

@@ -24,7 +24,8 @@ def user_version(path: Path) -> int:
 
 
 def test_an_unnumbered_coordinator_database_is_migrated(tmp_path: Path) -> None:
-    """A database of the versions before layouts were numbered: user_version 0, strata a table."""
+    """A database of the versions before layouts were numbered: user_version 0, strata a table,
+    no ledger.leaf_header column."""
     path = tmp_path / "coordinator.db"
     coordinator_store.connect(path).close()
     old = sqlite3.connect(path)
@@ -32,19 +33,34 @@ def test_an_unnumbered_coordinator_database_is_migrated(tmp_path: Path) -> None:
     old.execute("DROP VIEW strata")
     old.execute("CREATE TABLE strata (leaf_index INTEGER, biomarker TEXT, tests INTEGER)")
     old.execute("INSERT INTO strata VALUES (0, 'EGFR', 12)")
+    old.execute("ALTER TABLE ledger DROP COLUMN leaf_header")
     old.execute("INSERT INTO sites VALUES ('lab-a', 'active', '2026-07-01T00:00:00', NULL)")
     old.commit()
     old.close()
-    assert user_version(path) == 0
 
     conn = coordinator_store.connect(path)
     kind = conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone()
     assert kind == ("view",)
+    assert "leaf_header" in {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
     assert conn.execute("SELECT site_id FROM sites").fetchall() == [("lab-a",)]
     conn.close()
-    assert user_version(path) == coordinator_store.LAYOUT.version == 1
+    assert user_version(path) == coordinator_store.LAYOUT.version == 2
     coordinator_store.connect(path).close()  # opening again changes nothing
-    assert user_version(path) == 1
+    assert user_version(path) == 2
+
+
+def test_a_coordinator_database_numbered_1_gains_leaf_headers(tmp_path: Path) -> None:
+    path = tmp_path / "coordinator.db"
+    coordinator_store.connect(path).close()
+    old = sqlite3.connect(path)
+    old.execute("ALTER TABLE ledger DROP COLUMN leaf_header")
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    conn = coordinator_store.connect(path)
+    assert "leaf_header" in {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    conn.close()
+    assert user_version(path) == 2
 
 
 def test_a_new_database_gets_the_current_layout(tmp_path: Path) -> None:

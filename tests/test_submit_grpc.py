@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -60,9 +61,20 @@ def test_submit_returns_a_receipt_signed_by_the_coordinator(
     receipt = wire.decode(response.receipt.payload, lpb.Receipt)
     assert receipt.site_id == "lab-a" and receipt.period == PERIOD.label and receipt.sequence == 1
     assert receipt.envelope_sha256 == wire.envelope_sha256(envelope)
+    # The leaf commits to a header describing the envelope (ledger.proto), written out here.
+    header = lpb.LeafHeader(
+        site_id="lab-a",
+        period=PERIOD.label,
+        sequence=1,
+        payload_type=wire.SITE_SUMMARY,
+        payload_sha256=hashlib.sha256(envelope.payload).hexdigest(),
+        envelope_sha256=wire.envelope_sha256(envelope),
+    )
+    assert receipt.leaf_header == header
+    leaf_data = b"\x00rarenet.leaf-header.v1\x00" + header.SerializeToString(deterministic=True)
     head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
     merkle.verify_inclusion(
-        merkle.leaf_hash(wire.envelope_bytes(envelope)),
+        merkle.leaf_hash(leaf_data),
         receipt.leaf_index,
         head.tree_size,
         list(response.inclusion_proof.hashes),
