@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Ed25519PrivateKey]:
     """One real network run (three nodes over gRPC) and its bundle, for the whole module: the tests
-    only read it, and tamper with copies."""
+    only read it, and tamper with copies. The coordinator's data directory is beside the bundle
+    (`path.parent / "coordinator"`)."""
     root = tmp_path_factory.mktemp("audit")
     running = start(init_coordinator(root / "coordinator"), "127.0.0.1:0", insecure=True)
     try:
