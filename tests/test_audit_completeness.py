@@ -196,6 +196,7 @@ def test_a_store_from_before_leaf_headers_opens_and_its_bundles_prove_completene
     # The store as an older coordinator left it: no leaf_header column, two whole-envelope leaves.
     conn = sqlite3.connect(data.db)
     conn.execute("ALTER TABLE ledger DROP COLUMN leaf_header")
+    conn.execute("PRAGMA user_version = 0")  # older coordinators did not number their layouts
     key = data.signing_key()
     for node in nodes[:2]:
         (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
