@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from coordinator.standards import DEFAULT_STANDARD
 from node import cellkey
 from node.cli import main as node_cli
+from node.standard import parse as parse_standard
 from node.workdays import WorkingDays
 from protos.rarenet.v1 import summary_pb2 as pb
 from tests.test_privacy_attacks import (
@@ -457,3 +458,93 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
     assert exact <= 0.6, f"two views tell the worlds apart ({exact:.3f} from the table)"
     measured = total_variation(planted, neighbour)
     assert abs(measured - exact) <= 0.25, f"the engine's noise is not the table's ({measured})"
+
+
+# 7. A standard that adds a histology: the added patient's panel, as the cells that moved ----------
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack succeeds: adding a histology passes check_bounds as 'coarser'; after accept, "
+    "the panel cells that moved are exactly the added (one squamous) patient's valid results",
+)
+def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tmp_path) -> None:
+    """Q3's panel (non-squamous patients) has left. The coordinator's next standard adds
+    "squamous" to the panel's histologies (allowed: a standard may add one) and the lab accepts
+    it. The one squamous patient had valid results for EGFR, ALK and ROS1 (planted) or EGFR,
+    RET and KRAS_G12C (neighbour): the biomarkers whose panel count moved between the two
+    versions are that patient's (a cell whose patients did not change keeps its noise)."""
+    from node.vocabulary import BIOMARKERS
+
+    lab = make_lab(tmp_path)
+    required = ("EGFR", "ALK", "ROS1", "BRAF_V600E", "MET_EX14", "RET", "KRAS_G12C", "ERBB2")
+    wider = DEFAULT_STANDARD.read_text().replace(
+        'histologies = ["adenocarcinoma",', 'histologies = ["adenocarcinoma", "squamous",'
+    )
+    wider = wider.replace('version = "2026.1"', 'version = "2026.2"')
+    assert "squamous" in parse_standard(wider).non_squamous
+
+    def world(p: str, planted: bool) -> list[dict]:
+        rows = [
+            result(f"{p}a{i}", b, "ngs_dna_rna", "tissue", "negative" if (i + j) % 6 else "failed")
+            for i in range(30)
+            for j, b in enumerate(required)
+        ]
+        panel = ("EGFR", "ALK", "ROS1") if planted else ("EGFR", "RET", "KRAS_G12C")
+        return rows + [
+            result(p + "SQ", b, "pcr", "tissue", "negative", histology="squamous") for b in panel
+        ]
+
+    def run(p: str, planted: bool) -> str:
+        fresh(lab, world(p, planted), f"site {p} {planted}")
+        assert lab.sign().sequence is not None
+        lab.config.standard_path.write_text(wider)
+        accepted = CliRunner().invoke(
+            node_cli, ["standards", "accept", "--data-dir", str(lab.config.data_dir)]
+        )
+        assert accepted.exit_code == 0, accepted.output
+        assert lab.sign().sequence is not None
+        first, second = lab.released()
+        old = {b.biomarker: b.with_valid_result for b in first.panel.biomarkers}
+        new = {b.biomarker: b.with_valid_result for b in second.panel.biomarkers}
+        return ",".join(b for b in BIOMARKERS if b in old and old[b] != new[b])
+
+    planted, neighbour = two_worlds(run)
+    assert_worlds_overlap(planted, neighbour)
+
+
+# 8. Free text that leaves the site: corrective actions ---------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack succeeds: a corrective action's free text (root cause, action, closing note) "
+    "is signed and sent as typed; a test id or patient id the lab holds is not screened out",
+)
+def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
+    """docs/privacy.md says test ids and patient ids never leave. A lab answering a failure-rate
+    flag writes what it found, naming the sample; the signed action must not carry the test id
+    or the patient id (refused with a message, or not in the signed bytes)."""
+    from node import actions
+    from node.errors import NodeError
+
+    lab = make_lab(tmp_path)
+    rows = rows_of("TID-8841", 12, "EGFR", "pcr", "cytology", 3)
+    rows[0]["patient_id"] = "MRN-5521907"
+    lab.load(rows)
+    flag = actions.parse_flag("failure_rate:cytology", "2026Q3")
+    try:
+        actions.add(
+            lab.conn,
+            lab.config,
+            flag,
+            "sample TID-88410 of MRN-5521907 was fixed in unbuffered formalin",
+            "buffered formalin for all cytology blocks",
+            "2026-12-31",
+        )
+    except NodeError:
+        return  # refused: the defence holds
+    signed = b"".join(blob for (blob,) in lab.conn.execute("SELECT envelope FROM outbox"))
+    assert b"MRN-5521907" not in signed
+    assert b"TID-88410" not in signed
