@@ -548,3 +548,60 @@ def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
     signed = b"".join(blob for (blob,) in lab.conn.execute("SELECT envelope FROM outbox"))
     assert b"MRN-5521907" not in signed
     assert b"TID-88410" not in signed
+
+
+# 9. Small-count suppression: the hidden cells' noise is keyed by one cell's records -------------
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack succeeds: with suppression on, the hidden cells' combined count is perturbed "
+    "with the first hidden cell's key only, so a change in the second leaves the noise as it was",
+)
+def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_changes(
+    tmp_path,
+) -> None:
+    """Small-count suppression on (threshold 5): ALK IHC tissue has 3 failed and 1 equivocal,
+    both suppressed; their sum leaves as tests - positive - negative. _perturb_stratum perturbs
+    that sum with the failed cell's records' key. A revision adds one late hidden result:
+    planted, an equivocal (the failed records are unchanged: same key, same noise, the derived
+    sum moves by exactly 1); neighbour, a failed (new key, fresh noise). Nine histology
+    refinements open the revision gate (see test 1)."""
+    lab = make_lab(tmp_path, disclosure="small_count_suppression = true")
+
+    def world(p: str) -> list[dict]:
+        outcomes = ["positive"] * 8 + ["negative"] * 18 + ["failed"] * 3 + ["equivocal"]
+        rows = [
+            result(f"{p}alk{i}", "ALK", "ihc", "tissue", o, histology="nos" if i >= 20 else "")
+            for i, o in enumerate(outcomes)
+        ]
+        for row in rows:
+            row["histology"] = row["histology"] or "adenocarcinoma"
+        return rows
+
+    def hidden(s: pb.SiteSummary) -> int:
+        x = stratum(s, "ALK", "ihc", "tissue")
+        assert set(x.suppressed_cells) == {"failed", "equivocal"}
+        return x.tests - x.positive - x.negative
+
+    def run(p: str, planted: bool) -> int:
+        rows = world(p)
+        fresh(lab, rows, f"site {p} {planted}")
+        assert lab.sign().sequence is not None
+        late_one = result(
+            p + "LATE",
+            "ALK",
+            "ihc",
+            "tissue",
+            "equivocal" if planted else "failed",
+            reported="2026-09-30",
+        )
+        fixes = [dict(r, histology="adenocarcinoma") for r in rows if r["histology"] == "nos"]
+        lab.load([late_one, *fixes[:9]], "late.csv")
+        assert lab.sign().sequence is not None
+        first, second = lab.released()
+        return hidden(second) - hidden(first)
+
+    planted, neighbour = two_worlds(run)
+    assert_worlds_overlap(planted, neighbour)
