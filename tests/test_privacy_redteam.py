@@ -15,7 +15,9 @@ an xfail that starts passing fails the suite).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
 
 import pytest
 from click.testing import CliRunner
@@ -33,17 +35,27 @@ from tests.test_privacy_attacks import (
     result,
     rows_of,
     stratum,
-    total_variation,
 )
 
 Cell = tuple[str, ...]
 
 
+def db(lab: Lab) -> sqlite3.Connection:
+    assert isinstance(lab.conn, sqlite3.Connection)
+    return lab.conn
+
+
+def distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
+    """Total variation between two lists of answers (as tests/test_privacy_attacks.py)."""
+    ca, cb = Counter(a), Counter(b)
+    return sum(abs(ca[k] / len(a) - cb[k] / len(b)) for k in set(ca) | set(cb)) / 2
+
+
 def fresh(lab: Lab, rows: list[dict], world: str) -> None:
     """Another site: its own secret, its data, nothing released yet, the default standard."""
     for table in ("outbox", "released_records", "released_periods"):
-        lab.conn.execute(f"DELETE FROM {table}")
-    lab.conn.execute("DELETE FROM state WHERE key = 'accepted_standard'")
+        db(lab).execute(f"DELETE FROM {table}")
+    db(lab).execute("DELETE FROM state WHERE key = 'accepted_standard'")
     lab.config.standard_path.write_text(DEFAULT_STANDARD.read_text())
     lab.reset(rows, world)
 
@@ -92,8 +104,8 @@ def two_worlds(
 
 
 def assert_worlds_overlap(planted: list, neighbour: list) -> None:
-    distance = total_variation(planted, neighbour)
-    assert distance <= 0.6, f"planted and neighbouring worlds are told apart ({distance:.2f})"
+    apart = distance(planted, neighbour)
+    assert apart <= 0.6, f"planted and neighbouring worlds are told apart ({apart:.2f})"
 
 
 def late_result_call(old: pb.SiteSummary, new: pb.SiteSummary) -> str:
@@ -456,7 +468,7 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
     planted, neighbour = two_worlds(run)
     exact = _exact_distance()
     assert exact <= 0.6, f"two views tell the worlds apart ({exact:.3f} from the table)"
-    measured = total_variation(planted, neighbour)
+    measured = distance(planted, neighbour)
     assert abs(measured - exact) <= 0.25, f"the engine's noise is not the table's ({measured})"
 
 
@@ -536,7 +548,7 @@ def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
     flag = actions.parse_flag("failure_rate:cytology", "2026Q3")
     try:
         actions.add(
-            lab.conn,
+            db(lab),
             lab.config,
             flag,
             "sample TID-88410 of MRN-5521907 was fixed in unbuffered formalin",
@@ -545,7 +557,7 @@ def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
         )
     except NodeError:
         return  # refused: the defence holds
-    signed = b"".join(blob for (blob,) in lab.conn.execute("SELECT envelope FROM outbox"))
+    signed = b"".join(blob for (blob,) in db(lab).execute("SELECT envelope FROM outbox"))
     assert b"MRN-5521907" not in signed
     assert b"TID-88410" not in signed
 
