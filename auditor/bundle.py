@@ -91,8 +91,10 @@ def read(path: Path) -> dict[str, bytes]:
             if not any(pattern.fullmatch(name) for pattern in LAYOUT):
                 raise BundleUnreadable(
                     f"{path}: the member {name!r} is not part of a rarenet audit bundle "
-                    "(names are like envelopes/12.envelope, keys/<key id>.pem; see "
-                    "`rarenet-audit verify --help`)"
+                    "(it holds MANIFEST.json, MANIFEST.sig, tree_head.envelope, checkpoint.txt, "
+                    "standard.toml, report/benchmark.json, and under envelopes/, receipts/, "
+                    "proofs/, ledger/, keys/, enrolments/ and eqa/ files named by leaf index, "
+                    "key id or round, such as envelopes/12.envelope)"
                 )
             files[name] = _read_member(
                 archive, info, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total, path
