@@ -656,3 +656,41 @@ def test_a_reinstalled_node_does_not_re_release_a_quarter_with_fresh_noise(tmp_p
             )
         )
     assert len(set(draws)) <= 1, f"independent draws of the same quarter: {draws}"
+
+
+# 11. Witness cosignatures: every lab learns who its peers are ---------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="attack succeeds: witness names are rarenet.witness/<site id>, so every checkpoint a "
+    "lab receives (and its checkpoints.cosigners, and a per-site audit bundle) names its peers",
+)
+def test_a_lab_does_not_learn_its_peers_names_from_witness_cosignatures(
+    coordinator, node_factory, synthetic_csv
+) -> None:
+    """docs/privacy.md: other sites see peers 'as anonymous points', never 'which peer is
+    which'. Three labs submit and witness the log; what lab-own stores from the coordinator (the
+    checkpoints and the cosigners it verified) must not name lab-peerzz1 or lab-peerzz2."""
+    from node import witness
+    from node.send import flush, queue_summary
+    from node.standard import load_cached
+    from protos.periods import parse as parse_period
+
+    nodes = [node_factory(site) for site in ("lab-peerzz1", "lab-peerzz2", "lab-own")]
+    for i, node in enumerate(nodes):
+        node.ingest(synthetic_csv(node.config.site_id, rows=200, seed=i))
+        standard = load_cached(node.config.standard_path)
+        queue_summary(node.conn, node.config, standard, parse_period("2026Q3"))
+        assert flush(node.conn, node.config, node.client).delivered
+    for node in nodes:
+        witness.step(node.conn, node.config, node.client)
+    own = nodes[-1]
+    witness.step(own.conn, own.config, own.client)
+    seen = b"".join(
+        bytes(note_) + (cosigners or "").encode()
+        for note_, cosigners in own.conn.execute("SELECT note, cosigners FROM checkpoints")
+    )
+    assert seen  # it did receive checkpoints
+    assert b"peerzz" not in seen + own.client.checkpoint().checkpoint
