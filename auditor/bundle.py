@@ -19,6 +19,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from auditor.errors import Unreadable
+
 MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
 MAX_MEMBERS = 200_000
@@ -54,7 +56,7 @@ LAYOUT = tuple(
 )
 
 
-class BundleUnreadable(Exception):
+class BundleUnreadable(Unreadable):
     """The bundle cannot be read at all (exit status 2)."""
 
 
