@@ -77,17 +77,22 @@ def _flag(
     }
 
 
+def _noise_variance(summary: pb.SiteSummary) -> float:
+    """Variance of the noise on one released count: the cell-key perturbation's (published in the
+    summary, docs/privacy.md), or the earlier differential privacy's; 0 for exact counts."""
+    if summary.policy.perturbation.mechanism == "cell_key":
+        return summary.policy.perturbation.noise_variance
+    if summary.policy.differential_privacy.enabled:
+        return stats.geometric_noise_variance(summary.policy.differential_privacy.noise_scale)
+    return 0.0
+
+
 def _positivity(
     summaries: dict[str, pb.SiteSummary], standard: Standard, flags: list, phi_on: bool
 ) -> tuple[dict, dict]:
     """Site-level positivity per biomarker (pooled over methods and specimens) with funnel limits."""
     per_site: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
-    noise = {
-        site: stats.geometric_noise_variance(s.policy.differential_privacy.noise_scale)
-        if s.policy.differential_privacy.enabled
-        else 0.0
-        for site, s in summaries.items()
-    }
+    noise = {site: _noise_variance(s) for site, s in summaries.items()}
     for site, summary in summaries.items():
         for s in summary.strata:
             if s.method == ALL_METHODS and _released(s):
@@ -115,7 +120,12 @@ def _positivity(
             if biomarker not in per_site[site]:
                 continue
             x, n, cells = per_site[site][biomarker]
-            limits = stats.funnel_limits(n, theta, phi)
+            # A perturbed site's count carries its strata's noise: it enters the reference
+            # distribution as extra variance, so noise alone does not push a site past a limit.
+            site_phi = phi
+            if noise[site] and n and 0 < theta < 1:
+                site_phi = phi * (1 + cells * noise[site] / (n * theta * (1 - theta)))
+            limits = stats.funnel_limits(n, theta, site_phi)
             ci = (
                 stats.wilson_with_noise(x, n, cells, noise[site])
                 if noise[site]
@@ -134,7 +144,7 @@ def _positivity(
             if noise[site]:
                 entry["noise_variance_per_count"] = noise[
                     site
-                ]  # the site added DP noise: the interval is wider
+                ]  # the site perturbed its counts: the interval is wider
             if expected:
                 entry["expected"] = [expected["low"], expected["high"]]
             result[site][biomarker] = entry
