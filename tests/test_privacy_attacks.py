@@ -647,3 +647,43 @@ def test_a_hostile_standard_served_signed_is_refused_and_not_cached(tmp_path) ->
         node.client.close()
         running.stop(grace=1)
     assert node.config.standard_path.read_text() == cached
+
+
+@pytest.mark.slow
+def test_the_benchmark_still_sees_a_lab_with_no_met_exon_14_positive(tmp_path) -> None:
+    """Not blind: six perturbed labs, five finding MET exon 14 in about 2.5% of 400 tests and one
+    DNA-only lab finding none in 400. In every world the benchmark flags the DNA-only lab for
+    MET exon 14 and alarms no other lab's positivity (they test MET only: their panel coverage
+    alarms are true)."""
+    from coordinator.benchmark import Inputs, compute_from
+    from coordinator.standards import load as load_standard
+
+    standard = load_standard(DEFAULT_STANDARD)
+    labs = {f"lab-{i}": make_lab(tmp_path, f"lab-{i}") for i in range(6)}
+    for world in range(3):
+        released = {}
+        for i, (site, lab) in enumerate(labs.items()):
+            if i == 0:
+                rows = rows_of(f"{world}-{site}-", 400, "MET_EX14", "ngs_dna", "tissue", 0)
+            else:
+                rows = rows_of(f"{world}-{site}-", 400, "MET_EX14", "ngs_dna_rna", "tissue", 10)
+            lab.reset(rows, f"{site} {world}")
+            message = lab.build()
+            message.site_id = site
+            released[site] = (i, message)
+        result = compute_from(Inputs({Q3.label: released}, set(), []), Q3.label, standard)
+        flagged = {
+            (f["site_id"], f["level"])
+            for f in result["flags"]
+            if f["rule"] == "positivity_funnel" and f["subject"] == "MET_EX14"
+        }
+        assert ("lab-0", "alarm") in flagged or ("lab-0", "alert") in flagged, flagged
+        assert result["sites"]["lab-0"]["positivity"]["MET_EX14"]["positive"] == 0
+        others = [
+            f
+            for f in result["flags"]
+            if f["rule"].startswith("positivity")
+            and f["level"] == "alarm"
+            and f["site_id"] != "lab-0"
+        ]
+        assert not others, others
