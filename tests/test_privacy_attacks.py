@@ -47,7 +47,7 @@ from protos.periods import parse as parse_period
 from protos.rarenet.v1 import summary_pb2 as pb
 
 Q3 = parse_period("2026Q3")
-TRIALS = 40
+TRIALS = 60
 
 
 @dataclass
@@ -434,6 +434,7 @@ def test_the_published_noise_says_nothing_about_the_data(tmp_path) -> None:
     assert not light.differential_privacy.enabled and light.perturbation.mechanism == "cell_key"
 
 
+@pytest.mark.slow
 def test_every_table_is_perturbed_and_the_same_data_gives_the_same_noise(tmp_path) -> None:
     """Turnaround, concordance, panel and VAF were released exact with DP on. Now every count
     carries noise: across worlds, a turnaround bin that holds one more test or not cannot be told
