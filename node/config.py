@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.errors import ConfigError
-from protos import keys
+from protos import keys, site_ids
 from protos.errors import KeyFileError
 
 CONFIG_TEMPLATE = """\
@@ -67,6 +67,13 @@ raw_export_days = 0
 
 [summary]
 period = "quarter"                 # "month", "quarter" or "year"
+
+[report]
+# Language of this lab's own report (`rarenet-node benchmark --html/--pdf`): "zh" or "en".
+language = "en"
+# List this lab in the network's testing-assistance directory: which methods it runs for each rare
+# driver, with its turnaround and failure rates, so other labs can send it samples. Opt-in.
+testing_directory = false
 
 [daemon]
 # `rarenet-node run`: LIMS exports dropped in watch_dir are ingested, then moved to
@@ -135,6 +142,8 @@ class NodeConfig:
     disclosure: Disclosure = field(default_factory=Disclosure)
     daemon: Daemon = field(default_factory=Daemon)
     retention: Retention = field(default_factory=Retention)
+    report_language: str = "en"
+    testing_directory: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -178,8 +187,9 @@ def init(
     key_file: str = "",
 ) -> NodeConfig:
     """Create the data directory, config, signing key and pseudonymisation secret."""
-    if not site_id or not all(c.isalnum() or c in "-_." for c in site_id):
-        raise ConfigError(f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.'")
+    problem = site_ids.problem(site_id)
+    if problem:
+        raise ConfigError(problem)
     config_path = data_dir / "node.toml"
     if config_path.exists():
         raise ConfigError(f"{data_dir} is already initialised; use another --data-dir")
@@ -262,6 +272,124 @@ def _abs(path: str) -> str:
     return str(Path(path).resolve()).replace("\\", "/") if path else ""
 
 
+# Every key node.toml may hold, with its type: a wrong type or an unknown key is refused with a
+# message naming it (deploy/config/node.example.toml explains each).
+_STR, _BOOL, _INT, _NUMBER = "a string", "true or false", "a whole number", "a number"
+_LIST = "a list"
+SCHEMA: dict[str, dict[str, str]] = {
+    "site": {"id": _STR, "country": _STR, "subdivision": _STR},
+    "coordinator": {
+        "address": _STR,
+        "insecure": _BOOL,
+        "ca_file": _STR,
+        "cert_file": _STR,
+        "key_file": _STR,
+        "timeout_seconds": _NUMBER,
+    },
+    "disclosure": {
+        "min_denominator": _INT,
+        "small_stratum_action": _STR,
+        "small_count_suppression": _BOOL,
+        "small_count_threshold": _INT,
+        "differential_privacy": _BOOL,
+        "epsilon_per_period": _NUMBER,
+        "epsilon_total": _NUMBER,
+        "period_kinds": _LIST,
+        "revision_min_changes": _INT,
+        "vaf_edges": _LIST,
+        "panel_histologies": _LIST,
+    },
+    "retention": {"raw_export_days": _NUMBER},
+    "summary": {"period": _STR},
+    "report": {"language": _STR, "testing_directory": _BOOL},
+    "daemon": {
+        "watch_dir": _STR,
+        "mapping": _STR,
+        "watch_every_seconds": _NUMBER,
+        "summary_cron": _STR,
+        "send_every_seconds": _NUMBER,
+        "retry_base_seconds": _NUMBER,
+        "retry_max_seconds": _NUMBER,
+    },
+}
+REQUIRED = (("site", "id"), ("coordinator", "address"))
+_EXAMPLE = "compare with deploy/config/node.example.toml"
+
+
+def _typed(value: object, kind: str) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == _LIST:
+        return isinstance(value, list)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_types(data: dict, path: Path) -> None:
+    """ConfigError naming the first unknown section or key, or key of the wrong type."""
+    for section, values in data.items():
+        keys_ = SCHEMA.get(section)
+        if keys_ is None:
+            raise ConfigError(
+                f"{path}: unknown section [{section}] (sections: {', '.join(SCHEMA)}); {_EXAMPLE}"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: [{section}] must be a section (a table); {_EXAMPLE}")
+        for key, value in values.items():
+            kind = keys_.get(key)
+            if kind is None:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(keys_)}); "
+                    f"a misspelt key would be silently ignored, so it is refused. {_EXAMPLE}"
+                )
+            if not _typed(value, kind):
+                raise ConfigError(
+                    f"{path}: [{section}] {key} must be {kind}, not {value!r}; {_EXAMPLE}"
+                )
+    for section, key in REQUIRED:
+        if key not in data.get(section, {}):
+            raise ConfigError(f"{path}: [{section}] {key} is required; {_EXAMPLE}")
+
+
+def _check_values(config: NodeConfig, path: Path) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    disclosure, daemon = config.disclosure, config.daemon
+    problem = site_ids.problem(config.site_id)
+    if problem:
+        raise ConfigError(f"{path}: [site] id: {problem}")
+    if disclosure.small_stratum_action not in ("merge", "withhold"):
+        raise ConfigError(f'{path}: small_stratum_action must be "merge" or "withhold"')
+    if disclosure.min_denominator < 1:
+        raise ConfigError(f"{path}: min_denominator must be at least 1")
+    if disclosure.small_count_threshold < 1:
+        raise ConfigError(f"{path}: small_count_threshold must be at least 1")
+    if config.period_kind not in ("month", "quarter", "year"):
+        raise ConfigError(f'{path}: [summary] period must be "month", "quarter" or "year"')
+    if config.report_language not in ("zh", "en"):
+        raise ConfigError(f'{path}: [report] language must be "zh" or "en"')
+    if config.timeout_seconds <= 0:
+        raise ConfigError(f"{path}: [coordinator] timeout_seconds must be more than 0")
+    for name in (
+        "watch_every_seconds",
+        "send_every_seconds",
+        "retry_base_seconds",
+        "retry_max_seconds",
+    ):
+        if getattr(daemon, name) <= 0:
+            raise ConfigError(f"{path}: [daemon] {name} must be more than 0 seconds")
+    try:
+        CronTrigger.from_crontab(daemon.summary_cron)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: [daemon] summary_cron {daemon.summary_cron!r} is not a crontab line "
+            f'(minute hour day month weekday, e.g. "0 3 * * *"): {exc}'
+        ) from exc
+
+
 def load(data_dir: Path) -> NodeConfig:
     path = data_dir / "node.toml"
     try:
@@ -270,37 +398,30 @@ def load(data_dir: Path) -> NodeConfig:
         raise ConfigError(
             f"{data_dir} is not a node data directory; run `rarenet-node init --data-dir {data_dir}` first"
         ) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    try:
-        site, coord = data["site"], data["coordinator"]
-        disclosure = _disclosure(path, dict(data.get("disclosure", {})))
-        config = NodeConfig(
-            data_dir=data_dir,
-            site_id=site["id"],
-            country=site.get("country", "CN"),
-            subdivision=site.get("subdivision", ""),
-            coordinator=coord["address"],
-            insecure=bool(coord.get("insecure", False)),
-            ca_file=coord.get("ca_file", ""),
-            cert_file=coord.get("cert_file", ""),
-            key_file=coord.get("key_file", ""),
-            timeout_seconds=float(coord.get("timeout_seconds", 15)),
-            period_kind=data.get("summary", {}).get("period", "quarter"),
-            disclosure=disclosure,
-            daemon=Daemon(**data.get("daemon", {})),
-            retention=Retention(**data.get("retention", {})),
-        )
-    except (KeyError, TypeError) as exc:
-        raise ConfigError(
-            f"{path}: missing or unknown option ({exc}); compare with deploy/config/node.example.toml"
-        ) from exc
-    if disclosure.small_stratum_action not in ("merge", "withhold"):
-        raise ConfigError(f'{path}: small_stratum_action must be "merge" or "withhold"')
-    if disclosure.min_denominator < 1:
-        raise ConfigError(f"{path}: min_denominator must be at least 1")
-    if config.period_kind not in PERIOD_KINDS:
-        raise ConfigError(f'{path}: [summary] period must be "month", "quarter" or "year"')
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    check_types(data, path)
+    site, coord = data["site"], data["coordinator"]
+    disclosure = _disclosure(path, dict(data.get("disclosure", {})))
+    config = NodeConfig(
+        data_dir=data_dir,
+        site_id=site["id"],
+        country=site.get("country", "CN"),
+        subdivision=site.get("subdivision", ""),
+        coordinator=coord["address"],
+        insecure=coord.get("insecure", False),
+        ca_file=coord.get("ca_file", ""),
+        cert_file=coord.get("cert_file", ""),
+        key_file=coord.get("key_file", ""),
+        timeout_seconds=float(coord.get("timeout_seconds", 15)),
+        period_kind=data.get("summary", {}).get("period", "quarter"),
+        disclosure=disclosure,
+        daemon=Daemon(**data.get("daemon", {})),
+        retention=Retention(**data.get("retention", {})),
+        report_language=data.get("report", {}).get("language", "en"),
+        testing_directory=data.get("report", {}).get("testing_directory", False),
+    )
+    _check_values(config, path)
     if config.period_kind not in disclosure.period_kinds:
         raise ConfigError(
             f"{path}: [summary] period is {config.period_kind!r} but [disclosure] period_kinds "

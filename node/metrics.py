@@ -130,7 +130,8 @@ def compute(
     group: list[
         tuple[str, str, str]
     ] = []  # (method, result, specimen) of the current test and biomarker
-    current_test = current_biomarker = None
+    current_test: str | None = None
+    current_biomarker = ""  # of the current group; set before the group has a row
 
     def close_group() -> None:
         by_specimen: dict[str, list[str]] = defaultdict(list)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import outbox, release, summary
+from node import outbox, release, summary, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.receipts import check_submission, coordinator_key, remember_tree_head
@@ -57,6 +57,8 @@ class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
+    witnessed: witness.WitnessReport | None = None  # this node's round as a witness, after sending
+    witness_error: str | None = None  # why that round could not run (tried again next time)
 
 
 def flush(
@@ -86,6 +88,13 @@ def flush(
         outbox.mark_delivered(
             conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
         )
+        if response.checkpoint:
+            witness.record(conn, config, response.checkpoint, "submit")
         report.delivered.append((item.sequence, receipt.leaf_index))
     report.pending = len(outbox.pending(conn))
+    if report.delivered:
+        try:
+            report.witnessed = witness.step(conn, config, client)
+        except RpcFailure as exc:
+            report.witness_error = str(exc)
     return report

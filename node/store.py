@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import overload
 
 import sqlite_utils
 
@@ -79,6 +80,26 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     signed BLOB NOT NULL,
     seen_at TEXT NOT NULL
 );
+-- Every coordinator checkpoint seen (verified), and this node's cosignature as a witness.
+-- Two rows of one size with different roots are a fork: see ledger_alarms.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    note BLOB NOT NULL,                 -- the signed note as first received
+    source TEXT NOT NULL,               -- submit (with a receipt) or published (GetCheckpoint)
+    seen_at TEXT NOT NULL,
+    cosignature TEXT,                   -- this node's cosignature/v1 line, once it cosigned
+    cosigned_at TEXT,
+    delivered_at TEXT,                  -- when the coordinator took the cosignature
+    cosigners TEXT,                     -- JSON: other sites whose cosignatures verified on it
+    PRIMARY KEY (tree_size, root_hash)
+);
+CREATE TABLE IF NOT EXISTS ledger_alarms (
+    id INTEGER PRIMARY KEY,
+    raised_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL              -- the directory holding the signed checkpoints
+);
 CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one row per signed summary
     sequence INTEGER PRIMARY KEY,
     period TEXT NOT NULL,
@@ -126,6 +147,10 @@ def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: str) -> str: ...
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: None = None) -> str | None: ...
 def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
     return row[0] if row else default

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,18 +131,20 @@ class Validator:
         """The five canonical words, or () if one is empty or unknown."""
         if len(self.word_sets) > 100_000:
             self.word_sets.clear()
-        words = tuple(self.word(name, text.strip()) for name, text in zip(VOCABULARY_FIELDS, cells))
-        self.word_sets[cells] = words = words if all(words) else ()
+        found = [self.word(name, text.strip()) for name, text in zip(VOCABULARY_FIELDS, cells)]
+        words = tuple(word for word in found if word)
+        self.word_sets[cells] = words = words if len(words) == len(found) else ()
         return words
 
     def _date_pair(self, received: str, reported: str) -> tuple[str, str] | tuple[()]:
         """(received, reported) as ISO dates, or () if one is not a real date or reported is earlier."""
         if len(self.date_pairs) > 100_000:
             self.date_pairs.clear()
-        pair = (self.date(received.strip()), self.date(reported.strip()))
-        self.date_pairs[received, reported] = pair = (
-            pair if pair[0] and pair[1] and pair[1] >= pair[0] else ()
+        first, last = self.date(received.strip()), self.date(reported.strip())
+        pair: tuple[str, str] | tuple[()] = (
+            (first, last) if first and last and last >= first else ()
         )
+        self.date_pairs[received, reported] = pair
         return pair
 
     def __call__(self, cells: list[str], line: int) -> tuple | None:
@@ -240,7 +242,7 @@ class Validator:
         return json.dumps({k: v for k, v in shown.items() if v}, ensure_ascii=False)
 
 
-def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
+def prepare(job: Job) -> Generator[Opened | Batch | Finished, None, None]:
     """Opened, then Batches covering every row of the file, then Finished; IngestError if the
     file as a whole cannot be read (bad rows are quarantined instead)."""
     table = open_table(job.path, job.encoding or job.mapping.encoding)
@@ -282,7 +284,7 @@ def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
     yield Finished(table.sha256())
 
 
-def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
+def in_worker(job: Job) -> Generator[Opened | Batch | Finished, None, None]:
     """`prepare(job)` run in a second process; the same items, and the same errors raised."""
     worker = Worker("node.validate", "validation")
     try:
@@ -292,6 +294,8 @@ def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
             item = worker.receive()
             if isinstance(item, Failed):
                 raise item.error
+            if not isinstance(item, Opened | Batch | Finished):
+                raise WorkerStopped(f"the validation process answered {type(item).__name__}")
             yield item
             if isinstance(item, Finished):
                 return

@@ -111,7 +111,8 @@ def test_no_released_stratum_under_threshold_and_totals_conserved(strata, n, act
         if not s.withheld:
             assert s.tests >= n
             assert sum(getattr(s, c) for c in CELLS) == s.tests
-    original, released = defaultdict(int), defaultdict(int)
+    original: defaultdict[tuple[str, bool], int] = defaultdict(int)
+    released: defaultdict[tuple[str, bool], int] = defaultdict(int)
     for s in strata:
         original[(s.biomarker, s.method == "all")] += s.tests
     for s in out:
