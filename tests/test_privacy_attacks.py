@@ -14,6 +14,7 @@ overlapped.
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import hashlib
@@ -593,7 +594,9 @@ def test_raw_exports_kept_only_as_long_as_the_policy_says(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_a_site_bundle_names_no_peer(coordinator, node_factory, synthetic_csv, tmp_path) -> None:
+def test_a_site_bundle_names_peers_only_in_leaf_headers_and_witnesses(
+    coordinator, node_factory, synthetic_csv, tmp_path
+) -> None:
     from coordinator import audit_bundle
     from coordinator.standards import load as load_standard
 
@@ -606,9 +609,20 @@ def test_a_site_bundle_names_no_peer(coordinator, node_factory, synthetic_csv, t
     out = tmp_path / "own.zip"
     audit_bundle.build(data, load_standard(data.standard), Q3.label, out, site="lab-own")
     with zipfile.ZipFile(out) as bundle:
-        everything = b"".join(bundle.read(n) for n in bundle.namelist())
-    assert b"lab-own" in everything
-    assert b"peerzz" not in everything
+        contents = {n: bundle.read(n) for n in bundle.namelist()}
+    # No peer's figures: every signed summary in it is the site's own ...
+    summaries = [n for n in contents if n.startswith("envelopes/")]
+    assert summaries
+    for name in summaries:
+        envelope = wire.parse_envelope(contents[name])
+        assert wire.decode(envelope.payload, pb.SiteSummary).site_id == "lab-own"
+    # ... and peers are named only where completeness and the witness quorum need it: the ledger
+    # leaf headers (site, period, sequence, digests; no figures) and the witnesses' cosignatures.
+    named_peers = {n for n, data in contents.items() if b"peerzz" in data}
+    assert named_peers <= {"checkpoint.txt", "keys/witnesses.json"}, named_peers
+    headers = json.loads(contents["ledger/leaves.json"])
+    assert any(b"peerzz" in base64.b64decode(h.get("header", "")) for h in headers["leaves"])
+    assert b"lab-own" in contents["report/benchmark.json"]
     # And its own signed summaries still verify offline.
     from auditor.verify import verify
 
