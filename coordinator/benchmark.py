@@ -100,7 +100,10 @@ def _positivity(
                 cell = per_site[site][s.biomarker]
                 cell[0] += s.positive
                 cell[1] += s.positive + s.negative
-                cell[2] += 1  # strata summed: each carries its own noise when the site used DP
+                # strata whose positives carry noise: each one under DP; under cell-key
+                # perturbation only those released non-zero (a released 0 is exact)
+                perturbed = summary.policy.perturbation.mechanism == "cell_key"
+                cell[2] += 1 if s.positive or not perturbed else 0
     network: dict[str, dict] = {}
     result: dict[str, dict] = defaultdict(dict)
     biomarkers = sorted({b for cells in per_site.values() for b in cells})
@@ -451,6 +454,9 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
         out.append(entry)
         if table.kind == "tissue_plasma" and not rules.get("flag_tissue_plasma", False):
             continue
+        # A perturbed site's cells are each within max_noise of the truth (and a 0 is exact): an
+        # alarm is raised only if it holds for the most favourable table the noise allows.
+        favourable = _concordance_entry(_favourable(table, summary.policy.perturbation))
         problems = []
         enough = {
             "ppa": entry["a"] + entry["c"] >= rules.get("min_positive_pairs", 5),
@@ -461,7 +467,7 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
             value, ci, minimum = entry[key], entry[f"{key}_ci95"], rules.get(f"min_{key}")
             if value is None or minimum is None or not enough[key]:
                 continue
-            if ci[1] < minimum:
+            if ci[1] < minimum and (favourable[f"{key}_ci95"] or ci)[1] < minimum:
                 problems.append(
                     (
                         "alarm",
@@ -489,6 +495,19 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
                 )
             )
     return out
+
+
+def _favourable(table: pb.ConcordanceTable, perturbation: pb.Perturbation) -> pb.ConcordanceTable:
+    """The released table moved, within the published noise bound, towards agreement."""
+    bound = perturbation.max_noise if perturbation.mechanism == "cell_key" else 0
+    moved = pb.ConcordanceTable()
+    moved.CopyFrom(table)
+    moved.both_positive += bound
+    moved.both_negative += bound
+    for cell in ("index_positive_comparator_negative", "index_negative_comparator_positive"):
+        value = getattr(table, cell)
+        setattr(moved, cell, max(value - bound, 1) if value else 0)
+    return moved
 
 
 def _pooled_concordance(site_tables: dict[str, list[dict]]) -> list[dict]:
