@@ -88,6 +88,12 @@ def _noise_variance(summary: pb.SiteSummary) -> float:
     return 0.0
 
 
+def _noise_bound(summary: pb.SiteSummary) -> int:
+    """The most the site's perturbation moves one released count (0: exact counts)."""
+    perturbation = summary.policy.perturbation
+    return perturbation.max_noise if perturbation.mechanism == "cell_key" else 0
+
+
 def _positivity(
     summaries: dict[str, pb.SiteSummary], standard: Standard, flags: list, phi_on: bool
 ) -> tuple[dict, dict]:
@@ -136,6 +142,12 @@ def _positivity(
                 else stats.wilson(x, n)
             )
             status = stats.funnel_status(x, n, limits)
+            bound = _noise_bound(summaries[site]) * cells
+            if status.startswith("alarm") and bound:
+                # an alarm must hold for the most favourable true count the noise bound allows
+                toward = x - bound if status.endswith("high") else x + bound
+                if not stats.funnel_status(max(toward, 0), n, limits).startswith("alarm"):
+                    status = status.replace("alarm", "alert")
             entry = {
                 "positive": x,
                 "valid": n,
