@@ -181,13 +181,15 @@ def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> Non
         return
     hidden = set(stratum.suppressed_cells)
     true_cells = {c: getattr(stratum, c) for c in CELLS}
+    cell_keys = {c: _sum_keys(members, i) for i, c in enumerate(CELLS)}
     if hidden:  # suppression zeroed these cells; their true counts are tests minus the others
         missing = stratum.tests - sum(true_cells.values())
-        # the hidden cells together hold `missing`; spread it back for the perturbation of tests
-        true_cells[sorted(hidden, key=CELLS.index)[0]] += missing
-    perturbed = {
-        c: cellkey.perturb(true_cells[c], _sum_keys(members, i)) for i, c in enumerate(CELLS)
-    }
+        # The hidden cells together hold `missing`: perturbed as one cell (on the first hidden
+        # cell) keyed by ALL the hidden cells' records, so a change in any of them redraws it.
+        first = sorted(hidden, key=CELLS.index)[0]
+        true_cells[first] += missing
+        cell_keys[first] = sum(cell_keys[c] for c in hidden)
+    perturbed = {c: cellkey.perturb(true_cells[c], cell_keys[c]) for c in CELLS}
     for c in CELLS:
         setattr(stratum, c, 0 if c in hidden else perturbed[c])
     if stratum.tests:

@@ -566,11 +566,6 @@ def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: with suppression on, the hidden cells' combined count is perturbed "
-    "with the first hidden cell's key only, so a change in the second leaves the noise as it was",
-)
 def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_changes(
     tmp_path,
 ) -> None:
