@@ -110,7 +110,11 @@ class CellKeys:
     pairs: defaultdict = field(default_factory=lambda: _cells(5))
     tissue_plasma: defaultdict = field(default_factory=lambda: _cells(5))  # biomarker -> 5 keys
     turnaround: defaultdict = field(default_factory=lambda: _cells(64))  # specimen -> bin keys
-    vaf: defaultdict = field(default_factory=lambda: _cells(64))  # (biomarker, method) -> bins
+    # VAF by (biomarker, method, specimen), like the strata, so that a histogram can be built from
+    # released strata only: bin keys, bin counts, and the edges the bins were counted with
+    vaf: defaultdict = field(default_factory=lambda: _cells(64))
+    vaf_counts: defaultdict = field(default_factory=lambda: _cells(64))
+    vaf_edges: tuple[float, ...] = ()
     panel_patients: int = 0
     panel_all: int = 0
     panel_biomarkers: dict[str, int] = field(default_factory=dict)

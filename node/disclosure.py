@@ -155,13 +155,14 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     per_method = [s for s in summary.strata if s.method != ALL_METHODS]
     per_test = [s for s in summary.strata if s.method == ALL_METHODS]
     del out.strata[:]
-    for part in (per_method, per_test):
-        for stratum, members in merge_plan(part, n, policy.small_stratum_action):
+    method_plan = merge_plan(per_method, n, policy.small_stratum_action)
+    for plan in (method_plan, merge_plan(per_test, n, policy.small_stratum_action)):
+        for stratum, members in plan:
             if policy.small_count_suppression:
                 suppress_small_counts(stratum, policy.small_count_threshold)
             _perturb_stratum(stratum, [keys.strata[m] for m in members])
             out.strata.append(stratum)
-    _vaf(out, summary, keys, n)
+    _vaf(out, method_plan, keys, n)
     for table in out.concordance:
         _concordance(table, keys, n)
     _turnaround(out, keys, n)
@@ -272,55 +273,64 @@ def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:
     )
 
 
-def _vaf(out: pb.SiteSummary, summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
-    """A VAF histogram goes with its biomarker x method's tests: released when they number n or
-    more, else merged over the small methods of the biomarker (method "any"), else withheld."""
-    tests: defaultdict[tuple[str, str], int] = defaultdict(int)
-    for s in summary.strata:
-        if s.method != ALL_METHODS:
-            tests[(s.biomarker, s.method)] += s.tests
-    released: list[tuple[pb.VafHistogram, list[list[int]]]] = []
-    small: defaultdict[str, list[pb.VafHistogram]] = defaultdict(list)
-    for h in summary.vaf:
-        if tests[(h.biomarker, h.method)] >= n:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=h.biomarker, method=h.method, edges=h.edges, counts=h.counts
-                    ),
-                    [keys.vaf[(h.biomarker, h.method)]],
-                )
-            )
-        else:
-            small[h.biomarker].append(h)
-    for biomarker, group in sorted(small.items()):
-        edges = group[0].edges
-        if sum(tests[(biomarker, h.method)] for h in group) >= n:
-            merged = pb.VafHistogram(
+# Methods that report a variant allele fraction: a released stratum of one of them always has a
+# VAF histogram (zero or not), so that whether a histogram exists says nothing about withheld data.
+VAF_METHODS = frozenset({"ngs_dna", "ngs_rna", "ngs_dna_rna", "ddpcr"})
+
+
+def _vaf(
+    out: pb.SiteSummary,
+    method_plan: list[tuple[pb.StratumCounts, list[Identity]]],
+    keys: CellKeys,
+    n: int,
+) -> None:
+    """VAF histograms from the positives of released per-method strata only: one histogram per
+    biomarker x method of the released strata (method "any" for strata merged over methods),
+    summing their specimens' bins. A withheld stratum's positives are in no histogram (a
+    positive of a withheld cytology stratum would otherwise light its bin in its method's
+    histogram). A histogram is released when its method reports VAF or its strata hold a
+    positive with a VAF; a withheld stratum of such a method gets a withheld histogram row."""
+    edges = list(keys.vaf_edges)
+    bins = max(len(edges) - 1, 0)
+    released: dict[tuple[str, str], tuple[list[int], list[list[int]], set[str]]] = {}
+    withheld: set[tuple[str, str]] = set()
+    for stratum, members in method_plan:
+        where = (stratum.biomarker, stratum.method)
+        if stratum.withheld:
+            withheld.add(where)
+            continue
+        counts, member_keys, methods = released.setdefault(where, ([0] * bins, [], set()))
+        for member in members:
+            methods.add(member[1])
+            if member in keys.vaf_counts:
+                for i, c in enumerate(keys.vaf_counts[member][:bins]):
+                    counts[i] += c
+                member_keys.append(keys.vaf[member])
+    histograms = []
+    for (biomarker, method), (counts, member_keys, methods) in released.items():
+        if not (methods & VAF_METHODS or any(counts)):
+            continue
+        note = f"merged: methods with fewer than {n} tests" if method == "any" else ""
+        perturbed = [cellkey.perturb(c, _sum_keys(member_keys, i)) for i, c in enumerate(counts)]
+        histograms.append(
+            pb.VafHistogram(
                 biomarker=biomarker,
-                method="any",
+                method=method,
                 edges=edges,
-                counts=[sum(h.counts[i] for h in group) for i in range(len(group[0].counts))],
-                disclosure_note=f"merged: methods with fewer than {n} tests",
+                counts=perturbed,
+                disclosure_note=note,
             )
-            released.append((merged, [keys.vaf[(biomarker, h.method)] for h in group]))
-        else:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=biomarker,
-                        method="any",
-                        edges=edges,
-                        withheld=True,
-                        disclosure_note=f"withheld: fewer than {n} tests even merged",
-                    ),
-                    [],
+        )
+    for biomarker, method in sorted(withheld - released.keys()):
+        if method in VAF_METHODS or method == "any":
+            histograms.append(
+                pb.VafHistogram(
+                    biomarker=biomarker,
+                    method=method,
+                    edges=edges,
+                    withheld=True,
+                    disclosure_note=f"withheld: its strata have fewer than {n} tests",
                 )
             )
-    for h, members in released:
-        if not h.withheld:
-            counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
-            del h.counts[:]
-            h.counts.extend(counts)
     del out.vaf[:]
-    out.vaf.extend(h for h, _ in sorted(released, key=lambda e: (e[0].biomarker, e[0].method)))
+    out.vaf.extend(sorted(histograms, key=lambda h: (h.biomarker, h.method)))
