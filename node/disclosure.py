@@ -156,11 +156,14 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     per_test = [s for s in summary.strata if s.method == ALL_METHODS]
     del out.strata[:]
     method_plan = merge_plan(per_method, n, policy.small_stratum_action)
-    for plan in (method_plan, merge_plan(per_test, n, policy.small_stratum_action)):
+    plans = (method_plan, merge_plan(per_test, n, policy.small_stratum_action))
+    linked = linked_specimens(summary.strata, [e for plan in plans for e in plan])
+    for plan in plans:
         for stratum, members in plan:
             if policy.small_count_suppression:
                 suppress_small_counts(stratum, policy.small_count_threshold)
-            _perturb_stratum(stratum, [keys.strata[m] for m in members])
+            zeros_linked = any((m[0], m[2]) in linked for m in members)
+            _perturb_stratum(stratum, [keys.strata[m] for m in members], zeros_linked)
             out.strata.append(stratum)
     _vaf(out, method_plan, keys, n)
     for table in out.concordance:
@@ -171,13 +174,32 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     return out
 
 
+def linked_specimens(
+    strata: list[pb.StratumCounts], plan: list[tuple[pb.StratumCounts, list[Identity]]]
+) -> set[tuple[str, str]]:
+    """The (biomarker, specimen) pairs with a computed stratum (per method or per test) that is
+    not released as itself (withheld, or merged into a coarser stratum). The released strata
+    there are linked to it: per test minus per method gives it back. Their zeros are perturbed
+    (cellkey.LINKED_ZERO), or a sibling's exact 0 beside a per-test 1 would prove that the
+    withheld part holds a result. Elsewhere a 0 stays exact (the rare-signal rule)."""
+    alone = {
+        members[0]
+        for s, members in plan
+        if not s.withheld and len(members) == 1 and _identity(s) == members[0]
+    }
+    return {(s.biomarker, s.specimen) for s in strata if _identity(s) not in alone}
+
+
 def _sum_keys(members: list[list[int]], cell: int) -> int:
     return sum(keys[cell] for keys in members)
 
 
-def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> None:
+def _perturb_stratum(
+    stratum: pb.StratumCounts, members: list[list[int]], zeros_linked: bool = False
+) -> None:
     """Every cell gets its noise; tests is the sum of the perturbed cells. Suppressed cells stay
-    0 on the wire and their noise goes into tests only (so tests says nothing exact about them)."""
+    0 on the wire and their noise goes into tests only (so tests says nothing exact about them).
+    With `zeros_linked` (see linked_specimens), a true 0 is released as 0, 1 or 2."""
     if stratum.withheld:
         return
     hidden = set(stratum.suppressed_cells)
@@ -191,6 +213,15 @@ def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> Non
         true_cells[first] += missing
         cell_keys[first] = sum(cell_keys[c] for c in hidden)
     perturbed = {c: cellkey.perturb(true_cells[c], cell_keys[c]) for c in CELLS}
+    if zeros_linked:
+        # An empty cell has no records, so no key of its own: the stratum's records' keys with
+        # the cell's name (secret, and the same whenever the stratum holds the same records).
+        stratum_key = sum(cell_keys.values()) + cellkey.name_key("linked_zero")
+        for c in CELLS:
+            if true_cells[c] == 0 and c not in hidden:
+                perturbed[c] = cellkey.perturb_linked_zero(stratum_key + cellkey.name_key(c))
+        note = "zeros perturbed: linked to a withheld or merged stratum"
+        stratum.disclosure_note = f"{stratum.disclosure_note}; {note}".lstrip("; ")
     for c in CELLS:
         setattr(stratum, c, 0 if c in hidden else perturbed[c])
     if stratum.tests:

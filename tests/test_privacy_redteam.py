@@ -273,11 +273,6 @@ def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: zero is exact, so all/cytology > 0 with pcr/cytology == 0 proves the "
-    "withheld NGS cytology stratum holds a positive (TV 1.0)",
-)
 def test_a_withheld_strata_positive_is_not_proved_by_a_sibling_zero(tmp_path) -> None:
     """EGFR on cytology: 12 PCR tests, none positive (released: 0, exact); 3 NGS tests, planted 1
     positive, neighbour 0 (withheld). Per test, cytology is released: its positive count is
