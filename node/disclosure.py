@@ -253,9 +253,45 @@ def _concordance(table: pb.ConcordanceTable, keys: CellKeys, n: int) -> None:
         setattr(table, f, cellkey.perturb(getattr(table, f), cell_keys[i]))
 
 
+def sparse_bins_merged(counts: list[int], target: int, k: int) -> list[tuple[int, int, int]]:
+    """Released turnaround bins as (first day, last day, day it is released at): adjacent days
+    merged until each range holds k or more tests, never across the target (so "within target"
+    stays what it was). A range of k or more is released at its median test's day; a side with
+    fewer than k tests in all (often the slow tail: "more than target") is one range released at
+    its first day (target + 1: "target + 1 or more"), so no sparse bin shows one test's day."""
+    out: list[tuple[int, int, int]] = []
+    target = min(target, len(counts) - 1)
+    for low, high in ((0, target), (target + 1, len(counts) - 1)):
+        if low > high:
+            continue
+        ranges: list[list[int]] = []  # [first, last, tests]
+        start, held = low, 0
+        for day in range(low, high + 1):
+            held += counts[day]
+            if held >= k:
+                ranges.append([start, day, held])
+                start, held = day + 1, 0
+        if ranges:
+            ranges[-1][1] = high  # what is left after the last full range joins it
+            ranges[-1][2] += held
+        else:
+            out.append((low, high, low))
+            continue
+        for first, last, tests in ranges:
+            running, middle = 0, first
+            for day in range(first, last + 1):
+                running += counts[day]
+                if 2 * running >= tests:
+                    middle = day
+                    break
+            out.append((first, last, middle))
+    return out
+
+
 def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
     """Specimens with fewer than n tests are merged into specimen "any" (withheld if still
-    small); every bin is perturbed; within_target and total are sums of perturbed bins."""
+    small); sparse bins are merged (sparse_bins_merged); every released bin is perturbed;
+    within_target and total are sums of perturbed bins."""
     kept = [h for h in summary.turnaround if h.total >= n]
     small = [h for h in summary.turnaround if h.total < n]
     histograms = [(h, [keys.turnaround[h.specimen]]) for h in kept]
@@ -275,7 +311,11 @@ def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
             merged.withheld = True
             merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
     for h, members in histograms:
-        counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
+        counts = [0] * len(h.counts)
+        for first, last, at in sparse_bins_merged(list(h.counts), h.target_days, n):
+            true = sum(h.counts[first : last + 1])
+            key = sum(_sum_keys(members, i) for i in range(first, last + 1))
+            counts[at] = cellkey.perturb(true, key)
         del h.counts[:]
         h.counts.extend(counts)
         h.within_target = sum(counts[: h.target_days + 1])
