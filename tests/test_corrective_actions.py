@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import main as coordinator_cli
+from coordinator.store_check import check_store
 from node.cli import main as node_cli
 from node.client import RpcFailure
 from node.synth import generate, write_csv
@@ -176,16 +177,26 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
     assert html.count('class="own-point"') >= 9
     assert "lab-north" not in html and "lab-south" not in html  # peers stay unnamed
 
+    # The store check holds each stored action to its signed ledger leaf: an edit is found.
+    data = coordinator.service.data
+    assert check_store(data).ok, check_store(data).problems
+    db.execute("UPDATE corrective_actions SET payload = replace(payload, 'EBUS', 'ROSE')")
+    db.commit()
+    problems = check_store(data).problems
+    assert any("corrective action of leaf" in p for p in problems), problems
+
 
 @pytest.mark.slow
 def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
     coordinator, nodes = network
     lab = nodes["lab-cyto"]
 
-    def send(**fields) -> grpc.StatusCode | None:
+    sent = [0]
+
+    def send(**fields: str) -> grpc.StatusCode | None:
         message = apb.CorrectiveAction(
             site_id="lab-cyto",
-            sequence=100 + send.n,
+            sequence=100 + sent[0],
             schema_version=wire.SCHEMA_VERSION,
             action_id="x-1",
             root_cause="r",
@@ -199,7 +210,7 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
                 message.flag.rule = value
             else:
                 setattr(message, key, value)
-        send.n += 1
+        sent[0] += 1
         envelope = dsse.sign(wire.CORRECTIVE_ACTION, wire.encode(message), lab.config.signing_key())
         try:
             lab.client.submit(envelope)
@@ -207,7 +218,6 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
             return exc.code
         return None
 
-    send.n = 0
     assert send(rule="made_up_rule") == grpc.StatusCode.INVALID_ARGUMENT
     assert send(due="next week") == grpc.StatusCode.INVALID_ARGUMENT
     assert send(root_cause="  ") == grpc.StatusCode.INVALID_ARGUMENT
