@@ -5,6 +5,7 @@
     auditor      offline verification: imports only protos and method
     node         the lab side: never imports coordinator
     coordinator  the centre's side: never imports node
+    rendering    report pages shared by node and coordinator: imports only protos
 
 Every import statement counts, at module level or inside a function. Third-party and standard
 library imports are not restricted here.
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = frozenset({"protos", "method", "auditor", "node", "coordinator"})
+FIRST_PARTY = frozenset({"protos", "method", "auditor", "node", "coordinator", "rendering"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ LAYERS = (
     Layer("auditor", frozenset({"protos", "method"})),
     Layer("node", FIRST_PARTY - {"coordinator"}),
     Layer("coordinator", FIRST_PARTY - {"node"}),
+    Layer("rendering", frozenset({"protos"})),
 )
 
 
