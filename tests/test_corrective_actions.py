@@ -38,6 +38,11 @@ def network(tmp_path, coordinator, node_factory):
     nodes = {}
     for i, (site, profiles) in enumerate(LABS.items()):
         node = node_factory(site)
+        if site == "lab-north":  # opts in to the testing-assistance directory
+            toml = node.config.data_dir / "node.toml"
+            text = toml.read_text()
+            assert "testing_directory = false" in text
+            toml.write_text(text.replace("testing_directory = false", "testing_directory = true"))
         for period in PERIODS:
             path = tmp_path / f"{site}-{period}.csv"
             write_csv(generate(site, 2500, i, profiles, parse_period(period)), path)
@@ -79,6 +84,11 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
     ]
     assert ("failure_rate", "cytology") in {(f["rule"], f["subject"]) for f in flags}
     assert first["actions"] == []
+    listed = {(d["site_id"], d["biomarker"]) for d in first["directory"]}
+    assert ("lab-north", "MET_EX14") in listed and ("lab-north", "RET") in listed
+    assert not [d for d in first["directory"] if d["site_id"] != "lab-north"]  # opt-in only
+    met = next(d for d in first["directory"] if d["biomarker"] == "MET_EX14")
+    assert met["rna_capable"] and met["tests"] > 0 and met["failure_rate"] is not None
 
     # Persistent: the same indicator flagged in 2026Q2 and 2026Q3.
     marks = {(m["site_id"], m["indicator"], m["subject"]): m for m in first["persistent"]}
