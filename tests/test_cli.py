@@ -231,7 +231,7 @@ def test_site_benchmark_page_and_peers_without_names(
     data = json.loads(result.stdout)
     assert data["site"]["site_id"] == "lab-b" and [p["peer"] for p in data["peers"]] == ["peer-1"]
     assert "lab-a" not in result.stdout and "lab-a" not in page.read_text()
-    assert "lab-b: benchmark 2026Q3" in page.read_text()
+    assert "lab-b: individual report, 2026Q3" in page.read_text()
     assert outbox.pending(node.conn) == []
 
 
