@@ -22,6 +22,7 @@ from node.synth import generate, write_csv
 from protos import dsse, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import action_pb2 as apb
+from rendering import pdf
 
 PERIODS = ("2026Q2", "2026Q3")
 LABS = {"lab-cyto": ("failing_cytology",), "lab-north": ("normal",), "lab-south": ("normal",)}
@@ -169,7 +170,8 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
     assert "ROSE in place since October" in (tmp_path / "r3" / "index.html").read_text()
 
     # The lab fetches its own report, in Chinese, with its actions and the persistent mark.
-    page = tmp_path / "own.html"
+    page, printed = tmp_path / "own.html", tmp_path / "own.pdf"
+    with_pdf = ["--pdf", str(printed)] if pdf.browser() else []
     run(
         node_cli,
         "benchmark",
@@ -181,7 +183,10 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
         str(page),
         "--lang",
         "zh",
+        *with_pdf,
     )
+    if with_pdf:
+        assert printed.read_bytes().startswith(b"%PDF")
     html = page.read_text(encoding="utf-8")
     assert "持续异常" in html and "EBUS samples fixed in alcohol" in html and "已关闭" in html
     assert html.count('class="own-point"') >= 9
