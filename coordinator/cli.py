@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -440,6 +441,23 @@ def eqa_list(data_dir: Path) -> None:
         )
 
 
+@main.group("key")
+def key_group() -> None:
+    """The coordinator's signing key."""
+
+
+@key_group.command("show")
+@data_dir_option
+def key_show(data_dir: Path) -> None:
+    """Print the coordinator's public key (PEM) and its full fingerprint, to hand to auditors
+    (`rarenet-audit verify --coordinator-key`) by a channel other than the bundle."""
+    from protos import dsse, keys
+
+    raw = keys.public_raw(DataDir(data_dir).signing_key())
+    click.echo(keys.public_pem(raw).decode("ascii"), nl=False)
+    click.echo(f"fingerprint (SHA-256 of the raw Ed25519 public key): {dsse.keyid(raw)}")
+
+
 @main.command("audit-bundle")
 @data_dir_option
 @click.option("--period", required=True)
@@ -459,11 +477,43 @@ def audit_bundle(
     data_dir: Path, period: str, site: str | None, out: Path, standard_path: Path | None
 ) -> None:
     """Write a signed bundle an auditor verifies offline with `rarenet-audit verify`."""
+    from coordinator import witnesses
     from coordinator.audit_bundle import build
 
     data = DataDir(data_dir).check()
     manifest = build(data, load_standard(standard_path or data.standard), period, out, site)
     click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
+    with closing(sqlite3.connect(data.db)) as conn:
+        cosigners = witnesses.cosigners(conn, manifest["tree_size"])
+    click.echo(
+        f"its checkpoint is cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}"
+        " (rarenet-audit verify --witnesses N asks for N)"
+    )
+
+
+@main.command("checkpoint")
+@data_dir_option
+@click.option(
+    "--tree-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="A tree size the ledger signed a head for (default: the latest).",
+)
+def checkpoint_command(data_dir: Path, tree_size: int | None) -> None:
+    """Print the ledger's checkpoint (C2SP signed note) with the sites' cosignatures collected for
+    it; which sites cosigned goes to stderr. Publish it where labs and auditors can compare."""
+    from coordinator import witnesses
+
+    data = DataDir(data_dir).check()
+    with closing(sqlite3.connect(data.db)) as conn:
+        note = witnesses.cosigned(conn, data.signing_key(), tree_size)
+        size = int(note.text.split("\n")[1])
+        cosigners = witnesses.cosigners(conn, size)
+    sys.stdout.buffer.write(note.encode())
+    click.echo(
+        f"tree size {size}, cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ class _Pending:
     summary: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction | None = None
     received: dt.datetime | None = None
     identities: frozenset[str] | None = None  # the sites the client certificate names (mTLS)
+    leaf_header: bool = False  # append a header, not the whole envelope (the node checks them)
 
     def checked(
         self,
@@ -204,10 +205,15 @@ class Intake:
         return conn
 
     def submit(
-        self, envelope: Envelope, identities: frozenset[str] | None = None
+        self,
+        envelope: Envelope,
+        identities: frozenset[str] | None = None,
+        leaf_header: bool = False,
     ) -> cpb.SubmitResponse:
         """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
-        client certificate names; the envelope's signer must be one of them."""
+        client certificate names; the envelope's signer must be one of them. With `leaf_header`
+        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
+        nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
@@ -221,7 +227,7 @@ class Intake:
         site = self._signer_site(envelope)
         if site is not None:
             self.rate_limit.take(site)
-        item = _Pending(envelope, identities=identities)
+        item = _Pending(envelope, identities=identities, leaf_header=leaf_header)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
@@ -469,6 +475,7 @@ class Intake:
                         ),
                     )
                     continue
+                assert isinstance(summary, pb.SiteSummary)  # the only other kind intake takes
                 conn.execute(
                     "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -511,4 +518,5 @@ def _accepted(item: _Pending) -> Accepted:
         period=period,
         sequence=summary.sequence,
         received_at=received.isoformat(timespec="seconds"),
+        leaf_header=item.leaf_header,
     )

@@ -24,7 +24,7 @@ from coordinator.standards import load as load_standard
 from coordinator.store_check import check_store
 from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -88,6 +88,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
         witnesses.ensure_schema(self.conn)
+        self._last_checkpoint: tuple[int, bytes, bytes] | None = None
         self.mtls = mtls  # client certificates are required: each must name the site it acts for
         self.benchmarks = BenchmarkCache()
 
@@ -113,14 +114,21 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        response = self.intake.submit(request, self._identities(context))
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        response = self.intake.submit(request, self._identities(context), leaf_header=headers)
         head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
         answer = cpb.SubmitResponse()
         answer.CopyFrom(response)
-        answer.checkpoint = witnesses.signed_checkpoint(
-            self.key, head.tree_size, head.root_hash
-        ).encode()
+        answer.checkpoint = self._checkpoint(head.tree_size, head.root_hash)
         return answer
+
+    def _checkpoint(self, size: int, root: bytes) -> bytes:
+        """The signed checkpoint of a tree head; a batch's callers share one (one signature)."""
+        cached = self._last_checkpoint
+        if cached is None or cached[:2] != (size, root):
+            cached = (size, root, witnesses.signed_checkpoint(self.key, size, root).encode())
+            self._last_checkpoint = cached
+        return cached[2]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
@@ -205,7 +213,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self, request: cpb.AddCosignatureRequest, context
     ) -> cpb.AddCosignatureResponse:
         with self.intake.lock:
-            site_id, count = witnesses.add(self.conn, self.key, request.checkpoint, enrolment.now())
+            site_id, count = witnesses.add(
+                self.conn, self.key, request.checkpoint, enrolment.now(), self._identities(context)
+            )
         log.info("cosignature from %s; %d witness(es) on that checkpoint", site_id, count)
         return cpb.AddCosignatureResponse(cosigners=count)
 

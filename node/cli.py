@@ -16,8 +16,8 @@ from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
 from node import outbox, receipts, release, send, store, summary, synth, witness
-from node.client import CoordinatorClient
-from node.errors import NodeError
+from node.client import CoordinatorClient, RpcFailure
+from node.errors import LedgerAlarm, NodeError
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
@@ -430,10 +430,20 @@ def verify_receipts(data_dir: Path) -> None:
         except NodeError as exc:
             click.echo(f"ALARM: {exc}", err=True)
             raise SystemExit(2) from None
+        try:
+            witnessed: witness.WitnessReport | None = witness.step(conn, cfg, client)
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(2) from None
+        except RpcFailure as exc:
+            witnessed = None
+            click.echo(f"witness: not this time ({exc}); tried again next time", err=True)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew"
     )
+    if witnessed:
+        _report_witness(witnessed)
 
 
 def _report_witness(report: witness.WitnessReport) -> None:
@@ -458,9 +468,6 @@ def witness_command(data_dir: Path) -> None:
     """Act as a witness of the coordinator's log: check its latest checkpoint extends the last one
     this site cosigned, cosign it, and see which other sites cosigned the same. Exit 1 on a
     ledger alarm (the evidence is kept under DATA_DIR/alarms/), 3 if unreachable."""
-    from node.client import RpcFailure
-    from node.errors import LedgerAlarm
-
     cfg, conn = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         try:

@@ -37,8 +37,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from node import config as node_config
 from node import mapping as node_mapping
-from node import send, store
-from node.client import CoordinatorClient
+from node import send, store, witness
+from node.client import CoordinatorClient, RpcFailure
 from node.config import private_dir, write_private
 from node.enroll import fetch_standard
 from node.errors import NodeError
@@ -173,6 +173,21 @@ def deliver(data_dir: str) -> send.FlushReport:
         try:
             with CoordinatorClient(cfg) as client:
                 report = send.flush(conn, cfg, client, due_only=True)
+                if report.witnessed is None and report.witness_error is None:
+                    try:
+                        report.witnessed = witness.step(conn, cfg, client)
+                    except RpcFailure as exc:
+                        report.witness_error = str(exc)
+            if report.witness_error:
+                log.warning(
+                    "witness round not done, tried again next time: %s", report.witness_error
+                )
+            if report.witnessed:
+                log.info(
+                    "cosigned checkpoint %d as a witness; also cosigned by %s",
+                    report.witnessed.tree_size,
+                    ", ".join(report.witnessed.cosigners) or "no other site yet",
+                )
             for sequence, leaf in report.delivered:
                 log.info("delivered sequence %d (ledger leaf %d), receipt verified", sequence, leaf)
             for sequence, error in report.failed:

@@ -170,9 +170,9 @@ def record(
     return seen
 
 
-def _base(conn: sqlite3.Connection) -> tuple[int, bytes, str, bytes] | None:
-    """What the next checkpoint must extend: the larger of the last checkpoint this node cosigned
-    and the largest tree head it verified. (size, root, evidence file name, signed bytes)"""
+def _bases(conn: sqlite3.Connection) -> list[tuple[int, bytes, str, bytes]]:
+    """What the next checkpoint must extend: the last checkpoint this node cosigned and the
+    largest tree head it verified (each may be the larger). (size, root, file name, signed)"""
     found: list[tuple[int, bytes, str, bytes]] = []
     row = conn.execute(
         "SELECT tree_size, root_hash, note FROM checkpoints WHERE cosigned_at IS NOT NULL"
@@ -187,16 +187,25 @@ def _base(conn: sqlite3.Connection) -> tuple[int, bytes, str, bytes] | None:
     ).fetchone()
     if row:
         found.append((int(row[0]), bytes(row[1]), f"tree-head-{row[0]}.envelope", bytes(row[2])))
-    return max(found, key=lambda f: f[0]) if found else None
+    return found
 
 
 def check_extends(
     conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, seen: Seen, data: bytes
 ) -> None:
-    """The checkpoint extends what this node vouched for before; otherwise a ledger alarm."""
-    base = _base(conn)
-    if base is None:
-        return
+    """The checkpoint extends what this node vouched for and verified before; else a ledger alarm."""
+    for base in _bases(conn):
+        _check_extends(conn, config, client, seen, data, base)
+
+
+def _check_extends(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    client: CoordinatorClient,
+    seen: Seen,
+    data: bytes,
+    base: tuple[int, bytes, str, bytes],
+) -> None:
     size, root, name, signed = base
     new = seen.checkpoint
     evidence = {name: signed, f"checkpoint-{new.size}.txt": data}
@@ -204,8 +213,8 @@ def check_extends(
         raise raise_alarm(
             conn,
             config,
-            f"the coordinator's checkpoint of size {new.size} is smaller than the size {size} "
-            "this node already vouched for: its log shrank or forked",
+            f"the coordinator's checkpoint of size {new.size} is smaller than size {size}, which "
+            f"it signed before ({name}): its log shrank or forked",
             evidence,
         )
     if new.size == size:
@@ -219,33 +228,46 @@ def check_extends(
         return
     if size == 0:
         return  # every tree extends the empty one
-    proof = client.consistency_proof(size, new.size)
+    try:
+        proof = client.consistency_proof(size, new.size)
+    except RpcFailure as exc:
+        if exc.retryable:
+            raise
+        raise raise_alarm(
+            conn,
+            config,
+            f"the coordinator refuses to prove that its checkpoint of size {new.size} extends "
+            f"size {size}, which it signed before ({name}; {exc}): its log forked",
+            evidence,
+        ) from exc
     try:
         merkle.verify_consistency(size, new.size, root, new.root_hash, list(proof.hashes))
     except ContractError as exc:
         raise raise_alarm(
             conn,
             config,
-            f"the coordinator's checkpoint of size {new.size} does not extend the size {size} "
-            f"this node vouched for ({exc}): its log forked",
+            f"the coordinator's checkpoint of size {new.size} does not extend size {size}, which "
+            f"it signed before ({name}; {exc}): its log forked",
             evidence,
         ) from exc
 
 
 def _send(
     conn: sqlite3.Connection, client: CoordinatorClient, size: int, root: bytes, cosigned: bytes
-) -> bool:
+) -> str | None:
+    """Hand a cosignature to the coordinator; None when it took it, else why not (kept and sent
+    again next round)."""
     try:
         client.add_cosignature(cosigned)
     except RpcFailure as exc:
-        if exc.retryable:
-            return False
-        raise
+        return f"the cosignature of checkpoint {size} is not delivered yet ({exc}); " + (
+            "sent again next time" if exc.retryable else "check the site's key and certificate"
+        )
     conn.execute(
         "UPDATE checkpoints SET delivered_at = ? WHERE tree_size = ? AND root_hash = ?",
         (_now(), size, root),
     )
-    return True
+    return None
 
 
 def _cosigned_note(parsed: note.Note, origin: str, line: str) -> bytes:
@@ -269,9 +291,10 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
         "SELECT tree_size, root_hash, note, cosignature FROM checkpoints"
         " WHERE cosignature IS NOT NULL AND delivered_at IS NULL ORDER BY tree_size"
     ).fetchall():
-        _send(
+        problem = _send(
             conn, client, size, bytes(root), _cosigned_note(note.parse(bytes(data)), origin, line)
         )
+        problems += [problem] if problem else []
     published = client.checkpoint()
     seen = record(conn, config, published.checkpoint, "published", list(published.witnesses))
     problems += seen.unverified
@@ -294,11 +317,11 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
             " AND root_hash = ?",
             (line, _now(), body.size, body.root_hash),
         )
-        delivered = _send(
+        problem = _send(
             conn, client, body.size, body.root_hash, _cosigned_note(seen.note, origin, line)
         )
-        if not delivered:
-            problems.append("the coordinator could not take the cosignature now; sent next time")
+        delivered = problem is None
+        problems += [problem] if problem else []
     same: dict[int, list[str]] = {}
     for (size,) in conn.execute(
         "SELECT tree_size FROM checkpoints WHERE cosigned_at IS NOT NULL"

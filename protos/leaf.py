@@ -29,6 +29,11 @@ LEAF_HEADER_PREFIX = b"\x00rarenet.leaf-header.v1\x00"
 EQA_PERIOD_PREFIX = "eqa:"
 ACTION_PERIOD_PREFIX = "action:"
 
+# gRPC metadata a node sends with Submit to say it checks receipts of header-form leaves. Nodes
+# from before leaf headers do not send it; their envelopes are appended whole, as before, so the
+# receipts they check keep verifying (both forms commit to the whole envelope).
+LEAF_FORM_METADATA = ("rarenet-leaf-form", "header.v1")
+
 
 def period_of(payload_type: str, payload: bytes) -> tuple[str, str, int]:
     """(site id, period, sequence) of a submitted payload; an EQA response's period is eqa:ROUND,
