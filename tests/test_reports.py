@@ -414,3 +414,13 @@ def test_more_than_100_labs_get_a_page_each_linked_from_the_index(tmp_path) -> N
     index = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert all(f'href="labs/{name}"' in index for name in pages)
     assert 'class="site"' not in index  # no section per lab on the index
+
+
+def test_the_standard_sets_the_default_language(tmp_path) -> None:
+    text = (ROOT / "coordinator" / "standards" / "rarenet-nsclc-2026.1.toml").read_text()
+    (tmp_path / "zh.toml").write_text(text + '\n[report]\nlanguage = "zh"\n')
+    (tmp_path / "xx.toml").write_text(text + '\n[report]\nlanguage = "klingon"\n')
+    assert report.default_language(STANDARD) == "en"
+    assert report.default_language(load_standard(tmp_path / "zh.toml")) == "zh"
+    with pytest.raises(ValueError, match="klingon"):
+        report.default_language(load_standard(tmp_path / "xx.toml"))
