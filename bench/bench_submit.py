@@ -132,7 +132,9 @@ def _quarterly_payload_maker(root: Path):
     ingest_file(conn, root / "lab.csv", Pseudonymiser(b"bench"), Mapping())
     _, template = summary.build(conn, cfg, parse_standard(DEFAULT_STANDARD.read_text()), period, 1)
     conn.close()
-    assert template.count(b'"site_id": "lab-bench"') == 1 and template.count(b'"sequence": "1"') == 1
+    assert (
+        template.count(b'"site_id": "lab-bench"') == 1 and template.count(b'"sequence": "1"') == 1
+    )
 
     def payload(site: str, sequence: int) -> bytes:
         return template.replace(b'"site_id": "lab-bench"', f'"site_id": "{site}"'.encode()).replace(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
 import re
 import sqlite3
@@ -206,12 +207,12 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
     coordinator, nodes = network
     lab = nodes["lab-cyto"]
 
-    sent = [0]
+    sequences = itertools.count(100)
 
-    def send(**fields: str) -> grpc.StatusCode | None:
+    def send(**fields) -> grpc.StatusCode | None:
         message = apb.CorrectiveAction(
             site_id="lab-cyto",
-            sequence=100 + sent[0],
+            sequence=next(sequences),
             schema_version=wire.SCHEMA_VERSION,
             action_id="x-1",
             root_cause="r",
@@ -225,7 +226,6 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
                 message.flag.rule = value
             else:
                 setattr(message, key, value)
-        sent[0] += 1
         envelope = dsse.sign(wire.CORRECTIVE_ACTION, wire.encode(message), lab.config.signing_key())
         try:
             lab.client.submit(envelope)

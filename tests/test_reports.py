@@ -195,9 +195,9 @@ def test_the_own_point_sits_where_the_data_put_it(network) -> None:
     base = report.network_funnels(lab_report.Reader("en"), network, ctx, named=False)["MET_EX14"]
     p = network["sites"]["lab-north"]["positivity"]["MET_EX14"]
     marked = str(base.highlight(p["valid"], p["rate"], "lab-north"))
-    ring = re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="7"', marked)
-    assert ring is not None
-    cx, cy = float(ring.group(1)), float(ring.group(2))
+    circle = re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="7"', marked)
+    assert circle is not None, marked
+    cx, cy = (float(v) for v in circle.groups())
     dots = [
         (float(x), float(y))
         for x, y in re.findall(r'<use xlink:href="#[^"]+" x="([\d.]+)" y="([\d.]+)"', base.svg)
@@ -246,7 +246,7 @@ def test_every_message_has_a_chinese_translation() -> None:
     assert len(used) > 150
     with (LOCALE_DIR / "zh" / "LC_MESSAGES" / "rarenet.po").open("rb") as fh:
         catalog = read_po(fh)
-    missing = sorted(m for m in used if not getattr(catalog.get(m), "string", None))
+    missing = sorted(m for m in used if not ((entry := catalog.get(m)) and entry.string))
     assert not missing, f"untranslated (run pybabel update, then translate): {missing[:5]}"
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert not fuzzy, fuzzy[:5]
@@ -342,7 +342,7 @@ def test_the_chinese_pdf_embeds_its_fonts_and_draws_every_glyph(network, tmp_pat
     ).stdout
     assert "个体报告" in text and "状态一览" in text and "术语表" in text
     # No missing-glyph boxes: every character on the pages is in a font the page asks for.
-    from fontTools.ttLib import TTCollection, TTFont  # type: ignore[import-untyped]
+    from fontTools.ttLib import TTCollection, TTFont
     from matplotlib import font_manager
 
     covered: set[int] = set()
