@@ -646,11 +646,6 @@ def test_a_reinstalled_node_does_not_re_release_a_quarter_with_fresh_noise(tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: witness names are rarenet.witness/<site id>, so every checkpoint a "
-    "lab receives (and its checkpoints.cosigners, and a per-site audit bundle) names its peers",
-)
 def test_a_lab_does_not_learn_its_peers_names_from_witness_cosignatures(
     coordinator, node_factory, synthetic_csv
 ) -> None:
