@@ -22,6 +22,7 @@ threat model and the residual risks are in docs/privacy.md.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from node import cellkey
 from node.cellkey import CellKeys
@@ -175,7 +176,7 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
 
 
 def linked_specimens(
-    strata: list[pb.StratumCounts], plan: list[tuple[pb.StratumCounts, list[Identity]]]
+    strata: Iterable[pb.StratumCounts], plan: list[tuple[pb.StratumCounts, list[Identity]]]
 ) -> set[tuple[str, str]]:
     """The (biomarker, specimen) pairs with a computed stratum (per method or per test) that is
     not released as itself (withheld, or merged into a coarser stratum). The released strata
