@@ -384,9 +384,10 @@ def _print_summary(message) -> None:
 def summarize(data_dir: Path, period: str, as_json: bool) -> None:
     """Show exactly what would leave for PERIOD (unsigned; nothing is sent or stored)."""
     cfg, conn = _open(data_dir)
-    message, payload = summary.build(
+    built = send.build(
         conn, cfg, load_cached(cfg.standard_path), parse_period(period), summary.next_sequence(conn)
     )
+    message, payload = built.message, built.payload
     if as_json:
         sys.stdout.buffer.write(payload)
     else:

@@ -12,6 +12,7 @@ from node.receipts import check_submission, coordinator_key, remember_tree_head
 from node.standard import NodeStandard
 from protos import dsse, wire
 from protos.periods import Period
+from protos.rarenet.v1 import summary_pb2 as pb
 
 
 @dataclass
@@ -22,32 +23,68 @@ class Queued:
     held: str = ""  # why a changed period was not signed again
 
 
+@dataclass
+class Built:
+    message: pb.SiteSummary
+    payload: bytes
+    standard: NodeStandard  # as applied: with the period's released panel population
+    previous: pb.SiteSummary | None  # the period's last signed version
+    as_released: bool  # rebuilt from what the last release counted (an accepted new standard)
+
+
+def build(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    standard: NodeStandard,
+    period: Period,
+    sequence: int,
+) -> Built:
+    """What signing the period now would sign (`summarize --json` prints these bytes). A period
+    already released keeps its panel population; under a new standard the lab accepted it is
+    rebuilt from what its last release counted (node/release.py)."""
+    last = outbox.last_payload(conn, period.label)
+    previous = None if last is None else wire.decode(last, pb.SiteSummary)
+    applied = release.released_standard(conn, period, standard)
+    rebuild = (
+        previous is not None
+        and release.new_standard(previous, standard)
+        and release.revision_held(conn, config, standard, period, previous) is None
+    )
+    if rebuild:
+        with release.as_released(conn, period, applied):
+            message, payload = summary.build(conn, config, applied, period, sequence)
+    else:
+        message, payload = summary.build(conn, config, applied, period, sequence)
+    return Built(message, payload, applied, previous, rebuild)
+
+
 def queue_summary(
     conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period
 ) -> Queued:
     """Build, sign and store the period's summary in the outbox, unless it says nothing new or
     the revision must be held (node/release.py)."""
-    sequence = summary.next_sequence(conn)
-    message, payload = summary.build(conn, config, standard, period, sequence)
-    last = outbox.last_payload(conn, period.label)
-    if last is not None:
-        previous = wire.decode(last, type(message))
+    built = build(conn, config, standard, period, summary.next_sequence(conn))
+    message, previous = built.message, built.previous
+    if previous is not None:
         previous.sequence = message.sequence
         if previous == message:
             return Queued(period.label, None, None)
-        held = release.revision_held(conn, config, standard, period, previous)
+        held = release.revision_held(conn, config, built.standard, period, previous)
         if held:
             return Queued(period.label, None, None, held)
-    envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
+    envelope = dsse.sign(wire.SITE_SUMMARY, built.payload, config.signing_key())
     return Queued(
         period.label,
-        sequence,
+        message.sequence,
         outbox.add(
             conn,
             envelope,
             period.label,
-            sequence,
-            also=lambda c: release.snapshot(c, period),
+            message.sequence,
+            # rebuilt as released: what the release counted is unchanged
+            also=None
+            if built.as_released
+            else lambda c: release.snapshot(c, period, built.standard),
         ),
     )
 

@@ -237,11 +237,6 @@ def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: after `standards accept` of a version-only bump, release.revision_held "
-    "returns None before counting changes, so one late result leaves as a difference",
-)
 def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> None:
     """The coordinator bumps its standard's version and nothing else (\"a typo fix, please
     accept\"); the lab runs `rarenet-node standards accept`. One late result had arrived: the
@@ -476,11 +471,6 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: adding a histology passes check_bounds as 'coarser'; after accept, "
-    "the panel cells that moved are exactly the added (one squamous) patient's valid results",
-)
 def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tmp_path) -> None:
     """Q3's panel (non-squamous patients) has left. The coordinator's next standard adds
     "squamous" to the panel's histologies (allowed: a standard may add one) and the lab accepts
