@@ -11,12 +11,12 @@ from pathlib import Path
 
 import click
 
+from node import alarms, outbox, receipts, send, store, summary, synth
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node import outbox, receipts, send, store, summary, synth
 from node.client import CoordinatorClient
-from node.errors import NodeError
+from node.errors import LedgerAlarm, NodeError, Unreachable
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
@@ -34,12 +34,22 @@ data_dir_option = click.option(
 )
 
 
+EXIT_UNREACHABLE = 3  # the coordinator could not be reached: temporary, try again later
+
+
 class Group(click.Group):
-    """Turns the project's errors into a clean message and exit status 1."""
+    """Turns the project's errors into a clean message: exit status 3 when the coordinator could
+    not be reached, 1 for everything else (a ledger alarm is printed as ALARM)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except Unreachable as exc:
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(EXIT_UNREACHABLE) from None
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(1) from None
         except (NodeError, ContractError) as exc:
             raise click.ClickException(str(exc)) from None
 
@@ -370,15 +380,36 @@ def summarize(data_dir: Path, period: str, as_json: bool) -> None:
 
 
 def _report_flush(report: send.FlushReport) -> None:
-    """What was sent; exit status 1 when a send failed or anything still waits in the outbox."""
+    """What was sent; exit status 3 when the coordinator could not be reached (the envelopes wait
+    in the outbox), 1 when a send was refused or anything else still waits."""
     for sequence, leaf in report.delivered:
         click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
     for sequence, error in report.failed:
         click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
     if report.pending:
-        click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+        click.echo(
+            f"{report.pending} envelope(s) wait in the outbox; `rarenet-node submit` (or the "
+            "daemon) sends them when the coordinator can be reached",
+            err=True,
+        )
+    if report.unreachable:
+        raise SystemExit(EXIT_UNREACHABLE)
     if report.failed or report.pending:
         raise SystemExit(1)
+
+
+def _standard_for_signing(cfg, client: CoordinatorClient):
+    """The coordinator's current standard, or the cached one when it cannot be reached (said)."""
+    try:
+        return enrolment.fetch_standard(cfg, client)
+    except Unreachable as exc:
+        cached = load_cached(cfg.standard_path)
+        click.echo(
+            f"the coordinator cannot be reached ({exc}); signing against the cached standard "
+            f"{cached.version}",
+            err=True,
+        )
+        return cached
 
 
 @main.command()
@@ -391,8 +422,10 @@ def submit(data_dir: Path, period: str | None) -> None:
     cfg, conn = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         if period:
-            standard = enrolment.fetch_standard(cfg, client)
-            queued = send.queue_summary(conn, cfg, standard, parse_period(period))
+            p = parse_period(period)
+            send.check_period(conn, p)
+            standard = _standard_for_signing(cfg, client)
+            queued = send.queue_summary(conn, cfg, standard, p)
             if queued.sequence is None:
                 click.echo(
                     f"{queued.period}: nothing changed since the last summary; not signing a new one"
@@ -413,12 +446,15 @@ def verify_receipts(data_dir: Path) -> None:
     with CoordinatorClient(cfg) as client:
         try:
             result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
-        except NodeError as exc:
-            click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(2) from None
+        except LedgerAlarm as alarm:  # exit 1 with ALARM; unreachable is exit 3, no alarm
+            alarms.record(conn, alarm)
+            raise
+    lifted = alarms.current(conn)
+    alarms.clear(conn)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew"
+        + (f" (the ledger alarm standing since {lifted['since']} is lifted)" if lifted else "")
     )
 
 
@@ -526,12 +562,18 @@ def status(data_dir: Path, as_json: bool) -> None:
         else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),
+        "ledger_alarm": alarms.current(conn),
     }
+    standing = info["ledger_alarm"]
+    if standing and not as_json:
+        click.echo(alarms.describe(standing), err=True)
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
+    if standing:
+        raise SystemExit(1)
 
 
 @main.group("eqa")

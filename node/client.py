@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 
+from node import tls_files
 from node.config import NodeConfig
-from node.errors import ConfigError, SubmitError
+from node.errors import ConfigError, SubmitError, Unreachable
 from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
@@ -44,13 +43,8 @@ class RpcFailure(SubmitError):
         return self.code in RETRYABLE
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the {what} {path!r} named in node.toml: {exc.strerror}"
-        ) from exc
+class CoordinatorUnreachable(RpcFailure, Unreachable):
+    """UNAVAILABLE or DEADLINE_EXCEEDED that is not a TLS mistake: try again later."""
 
 
 def open_channel(config: NodeConfig) -> grpc.Channel:
@@ -65,12 +59,9 @@ def open_channel(config: NodeConfig) -> grpc.Channel:
         raise ConfigError(
             "node.toml has no [coordinator] ca_file; TLS needs the network CA certificate"
         )
+    files = tls_files.check(config)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(config.ca_file, "CA certificate"),
-        private_key=_read(config.key_file, "client key") if config.key_file else None,
-        certificate_chain=_read(config.cert_file, "client certificate")
-        if config.cert_file
-        else None,
+        root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
     )
     return grpc.secure_channel(config.coordinator, credentials, options=CHANNEL_OPTIONS)
 
@@ -79,6 +70,8 @@ class CoordinatorClient:
     def __init__(self, config: NodeConfig, channel: grpc.Channel | None = None) -> None:
         self.address = config.coordinator
         self.timeout = config.timeout_seconds
+        self.tls = not config.insecure
+        self.mtls = bool(config.cert_file)
         self.channel = channel or open_channel(config)
         self.stub = cgrpc.CoordinatorStub(self.channel)
 
@@ -95,12 +88,17 @@ class CoordinatorClient:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.UNAVAILABLE:
-                message = f"the coordinator at {self.address} cannot be reached ({exc.details()})"
-            else:
-                message = f"the coordinator refused: {code.name}: {exc.details()}"
-            raise RpcFailure(code, message) from None
+            code, details = exc.code(), exc.details() or ""
+            tls_problem = tls_files.explain(details, self.tls, self.address)
+            if tls_problem:
+                raise RpcFailure(code, tls_problem) from None
+            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise CoordinatorUnreachable(
+                    code,
+                    f"the coordinator at {self.address} cannot be reached ({details}); "
+                    "nothing is lost: try again later",
+                ) from None
+            raise RpcFailure(code, f"the coordinator refused: {code.name}: {details}") from None
 
     def enroll(self, request: Envelope) -> cpb.EnrollResponse:
         return self._call(self.stub.Enroll, request)

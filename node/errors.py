@@ -23,3 +23,11 @@ class SubmitError(NodeError):
 
 class LedgerAlarm(NodeError):
     """The coordinator's log forked, shrank or lost a receipt: tell the coordinating centre."""
+
+
+class Unreachable(SubmitError):
+    """The coordinator could not be reached (temporary: try again later; exit status 3)."""
+
+
+class PeriodNotReady(NodeError):
+    """A period that is still open, has not started, or holds no results: nothing is signed."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import outbox, privacy, summary
-from node.client import CoordinatorClient, RpcFailure
+from node import alarms, outbox, privacy, summary
+from node.client import CoordinatorClient, CoordinatorUnreachable, RpcFailure
 from node.config import NodeConfig
+from node.errors import LedgerAlarm, PeriodNotReady
 from node.receipts import check_submission, coordinator_key, remember_tree_head
 from node.standard import NodeStandard
 from protos import dsse, wire
@@ -21,10 +23,42 @@ class Queued:
     envelope_sha256: str | None
 
 
+def check_period(conn: sqlite3.Connection, period: Period, today: dt.date | None = None) -> None:
+    """PeriodNotReady unless the period has closed and holds results: an open period's summary
+    would be incomplete, a future one's refused by the coordinator, an empty one's meaningless,
+    and each would use up a sequence number."""
+    day = today or dt.date.today()
+    if period.start > day:
+        raise PeriodNotReady(
+            f"period {period} has not started yet (it starts {period.start}); nothing was signed"
+        )
+    if not period.is_closed(day):
+        raise PeriodNotReady(
+            f"period {period} is still open (it ends {period.end}); a summary is signed once the "
+            "period has closed, so that it holds every result. Nothing was signed; "
+            f"`rarenet-node summarize --period {period}` previews it now"
+        )
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM results WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL",
+        (period.start.isoformat(), period.end.isoformat()),
+    ).fetchone()
+    if not count:
+        raise PeriodNotReady(
+            f"no results in {period} (reported {period.start} to {period.end}): nothing to sign. "
+            "Ingest the period's LIMS exports first (`rarenet-node ingest`), or check the period"
+        )
+
+
 def queue_summary(
-    conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    standard: NodeStandard,
+    period: Period,
+    today: dt.date | None = None,
 ) -> Queued:
-    """Build, sign and store the period's summary in the outbox, unless it says nothing new."""
+    """Build, sign and store the period's summary in the outbox, unless it says nothing new;
+    PeriodNotReady (before anything is signed) for an open, future or empty period."""
+    check_period(conn, period, today)
     sequence = summary.next_sequence(conn)
     message, payload = summary.build(conn, config, standard, period, sequence)
     last = outbox.last_payload(conn, period.label)
@@ -58,19 +92,39 @@ class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
+    unreachable: bool = False  # the coordinator could not be reached: try again later
 
 
 def flush(
     conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, due_only: bool = False
 ) -> FlushReport:
-    """Send every pending envelope in sequence order; keep each until its receipt verifies."""
+    """Send every pending envelope in sequence order; keep each until its receipt verifies. A
+    receipt that does not check out raises LedgerAlarm, which is also kept (node/alarms.py)."""
     trusted = coordinator_key(config)
     report = FlushReport()
+    try:
+        _flush(conn, config, client, due_only, trusted, report)
+    except LedgerAlarm as alarm:
+        alarms.record(conn, alarm)
+        raise
+    report.pending = len(outbox.pending(conn))
+    return report
+
+
+def _flush(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    client: CoordinatorClient,
+    due_only: bool,
+    trusted: dict[str, bytes],
+    report: FlushReport,
+) -> None:
     for item in outbox.pending(conn, due_only=due_only):
         try:
             response = client.submit(item.envelope)
         except RpcFailure as exc:
             report.failed.append((item.sequence, str(exc)))
+            report.unreachable = isinstance(exc, CoordinatorUnreachable)
             if exc.retryable:  # the coordinator is down or busy: keep order, try again later
                 outbox.mark_failed(
                     conn,
@@ -88,5 +142,3 @@ def flush(
             conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
         )
         report.delivered.append((item.sequence, receipt.leaf_index))
-    report.pending = len(outbox.pending(conn))
-    return report
