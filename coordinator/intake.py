@@ -44,6 +44,7 @@ log = logging.getLogger("rarenet.coordinator")
 
 
 SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
+MAX_SEQUENCE_STEP = 1_000_000  # how far past the last accepted one a sequence number may jump
 
 
 def authenticate(
@@ -394,6 +395,13 @@ class Intake:
                         f"sequence {item.summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"
+                    )
+                if item.summary.sequence > last_sequence[item.site_id] + MAX_SEQUENCE_STEP:
+                    raise InvalidArgument(
+                        f"sequence {item.summary.sequence} jumps more than {MAX_SEQUENCE_STEP:,} "
+                        f"past the last accepted sequence {last_sequence[item.site_id]} of site "
+                        f"{item.site_id}; a node counts its summaries one by one (a jump to the "
+                        "top would leave the site no number to use)"
                     )
                 last_sequence[item.site_id] = item.summary.sequence
                 in_batch[item.sha] = item
