@@ -89,18 +89,25 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         _at_most(len(items), MAX_TABLES, what)
     _check_privacy(summary.policy.differential_privacy)
     seen: set[tuple[str, str, str, str]] = set()
-    for s in summary.strata:
-        where = f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
-        if vocabulary is not None:
+    for s in summary.strata:  # the hot loop: messages are built only for a refusal
+        key = (s.biomarker, s.method, s.specimen, s.histology_group)
+        if vocabulary is not None and not (
+            key[0] in vocabulary.biomarkers
+            and key[1] in vocabulary.methods
+            and key[2] in vocabulary.specimens
+            and key[3] in vocabulary.histology_groups
+        ):
+            where = _stratum(s)
             _name(s.biomarker, vocabulary.biomarkers, "biomarker", where)
             _name(s.method, vocabulary.methods, "method", where)
             _name(s.specimen, vocabulary.specimens, "specimen", where)
             _name(s.histology_group, vocabulary.histology_groups, "histology group", where)
-        key = (s.biomarker, s.method, s.specimen, s.histology_group)
         if key in seen:
-            raise InvalidArgument(f"{where} appears twice; each stratum is listed once")
+            raise InvalidArgument(f"{_stratum(s)} appears twice; each stratum is listed once")
         seen.add(key)
-        _check_cells(s, where)
+        suppressed = s.suppressed_cells
+        if s.withheld or suppressed or s.positive + s.negative + s.failed + s.equivocal != s.tests:
+            _check_cells(s, _stratum(s))
     for h in summary.turnaround:
         where = f"turnaround histogram {h.specimen[:40]}"
         if vocabulary is not None:
@@ -139,6 +146,10 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             raise InvalidArgument(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
             )
+
+
+def _stratum(s: pb.StratumCounts) -> str:
+    return f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
 
 
 def _check_cells(s: pb.StratumCounts, where: str) -> None:
