@@ -222,10 +222,13 @@ def test_a_daemon_ledger_alarm_stands_pauses_sending_and_shows_in_status(
         status = node_cli_run("status", "--data-dir", data_dir, "--json")
         assert status.exit_code == 1
         assert "not consistent" in json.loads(status.stdout)["ledger_alarm"]["message"]
+        # submit by hand: the same alarm, printed as such (exit 1), not "unreachable".
+        result = node_cli_run("submit", "--data-dir", data_dir)
+        assert result.exit_code == 1 and "ALARM: " in result.output, result.output
         # verify-receipts against the same rewritten log: still an alarm (exit 1), still standing.
         result = node_cli_run("verify-receipts", "--data-dir", data_dir)
         assert result.exit_code == 1 and "ALARM" in result.output
-        assert alarms.current(node.conn)["times"] == 2
+        assert alarms.current(node.conn)["times"] == 3
     finally:
         running.stop(grace=1)
 
