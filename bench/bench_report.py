@@ -34,7 +34,8 @@ SPECIMENS = ("tissue", "cytology", "plasma")
 
 
 def summary_for(site: str, rng: random.Random) -> pb.SiteSummary:
-    strata, per_test = [], {}
+    strata: list[pb.StratumCounts] = []
+    per_test: dict[tuple[str, str], list[int]] = {}
     for b in BIOMARKERS:
         for m in METHODS:
             for s in SPECIMENS:

@@ -150,7 +150,9 @@ def serve(
         raise click.UsageError("--insecure and --tls-cert exclude each other")
     if cfg.client_ca and not cfg.tls_cert:
         raise click.UsageError("--client-ca needs --tls-cert and --tls-key")
-    tls = TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert else None
+    tls = (
+        TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert and cfg.tls_key else None
+    )
     data = DataDir(cfg.data_dir)
     running = start(
         data,

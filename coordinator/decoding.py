@@ -31,7 +31,9 @@ def read_all(payloads: list[tuple[str, bytes]], vocabulary: Vocabulary | None = 
     out: list[Read] = []
     for payload_type, payload in payloads:
         try:
-            message = wire.decode(payload, MESSAGE_TYPES[payload_type])
+            message: pb.SiteSummary | epb.EqaResponse = wire.decode(
+                payload, MESSAGE_TYPES[payload_type]
+            )
         except ContractError as exc:
             out.append((False, str(exc), None))
             continue
@@ -93,7 +95,14 @@ class Decoder:
     def receive(self) -> list[Read]:
         """The answer to the last send (WorkerStopped if the process died; the next send starts another)."""
         try:
-            return self._worker.receive()
+            if self._worker is None:
+                raise WorkerStopped("the payload decoding process was not started")
+            answer = self._worker.receive()
+            if not isinstance(answer, list):
+                raise WorkerStopped(
+                    f"the payload decoding process answered {type(answer).__name__}"
+                )
+            return answer
         except WorkerStopped:
             self.close()
             raise

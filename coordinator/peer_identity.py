@@ -7,6 +7,8 @@ A site's certificate (deploy/pki/make-pki.sh) carries its id as the subject CN a
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 
 from coordinator.errors import PermissionDenied
@@ -16,7 +18,7 @@ SITE_URI_PREFIX = "rarenet:site:"
 
 def identities(context: grpc.ServicerContext) -> frozenset[str]:
     """The site ids the peer's client certificate names (empty if it presented none)."""
-    auth = context.auth_context() or {}
+    auth = cast("dict[str, list[bytes]]", context.auth_context() or {})  # stubs say int values
     names: set[str] = set()
     for key in ("x509_common_name", "x509_subject_alternative_name"):
         for raw in auth.get(key, ()):

@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, peer_identity, store, store_check
+from coordinator import benchmark, enrolment, eqa, peer_identity, store, store_check, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
@@ -86,6 +86,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
+        witnesses.ensure_schema(self.conn)
         self.mtls = mtls  # client certificates are required: each must name the site it acts for
         self.benchmarks = BenchmarkCache()
 
@@ -111,7 +112,14 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        return self.intake.submit(request, self._identities(context))
+        response = self.intake.submit(request, self._identities(context))
+        head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
+        answer = cpb.SubmitResponse()
+        answer.CopyFrom(response)
+        answer.checkpoint = witnesses.signed_checkpoint(
+            self.key, head.tree_size, head.root_hash
+        ).encode()
+        return answer
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
@@ -168,6 +176,26 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         sheet = eqa.score_sheet(self.intake.reader(), ask.round_id, site_id)
         return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(sheet))
+
+    @_guard
+    def GetCheckpoint(
+        self, request: cpb.GetCheckpointRequest, context
+    ) -> cpb.GetCheckpointResponse:
+        if not request.tree_size:
+            with self.intake.lock:
+                self.ledger.latest_head(self.conn)  # the empty tree's head, on a new ledger
+        return witnesses.checkpoint_response(
+            self.intake.reader(), self.key, request.tree_size or None
+        )
+
+    @_guard
+    def AddCosignature(
+        self, request: cpb.AddCosignatureRequest, context
+    ) -> cpb.AddCosignatureResponse:
+        with self.intake.lock:
+            site_id, count = witnesses.add(self.conn, self.key, request.checkpoint, enrolment.now())
+        log.info("cosignature from %s; %d witness(es) on that checkpoint", site_id, count)
+        return cpb.AddCosignatureResponse(cosigners=count)
 
     @_guard
     def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from coordinator.config import DataDir, SetupError
 from protos import dsse, keys, merkle, wire
+from protos import leaf as leaf_form
 from protos.errors import ContractError
 from protos.rarenet.v1 import ledger_pb2 as lpb
 
@@ -88,9 +89,9 @@ def _check(conn: sqlite3.Connection, trusted: dict[str, bytes], report: StoreRep
     payloads: dict[int, tuple[str, str, str, int, bytes]] = {}
     rows = conn.execute(
         "SELECT leaf_index, leaf_hash, envelope, envelope_sha256, site_id, payload_type, period,"
-        " sequence FROM ledger ORDER BY leaf_index"
+        " sequence, leaf_header FROM ledger ORDER BY leaf_index"
     )
-    for index, leaf, blob, sha, site, payload_type, period, sequence in rows:
+    for index, leaf, blob, sha, site, payload_type, period, sequence, header in rows:
         blob = bytes(blob)
         if index != len(leaves):
             report.problems.append(
@@ -98,14 +99,20 @@ def _check(conn: sqlite3.Connection, trusted: dict[str, bytes], report: StoreRep
             )
             return
         leaves.append(bytes(leaf))
-        if bytes(leaf) != merkle.leaf_hash(blob):
-            report.problems.append(
-                f"ledger leaf {index}: the leaf hash is not that of its envelope"
-            )
+        # The leaf data is the envelope's header (protos/leaf.py), or for an older leaf the
+        # serialised envelope itself.
+        data = blob if header is None else bytes(header)
+        if bytes(leaf) != merkle.leaf_hash(data):
+            report.problems.append(f"ledger leaf {index}: the leaf hash is not that of its data")
         if hashlib.sha256(blob).hexdigest() != sha:
             report.problems.append(f"ledger leaf {index}: the envelope digest does not match")
         try:
-            payload = wire.parse_envelope(blob).payload
+            envelope = wire.parse_envelope(blob)
+            if header is not None and leaf_form.header_data(leaf_form.header_for(envelope)) != data:
+                report.problems.append(
+                    f"ledger leaf {index}: the leaf header does not describe its envelope"
+                )
+            payload = envelope.payload
         except ContractError:
             report.problems.append(f"ledger leaf {index}: the envelope cannot be read")
             continue

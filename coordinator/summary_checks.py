@@ -142,7 +142,10 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             b <= a for a, b in zip(edges, edges[1:])
         ):
             raise InvalidArgument(f"{where}: bin edges must be finite and increasing")
-        if edges and len(v.counts) != len(edges) - 1:
+        if v.withheld:
+            if len(v.counts):
+                raise InvalidArgument(f"{where}: a withheld histogram releases no counts")
+        elif edges and len(v.counts) != len(edges) - 1:
             raise InvalidArgument(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
             )

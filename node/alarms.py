@@ -1,45 +1,63 @@
-"""A ledger alarm that stands until it is resolved: the coordinator's log forked, shrank or lost a
-receipted entry. It is kept in the node's database, shown by `rarenet-node status`, logged at
-CRITICAL on every daemon run, and it pauses sending (the node does not feed a log it cannot
-trust). `rarenet-node verify-receipts` lifts it once every kept receipt checks out again."""
+"""Ledger alarms that stand until they are resolved, in the node's one alarm table
+(ledger_alarms, shared with the witness in node/witness.py).
+
+A receipts alarm (the coordinator's log shrank, is not consistent with a tree head it signed
+before, or lost a receipted entry) is kept with the latest signed tree head this node holds as
+evidence (DATA_DIR/alarms/...), shown by `rarenet-node status` (which then exits 1), logged at
+CRITICAL on every daemon run, and it pauses sending: the node does not feed a log it cannot trust.
+`rarenet-node verify-receipts` lifts it once every kept receipt checks out again. A fork seen as a
+witness (kind "checkpoint") stays open until the coordinating centre has answered (node/witness.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
 
-from node import store
+from node import witness
+from node.config import NodeConfig
 from node.errors import LedgerAlarm
 
-KEY = "ledger_alarm"
+RECEIPTS = "receipts"
 
 
-def record(conn: sqlite3.Connection, alarm: LedgerAlarm) -> dict:
-    """Keep the alarm (the first one raised stays, with how many times it was raised since)."""
-    standing = current(conn)
+def record(conn: sqlite3.Connection, config: NodeConfig, alarm: LedgerAlarm) -> None:
+    """Keep the alarm, unless it was kept when it was raised."""
+    if alarm.recorded:
+        return
+    row = conn.execute("SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1").fetchone()
+    evidence = {"latest-signed-tree-head.bin": bytes(row[0])} if row else {}
+    witness.raise_alarm(conn, config, str(alarm), evidence, kind=RECEIPTS)
+    alarm.recorded = True
+
+
+def standing(conn: sqlite3.Connection) -> list[dict[str, str]]:
+    """The alarms not lifted, oldest first."""
+    return [
+        {"raised_at": at, "reason": reason, "evidence": evidence, "kind": kind}
+        for at, reason, evidence, kind in conn.execute(
+            "SELECT raised_at, reason, evidence, kind FROM ledger_alarms"
+            " WHERE lifted_at IS NULL ORDER BY id"
+        )
+    ]
+
+
+def lift_receipt_alarms(conn: sqlite3.Connection) -> int:
+    """After verify-receipts passed: the receipts alarms are lifted; returns how many."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    if standing is None:
-        standing = {"message": str(alarm), "since": now, "times": 0}
-    standing["times"] += 1
-    standing["last"] = now
-    standing["last_message"] = str(alarm)
-    store.set_state(conn, KEY, json.dumps(standing))
-    return standing
+    return conn.execute(
+        "UPDATE ledger_alarms SET lifted_at = ? WHERE lifted_at IS NULL AND kind = ?",
+        (now, RECEIPTS),
+    ).rowcount
 
 
-def current(conn: sqlite3.Connection) -> dict | None:
-    raw = store.get_state(conn, KEY)
-    return json.loads(raw) if raw else None
-
-
-def clear(conn: sqlite3.Connection) -> None:
-    conn.execute("DELETE FROM state WHERE key = ?", (KEY,))
-
-
-def describe(standing: dict) -> str:
+def describe(alarm: dict[str, str]) -> str:
+    lift = (
+        "once the log is sound again, `rarenet-node verify-receipts` lifts it"
+        if alarm["kind"] == RECEIPTS
+        else "it stays until the coordinating centre has answered"
+    )
     return (
-        f"LEDGER ALARM standing since {standing['since']} (raised {standing['times']} time(s)): "
-        f"{standing['message']}. Sending is paused. Tell the coordinating centre now; once the "
-        "log is sound again, `rarenet-node verify-receipts` lifts the alarm"
+        f"LEDGER ALARM since {alarm['raised_at']}: {alarm['reason']}. Evidence: "
+        f"{alarm['evidence']}. Sending is paused. Tell the coordinating centre now; {lift}"
     )

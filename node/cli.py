@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from node import alarms, outbox, receipts, send, store, summary, synth
+from node import alarms, outbox, receipts, release, send, store, summary, synth, witness
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
@@ -20,7 +21,7 @@ from node.errors import LedgerAlarm, NodeError, Unreachable
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
-from node.standard import load_cached
+from node.standard import check_bounds, load_cached
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -63,6 +64,7 @@ def _open(data_dir: Path):
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """A rarenet lab node: only signed aggregate summaries ever leave this site."""
+    os.umask(0o077)  # whatever the node writes is its user's alone (node/config.py)
 
 
 @main.command()
@@ -392,6 +394,12 @@ def _report_flush(report: send.FlushReport) -> None:
             "daemon) sends them when the coordinator can be reached",
             err=True,
         )
+    if report.witnessed:
+        _report_witness(report.witnessed)
+    if report.witness_error:
+        click.echo(
+            f"witness: not this time ({report.witness_error}); tried again next time", err=True
+        )
     if report.unreachable:
         raise SystemExit(EXIT_UNREACHABLE)
     if report.failed or report.pending:
@@ -420,13 +428,17 @@ def _standard_for_signing(cfg, client: CoordinatorClient):
 def submit(data_dir: Path, period: str | None) -> None:
     """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
     cfg, conn = _open(data_dir)
+    held = False
     with CoordinatorClient(cfg) as client:
         if period:
             p = parse_period(period)
             send.check_period(conn, p)
             standard = _standard_for_signing(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, p)
-            if queued.sequence is None:
+            if queued.held:
+                click.echo(f"held, nothing signed: {queued.held}", err=True)
+                held = True
+            elif queued.sequence is None:
                 click.echo(
                     f"{queued.period}: nothing changed since the last summary; not signing a new one"
                 )
@@ -436,6 +448,8 @@ def submit(data_dir: Path, period: str | None) -> None:
                 )
         report = send.flush(conn, cfg, client)
     _report_flush(report)
+    if held:
+        raise SystemExit(1)
 
 
 @main.command("verify-receipts")
@@ -447,15 +461,53 @@ def verify_receipts(data_dir: Path) -> None:
         try:
             result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
         except LedgerAlarm as alarm:  # exit 1 with ALARM; unreachable is exit 3, no alarm
-            alarms.record(conn, alarm)
+            alarms.record(conn, cfg, alarm)
             raise
-    lifted = alarms.current(conn)
-    alarms.clear(conn)
+    lifted = alarms.lift_receipt_alarms(conn)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
-        "the log only grew"
-        + (f" (the ledger alarm standing since {lifted['since']} is lifted)" if lifted else "")
+        "the log only grew" + (f"; {lifted} ledger alarm(s) lifted" if lifted else "")
     )
+    for alarm in alarms.standing(conn):  # a fork seen as a witness is not lifted here
+        click.echo(alarms.describe(alarm), err=True)
+
+
+def _report_witness(report: witness.WitnessReport) -> None:
+    others = ", ".join(report.cosigners) or "no other site yet"
+    click.echo(
+        f"witness: cosigned checkpoint {report.tree_size}"
+        f"{'' if report.delivered else ' (cosignature not yet delivered)'}; "
+        f"also cosigned by {others}"
+    )
+    for size, sites in sorted(report.same_as_mine.items()):
+        if size != report.tree_size:
+            click.echo(
+                f"witness: checkpoint {size}, cosigned by this site, also by {', '.join(sites) or 'no other site'}"
+            )
+    for problem in report.problems:
+        click.echo(f"witness: {problem}", err=True)
+
+
+@main.command("witness")
+@data_dir_option
+def witness_command(data_dir: Path) -> None:
+    """Act as a witness of the coordinator's log: check its latest checkpoint extends the last one
+    this site cosigned, cosign it, and see which other sites cosigned the same. Exit 1 on a
+    ledger alarm (the evidence is kept under DATA_DIR/alarms/), 3 if unreachable."""
+    from node.client import RpcFailure
+    from node.errors import LedgerAlarm
+
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        try:
+            report = witness.step(conn, cfg, client)
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(1) from None
+        except RpcFailure as exc:
+            click.echo(str(exc), err=True)
+            raise SystemExit(3 if exc.retryable else 1) from None
+    _report_witness(report)
 
 
 @main.group()
@@ -521,6 +573,21 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
         )
 
 
+@standards.command("accept")
+@data_dir_option
+def standards_accept(data_dir: Path) -> None:
+    """Approve re-releasing already released periods under the cached standard."""
+    cfg, conn = _open(data_dir)
+    std = load_cached(cfg.standard_path)
+    check_bounds(std, cfg.disclosure)
+    store.set_state(conn, release.ACCEPTED_STANDARD, std.version)
+    click.echo(
+        f"standard {std.version} accepted: periods already released under another standard may "
+        "be signed again under it (each such version is a new table the centre can compare with "
+        "the old one; see docs/privacy.md)"
+    )
+
+
 @main.command()
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True)
@@ -562,16 +629,18 @@ def status(data_dir: Path, as_json: bool) -> None:
         else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),
-        "ledger_alarm": alarms.current(conn),
+        "last_cosigned_checkpoint": witness.latest_cosigned(conn),
+        "ledger_alarms": witness.alarms(conn),
+        "ledger_alarms_standing": alarms.standing(conn),
     }
-    standing = info["ledger_alarm"]
-    if standing and not as_json:
-        click.echo(alarms.describe(standing), err=True)
+    standing = info["ledger_alarms_standing"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
+    for alarm in standing:
+        click.echo(alarms.describe(alarm), err=True)
     if standing:
         raise SystemExit(1)
 

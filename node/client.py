@@ -118,6 +118,12 @@ class CoordinatorClient:
     def eqa_score(self, request: Envelope) -> Envelope:
         return self._call(self.stub.GetEqaScore, request).score_sheet
 
+    def checkpoint(self, tree_size: int = 0) -> cpb.GetCheckpointResponse:
+        return self._call(self.stub.GetCheckpoint, cpb.GetCheckpointRequest(tree_size=tree_size))
+
+    def add_cosignature(self, cosigned: bytes) -> cpb.AddCosignatureResponse:
+        return self._call(self.stub.AddCosignature, cpb.AddCosignatureRequest(checkpoint=cosigned))
+
     def tree_head(self) -> Envelope:
         return self._call(self.stub.GetTreeHead, cpb.GetTreeHeadRequest()).signed_tree_head
 

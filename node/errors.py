@@ -24,6 +24,8 @@ class SubmitError(NodeError):
 class LedgerAlarm(NodeError):
     """The coordinator's log forked, shrank or lost a receipt: tell the coordinating centre."""
 
+    recorded = False  # kept in the node's database already (node/alarms.py, node/witness.py)
+
 
 class Unreachable(SubmitError):
     """The coordinator could not be reached (temporary: try again later; exit status 3)."""

@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import alarms, outbox, privacy, summary
+from node import alarms, outbox, release, summary, witness
 from node.client import CoordinatorClient, CoordinatorUnreachable, RpcFailure
 from node.config import NodeConfig
 from node.errors import LedgerAlarm, PeriodNotReady
@@ -19,8 +19,9 @@ from protos.periods import Period
 @dataclass
 class Queued:
     period: str
-    sequence: int | None  # None: nothing changed since the last summary of this period
+    sequence: int | None  # None: nothing signed (unchanged, or held: see `held`)
     envelope_sha256: str | None
+    held: str = ""  # why a changed period was not signed again
 
 
 def check_period(conn: sqlite3.Connection, period: Period, today: dt.date | None = None) -> None:
@@ -56,8 +57,9 @@ def queue_summary(
     period: Period,
     today: dt.date | None = None,
 ) -> Queued:
-    """Build, sign and store the period's summary in the outbox, unless it says nothing new;
-    PeriodNotReady (before anything is signed) for an open, future or empty period."""
+    """Build, sign and store the period's summary in the outbox, unless it says nothing new or
+    the revision must be held (node/release.py); PeriodNotReady (before anything is signed) for
+    an open, future or empty period."""
     check_period(conn, period, today)
     sequence = summary.next_sequence(conn)
     message, payload = summary.build(conn, config, standard, period, sequence)
@@ -67,23 +69,20 @@ def queue_summary(
         previous.sequence = message.sequence
         if previous == message:
             return Queued(period.label, None, None)
-    dp = config.disclosure.differential_privacy
-    if dp:
-        privacy.check_budget(
-            conn, config.disclosure.epsilon_per_period, config.disclosure.epsilon_total
-        )
+        held = release.revision_held(conn, config, standard, period, previous)
+        if held:
+            return Queued(period.label, None, None, held)
     envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
-    spend = (
-        (
-            lambda c: privacy.record_spend(
-                c, sequence, period.label, config.disclosure.epsilon_per_period
-            )
-        )
-        if dp
-        else None
-    )
     return Queued(
-        period.label, sequence, outbox.add(conn, envelope, period.label, sequence, also=spend)
+        period.label,
+        sequence,
+        outbox.add(
+            conn,
+            envelope,
+            period.label,
+            sequence,
+            also=lambda c: release.snapshot(c, period),
+        ),
     )
 
 
@@ -93,6 +92,8 @@ class FlushReport:
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
     unreachable: bool = False  # the coordinator could not be reached: try again later
+    witnessed: witness.WitnessReport | None = None  # this node's round as a witness, after sending
+    witness_error: str | None = None  # why that round could not run (tried again next time)
 
 
 def flush(
@@ -105,7 +106,7 @@ def flush(
     try:
         _flush(conn, config, client, due_only, trusted, report)
     except LedgerAlarm as alarm:
-        alarms.record(conn, alarm)
+        alarms.record(conn, config, alarm)
         raise
     report.pending = len(outbox.pending(conn))
     return report
@@ -138,7 +139,14 @@ def _flush(
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)
+        if response.checkpoint:
+            witness.record(conn, config, response.checkpoint, "submit")
         outbox.mark_delivered(
             conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
         )
         report.delivered.append((item.sequence, receipt.leaf_index))
+    if report.delivered:
+        try:
+            report.witnessed = witness.step(conn, config, client)
+        except RpcFailure as exc:
+            report.witness_error = str(exc)

@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from coordinator.server import start
+from coordinator.server import Running, start
 from node.cli import main as node_cli
 from node.client import CoordinatorClient
 from node.errors import LedgerAlarm
@@ -29,7 +29,7 @@ def submit_two(node_factory, synthetic_csv):
     return node
 
 
-def restart(coordinator, tamper) -> object:
+def restart(coordinator, tamper) -> Running:
     data = coordinator.service.data
     coordinator.stop(grace=1)
     conn = sqlite3.connect(data.db)

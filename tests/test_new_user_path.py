@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 from coordinator import enrolment
 from coordinator.cli import main as coordinator_cli
 from coordinator.server import start
-from node import alarms, daemon, outbox, store
+from node import alarms, daemon, outbox, store, witness
 from node.cli import main as node_cli
 from node.errors import LedgerAlarm
 from node.send import flush, queue_summary
@@ -60,7 +61,7 @@ def test_verify_receipts_unreachable_is_exit_3_without_alarm(
     coordinator.stop(grace=1)
     result = node_cli_run("verify-receipts", "--data-dir", str(node.config.data_dir))
     assert result.exit_code == 3 and "cannot be reached" in result.output
-    assert "ALARM" not in result.output and alarms.current(node.conn) is None
+    assert "ALARM" not in result.output and alarms.standing(node.conn) == []
 
 
 @pytest.mark.parametrize(
@@ -116,7 +117,9 @@ def test_periods_lower_case_open_future_and_empty(coordinator, node_factory, syn
         assert store.get_state(node.conn, "last_sequence") is None  # no sequence number used
         assert outbox.pending(node.conn) == []
     result = node_cli_run("submit", "--data-dir", data_dir, "--period", "2026q3")
-    assert result.exit_code == 0 and "2026Q3: signed summary sequence 1" in result.output
+    assert result.exit_code == 0 and "2026Q3: signed summary sequence 1" in result.output, (
+        result.output
+    )
 
 
 def test_benchmark_of_an_empty_period_and_of_a_one_site_network(
@@ -216,19 +219,25 @@ def test_a_daemon_ledger_alarm_stands_pauses_sending_and_shows_in_status(
             assert "LEDGER ALARM" in caplog.text and "not consistent" in caplog.text
             caplog.clear()
             report = daemon.deliver(data_dir)  # ...and stands: every run says so, nothing is sent
-            assert "LEDGER ALARM standing since" in caplog.text and report.delivered == []
-        standing = alarms.current(node.conn)
-        assert standing["times"] == 1 and "not consistent" in standing["message"]
+            assert "LEDGER ALARM since" in caplog.text and "Sending is paused" in caplog.text
+            assert report.delivered == []
+        (standing,) = alarms.standing(node.conn)
+        assert standing["kind"] == "receipts" and "not consistent" in standing["reason"]
+        evidence = Path(standing["evidence"])
+        assert (evidence / "ALARM.txt").exists() and (
+            evidence / "latest-signed-tree-head.bin"
+        ).exists()
         status = node_cli_run("status", "--data-dir", data_dir, "--json")
         assert status.exit_code == 1
-        assert "not consistent" in json.loads(status.stdout)["ledger_alarm"]["message"]
+        shown = json.loads(status.stdout)["ledger_alarms_standing"]
+        assert len(shown) == 1 and "not consistent" in shown[0]["reason"]
         # submit by hand: the same alarm, printed as such (exit 1), not "unreachable".
         result = node_cli_run("submit", "--data-dir", data_dir)
         assert result.exit_code == 1 and "ALARM: " in result.output, result.output
         # verify-receipts against the same rewritten log: still an alarm (exit 1), still standing.
         result = node_cli_run("verify-receipts", "--data-dir", data_dir)
         assert result.exit_code == 1 and "ALARM" in result.output
-        assert alarms.current(node.conn)["times"] == 3
+        assert len(alarms.standing(node.conn)) == 3  # each raised alarm is kept
     finally:
         running.stop(grace=1)
 
@@ -240,7 +249,9 @@ def test_verify_receipts_lifts_an_alarm_once_the_log_checks_out(
     node.ingest(synthetic_csv("lab-a", rows=400))
     queue_summary(node.conn, node.config, load_cached(node.config.standard_path), PERIOD)
     assert flush(node.conn, node.config, node.client).delivered
-    alarms.record(node.conn, LedgerAlarm("a test alarm"))
+    alarms.record(node.conn, node.config, LedgerAlarm("a test alarm"))
+    assert len(alarms.standing(node.conn)) == 1
     result = node_cli_run("verify-receipts", "--data-dir", str(node.config.data_dir))
-    assert result.exit_code == 0 and "is lifted" in result.output
-    assert alarms.current(node.conn) is None
+    assert result.exit_code == 0 and "1 ledger alarm(s) lifted" in result.output
+    assert alarms.standing(node.conn) == []
+    assert len(witness.alarms(node.conn)) == 1  # lifted, and kept as history
