@@ -34,6 +34,8 @@ LAYOUT = tuple(
         r"MANIFEST\.json",
         r"MANIFEST\.sig",
         r"tree_head\.envelope",
+        r"checkpoint\.txt",
+        r"keys/witnesses\.json",
         r"standard\.toml",
         r"report/benchmark\.json",
         r"report/index\.html",  # carried by bundles from older coordinators; never verified

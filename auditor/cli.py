@@ -22,12 +22,12 @@ def _unreadable(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _verified(bundle: Path, coordinator_key: Path | None) -> Result:
+def _verified(bundle: Path, coordinator_key: Path | None, witnesses: int = 0) -> Result:
     """The verification of a bundle; exit status 2 with the reason when it cannot be read."""
     from auditor.verify import verify as run
 
     try:
-        return run(bundle, coordinator_key)
+        return run(bundle, coordinator_key, witnesses)
     except BundleUnreadable as exc:
         _unreadable(str(exc))
     except Exception as exc:  # noqa: BLE001 - never a traceback for a crafted bundle
@@ -88,11 +88,19 @@ _PIN = click.option(
 @main.command()
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
 @_PIN
+@click.option(
+    "--witnesses",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Require at least N distinct enrolled sites' cosignatures on the checkpoint the bundle "
+    "proves against.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
+def verify(bundle: Path, coordinator_key: Path | None, witnesses: int, as_json: bool) -> None:
     """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: the
     bundle cannot be read (not a zip, duplicate or unknown members, a member too large)."""
-    result = _verified(bundle, coordinator_key)
+    result = _verified(bundle, coordinator_key, witnesses)
     failed = sum(not c.ok for c in result.checks)
     if as_json:
         _not_pinned_warning(result, err=True)

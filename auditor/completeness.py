@@ -57,7 +57,12 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
         return [Finding("completeness", False, str(exc))]
     findings = _receipts_agree(files, tree)
     scope = set(periods) | {leaf.EQA_PERIOD_PREFIX + r for r in rounds}
-    expected = {i for i, h in enumerate(headers) if h.period in scope}
+    site = manifest.get("site")  # a per-site bundle is complete for that site's submissions
+    expected = {
+        i
+        for i, h in enumerate(headers)
+        if h.period in scope and (site is None or h.site_id == site)
+    }
     for index in sorted(expected):
         header = headers[index]
         member = f"envelopes/{index}.envelope"
@@ -96,6 +101,8 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
             )
     missing = sum(not f.ok for f in findings)
     what = ", ".join(periods + [f"EQA {r}" for r in rounds])
+    if site is not None:
+        what = f"site {site} in {what}"
     findings.append(
         Finding(
             "completeness",

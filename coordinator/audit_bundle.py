@@ -5,7 +5,10 @@ for the signatures (see the README's openssl steps).
                          and what the bundle is complete for (complete_for: the report's periods
                          and EQA rounds)
     MANIFEST.sig         raw Ed25519 signature over PAE(MANIFEST_TYPE, MANIFEST.json)
-    tree_head.envelope   the signed tree head every inclusion proof leads to
+    tree_head.envelope   the signed tree head every inclusion proof leads to: of those holding
+                         what the report uses, the one most witnesses cosigned
+    checkpoint.txt       the same tree head as a C2SP checkpoint, with the witnesses' cosignatures
+    keys/witnesses.json  every site key as a witness key (name, key, enrolment dates)
     ledger/leaves.json   every leaf of the ledger up to that head: {"header": base64 leaf data}, or
                          for a leaf of the older whole-envelope form {"envelope": member}, so the
                          auditor rebuilds the whole tree and sees every accepted submission
@@ -22,6 +25,13 @@ for the signatures (see the README's openssl steps).
 
 The HTML report is not in the bundle: nothing could verify it. `rarenet-audit show --html`
 renders the verified benchmark.json instead.
+
+With --site, the bundle shows peers only as the site's own benchmark view does: it holds that
+site's signed summaries, receipts, proofs and keys, and no peer's (a signed summary names its
+site and cannot be renamed without breaking its signature). An auditor then checks the site's own
+figures and that every submission of that site for the period is in it; the network figures cannot
+be recomputed from it. The ledger's leaf headers (site, period, sequence, digests: no figures) are
+listed for every leaf, because completeness cannot be proven without them (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -33,16 +43,33 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
-from coordinator import benchmark, ledger
+from coordinator import benchmark, ledger, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.standards import Standard
 from protos import dsse, keys, leaf, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1.envelope_pb2 import Envelope
 
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
 FORMAT = "rarenet audit bundle v2"
+
+
+def _witnessed_head(
+    conn: sqlite3.Connection, appended: ledger.Ledger, signed_inputs: benchmark.Inputs
+) -> Envelope:
+    """The signed tree head the bundle proves against: of the tree heads holding every summary
+    and EQA response the report uses, the one whose checkpoint most witnesses cosigned
+    (coordinator/witnesses.py); the latest when none was cosigned."""
+    latest = wire.decode(appended.latest_head(conn).payload, lpb.TreeHead).tree_size
+    used = [i for entries in signed_inputs.by_period.values() for i, _ in entries.values()]
+    used += [i for r in signed_inputs.eqa_rounds for i, _ in r.responses.values()]
+    size = witnesses.best_size(conn, max(used) + 1 if used else 0, latest)
+    (signed,) = conn.execute(
+        "SELECT signed FROM tree_heads WHERE tree_size = ?", (size,)
+    ).fetchone()
+    return wire.parse_envelope(signed)
 
 
 def build(
@@ -76,13 +103,17 @@ def _contents(
     shown = benchmark.for_site(full, site) if site else full
     files: dict[str, bytes] = {}
     appended = ledger.Ledger(conn, key)
-    signed_head = appended.latest_head(conn)
+    signed_head = _witnessed_head(conn, appended, signed_inputs)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
+    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size).encode()
+    files["keys/witnesses.json"] = (
+        json.dumps(witnesses.witness_records(conn), indent=2).encode() + b"\n"
+    )
     periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
     rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
     leaves = ledger.leaves_for(
-        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds]
+        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
     )
     files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files)
     for entry in signed_inputs.eqa_rounds:

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -246,8 +247,30 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
 @click.option(
     "--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path)
 )
-def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None) -> None:
-    """Write OUT/benchmark.json, CSV tables and OUT/index.html for PERIOD."""
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: the standard's [report] language, else en).",
+)
+@click.option(
+    "--lab-reports",
+    is_flag=True,
+    help="Also write every lab's individual report to OUT/labs/SITE.html (always above 100 labs).",
+)
+@click.option("--pdf", "lab_pdfs", is_flag=True, help="Also print each lab's report to PDF.")
+def benchmark(
+    data_dir: Path,
+    period: str,
+    out: Path,
+    standard_path: Path | None,
+    lang: str | None,
+    lab_reports: bool,
+    lab_pdfs: bool,
+) -> None:
+    """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
+    from coordinator import followup
+    from rendering.pdf import PdfUnavailable
+
     data = DataDir(data_dir).check()
     standard = load_standard(standard_path or data.standard)
     say = lambda m: click.echo(f"… {m}", err=True)
@@ -262,7 +285,23 @@ def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None
     if note:
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
-    for path in report.write(result, out, progress=say):
+    extra = followup.gather(conn, result, standard, progress=say)
+    language = lang or str(standard.data.get("report", {}).get("language", "en"))
+    if language not in ("zh", "en"):
+        raise click.UsageError(f"the standard's [report] language {language!r} is not zh or en")
+    try:
+        written = report.write(
+            result,
+            out,
+            progress=say,
+            followup=extra,
+            lang=language,
+            lab_reports=True if lab_reports or lab_pdfs else None,
+            lab_pdfs=lab_pdfs,
+        )
+    except PdfUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
         click.echo(path)
 
 
@@ -402,6 +441,23 @@ def eqa_list(data_dir: Path) -> None:
         )
 
 
+@main.group("key")
+def key_group() -> None:
+    """The coordinator's signing key."""
+
+
+@key_group.command("show")
+@data_dir_option
+def key_show(data_dir: Path) -> None:
+    """Print the coordinator's public key (PEM) and its full fingerprint, to hand to auditors
+    (`rarenet-audit verify --coordinator-key`) by a channel other than the bundle."""
+    from protos import dsse, keys
+
+    raw = keys.public_raw(DataDir(data_dir).signing_key())
+    click.echo(keys.public_pem(raw).decode("ascii"), nl=False)
+    click.echo(f"fingerprint (SHA-256 of the raw Ed25519 public key): {dsse.keyid(raw)}")
+
+
 @main.command("audit-bundle")
 @data_dir_option
 @click.option("--period", required=True)
@@ -421,11 +477,43 @@ def audit_bundle(
     data_dir: Path, period: str, site: str | None, out: Path, standard_path: Path | None
 ) -> None:
     """Write a signed bundle an auditor verifies offline with `rarenet-audit verify`."""
+    from coordinator import witnesses
     from coordinator.audit_bundle import build
 
     data = DataDir(data_dir).check()
     manifest = build(data, load_standard(standard_path or data.standard), period, out, site)
     click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
+    with closing(sqlite3.connect(data.db)) as conn:
+        cosigners = witnesses.cosigners(conn, manifest["tree_size"])
+    click.echo(
+        f"its checkpoint is cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}"
+        " (rarenet-audit verify --witnesses N asks for N)"
+    )
+
+
+@main.command("checkpoint")
+@data_dir_option
+@click.option(
+    "--tree-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="A tree size the ledger signed a head for (default: the latest).",
+)
+def checkpoint_command(data_dir: Path, tree_size: int | None) -> None:
+    """Print the ledger's checkpoint (C2SP signed note) with the sites' cosignatures collected for
+    it; which sites cosigned goes to stderr. Publish it where labs and auditors can compare."""
+    from coordinator import witnesses
+
+    data = DataDir(data_dir).check()
+    with closing(sqlite3.connect(data.db)) as conn:
+        note = witnesses.cosigned(conn, data.signing_key(), tree_size)
+        size = int(note.text.split("\n")[1])
+        cosigners = witnesses.cosigners(conn, size)
+    sys.stdout.buffer.write(note.encode())
+    click.echo(
+        f"tree size {size}, cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,16 @@ from coordinator.summary_checks import MAX_SEQUENCE, Vocabulary, check_summary
 from protos import wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
+from protos.rarenet.v1 import action_pb2 as apb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.worker import Worker, WorkerStopped, serve
 
-MESSAGE_TYPES = {wire.SITE_SUMMARY: pb.SiteSummary, wire.EQA_RESPONSE: epb.EqaResponse}
+MESSAGE_TYPES = {
+    wire.SITE_SUMMARY: pb.SiteSummary,
+    wire.EQA_RESPONSE: epb.EqaResponse,
+    wire.CORRECTIVE_ACTION: apb.CorrectiveAction,
+}
 KNOWN_SCHEMAS = {wire.SCHEMA_VERSION}
 
 Read = tuple[bool, bytes | str, CoordinatorError | None]
@@ -31,7 +36,7 @@ def read_all(payloads: list[tuple[str, bytes]], vocabulary: Vocabulary | None = 
     out: list[Read] = []
     for payload_type, payload in payloads:
         try:
-            message: pb.SiteSummary | epb.EqaResponse = wire.decode(
+            message: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction = wire.decode(
                 payload, MESSAGE_TYPES[payload_type]
             )
         except ContractError as exc:
@@ -49,14 +54,24 @@ def read_all(payloads: list[tuple[str, bytes]], vocabulary: Vocabulary | None = 
 
 
 def check_content(
-    message: pb.SiteSummary | epb.EqaResponse, vocabulary: Vocabulary | None = None
+    message: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction,
+    vocabulary: Vocabulary | None = None,
 ) -> None:
     if message.schema_version not in KNOWN_SCHEMAS:
-        what = "summary" if isinstance(message, pb.SiteSummary) else "EQA response"
+        what = {
+            pb.SiteSummary: "summary",
+            epb.EqaResponse: "EQA response",
+            apb.CorrectiveAction: "corrective action",
+        }[type(message)]
         raise FailedPrecondition(
             f"{what} schema version {message.schema_version} is not known here "
             f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator"
         )
+    if isinstance(message, apb.CorrectiveAction):
+        from coordinator import actions
+
+        actions.check_content(message)
+        return
     if isinstance(message, epb.EqaResponse):
         if not 1 <= message.sequence <= MAX_SEQUENCE or not message.round_id:
             raise InvalidArgument(

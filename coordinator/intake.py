@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import eqa
+from coordinator import actions, eqa
 from coordinator.decoding import Decoder
 from coordinator.errors import (
     AlreadyExists,
@@ -33,6 +33,7 @@ from coordinator.summary_checks import MAX_PAYLOAD_BYTES, Vocabulary
 from protos import dsse, leaf, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
+from protos.rarenet.v1 import action_pb2 as apb
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -42,7 +43,7 @@ from protos.worker import WorkerStopped
 log = logging.getLogger("rarenet.coordinator")
 
 
-SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
+SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
 MAX_SEQUENCE_STEP = 1_000_000  # how far past the last accepted one a sequence number may jump
 
 
@@ -143,11 +144,15 @@ class _Pending:
     sha: str = ""
     site_id: str = ""
     keyid: str = ""
-    summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
+    # What the payload type names.
+    summary: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction | None = None
     received: dt.datetime | None = None
     identities: frozenset[str] | None = None  # the sites the client certificate names (mTLS)
+    leaf_header: bool = False  # append a header, not the whole envelope (the node checks them)
 
-    def checked(self) -> tuple[pb.SiteSummary | epb.EqaResponse, dt.datetime]:
+    def checked(
+        self,
+    ) -> tuple[pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction, dt.datetime]:
         """The payload and the time it was received, which the checks fill in."""
         if self.summary is None or self.received is None:
             raise RuntimeError("a submission reached the ledger before it was checked")
@@ -201,10 +206,15 @@ class Intake:
         return conn
 
     def submit(
-        self, envelope: Envelope, identities: frozenset[str] | None = None
+        self,
+        envelope: Envelope,
+        identities: frozenset[str] | None = None,
+        leaf_header: bool = False,
     ) -> cpb.SubmitResponse:
         """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
-        client certificate names; the envelope's signer must be one of them."""
+        client certificate names; the envelope's signer must be one of them. With `leaf_header`
+        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
+        nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
@@ -218,7 +228,7 @@ class Intake:
         site = self._signer_site(envelope)
         if site is not None:
             self.rate_limit.take(site)
-        item = _Pending(envelope, identities=identities)
+        item = _Pending(envelope, identities=identities, leaf_header=leaf_header)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
@@ -357,7 +367,14 @@ class Intake:
         problem: CoordinatorError | None,
     ) -> None:
         item.received = received = self.clock()
-        if item.envelope.payload_type == wire.EQA_RESPONSE:
+        if item.envelope.payload_type == wire.CORRECTIVE_ACTION:
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(
+                    f"the payload cannot be read as a corrective action: {value!s}"
+                )
+            item.summary = action = apb.CorrectiveAction.FromString(value)
+            actions.check(conn, action, item.site_id, received.date(), problem)
+        elif item.envelope.payload_type == wire.EQA_RESPONSE:
             if not readable or isinstance(value, str):
                 raise InvalidArgument(f"the payload cannot be read as an EQA response: {value!s}")
             item.summary = response = epb.EqaResponse.FromString(value)
@@ -450,6 +467,9 @@ class Intake:
             for offset, item in enumerate(accepted):
                 index = staged.first_index + offset
                 summary, _ = item.checked()
+                if isinstance(summary, apb.CorrectiveAction):
+                    actions.store(conn, index, item.site_id, summary, item.envelope.payload)
+                    continue
                 if isinstance(summary, epb.EqaResponse):
                     conn.execute(
                         "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
@@ -463,6 +483,7 @@ class Intake:
                         ),
                     )
                     continue
+                assert isinstance(summary, pb.SiteSummary)  # the only other kind intake takes
                 conn.execute(
                     "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -492,6 +513,8 @@ def _accepted(item: _Pending) -> Accepted:
     period = (
         summary.period
         if isinstance(summary, pb.SiteSummary)
+        else leaf.ACTION_PERIOD_PREFIX + summary.action_id
+        if isinstance(summary, apb.CorrectiveAction)
         else leaf.EQA_PERIOD_PREFIX + summary.round_id
     )
     return Accepted(
@@ -503,4 +526,5 @@ def _accepted(item: _Pending) -> Accepted:
         period=period,
         sequence=summary.sequence,
         received_at=received.isoformat(timespec="seconds"),
+        leaf_header=item.leaf_header,
     )

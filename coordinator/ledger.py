@@ -36,15 +36,16 @@ class Accepted:
     period: str  # the summary's period, or eqa:ROUND for an EQA response
     sequence: int
     received_at: str  # RFC 3339, seconds, UTC
+    leaf_header: bool  # append a header (else the whole envelope, for nodes from before headers)
 
 
 @dataclass
 class Staged:
-    """A batch ready to be written: leaf headers and hashes, the signed head, signed receipts."""
+    """A batch ready to be written: leaf data and hashes, the signed head, signed receipts."""
 
     first_index: int
     accepted: list[Accepted]
-    headers: list[lpb.LeafHeader]
+    headers: list[lpb.LeafHeader | None]  # None: the leaf is the whole envelope
     leaves: list[bytes]  # leaf hashes
     head: lpb.TreeHead
     signed_head: Envelope
@@ -76,31 +77,21 @@ class Ledger:
         follow the current tree; nothing is written."""
         first = len(self.tree)
         headers = [
-            leaf.make_header(a.envelope, a.site_id, a.period, a.sequence, a.sha) for a in accepted
+            leaf.make_header(a.envelope, a.site_id, a.period, a.sequence, a.sha)
+            if a.leaf_header
+            else None
+            for a in accepted
         ]
-        leaves = [merkle.leaf_hash(leaf.header_data(h)) for h in headers]
+        leaves = [
+            merkle.leaf_hash(a.data if h is None else leaf.header_data(h))
+            for a, h in zip(accepted, headers)
+        ]
         head, signed_head = self.sign_head(
             first + len(accepted), self.tree.root_if_appended(*leaves)
         )
         receipts = [
-            dsse.sign(
-                wire.RECEIPT,
-                wire.encode(
-                    lpb.Receipt(
-                        site_id=a.site_id,
-                        period=a.period,
-                        sequence=a.sequence,
-                        envelope_sha256=a.sha,
-                        leaf_index=first + offset,
-                        received_at=a.received_at,
-                        tree_head=head,
-                        payload_type=a.envelope.payload_type,
-                        leaf_header=headers[offset],
-                    )
-                ),
-                self.key,
-            )
-            for offset, a in enumerate(accepted)
+            dsse.sign(wire.RECEIPT, wire.encode(_receipt(a, first + offset, head, h)), self.key)
+            for offset, (a, h) in enumerate(zip(accepted, headers))
         ]
         return Staged(first, accepted, headers, leaves, head, signed_head, receipts)
 
@@ -114,7 +105,7 @@ class Ledger:
                 (
                     staged.first_index + offset,
                     staged.leaves[offset],
-                    leaf.header_data(staged.headers[offset]),
+                    _header_data(staged.headers[offset]),
                     a.data,
                     a.sha,
                     a.site_id,
@@ -201,6 +192,28 @@ class Ledger:
         )
 
 
+def _receipt(
+    accepted: Accepted, index: int, head: lpb.TreeHead, header: lpb.LeafHeader | None
+) -> lpb.Receipt:
+    receipt = lpb.Receipt(
+        site_id=accepted.site_id,
+        period=accepted.period,
+        sequence=accepted.sequence,
+        envelope_sha256=accepted.sha,
+        leaf_index=index,
+        received_at=accepted.received_at,
+        tree_head=head,
+        payload_type=accepted.envelope.payload_type,
+    )
+    if header is not None:
+        receipt.leaf_header.CopyFrom(header)
+    return receipt
+
+
+def _header_data(header: lpb.LeafHeader | None) -> bytes | None:
+    return None if header is None else leaf.header_data(header)
+
+
 def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool]]:
     """(index, leaf data, whether it is a header) of the first `size` leaves: the header, or for
     a leaf of the older form the serialised envelope."""
@@ -215,15 +228,17 @@ def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes,
     ]
 
 
-def leaves_for(conn: sqlite3.Connection, size: int, periods: list[str]) -> list[int]:
+def leaves_for(
+    conn: sqlite3.Connection, size: int, periods: list[str], site: str | None = None
+) -> list[int]:
     """The leaves below `size` accepted for any of these periods (eqa:ROUND for EQA responses),
-    superseded ones included."""
+    superseded ones included; only `site`'s when given."""
     marks = ",".join("?" * len(periods))
     return [
         index
         for (index,) in conn.execute(
             f"SELECT leaf_index FROM ledger WHERE leaf_index < ? AND period IN ({marks})"
-            " ORDER BY leaf_index",
-            (size, *periods),
+            " AND (? IS NULL OR site_id = ?) ORDER BY leaf_index",
+            (size, *periods, site, site),
         )
     ]

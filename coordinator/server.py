@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, peer_identity, store, store_check, witnesses
+from coordinator import enrolment, eqa, peer_identity, store, store_check, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
@@ -23,7 +23,7 @@ from coordinator.standards import Standard
 from coordinator.standards import load as load_standard
 from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -87,6 +87,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
         witnesses.ensure_schema(self.conn)
+        self._last_checkpoint: tuple[int, bytes, bytes] | None = None
         self.mtls = mtls  # client certificates are required: each must name the site it acts for
         self.benchmarks = BenchmarkCache()
 
@@ -112,14 +113,21 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        response = self.intake.submit(request, self._identities(context))
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        response = self.intake.submit(request, self._identities(context), leaf_header=headers)
         head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
         answer = cpb.SubmitResponse()
         answer.CopyFrom(response)
-        answer.checkpoint = witnesses.signed_checkpoint(
-            self.key, head.tree_size, head.root_hash
-        ).encode()
+        answer.checkpoint = self._checkpoint(head.tree_size, head.root_hash)
         return answer
+
+    def _checkpoint(self, size: int, root: bytes) -> bytes:
+        """The signed checkpoint of a tree head; a batch's callers share one (one signature)."""
+        cached = self._last_checkpoint
+        if cached is None or cached[:2] != (size, root):
+            cached = (size, root, witnesses.signed_checkpoint(self.key, size, root).encode())
+            self._last_checkpoint = cached
+        return cached[2]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
@@ -158,9 +166,20 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         )
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
-            "utf-8"
+        from coordinator import followup, lab_view
+
+        reader = self.intake.reader()
+        extra = followup.gather(
+            reader,
+            full,
+            self.standard,
+            compute=lambda label: self.benchmarks.get(
+                reader, len(self.ledger), label, self.standard
+            ),
         )
+        payload = json.dumps(
+            lab_view.for_lab(full, site_id, extra), sort_keys=True, indent=2, ensure_ascii=False
+        ).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard
@@ -193,7 +212,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self, request: cpb.AddCosignatureRequest, context
     ) -> cpb.AddCosignatureResponse:
         with self.intake.lock:
-            site_id, count = witnesses.add(self.conn, self.key, request.checkpoint, enrolment.now())
+            site_id, count = witnesses.add(
+                self.conn, self.key, request.checkpoint, enrolment.now(), self._identities(context)
+            )
         log.info("cosignature from %s; %d witness(es) on that checkpoint", site_id, count)
         return cpb.AddCosignatureResponse(cosigners=count)
 

@@ -88,6 +88,15 @@ CREATE TABLE IF NOT EXISTS eqa_scores (
     sheet BLOB NOT NULL,            -- the signed EqaScoreSheet
     PRIMARY KEY (round_id, site_id)
 );
+-- Corrective actions (coordinator/actions.py): each signed version, beside its ledger entry.
+CREATE TABLE IF NOT EXISTS corrective_actions (
+    leaf_index INTEGER PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tree_heads (
     tree_size INTEGER PRIMARY KEY,
     root_hash BLOB NOT NULL,

@@ -87,9 +87,12 @@ def _check(conn: sqlite3.Connection, trusted: dict[str, bytes], report: StoreRep
         return
     leaves: list[bytes] = []
     payloads: dict[int, tuple[str, str, str, int, bytes]] = {}
+    # A store from before leaf headers has no leaf_header column until it is served once.
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    header_column = "leaf_header" if "leaf_header" in columns else "NULL"
     rows = conn.execute(
         "SELECT leaf_index, leaf_hash, envelope, envelope_sha256, site_id, payload_type, period,"
-        " sequence, leaf_header FROM ledger ORDER BY leaf_index"
+        f" sequence, {header_column} FROM ledger ORDER BY leaf_index"
     )
     for index, leaf, blob, sha, site, payload_type, period, sequence, header in rows:
         blob = bytes(blob)

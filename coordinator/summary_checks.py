@@ -142,9 +142,9 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             b <= a for a, b in zip(edges, edges[1:])
         ):
             raise InvalidArgument(f"{where}: bin edges must be finite and increasing")
-        if v.withheld:
-            if len(v.counts):
-                raise InvalidArgument(f"{where}: a withheld histogram releases no counts")
+        if v.withheld:  # withheld for disclosure control: the edges, no counts
+            if v.counts:
+                raise InvalidArgument(f"{where}: a withheld histogram carries no counts")
         elif edges and len(v.counts) != len(edges) - 1:
             raise InvalidArgument(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"

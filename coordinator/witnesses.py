@@ -10,11 +10,13 @@ checked a checkpoint consistent with the last one it cosigned hands back its cos
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import sqlite3
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from coordinator import peer_identity
 from coordinator.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from protos import checkpoint, cosignature, keys, note
 from protos.note import NoteError
@@ -35,6 +37,17 @@ CREATE TABLE IF NOT EXISTS cosignatures (
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
+
+
+def _kept(conn: sqlite3.Connection) -> bool:
+    """Whether the cosignatures table exists (a ledger never served has none); reading never
+    creates it, so a reader's snapshot (an audit bundle's) is not committed away."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cosignatures'"
+        ).fetchone()
+        is not None
+    )
 
 
 def origin(key: Ed25519PrivateKey) -> str:
@@ -68,9 +81,10 @@ def cosigned(
     conn: sqlite3.Connection, key: Ed25519PrivateKey, tree_size: int | None = None
 ) -> note.Note:
     """The checkpoint of this size (default: the latest) with every cosignature collected."""
-    ensure_schema(conn)
     size, root = _head(conn, tree_size)
     made = signed_checkpoint(key, size, root)
+    if not _kept(conn):
+        return made
     for (line,) in conn.execute(
         "SELECT line FROM cosignatures WHERE tree_size = ? ORDER BY site_id", (size,)
     ):
@@ -79,7 +93,8 @@ def cosigned(
 
 
 def cosigners(conn: sqlite3.Connection, tree_size: int) -> list[str]:
-    ensure_schema(conn)
+    if not _kept(conn):
+        return []
     return [
         site
         for (site,) in conn.execute(
@@ -107,9 +122,14 @@ def checkpoint_response(
 
 
 def add(
-    conn: sqlite3.Connection, key: Ed25519PrivateKey, data: bytes, now: dt.datetime
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    data: bytes,
+    now: dt.datetime,
+    identities: frozenset[str] | None = None,
 ) -> tuple[str, int]:
-    """Keep a witness's cosignature of one of our checkpoints: (site id, cosigners now)."""
+    """Keep a witness's cosignature of one of our checkpoints: (site id, cosigners now). Under
+    mTLS (`identities`: the sites the client certificate names) a site cosigns only as itself."""
     ensure_schema(conn)
     try:
         parsed = note.parse(data)
@@ -129,6 +149,7 @@ def add(
         raise InvalidArgument(f"send exactly one witness cosignature line, not {len(lines)}")
     line = lines[0]
     site_id = cosignature.site_of(line.name) or ""
+    peer_identity.check_identity(site_id, identities)
     row = conn.execute(
         """SELECT k.keyid, k.public_key, s.status FROM site_keys k JOIN sites s USING (site_id)
            WHERE k.site_id = ? AND k.retired_at IS NULL""",
@@ -156,3 +177,38 @@ def add(
         (size, site_id, keyid, found.timestamp, line.line(), now.isoformat(timespec="seconds")),
     )
     return site_id, len(cosigners(conn, size))
+
+
+def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
+    """The tree size an audit bundle should prove against: of the checkpoints holding the first
+    `needed` leaves, the one most sites cosigned (the larger on a tie); the latest if none was."""
+    if not _kept(conn):
+        return latest
+    row = conn.execute(
+        """SELECT c.tree_size FROM cosignatures c JOIN tree_heads t USING (tree_size)
+           WHERE c.tree_size >= ? AND c.tree_size <= ?
+           GROUP BY c.tree_size ORDER BY COUNT(*) DESC, c.tree_size DESC LIMIT 1""",
+        (needed, latest),
+    ).fetchone()
+    return int(row[0]) if row else latest
+
+
+def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
+    """Every site key as a witness key, with its enrolment dates, for auditors."""
+    return [
+        {
+            "site_id": site_id,
+            "name": cosignature.witness_name(site_id),
+            "keyid": keyid,
+            "public_key": base64.b64encode(bytes(raw)).decode("ascii"),
+            "enrolled_at": enrolled_at,
+            "retired_at": retired_at,
+            "site_status": status,
+            "site_revoked_at": revoked_at,
+        }
+        for keyid, site_id, raw, enrolled_at, retired_at, status, revoked_at in conn.execute(
+            """SELECT k.keyid, k.site_id, k.public_key, k.enrolled_at, k.retired_at, s.status,
+                      s.revoked_at
+               FROM site_keys k JOIN sites s USING (site_id) ORDER BY k.site_id, k.enrolled_at"""
+        )
+    ]

@@ -27,17 +27,20 @@ from protos.rarenet.v1 import summary_pb2 as pb
 MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
 MAX_NOISE = 2
-# true count -> (noise values, their probabilities); counts of 3 or more use the last row.
-_ROWS: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] = {
-    1: ((0, 1, 2), (0.5, 0.3, 0.2)),
-    2: ((-1, 0, 1, 2), (0.3, 0.4, 0.2, 0.1)),
+Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
+# True count -> (noise values, their probabilities); 3 or more: the last row. A zero stays zero and
+# a count is never released as zero (the rare-signal rule); a released 1 may be a true 1, 2 or 3.
+TABLE_ROWS: Rows = {
+    0: ((0,), (1.0,)),
+    1: ((0, 1, 2), (0.6, 0.3, 0.1)),
+    2: ((-1, 0, 1), (0.3, 0.4, 0.3)),
     3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
 }
-_CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in _ROWS.items()}
+_CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in TABLE_ROWS.items()}
 
 
 def noise_variance() -> float:
-    values, probabilities = _ROWS[3]
+    values, probabilities = TABLE_ROWS[3]
     return sum(p * v * v for v, p in zip(values, probabilities, strict=True))
 
 
@@ -61,15 +64,22 @@ def record_key(patient: int, *parts: str) -> int:
     return (patient + zlib.crc32("|".join(parts).encode("utf-8"))) % MODULUS
 
 
+def _mix(key: int) -> int:
+    """A bijective mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells
+    whose keys differ by a fixed amount (the same patients counted in two tables) get unrelated
+    noise, because the record keys are sums and CRCs are linear."""
+    x = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) >> 32
+
+
 def noise(count: int, key: int) -> int:
     """The perturbation of a cell of true `count` whose cell key is `key` (any integer: the sum of
     its records' keys; it is reduced modulo 2^32 here)."""
-    if count <= 0:
-        return 0
-    row = min(count, 3)
-    values = _ROWS[row][0]
-    u = (key % MODULUS) / MODULUS
-    return values[bisect_right(_CUMULATIVE[row], u)]
+    row = min(max(count, 0), 3)
+    u = _mix(key % MODULUS) / MODULUS
+    return TABLE_ROWS[row][0][bisect_right(_CUMULATIVE[row], u)]
 
 
 def perturb(count: int, key: int) -> int:

@@ -16,7 +16,7 @@ from node import alarms, outbox, receipts, release, send, store, summary, synth,
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node.client import CoordinatorClient
+from node.client import CoordinatorClient, RpcFailure
 from node.errors import LedgerAlarm, NodeError, Unreachable
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
@@ -463,11 +463,21 @@ def verify_receipts(data_dir: Path) -> None:
         except LedgerAlarm as alarm:  # exit 1 with ALARM; unreachable is exit 3, no alarm
             alarms.record(conn, cfg, alarm)
             raise
-    lifted = alarms.lift_receipt_alarms(conn)
+        lifted = alarms.lift_receipt_alarms(conn)  # before the witness, which waits on open alarms
+        try:
+            witnessed: witness.WitnessReport | None = witness.step(conn, cfg, client)
+        except LedgerAlarm as alarm:
+            alarms.record(conn, cfg, alarm)
+            raise
+        except RpcFailure as exc:
+            witnessed = None
+            click.echo(f"witness: not this time ({exc}); tried again next time", err=True)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew" + (f"; {lifted} ledger alarm(s) lifted" if lifted else "")
     )
+    if witnessed:
+        _report_witness(witnessed)
     for alarm in alarms.standing(conn):  # a fork seen as a witness is not lifted here
         click.echo(alarms.describe(alarm), err=True)
 
@@ -494,9 +504,6 @@ def witness_command(data_dir: Path) -> None:
     """Act as a witness of the coordinator's log: check its latest checkpoint extends the last one
     this site cosigned, cosign it, and see which other sites cosigned the same. Exit 1 on a
     ledger alarm (the evidence is kept under DATA_DIR/alarms/), 3 if unreachable."""
-    from node.client import RpcFailure
-    from node.errors import LedgerAlarm
-
     cfg, conn = _open(data_dir)
     with CoordinatorClient(cfg) as client:
         try:
@@ -533,9 +540,27 @@ def standards_fetch(data_dir: Path) -> None:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the benchmark as a self-contained HTML page.",
+    help="Also write this lab's individual report as a self-contained HTML page.",
 )
-def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None) -> None:
+@click.option(
+    "--pdf",
+    "pdf_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also print the individual report to PDF (needs Chromium).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: [report] language in node.toml).",
+)
+def benchmark(
+    data_dir: Path,
+    period: str,
+    as_json: bool,
+    html_path: Path | None,
+    pdf_path: Path | None,
+    lang: str | None,
+) -> None:
     """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
     cfg, _ = _open(data_dir)
     p = parse_period(period)
@@ -552,11 +577,11 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
         response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK
     )
     data = json.loads(response.benchmark.payload)
-    if html_path:
-        from node.benchmark_page import render
+    if html_path or pdf_path:
+        from node.benchmark_page import write_pages
 
-        html_path.write_text(render(data), encoding="utf-8")
-        click.echo(f"wrote {html_path}", err=True)
+        for path in write_pages(data, lang or cfg.report_language, html_path, pdf_path):
+            click.echo(f"wrote {path}", err=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -643,6 +668,80 @@ def status(data_dir: Path, as_json: bool) -> None:
         click.echo(alarms.describe(alarm), err=True)
     if standing:
         raise SystemExit(1)
+
+
+@main.group("action")
+def action_group() -> None:
+    """Corrective actions: acknowledge a benchmark flag with a signed note, and close it."""
+
+
+@action_group.command("add")
+@data_dir_option
+@click.option(
+    "--flag",
+    "flag_text",
+    required=True,
+    help="RULE:SUBJECT as the report names it, e.g. positivity_funnel:MET_EX14.",
+)
+@click.option("--period", required=True, help="The benchmark period of the flag (2026Q3).")
+@click.option("--root-cause", required=True, help="What the lab found (no patient data).")
+@click.option("--action", "action_text", required=True, help="What the lab does about it.")
+@click.option("--due", required=True, help="When it will be done, YYYY-MM-DD.")
+@click.option("--id", "action_id", help="An id of your own (default: PERIOD-random).")
+def action_add(
+    data_dir: Path,
+    flag_text: str,
+    period: str,
+    root_cause: str,
+    action_text: str,
+    due: str,
+    action_id: str | None,
+) -> None:
+    """Sign a corrective action for a flag into the outbox and send it to the centre."""
+    from node import actions
+
+    cfg, conn = _open(data_dir)
+    flag = actions.parse_flag(flag_text, period)
+    action_id, sequence = actions.add(conn, cfg, flag, root_cause, action_text, due, action_id)
+    click.echo(f"signed corrective action {action_id} as sequence {sequence} into the outbox")
+    with CoordinatorClient(cfg) as client:
+        report = send.flush(conn, cfg, client)
+    _report_flush(report)
+
+
+@action_group.command("close")
+@data_dir_option
+@click.option("--id", "action_id", required=True)
+@click.option("--note", required=True, help="What was done and how it was checked.")
+@click.option("--on", "closed_on", help="The day it was done, YYYY-MM-DD (default today).")
+def action_close(data_dir: Path, action_id: str, note: str, closed_on: str | None) -> None:
+    """Sign the action again, closed, and send it."""
+    from node import actions
+
+    cfg, conn = _open(data_dir)
+    sequence = actions.close(conn, cfg, action_id, note, closed_on)
+    click.echo(f"signed the closing of {action_id} as sequence {sequence} into the outbox")
+    with CoordinatorClient(cfg) as client:
+        report = send.flush(conn, cfg, client)
+    _report_flush(report)
+
+
+@action_group.command("list")
+@data_dir_option
+def action_list(data_dir: Path) -> None:
+    """This lab's corrective actions, latest version of each."""
+    from node import actions
+
+    _, conn = _open(data_dir)
+    found = actions.listing(conn)
+    if not found:
+        click.echo("no corrective actions")
+    for a in found:
+        state = f"closed {a.closed_on}" if a.status == "closed" else f"open, due {a.due}"
+        click.echo(
+            f"{a.action_id}: {a.flag.period} {a.flag.rule}:{a.flag.subject}: {state}; "
+            f"{a.root_cause} -> {a.action}"
+        )
 
 
 @main.group("eqa")

@@ -7,6 +7,7 @@ import grpc
 from node import tls_files
 from node.config import NodeConfig
 from node.errors import ConfigError, SubmitError, Unreachable
+from protos import leaf
 from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
@@ -84,9 +85,9 @@ class CoordinatorClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method, request):
+    def _call(self, method, request, metadata=()):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details() or ""
             tls_problem = tls_files.explain(details, self.tls, self.address)
@@ -104,7 +105,7 @@ class CoordinatorClient:
         return self._call(self.stub.Enroll, request)
 
     def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
-        return self._call(self.stub.Submit, envelope)
+        return self._call(self.stub.Submit, envelope, (leaf.LEAF_FORM_METADATA,))
 
     def standards(self, version: str = "") -> cpb.GetStandardsResponse:
         return self._call(self.stub.GetStandards, cpb.GetStandardsRequest(version=version))

@@ -68,6 +68,13 @@ raw_export_days = 0
 [summary]
 period = "quarter"                 # "month", "quarter" or "year"
 
+[report]
+# Language of this lab's own report (`rarenet-node benchmark --html/--pdf`): "zh" or "en".
+language = "en"
+# List this lab in the network's testing-assistance directory: which methods it runs for each rare
+# driver, with its turnaround and failure rates, so other labs can send it samples. Opt-in.
+testing_directory = false
+
 [daemon]
 # `rarenet-node run`: LIMS exports dropped in watch_dir are ingested, then moved to
 # watch_dir/processed/ (or watch_dir/failed/, with a .report.json beside them).
@@ -135,6 +142,8 @@ class NodeConfig:
     disclosure: Disclosure = field(default_factory=Disclosure)
     daemon: Daemon = field(default_factory=Daemon)
     retention: Retention = field(default_factory=Retention)
+    report_language: str = "en"
+    testing_directory: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -292,6 +301,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     },
     "retention": {"raw_export_days": _NUMBER},
     "summary": {"period": _STR},
+    "report": {"language": _STR, "testing_directory": _BOOL},
     "daemon": {
         "watch_dir": _STR,
         "mapping": _STR,
@@ -359,6 +369,8 @@ def _check_values(config: NodeConfig, path: Path) -> None:
         raise ConfigError(f"{path}: small_count_threshold must be at least 1")
     if config.period_kind not in ("month", "quarter", "year"):
         raise ConfigError(f'{path}: [summary] period must be "month", "quarter" or "year"')
+    if config.report_language not in ("zh", "en"):
+        raise ConfigError(f'{path}: [report] language must be "zh" or "en"')
     if config.timeout_seconds <= 0:
         raise ConfigError(f"{path}: [coordinator] timeout_seconds must be more than 0")
     for name in (
@@ -406,6 +418,8 @@ def load(data_dir: Path) -> NodeConfig:
         disclosure=disclosure,
         daemon=Daemon(**data.get("daemon", {})),
         retention=Retention(**data.get("retention", {})),
+        report_language=data.get("report", {}).get("language", "en"),
+        testing_directory=data.get("report", {}).get("testing_directory", False),
     )
     _check_values(config, path)
     if config.period_kind not in disclosure.period_kinds:

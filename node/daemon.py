@@ -35,10 +35,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from node import alarms, send, store
+from node import alarms, send, store, witness
 from node import config as node_config
 from node import mapping as node_mapping
-from node.client import CoordinatorClient
+from node.client import CoordinatorClient, RpcFailure
 from node.config import private_dir, write_private
 from node.enroll import fetch_standard
 from node.errors import LedgerAlarm, NodeError, PeriodNotReady
@@ -186,6 +186,21 @@ def deliver(data_dir: str) -> send.FlushReport:
                 return send.FlushReport(pending=len(send.outbox.pending(conn)))
             with CoordinatorClient(cfg) as client:
                 report = send.flush(conn, cfg, client, due_only=True)
+                if report.witnessed is None and report.witness_error is None:
+                    try:
+                        report.witnessed = witness.step(conn, cfg, client)
+                    except RpcFailure as exc:
+                        report.witness_error = str(exc)
+            if report.witness_error:
+                log.warning(
+                    "witness round not done, tried again next time: %s", report.witness_error
+                )
+            if report.witnessed:
+                log.info(
+                    "cosigned checkpoint %d as a witness; also cosigned by %s",
+                    report.witnessed.tree_size,
+                    ", ".join(report.witnessed.cosigners) or "no other site yet",
+                )
             for sequence, leaf in report.delivered:
                 log.info("delivered sequence %d (ledger leaf %d), receipt verified", sequence, leaf)
             for sequence, error in report.failed:

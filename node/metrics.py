@@ -104,7 +104,9 @@ def compute(
     tat_keys = keys.turnaround
     vaf_keys = keys.vaf
     patient_parts: dict[str, int] = {}
-    record = 0  # the record key of the current test and biomarker
+    part = 0  # the secret part of the current patient's record keys
+    record = 0  # the record key of the current test and biomarker (a result of one method)
+    call = 0  # the record key of its per-test call (method "all"): a record of its own
     test_record = 0  # the record key of the current test
     per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -134,7 +136,7 @@ def compute(
         for specimen, results in by_specimen.items():
             cell = CELL[_call(results)]
             per_test[(current_biomarker, specimen)][cell] += 1
-            strata_keys[(current_biomarker, ALL_METHODS, specimen)][cell] += record
+            strata_keys[(current_biomarker, ALL_METHODS, specimen)][cell] += call
         if len(group) > 1:
             for (m1, r1, _), (m2, r2, _) in combinations(group, 2):
                 if m1 == m2:
@@ -178,12 +180,10 @@ def compute(
             if len(group) == 1:  # the common case: one method for this test and biomarker
                 cell = CELL[group[0][1]]
                 per_test[(current_biomarker, group[0][2])][cell] += 1
-                strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += record
+                strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
             elif group:
                 close_group()
-            part = patient_parts.get(patient)
-            if part is None:
-                part = patient_parts[patient] = patient_part(patient)
+            part = _part(patient_parts, patient)
             if test_id != current_test:
                 if current_test is not None:
                     close_test()
@@ -191,10 +191,13 @@ def compute(
                 test_record = record_key(part, test_id)
             current_biomarker, group = biomarker, []
             record = record_key(part, test_id, biomarker)
+            call = record_key(part, test_id, biomarker, ALL_METHODS)
         group.append((method, result, specimen))
         cell = CELL[result]
         per_method[(biomarker, method, specimen)][cell] += 1
-        strata_keys[(biomarker, method, specimen)][cell] += record
+        strata_keys[(biomarker, method, specimen)][cell] += record_key(
+            part, test_id, biomarker, method
+        )
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported]
@@ -253,8 +256,11 @@ def compute(
 
 
 def _part(patient_parts: dict[str, int], patient: str) -> int:
+    """The secret part of the patient's record keys, computed once per patient."""
     part = patient_parts.get(patient)
-    return patient_part(patient) if part is None else part
+    if part is None:
+        part = patient_parts[patient] = patient_part(patient)
+    return part
 
 
 def _side_call(bits: int) -> str | None:

@@ -139,11 +139,11 @@ def _flush(
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)
-        if response.checkpoint:
-            witness.record(conn, config, response.checkpoint, "submit")
         outbox.mark_delivered(
             conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
         )
+        if response.checkpoint:
+            witness.record(conn, config, response.checkpoint, "submit")
         report.delivered.append((item.sequence, receipt.leaf_index))
     if report.delivered:
         try:

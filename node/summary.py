@@ -40,4 +40,5 @@ def build(
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
     released.software_version = f"rarenet-node {__version__}"
+    released.testing_directory = config.testing_directory
     return released, wire.encode(released)

@@ -178,9 +178,9 @@ def record(
     return seen
 
 
-def _base(conn: sqlite3.Connection) -> tuple[int, bytes, str, bytes] | None:
-    """What the next checkpoint must extend: the larger of the last checkpoint this node cosigned
-    and the largest tree head it verified. (size, root, evidence file name, signed bytes)"""
+def _bases(conn: sqlite3.Connection) -> list[tuple[int, bytes, str, bytes]]:
+    """What the next checkpoint must extend: the last checkpoint this node cosigned and the
+    largest tree head it verified (each may be the larger). (size, root, file name, signed)"""
     found: list[tuple[int, bytes, str, bytes]] = []
     row = conn.execute(
         "SELECT tree_size, root_hash, note FROM checkpoints WHERE cosigned_at IS NOT NULL"
@@ -195,16 +195,25 @@ def _base(conn: sqlite3.Connection) -> tuple[int, bytes, str, bytes] | None:
     ).fetchone()
     if row:
         found.append((int(row[0]), bytes(row[1]), f"tree-head-{row[0]}.envelope", bytes(row[2])))
-    return max(found, key=lambda f: f[0]) if found else None
+    return found
 
 
 def check_extends(
     conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, seen: Seen, data: bytes
 ) -> None:
-    """The checkpoint extends what this node vouched for before; otherwise a ledger alarm."""
-    base = _base(conn)
-    if base is None:
-        return
+    """The checkpoint extends what this node vouched for and verified before; else a ledger alarm."""
+    for base in _bases(conn):
+        _check_extends(conn, config, client, seen, data, base)
+
+
+def _check_extends(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    client: CoordinatorClient,
+    seen: Seen,
+    data: bytes,
+    base: tuple[int, bytes, str, bytes],
+) -> None:
     size, root, name, signed = base
     new = seen.checkpoint
     evidence = {name: signed, f"checkpoint-{new.size}.txt": data}
@@ -212,8 +221,8 @@ def check_extends(
         raise raise_alarm(
             conn,
             config,
-            f"the coordinator's checkpoint of size {new.size} is smaller than the size {size} "
-            "this node already vouched for: its log shrank or forked",
+            f"the coordinator's checkpoint of size {new.size} is smaller than size {size}, which "
+            f"it signed before ({name}): its log shrank or forked",
             evidence,
         )
     if new.size == size:
@@ -227,15 +236,26 @@ def check_extends(
         return
     if size == 0:
         return  # every tree extends the empty one
-    proof = client.consistency_proof(size, new.size)
+    try:
+        proof = client.consistency_proof(size, new.size)
+    except RpcFailure as exc:
+        if exc.retryable:
+            raise
+        raise raise_alarm(
+            conn,
+            config,
+            f"the coordinator refuses to prove that its checkpoint of size {new.size} extends "
+            f"size {size}, which it signed before ({name}; {exc}): its log forked",
+            evidence,
+        ) from exc
     try:
         merkle.verify_consistency(size, new.size, root, new.root_hash, list(proof.hashes))
     except ContractError as exc:
         raise raise_alarm(
             conn,
             config,
-            f"the coordinator's checkpoint of size {new.size} does not extend the size {size} "
-            f"this node vouched for ({exc}): its log forked",
+            f"the coordinator's checkpoint of size {new.size} does not extend size {size}, which "
+            f"it signed before ({name}; {exc}): its log forked",
             evidence,
         ) from exc
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from protos import wire
 from protos.errors import ContractError
+from protos.rarenet.v1 import action_pb2 as apb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -26,16 +27,26 @@ from protos.rarenet.v1.envelope_pb2 import Envelope
 
 LEAF_HEADER_PREFIX = b"\x00rarenet.leaf-header.v1\x00"
 EQA_PERIOD_PREFIX = "eqa:"
+ACTION_PERIOD_PREFIX = "action:"
+
+# gRPC metadata a node sends with Submit to say it checks receipts of header-form leaves. Nodes
+# from before leaf headers do not send it; their envelopes are appended whole, as before, so the
+# receipts they check keep verifying (both forms commit to the whole envelope).
+LEAF_FORM_METADATA = ("rarenet-leaf-form", "header.v1")
 
 
 def period_of(payload_type: str, payload: bytes) -> tuple[str, str, int]:
-    """(site id, period, sequence) of a submitted payload; an EQA response's period is eqa:ROUND."""
+    """(site id, period, sequence) of a submitted payload; an EQA response's period is eqa:ROUND,
+    a corrective action's action:ACTION_ID."""
     if payload_type == wire.SITE_SUMMARY:
         summary = wire.decode(payload, pb.SiteSummary)
         return summary.site_id, summary.period, summary.sequence
     if payload_type == wire.EQA_RESPONSE:
         response = wire.decode(payload, epb.EqaResponse)
         return response.site_id, EQA_PERIOD_PREFIX + response.round_id, response.sequence
+    if payload_type == wire.CORRECTIVE_ACTION:
+        action = wire.decode(payload, apb.CorrectiveAction)
+        return action.site_id, ACTION_PERIOD_PREFIX + action.action_id, action.sequence
     raise ContractError(f"payload type {payload_type!r} is not one a ledger leaf holds")
 
 

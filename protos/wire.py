@@ -45,6 +45,7 @@ EQA_ROUND = "application/vnd.rarenet.eqa-round.v1+json"
 EQA_RESPONSE = "application/vnd.rarenet.eqa-response.v1+json"
 EQA_SCORE = "application/vnd.rarenet.eqa-score.v1+json"
 EQA_SCORE_REQUEST = "application/vnd.rarenet.eqa-score-request.v1+json"
+CORRECTIVE_ACTION = "application/vnd.rarenet.corrective-action.v1+json"
 
 M = TypeVar("M", bound=Message)
 

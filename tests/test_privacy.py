@@ -17,8 +17,8 @@ from node.errors import ConfigError
 
 # The table as published in protos/rarenet/v1/summary.proto, typed in again from there.
 PUBLISHED = {
-    1: {0: 0.5, 1: 0.3, 2: 0.2},
-    2: {-1: 0.3, 0: 0.4, 1: 0.2, 2: 0.1},
+    1: {0: 0.6, 1: 0.3, 2: 0.1},
+    2: {-1: 0.3, 0: 0.4, 1: 0.3},
     3: {-2: 0.1, -1: 0.2, 0: 0.4, 1: 0.2, 2: 0.1},
 }
 
