@@ -190,8 +190,10 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
     port = free_port()
     coordinator = serve(data.path, port)
     cfg, conn = setup(tmp_path, port, data.path)
-    for year in ("2024", "2025"):  # results in every month (an empty period is not signed)
-        write_csv(generate("lab-d", 600, 1, ("normal",), parse_period(year)), tmp_path / "x.csv")
+    for year in range(2020, 2026):  # results in every quarter (an empty period is not signed)
+        write_csv(
+            generate("lab-d", 300, 1, ("normal",), parse_period(str(year))), tmp_path / "x.csv"
+        )
         ingest_file(conn, tmp_path / "x.csv", Pseudonymiser(cfg.pseudonym_secret()), Mapping())
     standard = load_cached(cfg.standard_path)
     stop(coordinator)
