@@ -478,8 +478,8 @@ def verify_receipts(data_dir: Path) -> None:
     )
     if witnessed:
         _report_witness(witnessed)
-    for alarm in alarms.standing(conn):  # a fork seen as a witness is not lifted here
-        click.echo(alarms.describe(alarm), err=True)
+    for standing in alarms.standing(conn):  # a fork seen as a witness is not lifted here
+        click.echo(alarms.describe(standing), err=True)
 
 
 def _report_witness(report: witness.WitnessReport) -> None:

@@ -183,16 +183,16 @@ def test_hostile_envelopes_in_a_batch_never_fail_the_honest_ones(coordinator, ne
     """Honest and hostile envelopes arrive together, so they share batches (group commits)."""
     evil = network["lab-evil"]
     honest_sites = [network[s] for s in ("lab-a", "lab-b", "lab-c")]
-    outcomes: dict[str, list] = {"honest": [], "hostile": []}
+    outcomes: dict[str, list[str | grpc.StatusCode]] = {"honest": [], "hostile": []}
     lock = threading.Lock()
     start_line = threading.Barrier(4)
 
     def send(kind: str, node, envelopes) -> None:
         start_line.wait()
         for envelope in envelopes:
+            result: str | grpc.StatusCode = "accepted"
             try:
                 node.client.submit(envelope)
-                result = "accepted"
             except RpcFailure as exc:
                 result = exc.code
             with lock:
@@ -265,7 +265,7 @@ def test_a_flooding_site_is_rate_limited_and_others_are_not(tmp_path, synthetic_
         )
         for node in (flood, calm):
             node.ingest(synthetic_csv(node.config.site_id, rows=300))
-        codes = []
+        codes: list[str | grpc.StatusCode] = []
         for seq in range(1, 8):
             try:
                 flood.client.submit(signed(flood, honest(flood, seq)))
