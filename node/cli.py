@@ -432,7 +432,7 @@ def submit(data_dir: Path, period: str | None) -> None:
     with CoordinatorClient(cfg) as client:
         if period:
             p = parse_period(period)
-            send.check_period(conn, p)
+            send.check_period(conn, p, config=cfg)
             standard = _standard_for_signing(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, p)
             if queued.held:

@@ -24,10 +24,18 @@ class Queued:
     held: str = ""  # why a changed period was not signed again
 
 
-def check_period(conn: sqlite3.Connection, period: Period, today: dt.date | None = None) -> None:
+def check_period(
+    conn: sqlite3.Connection,
+    period: Period,
+    today: dt.date | None = None,
+    config: NodeConfig | None = None,
+) -> None:
     """PeriodNotReady unless the period has closed and holds results: an open period's summary
     would be incomplete, a future one's refused by the coordinator, an empty one's meaningless,
-    and each would use up a sequence number."""
+    and each would use up a sequence number. With the config, the release policy
+    (node/release.py: period kinds, overlaps) is checked first."""
+    if config is not None:
+        release.check_period(conn, config, period)
     day = today or dt.date.today()
     if period.start > day:
         raise PeriodNotReady(
@@ -60,7 +68,7 @@ def queue_summary(
     """Build, sign and store the period's summary in the outbox, unless it says nothing new or
     the revision must be held (node/release.py); PeriodNotReady (before anything is signed) for
     an open, future or empty period."""
-    check_period(conn, period, today)
+    check_period(conn, period, today, config)
     sequence = summary.next_sequence(conn)
     message, payload = summary.build(conn, config, standard, period, sequence)
     last = outbox.last_payload(conn, period.label)

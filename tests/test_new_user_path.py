@@ -106,11 +106,11 @@ def test_periods_lower_case_open_future_and_empty(coordinator, node_factory, syn
     assert preview.exit_code == 0 and '"period": "2026Q3"' in preview.output
     today = dt.date.today()
     current = containing(today, "quarter")
-    future = str(today.year + 1)
+    future = f"{today.year + 1}Q1"
     for period, words in (
         (current.label, f"period {current.label} is still open"),
         (future, f"period {future} has not started yet"),
-        ("1999", "no results in 1999"),
+        ("1999Q1", "no results in 1999Q1"),
     ):
         result = node_cli_run("submit", "--data-dir", data_dir, "--period", period)
         assert result.exit_code == 1 and words in result.output, result.output
