@@ -44,8 +44,6 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
             "--insecure",
             "--port-file",
             str(port_file),
-            "--site-rate",  # each client sends hundreds a second: no per-site limit here
-            "0",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -128,21 +126,20 @@ def _quarterly_payload_maker(root: Path):
     from protos.periods import parse as parse_period
 
     period = parse_period("2026Q3")
-    cfg = node_config.init(root / "lab", "lab-template", "127.0.0.1:1", insecure=True)
+    cfg = node_config.init(root / "lab", "lab-bench", "127.0.0.1:1", insecure=True)
     conn = node_store.connect(cfg.db_path)
-    write_csv(generate("lab-template", 5000, 1, ("normal",), period), root / "lab.csv")
+    write_csv(generate("lab-bench", 5000, 1, ("normal",), period), root / "lab.csv")
     ingest_file(conn, root / "lab.csv", Pseudonymiser(b"bench"), Mapping())
     _, template = summary.build(conn, cfg, parse_standard(DEFAULT_STANDARD.read_text()), period, 1)
     conn.close()
     assert (
-        template.count(b'"site_id": "lab-template"') == 1
-        and template.count(b'"sequence": "1"') == 1
+        template.count(b'"site_id": "lab-bench"') == 1 and template.count(b'"sequence": "1"') == 1
     )
 
     def payload(site: str, sequence: int) -> bytes:
-        return template.replace(
-            b'"site_id": "lab-template"', f'"site_id": "{site}"'.encode()
-        ).replace(b'"sequence": "1"', f'"sequence": "{sequence}"'.encode())
+        return template.replace(b'"site_id": "lab-bench"', f'"site_id": "{site}"'.encode()).replace(
+            b'"sequence": "1"', f'"sequence": "{sequence}"'.encode()
+        )
 
     return payload
 

@@ -17,7 +17,7 @@ import sqlite3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator import peer_identity
-from coordinator.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from coordinator.errors import InvalidRequest, NotAuthenticated, NotFound, NotPermitted
 from protos import checkpoint, cosignature, keys, note
 from protos.note import NoteError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
@@ -135,18 +135,18 @@ def add(
         parsed = note.parse(data)
         body = checkpoint.parse_body(parsed.text)
     except NoteError as exc:
-        raise InvalidArgument(f"the cosigned checkpoint cannot be read: {exc}") from exc
+        raise InvalidRequest(f"the cosigned checkpoint cannot be read: {exc}") from exc
     if body.origin != origin(key):
-        raise InvalidArgument(f"the checkpoint is for log {body.origin!r}, not this coordinator's")
+        raise InvalidRequest(f"the checkpoint is for log {body.origin!r}, not this coordinator's")
     size, root = _head(conn, body.size)
     if size != body.size or signed_checkpoint(key, size, root).text != parsed.text:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"this coordinator never signed that checkpoint of size {body.size}; "
             "cosign only checkpoints received from it"
         )
     lines = [s for s in parsed.signatures if cosignature.site_of(s.name) is not None]
     if len(lines) != 1:
-        raise InvalidArgument(f"send exactly one witness cosignature line, not {len(lines)}")
+        raise InvalidRequest(f"send exactly one witness cosignature line, not {len(lines)}")
     line = lines[0]
     site_id = cosignature.site_of(line.name) or ""
     peer_identity.check_identity(site_id, identities)
@@ -156,16 +156,16 @@ def add(
         (site_id,),
     ).fetchone()
     if row is None:
-        raise Unauthenticated(f"no current enrolled key for site {site_id!r}")
+        raise NotAuthenticated(f"no current enrolled key for site {site_id!r}")
     keyid, raw, status = row
     if status == "revoked":
-        raise PermissionDenied(f"site {site_id} is revoked; its cosignatures are not taken")
+        raise NotPermitted(f"site {site_id} is revoked; its cosignatures are not taken")
     try:
         found = cosignature.verify_line(
             parsed.text, line, cosignature.Cosigner(line.name, bytes(raw))
         )
     except NoteError as exc:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             f"the cosignature does not verify with site {site_id}'s current key: {exc}"
         ) from exc
     conn.execute(

@@ -35,6 +35,8 @@ RETRYABLE = {
 
 
 class RpcFailure(SubmitError):
+    """A call the coordinator answered with an error status (`code`)."""
+
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -44,8 +46,12 @@ class RpcFailure(SubmitError):
         return self.code in RETRYABLE
 
 
-class CoordinatorUnreachable(RpcFailure, Unreachable):
-    """UNAVAILABLE or DEADLINE_EXCEEDED that is not a TLS mistake: try again later."""
+class RpcUnreachable(Unreachable, RpcFailure):
+    """A call that failed in a way worth retrying: the coordinator is down, busy or unreachable."""
+
+
+def rpc_failure(code: grpc.StatusCode, message: str) -> RpcFailure:
+    return (RpcUnreachable if code in RETRYABLE else RpcFailure)(code, message)
 
 
 def open_channel(config: NodeConfig) -> grpc.Channel:
@@ -72,7 +78,6 @@ class CoordinatorClient:
         self.address = config.coordinator
         self.timeout = config.timeout_seconds
         self.tls = not config.insecure
-        self.mtls = bool(config.cert_file)
         self.channel = channel or open_channel(config)
         self.stub = cgrpc.CoordinatorStub(self.channel)
 
@@ -91,15 +96,16 @@ class CoordinatorClient:
         except grpc.RpcError as exc:
             code, details = exc.code(), exc.details() or ""
             tls_problem = tls_files.explain(details, self.tls, self.address)
-            if tls_problem:
+            if tls_problem:  # a mistake to fix, not a coordinator that is down
                 raise RpcFailure(code, tls_problem) from None
-            if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise CoordinatorUnreachable(
-                    code,
+            if code == grpc.StatusCode.UNAVAILABLE:
+                message = (
                     f"the coordinator at {self.address} cannot be reached ({details}); "
-                    "nothing is lost: try again later",
-                ) from None
-            raise RpcFailure(code, f"the coordinator refused: {code.name}: {details}") from None
+                    "nothing is lost: try again later"
+                )
+            else:
+                message = f"the coordinator refused: {code.name}: {details}"
+            raise rpc_failure(code, message) from None
 
     def enroll(self, request: Envelope) -> cpb.EnrollResponse:
         return self._call(self.stub.Enroll, request)

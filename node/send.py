@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass, field
 
 from node import alarms, outbox, release, summary, witness
-from node.client import CoordinatorClient, CoordinatorUnreachable, RpcFailure
+from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.errors import LedgerAlarm, PeriodNotReady
 from node.receipts import check_submission, coordinator_key, remember_tree_head
@@ -99,7 +99,7 @@ class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
-    unreachable: bool = False  # the coordinator could not be reached: try again later
+    rejected: int = 0  # refused by the coordinator for good (moved out of the outbox)
     witnessed: witness.WitnessReport | None = None  # this node's round as a witness, after sending
     witness_error: str | None = None  # why that round could not run (tried again next time)
 
@@ -116,7 +116,6 @@ def flush(
     except LedgerAlarm as alarm:
         alarms.record(conn, config, alarm)
         raise
-    report.pending = len(outbox.pending(conn))
     return report
 
 
@@ -133,7 +132,6 @@ def _flush(
             response = client.submit(item.envelope)
         except RpcFailure as exc:
             report.failed.append((item.sequence, str(exc)))
-            report.unreachable = isinstance(exc, CoordinatorUnreachable)
             if exc.retryable:  # the coordinator is down or busy: keep order, try again later
                 outbox.mark_failed(
                     conn,
@@ -144,6 +142,7 @@ def _flush(
                 )
                 break
             outbox.mark_rejected(conn, item.sha256, str(exc))
+            report.rejected += 1
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)
@@ -153,6 +152,7 @@ def _flush(
         if response.checkpoint:
             witness.record(conn, config, response.checkpoint, "submit")
         report.delivered.append((item.sequence, receipt.leaf_index))
+    report.pending = len(outbox.pending(conn))
     if report.delivered:
         try:
             report.witnessed = witness.step(conn, config, client)

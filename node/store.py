@@ -10,8 +10,12 @@ from typing import overload
 import sqlite_utils
 
 from node.errors import ConfigError
+from protos.schema import Layout, Migration, open_layout
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 2: results.ingest_id names the file, no row hash
+# The layout policy (PRAGMA user_version, migrations) is protos/schema.py's, shared with the
+# coordinator. Layout 2: results.ingest_id names the file, no row hash. Layouts 0 and 1 were
+# development versions; no migration starts from them.
+SCHEMA_VERSION = 3  # PRAGMA user_version; 2: results.ingest_id names the file, no row hash; 3: ledger_alarms kind, lifted_at
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     test_id TEXT NOT NULL,
@@ -98,7 +102,7 @@ CREATE TABLE IF NOT EXISTS ledger_alarms (
     id INTEGER PRIMARY KEY,
     raised_at TEXT NOT NULL,
     reason TEXT NOT NULL,
-    evidence TEXT NOT NULL,             -- the directory holding the signed checkpoints
+    evidence TEXT NOT NULL,             -- the directory holding the signed evidence
     kind TEXT NOT NULL DEFAULT 'checkpoint',  -- checkpoint (a fork seen as a witness) or receipts
     lifted_at TEXT                      -- receipts alarms: when verify-receipts passed again
 );
@@ -122,37 +126,47 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+def _alarm_columns(conn: sqlite3.Connection) -> None:
+    """Layout 3: ledger_alarms (made by layout 2 if the node ever ran a witness round) gains
+    kind and lifted_at (node/alarms.py)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS ledger_alarms (id INTEGER PRIMARY KEY, raised_at TEXT NOT NULL,"
+        " reason TEXT NOT NULL, evidence TEXT NOT NULL)"
+    )
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_alarms)")}
+    if "kind" not in columns:
+        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN kind TEXT NOT NULL DEFAULT 'checkpoint'")
+    if "lifted_at" not in columns:
+        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN lifted_at TEXT")
+
+
+LAYOUT = Layout(
+    what="node database",
+    version=SCHEMA_VERSION,
+    schema=SCHEMA,
+    migrations=(Migration(3, "ledger alarms: kind and lifted_at", _alarm_columns),),
+    too_old="start a new data directory with `rarenet-node init`",
+)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (or create) the database: node.db is 0600, and SQLite gives its -wal and -shm files
     the database file's mode, whatever the umask."""
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    if tables and version != SCHEMA_VERSION:
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "PRAGMA cache_size=-32768"
+        )  # 32 MB of page cache: index inserts of large files
+        conn.execute("PRAGMA foreign_keys=ON")
+        open_layout(conn, path, LAYOUT, ConfigError)
+    except BaseException:
         conn.close()
-        raise ConfigError(
-            f"{path} has database layout {version}, made by an earlier development version of rarenet-node; "
-            f"this version reads layout {SCHEMA_VERSION}. Start a new data directory with `rarenet-node init`."
-        )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-32768")  # 32 MB of page cache: index inserts of large files
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    _add_alarm_columns(conn)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        raise
     return conn
-
-
-def _add_alarm_columns(conn: sqlite3.Connection) -> None:
-    """ledger_alarms as first written (without kind and lifted_at) gains those columns."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_alarms)")}
-    if "kind" not in columns:
-        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN kind TEXT NOT NULL DEFAULT 'checkpoint'")
-    if "lifted_at" not in columns:
-        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN lifted_at TEXT")
 
 
 def database(conn: sqlite3.Connection) -> sqlite_utils.Database:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The demo network takes minutes to set up: `make test-all` runs it (once, for both tests).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from coordinator.config import init as init_coordinator
-from coordinator.errors import InvalidArgument
+from coordinator.errors import InvalidRequest
 from coordinator.rate_limit import SiteRateLimit
 from coordinator.server import start
 from coordinator.standards import DEFAULT_STANDARD
@@ -172,7 +172,7 @@ def test_strata_count_is_bounded() -> None:
     message = pb.SiteSummary(sequence=1)
     for i in range(MAX_STRATA + 1):
         message.strata.add(biomarker="EGFR", method="pcr", specimen=f"s{i}", tests=0)
-    with pytest.raises(InvalidArgument, match=f"more than the {MAX_STRATA} allowed"):
+    with pytest.raises(InvalidRequest, match=f"more than the {MAX_STRATA} allowed"):
         check_summary(message, None)
     vocabulary = Vocabulary.of(load_standard(DEFAULT_STANDARD))
     assert {"EGFR", "MET_EX14", "NTRK"} <= vocabulary.biomarkers

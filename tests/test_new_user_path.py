@@ -93,7 +93,7 @@ def test_node_toml_mistakes_are_named_without_a_traceback(tmp_path, section, lin
     text = "\n".join(ln for ln in path.read_text().splitlines() if not ln.startswith(f"{key} ="))
     path.write_text(text.replace(f"[{section}]\n", f"[{section}]\n{line}\n"))
     result = node_cli_run("status", "--data-dir", str(data_dir))
-    assert result.exit_code == 1 and words in result.output, result.output
+    assert result.exit_code == 2 and words in result.output, result.output  # invalid input
     assert "node.toml" in result.output and "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
 
@@ -149,11 +149,11 @@ def test_benchmark_of_an_empty_period_and_of_a_one_site_network(
 def test_site_ids_are_strict_ascii(tmp_path, coordinator, site_id) -> None:
     data_dir = str(coordinator.service.data.path)
     result = coordinator_cli_run("sites", "add", "--data-dir", data_dir, "--", site_id)
-    assert result.exit_code == 1 and "is not valid" in result.output and "a-z" in result.output
+    assert result.exit_code == 2 and "is not valid" in result.output and "a-z" in result.output
     result = node_cli_run(
         "init", "--data-dir", str(tmp_path / "n"), "--site-id", site_id, "--coordinator", "x:1"
     )
-    assert result.exit_code == 1 and "is not valid" in result.output
+    assert result.exit_code == 2 and "is not valid" in result.output
     assert not (tmp_path / "n" / "node.toml").exists()
 
 

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -53,7 +54,7 @@ TRIALS = 40
 @dataclass
 class Lab:
     config: node_config.NodeConfig
-    conn: object
+    conn: sqlite3.Connection
 
     def load(self, rows: list[dict], name: str = "export.csv") -> None:
         path = self.config.data_dir.parent / name
@@ -167,7 +168,8 @@ def attack_outcomes(
     """The attack's answers in TRIALS worlds with the planted value and TRIALS neighbouring
     worlds (that one result changed). Each world has its own test and patient ids, hence its own
     secret record keys and its own site secret, as two sites would."""
-    planted, neighbour = [], []
+    planted: list[int] = []
+    neighbour: list[int] = []
     for trial in range(TRIALS):
         for flag, answers in ((True, planted), (False, neighbour)):
             lab.reset(world(f"w{trial}-", flag), f"site {trial} {flag}")
