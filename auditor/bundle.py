@@ -69,7 +69,15 @@ def read(path: Path) -> dict[str, bytes]:
     """{member name: content} of the bundle at path, or BundleUnreadable saying why not."""
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+    except (
+        OSError,
+        EOFError,
+        NotImplementedError,  # a damaged header can claim a zip version nobody implements
+        RuntimeError,
+        ValueError,  # UnicodeDecodeError of a damaged name included
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+    ) as exc:
         raise BundleUnreadable(f"{path} is not a readable zip file: {exc}") from exc
     with archive:
         members = archive.infolist()

@@ -105,8 +105,8 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
         what = f"site {site} in {what}"
     opaque = sum(h is None for h in headers)
     caveat = (
-        f"; {opaque} leaves from before leaf headers are other sites' by the coordinator's word "
-        "(a site's bundle shows them by hash only, not to name their figures)"
+        f"; {opaque} leaves are other sites' by the coordinator's word (a site's own bundle "
+        "shows peers' leaves by hash only, so that no peer is named; the full bundle proves them)"
         if opaque
         else ""
     )

@@ -106,9 +106,9 @@ def _contents(
     signed_head = _witnessed_head(conn, appended, signed_inputs)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size).encode()
+    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
     files["keys/witnesses.json"] = (
-        json.dumps(witnesses.witness_records(conn), indent=2).encode() + b"\n"
+        json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
     )
     periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
     rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
@@ -200,15 +200,15 @@ def _leaves_json(
 ) -> bytes:
     """Every leaf up to the head: a header as its bytes, a whole-envelope leaf by the member that
     holds it (its envelopes/N.envelope when bundled anyway, else ledger/legacy/N.envelope). In a
-    site's own bundle a peer's whole-envelope leaf is given by its hash only: its envelope would
-    show the peer's figures under its name."""
+    site's own bundle a peer's leaf is given by its hash only: its header would name the peer,
+    and its envelope would show the peer's figures under its name (docs/privacy.md)."""
     entries: list[dict[str, str]] = []
     for index, data, is_header, leaf_site in ledger.stored_leaves(conn, size):
-        if is_header:
-            entries.append({"header": base64.b64encode(data).decode("ascii")})
-            continue
         if site is not None and leaf_site != site:
             entries.append({"leaf_hash": merkle.leaf_hash(data).hex()})
+            continue
+        if is_header:
+            entries.append({"header": base64.b64encode(data).decode("ascii")})
             continue
         name = f"envelopes/{index}.envelope"
         if index not in bundled:

@@ -78,15 +78,21 @@ def signed_checkpoint(key: Ed25519PrivateKey, size: int, root_hash: bytes) -> no
 
 
 def cosigned(
-    conn: sqlite3.Connection, key: Ed25519PrivateKey, tree_size: int | None = None
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    tree_size: int | None = None,
+    site: str | None = None,
 ) -> note.Note:
-    """The checkpoint of this size (default: the latest) with every cosignature collected."""
+    """The checkpoint of this size (default: the latest) with every cosignature collected, or
+    only `site`'s own (a site's bundle names no peer)."""
     size, root = _head(conn, tree_size)
     made = signed_checkpoint(key, size, root)
     if not _kept(conn):
         return made
     for (line,) in conn.execute(
-        "SELECT line FROM cosignatures WHERE tree_size = ? ORDER BY site_id", (size,)
+        "SELECT line FROM cosignatures WHERE tree_size = ? AND (? IS NULL OR site_id = ?)"
+        " ORDER BY site_id",
+        (size, site, site),
     ):
         made = made.with_signature(note.parse_line(line))
     return made
@@ -193,8 +199,10 @@ def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
     return int(row[0]) if row else latest
 
 
-def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
-    """Every site key as a witness key, with its enrolment dates, for auditors."""
+def witness_records(
+    conn: sqlite3.Connection, site: str | None = None
+) -> list[dict[str, str | None]]:
+    """Every site key (or only `site`'s) as a witness key, with its enrolment dates, for auditors."""
     return [
         {
             "site_id": site_id,
@@ -209,6 +217,8 @@ def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
         for keyid, site_id, raw, enrolled_at, retired_at, status, revoked_at in conn.execute(
             """SELECT k.keyid, k.site_id, k.public_key, k.enrolled_at, k.retired_at, s.status,
                       s.revoked_at
-               FROM site_keys k JOIN sites s USING (site_id) ORDER BY k.site_id, k.enrolled_at"""
+               FROM site_keys k JOIN sites s USING (site_id) WHERE ? IS NULL OR site_id = ?
+               ORDER BY k.site_id, k.enrolled_at""",
+            (site, site),
         )
     ]

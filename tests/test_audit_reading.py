@@ -221,10 +221,10 @@ def test_a_wrong_pinned_key_says_whose_key_signed(bundle, tmp_path) -> None:  # 
     assert run.exit_code == 2 and "is not a PEM public key" in run.output
 
 
-def test_key_show_prints_what_auditors_pin(bundle, coordinator, tmp_path) -> None:  # noqa: F811
+def test_key_show_prints_what_auditors_pin(bundle, tmp_path) -> None:  # noqa: F811
     path, key = bundle
-    data = coordinator.service.data
-    shown = CliRunner().invoke(coordinator_cli, ["key", "show", "--data-dir", str(data.path)])
+    data_dir = path.parent / "coordinator"  # the coordinator that made the bundle
+    shown = CliRunner().invoke(coordinator_cli, ["key", "show", "--data-dir", str(data_dir)])
     assert shown.exit_code == 0, shown.output
     pem = shown.output.split("fingerprint")[0].encode()
     assert pem == keys.public_pem(keys.public_raw(key))
