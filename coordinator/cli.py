@@ -47,6 +47,7 @@ EXIT_STATUSES: dict[type[BaseException], int] = {
     StoreDamaged: exits.FAILED,  # the store fails its check (`rarenet-coordinator check`)
     InvalidRequest: exits.BAD_INPUT,  # a samples or truth file that is not valid, a past deadline
     NotFound: exits.BAD_INPUT,  # no such site or round
+    NothingToReport: exits.FAILED,  # no summary for the period: no report written
     SetupError: exits.BAD_INPUT,  # no or a bad data directory, configuration or TLS file
     StandardError: exits.BAD_INPUT,
     ContractError: exits.BAD_INPUT,  # a period written wrongly, an unreadable key file

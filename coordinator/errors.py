@@ -43,7 +43,7 @@ class NotFound(CoordinatorError):
     """No such site, round, summary or standard version."""
 
 
-class NothingToReport(CoordinatorError):
+class NothingToReport(NotFound):
     """A period with no accepted summary: there is nothing to benchmark (exit 1, no report)."""
 
 

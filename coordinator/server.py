@@ -21,6 +21,7 @@ from coordinator.errors import (
     InvalidRequest,
     NotAuthenticated,
     NotFound,
+    NothingToReport,
     NotPermitted,
     RateLimited,
     TemporarilyUnavailable,
@@ -71,6 +72,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     AlreadyRecorded: grpc.StatusCode.ALREADY_EXISTS,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    NothingToReport: grpc.StatusCode.NOT_FOUND,
     TemporarilyUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 

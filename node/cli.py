@@ -423,6 +423,8 @@ def _standard_for_signing(cfg, client: CoordinatorClient):
     try:
         return enrolment.fetch_standard(cfg, client)
     except Unreachable as exc:
+        if not cfg.standard_path.exists():  # never enrolled: nothing to sign against
+            raise
         cached = load_cached(cfg.standard_path)
         click.echo(
             f"the coordinator cannot be reached ({exc}); signing against the cached standard "
@@ -444,9 +446,8 @@ def submit(data_dir: Path, period: str | None) -> None:
     with CoordinatorClient(cfg) as client:
         if period:
             p = parse_period(period)
-            send.check_period(conn, p, config=cfg)
             standard = _standard_for_signing(cfg, client)
-            queued = send.queue_summary(conn, cfg, standard, p)
+            queued = send.queue_summary(conn, cfg, standard, p)  # refuses before signing
             if queued.held:
                 click.echo(f"held, nothing signed: {queued.held}", err=True)
                 held = True
