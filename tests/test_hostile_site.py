@@ -91,6 +91,12 @@ def _sequence(value: int):
     return mutate
 
 
+def _huge_counts(m: pb.SiteSummary) -> None:
+    s = released(m)
+    s.negative += 2**30
+    s.tests += 2**30
+
+
 def _duplicate_stratum(m: pb.SiteSummary) -> None:
     m.strata.append(released(m))
 
@@ -122,6 +128,10 @@ HOSTILE = {
     "sequence 2^63": (_sequence(2**63), "beyond"),
     "sequence 2^63-1 (would brick the site)": (_sequence(2**63 - 1), "jumps more than"),
     "a stratum twice": (_duplicate_stratum, "appears twice"),
+    "2^30 tests (exact limits would stall every benchmark)": (
+        _huge_counts,
+        "more than a lab reports in a period",
+    ),
     "turnaround within > total": (_turnaround_bins, "within target cannot exceed"),
     "10,000 turnaround bins": (_many_bins, "more than the 100 allowed"),
 }
