@@ -311,9 +311,10 @@ def benchmark(
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
     extra = followup.gather(conn, result, standard, progress=say)
-    language = lang or str(standard.data.get("report", {}).get("language", "en"))
-    if language not in ("zh", "en"):
-        raise click.UsageError(f"the standard's [report] language {language!r} is not zh or en")
+    try:
+        language = lang or report.default_language(standard)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         written = report.write(
             result,
