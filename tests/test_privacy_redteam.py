@@ -146,8 +146,9 @@ def late(p: str, planted: bool) -> dict:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="attack succeeds: 9 histology refinements (nos->adenocarcinoma, both non-squamous) "
-    "open the revision gate; the revision's moved cells are exactly one late result's",
+    reason="the defence holds this revision (one patient's result moves a figure; the gate needs "
+    "revision_min_changes patients), and this test asserts the gate opens before attacking, so it "
+    "fails there; the attack with a held revision read as 'held': tests/test_privacy_revisions.py",
 )
 def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path) -> None:
     """Q3 has left. One late ROS1 FISH plasma result arrives (planted: positive; neighbour:
@@ -181,8 +182,9 @@ def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path)
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="attack succeeds: the gate counts results, not patients; one late 11-biomarker NGS "
-    "panel is 11 results, so the revision releases one patient's whole panel as a difference",
+    reason="the defence holds this revision (11 results of one patient; the gate counts "
+    "patients), and this test asserts the gate opens before attacking, so it fails there; the "
+    "attack with a held revision read as 'held': tests/test_privacy_revisions.py",
 )
 def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path) -> None:
     """Q3 has left. One patient's NGS panel (11 biomarkers, one test) is reported late: planted,
@@ -237,11 +239,6 @@ def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: after `standards accept` of a version-only bump, release.revision_held "
-    "returns None before counting changes, so one late result leaves as a difference",
-)
 def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> None:
     """The coordinator bumps its standard's version and nothing else (\"a typo fix, please
     accept\"); the lab runs `rarenet-node standards accept`. One late result had arrived: the
@@ -470,11 +467,6 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: adding a histology passes check_bounds as 'coarser'; after accept, "
-    "the panel cells that moved are exactly the added (one squamous) patient's valid results",
-)
 def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tmp_path) -> None:
     """Q3's panel (non-squamous patients) has left. The coordinator's next standard adds
     "squamous" to the panel's histologies (allowed: a standard may add one) and the lab accepts
