@@ -176,22 +176,23 @@ def _sum_keys(members: list[list[int]], cell: int) -> int:
 
 def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> None:
     """Every cell gets its noise; tests is the sum of the perturbed cells. Suppressed cells stay
-    0 on the wire and their noise goes into tests only (so tests says nothing exact about them)."""
+    0 on the wire; together they are one cell (their combined count, keyed by all their records),
+    whose noise goes into tests only (so tests says nothing exact about them)."""
     if stratum.withheld:
         return
-    hidden = set(stratum.suppressed_cells)
-    true_cells = {c: getattr(stratum, c) for c in CELLS}
-    if hidden:  # suppression zeroed these cells; their true counts are tests minus the others
-        missing = stratum.tests - sum(true_cells.values())
-        # the hidden cells together hold `missing`; spread it back for the perturbation of tests
-        true_cells[sorted(hidden, key=CELLS.index)[0]] += missing
-    perturbed = {
-        c: cellkey.perturb(true_cells[c], _sum_keys(members, i)) for i, c in enumerate(CELLS)
-    }
-    for c in CELLS:
-        setattr(stratum, c, 0 if c in hidden else perturbed[c])
+    hidden = [i for i, c in enumerate(CELLS) if c in set(stratum.suppressed_cells)]
+    visible = [i for i in range(len(CELLS)) if i not in hidden]
+    perturbed = [
+        cellkey.perturb(getattr(stratum, CELLS[i]), _sum_keys(members, i)) for i in visible
+    ]
+    if hidden:  # suppression zeroed them: their combined count is tests minus the visible cells
+        combined = stratum.tests - sum(getattr(stratum, CELLS[i]) for i in visible)
+        perturbed.append(cellkey.perturb(combined, sum(_sum_keys(members, i) for i in hidden)))
+    for i, c in enumerate(CELLS):
+        if i in visible:
+            setattr(stratum, c, perturbed[visible.index(i)])
     if stratum.tests:
-        stratum.tests = sum(perturbed.values())
+        stratum.tests = sum(perturbed)
 
 
 _PAIR_CELLS = (

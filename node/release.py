@@ -73,12 +73,13 @@ def check_period(conn: sqlite3.Connection, config: NodeConfig, period: Period) -
 
 
 def changes_since_release(conn: sqlite3.Connection, period: Period) -> int:
-    """Results of the period added, changed or removed since its last release."""
+    """Patients with a result of the period added, changed or removed since its last release
+    (patients, not results: one late panel of eleven biomarkers is one patient's)."""
     bounds = (period.start.isoformat(), period.end.isoformat())
     (count,) = conn.execute(
         f"""WITH cur AS ({_CURRENT}),
                  old AS (SELECT k, v FROM released_records WHERE period = ?)
-            SELECT COUNT(DISTINCT k) FROM (
+            SELECT COUNT(DISTINCT substr(v, 1, instr(v, char(31)) - 1)) FROM (
                 SELECT * FROM (SELECT k, v FROM cur EXCEPT SELECT k, v FROM old)
                 UNION ALL
                 SELECT * FROM (SELECT k, v FROM old EXCEPT SELECT k, v FROM cur))""",
@@ -118,24 +119,26 @@ def revision_held(
     previous: pb.SiteSummary,
 ) -> str | None:
     """Why a new version of an already released period must not be signed now, or None."""
-    if previous.standard_version != standard.version:
-        if store.get_state(conn, ACCEPTED_STANDARD) != standard.version:
-            return (
-                f"{period.label} was released under standard {previous.standard_version}; it is "
-                f"not released again under {standard.version} unless the lab approves: "
-                "`rarenet-node standards accept`"
-            )
-        return None
+    new_standard = previous.standard_version != standard.version
+    if new_standard and store.get_state(conn, ACCEPTED_STANDARD) != standard.version:
+        return (
+            f"{period.label} was released under standard {previous.standard_version}; it is "
+            f"not released again under {standard.version} unless the lab approves: "
+            "`rarenet-node standards accept`"
+        )
     if not has_snapshot(conn, period):  # released by an earlier version: count from now on
         conn.execute("BEGIN IMMEDIATE")
         snapshot(conn, period)
         conn.execute("COMMIT")
     changed = changes_since_release(conn, period)
     needed = config.disclosure.revision_min_changes
+    if new_standard and changed == 0:
+        return None  # the same results under an accepted standard: the lab approved that table
     if changed < needed:
         return (
-            f"{period.label}: {changed} result(s) changed since it was released; a revision is "
-            f"held until at least {needed} have ([disclosure] revision_min_changes), so that it "
-            "does not release a few results as a difference"
+            f"{period.label}: results of {changed} patient(s) changed since it was released; a "
+            f"revision is held until those of at least {needed} have ([disclosure] "
+            "revision_min_changes), so that it does not release a few patients' results as a "
+            "difference"
         )
     return None

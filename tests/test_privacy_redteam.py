@@ -172,18 +172,13 @@ def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path)
     fresh(lab, rows, "check")
     lab.sign()
     lab.load([late("check-", True)], "late.csv")
-    assert "1 result(s) changed" in lab.sign().held
+    assert "results of 1 patient(s) changed" in lab.sign().held
 
     planted, neighbour = two_worlds(run)
     assert_worlds_overlap(planted, neighbour)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: the gate counts results, not patients; one late 11-biomarker NGS "
-    "panel is 11 results, so the revision releases one patient's whole panel as a difference",
-)
 def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path) -> None:
     """Q3 has left. One patient's NGS panel (11 biomarkers, one test) is reported late: planted,
     KRAS positive and the rest negative; neighbour, EGFR positive instead. Eleven results changed,
@@ -218,7 +213,9 @@ def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path)
         assert lab.sign().sequence is not None
         lab.load(late_panel(p, planted), "late.csv")
         queued = lab.sign()
-        assert queued.sequence is not None, queued.held  # the gate opened for one patient
+        if queued.sequence is None:  # the gate counts patients: held, nothing to compare
+            assert "results of 1 patient(s) changed" in queued.held
+            return "held"
         first, second = lab.released()
         moved = changed(first, second)
         votes = {
@@ -237,11 +234,6 @@ def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: after `standards accept` of a version-only bump, release.revision_held "
-    "returns None before counting changes, so one late result leaves as a difference",
-)
 def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> None:
     """The coordinator bumps its standard's version and nothing else (\"a typo fix, please
     accept\"); the lab runs `rarenet-node standards accept`. One late result had arrived: the
@@ -261,7 +253,9 @@ def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> 
         )
         assert accepted.exit_code == 0, accepted.output
         queued = lab.sign()
-        assert queued.sequence is not None, queued.held
+        if queued.sequence is None:  # accepted, but one changed patient still holds it
+            assert "results of 1 patient(s) changed" in queued.held
+            return "held"
         first, second = lab.released()
         return late_result_call(first, second)
 
@@ -566,11 +560,6 @@ def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: with suppression on, the hidden cells' combined count is perturbed "
-    "with the first hidden cell's key only, so a change in the second leaves the noise as it was",
-)
 def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_changes(
     tmp_path,
 ) -> None:
