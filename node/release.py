@@ -18,6 +18,7 @@ What a period's last release counted is kept as a snapshot of its results' value
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from node import store
@@ -101,8 +102,22 @@ def has_snapshot(conn: sqlite3.Connection, period: Period) -> bool:
     )
 
 
-def snapshot(conn: sqlite3.Connection, period: Period) -> None:
-    """Inside the caller's transaction: what this release counted."""
+def shape(standard: NodeStandard) -> str:
+    """What of a standard decides which records a table counts (not its version or targets)."""
+    return json.dumps(
+        {
+            "panel_histologies": sorted(standard.non_squamous),
+            "panel": list(standard.required_panel),
+            "vaf_edges": list(standard.vaf_edges),
+            "reference_order": {k: list(v) for k, v in sorted(standard.reference_order.items())},
+        },
+        sort_keys=True,
+    )
+
+
+def snapshot(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -> None:
+    """Inside the caller's transaction: what this release counted, and under what shape."""
+    store.set_state(conn, f"released_shape:{period.label}", shape(standard))
     conn.execute("DELETE FROM released_records WHERE period = ?", (period.label,))
     conn.execute(
         f"INSERT INTO released_records (period, k, v) SELECT ?, k, v FROM ({_CURRENT})",
@@ -126,9 +141,16 @@ def revision_held(
             f"not released again under {standard.version} unless the lab approves: "
             "`rarenet-node standards accept`"
         )
+    if new_standard and store.get_state(conn, f"released_shape:{period.label}") != shape(standard):
+        return (
+            f"standard {standard.version} counts other records than {previous.standard_version} "
+            f"did (panel histologies or biomarkers, VAF edges, reference methods): {period.label} "
+            "signed again under it would release the difference, the records of the histology "
+            "or bin that changed. It stays as released; later periods use the new standard"
+        )
     if not has_snapshot(conn, period):  # released by an earlier version: count from now on
         conn.execute("BEGIN IMMEDIATE")
-        snapshot(conn, period)
+        snapshot(conn, period, standard)
         conn.execute("COMMIT")
     changed = changes_since_release(conn, period)
     needed = config.disclosure.revision_min_changes

@@ -47,7 +47,7 @@ def queue_summary(
             envelope,
             period.label,
             sequence,
-            also=lambda c: release.snapshot(c, period),
+            also=lambda c: release.snapshot(c, period, standard),
         ),
     )
 

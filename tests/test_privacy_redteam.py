@@ -470,11 +470,6 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: adding a histology passes check_bounds as 'coarser'; after accept, "
-    "the panel cells that moved are exactly the added (one squamous) patient's valid results",
-)
 def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tmp_path) -> None:
     """Q3's panel (non-squamous patients) has left. The coordinator's next standard adds
     "squamous" to the panel's histologies (allowed: a standard may add one) and the lab accepts
@@ -510,7 +505,10 @@ def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tm
             node_cli, ["standards", "accept", "--data-dir", str(lab.config.data_dir)]
         )
         assert accepted.exit_code == 0, accepted.output
-        assert lab.sign().sequence is not None
+        queued = lab.sign()
+        if queued.sequence is None:  # a standard that counts other records: Q3 stays as it was
+            assert "counts other records" in queued.held
+            return "held"
         first, second = lab.released()
         old = {b.biomarker: b.with_valid_result for b in first.panel.biomarkers}
         new = {b.biomarker: b.with_valid_result for b in second.panel.biomarkers}
