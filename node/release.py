@@ -33,22 +33,33 @@ from protos.rarenet.v1 import summary_pb2 as pb
 ACCEPTED_STANDARD = "accepted_standard"  # state key: the version `standards accept` approved
 _SEP = "char(31)"
 _KEY = f"test_id || {_SEP} || biomarker || {_SEP} || method"
-_VALUES = " || char(31) || ".join(
-    f"COALESCE({c}, '')"
-    for c in (
-        "patient_key",
-        "received_date",
-        "reported_date",
-        "specimen",
-        "histology",
-        "result",
-        "vaf",
+
+
+def _current(standard: NodeStandard, period: Period) -> tuple[str, list[object]]:
+    """The period's records as the tables see them: a change the tables cannot see (a histology
+    refined within the panel's population, a VAF within its bin, a VAF on a negative) is not a
+    change. Returns the SELECT and its parameters (the standard's words are bound, never
+    pasted into SQL: the standard comes from the coordinator)."""
+    histologies = sorted(standard.non_squamous)
+    edges = list(standard.vaf_edges)
+    bins = " ".join(f"WHEN vaf < ? THEN '{i}'" for i in range(len(edges)))
+    values = " || char(31) || ".join(
+        (
+            "patient_key",
+            "received_date",
+            "reported_date",
+            "specimen",
+            f"CASE WHEN histology IN ({', '.join('?' * len(histologies))}) THEN 'panel' "
+            "ELSE 'out' END",
+            "result",
+            f"CASE WHEN result != 'positive' OR vaf IS NULL THEN '' {bins} ELSE 'above' END",
+        )
     )
-)
-_CURRENT = (
-    f"SELECT {_KEY} AS k, {_VALUES} AS v FROM results"
-    " WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL"
-)
+    sql = (
+        f"SELECT {_KEY} AS k, {values} AS v FROM results"
+        " WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL"
+    )
+    return sql, [*histologies, *edges, period.start.isoformat(), period.end.isoformat()]
 
 
 class PeriodRefused(NodeError):
@@ -73,18 +84,18 @@ def check_period(conn: sqlite3.Connection, config: NodeConfig, period: Period) -
             )
 
 
-def changes_since_release(conn: sqlite3.Connection, period: Period) -> int:
+def changes_since_release(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -> int:
     """Patients with a result of the period added, changed or removed since its last release
     (patients, not results: one late panel of eleven biomarkers is one patient's)."""
-    bounds = (period.start.isoformat(), period.end.isoformat())
+    current, parameters = _current(standard, period)
     (count,) = conn.execute(
-        f"""WITH cur AS ({_CURRENT}),
+        f"""WITH cur AS ({current}),
                  old AS (SELECT k, v FROM released_records WHERE period = ?)
             SELECT COUNT(DISTINCT substr(v, 1, instr(v, char(31)) - 1)) FROM (
                 SELECT * FROM (SELECT k, v FROM cur EXCEPT SELECT k, v FROM old)
                 UNION ALL
                 SELECT * FROM (SELECT k, v FROM old EXCEPT SELECT k, v FROM cur))""",
-        (*bounds, period.label),
+        (*parameters, period.label),
     ).fetchone()
     return int(count)
 
@@ -119,9 +130,10 @@ def snapshot(conn: sqlite3.Connection, period: Period, standard: NodeStandard) -
     """Inside the caller's transaction: what this release counted, and under what shape."""
     store.set_state(conn, f"released_shape:{period.label}", shape(standard))
     conn.execute("DELETE FROM released_records WHERE period = ?", (period.label,))
+    current, parameters = _current(standard, period)
     conn.execute(
-        f"INSERT INTO released_records (period, k, v) SELECT ?, k, v FROM ({_CURRENT})",
-        (period.label, period.start.isoformat(), period.end.isoformat()),
+        f"INSERT INTO released_records (period, k, v) SELECT ?, k, v FROM ({current})",
+        (period.label, *parameters),
     )
     conn.execute("INSERT OR IGNORE INTO released_periods (period) VALUES (?)", (period.label,))
 
@@ -152,7 +164,7 @@ def revision_held(
         conn.execute("BEGIN IMMEDIATE")
         snapshot(conn, period, standard)
         conn.execute("COMMIT")
-    changed = changes_since_release(conn, period)
+    changed = changes_since_release(conn, period, standard)
     needed = config.disclosure.revision_min_changes
     if new_standard and changed == 0:
         return None  # the same results under an accepted standard: the lab approved that table
