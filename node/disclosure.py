@@ -272,54 +272,33 @@ def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:
 
 
 def _vaf(out: pb.SiteSummary, summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
-    """A VAF histogram goes with its biomarker x method's tests: released when they number n or
-    more, else merged over the small methods of the biomarker (method "any"), else withheld."""
-    tests: defaultdict[tuple[str, str], int] = defaultdict(int)
+    """A VAF histogram of a biomarker x method is released only when every specimen stratum of
+    that biomarker x method has n tests or more: a positive from a stratum that is merged or
+    withheld would otherwise show its VAF bin (and, a zero being exact, alone). Otherwise it is
+    withheld, and said so."""
+    small: set[tuple[str, str]] = set()
     for s in summary.strata:
-        if s.method != ALL_METHODS:
-            tests[(s.biomarker, s.method)] += s.tests
-    released: list[tuple[pb.VafHistogram, list[list[int]]]] = []
-    small: defaultdict[str, list[pb.VafHistogram]] = defaultdict(list)
-    for h in summary.vaf:
-        if tests[(h.biomarker, h.method)] >= n:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=h.biomarker, method=h.method, edges=h.edges, counts=h.counts
-                    ),
-                    [keys.vaf[(h.biomarker, h.method)]],
-                )
-            )
-        else:
-            small[h.biomarker].append(h)
-    for biomarker, group in sorted(small.items()):
-        edges = group[0].edges
-        if sum(tests[(biomarker, h.method)] for h in group) >= n:
-            merged = pb.VafHistogram(
-                biomarker=biomarker,
-                method="any",
-                edges=edges,
-                counts=[sum(h.counts[i] for h in group) for i in range(len(group[0].counts))],
-                disclosure_note=f"merged: methods with fewer than {n} tests",
-            )
-            released.append((merged, [keys.vaf[(biomarker, h.method)] for h in group]))
-        else:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=biomarker,
-                        method="any",
-                        edges=edges,
-                        withheld=True,
-                        disclosure_note=f"withheld: fewer than {n} tests even merged",
-                    ),
-                    [],
-                )
-            )
-    for h, members in released:
-        if not h.withheld:
-            counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
-            del h.counts[:]
-            h.counts.extend(counts)
+        if s.method != ALL_METHODS and s.tests < n:
+            small.add((s.biomarker, s.method))
     del out.vaf[:]
-    out.vaf.extend(h for h, _ in sorted(released, key=lambda e: (e[0].biomarker, e[0].method)))
+    for h in sorted(summary.vaf, key=lambda h: (h.biomarker, h.method)):
+        if (h.biomarker, h.method) in small:
+            out.vaf.append(
+                pb.VafHistogram(
+                    biomarker=h.biomarker,
+                    method=h.method,
+                    edges=h.edges,
+                    withheld=True,
+                    disclosure_note=f"withheld: a specimen of it has fewer than {n} tests",
+                )
+            )
+            continue
+        key = keys.vaf[(h.biomarker, h.method)]
+        out.vaf.append(
+            pb.VafHistogram(
+                biomarker=h.biomarker,
+                method=h.method,
+                edges=h.edges,
+                counts=[cellkey.perturb(c, key[i]) for i, c in enumerate(h.counts)],
+            )
+        )

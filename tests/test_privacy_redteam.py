@@ -300,11 +300,6 @@ def test_a_withheld_strata_positive_is_not_proved_by_a_sibling_zero(tmp_path) ->
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: the VAF histogram goes with biomarker x method over all specimens, so "
-    "a withheld cytology stratum's only positive lights its exact VAF bin (zero is exact)",
-)
 def test_a_withheld_strata_positive_does_not_show_its_vaf_bin(tmp_path) -> None:
     """ERBB2 by NGS: 30 tissue tests, none positive (released); 3 cytology tests, 1 positive
     (withheld stratum), planted VAF 7% (bin 5-10), neighbour 30% (bin 20-50). The ERBB2 x ngs_dna
@@ -321,12 +316,14 @@ def test_a_withheld_strata_positive_does_not_show_its_vaf_bin(tmp_path) -> None:
 
     def run(p: str, planted: bool) -> str:
         lab.reset(world(p, planted), f"site {p} {planted}")
-        (h,) = [h for h in lab.build().vaf if h.biomarker == "ERBB2" and not h.withheld]
+        shown = [h for h in lab.build().vaf if h.biomarker == "ERBB2" and not h.withheld]
+        if not shown:  # the histogram goes only with specimen strata that are all released
+            return "withheld"
+        (h,) = shown
         lit = [f"{h.edges[i]}-{h.edges[i + 1]}" for i, c in enumerate(h.counts) if c]
         return ",".join(lit)
 
     planted, neighbour = two_worlds(run)
-    assert set(planted) == {"5.0-10.0"}  # the planted bin, in every world
     assert_worlds_overlap(planted, neighbour)
 
 
@@ -393,13 +390,14 @@ def _likelihood(released: int, true: int) -> float:
 PCR_POSITIVES = 4
 
 
-def _decode(all_: int, pcr: int, vaf_bin: int) -> int:
+def _decode(all_: int, pcr: int, vaf_bin: int | None) -> int:
     """Maximum likelihood over the published table: hidden 2 or 3, from the per-test view
-    (all - pcr, PCR's true count unknown) and the VAF-bin view."""
+    (all - pcr, PCR's true count unknown) and the VAF-bin view (None: the histogram is withheld,
+    as the node now does when a specimen stratum of it is)."""
 
     def score(hidden: int) -> float:
         view_strata = sum(_likelihood(pcr, t) * _likelihood(all_, t + hidden) for t in range(1, 40))
-        return view_strata * _likelihood(vaf_bin, hidden)
+        return view_strata * (1.0 if vaf_bin is None else _likelihood(vaf_bin, hidden))
 
     return max((2, 3), key=score)
 
@@ -453,7 +451,7 @@ def test_two_independent_views_of_a_withheld_count_stay_under_the_bar(tmp_path) 
         return _decode(
             stratum(s, "EGFR", "all", "cytology").positive,
             stratum(s, "EGFR", "pcr", "cytology").positive,
-            h.counts[list(h.edges).index(5.0)],
+            None if h.withheld else h.counts[list(h.edges).index(5.0)],
         )
 
     planted, neighbour = two_worlds(run)
