@@ -13,6 +13,7 @@ import sqlite3
 from node import outbox, summary
 from node.config import NodeConfig
 from node.errors import NodeError
+from node.pseudonym import Pseudonymiser
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -42,13 +43,38 @@ def parse_flag(text: str, period: str) -> apb.FlagReference:
     return apb.FlagReference(period=label, rule=rule.strip(), subject=subject.strip())
 
 
-def _text(name: str, value: str) -> str:
+def _text(conn: sqlite3.Connection, config: NodeConfig, name: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise NodeError(f"--{name} is empty: say what you found and what you do")
     if len(value) > MAX_TEXT:
         raise NodeError(f"--{name} has {len(value)} characters; keep it under {MAX_TEXT}")
+    _no_ids(conn, config, name, value)
     return value
+
+
+def _no_ids(conn: sqlite3.Connection, config: NodeConfig, name: str, value: str) -> None:
+    """Free text leaves the site signed: refuse it when a word of it is a test id or a patient id
+    this lab holds (patient ids are compared by their keyed hash, as stored)."""
+    words = sorted({w.strip(".-/_") for w in re.findall(r"[\w.\-/]+", value)} - {""})
+    if not words:
+        return
+    marks = ", ".join("?" * len(words))
+    pseudonymise = Pseudonymiser(config.pseudonym_secret())
+    hit = (
+        conn.execute(
+            f"SELECT test_id FROM results WHERE test_id IN ({marks}) LIMIT 1", words
+        ).fetchone()
+        or conn.execute(
+            f"SELECT 1 FROM results WHERE patient_key IN ({marks}) LIMIT 1",
+            [pseudonymise(w) for w in words],
+        ).fetchone()
+    )
+    if hit:
+        raise NodeError(
+            f"--{name} names a test id or patient id this lab holds; ids never leave the site. "
+            "Describe the case without them (its date, specimen and method are enough)"
+        )
 
 
 def _date(name: str, value: str) -> str:
@@ -91,8 +117,8 @@ def add(
     message = apb.CorrectiveAction(
         action_id=action_id,
         flag=flag,
-        root_cause=_text("root-cause", root_cause),
-        action=_text("action", action),
+        root_cause=_text(conn, config, "root-cause", root_cause),
+        action=_text(conn, config, "action", action),
         due=_date("due", due),
         status="open",
     )
@@ -115,7 +141,7 @@ def close(
         raise NodeError(f"action {action_id} was closed on {message.closed_on} already")
     message.status = "closed"
     message.closed_on = _date("on", on or dt.date.today().isoformat())
-    message.closing_note = _text("note", note)
+    message.closing_note = _text(conn, config, "note", note)
     return _queue(conn, config, message)
 
 

@@ -516,11 +516,6 @@ def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tm
 # 8. Free text that leaves the site: corrective actions ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: a corrective action's free text (root cause, action, closing note) "
-    "is signed and sent as typed; a test id or patient id the lab holds is not screened out",
-)
 def test_a_corrective_action_does_not_carry_the_labs_ids(tmp_path) -> None:
     """docs/privacy.md says test ids and patient ids never leave. A lab answering a failure-rate
     flag writes what it found, naming the sample; the signed action must not carry the test id
