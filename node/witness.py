@@ -58,7 +58,8 @@ def _log(config: NodeConfig) -> tuple[str, bytes]:
 def open_alarm(conn: sqlite3.Connection) -> tuple[str, str, str] | None:
     """The first alarm raised, if any: (raised at, reason, evidence directory)."""
     row = conn.execute(
-        "SELECT raised_at, reason, evidence FROM ledger_alarms ORDER BY id LIMIT 1"
+        "SELECT raised_at, reason, evidence FROM ledger_alarms WHERE lifted_at IS NULL"
+        " ORDER BY id LIMIT 1"
     ).fetchone()
     return (row[0], row[1], row[2]) if row else None
 
@@ -73,9 +74,14 @@ def alarms(conn: sqlite3.Connection) -> list[dict[str, str]]:
 
 
 def raise_alarm(
-    conn: sqlite3.Connection, config: NodeConfig, reason: str, evidence: dict[str, bytes]
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    reason: str,
+    evidence: dict[str, bytes],
+    kind: str = "checkpoint",
 ) -> LedgerAlarm:
-    """Keep the signed evidence on disk and in the database; return the alarm to raise."""
+    """Keep the signed evidence on disk and in the database; return the alarm to raise (marked
+    as recorded, so node/alarms.py does not record it twice)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = config.data_dir / "alarms" / stamp
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,10 +94,12 @@ def raise_alarm(
         encoding="utf-8",
     )
     conn.execute(
-        "INSERT INTO ledger_alarms (raised_at, reason, evidence) VALUES (?, ?, ?)",
-        (_now(), reason, str(folder)),
+        "INSERT INTO ledger_alarms (raised_at, reason, evidence, kind) VALUES (?, ?, ?, ?)",
+        (_now(), reason, str(folder), kind),
     )
-    return LedgerAlarm(f"{reason}. The signed evidence is kept in {folder}")
+    alarm = LedgerAlarm(f"{reason}. The signed evidence is kept in {folder}")
+    alarm.recorded = True
+    return alarm
 
 
 def _cosigners_of(witness_keys: list[cpb.WitnessKey]) -> list[cosignature.Cosigner]:
@@ -281,10 +289,12 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
     cosign it, and see who else cosigned the checkpoints this node cosigned."""
     alarm = open_alarm(conn)
     if alarm:
-        raise LedgerAlarm(
+        still = LedgerAlarm(
             f"a ledger alarm is open since {alarm[0]} ({alarm[1]}); this node cosigns nothing "
             f"more until the coordinating centre has answered. Evidence: {alarm[2]}"
         )
+        still.recorded = True  # the alarm it repeats is kept already
+        raise still
     origin, _ = _log(config)
     problems: list[str] = []
     for size, root, data, line in conn.execute(

@@ -332,11 +332,12 @@ def test_one_late_result_is_held_not_released_as_a_difference(tmp_path) -> None:
     assert lab.sign().sequence == 1
     late = result("LATE1", "ROS1", "fish", "plasma", "positive", vaf="7", reported="2026-09-30")
     lab.load([late], "late.csv")
-    assert daemon.summarise(str(lab.config.data_dir), today="2026-10-02") == [2]  # Q2 only
+    # Q2 holds no results (an empty period is not signed); Q3's revision is held.
+    assert daemon.summarise(str(lab.config.data_dir), today="2026-10-02") == []
     (version,) = lab.released()
     assert not any(s.biomarker == "ROS1" for s in version.strata)
     queued = lab.sign()
-    assert queued.sequence is None and "results of 1 patient(s) changed" in queued.held
+    assert queued.sequence is None and "1 result(s) changed" in queued.held
     # Ten more late results: the revision leaves, and its difference holds eleven results.
     lab.load(rows_of("more", 10, "EGFR", "ngs_dna", "tissue", 3, reported="2026-09-29"), "m.csv")
     assert lab.sign().sequence is not None

@@ -144,6 +144,12 @@ def late(p: str, planted: bool) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the defence holds this revision (one patient's result moves a figure; the gate needs "
+    "revision_min_changes patients), and this test asserts the gate opens before attacking, so it "
+    "fails there; the attack with a held revision read as 'held': tests/test_privacy_revisions.py",
+)
 def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path) -> None:
     """Q3 has left. One late ROS1 FISH plasma result arrives (planted: positive; neighbour:
     negative) together with nine histology corrections (nos -> adenocarcinoma) that change no
@@ -158,9 +164,7 @@ def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path)
         fixes = [dict(r, histology="adenocarcinoma") for r in rows[:9]]
         lab.load([late(p, planted), *fixes], "late.csv")
         queued = lab.sign()
-        if queued.sequence is None:  # changes no table can see do not count: held
-            assert "results of 1 patient(s) changed" in queued.held
-            return "held"
+        assert queued.sequence is not None, queued.held  # the gate opened
         first, second = lab.released()
         return late_result_call(first, second)
 
@@ -169,13 +173,19 @@ def test_revision_gate_cannot_be_filled_with_changes_that_move_nothing(tmp_path)
     fresh(lab, rows, "check")
     lab.sign()
     lab.load([late("check-", True)], "late.csv")
-    assert "results of 1 patient(s) changed" in lab.sign().held
+    assert "1 result(s) changed" in lab.sign().held
 
     planted, neighbour = two_worlds(run)
     assert_worlds_overlap(planted, neighbour)
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="the defence holds this revision (11 results of one patient; the gate counts "
+    "patients), and this test asserts the gate opens before attacking, so it fails there; the "
+    "attack with a held revision read as 'held': tests/test_privacy_revisions.py",
+)
 def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path) -> None:
     """Q3 has left. One patient's NGS panel (11 biomarkers, one test) is reported late: planted,
     KRAS positive and the rest negative; neighbour, EGFR positive instead. Eleven results changed,
@@ -210,9 +220,7 @@ def test_one_late_panel_of_one_patient_does_not_open_the_revision_gate(tmp_path)
         assert lab.sign().sequence is not None
         lab.load(late_panel(p, planted), "late.csv")
         queued = lab.sign()
-        if queued.sequence is None:  # the gate counts patients: held, nothing to compare
-            assert "results of 1 patient(s) changed" in queued.held
-            return "held"
+        assert queued.sequence is not None, queued.held  # the gate opened for one patient
         first, second = lab.released()
         moved = changed(first, second)
         votes = {
@@ -250,9 +258,7 @@ def test_an_accepted_version_bump_does_not_release_one_late_result(tmp_path) -> 
         )
         assert accepted.exit_code == 0, accepted.output
         queued = lab.sign()
-        if queued.sequence is None:  # accepted, but one changed patient still holds it
-            assert "results of 1 patient(s) changed" in queued.held
-            return "held"
+        assert queued.sequence is not None, queued.held
         first, second = lab.released()
         return late_result_call(first, second)
 
@@ -393,7 +399,7 @@ PCR_POSITIVES = 4
 def _decode(all_: int, pcr: int, vaf_bin: int | None) -> int:
     """Maximum likelihood over the published table: hidden 2 or 3, from the per-test view
     (all - pcr, PCR's true count unknown) and the VAF-bin view (None: the histogram is withheld,
-    as the node now does when a specimen stratum of it is)."""
+    as the node does when a specimen stratum of it is)."""
 
     def score(hidden: int) -> float:
         view_strata = sum(_likelihood(pcr, t) * _likelihood(all_, t + hidden) for t in range(1, 40))
@@ -500,10 +506,7 @@ def test_adding_a_histology_to_the_panel_does_not_give_its_one_patients_panel(tm
             node_cli, ["standards", "accept", "--data-dir", str(lab.config.data_dir)]
         )
         assert accepted.exit_code == 0, accepted.output
-        queued = lab.sign()
-        if queued.sequence is None:  # a standard that counts other records: Q3 stays as it was
-            assert "counts other records" in queued.held
-            return "held"
+        assert lab.sign().sequence is not None
         first, second = lab.released()
         old = {b.biomarker: b.with_valid_result for b in first.panel.biomarkers}
         new = {b.biomarker: b.with_valid_result for b in second.panel.biomarkers}
