@@ -10,7 +10,7 @@ import re
 import secrets
 import sqlite3
 
-from node import outbox, summary
+from node import id_screen, outbox, summary
 from node.config import NodeConfig
 from node.errors import NodeError
 from node.pseudonym import Pseudonymiser
@@ -49,32 +49,14 @@ def _text(conn: sqlite3.Connection, config: NodeConfig, name: str, value: str) -
         raise NodeError(f"--{name} is empty: say what you found and what you do")
     if len(value) > MAX_TEXT:
         raise NodeError(f"--{name} has {len(value)} characters; keep it under {MAX_TEXT}")
-    _no_ids(conn, config, name, value)
-    return value
-
-
-def _no_ids(conn: sqlite3.Connection, config: NodeConfig, name: str, value: str) -> None:
-    """Free text leaves the site signed: refuse it when a word of it is a test id or a patient id
-    this lab holds (patient ids are compared by their keyed hash, as stored)."""
-    words = sorted({w.strip(".-/_") for w in re.findall(r"[\w.\-/]+", value)} - {""})
-    if not words:
-        return
-    marks = ", ".join("?" * len(words))
-    pseudonymise = Pseudonymiser(config.pseudonym_secret())
-    hit = (
-        conn.execute(
-            f"SELECT test_id FROM results WHERE test_id IN ({marks}) LIMIT 1", words
-        ).fetchone()
-        or conn.execute(
-            f"SELECT 1 FROM results WHERE patient_key IN ({marks}) LIMIT 1",
-            [pseudonymise(w) for w in words],
-        ).fetchone()
-    )
-    if hit:
+    named = id_screen.ids_in(conn, Pseudonymiser(config.pseudonym_secret()), value)
+    if named:
         raise NodeError(
-            f"--{name} names a test id or patient id this lab holds; ids never leave the site. "
-            "Describe the case without them (its date, specimen and method are enough)"
+            f"--{name} names {', '.join(named)}, held by this node; test and patient ids never "
+            "leave the site: describe the case without them (e.g. 'one cytology sample in "
+            "August') and keep the ids in your LIMS record of this action"
         )
+    return value
 
 
 def _date(name: str, value: str) -> str:

@@ -496,17 +496,22 @@ def verify_receipts(data_dir: Path) -> None:
         click.echo(alarms.describe(standing), err=True)
 
 
+def _witnesses(ids: list[str]) -> str:
+    """Other witnesses as a count and their opaque ids (a lab does not learn its peers' names)."""
+    return f"{len(ids)} other site(s) ({', '.join(ids)})" if ids else "no other site"
+
+
 def _report_witness(report: witness.WitnessReport) -> None:
-    others = ", ".join(report.cosigners) or "no other site yet"
+    others = _witnesses(report.cosigners) if report.cosigners else "no other site yet"
     click.echo(
         f"witness: cosigned checkpoint {report.tree_size}"
         f"{'' if report.delivered else ' (cosignature not yet delivered)'}; "
         f"also cosigned by {others}"
     )
-    for size, sites in sorted(report.same_as_mine.items()):
+    for size, ids in sorted(report.same_as_mine.items()):
         if size != report.tree_size:
             click.echo(
-                f"witness: checkpoint {size}, cosigned by this site, also by {', '.join(sites) or 'no other site'}"
+                f"witness: checkpoint {size}, cosigned by this site, also by {_witnesses(ids)}"
             )
     for problem in report.problems:
         click.echo(f"witness: {problem}", err=True)

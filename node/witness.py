@@ -5,9 +5,11 @@ against the coordinator's pinned key and kept. A checkpoint whose size the node 
 with another root is a fork: the node raises a ledger alarm and keeps both signed checkpoints on
 disk as evidence (D/alarms/...). Before cosigning the latest checkpoint, the node proves it
 consistent with the last one it cosigned (or, the first time, with the largest tree head it has
-verified); then it cosigns (cosignature/v1, with the site key, as rarenet.witness/<site id>) and
-hands the cosignature to the coordinator. It also checks the other witnesses' cosignatures shown
-on the checkpoints it sees, and remembers who cosigned the same checkpoint it did.
+verified); then it cosigns (cosignature/v1, with the site key, under the opaque name
+rarenet.witness/<first 16 hex of its key id>) and hands the cosignature to the coordinator. It
+also checks the other witnesses' cosignatures shown on the checkpoints it sees, and remembers
+which witnesses (by opaque id: a lab does not learn its peers' names) cosigned the same
+checkpoint it did.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from node.errors import LedgerAlarm
 from node.receipts import coordinator_key
 from protos import checkpoint, cosignature, merkle, note
 from protos.errors import ContractError
+from protos.keys import public_raw
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 
 
@@ -41,8 +44,8 @@ class Seen:
 class WitnessReport:
     tree_size: int  # the latest checkpoint, which this node has now cosigned
     delivered: bool  # the coordinator has this node's cosignature
-    cosigners: list[str]  # other sites whose cosignatures on it verified
-    same_as_mine: dict[int, list[str]]  # size of a checkpoint this node cosigned -> other sites
+    cosigners: list[str]  # opaque ids of the other witnesses whose cosignatures on it verified
+    same_as_mine: dict[int, list[str]]  # size of a checkpoint this node cosigned -> their ids
     problems: list[str]
 
 
@@ -103,10 +106,18 @@ def raise_alarm(
 
 
 def _cosigners_of(witness_keys: list[cpb.WitnessKey]) -> list[cosignature.Cosigner]:
+    """The witnesses under their opaque names (the coordinator no longer says whose key is
+    whose; a legacy site id, if an earlier coordinator sent one, is not used)."""
     return [
-        cosignature.Cosigner(cosignature.witness_name(k.site_id), bytes(k.public_key))
+        cosignature.Cosigner(
+            cosignature.opaque_witness_name(bytes(k.public_key)), bytes(k.public_key)
+        )
         for k in witness_keys
     ]
+
+
+def _own_name(config: NodeConfig) -> str:
+    return cosignature.opaque_witness_name(public_raw(config.signing_key()))
 
 
 def record(
@@ -126,10 +137,10 @@ def record(
     seen = Seen(body, parsed)
     if witness_keys:
         found, bad = cosignature.verified_cosignatures(parsed, _cosigners_of(witness_keys))
-        mine = cosignature.witness_name(config.site_id)
+        mine = _own_name(config)
         seen.cosigners = sorted(
-            {c.cosigner.name.removeprefix(cosignature.WITNESS_PREFIX) for c in found}
-            - {mine.removeprefix(cosignature.WITNESS_PREFIX)}
+            {cosignature.witness_of(c.cosigner.name) or "" for c in found}
+            - {cosignature.witness_of(mine)}
         )
         seen.unverified = bad
     for size, root, kept in conn.execute(
@@ -318,7 +329,7 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
         check_extends(conn, config, client, seen, published.checkpoint)
         line = cosignature.cosign(
             body.body(),
-            cosignature.witness_name(config.site_id),
+            _own_name(config),
             config.signing_key(),
             int(time.time()),
         ).line()
