@@ -554,8 +554,8 @@ def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_chang
     both suppressed; their sum leaves as tests - positive - negative. _perturb_stratum perturbs
     that sum with the failed cell's records' key. A revision adds one late hidden result:
     planted, an equivocal (the failed records are unchanged: same key, same noise, the derived
-    sum moves by exactly 1); neighbour, a failed (new key, fresh noise). Nine histology
-    refinements open the revision gate (see test 1)."""
+    sum moves by exactly 1); neighbour, a failed (new key, fresh noise). Nine other patients'
+    late results open the revision gate."""
     lab = make_lab(tmp_path, disclosure="small_count_suppression = true")
 
     def world(p: str) -> list[dict]:
@@ -585,8 +585,10 @@ def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_chang
             "equivocal" if planted else "failed",
             reported="2026-09-30",
         )
-        fixes = [dict(r, histology="adenocarcinoma") for r in rows if r["histology"] == "nos"]
-        lab.load([late_one, *fixes[:9]], "late.csv")
+        # nine other patients' late results, in another stratum, open the revision gate (changes
+        # that move no figure, such as histology refinements, no longer count)
+        others = rows_of(p + "gate", 9, "EGFR", "pcr", "plasma", 3, reported="2026-09-29")
+        lab.load([late_one, *others], "late.csv")
         assert lab.sign().sequence is not None
         first, second = lab.released()
         return hidden(second) - hidden(first)
