@@ -24,9 +24,10 @@ class WorkingDays:
                 f"the holidays package does not know country {country!r}; set [site] country"
             ) from exc
         self._count = lru_cache(maxsize=None)(self._count_uncached)
+        self._working = lru_cache(maxsize=None)(self._calendar.is_working_day)  # a day at a time
 
     def is_working_day(self, day: dt.date) -> bool:
-        return self._calendar.is_working_day(day)
+        return self._working(day)
 
     def between(self, received: dt.date, reported: dt.date) -> int:
         """Working days after `received` up to and including `reported`."""
@@ -36,6 +37,6 @@ class WorkingDays:
         days = 0
         day = received + dt.timedelta(days=1)
         while day <= reported:
-            days += self._calendar.is_working_day(day)
+            days += self._working(day)
             day += dt.timedelta(days=1)
         return days
