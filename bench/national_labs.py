@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,27 +85,55 @@ def volumes(rng: random.Random) -> tuple[int, ...]:
     )
 
 
-def make_templates(root: Path, count: int, seed: int = 17) -> list[Template]:
-    """`count` template labs (see the module's docstring)."""
+@dataclass(frozen=True)
+class _Spec:
+    profile: str
+    tests: tuple[int, ...]
+    first: tuple[int, ...]  # the first pool test of each quarter
+
+
+def make_templates(root: Path, count: int, seed: int = 17, processes: int = 2) -> list[Template]:
+    """`count` template labs (see the module's docstring), made in `processes` processes."""
     pool = make_pool(root / "pool")
-    shutil.rmtree(root / "template", ignore_errors=True)
-    cfg = node_config.init(root / "template", TEMPLATE_SITE, "127.0.0.1:1", insecure=True)
-    standard = parse_standard(DEFAULT_STANDARD.read_text(encoding="utf-8"))
-    conn = node_store.connect(cfg.db_path)
-    conn.execute("ATTACH DATABASE ? AS pool", (str(pool),))
     rng = random.Random(seed)
     names, weights = list(PROFILES), list(PROFILES.values())
-    templates = []
+    specs = []
     for _ in range(count):
         profile = rng.choices(names, weights)[0]
         tests = tuple(min(t, POOL_TESTS[profile] // 2) for t in volumes(rng))
+        first = tuple(rng.randint(1, POOL_TESTS[profile] - n) for n in tests)
+        specs.append(_Spec(profile, tests, first))
+    shares = [specs[i::processes] for i in range(processes)]
+    with ProcessPoolExecutor(processes) as executor:
+        made = list(
+            executor.map(
+                _make,
+                [root / f"template-{i}" for i in range(processes)],
+                [pool] * processes,
+                shares,
+            )
+        )
+    return [made[i % processes][i // processes] for i in range(count)]
+
+
+def _make(root: Path, pool: Path, specs: list[_Spec]) -> list[Template]:
+    """The templates of `specs`, one after the other in one node database."""
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = node_config.init(root, TEMPLATE_SITE, "127.0.0.1:1", insecure=True)
+    standard = parse_standard(DEFAULT_STANDARD.read_text(encoding="utf-8"))
+    conn = node_store.connect(cfg.db_path)
+    conn.execute("ATTACH DATABASE ? AS pool", (str(pool),))
+    templates = []
+    for spec in specs:
         conn.execute("BEGIN")
         conn.execute("DELETE FROM results")
-        for period, n in zip(QUARTERS, tests):
-            first = rng.randint(1, POOL_TESTS[profile] - n)
+        for period, n, first in zip(QUARTERS, spec.tests, spec.first):
             conn.execute(
                 "INSERT INTO results SELECT * FROM pool.results WHERE test_id BETWEEN ? AND ?",
-                (_test_id(profile, period, first), _test_id(profile, period, first + n - 1)),
+                (
+                    _test_id(spec.profile, period, first),
+                    _test_id(spec.profile, period, first + n - 1),
+                ),
             )
         conn.execute("COMMIT")
         payloads = tuple(summary.build(conn, cfg, standard, p, 1)[1] for p in QUARTERS)
@@ -114,7 +143,7 @@ def make_templates(root: Path, count: int, seed: int = 17) -> list[Template]:
                 or payload.count(_sequence_field(1)) != 1
             ):
                 raise AssertionError("a template payload names its site or sequence more than once")
-        templates.append(Template(profile, tests, payloads))
+        templates.append(Template(spec.profile, spec.tests, payloads))
     conn.close()
     return templates
 
