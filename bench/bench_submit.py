@@ -171,7 +171,7 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
                 / _run_clients(
                     port,
                     [[check] * per_client for _ in range(CLIENTS)],
-                    lambda ch: health_pb2_grpc.HealthStub(ch).Check,
+                    lambda ch: health_pb2_grpc.HealthStub(ch).Check,  # type: ignore[attr-defined]  # the types-grpcio-health-checking stub's HealthStub has no methods
                 )
             )
             submit_rates.append(

@@ -14,6 +14,7 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from coordinator import eqa, stats
 from coordinator.standards import Standard
@@ -268,7 +269,7 @@ def _failure(site: str, summary: pb.SiteSummary, standard: Standard, flags: list
         ci = stats.wilson(failed, tests)
         rate = failed / tests if tests else None
         level = None
-        if ceiling is not None and tests:
+        if ceiling is not None and rate is not None:
             level = "alarm" if ci[0] > ceiling else "alert" if rate > ceiling else None
         out[specimen] = {
             "failed": failed,
@@ -359,7 +360,7 @@ def _panel(site: str, summary: pb.SiteSummary, standard: Standard, flags: list) 
     target = float(standard.section("panel").get("target_share_all_required", 0.9))
     share = panel.with_all_required / panel.patients
     ci = stats.wilson(panel.with_all_required, panel.patients)
-    out = {
+    out: dict[str, Any] = {
         "patients": panel.patients,
         "with_all_required": panel.with_all_required,
         "share": share,

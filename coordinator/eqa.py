@@ -81,10 +81,9 @@ def score(
     """The score sheet of one lab: a pure function of the round, the truth and the lab's response."""
     calls: dict[tuple[str, str], epb.EqaCall] = {}
     if response is not None:
-        for call in response.calls:
-            calls[(call.sample_id, call.biomarker)] = (
-                call  # the last call for a sample and biomarker counts
-            )
+        for answered in response.calls:
+            # the last call for a sample and biomarker counts
+            calls[(answered.sample_id, answered.biomarker)] = answered
     sheet = epb.EqaScoreSheet(
         round_id=round_.round_id,
         site_id=site_id,

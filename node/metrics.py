@@ -13,6 +13,10 @@ test and biomarker arrive together:
   standard ranks higher for that biomarker; pairs with a failed or equivocal side count apart;
 - turnaround counts each test once, from its earliest receipt to its latest report;
 - per patient, a bitmask keeps what tissue-plasma concordance and panel coverage need.
+
+Beside every count, `compute` fills `keys` (node/cellkey.py) with the cell key of that count: the
+sum of the secret record keys of the records counted, which the disclosure step turns into the
+count's bounded, consistent noise.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from bisect import bisect_right
-from collections import Counter, defaultdict
+from collections import defaultdict
 from itertools import combinations
 
+from node.cellkey import CellKeys, patient_part, record_key
 from node.standard import NodeStandard
 from node.vocabulary import BIOMARKERS
 from node.workdays import WorkingDays
@@ -84,157 +89,146 @@ def _stratum(biomarker: str, method: str, specimen: str, cells: list[int]) -> pb
     )
 
 
-# One row per test, in primary-key order (no sort): the test's results as tokens, and what the
-# turnaround and the patient tables need, with min/max to tell whether it is the same on every row.
-_PER_TEST = """
-SELECT min(patient_key), max(patient_key), min(histology), max(histology),
-       min(specimen), max(specimen), min(received_date), max(reported_date),
-       group_concat(biomarker || ' ' || method || ' ' || specimen || ' ' || result, ','),
-       group_concat(CASE WHEN result = 'positive' AND vaf IS NOT NULL
-                    THEN biomarker || ' ' || method || ' ' || printf('%.17g', vaf) END, ','),
-       test_id
-FROM results
-WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL
-GROUP BY test_id
-"""
-_ROWS_OF_TEST = """
-SELECT patient_key, histology, specimen, received_date, reported_date, biomarker, result
-FROM results
-WHERE test_id = ? AND reported_date BETWEEN ? AND ? AND eqa_round IS NULL
-"""
-
-
-def _patient_bits(biomarker: str, specimen: str, result: str) -> tuple[int, int]:
-    """One result's bits in the patient's masks: (valid result for the biomarker, tissue/plasma
-    positive/negative/any)."""
-    bit = BIT[biomarker]
-    valid = 1 << bit if result in VALID else 0
-    side = _SIDE.get(specimen)
-    if side is None:
-        return valid, 0
-    offset = 6 * bit + side
-    call = 1 << offset if result == "positive" else 1 << (offset + 1) if result == "negative" else 0
-    return valid, 1 << (offset + 2) | call
-
-
-class _Pattern:
-    """What one test's results add to the counts, worked out once for every test with the same
-    results (most tests of a lab repeat a few patterns: all negative, one driver, failed...)."""
-
-    __slots__ = ("per_method", "per_test", "pairs", "valid", "sides")
-
-    def __init__(self, tokens: str, rank) -> None:
-        rows = sorted(tuple(t.split(" ")) for t in tokens.split(","))  # (biomarker, method, ...)
-        self.per_method = [((b, m, s), CELL[r]) for b, m, s, r in rows]
-        self.per_test: list[tuple[tuple[str, str], int]] = []
-        self.pairs: list[tuple[tuple[str, str, str], int]] = []
-        self.valid = self.sides = 0
-        for b, _, s, r in rows:
-            valid, sides = _patient_bits(b, s, r)
-            self.valid |= valid
-            self.sides |= sides
-        start = 0
-        while start < len(rows):
-            biomarker = rows[start][0]
-            end = start + 1
-            while end < len(rows) and rows[end][0] == biomarker:
-                end += 1
-            group = rows[start:end]  # one test and biomarker, in method order
-            by_specimen: dict[str, list[str]] = defaultdict(list)
-            for _, _, specimen, result in group:
-                by_specimen[specimen].append(result)
-            for specimen, results in by_specimen.items():
-                self.per_test.append(((biomarker, specimen), CELL[_call(results)]))
-            for (_, m1, _, r1), (_, m2, _, r2) in combinations(group, 2):
-                if m1 == m2:
-                    continue
-                if rank(biomarker, m1) <= rank(biomarker, m2):
-                    self.pairs.append(((biomarker, m2, m1), _pair_cell(r2, r1)))
-                else:
-                    self.pairs.append(((biomarker, m1, m2), _pair_cell(r1, r2)))
-            start = end
-
-
 def compute(
-    conn: sqlite3.Connection, period: Period, standard: NodeStandard, workdays: WorkingDays
+    conn: sqlite3.Connection,
+    period: Period,
+    standard: NodeStandard,
+    workdays: WorkingDays,
+    keys: CellKeys | None = None,
 ) -> pb.SiteSummary:
     """All metrics of the period, before disclosure control (site, sequence and policy not yet set).
-
-    SQLite groups the rows by test (in primary-key order, so without sorting) and hands over one
-    row per test; the tests with the same results share one _Pattern. A test whose rows name
-    more than one patient, histology or specimen (not in a normal export, but possible) has its
-    turnaround and patient bits taken row by row instead."""
+    `keys`, when given, receives the cell key of every count."""
+    keys = keys if keys is not None else CellKeys()
+    strata_keys = keys.strata
+    pair_keys = keys.pairs
+    tat_keys = keys.turnaround
+    vaf_keys = keys.vaf
+    patient_parts: dict[str, int] = {}
+    part = 0  # the secret part of the current patient's record keys
+    record = 0  # the record key of the current test and biomarker (a result of one method)
+    call = 0  # the record key of its per-test call (method "all"): a record of its own
+    test_record = 0  # the record key of the current test
+    per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
     vaf_edges = standard.vaf_edges
-    patterns: dict[str, _Pattern] = {}
-    tests_of: dict[str, int] = defaultdict(int)  # tokens: tests with exactly these results
-    spans: dict[tuple[str, str, str], int] = defaultdict(int)  # (specimen, received, reported)
+    vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
     sides: dict[str, int] = defaultdict(int)  # patient: 6 bits per biomarker (tissue/plasma calls)
     valid: dict[str, int] = defaultdict(int)  # patient: 1 bit per biomarker with a valid result
     non_squamous: set[str] = set()
     non_squamous_histologies = set(standard.non_squamous)
-    vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
-    bounds = (period.start.isoformat(), period.end.isoformat())
+    rank = standard.rank
+
+    test_span: dict[
+        str, list[str]
+    ] = {}  # specimen: [earliest received, latest reported] of the current test
+    group: list[
+        tuple[str, str, str]
+    ] = []  # (method, result, specimen) of the current test and biomarker
+    current_test: str | None = None
+    current_biomarker = ""  # of the current group; set before the group has a row
+
+    def close_group() -> None:
+        by_specimen: dict[str, list[str]] = defaultdict(list)
+        for _, result, specimen in group:
+            by_specimen[specimen].append(result)
+        for specimen, results in by_specimen.items():
+            cell = CELL[_call(results)]
+            per_test[(current_biomarker, specimen)][cell] += 1
+            strata_keys[(current_biomarker, ALL_METHODS, specimen)][cell] += call
+        if len(group) > 1:
+            for (m1, r1, _), (m2, r2, _) in combinations(group, 2):
+                if m1 == m2:
+                    continue
+                if rank(current_biomarker, m1) <= rank(current_biomarker, m2):
+                    key, cell = (current_biomarker, m2, m1), _pair_cell(r2, r1)
+                else:
+                    key, cell = (current_biomarker, m1, m2), _pair_cell(r1, r2)
+                pairs[key][cell] += 1
+                pair_keys[key][cell] += record
+
+    def close_test() -> None:
+        for specimen, (received, reported) in test_span.items():
+            days = workdays.between(
+                dt.date.fromisoformat(received), dt.date.fromisoformat(reported)
+            )
+            tat[specimen][min(days, TAT_BINS - 1)] += 1
+            tat_keys[specimen][min(days, TAT_BINS - 1)] += test_record
+
+    rows = conn.execute(
+        """SELECT test_id, biomarker, method, patient_key, received_date, reported_date, specimen, histology,
+                  result, vaf
+           FROM results
+           WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL
+           ORDER BY test_id, biomarker, method""",
+        (period.start.isoformat(), period.end.isoformat()),
+    )
     for (
-        p_low,
-        p_high,
-        h_low,
-        h_high,
-        s_low,
-        s_high,
+        test_id,
+        biomarker,
+        method,
+        patient,
         received,
         reported,
-        tokens,
-        vafs,
-        test_id,
-    ) in conn.execute(_PER_TEST, bounds):
-        tests_of[tokens] += 1
-        pattern = patterns.get(tokens)
-        if pattern is None:
-            pattern = patterns[tokens] = _Pattern(tokens, standard.rank)
-        if s_low == s_high and p_low == p_high and h_low == h_high:
-            spans[(s_low, received, reported)] += 1
-            valid[p_low] |= pattern.valid
-            if pattern.sides:
-                sides[p_low] |= pattern.sides
-            if h_low in non_squamous_histologies:
-                non_squamous.add(p_low)
+        specimen,
+        histology,
+        result,
+        vaf_value,
+    ) in rows:
+        if test_id != current_test or biomarker != current_biomarker:
+            if len(group) == 1:  # the common case: one method for this test and biomarker
+                cell = CELL[group[0][1]]
+                per_test[(current_biomarker, group[0][2])][cell] += 1
+                strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
+            elif group:
+                close_group()
+            part = _part(patient_parts, patient)
+            if test_id != current_test:
+                if current_test is not None:
+                    close_test()
+                current_test, test_span = test_id, {}
+                test_record = record_key(part, test_id)
+            current_biomarker, group = biomarker, []
+            record = record_key(part, test_id, biomarker)
+            call = record_key(part, test_id, biomarker, ALL_METHODS)
+        group.append((method, result, specimen))
+        cell = CELL[result]
+        per_method[(biomarker, method, specimen)][cell] += 1
+        strata_keys[(biomarker, method, specimen)][cell] += record_key(
+            part, test_id, biomarker, method
+        )
+        span = test_span.get(specimen)
+        if span is None:
+            test_span[specimen] = [received, reported]
         else:
-            test_span: dict[str, list[str]] = {}
-            for patient, histology, specimen, rec, rep, biomarker, result in conn.execute(
-                _ROWS_OF_TEST, (test_id, *bounds)
-            ):
-                span = test_span.setdefault(specimen, [rec, rep])
-                span[0], span[1] = min(span[0], rec), max(span[1], rep)
-                valid_bit, side_bits = _patient_bits(biomarker, specimen, result)
-                valid[patient] |= valid_bit
-                if side_bits:
-                    sides[patient] |= side_bits
-                if histology in non_squamous_histologies:
-                    non_squamous.add(patient)
-            for specimen, (rec, rep) in test_span.items():
-                spans[(specimen, rec, rep)] += 1
-        if vafs:
-            for token in vafs.split(","):
-                biomarker, method, value = token.split(" ")
-                i = bisect_right(vaf_edges, float(value)) - 1
-                if 0 <= i < len(vaf_edges) - 1:
-                    vaf[(biomarker, method)][i] += 1
-
-    per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    for tokens, n in tests_of.items():
-        pattern = patterns[tokens]
-        for key, cell in pattern.per_method:
-            per_method[key][cell] += n
-        for key2, cell in pattern.per_test:
-            per_test[key2][cell] += n
-        for key3, cell in pattern.pairs:
-            pairs[key3][cell] += n
-    tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
-    for (specimen, received, reported), n in spans.items():
-        days = workdays.between(dt.date.fromisoformat(received), dt.date.fromisoformat(reported))
-        tat[specimen][min(days, TAT_BINS - 1)] += n
+            if received < span[0]:
+                span[0] = received
+            if reported > span[1]:
+                span[1] = reported
+        if histology in non_squamous_histologies:
+            non_squamous.add(patient)
+        bit = BIT[biomarker]
+        if result == "positive" or result == "negative":
+            valid[patient] |= 1 << bit
+        side = _SIDE.get(specimen)
+        if side is not None:
+            offset = 6 * bit + side
+            sides[patient] |= 1 << (offset + 2) | (
+                1 << offset
+                if result == "positive"
+                else 1 << (offset + 1)
+                if result == "negative"
+                else 0
+            )
+        if vaf_value is not None and result == "positive":
+            i = bisect_right(vaf_edges, vaf_value) - 1
+            if 0 <= i < len(vaf_edges) - 1:
+                vaf[(biomarker, method)][i] += 1
+                vaf_keys[(biomarker, method)][i] += record
+    if current_test is not None:
+        close_group()
+        close_test()
 
     return pb.SiteSummary(
         period=period.label,
@@ -252,13 +246,21 @@ def compute(
             for s, c in sorted(tat.items())
         ],
         concordance=[_table("inter_method", k, c) for k, c in sorted(pairs.items())]
-        + _tissue_plasma(sides),
-        panel=_panel(valid, non_squamous, standard),
+        + _tissue_plasma(sides, keys, patient_parts),
+        panel=_panel(valid, non_squamous, standard, keys, patient_parts),
         vaf=[
             pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c)
             for (b, m), c in sorted(vaf.items())
         ],
     )
+
+
+def _part(patient_parts: dict[str, int], patient: str) -> int:
+    """The secret part of the patient's record keys, computed once per patient."""
+    part = patient_parts.get(patient)
+    if part is None:
+        part = patient_parts[patient] = patient_part(patient)
+    return part
 
 
 def _side_call(bits: int) -> str | None:
@@ -268,33 +270,49 @@ def _side_call(bits: int) -> str | None:
     return "positive" if bits & 1 else "negative" if bits & 2 else "failed"
 
 
-def _tissue_plasma(sides: dict[str, int]) -> list[pb.ConcordanceTable]:
+def _tissue_plasma(
+    sides: dict[str, int], keys: CellKeys, patient_parts: dict[str, int]
+) -> list[pb.ConcordanceTable]:
     """Same patient, same biomarker, both a tissue and a plasma result: plasma is the index."""
     tables: dict[str, list[int]] = {}
-    for bits, patients in Counter(sides.values()).items():  # few distinct masks, many patients
+    for patient, bits in sides.items():
         for biomarker, bit in BIT.items():
             six = bits >> (6 * bit) & 0b111111
             tissue, plasma = _side_call(six & 0b111), _side_call(six >> 3)
             if tissue and plasma:
-                table = tables.setdefault(biomarker, [0, 0, 0, 0, 0])
-                table[_pair_cell(plasma, tissue)] += patients
+                cell = _pair_cell(plasma, tissue)
+                tables.setdefault(biomarker, [0, 0, 0, 0, 0])[cell] += 1
+                keys.tissue_plasma[biomarker][cell] += record_key(
+                    _part(patient_parts, patient), "tissue_plasma", biomarker
+                )
     return [_table("tissue_plasma", (b, "plasma", "tissue"), c) for b, c in sorted(tables.items())]
 
 
 def _panel(
-    valid: dict[str, int], non_squamous: set[str], standard: NodeStandard
+    valid: dict[str, int],
+    non_squamous: set[str],
+    standard: NodeStandard,
+    keys: CellKeys,
+    patient_parts: dict[str, int],
 ) -> pb.PanelCoverage:
     """Among non-squamous patients: who has a valid result for each required biomarker, and for all."""
     required = [b for b in standard.required_panel if b in BIT]
     need = sum(1 << BIT[b] for b in required)
-    masks = Counter(valid.get(p, 0) for p in non_squamous)  # mask: patients with it
+    masks = [valid.get(p, 0) for p in non_squamous]
+    patient_keys = [record_key(_part(patient_parts, p), "panel") for p in non_squamous]
+    keys.panel_patients = sum(patient_keys)
+    keys.panel_all = sum(k for k, m in zip(patient_keys, masks, strict=True) if m & need == need)
+    for b in standard.required_panel:
+        keys.panel_biomarkers[b] = sum(
+            k for k, m in zip(patient_keys, masks, strict=True) if b in BIT and m >> BIT[b] & 1
+        )
     return pb.PanelCoverage(
-        patients=len(non_squamous),
+        patients=len(masks),
         biomarkers=[
             pb.BiomarkerCoverage(
-                biomarker=b, with_valid_result=sum(n for m, n in masks.items() if m >> BIT[b] & 1)
+                biomarker=b, with_valid_result=sum(1 for m in masks if m >> BIT[b] & 1)
             )
             for b in standard.required_panel
         ],
-        with_all_required=sum(n for m, n in masks.items() if m & need == need),
+        with_all_required=sum(1 for m in masks if m & need == need),
     )
