@@ -41,7 +41,7 @@ from node import enroll as node_enroll
 from node import outbox, receipts, send
 from node import store as node_store
 from node.client import CoordinatorClient
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 
@@ -200,7 +200,7 @@ def _submit(quarter: int, envelopes: dict[str, object]) -> Callable[[Lab, object
             lab.receipts.append(bytes(blob))
             conn.close()
             return
-        response = stub.Submit(envelope, timeout=120)
+        response = stub.Submit(envelope, timeout=120, metadata=(leaf.LEAF_FORM_METADATA,))
         lab.receipts.append(wire.envelope_bytes(response.receipt))
 
     return work
@@ -314,7 +314,8 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
         run.phases["verify-receipts"] += run.phases.pop("verify-receipts (CLI)")
         run.cpu["verify-receipts"] += run.cpu.pop("verify-receipts (CLI)")
         run.notes.append(
-            f"verify-receipts: {checked} receipts at {len(sample)} nodes; CLI: {text.strip()}"
+            f"verify-receipts: {checked} receipts at {len(sample)} nodes; CLI:"
+            f" {text.strip().splitlines()[0]}"
         )
         run.coordinator_mb = procstat.peak_rss_mb(proc.pid)
     finally:

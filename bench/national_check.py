@@ -1,7 +1,7 @@
 """The national run's ledger checked from the outside, and the floor of one submission's cost.
 
 `check_ledger` reads the coordinator's database after the run: every leaf hash is the hash of its
-envelope; every receipt is the coordinator's signature over that envelope's hash and leaf index,
+envelope's leaf data (protos/leaf.py); every receipt is the coordinator's signature over that envelope's hash and leaf index,
 and is the receipt the lab was given; the latest signed tree head is the root recomputed from all
 the leaves. `submit_floor` measures, in this process, what no Submit can avoid: one Ed25519
 verification, one signed receipt, one payload parse and one durable write.
@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from bench.national_labs import Template, lab_payload
 from coordinator import store
 from protos import dsse, keys, merkle, wire
+from protos.leaf import leaf_data
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 
@@ -42,13 +43,17 @@ def check_ledger(db: Path, coordinator_pem: Path, given: dict[str, list[bytes]])
         envelope, receipt_blob = bytes(envelope), bytes(receipt_blob)
         if index != len(leaves):
             raise LedgerCheckFailed(f"the ledger skips from leaf {len(leaves) - 1} to {index}")
-        if bytes(leaf) != merkle.leaf_hash(envelope) or hashlib.sha256(envelope).hexdigest() != sha:
-            raise LedgerCheckFailed(f"leaf {index}: its hash is not its envelope's")
         receipt_envelope = wire.parse_envelope(receipt_blob)
         dsse.verify(receipt_envelope, trusted, expected_type=wire.RECEIPT)
         receipt = wire.decode(receipt_envelope.payload, lpb.Receipt)
         if receipt.envelope_sha256 != sha or receipt.leaf_index != index:
             raise LedgerCheckFailed(f"leaf {index}: the receipt names another envelope or leaf")
+        if hashlib.sha256(envelope).hexdigest() != sha:
+            raise LedgerCheckFailed(f"leaf {index}: the stored envelope is not the one receipted")
+        # the leaf data is the envelope's header (or, for an old node, the envelope itself)
+        data = leaf_data(wire.parse_envelope(envelope), receipt)
+        if bytes(leaf) != merkle.leaf_hash(data):
+            raise LedgerCheckFailed(f"leaf {index}: its hash is not its envelope's leaf data")
         leaves.append(bytes(leaf))
         by_site.setdefault(site_id, []).append(receipt_blob)
     if by_site != given:

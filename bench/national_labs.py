@@ -37,7 +37,7 @@ POOL_TESTS = {"normal": 6000, "dna_only": 2400, "slow": 2400, "failing_cytology"
 ROWS_PER_TEST = 12  # about 11 biomarkers a test, with some IHC/FISH and plasma follow-ups
 # Tests a lab reports in a quarter: log-normal around 300 (a few dozen to two thousand).
 MEDIAN_TESTS, SIGMA, MIN_TESTS, MAX_TESTS = 300, 0.8, 30, 2000
-TEMPLATE_SITE = "TEMPLATE"
+TEMPLATE_SITE = "template"
 
 
 @dataclass(frozen=True)
