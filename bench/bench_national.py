@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import procstat
 from bench.common import WORK
@@ -80,6 +81,8 @@ class Run:
     )  # CPU seconds: driver, coordinator, commands
     coordinator_pid: int | None = None
     coordinator_cpu: float = 0.0  # seconds, over the submissions
+    submit_cpu: dict[str, float] = field(default_factory=dict)  # the same by process
+    noop_cpu_ms: float = 0.0  # the coordinator's CPU per no-op RPC (a health check)
     submissions: int = 0
     coordinator_mb: dict[int, float] = field(default_factory=dict)
     children_mb: dict[str, float] = field(default_factory=dict)
@@ -206,6 +209,26 @@ def _submit(quarter: int, envelopes: dict[str, object]) -> Callable[[Lab, object
     return work
 
 
+def _noop_cpu_ms(pid: int, port: int, calls: int = 40) -> float:
+    """The coordinator's CPU per no-op unary RPC (the gRPC health check), 50 clients at once:
+    what any call costs before it does anything."""
+    check = health_pb2.HealthCheckRequest(service="")
+
+    def client() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            for _ in range(calls):
+                stub.Check(check, timeout=60)
+
+    before = procstat.cpu_seconds(pid)
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 1000 * (procstat.cpu_seconds(pid) - before) / (calls * CLIENTS)
+
+
 def _verify_receipts(sample: list[Lab]) -> int:
     """The node's receipt check at every sampled node (inclusion in today's tree, consistency with
     every tree head it saw); the count of receipts verified."""
@@ -259,11 +282,15 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
                     for lab in labs
                 },
             )
-            cpu = procstat.cpu_seconds(proc.pid)
+            before = procstat.cpu_by_process(proc.pid)
             run.timed(
                 "submit (gRPC)", lambda q=q, e=envelopes: _in_clients(port, labs, _submit(q, e))
             )
-            run.coordinator_cpu += procstat.cpu_seconds(proc.pid) - cpu
+            for pid, seconds in procstat.cpu_by_process(proc.pid).items():
+                name = "serve" if pid == proc.pid else "decoding"
+                used = seconds - before.get(pid, 0.0)
+                run.submit_cpu[name] = run.submit_cpu.get(name, 0.0) + used
+                run.coordinator_cpu += used
             run.submissions += len(labs)
             del envelopes
         out = root / "report"
@@ -317,6 +344,7 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
             f"verify-receipts: {checked} receipts at {len(sample)} nodes; CLI:"
             f" {text.strip().splitlines()[0]}"
         )
+        run.noop_cpu_ms = _noop_cpu_ms(proc.pid, port)
         run.coordinator_mb = procstat.peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -327,6 +355,11 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
         lambda: check_ledger(data.db, coordinator_pem, {lab.site_id: lab.receipts for lab in labs}),
     )
     run.notes.append(report)
+    stored = sum(f.stat().st_size for f in data.path.glob("coordinator.db*"))
+    run.notes.append(
+        f"coordinator.db {stored / 1e6:,.0f} MB for {run.submissions:,} submissions"
+        f" ({stored / run.submissions / 1e3:.0f} KB each, summary, envelope, receipt and indexes)"
+    )
     return run
 
 
@@ -399,6 +432,11 @@ def report(runs: list[Run], templates: tuple[float, float], pool_note: str, floo
         f" floor {floor_cpu:.2f} ms CPU = "
         + " + ".join(f"{k} {v:.2f}" for k, v in floor.items() if k != "fsync wait")
     )
+    parts = ", ".join(f"{k} {1000 * v / big.submissions:.2f}" for k, v in big.submit_cpu.items())
+    print(
+        f"                        ({parts}; a no-op RPC alone costs the coordinator"
+        f" {big.noop_cpu_ms:.2f} ms, measured on the same server after the run)"
+    )
     print(
         f"                        {per / floor_cpu:.2f}x the floor (aim <= 2x): "
         f"{'met' if per <= 2 * floor_cpu else 'NOT met'}; the durable write's fsync waits a further"
@@ -408,7 +446,7 @@ def report(runs: list[Run], templates: tuple[float, float], pool_note: str, floo
 
 
 def run(quick: bool = False, sizes: tuple[int, ...] | None = None, templates: int = 120) -> None:
-    sizes = sizes or ((100, 300) if quick else (300, 1000, 3000))
+    sizes = sizes or ((150, 300) if quick else (300, 1000, 3000))
     root = WORK / "national"
     root.mkdir(parents=True, exist_ok=True)
     pool_built = not (root / "pool" / "complete").exists()
@@ -441,7 +479,7 @@ def main() -> None:
     )
     parser.add_argument("--labs", type=int, nargs="+", help="sizes (default 300 1000 3000)")
     parser.add_argument("--templates", type=int, default=120, help="template labs (default 120)")
-    parser.add_argument("--quick", action="store_true", help="100 and 300 labs")
+    parser.add_argument("--quick", action="store_true", help="150 and 300 labs")
     args = parser.parse_args()
     run(args.quick, tuple(args.labs) if args.labs else None, args.templates)
 

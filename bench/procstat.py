@@ -32,14 +32,20 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of pid and its live descendants (and the children they have waited for)."""
-    total = 0
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU of pid and of each live descendant (with the children each has waited
+    for), seconds."""
+    out = {}
     for p in tree(pid):
         fields = _stat(p)
         if fields is not None:  # utime, stime, cutime, cstime are fields 14-17
-            total += sum(int(x) for x in fields[11:15])
-    return total / TICKS
+            out[p] = sum(int(x) for x in fields[11:15]) / TICKS
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of pid and its live descendants (and the children they have waited for)."""
+    return sum(cpu_by_process(pid).values())
 
 
 def peak_rss_mb(pid: int) -> dict[int, float]:
