@@ -26,8 +26,9 @@ import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
 from itertools import combinations
+from zlib import crc32
 
-from node.cellkey import CellKeys, patient_part, record_key
+from node.cellkey import MODULUS, CellKeys, patient_part, record_key
 from node.standard import NodeStandard
 from node.vocabulary import BIOMARKERS
 from node.workdays import WorkingDays
@@ -108,6 +109,7 @@ def compute(
     record = 0  # the record key of the current test and biomarker (a result of one method)
     call = 0  # the record key of its per-test call (method "all"): a record of its own
     test_record = 0  # the record key of the current test
+    test_crc = group_crc = 0  # CRCs of "test_id" and "test_id|biomarker" (see _bar)
     per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -188,16 +190,19 @@ def compute(
                 if current_test is not None:
                     close_test()
                 current_test, test_span = test_id, {}
-                test_record = record_key(part, test_id)
+                test_crc = crc32(test_id.encode("utf-8"))
+                test_record = (part + test_crc) % MODULUS  # record_key(part, test_id)
             current_biomarker, group = biomarker, []
-            record = record_key(part, test_id, biomarker)
-            call = record_key(part, test_id, biomarker, ALL_METHODS)
+            # record_key(part, test_id, biomarker[, method]) by continuing the test id's CRC
+            group_crc = crc32(_bar(biomarker), test_crc)
+            record = (part + group_crc) % MODULUS
+            call = (part + crc32(_BAR_ALL, group_crc)) % MODULUS
         group.append((method, result, specimen))
         cell = CELL[result]
         per_method[(biomarker, method, specimen)][cell] += 1
-        strata_keys[(biomarker, method, specimen)][cell] += record_key(
-            part, test_id, biomarker, method
-        )
+        strata_keys[(biomarker, method, specimen)][cell] += (
+            part + crc32(_bar(method), group_crc)
+        ) % MODULUS
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported]
@@ -253,6 +258,19 @@ def compute(
             for (b, m), c in sorted(vaf.items())
         ],
     )
+
+
+_BARS: dict[str, bytes] = {}
+_BAR_ALL = b"|" + ALL_METHODS.encode("utf-8")
+
+
+def _bar(part: str) -> bytes:
+    """b"|" + part: what a record key's CRC continues with for the next part of its name
+    (zlib.crc32(b, crc32(a)) == crc32(a + b), so record_key(p, t, b, m) needs no joined string)."""
+    bar = _BARS.get(part)
+    if bar is None:
+        bar = _BARS[part] = b"|" + part.encode("utf-8")
+    return bar
 
 
 def _part(patient_parts: dict[str, int], patient: str) -> int:
