@@ -26,9 +26,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench import procstat
@@ -45,6 +48,9 @@ from node.client import CoordinatorClient
 from protos import dsse, keys, leaf, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
+from protos.rarenet.v1.envelope_pb2 import Envelope
+
+T = TypeVar("T")
 
 CLIENTS = 50
 SAMPLE_NODES = 10  # labs run as real node data directories, checked with verify-receipts
@@ -56,7 +62,7 @@ TARGET_SECONDS, TARGET_MB, TARGET_VERIFY_SECONDS = 60.0, 2048.0, 15.0
 @dataclass
 class Lab:
     site_id: str
-    key: object  # Ed25519PrivateKey
+    key: Ed25519PrivateKey
     template: Template
     node_dir: Path | None = None  # a real node data directory (the sampled labs)
     receipts: list[bytes] = field(default_factory=list)  # as each Submit answered
@@ -91,7 +97,7 @@ class Run:
     def _coordinator_cpu(self) -> float:
         return procstat.cpu_seconds(self.coordinator_pid) if self.coordinator_pid else 0.0
 
-    def timed(self, phase: str, fn: Callable[[], object], child_cpu: float = 0.0) -> object:
+    def timed(self, phase: str, fn: Callable[[], T]) -> T:
         start, own, coordinator = time.perf_counter(), _own_cpu(), self._coordinator_cpu()
         value = fn()
         self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
@@ -103,7 +109,7 @@ class Run:
 def _cli(run: Run, phase: str, *argv: str) -> str:
     """Run one of the public commands, timed; keeps its peak memory and CPU; its output on failure."""
     out = WORK / "national" / f"{phase}.out"
-    usage = []
+    usage: list[Any] = []
 
     def command() -> tuple[int, str]:
         with out.open("w+") as fh:
@@ -146,7 +152,7 @@ def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
     return proc, int(port_file.read_text())
 
 
-def _in_clients(port: int, labs: list[Lab], work: Callable[[Lab, object], None]) -> None:
+def _in_clients(port: int, labs: list[Lab], work: Callable[[Lab, Any], None]) -> None:
     """50 clients, each with its own channel, take the labs in turn (lab i to client i % 50)."""
     errors: list[str] = []
 
@@ -169,8 +175,8 @@ def _in_clients(port: int, labs: list[Lab], work: Callable[[Lab, object], None])
         raise SystemExit(f"{len(errors)} clients failed, e.g. {errors[0]}")
 
 
-def _enroll(tokens: dict[str, str]) -> Callable[[Lab, object], None]:
-    def work(lab: Lab, stub) -> None:
+def _enroll(tokens: dict[str, str]) -> Callable[[Lab, Any], None]:
+    def work(lab: Lab, stub: Any) -> None:
         token = tokens[lab.site_id]
         if lab.node_dir is not None:  # a real node: `rarenet-node enroll` does this
             cfg = node_config.load(lab.node_dir)
@@ -190,10 +196,10 @@ def _enroll(tokens: dict[str, str]) -> Callable[[Lab, object], None]:
     return work
 
 
-def _submit(quarter: int, envelopes: dict[str, object]) -> Callable[[Lab, object], None]:
+def _submit(quarter: int, envelopes: dict[str, Envelope]) -> Callable[[Lab, Any], None]:
     period = QUARTERS[quarter].label
 
-    def work(lab: Lab, stub) -> None:
+    def work(lab: Lab, stub: Any) -> None:
         envelope = envelopes[lab.site_id]
         if lab.node_dir is not None:  # a real node: the outbox, then `rarenet-node submit`'s flush
             cfg = node_config.load(lab.node_dir)
@@ -222,7 +228,7 @@ def _noop_cpu_ms(pid: int, port: int, calls: int = 40) -> float:
 
     def client() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
+            stub: Any = health_pb2_grpc.HealthStub(channel)
             for _ in range(calls):
                 stub.Check(check, timeout=60)
 
@@ -235,11 +241,24 @@ def _noop_cpu_ms(pid: int, port: int, calls: int = 40) -> float:
     return 1000 * (procstat.cpu_seconds(pid) - before) / (calls * CLIENTS)
 
 
+def _sign_all(labs: list[Lab], quarter: int) -> dict[str, Envelope]:
+    """Each lab's summary of the quarter, signed with its own key."""
+    return {
+        lab.site_id: dsse.sign(
+            wire.SITE_SUMMARY,
+            lab_payload(lab.template.payloads[quarter], lab.site_id, quarter + 1),
+            lab.key,
+        )
+        for lab in labs
+    }
+
+
 def _verify_receipts(sample: list[Lab]) -> int:
     """The node's receipt check at every sampled node (inclusion in today's tree, consistency with
     every tree head it saw); the count of receipts verified."""
     checked = 0
     for lab in sample:
+        assert lab.node_dir is not None
         cfg = node_config.load(lab.node_dir)
         conn = node_store.connect(cfg.db_path)
         with CoordinatorClient(cfg) as client:
@@ -277,21 +296,9 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
             lab.node_dir, lab.key = cfg.data_dir, cfg.signing_key()
         run.timed("enrol (gRPC)", lambda: _in_clients(port, labs, _enroll(tokens)))
         for q in range(len(QUARTERS)):
-            envelopes = run.timed(
-                "sign",
-                lambda q=q: {
-                    lab.site_id: dsse.sign(
-                        wire.SITE_SUMMARY,
-                        lab_payload(lab.template.payloads[q], lab.site_id, q + 1),
-                        lab.key,
-                    )
-                    for lab in labs
-                },
-            )
+            envelopes = run.timed("sign", partial(_sign_all, labs, q))
             before = procstat.cpu_by_process(proc.pid)
-            run.timed(
-                "submit (gRPC)", lambda q=q, e=envelopes: _in_clients(port, labs, _submit(q, e))
-            )
+            run.timed("submit (gRPC)", partial(_in_clients, port, labs, _submit(q, envelopes)))
             for pid, seconds in procstat.cpu_by_process(proc.pid).items():
                 name = "serve" if pid == proc.pid else "decoding"
                 used = seconds - before.get(pid, 0.0)
@@ -384,13 +391,13 @@ def report(runs: list[Run], templates: tuple[float, float], pool_note: str, floo
         cells = [_cells(r.phases.get(phase, 0), r.cpu.get(phase, 0), r.labs) for r in runs]
         first = runs[0].cpu.get(phase, 0) / sizes[0]
         last = runs[-1].cpu.get(phase, 0) / sizes[-1]
-        growth = f"{last / first:5.2f}x" if first and len(runs) > 1 else ""
-        print(f"{phase:<20}" + "".join(f"{c:>22}" for c in cells) + f"   {growth}")
+        ratio = f"{last / first:5.2f}x" if first and len(runs) > 1 else ""
+        print(f"{phase:<20}" + "".join(f"{c:>22}" for c in cells) + f"   {ratio}")
     walls = [sum(r.phases.values()) for r in runs]
     cpus = [sum(r.cpu.values()) for r in runs]
-    cells = [_cells(w, c, r.labs) for w, c, r in zip(walls, cpus, runs)]
+    totals = [_cells(w, c, r.labs) for w, c, r in zip(walls, cpus, runs)]
     growth = cpus[-1] / sizes[-1] / (cpus[0] / sizes[0]) if len(runs) > 1 else 1.0
-    print(f"{'whole':<20}" + "".join(f"{c:>22}" for c in cells) + f"   {growth:5.2f}x")
+    print(f"{'whole':<20}" + "".join(f"{c:>22}" for c in totals) + f"   {growth:5.2f}x")
     print(
         f"(templates, made once for all sizes: {templates[0]:.1f} s wall, {templates[1]:.1f} s CPU;"
         f" {pool_note})"
@@ -413,7 +420,7 @@ def report(runs: list[Run], templates: tuple[float, float], pool_note: str, floo
     )
     coordinator_mb = sum(big.coordinator_mb.values())
     driver_mb = procstat.peak_rss_mb(os.getpid()).get(os.getpid(), 0.0)
-    largest = max(big.children_mb, key=big.children_mb.get)
+    largest = max(big.children_mb, key=lambda name: big.children_mb[name])
     child_mb = big.children_mb[largest]
     total_mb = coordinator_mb + driver_mb + child_mb
     print(

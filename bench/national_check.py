@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bench.national_labs import Template, lab_payload
 from coordinator import store
@@ -31,7 +32,9 @@ class LedgerCheckFailed(SystemExit):
 
 
 def check_ledger(db: Path, coordinator_pem: Path, given: dict[str, list[bytes]]) -> str:
-    raw = keys.public_raw(serialization.load_pem_public_key(coordinator_pem.read_bytes()))
+    public = serialization.load_pem_public_key(coordinator_pem.read_bytes())
+    assert isinstance(public, Ed25519PublicKey)
+    raw = keys.public_raw(public)
     trusted = {dsse.keyid(raw): raw}
     conn = sqlite3.connect(db)
     leaves: list[bytes] = []
