@@ -78,24 +78,38 @@ def _flag(
     }
 
 
+def _noise_variance(summary: pb.SiteSummary) -> float:
+    """Variance of the noise on one released count: the cell-key perturbation's (published in the
+    summary, docs/privacy.md), or the earlier differential privacy's; 0 for exact counts."""
+    if summary.policy.perturbation.mechanism == "cell_key":
+        return summary.policy.perturbation.noise_variance
+    if summary.policy.differential_privacy.enabled:
+        return stats.geometric_noise_variance(summary.policy.differential_privacy.noise_scale)
+    return 0.0
+
+
+def _noise_bound(summary: pb.SiteSummary) -> int:
+    """The most the site's perturbation moves one released count (0: exact counts)."""
+    perturbation = summary.policy.perturbation
+    return perturbation.max_noise if perturbation.mechanism == "cell_key" else 0
+
+
 def _positivity(
     summaries: dict[str, pb.SiteSummary], standard: Standard, flags: list, phi_on: bool
 ) -> tuple[dict, dict]:
     """Site-level positivity per biomarker (pooled over methods and specimens) with funnel limits."""
     per_site: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
-    noise = {
-        site: stats.geometric_noise_variance(s.policy.differential_privacy.noise_scale)
-        if s.policy.differential_privacy.enabled
-        else 0.0
-        for site, s in summaries.items()
-    }
+    noise = {site: _noise_variance(s) for site, s in summaries.items()}
     for site, summary in summaries.items():
         for s in summary.strata:
             if s.method == ALL_METHODS and _released(s):
                 cell = per_site[site][s.biomarker]
                 cell[0] += s.positive
                 cell[1] += s.positive + s.negative
-                cell[2] += 1  # strata summed: each carries its own noise when the site used DP
+                # strata whose positives carry noise: each one under DP; under cell-key
+                # perturbation only those released non-zero (a released 0 is exact)
+                perturbed = summary.policy.perturbation.mechanism == "cell_key"
+                cell[2] += 1 if s.positive or not perturbed else 0
     network: dict[str, dict] = {}
     result: dict[str, dict] = defaultdict(dict)
     biomarkers = sorted({b for cells in per_site.values() for b in cells})
@@ -116,13 +130,24 @@ def _positivity(
             if biomarker not in per_site[site]:
                 continue
             x, n, cells = per_site[site][biomarker]
-            limits = stats.funnel_limits(n, theta, phi)
+            # A perturbed site's count carries its strata's noise: it enters the reference
+            # distribution as extra variance, so noise alone does not push a site past a limit.
+            site_phi = phi
+            if noise[site] and n and 0 < theta < 1:
+                site_phi = phi * (1 + cells * noise[site] / (n * theta * (1 - theta)))
+            limits = stats.funnel_limits(n, theta, site_phi)
             ci = (
                 stats.wilson_with_noise(x, n, cells, noise[site])
                 if noise[site]
                 else stats.wilson(x, n)
             )
             status = stats.funnel_status(x, n, limits)
+            bound = _noise_bound(summaries[site]) * cells
+            if status.startswith("alarm") and bound:
+                # an alarm must hold for the most favourable true count the noise bound allows
+                toward = x - bound if status.endswith("high") else x + bound
+                if not stats.funnel_status(max(toward, 0), n, limits).startswith("alarm"):
+                    status = status.replace("alarm", "alert")
             entry = {
                 "positive": x,
                 "valid": n,
@@ -135,7 +160,7 @@ def _positivity(
             if noise[site]:
                 entry["noise_variance_per_count"] = noise[
                     site
-                ]  # the site added DP noise: the interval is wider
+                ]  # the site perturbed its counts: the interval is wider
             if expected:
                 entry["expected"] = [expected["low"], expected["high"]]
             result[site][biomarker] = entry
@@ -441,6 +466,9 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
         out.append(entry)
         if table.kind == "tissue_plasma" and not rules.get("flag_tissue_plasma", False):
             continue
+        # A perturbed site's cells are each within max_noise of the truth (and a 0 is exact): an
+        # alarm is raised only if it holds for the most favourable table the noise allows.
+        favourable = _concordance_entry(_favourable(table, summary.policy.perturbation))
         problems = []
         enough = {
             "ppa": entry["a"] + entry["c"] >= rules.get("min_positive_pairs", 5),
@@ -451,7 +479,7 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
             value, ci, minimum = entry[key], entry[f"{key}_ci95"], rules.get(f"min_{key}")
             if value is None or minimum is None or not enough[key]:
                 continue
-            if ci[1] < minimum:
+            if ci[1] < minimum and (favourable[f"{key}_ci95"] or ci)[1] < minimum:
                 problems.append(
                     (
                         "alarm",
@@ -479,6 +507,19 @@ def _concordance(site: str, summary: pb.SiteSummary, standard: Standard, flags: 
                 )
             )
     return out
+
+
+def _favourable(table: pb.ConcordanceTable, perturbation: pb.Perturbation) -> pb.ConcordanceTable:
+    """The released table moved, within the published noise bound, towards agreement."""
+    bound = perturbation.max_noise if perturbation.mechanism == "cell_key" else 0
+    moved = pb.ConcordanceTable()
+    moved.CopyFrom(table)
+    moved.both_positive += bound
+    moved.both_negative += bound
+    for cell in ("index_positive_comparator_negative", "index_negative_comparator_positive"):
+        value = getattr(table, cell)
+        setattr(moved, cell, max(value - bound, 1) if value else 0)
+    return moved
 
 
 def _pooled_concordance(site_tables: dict[str, list[dict]]) -> list[dict]:

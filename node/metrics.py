@@ -28,14 +28,15 @@ from collections import defaultdict
 from itertools import combinations
 from zlib import crc32
 
-from node.cellkey import MODULUS, CellKeys, patient_part, record_key
+from node.cellkey import CellKeys, name_key, patient_part, record_key
 from node.standard import NodeStandard
-from node.vocabulary import BIOMARKERS
+from node.vocabulary import BIOMARKERS, METHODS
 from node.workdays import WorkingDays
 from protos.periods import Period
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.wire import ALL_METHODS
 
+_ALL_KEY = name_key(ALL_METHODS)
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
 VALID = ("positive", "negative")
 CELL = {"positive": 0, "negative": 1, "failed": 2, "equivocal": 3}
@@ -106,10 +107,11 @@ def compute(
     vaf_keys = keys.vaf
     patient_parts: dict[str, int] = {}
     part = 0  # the secret part of the current patient's record keys
+    method_keys = {m: name_key(m) for m in METHODS}
+    biomarker_keys = {b: name_key(b) for b in BIOMARKERS}
     record = 0  # the record key of the current test and biomarker (a result of one method)
     call = 0  # the record key of its per-test call (method "all"): a record of its own
     test_record = 0  # the record key of the current test
-    test_crc = group_crc = 0  # CRCs of "test_id" and "test_id|biomarker" (see _bar)
     per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -185,24 +187,22 @@ def compute(
                 strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
             elif group:
                 close_group()
-            part = _part(patient_parts, patient)
             if test_id != current_test:
                 if current_test is not None:
                     close_test()
                 current_test, test_span = test_id, {}
-                test_crc = crc32(test_id.encode("utf-8"))
-                test_record = (part + test_crc) % MODULUS  # record_key(part, test_id)
+                if patient not in patient_parts:
+                    patient_parts[patient] = patient_part(patient)
+                part = patient_parts[patient]
+                test_record = part + crc32(test_id.encode())  # cellkey.record_key(part, test_id)
             current_biomarker, group = biomarker, []
-            # record_key(part, test_id, biomarker[, method]) by continuing the test id's CRC
-            group_crc = crc32(_bar(biomarker), test_crc)
-            record = (part + group_crc) % MODULUS
-            call = (part + crc32(_BAR_ALL, group_crc)) % MODULUS
+            record = test_record + biomarker_keys[biomarker]  # ... + biomarker
+            call = record + _ALL_KEY  # ... + "all": the per-test call
         group.append((method, result, specimen))
         cell = CELL[result]
-        per_method[(biomarker, method, specimen)][cell] += 1
-        strata_keys[(biomarker, method, specimen)][cell] += (
-            part + crc32(_bar(method), group_crc)
-        ) % MODULUS
+        stratum = (biomarker, method, specimen)
+        per_method[stratum][cell] += 1
+        strata_keys[stratum][cell] += record + method_keys[method]  # ... + method: a result
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported]
@@ -258,19 +258,6 @@ def compute(
             for (b, m), c in sorted(vaf.items())
         ],
     )
-
-
-_BARS: dict[str, bytes] = {}
-_BAR_ALL = b"|" + ALL_METHODS.encode("utf-8")
-
-
-def _bar(part: str) -> bytes:
-    """b"|" + part: what a record key's CRC continues with for the next part of its name
-    (zlib.crc32(b, crc32(a)) == crc32(a + b), so record_key(p, t, b, m) needs no joined string)."""
-    bar = _BARS.get(part)
-    if bar is None:
-        bar = _BARS[part] = b"|" + part.encode("utf-8")
-    return bar
 
 
 def _part(patient_parts: dict[str, int], patient: str) -> int:

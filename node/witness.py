@@ -254,18 +254,20 @@ def _check_extends(
 
 def _send(
     conn: sqlite3.Connection, client: CoordinatorClient, size: int, root: bytes, cosigned: bytes
-) -> bool:
+) -> str | None:
+    """Hand a cosignature to the coordinator; None when it took it, else why not (kept and sent
+    again next round)."""
     try:
         client.add_cosignature(cosigned)
     except RpcFailure as exc:
-        if exc.retryable:
-            return False
-        raise
+        return f"the cosignature of checkpoint {size} is not delivered yet ({exc}); " + (
+            "sent again next time" if exc.retryable else "check the site's key and certificate"
+        )
     conn.execute(
         "UPDATE checkpoints SET delivered_at = ? WHERE tree_size = ? AND root_hash = ?",
         (_now(), size, root),
     )
-    return True
+    return None
 
 
 def _cosigned_note(parsed: note.Note, origin: str, line: str) -> bytes:
@@ -289,9 +291,10 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
         "SELECT tree_size, root_hash, note, cosignature FROM checkpoints"
         " WHERE cosignature IS NOT NULL AND delivered_at IS NULL ORDER BY tree_size"
     ).fetchall():
-        _send(
+        problem = _send(
             conn, client, size, bytes(root), _cosigned_note(note.parse(bytes(data)), origin, line)
         )
+        problems += [problem] if problem else []
     published = client.checkpoint()
     seen = record(conn, config, published.checkpoint, "published", list(published.witnesses))
     problems += seen.unverified
@@ -314,11 +317,11 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
             " AND root_hash = ?",
             (line, _now(), body.size, body.root_hash),
         )
-        delivered = _send(
+        problem = _send(
             conn, client, body.size, body.root_hash, _cosigned_note(seen.note, origin, line)
         )
-        if not delivered:
-            problems.append("the coordinator could not take the cosignature now; sent next time")
+        delivered = problem is None
+        problems += [problem] if problem else []
     same: dict[int, list[str]] = {}
     for (size,) in conn.execute(
         "SELECT tree_size FROM checkpoints WHERE cosigned_at IS NOT NULL"

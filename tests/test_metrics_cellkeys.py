@@ -5,7 +5,6 @@ cell key is used)."""
 from __future__ import annotations
 
 import datetime as dt
-import zlib
 from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
@@ -19,17 +18,6 @@ from node.workdays import WorkingDays
 from protos.periods import parse as parse_period
 
 STANDARD = parse_standard(DEFAULT_STANDARD.read_text(encoding="utf-8"))
-
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-é|", min_size=1, max_size=12)
-
-
-@given(st.integers(0, MODULUS - 1), names, names, names)
-def test_a_continued_crc_is_the_record_key(part, test_id, biomarker, method) -> None:
-    crc = zlib.crc32(metrics._bar(biomarker), zlib.crc32(test_id.encode("utf-8")))
-    assert (part + crc) % MODULUS == record_key(part, test_id, biomarker)
-    continued = zlib.crc32(metrics._bar(method), crc)
-    assert (part + continued) % MODULUS == record_key(part, test_id, biomarker, method)
-
 
 rows_strategy = st.lists(
     st.tuples(

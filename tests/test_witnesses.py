@@ -8,9 +8,11 @@ cosigned."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import shutil
+import socket
 import zipfile
 from concurrent import futures
 from pathlib import Path
@@ -164,6 +166,23 @@ def test_the_coordinator_keeps_only_verified_cosignatures_of_its_own_checkpoints
     )
 
 
+def test_witness_command_cosigns_and_says_when_the_coordinator_is_unreachable(
+    coordinator: Running, node_factory
+) -> None:
+    node = node_factory("lab-a")
+    data_dir = str(node.config.data_dir)
+    run = CliRunner().invoke(node_cli, ["witness", "--data-dir", data_dir])
+    assert run.exit_code == 0, run.output
+    assert "witness: cosigned checkpoint 0; also cosigned by no other site yet" in run.output
+    toml = node.config.data_dir / "node.toml"
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    toml.write_text(toml.read_text().replace(node.config.coordinator, f"127.0.0.1:{dead}"))
+    run = CliRunner().invoke(node_cli, ["witness", "--data-dir", data_dir])
+    assert run.exit_code == 3 and "cannot be reached" in run.output, run.output
+
+
 class SplitView(cgrpc.CoordinatorServicer):
     """One coordinator address that shows a lab the forked ledger for every call, while the
     checkpoint it publishes (GetCheckpoint, the same for everyone) is the main ledger's."""
@@ -282,3 +301,50 @@ def test_a_forked_log_is_caught_by_the_lab_and_its_bundle_lacks_witnesses(
 def opened_root(bundle: Path) -> str:
     text = note.parse(zipfile.ZipFile(bundle).read("checkpoint.txt")).text
     return checkpoint.parse_body(text).root_hash.hex()[:16]
+
+
+def test_only_keys_valid_when_they_cosigned_count_as_witnesses() -> None:
+    """auditor/witnesses.py offline: a site revoked, or a key retired, before it cosigned does not
+    count; a key enrolled after the cosignature's time does not either; the others are named."""
+    from auditor.witnesses import check
+
+    log_key = keys.generate()
+    raw = keys.public_raw(log_key)
+    made = checkpoint.Checkpoint(checkpoint.origin_for(raw), 9, bytes(range(32)))
+    signed = checkpoint.sign(made, log_key)
+    when = 1_800_000_000  # 2027-01-15T08:00:00Z
+    sites = {
+        "lab-ok": ("2026-01-01T00:00:00+00:00", None, None),
+        "lab-revoked": ("2026-01-01T00:00:00+00:00", None, "2026-06-01T00:00:00+00:00"),
+        "lab-retired": ("2026-01-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00", None),
+        "lab-late": ("2027-06-01T00:00:00+00:00", None, None),
+        "lab-revoked-later": ("2026-01-01T00:00:00+00:00", None, "2027-06-01T00:00:00+00:00"),
+    }
+    records = []
+    for site, (enrolled, retired, revoked) in sites.items():
+        key = keys.generate()
+        signed = signed.with_signature(
+            cosignature.cosign(made.body(), cosignature.witness_name(site), key, when)
+        )
+        records.append(
+            {
+                "site_id": site,
+                "public_key": base64.b64encode(keys.public_raw(key)).decode(),
+                "enrolled_at": enrolled,
+                "retired_at": retired,
+                "site_revoked_at": revoked,
+            }
+        )
+    files = {"checkpoint.txt": signed.encode(), "keys/witnesses.json": json.dumps(records).encode()}
+    result = check(files, raw, 9, made.root_hash, 2)
+    assert result.ok and result.sites == ("lab-ok", "lab-revoked-later")
+    assert "not counted (key not valid when cosigned): lab-late, lab-retired, lab-revoked" in (
+        result.detail
+    )
+    assert not check(files, raw, 9, made.root_hash, 3).ok
+    # Another tree head than the checkpoint's, or another coordinator's key: nothing counts.
+    assert "not the signed tree head" in check(files, raw, 8, made.root_hash, 0).detail
+    assert not check(files, keys.public_raw(keys.generate()), 9, made.root_hash, 0).ok
+    # An old bundle without a checkpoint passes only when no witnesses are asked for.
+    assert check({}, raw, 9, made.root_hash, 0).ok
+    assert not check({}, raw, 9, made.root_hash, 1).ok
