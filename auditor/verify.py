@@ -10,6 +10,8 @@ Checks, each reported as PASS or FAIL with its reason:
               proof leads to the signed root
   standard    the report names the standard in the bundle
   statistics  the report equals the benchmark recomputed from the signed summaries and standard
+              by the method package (method/), at the method version the report names; flag
+              messages are prose and are not compared
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from method import METHOD_VERSION
+from method.benchmark import compute, for_site
+from method.eqa import commitment
+from method.inputs import EqaRoundInput, Inputs
+from method.standard import StandardError
+from method.standard import parse as parse_standard
 from protos import dsse, keys, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import eqa_pb2 as epb
@@ -60,11 +69,14 @@ def _pem_raw(pem: bytes) -> bytes:
     return keys.public_raw(serialization.load_pem_public_key(pem))
 
 
-def _first_difference(a, b, path: str = "") -> str | None:
+PROSE_KEYS = frozenset({"message"})
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         return f"{path or '/'}: {a!r} != {b!r}"
     if isinstance(a, dict):
-        for key in sorted(set(a) | set(b)):
+        for key in sorted((set(a) | set(b)) - PROSE_KEYS):
             if key not in a or key not in b:
                 return f"{path}/{key}: present on one side only"
             found = _first_difference(a[key], b[key], f"{path}/{key}")
@@ -241,11 +253,6 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
             result.add(name, False, str(exc) or type(exc).__name__)
 
     # 5. EQA rounds: signed by the coordinator, and the truth is the one sealed at opening.
-    from coordinator.benchmark import EqaRoundInput, Inputs, compute_from, for_site
-    from coordinator.eqa import commitment
-    from coordinator.standards import StandardError
-    from coordinator.standards import parse as parse_standard
-
     rounds = []
     for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
         round_id = name.split("/")[1]
@@ -284,8 +291,17 @@ def verify(path: Path, coordinator_key: Path | None = None) -> Result:
         else "the report names another standard than the one in the bundle",
     )
     revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
+    version = reported.get("method_version")
+    if version != METHOD_VERSION:
+        result.add(
+            "statistics",
+            False,
+            f"the report was computed by method version {version or '(none named)'}; this auditor "
+            f"runs method {METHOD_VERSION}: verify it with the rarenet-audit release of that method",
+        )
+        return result
     try:
-        full = compute_from(Inputs(by_period, revoked, rounds), manifest["period"], standard)
+        full = compute(Inputs(by_period, revoked, rounds), manifest["period"], standard)
         recomputed = for_site(full, manifest["site"]) if manifest.get("site") else full
         difference = _first_difference(json.loads(json.dumps(recomputed)), reported)
     except Exception as exc:  # noqa: BLE001 - a report that cannot be recomputed fails the check

@@ -39,7 +39,7 @@ def build(
 ) -> dict:
     conn = sqlite3.connect(data.db)
     key = data.signing_key()
-    signed_inputs = benchmark.inputs(conn, period)
+    signed_inputs = benchmark.inputs(conn, period, standard)
     full = benchmark.compute_from(signed_inputs, period, standard)
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")

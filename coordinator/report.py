@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
 
-from coordinator import stats  # noqa: E402
+from method import stats  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 plt.rcParams["svg.fonttype"] = "none"
@@ -29,7 +29,10 @@ def _svg(fig) -> str:
     return text[text.index("<svg") :]
 
 
-def funnel_svg(biomarker: str, network: dict, sites: dict) -> str:
+def funnel_svg(
+    biomarker: str, network: dict, sites: dict, benchmark_levels: dict | None = None
+) -> str:
+    benchmark_levels = benchmark_levels or {}
     points = [
         (site, v["positivity"][biomarker])
         for site, v in sites.items()
@@ -39,7 +42,8 @@ def funnel_svg(biomarker: str, network: dict, sites: dict) -> str:
     sizes = [p["valid"] for _, p in points if p["valid"]] or [10]
     n_lo, n_hi = max(1, int(min(sizes) * 0.5)), int(max(sizes) * 1.15) + 1
     ns = np.unique(np.linspace(n_lo, n_hi, 120).astype(int))
-    limits = [stats.funnel_limits(int(n), theta, network.get("phi", 1.0)) for n in ns]
+    levels = benchmark_levels.get("funnel_levels", (0.95, 0.998))
+    limits = [stats.funnel_limits(int(n), theta, network.get("rho", 0.0), *levels) for n in ns]
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(ns, [lim.lower95 for lim in limits], color="#e69f00", lw=1, label="95% limits")
     ax.plot(ns, [lim.upper95 for lim in limits], color="#e69f00", lw=1)
@@ -201,7 +205,7 @@ def write(benchmark: dict, out: Path, progress=None) -> list[Path]:
     if progress:
         progress("drawing funnel plots")
     funnels = {
-        b: funnel_svg(b, net, benchmark["sites"])
+        b: funnel_svg(b, net, benchmark["sites"], benchmark.get("method", {}))
         for b, net in sorted(benchmark["network"]["positivity"].items())
     }
     trends = {}

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import dlaplace
 
-from coordinator import benchmark, stats
+from coordinator import benchmark
 from coordinator.standards import load as load_standard
+from method import stats
 from node import config as node_config
 from node import privacy, store
 from node.cli import main as node_cli

@@ -1,0 +1,65 @@
+"""Sites that add differential-privacy noise: the noise is part of the reference distribution.
+
+A site with `differential_privacy.enabled` adds independent two-sided geometric noise to every
+released stratum cell: P(E = k) proportional to alpha^|k|, alpha = exp(-1/scale), where `scale` is
+the summary's `noise_scale` (variance 2 alpha / (1 - alpha)^2). A positive count summed over
+`cells` strata carries the sum of `cells` such draws, so its reference distribution is the
+binomial (or beta-binomial) convolved with that sum (method.pvalues.with_noise).
+
+The method accepts a claimed scale only when it is finite and 0 <= scale <= MAX_NOISE_SCALE
+(and the mechanism is one it models). Otherwise, and for the indicators whose noise it does not
+model (failure rates, whose numerator and denominator are both noisy), the site is not flagged on
+those indicators and the benchmark says so in a note.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from method.pvalues import Pmf
+
+MAX_NOISE_SCALE = 50.0
+MODELLED_MECHANISMS = ("geometric", "")
+
+
+def accepted_scale(mechanism: str, scale: float) -> tuple[bool, str]:
+    """Whether the method can model this noise, and why not."""
+    if not math.isfinite(scale) or scale < 0:
+        return False, f"the claimed noise scale {scale!r} is not a finite non-negative number"
+    if scale > MAX_NOISE_SCALE:
+        return (
+            False,
+            f"the claimed noise scale {scale:g} exceeds the {MAX_NOISE_SCALE:g} the method accepts",
+        )
+    if mechanism not in MODELLED_MECHANISMS:
+        return False, f"the noise mechanism {mechanism!r} is not modelled by the method"
+    return True, ""
+
+
+def geometric_variance(scale: float) -> float:
+    """Variance of two-sided geometric noise with P(k) proportional to exp(-|k|/scale)."""
+    if scale <= 0 or not math.isfinite(scale):
+        return 0.0
+    alpha = math.exp(-1.0 / scale)
+    return 2 * alpha / (1 - alpha) ** 2
+
+
+def geometric_pmf(scale: float, cells: int = 1) -> Pmf:
+    """pmf over -K..K of the sum of `cells` independent two-sided geometric draws (tails below
+    1e-12 dropped)."""
+    if scale <= 0 or cells <= 0:
+        return np.ones(1)
+    alpha = math.exp(-1.0 / scale)
+    k = max(1, math.ceil(math.log(1e-12) / math.log(alpha)))
+    support = np.arange(-k, k + 1)
+    one = alpha ** np.abs(support)
+    one = one / one.sum()
+    total = one
+    for _ in range(cells - 1):
+        total = np.convolve(total, one)
+        excess = (len(total) - (2 * k * cells + 1)) // 2
+        if excess > 0:
+            total = total[excess:-excess]
+    return np.asarray(total / total.sum(), dtype=float)
