@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from method import METHOD_VERSION
+from method import METHOD_VERSION, known_answers
 from method.benchmark import compute, for_site
 from method.eqa import commitment
 from method.inputs import EqaRoundInput, Inputs
@@ -94,6 +94,13 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     if isinstance(a, float) or isinstance(b, float):
         return None if abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b)) else f"{path}: {a!r} != {b!r}"
     return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+def check_known_answer(path: Path) -> str | None:
+    """A known-answer case (method/known_answers.py) recomputed by the method the auditor runs:
+    None when every figure matches, else where the first difference is."""
+    case = known_answers.load(path)
+    return _first_difference(known_answers.run(case), case["expected"])
 
 
 def verify(path: Path, coordinator_key: Path | None = None) -> Result:

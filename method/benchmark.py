@@ -16,8 +16,10 @@ and adds the flag messages (prose), the auditor calls it to recompute. Keys of t
     positivity.{biomarker}: positive, valid, rate, ci95, network_rate, limits, status (flag status:
         in_control, alert_low, alarm_high, ...), expected, noise_variance_per_count;
         NEW: funnel_status (position against the drawn limits), reference_rate (the rest of the
-        network), reference ("fisher" | "beta-binomial" | "beta-binomial+noise"), p_low, p_high,
-        p, q (two-sided, against the network), p_expected, q_expected (below the expected low)
+        network), reference ("fisher" | "beta-binomial" | "binomial+noise" |
+        "beta-binomial+noise"), p_low, p_high (one-sided mid-P against the rest of the network),
+        p, q (= p_low and its q: under-detection is what is flagged), p_expected, q_expected
+        (below the standard's expected low)
     failure.{specimen}: failed, tests, rate, ci95, max, status; NEW: p, q, basis ("per test: the
         <biomarker> stratum, the one with most tests of this specimen"), strata_failed_sum
     turnaround: ... existing; NEW p, q.   panel: ... existing; NEW p, q
@@ -90,6 +92,11 @@ def funnel_status(x: int, n: int, limits: stats.FunnelLimits) -> str:
         "below_alert_limit": "alert_low",
         "above_alert_limit": "alert_high",
     }[stats.funnel_position(x, n, limits)]
+
+
+def _limits(lim: stats.FunnelLimits) -> Json:
+    """The limits as JSON: None where there is no limit (n = 0), never NaN."""
+    return {k: (v if v == v else None) for k, v in lim.__dict__.items()}
 
 
 def window_length(period: Period, quarters: int) -> int:
@@ -274,7 +281,7 @@ def _positivity(
                 "rate": _frac(x, n),
                 "ci95": list(ci),
                 "network_rate": theta,
-                "limits": lim.__dict__,
+                "limits": _limits(lim),
                 "status": "in_control",
                 "funnel_status": funnel_status(x, n, lim),
                 "reference_rate": _frac(x_rest, n_rest),
@@ -303,7 +310,8 @@ def _positivity(
                 else:
                     low, high, reference = _tails(x, n, x_rest, n_rest, rho, site_noise, c.cells)
                 entry.update(p_low=low, p_high=high, reference=reference)
-                direction = "low" if low <= high else "high"
+                # Flagged one-sided, for under-detection (patients missed); a rate above the
+                # network's is reported (p_high, funnel_status) but not flagged: mostly case mix.
                 run.test(
                     entry,
                     "",
@@ -311,9 +319,9 @@ def _positivity(
                     site,
                     "positivity_funnel",
                     biomarker,
-                    pvalues.two_sided(low, high),
-                    direction,
-                    {**figures, "limit": lim.lower998 if direction == "low" else lim.upper998},
+                    low,
+                    "low",
+                    {**figures, "limit": lim.lower998},
                     standard.source("funnel"),
                 )
             else:
