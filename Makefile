@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 GRPC_TOOLS_VERSION := 1.85.1
 
-.PHONY: all install test demo bench protos clean
+.PHONY: all install test demo bench bench-method protos clean
 
 all: test
 
@@ -25,6 +25,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The method's operating characteristics by simulation (false flags, power); tables in docs/method.md.
+bench-method: $(STAMP)
+	$(BIN)/python -m bench.bench_method
 
 # Regenerates the committed Python code from protos/rarenet/v1/*.proto.
 protos: $(STAMP)

@@ -801,7 +801,7 @@ def _rare_drivers(
             for klass, (cx, cn, csites) in sorted(class_totals.items()):
                 if klass == "rna_capable" or cn <= 0:
                     continue
-                p = pvalues.fisher_tails(cx, cn, ref[0], ref[1])[0]
+                p_class = pvalues.fisher_tails(cx, cn, ref[0], ref[1])[0]
                 members = [s for s in sites if classes[s] == klass and not noises[s].enabled]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
@@ -811,7 +811,7 @@ def _rare_drivers(
                     members[0] if members else "",
                     "method_class",
                     biomarker,
-                    p,
+                    p_class,
                     "low",
                     {
                         "method_class": klass,
@@ -931,7 +931,7 @@ def _rare_drivers(
                     standard.source("funnel"),
                 )
             if expected:
-                p = (
+                p_expected = (
                     fast_expected[index]
                     if not site_noise.enabled
                     else _lower_vs(c.positive, c.valid, float(expected["low"]), site_noise, c.cells)
@@ -943,7 +943,7 @@ def _rare_drivers(
                     site,
                     "rare_driver_below_expected",
                     biomarker,
-                    p,
+                    p_expected,
                     "low",
                     {**figures, "expected_low": expected["low"]},
                     str(expected.get("source", "")),

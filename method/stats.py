@@ -185,7 +185,7 @@ def cohens_kappa(
 def agreement(a: int, b: int, c: int, d: int) -> Agreement:
     n = a + b + c + d
 
-    def prop(x: int, m: int):
+    def prop(x: int, m: int) -> tuple[float | None, tuple[float, float] | None]:
         return (x / m, wilson(x, m)) if m > 0 else (None, None)
 
     ppa, ppa_ci = prop(a, a + c)
