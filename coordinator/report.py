@@ -125,7 +125,7 @@ CSV_TABLES = {
         "network_rate",
         "status",
     ),
-    "flags.csv": ("site_id", "rule", "level", "subject", "message", "source"),
+    "flags.csv": ("site_id", "rule", "level", "subject", "p", "q", "message", "source"),
     "concordance.csv": (
         "site_id",
         "kind",
