@@ -126,20 +126,30 @@ def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
     used for each biomarker (released per-method strata with tests)."""
     out: dict[str, rare.Cells] = defaultdict(rare.Cells)
     for s in summary.strata:
-        if s.method != ALL_METHODS:
-            if not s.withheld and s.tests > 0:
-                out[s.biomarker].methods.add(s.method)
+        method = s.method
+        if method != ALL_METHODS:
+            if s.tests > 0 and not s.withheld:
+                out[s.biomarker].methods.add(method)
             continue
         if s.withheld:
             continue
         cell = out[s.biomarker]
-        if _released(s):
-            cell.positive += s.positive
-            cell.valid += s.positive + s.negative
+        suppressed = s.suppressed_cells
+        positive, failed = s.positive, s.failed
+        if not suppressed:
+            cell.positive += positive
+            cell.valid += positive + s.negative
             cell.cells += 1
-        if "failed" not in s.suppressed_cells:
-            cell.tests += max(s.tests, s.failed)
-            cell.failed += s.failed
+            cell.tests += max(s.tests, failed)
+            cell.failed += failed
+            continue
+        if _released(s):
+            cell.positive += positive
+            cell.valid += positive + s.negative
+            cell.cells += 1
+        if "failed" not in suppressed:
+            cell.tests += max(s.tests, failed)
+            cell.failed += failed
     return out
 
 
@@ -393,11 +403,23 @@ def _strata(
         limits = stats.funnel_limits_many(ns, theta, alert, alarm)
         l998, l95, u95, u998 = (limits[k].tolist() for k in names)
         lo, hi = (a.tolist() for a in stats.wilson_many(xs, ns))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(ns > 0, xs / np.where(ns > 0, ns, 1.0), 0.0)
+        status = np.select(
+            [
+                ns <= 0,
+                rate < limits["lower998"],
+                rate > limits["upper998"],
+                rate < limits["lower95"],
+                rate > limits["upper95"],
+            ],
+            ["no_data", "alarm_low", "alarm_high", "alert_low", "alert_high"],
+            "in_control",
+        ).tolist()
         for i, (row, x, n) in enumerate(members):
             if not n:
                 row.update(rate=None, ci95=None, network_rate=theta, limits=None, status="no_data")
                 continue
-            lim = stats.FunnelLimits(l998[i], l95[i], u95[i], u998[i])
             row.update(
                 rate=x / n,
                 ci95=[lo[i], hi[i]],
@@ -408,7 +430,7 @@ def _strata(
                     "upper95": u95[i],
                     "upper998": u998[i],
                 },
-                status=funnel_status(x, n, lim),
+                status=status[i],
             )
     network = [
         {
@@ -844,6 +866,19 @@ def _rare_drivers(
         )
         net_failed = sum(c.failed for c in pooled.values())
         net_tests = sum(c.tests for c in pooled.values())
+        wf = np.array([min(pooled[s].failed, pooled[s].tests) for s in sites], dtype=float)
+        wt = np.array([pooled[s].tests for s in sites], dtype=float)
+        testable = (wt > 0) & (net_tests - wt > 0)
+        fail_high = np.where(
+            testable,
+            pvalues.fisher_tails_many(
+                np.where(testable, wf, 0.0),
+                np.where(testable, wt, 1.0),
+                np.where(testable, np.maximum(net_failed - wf, 0.0), 0.0),
+                np.where(testable, net_tests - wt, 1.0),
+            )[1],
+            1.0,
+        ).tolist()
         for index, site in enumerate(sites):
             c = pooled[site]
             site_noise = noises[site]
@@ -886,12 +921,8 @@ def _rare_drivers(
             causes = []
             if biomarker in rare.RNA_DETECTED and classes[site] in ("dna_only", "other"):
                 causes.append("no RNA-capable method")
-            if c.tests and net_tests - c.tests > 0:
-                p_fail = pvalues.fisher_tails(
-                    c.failed, c.tests, net_failed - c.failed, net_tests - c.tests
-                )[1]
-                if p_fail < 0.05:
-                    causes.append("failures above the network's")
+            if fail_high[index] < 0.05:
+                causes.append("failures above the network's")
             causes.extend(eqa_errors.get((site, biomarker), []))
             entry["likely_causes"] = causes
             if site_noise.enabled and not site_noise.accepted:

@@ -224,8 +224,10 @@ def funnel_limits_many(
     ns: np.ndarray, theta: float, alert: float = 0.95, alarm: float = 0.998
 ) -> dict[str, np.ndarray]:
     """Exact binomial funnel limits (rho = 0) for many denominators at once: the same
-    interpolation as funnel_limits, with scipy's binomial quantile and CDF. NaN where n = 0."""
-    n = np.asarray(ns, dtype=float)
+    interpolation as funnel_limits, with scipy's binomial quantile and CDF (computed once per
+    distinct n). NaN where n = 0."""
+    all_n = np.asarray(ns, dtype=float)
+    n, back = np.unique(all_n, return_inverse=True)
     out: dict[str, np.ndarray] = {}
     for name, p in (
         ("lower998", (1 - alarm) / 2),
@@ -244,7 +246,7 @@ def funnel_limits_many(
             alpha = np.where(mass > 0, (f - p) / np.where(mass > 0, mass, 1.0), 0.0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 limit = np.clip((r - alpha) / n, 0.0, 1.0)
-        out[name] = np.where(n > 0, limit, np.nan)
+        out[name] = np.where(n > 0, limit, np.nan)[back]
     return out
 
 
