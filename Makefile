@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 GRPC_TOOLS_VERSION := 1.85.1
 
-.PHONY: all install test demo bench bench-method protos clean
+.PHONY: all install lint types test test-all demo bench bench-method protos clean
 
 all: test
 
@@ -17,7 +17,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy's whole configuration is [tool.mypy] in pyproject.toml (strict on protos/, method/, auditor/).
+types: $(STAMP)
+	$(BIN)/mypy
+
+# The fast lane, for every change: lint, types, and every test not marked slow.
+test: lint types
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# Everything (CI runs this): lint, types, and the whole suite, slow tests included.
+test-all: lint types
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

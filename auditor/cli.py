@@ -4,28 +4,48 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protos import dsse, keys, wire
+from auditor.bundle import BundleUnreadable
+from auditor.coordinator_key import load_pinned
+from protos import dsse, wire
 from protos.errors import ContractError
 
+if TYPE_CHECKING:
+    from auditor.verify import Result
 
-def _public_key(path: Path) -> bytes:
-    data = path.read_bytes()
-    if len(data) == 32:
-        return data
+
+def _unreadable(message: str) -> NoReturn:
+    click.echo(f"ERROR {message}", err=True)
+    raise SystemExit(2)
+
+
+def _verified(bundle: Path, coordinator_key: Path | None, witnesses: int = 0) -> Result:
+    """The verification of a bundle; exit status 2 with the reason when it cannot be read."""
+    from auditor.verify import verify as run
+
     try:
-        key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
-        raise click.ClickException(
-            f"{path} is neither a raw 32-byte nor a PEM Ed25519 public key"
-        ) from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise click.ClickException(f"{path} is not an Ed25519 public key")
-    return keys.public_raw(key)
+        return run(bundle, coordinator_key, witnesses)
+    except BundleUnreadable as exc:
+        _unreadable(str(exc))
+    except Exception as exc:  # noqa: BLE001 - never a traceback for a crafted bundle
+        _unreadable(f"{bundle} could not be verified: {type(exc).__name__}: {exc}")
+
+
+def _not_pinned_warning(result: Result, err: bool = False) -> None:
+    if result.key_pinned or not result.coordinator_fingerprint:
+        return
+    for line in (
+        "WARNING: the coordinator's key is NOT pinned. The bundle was checked against the key it",
+        "carries itself, so anyone could have made it. Its key's fingerprint (SHA-256 of the raw",
+        "Ed25519 public key) is",
+        f"    {result.coordinator_fingerprint}",
+        "Compare it with the one the coordinating centre gave you (`rarenet-coordinator key",
+        "show`), or pass --coordinator-key with the centre's PEM file.",
+    ):
+        click.echo(line, err=err)
 
 
 @click.group()
@@ -44,58 +64,96 @@ def main() -> None:
 )
 def verify_envelope(envelope: Path, public_key: Path) -> None:
     """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not."""
-    raw = _public_key(public_key)
+    try:
+        raw = load_pinned(public_key)
+    except BundleUnreadable as exc:
+        _unreadable(str(exc))
     try:
         parsed = wire.parse_envelope(envelope.read_bytes())
         dsse.verify(parsed, {dsse.keyid(raw): raw})
     except ContractError as exc:
         click.echo(f"FAIL {envelope.name}: {exc}")
         raise SystemExit(1) from None
-    click.echo(f"PASS {envelope.name}: {parsed.payload_type} signed by {dsse.keyid(raw)[:16]}…")
+    click.echo(f"PASS {envelope.name}: {parsed.payload_type} signed by {dsse.keyid(raw)}")
+
+
+_PIN = click.option(
+    "--coordinator-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Pin the coordinator's public key (PEM, from `rarenet-coordinator key show`) obtained "
+    "out of band instead of trusting the bundle's own.",
+)
 
 
 @main.command()
 @click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@_PIN
 @click.option(
-    "--coordinator-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    help="Pin the coordinator's public key (PEM) obtained out of band instead of trusting the bundle's.",
+    "--witnesses",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Require at least N distinct enrolled sites' cosignatures on the checkpoint the bundle "
+    "proves against.",
 )
 @click.option("--json", "as_json", is_flag=True)
-def verify(bundle: Path, coordinator_key: Path | None, as_json: bool) -> None:
-    """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: unreadable."""
-    from auditor.verify import BundleUnreadable
-    from auditor.verify import verify as run
-
-    try:
-        result = run(bundle, coordinator_key)
-    except BundleUnreadable as exc:
-        click.echo(f"ERROR {exc}", err=True)
-        raise SystemExit(2) from None
+def verify(bundle: Path, coordinator_key: Path | None, witnesses: int, as_json: bool) -> None:
+    """Verify an audit bundle offline. Exit 0: every check passed; 1: a check failed; 2: the
+    bundle cannot be read (not a zip, duplicate or unknown members, a member too large)."""
+    result = _verified(bundle, coordinator_key, witnesses)
+    failed = sum(not c.ok for c in result.checks)
     if as_json:
+        _not_pinned_warning(result, err=True)
         click.echo(
-            json.dumps({"ok": result.ok, "checks": [c.__dict__ for c in result.checks]}, indent=2)
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "coordinator_key": {
+                        "fingerprint": result.coordinator_fingerprint,
+                        "pinned": result.key_pinned,
+                    },
+                    "checks": [c.__dict__ for c in result.checks],
+                },
+                indent=2,
+            )
         )
     else:
+        _not_pinned_warning(result)
         for check in result.checks:
             click.echo(f"{'PASS' if check.ok else 'FAIL'} {check.name}: {check.detail}")
         click.echo(
-            f"{sum(c.ok for c in result.checks)} passed, {sum(not c.ok for c in result.checks)} failed"
+            f"{len(result.checks) - failed} passed, {failed} failed"
+            + ("" if result.key_pinned else "; the coordinator's key was NOT pinned")
         )
     raise SystemExit(0 if result.ok else 1)
 
 
 @main.command()
-@click.argument("bundle", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-def show(bundle: Path) -> None:
-    """Print the bundle's concordance tables and flags readably."""
-    import zipfile
+@click.argument("bundle", type=click.Path(dir_okay=False, path_type=Path))
+@_PIN
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Also write the verified report as an HTML page to this file.",
+)
+def show(bundle: Path, coordinator_key: Path | None, html_out: Path | None) -> None:
+    """Verify the bundle, then print its flags and concordance tables from the verified
+    report/benchmark.json (and with --html, write it as a page). Nothing is shown from a bundle
+    that does not verify (exit 1)."""
+    from auditor.render import page
 
-    try:
-        report = json.loads(zipfile.ZipFile(bundle).read("report/benchmark.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        click.echo(f"ERROR {bundle}: {exc}", err=True)
-        raise SystemExit(2) from None
+    result = _verified(bundle, coordinator_key)
+    report = result.report
+    if not result.ok or report is None:
+        failed = [c.name for c in result.checks if not c.ok]
+        click.echo(
+            f"ERROR {bundle} does not verify ({', '.join(failed)} failed): nothing is shown. "
+            "`rarenet-audit verify` says why",
+            err=True,
+        )
+        raise SystemExit(1)
+    _not_pinned_warning(result, err=True)
     sites = report["sites"] if "sites" in report else {report["site"]["site_id"]: report["site"]}
     click.echo(
         f"Benchmark {report['period']}, standard {report['standard']['id']} {report['standard']['version']}"
@@ -118,6 +176,14 @@ def show(bundle: Path) -> None:
                 f"a={t['a']} b={t['b']} c={t['c']} d={t['d']} (excluded {t['excluded_failed']}); "
                 f"PPA {ppa}, NPA {npa}, kappa {kappa}"
             )
+    if html_out is not None:
+        try:
+            html_out.write_text(
+                page(report, result.coordinator_fingerprint, result.key_pinned), encoding="utf-8"
+            )
+        except OSError as exc:
+            _unreadable(f"cannot write {html_out}: {exc}")
+        click.echo(f"\nwrote {html_out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Benchmark and report for 1,000 sites x 11 biomarkers x 4 methods x 3 specimens in one period,
 with four quarters of history (the rare-driver window and the trends read them).
 Target (issues 6 and 14): benchmark.json and index.html in <= 10 s. Baseline: reading and decoding
-the same summaries once (the floor for any benchmark of them)."""
+the same summaries once (the floor for any benchmark of them).
+Target (issue 16): every lab's individual report (labs/SITE.html) in at most 3x the time of the
+network report (json, csv, index.html)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import sqlite3
 
 from bench.common import WORK, Timer
-from coordinator import benchmark, report, store
+from coordinator import benchmark, followup, report, store
 from coordinator.config import init as init_coordinator
 from coordinator.standards import load as load_standard
 from node.vocabulary import BIOMARKERS
@@ -38,7 +40,8 @@ PERIODS = ("2025Q4", "2026Q1", "2026Q2", "2026Q3")
 
 
 def summary_for(site: str, rng: random.Random, period: str = "2026Q3") -> pb.SiteSummary:
-    strata, per_test = [], {}
+    strata: list[pb.StratumCounts] = []
+    per_test: dict[tuple[str, str], list[int]] = {}
     for b in BIOMARKERS:
         for m in METHODS:
             for s in SPECIMENS:
@@ -134,8 +137,12 @@ def run(quick: bool = False) -> None:
             benchmark.latest_summaries(reader, period)
     with Timer() as compute:
         result = benchmark.compute(reader, "2026Q3", standard)
+    with Timer() as follow:
+        extra = followup.gather(reader, result, standard)
     with Timer() as write:
-        report.write(result, root / "out")
+        report.write(result, root / "out", followup=extra, lab_reports=False)
+    with Timer() as labs:
+        pages = report.write_lab_reports(result, root / "out" / "labs", extra)
     total = compute.seconds + write.seconds
     strata = sum(len(s["strata"]) for s in result["sites"].values())
     print(
@@ -150,3 +157,10 @@ def run(quick: bool = False) -> None:
     )
     print(f"total                    {total:.2f} s; ratio to baseline {total / base.seconds:.1f}x")
     print(f"target <= 10 s           {'met' if total <= 10 else 'NOT met'}")
+    ratio = labs.seconds / write.seconds
+    print(f"follow-up (history etc.) {follow.seconds:.2f} s")
+    print(
+        f"every lab's report       {labs.seconds:.2f} s for {len(pages):,} pages "
+        f"({1000 * labs.seconds / len(pages):.1f} ms a lab); {ratio:.1f}x the network report"
+    )
+    print(f"target <= 3x             {'met' if ratio <= 3 else 'NOT met'}")

@@ -126,16 +126,18 @@ def _quarterly_payload_maker(root: Path):
     from protos.periods import parse as parse_period
 
     period = parse_period("2026Q3")
-    cfg = node_config.init(root / "lab", "LAB", "127.0.0.1:1", insecure=True)
+    cfg = node_config.init(root / "lab", "lab-bench", "127.0.0.1:1", insecure=True)
     conn = node_store.connect(cfg.db_path)
-    write_csv(generate("LAB", 5000, 1, ("normal",), period), root / "lab.csv")
+    write_csv(generate("lab-bench", 5000, 1, ("normal",), period), root / "lab.csv")
     ingest_file(conn, root / "lab.csv", Pseudonymiser(b"bench"), Mapping())
     _, template = summary.build(conn, cfg, parse_standard(DEFAULT_STANDARD.read_text()), period, 1)
     conn.close()
-    assert template.count(b'"site_id": "LAB"') == 1 and template.count(b'"sequence": "1"') == 1
+    assert (
+        template.count(b'"site_id": "lab-bench"') == 1 and template.count(b'"sequence": "1"') == 1
+    )
 
     def payload(site: str, sequence: int) -> bytes:
-        return template.replace(b'"site_id": "LAB"', f'"site_id": "{site}"'.encode()).replace(
+        return template.replace(b'"site_id": "lab-bench"', f'"site_id": "{site}"'.encode()).replace(
             b'"sequence": "1"', f'"sequence": "{sequence}"'.encode()
         )
 
@@ -171,7 +173,7 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
                 / _run_clients(
                     port,
                     [[check] * per_client for _ in range(CLIENTS)],
-                    lambda ch: health_pb2_grpc.HealthStub(ch).Check,
+                    lambda ch: health_pb2_grpc.HealthStub(ch).Check,  # type: ignore[attr-defined]  # the types-grpcio-health-checking stub's HealthStub has no methods
                 )
             )
             submit_rates.append(

@@ -1,43 +1,100 @@
 """An audit bundle: one zip an auditor verifies offline, trusting neither our servers nor our code
 for the signatures (see the README's openssl steps).
 
-    MANIFEST.json        every other file with its SHA-256, the period, the coordinator's key id
+    MANIFEST.json        every other file with its SHA-256, the period, the coordinator's key id,
+                         and what the bundle is complete for (complete_for: the report's periods
+                         and EQA rounds)
     MANIFEST.sig         raw Ed25519 signature over PAE(MANIFEST_TYPE, MANIFEST.json)
-    tree_head.envelope   the signed tree head every inclusion proof leads to
-    envelopes/N.envelope the signed site summaries (ledger leaf N, byte for byte the leaf data)
+    tree_head.envelope   the signed tree head every inclusion proof leads to: of those holding
+                         what the report uses, the one most witnesses cosigned
+    checkpoint.txt       the same tree head as a C2SP checkpoint, with the witnesses' cosignatures
+    keys/witnesses.json  every site key as a witness key (name, key, enrolment dates)
+    ledger/leaves.json   every leaf of the ledger up to that head: {"header": base64 leaf data}, or
+                         for a leaf of the older whole-envelope form {"envelope": member}, so the
+                         auditor rebuilds the whole tree and sees every accepted submission
+    ledger/legacy/N.envelope  a whole-envelope leaf outside the bundle's periods
+    envelopes/N.envelope every signed site summary accepted for the periods (ledger leaf N), and
+                         every response to the EQA rounds
     receipts/N.envelope  the coordinator's signed receipt for leaf N (when it was accepted)
     eqa/R/round.envelope the signed EQA round R with its revealed salt; eqa/R/truth.csv its truth
     proofs/N.json        the inclusion proof of leaf N in the tree head
     keys/coordinator.pem the coordinator's public key; keys/sites.json the enrolment records;
     keys/KEYID.pem       each site key; enrolments/KEYID.envelope each signed enrolment request
     standard.toml        the testing standard applied
-    report/benchmark.json, report/index.html   the report (with --site: that site's own view)
+    report/benchmark.json  the report (with --site: that site's own view)
+
+The HTML report is not in the bundle: nothing could verify it. `rarenet-audit show --html`
+renders the verified benchmark.json instead.
+
+With --site, the bundle shows peers only as the site's own benchmark view does: it holds that
+site's signed summaries, receipts, proofs and keys, and no peer's (a signed summary names its
+site and cannot be renamed without breaking its signature). An auditor then checks the site's own
+figures and that every submission of that site for the period is in it; the network figures cannot
+be recomputed from it. The ledger's leaf headers (site, period, sequence, digests: no figures) are
+listed for every leaf, because completeness cannot be proven without them (docs/privacy.md).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sqlite3
-import tempfile
 import zipfile
 from pathlib import Path
 
-from coordinator import benchmark, report
+from coordinator import benchmark, ledger, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
-from coordinator.ledger import Ledger
 from coordinator.standards import Standard
-from protos import dsse, keys, wire
+from protos import dsse, keys, leaf, wire
+from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
+from protos.rarenet.v1.envelope_pb2 import Envelope
 
 MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
+FORMAT = "rarenet audit bundle v2"
+
+
+def _witnessed_head(
+    conn: sqlite3.Connection, appended: ledger.Ledger, signed_inputs: benchmark.Inputs
+) -> Envelope:
+    """The signed tree head the bundle proves against: of the tree heads holding every summary
+    and EQA response the report uses, the one whose checkpoint most witnesses cosigned
+    (coordinator/witnesses.py); the latest when none was cosigned."""
+    latest = wire.decode(appended.latest_head(conn).payload, lpb.TreeHead).tree_size
+    used = [i for entries in signed_inputs.by_period.values() for i, _ in entries.values()]
+    used += [i for r in signed_inputs.eqa_rounds for i, _ in r.responses.values()]
+    size = witnesses.best_size(conn, max(used) + 1 if used else 0, latest)
+    (signed,) = conn.execute(
+        "SELECT signed FROM tree_heads WHERE tree_size = ?", (size,)
+    ).fetchone()
+    return wire.parse_envelope(signed)
 
 
 def build(
     data: DataDir, standard: Standard, period: str, out: Path, site: str | None = None
 ) -> dict:
-    conn = sqlite3.connect(data.db)
+    conn = sqlite3.connect(data.db, isolation_level=None)
+    try:
+        conn.execute("BEGIN")  # one snapshot: the tree head and every row below agree
+        manifest, files = _contents(conn, data, standard, period, site)
+    finally:
+        conn.close()
+    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+    signature = data.signing_key().sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("MANIFEST.json", manifest_bytes)
+        bundle.writestr("MANIFEST.sig", signature)
+        for name, content in sorted(files.items()):
+            bundle.writestr(name, content)
+    return manifest
+
+
+def _contents(
+    conn: sqlite3.Connection, data: DataDir, standard: Standard, period: str, site: str | None
+) -> tuple[dict, dict[str, bytes]]:
     key = data.signing_key()
     signed_inputs = benchmark.inputs(conn, period, standard)
     full = benchmark.compute_from(signed_inputs, period, standard)
@@ -45,14 +102,20 @@ def build(
         raise NotFound(f"no summary from site {site} for {period}")
     shown = benchmark.for_site(full, site) if site else full
     files: dict[str, bytes] = {}
-    ledger = Ledger(conn, key)
-    signed_head = ledger.latest_head(conn)
+    appended = ledger.Ledger(conn, key)
+    signed_head = _witnessed_head(conn, appended, signed_inputs)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    leaves = sorted(
-        {leaf for entries in signed_inputs.by_period.values() for leaf, _ in entries.values()}
-        | {leaf for r in signed_inputs.eqa_rounds for leaf, _ in r.responses.values()}
+    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size).encode()
+    files["keys/witnesses.json"] = (
+        json.dumps(witnesses.witness_records(conn), indent=2).encode() + b"\n"
     )
+    periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
+    rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
+    leaves = ledger.leaves_for(
+        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
+    )
+    files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files)
     for entry in signed_inputs.eqa_rounds:
         (announcement,) = conn.execute(
             "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (entry.round.round_id,)
@@ -60,17 +123,17 @@ def build(
         files[f"eqa/{entry.round.round_id}/round.envelope"] = bytes(announcement)
         files[f"eqa/{entry.round.round_id}/truth.csv"] = entry.truth
     keyids = set()
-    for leaf in leaves:
+    for index in leaves:
         envelope, receipt, keyid = conn.execute(
-            "SELECT envelope, receipt, keyid FROM ledger WHERE leaf_index = ?", (leaf,)
+            "SELECT envelope, receipt, keyid FROM ledger WHERE leaf_index = ?", (index,)
         ).fetchone()
-        files[f"envelopes/{leaf}.envelope"] = bytes(envelope)
-        files[f"receipts/{leaf}.envelope"] = bytes(receipt)
-        proof = ledger.inclusion(leaf, head.tree_size)
-        files[f"proofs/{leaf}.json"] = (
+        files[f"envelopes/{index}.envelope"] = bytes(envelope)
+        files[f"receipts/{index}.envelope"] = bytes(receipt)
+        proof = appended.inclusion(index, head.tree_size)
+        files[f"proofs/{index}.json"] = (
             json.dumps(
                 {
-                    "leaf_index": leaf,
+                    "leaf_index": index,
                     "tree_size": head.tree_size,
                     "hashes": [h.hex() for h in proof.hashes],
                 },
@@ -114,38 +177,33 @@ def build(
     files["report/benchmark.json"] = (
         json.dumps(shown, sort_keys=True, ensure_ascii=False, indent=1).encode() + b"\n"
     )
-    if site is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            report.write(full, Path(tmp))
-            files["report/index.html"] = (Path(tmp) / "index.html").read_bytes()
-    else:
-        from jinja2 import Environment
-
-        files["report/index.html"] = (
-            Environment(autoescape=True)
-            .from_string(
-                "<!doctype html><meta charset=utf-8><title>{{ s }} {{ p }}</title><pre>{{ j }}</pre>"
-            )
-            .render(s=site, p=period, j=json.dumps(shown, indent=2, ensure_ascii=False))
-            .encode()
-        )
     manifest = {
-        "bundle": "rarenet audit bundle v1",
+        "bundle": FORMAT,
         "period": full["period"],
         "site": site,
         "coordinator_keyid": dsse.keyid(key.public_key()),
         "tree_size": head.tree_size,
+        "complete_for": {"periods": periods, "eqa_rounds": rounds},
         "files": {
             name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())
         },
     }
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    signature = key.sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("MANIFEST.json", manifest_bytes)
-        bundle.writestr("MANIFEST.sig", signature)
-        for name, content in sorted(files.items()):
-            bundle.writestr(name, content)
-    conn.close()
-    return manifest
+    return manifest, files
+
+
+def _leaves_json(
+    conn: sqlite3.Connection, size: int, bundled: set[int], files: dict[str, bytes]
+) -> bytes:
+    """Every leaf up to the head: a header as its bytes, a whole-envelope leaf by the member that
+    holds it (its envelopes/N.envelope when bundled anyway, else ledger/legacy/N.envelope)."""
+    entries: list[dict[str, str]] = []
+    for index, data, is_header in ledger.stored_leaves(conn, size):
+        if is_header:
+            entries.append({"header": base64.b64encode(data).decode("ascii")})
+            continue
+        name = f"envelopes/{index}.envelope"
+        if index not in bundled:
+            name = f"ledger/legacy/{index}.envelope"
+            files[name] = data
+        entries.append({"envelope": name})
+    return json.dumps({"tree_size": size, "leaves": entries}, indent=1).encode() + b"\n"

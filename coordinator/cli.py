@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -16,7 +17,8 @@ from coordinator import benchmark as bench
 from coordinator import enrolment, report, store
 from coordinator.config import DataDir
 from coordinator.config import init as init_data_dir
-from coordinator.errors import CoordinatorError
+from coordinator.errors import CoordinatorError, NotFound
+from coordinator.rate_limit import DEFAULT_PER_MINUTE, SiteRateLimit
 from coordinator.server import TlsFiles, start
 from coordinator.standards import load as load_standard
 from protos.errors import ContractError
@@ -101,8 +103,23 @@ def init(data_dir: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the bound port here.",
 )
+@click.option(
+    "--site-rate",
+    type=click.FloatRange(min=0),
+    help=f"Submissions a site may send a minute after a burst (default {DEFAULT_PER_MINUTE:g}; "
+    "0: no limit, for load tests).",
+)
 def serve(
-    config_path, data_dir, listen, tls_cert, tls_key, client_ca, insecure, standard_path, port_file
+    config_path,
+    data_dir,
+    listen,
+    tls_cert,
+    tls_key,
+    client_ca,
+    insecure,
+    standard_path,
+    port_file,
+    site_rate,
 ) -> None:
     """Serve the coordinator over gRPC until SIGTERM or SIGINT; keeps reports current on a schedule."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -124,6 +141,7 @@ def serve(
         ("client_ca", client_ca),
         ("insecure", insecure),
         ("standard", standard_path),
+        ("site_rate", site_rate),
     ):
         if value is not None:
             setattr(cfg, name, value)
@@ -133,7 +151,9 @@ def serve(
         raise click.UsageError("--insecure and --tls-cert exclude each other")
     if cfg.client_ca and not cfg.tls_cert:
         raise click.UsageError("--client-ca needs --tls-cert and --tls-key")
-    tls = TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert else None
+    tls = (
+        TlsFiles(cfg.tls_cert, cfg.tls_key, cfg.client_ca) if cfg.tls_cert and cfg.tls_key else None
+    )
     data = DataDir(cfg.data_dir)
     running = start(
         data,
@@ -142,6 +162,7 @@ def serve(
         insecure=cfg.insecure,
         standard_path=cfg.standard,
         workers=cfg.workers,
+        rate_limit=SiteRateLimit(cfg.site_rate),
     )
     host = cfg.listen.rsplit(":", 1)[0]
     click.echo(f"listening on {host}:{running.port}")
@@ -174,7 +195,13 @@ def sites() -> None:
 @sites.command("add")
 @data_dir_option
 @click.argument("site_id")
-@click.option("--ttl-hours", default=72, show_default=True, help="How long the token stays valid.")
+@click.option(
+    "--ttl-hours",
+    default=72,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How long the token stays valid (1 hour or more).",
+)
 def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     """Print a one-time enrolment token for SITE_ID (give it to the lab over a trusted channel)."""
     import datetime as dt
@@ -220,15 +247,110 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
 @click.option(
     "--standard", "standard_path", type=click.Path(dir_okay=False, exists=True, path_type=Path)
 )
-def benchmark(data_dir: Path, period: str, out: Path, standard_path: Path | None) -> None:
-    """Write OUT/benchmark.json, CSV tables and OUT/index.html for PERIOD."""
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: the standard's [report] language, else en).",
+)
+@click.option(
+    "--lab-reports",
+    is_flag=True,
+    help="Also write every lab's individual report to OUT/labs/SITE.html (always above 100 labs).",
+)
+@click.option("--pdf", "lab_pdfs", is_flag=True, help="Also print each lab's report to PDF.")
+def benchmark(
+    data_dir: Path,
+    period: str,
+    out: Path,
+    standard_path: Path | None,
+    lang: str | None,
+    lab_reports: bool,
+    lab_pdfs: bool,
+) -> None:
+    """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
+    from coordinator import followup
+    from rendering.pdf import PdfUnavailable
+
     data = DataDir(data_dir).check()
     standard = load_standard(standard_path or data.standard)
     say = lambda m: click.echo(f"… {m}", err=True)
     conn = sqlite3.connect(data.db)
     result = bench.compute(conn, period, standard, progress=say)
-    for path in report.write(result, out, progress=say):
+    if not result["sites"]:
+        raise NotFound(
+            f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
+            "and no report was written. Check the period, or `sites list` for who submitted when"
+        )
+    note = network_note(len(result["sites"]), result["period"])
+    if note:
+        click.echo(f"NOTE: {note}", err=True)
+        result["notes"] = [note]
+    extra = followup.gather(conn, result, standard, progress=say)
+    language = lang or str(standard.data.get("report", {}).get("language", "en"))
+    if language not in ("zh", "en"):
+        raise click.UsageError(f"the standard's [report] language {language!r} is not zh or en")
+    try:
+        written = report.write(
+            result,
+            out,
+            progress=say,
+            followup=extra,
+            lang=language,
+            lab_reports=True if lab_reports or lab_pdfs else None,
+            lab_pdfs=lab_pdfs,
+        )
+    except PdfUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in written:
         click.echo(path)
+
+
+MIN_SITES_FOR_FUNNELS = 3
+
+
+def network_note(sites: int, period: str) -> str | None:
+    """What a report of a network too small to compare sites must say."""
+    if sites >= MIN_SITES_FOR_FUNNELS:
+        return None
+    return (
+        f"only {sites} site(s) submitted for {period}: funnel plots and network rates compare a "
+        f"site with the network and need at least {MIN_SITES_FOR_FUNNELS} sites; with fewer a "
+        "site is compared largely with itself. Read the flags against the standard's ranges only"
+    )
+
+
+@main.command()
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check(data_dir: Path, as_json: bool) -> None:
+    """Check the store: SQLite integrity, the ledger against its latest signed tree head, every
+    stored summary against its ledger leaf. Exit 1 if anything fails (and what to do)."""
+    from coordinator.store_check import check_store
+
+    result = check_store(DataDir(data_dir))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": result.ok,
+                    "leaves": result.leaves,
+                    "summaries": result.summaries,
+                    "problems": result.problems,
+                },
+                indent=2,
+            )
+        )
+    elif result.ok:
+        click.echo(
+            f"OK: {result.leaves} ledger entries match the latest signed tree head; "
+            f"{result.summaries} stored summaries match their leaves"
+        )
+    else:
+        for problem in result.problems:
+            click.echo(f"FAILED: {problem}", err=True)
+        click.echo(result.advice(), err=True)
+    if not result.ok:
+        raise SystemExit(1)
 
 
 @main.group("eqa")
@@ -323,6 +445,23 @@ def eqa_list(data_dir: Path) -> None:
         )
 
 
+@main.group("key")
+def key_group() -> None:
+    """The coordinator's signing key."""
+
+
+@key_group.command("show")
+@data_dir_option
+def key_show(data_dir: Path) -> None:
+    """Print the coordinator's public key (PEM) and its full fingerprint, to hand to auditors
+    (`rarenet-audit verify --coordinator-key`) by a channel other than the bundle."""
+    from protos import dsse, keys
+
+    raw = keys.public_raw(DataDir(data_dir).signing_key())
+    click.echo(keys.public_pem(raw).decode("ascii"), nl=False)
+    click.echo(f"fingerprint (SHA-256 of the raw Ed25519 public key): {dsse.keyid(raw)}")
+
+
 @main.command("audit-bundle")
 @data_dir_option
 @click.option("--period", required=True)
@@ -342,11 +481,43 @@ def audit_bundle(
     data_dir: Path, period: str, site: str | None, out: Path, standard_path: Path | None
 ) -> None:
     """Write a signed bundle an auditor verifies offline with `rarenet-audit verify`."""
+    from coordinator import witnesses
     from coordinator.audit_bundle import build
 
     data = DataDir(data_dir).check()
     manifest = build(data, load_standard(standard_path or data.standard), period, out, site)
     click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
+    with closing(sqlite3.connect(data.db)) as conn:
+        cosigners = witnesses.cosigners(conn, manifest["tree_size"])
+    click.echo(
+        f"its checkpoint is cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}"
+        " (rarenet-audit verify --witnesses N asks for N)"
+    )
+
+
+@main.command("checkpoint")
+@data_dir_option
+@click.option(
+    "--tree-size",
+    type=click.IntRange(min=0),
+    default=None,
+    help="A tree size the ledger signed a head for (default: the latest).",
+)
+def checkpoint_command(data_dir: Path, tree_size: int | None) -> None:
+    """Print the ledger's checkpoint (C2SP signed note) with the sites' cosignatures collected for
+    it; which sites cosigned goes to stderr. Publish it where labs and auditors can compare."""
+    from coordinator import witnesses
+
+    data = DataDir(data_dir).check()
+    with closing(sqlite3.connect(data.db)) as conn:
+        note = witnesses.cosigned(conn, data.signing_key(), tree_size)
+        size = int(note.text.split("\n")[1])
+        cosigners = witnesses.cosigners(conn, size)
+    sys.stdout.buffer.write(note.encode())
+    click.echo(
+        f"tree size {size}, cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class ServeConfig:
     workers: int = 16
     report_period: str = "quarter"
     report_every_seconds: float = 300
+    site_rate: float = 60.0  # submissions a site may send a minute after a burst; 0: no limit
 
 
 def load_serve_config(path: Path) -> ServeConfig:
@@ -91,6 +92,7 @@ def load_serve_config(path: Path) -> ServeConfig:
         data_dir=Path(server["data_dir"]),
         listen=server.get("listen", "127.0.0.1:50051"),
         workers=int(server.get("workers", 16)),
+        site_rate=float(server.get("site_rate", 60.0)),
         standard=optional(server.get("standard")),
         tls_cert=optional(tls.get("cert")),
         tls_key=optional(tls.get("key")),

@@ -15,7 +15,8 @@ from coordinator.errors import (
     PermissionDenied,
     Unauthenticated,
 )
-from protos import dsse, wire
+from coordinator.peer_identity import check_identity
+from protos import dsse, site_ids, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
@@ -36,19 +37,23 @@ def _token_hash(token: str) -> str:
 
 
 def valid_site_id(site_id: str) -> bool:
-    return bool(site_id) and len(site_id) <= 64 and all(c.isalnum() or c in "-_." for c in site_id)
+    return site_ids.is_valid(site_id)
 
 
 def add_site(
     conn: sqlite3.Connection, site_id: str, ttl: dt.timedelta = TOKEN_TTL
 ) -> tuple[str, dt.datetime]:
-    """A one-time enrolment token for a new site (or a site whose enrolment was never completed)."""
-    if not valid_site_id(site_id):
+    """A one-time enrolment token for a new site, a site whose enrolment was never completed, or
+    a revoked site that is to enrol again with a new key (docs/operations.md)."""
+    problem = site_ids.problem(site_id)
+    if problem:
+        raise InvalidArgument(problem)
+    if ttl <= dt.timedelta(0):
         raise InvalidArgument(
-            f"site id {site_id!r} may hold only letters, digits, '-', '_' and '.' (64 at most)"
+            f"a token must stay valid for some time, not {ttl}; give 1 hour or more"
         )
     row = conn.execute("SELECT status FROM sites WHERE site_id = ?", (site_id,)).fetchone()
-    if row and row[0] != "pending":
+    if row and row[0] not in ("pending", "revoked"):
         raise AlreadyExists(
             f"site {site_id} is {row[0]}; a new key for an active site comes from "
             "`rarenet-node rotate-key` at the lab"
@@ -62,6 +67,8 @@ def add_site(
                 "INSERT INTO sites (site_id, status, created_at) VALUES (?, 'pending', ?)",
                 (site_id, _iso(issued)),
             )
+        elif row[0] == "revoked":  # its keys stay retired; the token admits a new one
+            conn.execute("UPDATE sites SET status = 'pending' WHERE site_id = ?", (site_id,))
         conn.execute(
             "INSERT INTO tokens (token_sha256, site_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
             (_token_hash(token), site_id, _iso(issued), _iso(issued + ttl)),
@@ -79,7 +86,11 @@ class Enrolled:
     keyid: str
 
 
-def enroll(conn: sqlite3.Connection, envelope: Envelope) -> Enrolled:
+def enroll(
+    conn: sqlite3.Connection, envelope: Envelope, identities: frozenset[str] | None = None
+) -> Enrolled:
+    """Enrol the key the request carries; `identities`: under mTLS, the sites the client
+    certificate names (the request must be for one of them)."""
     if envelope.payload_type != wire.ENROLL:
         raise InvalidArgument(
             f"Enroll takes payload type {wire.ENROLL}, not {envelope.payload_type!r}"
@@ -88,6 +99,7 @@ def enroll(conn: sqlite3.Connection, envelope: Envelope) -> Enrolled:
         request = wire.decode(envelope.payload, cpb.EnrollPayload)
     except ContractError as exc:
         raise InvalidArgument(f"the enrolment request cannot be read: {exc}") from exc
+    check_identity(request.site_id, identities)
     if len(request.public_key) != 32:
         raise InvalidArgument("public_key must be a raw 32-byte Ed25519 key")
     new_keyid = dsse.keyid(request.public_key)
@@ -200,6 +212,10 @@ def revoke(conn: sqlite3.Connection, site_id: str) -> None:
     conn.execute(
         "UPDATE site_keys SET retired_at = ? WHERE site_id = ? AND retired_at IS NULL",
         (stamp, site_id),
+    )
+    conn.execute(  # a token issued before the revocation must not re-admit the site
+        "UPDATE tokens SET expires_at = ? WHERE site_id = ? AND used_at IS NULL AND expires_at > ?",
+        (stamp, site_id, stamp),
     )
     conn.execute("COMMIT")
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import eqa
+from coordinator import actions, eqa
 from coordinator.decoding import Decoder
 from coordinator.errors import (
     AlreadyExists,
@@ -26,13 +26,16 @@ from coordinator.errors import (
     Unauthenticated,
     Unavailable,
 )
-from coordinator.ledger import Ledger
-from protos import dsse, merkle, wire
+from coordinator.ledger import Accepted, Ledger
+from coordinator.peer_identity import check_identity
+from coordinator.rate_limit import SiteRateLimit
+from coordinator.summary_checks import MAX_PAYLOAD_BYTES, Vocabulary
+from protos import dsse, leaf, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
+from protos.rarenet.v1 import action_pb2 as apb
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
-from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
 from protos.worker import WorkerStopped
@@ -40,7 +43,7 @@ from protos.worker import WorkerStopped
 log = logging.getLogger("rarenet.coordinator")
 
 
-SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE)
+SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
 
 
 def authenticate(
@@ -52,14 +55,16 @@ def authenticate(
             f"payload type {envelope.payload_type!r} is not {expected_type}; "
             "upgrade rarenet-node or check what is being sent"
         )
-    keyids = [s.keyid for s in envelope.signatures]
-    if not keyids:
+    if not envelope.signatures:
         raise Unauthenticated("the envelope is not signed; sign it with the site's enrolled key")
-    marks = ",".join("?" * len(keyids))
+    try:
+        signer = dsse.sole_signer(envelope)
+    except ContractError as exc:
+        raise InvalidArgument(f"{exc}; sign the summary again with `rarenet-node submit`") from exc
     rows = conn.execute(
-        f"""SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
-            JOIN sites s USING (site_id) WHERE k.keyid IN ({marks})""",
-        keyids,
+        """SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
+            JOIN sites s USING (site_id) WHERE k.keyid = ?""",
+        (signer,),
     ).fetchall()
     if not rows:
         raise Unauthenticated(
@@ -138,8 +143,19 @@ class _Pending:
     sha: str = ""
     site_id: str = ""
     keyid: str = ""
-    summary: pb.SiteSummary | epb.EqaResponse | None = None  # what the payload type names
+    # What the payload type names.
+    summary: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction | None = None
     received: dt.datetime | None = None
+    identities: frozenset[str] | None = None  # the sites the client certificate names (mTLS)
+    leaf_header: bool = False  # append a header, not the whole envelope (the node checks them)
+
+    def checked(
+        self,
+    ) -> tuple[pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction, dt.datetime]:
+        """The payload and the time it was received, which the checks fill in."""
+        if self.summary is None or self.received is None:
+            raise RuntimeError("a submission reached the ledger before it was checked")
+        return self.summary, self.received
 
 
 class Intake:
@@ -152,14 +168,24 @@ class Intake:
 
     MAX_BATCH = 256
 
-    def __init__(self, conn: sqlite3.Connection, ledger: Ledger, db_path: Path, clock=None) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        ledger: Ledger,
+        db_path: Path,
+        clock=None,
+        vocabulary: Vocabulary | None = None,
+        rate_limit: SiteRateLimit | None = None,
+    ) -> None:
         self.conn = conn
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
+        self.rate_limit = rate_limit or SiteRateLimit()
         self._db_path = db_path
         self._readers = threading.local()
-        self._decoder = Decoder()
+        self._key_sites: dict[str, str] = {}  # keyid: site (a key never changes site)
+        self._decoder = Decoder(vocabulary)
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._thread.start()
@@ -178,18 +204,55 @@ class Intake:
             )
         return conn
 
-    def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
+    def submit(
+        self,
+        envelope: Envelope,
+        identities: frozenset[str] | None = None,
+        leaf_header: bool = False,
+    ) -> cpb.SubmitResponse:
+        """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
+        client certificate names; the envelope's signer must be one of them. With `leaf_header`
+        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
+        nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidArgument(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
                 f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
             )
-        item = _Pending(envelope)
+        if len(envelope.payload) > MAX_PAYLOAD_BYTES:
+            raise InvalidArgument(
+                f"the payload has {len(envelope.payload):,} bytes, more than the "
+                f"{MAX_PAYLOAD_BYTES:,} a summary may have (a quarter's is about 30 KB)"
+            )
+        site = self._signer_site(envelope)
+        if site is not None:
+            self.rate_limit.take(site)
+        item = _Pending(envelope, identities=identities, leaf_header=leaf_header)
         self._queue.put(item)
         item.done.acquire()
         if item.error is not None:
             raise item.error
+        if item.response is None:
+            raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
+
+    def _signer_site(self, envelope: Envelope) -> str | None:
+        """The site whose key id leads the envelope's signatures, if any site enrolled it (the
+        signature itself is checked later, in the intake thread)."""
+        if not envelope.signatures:
+            return None
+        keyid = envelope.signatures[0].keyid
+        site = self._key_sites.get(keyid)
+        if site is None:
+            row = (
+                self.reader()
+                .execute("SELECT site_id FROM site_keys WHERE keyid = ?", (keyid,))
+                .fetchone()
+            )
+            if row is None:
+                return None
+            site = self._key_sites[keyid] = row[0]
+        return site
 
     def _run(self) -> None:
         checked: list[_Pending] = []  # checked, waiting for the commit
@@ -264,6 +327,7 @@ class Intake:
                 item.site_id, item.keyid = authenticate(
                     reader, item.envelope, item.envelope.payload_type
                 )
+                check_identity(item.site_id, item.identities)
             except Exception as exc:  # noqa: BLE001 - answered below
                 if not isinstance(exc, CoordinatorError):
                     log.exception("unexpected error checking a signature")
@@ -301,18 +365,25 @@ class Intake:
         value: bytes | str,
         problem: CoordinatorError | None,
     ) -> None:
-        item.received = self.clock()
-        if item.envelope.payload_type == wire.EQA_RESPONSE:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value}")
-            item.summary = epb.EqaResponse.FromString(value)
-            check_eqa_response(item.summary, item.site_id, problem)
-            eqa.check_response(conn, item.summary, item.received.date())
+        item.received = received = self.clock()
+        if item.envelope.payload_type == wire.CORRECTIVE_ACTION:
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(
+                    f"the payload cannot be read as a corrective action: {value!s}"
+                )
+            item.summary = action = apb.CorrectiveAction.FromString(value)
+            actions.check(conn, action, item.site_id, received.date(), problem)
+        elif item.envelope.payload_type == wire.EQA_RESPONSE:
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value!s}")
+            item.summary = response = epb.EqaResponse.FromString(value)
+            check_eqa_response(response, item.site_id, problem)
+            eqa.check_response(conn, response, received.date())
         else:
-            if not readable:
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {value}")
-            item.summary = pb.SiteSummary.FromString(value)
-            check_summary(item.summary, item.site_id, item.received.date(), problem)
+            if not readable or isinstance(value, str):
+                raise InvalidArgument(f"the payload cannot be read as a site summary: {value!s}")
+            item.summary = summary = pb.SiteSummary.FromString(value)
+            check_summary(summary, item.site_id, received.date(), problem)
 
     def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
         log.error("%s; starting it again", exc)
@@ -340,17 +411,15 @@ class Intake:
                     item.response = existing
                     continue
                 if item.site_id not in last_sequence:
-                    (last,) = self.conn.execute(
-                        "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (item.site_id,)
-                    ).fetchone()
-                    last_sequence[item.site_id] = last or 0
-                if item.summary.sequence <= last_sequence[item.site_id]:
+                    last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
+                summary, _ = item.checked()
+                if summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyExists(
-                        f"sequence {item.summary.sequence} is not after the last accepted sequence "
+                        f"sequence {summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"
                     )
-                last_sequence[item.site_id] = item.summary.sequence
+                last_sequence[item.site_id] = summary.sequence
                 in_batch[item.sha] = item
                 accepted.append(item)
             except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
@@ -360,63 +429,40 @@ class Intake:
         if accepted:
             try:
                 self._append(accepted)
-            except Exception as exc:  # noqa: BLE001 - every caller of the batch must hear of it
-                log.exception("ledger commit failed")
-                for item in accepted:
-                    item.error = exc
+            except Exception:  # noqa: BLE001 - one envelope must not fail its batch
+                log.exception(
+                    "ledger commit of %d failed; committing them one by one", len(accepted)
+                )
+                self._append_one_by_one(accepted)
         for item in batch:
             if item.twin is not None:
                 item.response, item.error = item.twin.response, item.twin.error
 
+    def _append_one_by_one(self, accepted: list[_Pending]) -> None:
+        """After a failed group commit: each envelope in a transaction of its own, so only the
+        one that cannot be stored is refused."""
+        for item in accepted:
+            try:
+                self._append([item])
+            except Exception as exc:  # noqa: BLE001 - this caller hears of it
+                log.exception("ledger commit failed for a submission of site %s", item.site_id)
+                item.error = exc
+
     def _append(self, accepted: list[_Pending]) -> None:
-        first_index = len(self.ledger)
-        size = first_index + len(accepted)
-        leaves = [merkle.leaf_hash(item.data) for item in accepted]
-        head, signed_head = self.ledger.sign_head(size, self.ledger.pending_root(*leaves))
+        """One transaction: the ledger's rows and tree head (coordinator/ledger.py) and the stored
+        summaries and EQA responses."""
+        staged = self.ledger.stage([_accepted(item) for item in accepted])
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            self.ledger.write(conn, staged)
             for offset, item in enumerate(accepted):
-                index = first_index + offset
-                summary = item.summary
-                period = (
-                    summary.period
-                    if isinstance(summary, pb.SiteSummary)
-                    else f"eqa:{summary.round_id}"
-                )
-                receipt = lpb.Receipt(
-                    site_id=item.site_id,
-                    period=period,
-                    sequence=summary.sequence,
-                    envelope_sha256=item.sha,
-                    leaf_index=index,
-                    received_at=item.received.isoformat(timespec="seconds"),
-                    tree_head=head,
-                    payload_type=item.envelope.payload_type,
-                )
-                item.response = cpb.SubmitResponse(
-                    receipt=dsse.sign(wire.RECEIPT, wire.encode(receipt), self.ledger.key),
-                    signed_tree_head=signed_head,
-                )
-                conn.execute(
-                    "INSERT INTO ledger (leaf_index, leaf_hash, envelope, envelope_sha256, site_id, keyid, payload_type,"
-                    " period, sequence, received_at, receipt, tree_head) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        index,
-                        leaves[offset],
-                        item.data,
-                        item.sha,
-                        item.site_id,
-                        item.keyid,
-                        item.envelope.payload_type,
-                        period,
-                        summary.sequence,
-                        receipt.received_at,
-                        wire.envelope_bytes(item.response.receipt),
-                        wire.envelope_bytes(signed_head),
-                    ),
-                )
-                if not isinstance(summary, pb.SiteSummary):
+                index = staged.first_index + offset
+                summary, _ = item.checked()
+                if isinstance(summary, apb.CorrectiveAction):
+                    actions.store(conn, index, item.site_id, summary, item.envelope.payload)
+                    continue
+                if isinstance(summary, epb.EqaResponse):
                     conn.execute(
                         "INSERT INTO eqa_responses (leaf_index, round_id, site_id, sequence, payload)"
                         " VALUES (?, ?, ?, ?, ?)",
@@ -429,6 +475,7 @@ class Intake:
                         ),
                     )
                     continue
+                assert isinstance(summary, pb.SiteSummary)  # the only other kind intake takes
                 conn.execute(
                     "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
@@ -441,39 +488,35 @@ class Intake:
                         item.envelope.payload.decode("utf-8"),
                     ),
                 )
-            conn.execute(
-                "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
-                (
-                    head.tree_size,
-                    head.root_hash,
-                    head.timestamp_ms,
-                    wire.envelope_bytes(signed_head),
-                ),
-            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
-            for item in accepted:
-                item.response = None
             raise
-        self.ledger.committed(leaves, signed_head)
-        for offset, item in enumerate(accepted):
-            item.response.inclusion_proof.CopyFrom(
-                self.ledger.inclusion(first_index + offset, size)
-            )
+        for item, response in zip(accepted, self.ledger.committed(staged)):
+            item.response = response
 
     def _existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
         """The original answer to an envelope already in the ledger (only this thread appends to it)."""
-        row = conn.execute(
-            "SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?", (sha,)
-        ).fetchone()
-        if row is None:
-            return None
-        index, receipt, head = row
-        signed_head = wire.parse_envelope(head)
-        size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
-        return cpb.SubmitResponse(
-            receipt=wire.parse_envelope(receipt),
-            signed_tree_head=signed_head,
-            inclusion_proof=self.ledger.inclusion(index, size),
-        )
+        return self.ledger.existing(conn, sha)
+
+
+def _accepted(item: _Pending) -> Accepted:
+    summary, received = item.checked()
+    period = (
+        summary.period
+        if isinstance(summary, pb.SiteSummary)
+        else leaf.ACTION_PERIOD_PREFIX + summary.action_id
+        if isinstance(summary, apb.CorrectiveAction)
+        else leaf.EQA_PERIOD_PREFIX + summary.round_id
+    )
+    return Accepted(
+        envelope=item.envelope,
+        data=item.data,
+        sha=item.sha,
+        site_id=item.site_id,
+        keyid=item.keyid,
+        period=period,
+        sequence=summary.sequence,
+        received_at=received.isoformat(timespec="seconds"),
+        leaf_header=item.leaf_header,
+    )

@@ -1,15 +1,55 @@
-"""The append-only ledger: RFC 9162 Merkle tree over accepted envelopes, with signed tree heads."""
+"""The append-only ledger: RFC 9162 Merkle tree over accepted envelopes, with signed tree heads.
+
+This module owns the `ledger` and `tree_heads` tables: every write to them is here. The intake
+stages a batch (`stage`), writes it inside its own transaction together with the summaries
+(`write`), and tells the ledger once it committed (`committed`).
+
+Each leaf commits to a LeafHeader (protos/leaf.py: site, period, sequence, payload type, payload
+and envelope SHA-256), stored in `ledger.leaf_header`. Leaves appended before headers existed
+keep their whole-envelope form and their hashes (`leaf_header` is NULL): the heads signed over
+them stay valid, nothing is rehashed.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from protos import dsse, merkle, wire
+from protos import dsse, leaf, merkle, wire
+from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """An envelope the intake accepted, with what it learnt checking it."""
+
+    envelope: Envelope
+    data: bytes  # the envelope, deterministically serialised
+    sha: str  # its SHA-256, hex
+    site_id: str
+    keyid: str
+    period: str  # the summary's period, or eqa:ROUND for an EQA response
+    sequence: int
+    received_at: str  # RFC 3339, seconds, UTC
+    leaf_header: bool  # append a header (else the whole envelope, for nodes from before headers)
+
+
+@dataclass
+class Staged:
+    """A batch ready to be written: leaf data and hashes, the signed head, signed receipts."""
+
+    first_index: int
+    accepted: list[Accepted]
+    headers: list[lpb.LeafHeader | None]  # None: the leaf is the whole envelope
+    leaves: list[bytes]  # leaf hashes
+    head: lpb.TreeHead
+    signed_head: Envelope
+    receipts: list[Envelope]
 
 
 class Ledger:
@@ -32,14 +72,102 @@ class Ledger:
         head = lpb.TreeHead(tree_size=size, root_hash=root, timestamp_ms=int(time.time() * 1000))
         return head, dsse.sign(wire.TREE_HEAD, wire.encode(head), self.key)
 
-    def pending_root(self, *new_leaves: bytes) -> bytes:
-        """The root the tree will have once new_leaves are appended (without appending)."""
-        return self.tree.root_if_appended(*new_leaves)
+    def stage(self, accepted: list[Accepted]) -> Staged:
+        """Headers, leaf hashes, the signed tree head and the signed receipts of a batch that will
+        follow the current tree; nothing is written."""
+        first = len(self.tree)
+        headers = [
+            leaf.make_header(a.envelope, a.site_id, a.period, a.sequence, a.sha)
+            if a.leaf_header
+            else None
+            for a in accepted
+        ]
+        leaves = [
+            merkle.leaf_hash(a.data if h is None else leaf.header_data(h))
+            for a, h in zip(accepted, headers)
+        ]
+        head, signed_head = self.sign_head(
+            first + len(accepted), self.tree.root_if_appended(*leaves)
+        )
+        receipts = [
+            dsse.sign(wire.RECEIPT, wire.encode(_receipt(a, first + offset, head, h)), self.key)
+            for offset, (a, h) in enumerate(zip(accepted, headers))
+        ]
+        return Staged(first, accepted, headers, leaves, head, signed_head, receipts)
 
-    def committed(self, leaves: list[bytes], signed_head: Envelope) -> None:
-        for leaf in leaves:
-            self.tree.append(leaf)
-        self._latest = signed_head
+    def write(self, conn: sqlite3.Connection, staged: Staged) -> None:
+        """The batch's ledger rows and its tree head, inside the caller's transaction."""
+        conn.executemany(
+            "INSERT INTO ledger (leaf_index, leaf_hash, leaf_header, envelope, envelope_sha256,"
+            " site_id, keyid, payload_type, period, sequence, received_at, receipt, tree_head)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    staged.first_index + offset,
+                    staged.leaves[offset],
+                    _header_data(staged.headers[offset]),
+                    a.data,
+                    a.sha,
+                    a.site_id,
+                    a.keyid,
+                    a.envelope.payload_type,
+                    a.period,
+                    a.sequence,
+                    a.received_at,
+                    wire.envelope_bytes(staged.receipts[offset]),
+                    wire.envelope_bytes(staged.signed_head),
+                )
+                for offset, a in enumerate(staged.accepted)
+            ],
+        )
+        conn.execute(
+            "INSERT INTO tree_heads (tree_size, root_hash, timestamp_ms, signed) VALUES (?, ?, ?, ?)",
+            (
+                staged.head.tree_size,
+                staged.head.root_hash,
+                staged.head.timestamp_ms,
+                wire.envelope_bytes(staged.signed_head),
+            ),
+        )
+
+    def committed(self, staged: Staged) -> list[cpb.SubmitResponse]:
+        """Take the committed batch into the tree; the answer to each of its envelopes."""
+        for leaf_hash in staged.leaves:
+            self.tree.append(leaf_hash)
+        self._latest = staged.signed_head
+        size = staged.head.tree_size
+        return [
+            cpb.SubmitResponse(
+                receipt=receipt,
+                signed_tree_head=staged.signed_head,
+                inclusion_proof=self.inclusion(staged.first_index + offset, size),
+            )
+            for offset, receipt in enumerate(staged.receipts)
+        ]
+
+    def existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
+        """The original answer to an envelope already in the ledger."""
+        row = conn.execute(
+            "SELECT leaf_index, receipt, tree_head FROM ledger WHERE envelope_sha256 = ?", (sha,)
+        ).fetchone()
+        if row is None:
+            return None
+        index, receipt, head = row
+        signed_head = wire.parse_envelope(head)
+        size = wire.decode(signed_head.payload, lpb.TreeHead).tree_size
+        return cpb.SubmitResponse(
+            receipt=wire.parse_envelope(receipt),
+            signed_tree_head=signed_head,
+            inclusion_proof=self.inclusion(index, size),
+        )
+
+    @staticmethod
+    def last_sequence(conn: sqlite3.Connection, site_id: str) -> int:
+        """The highest sequence number accepted from a site (0 before its first)."""
+        (last,) = conn.execute(
+            "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (site_id,)
+        ).fetchone()
+        return int(last or 0)
 
     def latest_head(self, conn: sqlite3.Connection) -> Envelope:
         if self._latest is None:
@@ -62,3 +190,55 @@ class Ledger:
         return lpb.ConsistencyProof(
             first_size=first, second_size=second, hashes=self.tree.consistency_proof(first, second)
         )
+
+
+def _receipt(
+    accepted: Accepted, index: int, head: lpb.TreeHead, header: lpb.LeafHeader | None
+) -> lpb.Receipt:
+    receipt = lpb.Receipt(
+        site_id=accepted.site_id,
+        period=accepted.period,
+        sequence=accepted.sequence,
+        envelope_sha256=accepted.sha,
+        leaf_index=index,
+        received_at=accepted.received_at,
+        tree_head=head,
+        payload_type=accepted.envelope.payload_type,
+    )
+    if header is not None:
+        receipt.leaf_header.CopyFrom(header)
+    return receipt
+
+
+def _header_data(header: lpb.LeafHeader | None) -> bytes | None:
+    return None if header is None else leaf.header_data(header)
+
+
+def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool]]:
+    """(index, leaf data, whether it is a header) of the first `size` leaves: the header, or for
+    a leaf of the older form the serialised envelope."""
+    return [
+        (index, bytes(header) if header is not None else bytes(envelope), header is not None)
+        for index, header, envelope in conn.execute(
+            "SELECT leaf_index, leaf_header,"
+            " CASE WHEN leaf_header IS NULL THEN envelope END FROM ledger"
+            " WHERE leaf_index < ? ORDER BY leaf_index",
+            (size,),
+        )
+    ]
+
+
+def leaves_for(
+    conn: sqlite3.Connection, size: int, periods: list[str], site: str | None = None
+) -> list[int]:
+    """The leaves below `size` accepted for any of these periods (eqa:ROUND for EQA responses),
+    superseded ones included; only `site`'s when given."""
+    marks = ",".join("?" * len(periods))
+    return [
+        index
+        for (index,) in conn.execute(
+            f"SELECT leaf_index FROM ledger WHERE leaf_index < ? AND period IN ({marks})"
+            " AND (? IS NULL OR site_id = ?) ORDER BY leaf_index",
+            (size, *periods, site, site),
+        )
+    ]

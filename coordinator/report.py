@@ -1,112 +1,29 @@
-"""benchmark dict -> benchmark.json, CSV tables and a self-contained index.html (plots inline as SVG)."""
+"""benchmark dict -> benchmark.json, CSV tables, the network report (index.html, plots inline as
+SVG) and, for every lab, its individual report (labs/SITE.html, optionally .pdf).
+
+benchmark.json is written exactly as computed (auditors recompute it); what the report adds from
+the ledger (corrective actions, persistent flags, metadata, the testing-assistance directory) is
+in followup.json, from coordinator/followup.py."""
 
 from __future__ import annotations
 
-import csv
-import io
+import datetime as dt
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+from markupsafe import Markup
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: E402
-
-from method import stats  # noqa: E402
+from coordinator.lab_view import NetworkContext, method_classes, shown_periods, site_view
+from rendering import csv_safe, lab_report, pdf, svg
+from rendering.environment import environment
+from rendering.i18n import Reader
+from rendering.labels import METHOD_CLASSES, label
+from rendering.plots import Funnel, funnel, points_of
 
 TEMPLATES = Path(__file__).parent / "templates"
-plt.rcParams["svg.fonttype"] = "none"
-plt.rcParams["svg.hashsalt"] = "rarenet"
-
-
-def _svg(fig) -> str:
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
-def funnel_svg(
-    biomarker: str, network: dict, sites: dict, benchmark_levels: dict | None = None
-) -> str:
-    benchmark_levels = benchmark_levels or {}
-    points = [
-        (site, v["positivity"][biomarker])
-        for site, v in sites.items()
-        if biomarker in v["positivity"]
-    ]
-    theta = network["rate"]
-    sizes = [p["valid"] for _, p in points if p["valid"]] or [10]
-    n_lo, n_hi = max(1, int(min(sizes) * 0.5)), int(max(sizes) * 1.15) + 1
-    ns = np.unique(np.linspace(n_lo, n_hi, 120).astype(int))
-    levels = benchmark_levels.get("funnel_levels", (0.95, 0.998))
-    limits = [stats.funnel_limits(int(n), theta, network.get("rho", 0.0), *levels) for n in ns]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    ax.plot(ns, [lim.lower95 for lim in limits], color="#e69f00", lw=1, label="95% limits")
-    ax.plot(ns, [lim.upper95 for lim in limits], color="#e69f00", lw=1)
-    ax.plot(
-        ns, [lim.lower998 for lim in limits], color="#d55e00", lw=1, ls="--", label="99.8% limits"
-    )
-    ax.plot(ns, [lim.upper998 for lim in limits], color="#d55e00", lw=1, ls="--")
-    ax.axhline(theta, color="#333333", lw=1, label=f"network {100 * theta:.1f}%")
-    colours = {
-        "in_control": "#0072b2",
-        "alert_low": "#e69f00",
-        "alert_high": "#e69f00",
-        "alarm_low": "#d55e00",
-        "alarm_high": "#d55e00",
-    }
-    by_status: dict[str, list[tuple[int, float]]] = {}
-    for site, p in points:
-        by_status.setdefault(p["status"], []).append((p["valid"], p["rate"] or 0.0))
-        if p["status"] != "in_control" and len(points) <= 60:
-            ax.annotate(
-                site,
-                (p["valid"], p["rate"] or 0.0),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-            )
-    for status, xy in sorted(by_status.items()):
-        ax.scatter(
-            [x for x, _ in xy],
-            [y for _, y in xy],
-            color=colours.get(status, "#999999"),
-            s=22,
-            zorder=3,
-            label=None if status == "in_control" else status.replace("_", " "),
-        )
-    top = max([limits[0].upper998] + [p["rate"] or 0.0 for _, p in points])
-    ax.set_ylim(0, min(1.0, top * 1.15 + 0.002))
-    ax.set_xlim(n_lo, n_hi)
-    ax.set_xlabel("valid results (positive + negative)")
-    ax.set_ylabel("positivity")
-    ax.set_title(f"{biomarker}: positivity funnel plot")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.legend(fontsize=7, loc="upper right")
-    return _svg(fig)
-
-
-def trend_svg(site: str, trends: dict) -> str | None:
-    series = trends["sites"].get(site, {})
-    if not series:
-        return None
-    periods = trends["periods"]
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
-    for biomarker, points in sorted(series.items()):
-        xs = [periods.index(p["period"]) for p in points if p["rate"] is not None]
-        ys = [p["rate"] for p in points if p["rate"] is not None]
-        ax.plot(xs, ys, marker="o", ms=3, lw=1, label=biomarker)
-    ax.set_xticks(range(len(periods)), periods)
-    ax.set_yscale("symlog", linthresh=0.01)
-    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_title(f"{site}: positivity by period")
-    ax.legend(fontsize=6, ncol=4, loc="upper left")
-    return _svg(fig)
-
+DETAIL_LIMIT = 100  # more sites than this: one page per site, linked from the index
 
 CSV_TABLES = {
     "strata.csv": (
@@ -125,7 +42,7 @@ CSV_TABLES = {
         "network_rate",
         "status",
     ),
-    "flags.csv": ("site_id", "rule", "level", "subject", "p", "q", "message", "source"),
+    "flags.csv": ("site_id", "rule", "level", "subject", "message", "source"),
     "concordance.csv": (
         "site_id",
         "kind",
@@ -158,9 +75,27 @@ CSV_TABLES = {
         "ci95",
     ),
 }
+FOLLOWUP_TABLES = {
+    "actions.csv": (
+        "site_id",
+        "action_id",
+        "flag_period",
+        "rule",
+        "subject",
+        "root_cause",
+        "action",
+        "due",
+        "status",
+        "closed_on",
+        "closing_note",
+        "state",
+        "leaf_index",
+    ),
+    "persistent.csv": ("site_id", "indicator", "subject", "periods", "flagged_in"),
+}
 
 
-def _csv_rows(name: str, benchmark: dict) -> list[dict]:
+def _csv_rows(name: str, benchmark: dict, followup: dict) -> list[dict]:
     if name == "strata.csv":
         return [r for s in benchmark["sites"].values() for r in s["strata"]]
     if name == "flags.csv":
@@ -171,21 +106,202 @@ def _csv_rows(name: str, benchmark: dict) -> list[dict]:
             for site, s in benchmark["sites"].items()
             for t in s["concordance"]
         ] + [{"site_id": "(network)", **t} for t in benchmark["network"]["concordance"]]
+    if name == "actions.csv":
+        today = _today(followup)
+        return [
+            {**a, "state": lab_report.action_state(a, today)} for a in followup.get("actions", [])
+        ]
+    if name == "persistent.csv":
+        return followup.get("persistent", [])
     return benchmark["network"]["strata"]
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return "-".join(_cell(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return str(value)
+def _today(followup: dict) -> dt.date:
+    generated = followup.get("meta", {}).get("generated_at")
+    return dt.datetime.fromisoformat(generated).date() if generated else dt.date.today()
 
 
-def write(benchmark: dict, out: Path, progress=None) -> list[Path]:
+def page_name(site_id: str) -> str:
+    """The file of a lab's page under labs/ (a site id is never trusted as a path)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", site_id).lstrip(".") + ".html"
+
+
+def chance(benchmark: dict) -> dict:
+    """How many funnel alerts and alarms chance alone would give in a network where every lab
+    performs alike: each lab x biomarker comparison falls outside the 95% limits with
+    probability 5% and outside the 99.8% limits with 0.2%."""
+    comparisons = sum(
+        1 for s in benchmark["sites"].values() for p in s["positivity"].values() if p["valid"]
+    )
+    funnel_flags = [f for f in benchmark["flags"] if f["rule"] == "positivity_funnel"]
+    return {
+        "comparisons": comparisons,
+        "expected_alerts": 0.05 * comparisons,
+        "expected_alarms": 0.002 * comparisons,
+        "p_any_alarm": 1 - 0.998**comparisons,
+        "alerts": sum(f["level"] == "alert" for f in funnel_flags),
+        "alarms": sum(f["level"] == "alarm" for f in funnel_flags),
+    }
+
+
+def network_funnels(
+    reader: Reader, benchmark: dict, ctx: NetworkContext, named: bool
+) -> dict[str, Funnel]:
+    return {
+        b: funnel(reader, b, net, ctx.curves[b], points_of(benchmark["sites"], b, named), named)
+        for b, net in sorted(benchmark["network"]["positivity"].items())
+    }
+
+
+def _network_trends(reader: Reader, ctx: NetworkContext) -> Markup | None:
+    periods = shown_periods(ctx.benchmark)
+    if not ctx.trend_network:
+        return None
+    panels = [
+        (label(reader, "biomarker", b), [None] * len(periods), rates)
+        for b, rates in ctx.trend_network.items()
+    ]
+    return svg.small_multiples(
+        panels,
+        periods,
+        "",
+        reader._("network"),
+        reader._("Network positivity by period"),
+        fmt=lambda v: reader.pct(v, 1),
+    )
+
+
+def render_index(
+    benchmark: dict,
+    ctx: NetworkContext,
+    followup: dict,
+    lang: str,
+    lab_pages: bool,
+) -> str:
+    reader = Reader(lang)
+    sites = benchmark["sites"]
+    today = _today(followup)
+    named = network_funnels(reader, benchmark, ctx, named=True)
+    detail = len(sites) <= DETAIL_LIMIT
+    persistent = followup.get("persistent", [])
+    persistent_sites = {m["site_id"] for m in persistent}
+    actions = [
+        {**a, "state": lab_report.action_state(a, today)} for a in followup.get("actions", [])
+    ]
+    league = sorted(
+        sites.values(),
+        key=lambda s: (
+            {"alarm": 0, "alert": 1, "ok": 2}[s["status"]],
+            -len(s["flags"]),
+            s["site_id"],
+        ),
+    )
+    sections = {}
+    if detail:
+        for s in league:
+            view = site_view(ctx, s["site_id"], followup)
+            periods = view["history"]["periods"]
+            panels = [
+                (
+                    label(reader, "biomarker", b),
+                    own,
+                    view["history"]["network"].get(b, [None] * len(periods)),
+                )
+                for b, own in view["history"]["own"].items()
+            ]
+            sections[s["site_id"]] = {
+                "trend": svg.small_multiples(
+                    panels,
+                    periods,
+                    s["site_id"],
+                    reader._("network"),
+                    reader._("Positivity by period"),
+                    fmt=lambda v: reader.pct(v, 1),
+                )
+                if panels
+                else None,
+                "glance": lab_report.glance(reader, view),
+                "todo": [
+                    {"flag": f, "text": lab_report.sentence(reader, f, s)}
+                    for f in sorted(s["flags"], key=lambda f: f["level"] != "alarm")
+                ],
+            }
+    network_methods = [
+        (b, cls, cell)
+        for b, classes in sorted(method_classes(benchmark["network"]["strata"]).items())
+        for cls, cell in classes.items()
+    ]
+    env = environment(reader, TEMPLATES)
+    return env.get_template("benchmark.html").render(
+        b=benchmark,
+        funnels={b: Markup(f.svg) for b, f in named.items()},
+        trends=_network_trends(reader, ctx),
+        league=league,
+        detail=detail,
+        sections=sections,
+        lab_pages=lab_pages,
+        page_name=page_name,
+        meta=followup.get("meta", {}),
+        chance=chance(benchmark),
+        actions=actions,
+        persistent=persistent,
+        persistent_sites=persistent_sites,
+        directory=followup.get("directory", []),
+        network_methods=network_methods,
+        method_class_names=METHOD_CLASSES,
+        network_failure=ctx.failure,
+        network_turnaround=ctx.turnaround,
+    )
+
+
+def write_lab_reports(
+    benchmark: dict,
+    out: Path,
+    followup: dict | None = None,
+    lang: str = "en",
+    as_pdf: bool = False,
+    ctx: NetworkContext | None = None,
+    network_link: str | None = "../index.html",
+) -> list[Path]:
+    """Every lab's individual report in out/ (SITE.html and, with as_pdf, SITE.pdf). The funnels'
+    background is drawn once; each page lays its lab's point over it."""
+    reader = Reader(lang)
+    ctx = ctx or NetworkContext.of(benchmark)
+    followup = followup or {}
+    base = network_funnels(reader, benchmark, ctx, named=False)
     out.mkdir(parents=True, exist_ok=True)
+    written = []
+    today = _today(followup)
+    for site_id in sorted(benchmark["sites"]):
+        html = lab_report.render(
+            site_view(ctx, site_id, followup),
+            lang,
+            funnels=base,
+            today=today,
+            network_link=network_link,
+        )
+        path = out / page_name(site_id)
+        path.write_text(html, encoding="utf-8")
+        written.append(path)
+        if as_pdf:
+            written.append(pdf.print_html(html, path.with_suffix(".pdf")))
+    return written
+
+
+def write(
+    benchmark: dict,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    followup: dict | None = None,
+    lang: str = "en",
+    lab_reports: bool | None = None,
+    lab_pdfs: bool = False,
+) -> list[Path]:
+    """The network report in out/; with lab_reports (the default above DETAIL_LIMIT sites, where
+    the index links to them instead of holding a section per site) every lab's report in
+    out/labs/."""
+    out.mkdir(parents=True, exist_ok=True)
+    followup = followup or {}
     written = []
     path = out / "benchmark.json"
     # Compact: the C encoder (indent= forces the pure-Python one, 15x slower on a large network).
@@ -194,41 +310,27 @@ def write(benchmark: dict, out: Path, progress=None) -> list[Path]:
         encoding="utf-8",
     )
     written.append(path)
-    for name, columns in CSV_TABLES.items():
+    tables = {**CSV_TABLES, **(FOLLOWUP_TABLES if followup else {})}
+    for name, columns in tables.items():
         path = out / name
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for row in _csv_rows(name, benchmark):
-                writer.writerow([_cell(row.get(c)) for c in columns])
+        csv_safe.write(path, columns, _csv_rows(name, benchmark, followup))
+        written.append(path)
+    if followup:
+        path = out / "followup.json"
+        path.write_text(
+            json.dumps(followup, sort_keys=True, ensure_ascii=False, indent=1) + "\n",
+            encoding="utf-8",
+        )
         written.append(path)
     if progress:
-        progress("drawing funnel plots")
-    funnels = {
-        b: funnel_svg(b, net, benchmark["sites"], benchmark.get("method", {}))
-        for b, net in sorted(benchmark["network"]["positivity"].items())
-    }
-    trends = {}
-    if len(benchmark["sites"]) <= 100:
-        trends = {site: trend_svg(site, benchmark["trends"]) for site in benchmark["sites"]}
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-    env.filters["pct"] = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"
-    league = sorted(
-        benchmark["sites"].values(),
-        key=lambda s: (
-            {"alarm": 0, "alert": 1, "ok": 2}[s["status"]],
-            -len(s["flags"]),
-            s["site_id"],
-        ),
-    )
-    html = env.get_template("benchmark.html").render(
-        b=benchmark,
-        funnels=funnels,
-        trends=trends,
-        league=league,
-        detail=len(benchmark["sites"]) <= 100,
-    )
+        progress("drawing the network report")
+    ctx = NetworkContext.of(benchmark)
+    with_labs = len(benchmark["sites"]) > DETAIL_LIMIT if lab_reports is None else lab_reports
     path = out / "index.html"
-    path.write_text(html, encoding="utf-8")
+    path.write_text(render_index(benchmark, ctx, followup, lang, with_labs), encoding="utf-8")
     written.append(path)
+    if with_labs:
+        if progress:
+            progress(f"writing {len(benchmark['sites'])} lab reports")
+        written += write_lab_reports(benchmark, out / "labs", followup, lang, lab_pdfs, ctx)
     return written

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import sqlite3
 
-from coordinator import benchmark, report
+from coordinator import benchmark, followup, report
 from coordinator.config import DataDir
 from coordinator.standards import Standard
 from protos.periods import containing
@@ -39,7 +39,8 @@ def refresh(
             if done and done[0] >= last:
                 continue
             out = data.path / "reports" / period.label
-            report.write(benchmark.compute(conn, period.label, standard), out)
+            result = benchmark.compute(conn, period.label, standard)
+            report.write(result, out, followup=followup.gather(conn, result, standard))
             conn.execute(
                 "INSERT INTO report_runs VALUES (?, ?, ?) ON CONFLICT(period) DO UPDATE SET "
                 "last_leaf = excluded.last_leaf, at = excluded.at",

@@ -12,14 +12,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import benchmark, enrolment, eqa, store
+from coordinator import enrolment, eqa, peer_identity, store, witnesses
+from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import DataDir, SetupError
 from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
 from coordinator.intake import Intake, authenticate
 from coordinator.ledger import Ledger
+from coordinator.rate_limit import SiteRateLimit
 from coordinator.standards import Standard
 from coordinator.standards import load as load_standard
-from protos import dsse, keys, wire
+from coordinator.store_check import check_store
+from coordinator.summary_checks import Vocabulary
+from coordinator.tls_files import TlsFiles, load_server_credentials
+from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
@@ -64,15 +69,31 @@ def _guard(method):
 
 
 class CoordinatorService(cgrpc.CoordinatorServicer):
-    def __init__(self, data: DataDir, standard: Standard, clock=None) -> None:
+    def __init__(
+        self,
+        data: DataDir,
+        standard: Standard,
+        clock=None,
+        rate_limit: SiteRateLimit | None = None,
+        mtls: bool = False,
+    ) -> None:
         self.data = data
         self.conn = store.connect(data.db)
         self.key = data.signing_key()
         self.public_key = keys.public_raw(self.key)
         self.ledger = Ledger(self.conn, self.key)
-        self.intake = Intake(self.conn, self.ledger, data.db, clock)
+        self.intake = Intake(
+            self.conn, self.ledger, data.db, clock, Vocabulary.of(standard), rate_limit
+        )
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
+        witnesses.ensure_schema(self.conn)
+        self._last_checkpoint: tuple[int, bytes, bytes] | None = None
+        self.mtls = mtls  # client certificates are required: each must name the site it acts for
+        self.benchmarks = BenchmarkCache()
+
+    def _identities(self, context) -> frozenset[str] | None:
+        return peer_identity.identities(context) if self.mtls else None
 
     def close(self) -> None:
         self.intake.close()
@@ -81,7 +102,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
     @_guard
     def Enroll(self, request: Envelope, context) -> cpb.EnrollResponse:
         with self.intake.lock:
-            enrolled = enrolment.enroll(self.conn, request)
+            enrolled = enrolment.enroll(self.conn, request, self._identities(context))
             head = self.ledger.latest_head(self.conn)
         log.info("enrolled site %s with key %s", enrolled.site_id, enrolled.keyid[:16])
         return cpb.EnrollResponse(
@@ -93,7 +114,21 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     @_guard
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
-        return self.intake.submit(request)
+        headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
+        response = self.intake.submit(request, self._identities(context), leaf_header=headers)
+        head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
+        answer = cpb.SubmitResponse()
+        answer.CopyFrom(response)
+        answer.checkpoint = self._checkpoint(head.tree_size, head.root_hash)
+        return answer
+
+    def _checkpoint(self, size: int, root: bytes) -> bytes:
+        """The signed checkpoint of a tree head; a batch's callers share one (one signature)."""
+        cached = self._last_checkpoint
+        if cached is None or cached[:2] != (size, root):
+            cached = (size, root, witnesses.signed_checkpoint(self.key, size, root).encode())
+            self._last_checkpoint = cached
+        return cached[2]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:
@@ -105,10 +140,11 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             version=self.standard.version, standard=self.signed_standard
         )
 
-    def _signed_request(self, request: Envelope, payload_type: str, message_type):
+    def _signed_request(self, request: Envelope, payload_type: str, message_type, context):
         """A site's signed request: (site id, decoded payload). The payload must name the signer's own
         site. Reads through the intake's per-thread connection, never holding the ledger lock."""
         site_id, _ = authenticate(self.intake.reader(), request, payload_type)
+        peer_identity.check_identity(site_id, self._identities(context))
         try:
             ask = wire.decode(request.payload, message_type)
         except ContractError as exc:
@@ -120,18 +156,31 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
     @_guard
     def GetBenchmark(self, request: Envelope, context) -> cpb.GetBenchmarkResponse:
         site_id, ask = self._signed_request(
-            request, wire.BENCHMARK_REQUEST, cpb.BenchmarkRequestPayload
+            request, wire.BENCHMARK_REQUEST, cpb.BenchmarkRequestPayload, context
         )
         try:
             period = parse_period(ask.period)
         except ContractError as exc:
             raise InvalidArgument(str(exc)) from exc
-        full = benchmark.compute(self.intake.reader(), period.label, self.standard)
+        full = self.benchmarks.get(
+            self.intake.reader(), len(self.ledger), period.label, self.standard
+        )
         if site_id not in full["sites"]:
             raise NotFound(f"no summary from {site_id} for {period}; submit one first")
-        payload = json.dumps(benchmark.for_site(full, site_id), sort_keys=True, indent=2).encode(
-            "utf-8"
+        from coordinator import followup, lab_view
+
+        reader = self.intake.reader()
+        extra = followup.gather(
+            reader,
+            full,
+            self.standard,
+            compute=lambda label: self.benchmarks.get(
+                reader, len(self.ledger), label, self.standard
+            ),
         )
+        payload = json.dumps(
+            lab_view.for_lab(full, site_id, extra), sort_keys=True, indent=2, ensure_ascii=False
+        ).encode("utf-8")
         return cpb.GetBenchmarkResponse(benchmark=dsse.sign(wire.SITE_BENCHMARK, payload, self.key))
 
     @_guard
@@ -143,10 +192,32 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
     @_guard
     def GetEqaScore(self, request: Envelope, context) -> cpb.GetEqaScoreResponse:
         site_id, ask = self._signed_request(
-            request, wire.EQA_SCORE_REQUEST, cpb.EqaScoreRequestPayload
+            request, wire.EQA_SCORE_REQUEST, cpb.EqaScoreRequestPayload, context
         )
         sheet = eqa.score_sheet(self.intake.reader(), ask.round_id, site_id)
         return cpb.GetEqaScoreResponse(score_sheet=wire.parse_envelope(sheet))
+
+    @_guard
+    def GetCheckpoint(
+        self, request: cpb.GetCheckpointRequest, context
+    ) -> cpb.GetCheckpointResponse:
+        if not request.tree_size:
+            with self.intake.lock:
+                self.ledger.latest_head(self.conn)  # the empty tree's head, on a new ledger
+        return witnesses.checkpoint_response(
+            self.intake.reader(), self.key, request.tree_size or None
+        )
+
+    @_guard
+    def AddCosignature(
+        self, request: cpb.AddCosignatureRequest, context
+    ) -> cpb.AddCosignatureResponse:
+        with self.intake.lock:
+            site_id, count = witnesses.add(
+                self.conn, self.key, request.checkpoint, enrolment.now(), self._identities(context)
+            )
+        log.info("cosignature from %s; %d witness(es) on that checkpoint", site_id, count)
+        return cpb.AddCosignatureResponse(cosigners=count)
 
     @_guard
     def GetTreeHead(self, request, context) -> cpb.GetTreeHeadResponse:
@@ -175,13 +246,6 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
 
 @dataclass
-class TlsFiles:
-    cert: Path
-    key: Path
-    client_ca: Path | None = None  # require client certificates issued by this CA (mTLS)
-
-
-@dataclass
 class Running:
     server: grpc.Server
     port: int
@@ -202,8 +266,10 @@ def start(
     standard_path: Path | None = None,
     workers: int = 16,
     clock=None,
+    rate_limit: SiteRateLimit | None = None,
 ) -> Running:
-    """Start serving; listen "127.0.0.1:0" picks a free port (returned)."""
+    """Start serving; listen "127.0.0.1:0" picks a free port (returned). The store is checked
+    first (coordinator/store_check.py): a store that fails is not served."""
     data.check()
     if tls is None and not insecure:
         raise SetupError(
@@ -212,6 +278,7 @@ def start(
     if tls is None and not is_loopback(listen):
         raise SetupError(f"--insecure is allowed only on a loopback address, not {listen}")
     standard = load_standard(standard_path or data.standard)
+    credentials = load_server_credentials(tls) if tls else None
     try:
         lock = DirectoryLock(data.path / "serve.lock").acquire()
     except AlreadyLocked:
@@ -219,7 +286,10 @@ def start(
             f"another coordinator is already serving {data.path}; one ledger has one writer"
         ) from None
     try:
-        service = CoordinatorService(data, standard, clock)
+        check_store(data).raise_if_failed()
+        service = CoordinatorService(
+            data, standard, clock, rate_limit, mtls=bool(tls and tls.client_ca)
+        )
     except BaseException:
         lock.release()
         raise
@@ -237,15 +307,11 @@ def start(
         reflection.SERVICE_NAME,
     )
     reflection.enable_server_reflection(names, server)
-    if tls:
-        credentials = grpc.ssl_server_credentials(
-            [(tls.key.read_bytes(), tls.cert.read_bytes())],
-            root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
-            require_client_auth=tls.client_ca is not None,
-        )
     try:
         port = (
-            server.add_secure_port(listen, credentials) if tls else server.add_insecure_port(listen)
+            server.add_secure_port(listen, credentials)
+            if credentials
+            else server.add_insecure_port(listen)
         )
     except RuntimeError:
         port = 0

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS site_keys (
 CREATE TABLE IF NOT EXISTS ledger (
     leaf_index INTEGER PRIMARY KEY,
     leaf_hash BLOB NOT NULL,
+    leaf_header BLOB,                   -- the leaf data (protos/leaf.py); NULL: the leaf is the envelope
     envelope BLOB NOT NULL,
     envelope_sha256 TEXT NOT NULL UNIQUE,
     site_id TEXT NOT NULL,
@@ -87,6 +88,15 @@ CREATE TABLE IF NOT EXISTS eqa_scores (
     sheet BLOB NOT NULL,            -- the signed EqaScoreSheet
     PRIMARY KEY (round_id, site_id)
 );
+-- Corrective actions (coordinator/actions.py): each signed version, beside its ledger entry.
+CREATE TABLE IF NOT EXISTS corrective_actions (
+    leaf_index INTEGER PRIMARY KEY,
+    site_id TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tree_heads (
     tree_size INTEGER PRIMARY KEY,
     root_hash BLOB NOT NULL,
@@ -110,4 +120,13 @@ def connect(path: Path) -> sqlite3.Connection:
                 "DROP TABLE strata"
             )  # written by earlier versions; the view reads the same from the payloads
     conn.executescript(SCHEMA)
+    _add_leaf_headers(conn)
     return conn
+
+
+def _add_leaf_headers(conn: sqlite3.Connection) -> None:
+    """Stores from before leaf headers gain the column; their leaves keep the whole-envelope form
+    and their hashes (heads were signed over them), and new leaves are appended as headers."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    if "leaf_header" not in columns:
+        conn.execute("ALTER TABLE ledger ADD COLUMN leaf_header BLOB")

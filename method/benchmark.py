@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -104,21 +105,67 @@ def window_length(period: Period, quarters: int) -> int:
 
 
 class _Noise:
-    """A site's DP noise as the method sees it."""
+    """A site's noise as the method sees it: cell-key perturbation (modelled everywhere) or DP
+    geometric noise (modelled for positivity only)."""
 
     def __init__(self, summary: pb.SiteSummary) -> None:
         dp = summary.policy.differential_privacy
-        self.enabled = bool(dp.enabled)
-        self.scale = float(dp.noise_scale)
-        self.accepted, self.reason = (
-            noise.accepted_scale(dp.mechanism, self.scale) if self.enabled else (True, "")
-        )
-        self.variance = (
-            noise.geometric_variance(self.scale) if self.enabled and self.accepted else 0.0
-        )
+        perturbation = summary.policy.perturbation
+        self.kind = ""
+        self.scale = 0.0
+        self.table = ""
+        self.zero_exact = False
+        self.accepted, self.reason = True, ""
+        self.variance = 0.0
+        if dp.enabled:
+            self.kind = "dp"
+            self.scale = float(dp.noise_scale)
+            self.accepted, self.reason = noise.accepted_scale(dp.mechanism, self.scale)
+            self.variance = noise.geometric_variance(self.scale) if self.accepted else 0.0
+        elif perturbation.mechanism:
+            self.kind = "cell_key"
+            self.table = perturbation.table
+            self.zero_exact = bool(perturbation.zero_exact)
+            self.accepted, self.reason = noise.accepted_perturbation(
+                perturbation.mechanism,
+                perturbation.table,
+                int(perturbation.max_noise),
+                float(perturbation.noise_variance),
+            )
+            self.variance = float(perturbation.noise_variance) if self.accepted else 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.kind)
+
+    @property
+    def models_all(self) -> bool:
+        """Every counted indicator is modelled (cell-key); DP noise only for positivity."""
+        return self.kind != "dp"
 
     def pmf(self, cells: int) -> pvalues.Pmf:
+        if self.kind == "cell_key":
+            return noise.table_pmf(self.table, cells)
         return noise.geometric_pmf(self.scale, cells)
+
+    @property
+    def vectorised(self) -> bool:
+        """Tested in the vectorised path: no noise, or a cell-key perturbation the method models."""
+        return not self.kind or (self.kind == "cell_key" and self.accepted)
+
+    def weights(self, cells: int, x: int) -> np.ndarray:
+        """The noise distribution to weight mid-P values by (a point mass when there is none)."""
+        if not self.kind or self.exact_at(x):
+            return np.ones(1)
+        return self.pmf(cells)
+
+    def counted(self) -> _Noise | None:
+        """The noise to model for counts other than positivity (None: no noise to model)."""
+        return self if self.kind == "cell_key" else None
+
+    def exact_at(self, x: int) -> bool:
+        """A released 0 is a true 0 under a zero-exact perturbation: compare it exactly."""
+        return self.zero_exact and x == 0
 
 
 def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
@@ -157,13 +204,14 @@ def _tails(
     x: int, n: int, x_rest: int, n_rest: int, rho: float, site_noise: _Noise, cells: int
 ) -> tuple[float, float, str]:
     """(lower, upper, reference) mid-P of a site's count against the rest of the network."""
-    if site_noise.enabled:
+    if site_noise.enabled and not site_noise.exact_at(x):
         theta = x_rest / n_rest
         offset, pmf = pvalues.with_noise(
             pvalues.beta_binomial_pmf(n, theta, rho), site_noise.pmf(max(cells, 1))
         )
         low, high = pvalues.tails(pmf, x, offset)
-        return low, high, "beta-binomial+noise" if rho > 0 else "binomial+noise"
+        kind = "noise" if site_noise.kind == "dp" else "perturbation"
+        return low, high, f"beta-binomial+{kind}" if rho > 0 else f"binomial+{kind}"
     if rho > 0:
         low, high = pvalues.tails(pvalues.beta_binomial_pmf(n, x_rest / n_rest, rho), x)
         return low, high, "beta-binomial"
@@ -171,15 +219,58 @@ def _tails(
     return low, high, "fisher"
 
 
+def _tails_vs(
+    x: int, n: int, target: float, site_noise: _Noise | None = None, cells: int = 1
+) -> tuple[float, float]:
+    """Mid-P (lower, upper) of the site's count against a fixed rate (binomial), with the site's
+    noise if any."""
+    pmf = pvalues.binomial_pmf(n, target)
+    if site_noise is not None and site_noise.enabled and not site_noise.exact_at(x):
+        offset, pmf = pvalues.with_noise(pmf, site_noise.pmf(max(cells, 1)))
+        return pvalues.tails(pmf, x, offset)
+    return pvalues.tails(pmf, x)
+
+
 def _lower_vs(
     x: int, n: int, target: float, site_noise: _Noise | None = None, cells: int = 1
 ) -> float:
-    """Mid-P that the site's rate is below `target` (binomial, with the site's noise if any)."""
-    pmf = pvalues.binomial_pmf(n, target)
-    if site_noise is not None and site_noise.enabled:
-        offset, pmf = pvalues.with_noise(pmf, site_noise.pmf(max(cells, 1)))
-        return pvalues.tails(pmf, x, offset)[0]
-    return pvalues.tails(pmf, x)[0]
+    return _tails_vs(x, n, target, site_noise, cells)[0]
+
+
+Tails = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _fisher_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tails:
+    return lambda k: pvalues.fisher_tails_many(k, n, x_rest, n_rest)
+
+
+def _binomial_at(n: np.ndarray, target: float) -> Tails:
+    return lambda k: pvalues.binomial_tails_many(k, n, target)
+
+
+def _weighted(
+    tails_at: Tails,
+    x: np.ndarray,
+    n: np.ndarray,
+    weights: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-P tails of noisy counts, vectorised: the mid-P of X + D at x is the noise-weighted sum
+    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail)."""
+    low = np.zeros(len(x))
+    high = np.zeros(len(x))
+    width = max((len(w) for w in weights), default=1)
+    half = (width - 1) // 2
+    padded = np.array([np.pad(w, (width - len(w)) // 2) for w in weights]) if weights else None
+    for j, d in enumerate(range(-half, half + 1)):
+        w = padded[:, j] if padded is not None else np.zeros(0)
+        if not w.any():
+            continue
+        k = x - d
+        inside = (k >= 0) & (k <= n)
+        lo, hi = tails_at(np.clip(k, 0, n))
+        low += w * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
+        high += w * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
+    return np.minimum(low, 1.0), np.minimum(high, 1.0)
 
 
 class _Run:
@@ -256,20 +347,31 @@ def _positivity(
         n_arr = np.array(ns, dtype=float)
         xr_arr, nr_arr = big_x - x_arr, big_n - n_arr
         limits = stats.funnel_limits_many(n_arr, theta, alert, alarm) if rho == 0 else None
-        plain = np.array([not noises[s].enabled for s in sites]) & (n_arr > 0) & (nr_arr > 0)
+        plain = np.array([noises[s].vectorised for s in sites]) & (n_arr > 0) & (nr_arr > 0)
+        weights = [
+            noises[s].weights(members[s].cells, members[s].positive) if plain[i] else np.ones(1)
+            for i, s in enumerate(sites)
+        ]
         low_v = high_v = np.ones(len(sites))
         if rho == 0 and plain.any():
-            low_v, high_v = pvalues.fisher_tails_many(
+            nn = np.where(plain, n_arr, 1.0)
+            xr = np.where(plain, xr_arr, 0.0)
+            nr = np.where(plain, nr_arr, 1.0)
+            low_v, high_v = _weighted(
+                _fisher_at(nn, xr, nr),
                 x_arr,
-                np.where(plain, n_arr, 1.0),
-                np.where(plain, xr_arr, 0.0),
-                np.where(plain, nr_arr, 1.0),
+                nn,
+                weights,
             )
-        exp_v = (
-            pvalues.binomial_tails_many(x_arr, n_arr, float(expected["low"]))[0]
-            if expected
-            else None
-        )
+        exp_v = None
+        if expected:
+            target = float(expected["low"])
+            exp_v = _weighted(
+                _binomial_at(n_arr, target),
+                x_arr,
+                n_arr,
+                weights,
+            )[0]
         for i, site in enumerate(sites):
             c = members[site]
             x, n = c.positive, c.valid
@@ -316,7 +418,8 @@ def _positivity(
                 continue
             if n_rest > 0:
                 if rho == 0 and plain[i]:
-                    low, high, reference = float(low_v[i]), float(high_v[i]), "fisher"
+                    low, high = float(low_v[i]), float(high_v[i])
+                    reference = "fisher+perturbation" if len(weights[i]) > 1 else "fisher"
                 else:
                     low, high, reference = _tails(x, n, x_rest, n_rest, rho, site_noise, c.cells)
                 entry.update(p_low=low, p_high=high, reference=reference)
@@ -339,7 +442,7 @@ def _positivity(
             if expected:
                 p = (
                     float(exp_v[i])
-                    if exp_v is not None and not site_noise.enabled
+                    if exp_v is not None and plain[i]
                     else _lower_vs(x, n, float(expected["low"]), site_noise, c.cells)
                 )
                 run.test(
@@ -484,15 +587,19 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
         out[specimen] = entry
         if ceiling is None or not tests:
             continue
-        if site_noise.enabled:
+        if site_noise.enabled and (not site_noise.models_all or not site_noise.accepted):
             run.note(
                 site,
                 f"failure {specimen}",
-                "not tested: the site adds DP noise to failed and "
-                "tested counts, which the method does not model for failure rates",
+                "not tested: "
+                + (
+                    site_noise.reason
+                    or "the site adds DP noise to failed and "
+                    "tested counts, which the method does not model for failure rates"
+                ),
             )
             continue
-        p = pvalues.binomial_tails(failed, tests, ceiling)[1]
+        p = _tails_vs(failed, tests, ceiling, site_noise.counted(), 1)[1]
         run.test(
             entry,
             "",
@@ -508,11 +615,13 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
     return out
 
 
-def _turnaround(run: _Run, site: str, summary: pb.SiteSummary) -> Json:
+def _turnaround(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
     counts: list[int] = []
+    histograms = 0
     for h in summary.turnaround:
         if h.withheld:
             continue
+        histograms += 1
         if len(counts) < len(h.counts):
             counts.extend([0] * (len(h.counts) - len(counts)))
         for i, c in enumerate(h.counts):
@@ -537,7 +646,11 @@ def _turnaround(run: _Run, site: str, summary: pb.SiteSummary) -> Json:
         "histogram": counts,
         "status": "ok",
     }
-    p = pvalues.binomial_tails(within, total, goal)[0]
+    if site_noise.kind == "cell_key" and not site_noise.accepted:
+        run.note(site, "turnaround", f"not tested: {site_noise.reason}")
+        return out
+    cells = histograms * (target + 1)  # within-target is a sum of perturbed bins
+    p = _tails_vs(within, total, goal, site_noise.counted(), cells)[0]
     run.test(
         out,
         "",
@@ -565,7 +678,7 @@ def _turnaround(run: _Run, site: str, summary: pb.SiteSummary) -> Json:
     return out
 
 
-def _panel(run: _Run, site: str, summary: pb.SiteSummary) -> Json:
+def _panel(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
     panel = summary.panel
     if panel.withheld or not panel.patients:
         return {"patients": 0, "withheld": panel.withheld}
@@ -584,7 +697,10 @@ def _panel(run: _Run, site: str, summary: pb.SiteSummary) -> Json:
     }
     least = sorted(out["biomarkers"].items(), key=lambda kv: kv[1])[:3]
     missing = [f"{b} ({100 * v:.0f}%)" for b, v in least if v < target]
-    p = pvalues.binomial_tails(complete, panel.patients, target)[0]
+    if site_noise.kind == "cell_key" and not site_noise.accepted:
+        run.note(site, "panel", f"not tested: {site_noise.reason}")
+        return out
+    p = _tails_vs(complete, panel.patients, target, site_noise.counted(), 1)[0]
     run.test(
         out,
         "",
@@ -634,7 +750,7 @@ def _concordance_entry(table: pb.ConcordanceTable) -> Json:
     }
 
 
-def _concordance(run: _Run, site: str, summary: pb.SiteSummary) -> list[Json]:
+def _concordance(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> list[Json]:
     """PPA and NPA against the standard's minimum by an exact one-sided binomial test (mid-P) of
     the agreeing count; kappa is reported, not tested."""
     rules = run.standard.concordance
@@ -664,7 +780,10 @@ def _concordance(run: _Run, site: str, summary: pb.SiteSummary) -> list[Json]:
             minimum = rules.get(f"min_{key}")
             if minimum is None or pairs < minimum_pairs or pairs == 0:
                 continue
-            p = pvalues.binomial_tails(agree, pairs, float(minimum))[0]
+            if site_noise.kind == "cell_key" and not site_noise.accepted:
+                run.note(site, f"concordance {subject}", f"not tested: {site_noise.reason}")
+                continue
+            p = _tails_vs(agree, pairs, float(minimum), site_noise.counted(), 1)[0]
             run.test(
                 entry,
                 f"_{key}",
@@ -795,8 +914,13 @@ def _rare_drivers(
         big_n = sum(c.valid for c in pooled.values())
         classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        class_noise: dict[str, np.ndarray] = defaultdict(lambda: np.ones(1))
         for s, c in pooled.items():
-            if noises.get(s) is None or not (s in noises and noises[s].enabled):
+            if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
+                class_noise[classes[s]] = np.convolve(
+                    class_noise[classes[s]],
+                    noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1),
+                )
                 t = class_totals[classes[s]]
                 t[0] += c.positive
                 t[1] += c.valid
@@ -823,8 +947,13 @@ def _rare_drivers(
             for klass, (cx, cn, csites) in sorted(class_totals.items()):
                 if klass == "rna_capable" or cn <= 0:
                     continue
-                p_class = pvalues.fisher_tails(cx, cn, ref[0], ref[1])[0]
-                members = [s for s in sites if classes[s] == klass and not noises[s].enabled]
+                offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
+                spread = class_noise[klass]
+                if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
+                    shift, pmf = pvalues.with_noise(pmf, spread)
+                    offset += shift
+                p_class = pvalues.tails(pmf, cx, offset)[0]
+                members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
                     comparisons[klass],
@@ -853,17 +982,29 @@ def _rare_drivers(
         wx = np.array([pooled[s].positive for s in sites], dtype=float)
         wn = np.array([pooled[s].valid for s in sites], dtype=float)
         usable = (wn > 0) & (big_n - wn > 0)
-        fast_low = pvalues.fisher_tails_many(
+        vectorised = [noises[s].vectorised for s in sites]
+        window_weights = [
+            noises[s].weights(pooled[s].cells, pooled[s].positive) if vectorised[i] else np.ones(1)
+            for i, s in enumerate(sites)
+        ]
+        wn1 = np.where(usable, wn, 1.0)
+        wxr = np.where(usable, big_x - wx, 0.0)
+        wnr = np.where(usable, big_n - wn, 1.0)
+        fast_low = _weighted(
+            _fisher_at(wn1, wxr, wnr),
             wx,
-            np.where(usable, wn, 1.0),
-            np.where(usable, big_x - wx, 0.0),
-            np.where(usable, big_n - wn, 1.0),
+            wn1,
+            window_weights,
         )[0].tolist()
-        fast_expected = (
-            pvalues.binomial_tails_many(wx, wn, float(expected["low"]))[0].tolist()
-            if expected
-            else []
-        )
+        fast_expected: list[float] = []
+        if expected:
+            target = float(expected["low"])
+            fast_expected = _weighted(
+                _binomial_at(wn, target),
+                wx,
+                wn,
+                window_weights,
+            )[0].tolist()
         net_failed = sum(c.failed for c in pooled.values())
         net_tests = sum(c.tests for c in pooled.values())
         wf = np.array([min(pooled[s].failed, pooled[s].tests) for s in sites], dtype=float)
@@ -898,7 +1039,7 @@ def _rare_drivers(
             }
             out[site][biomarker] = entry
             ref_x, ref_n = (ref[0], ref[1]) if ref and ref[1] > 0 else (x_rest, n_rest)
-            if classes[site] == "rna_capable" and ref and not site_noise.enabled:
+            if classes[site] == "rna_capable" and ref and site_noise.vectorised:
                 ref_x, ref_n = ref[0] - c.positive, ref[1] - c.valid
                 if ref_n <= 0:
                     ref_x, ref_n = x_rest, n_rest
@@ -942,8 +1083,11 @@ def _rare_drivers(
                 "likely_causes": causes,
             }
             if n_rest > 0:
-                if rho_net == 0 and not site_noise.enabled:
-                    low, reference = fast_low[index], "fisher"
+                if rho_net == 0 and vectorised[index]:
+                    low = fast_low[index]
+                    reference = (
+                        "fisher+perturbation" if len(window_weights[index]) > 1 else "fisher"
+                    )
                 else:
                     low, _, reference = _tails(
                         c.positive, c.valid, x_rest, n_rest, rho_net, site_noise, c.cells
@@ -964,7 +1108,7 @@ def _rare_drivers(
             if expected:
                 p_expected = (
                     fast_expected[index]
-                    if not site_noise.enabled
+                    if vectorised[index]
                     else _lower_vs(c.positive, c.valid, float(expected["low"]), site_noise, c.cells)
                 )
                 run.test(
@@ -1129,7 +1273,7 @@ def compute(data: Inputs, period: str, standard: Standard) -> Json:
     sites: dict[str, Json] = {}
     concordance_by_site = {}
     for site, summary in sorted(summaries.items()):
-        concordance_by_site[site] = _concordance(run, site, summary)
+        concordance_by_site[site] = _concordance(run, site, summary, noises[site])
         if noises[site].enabled and not noises[site].accepted:
             run.note(site, "noise", noises[site].reason)
         sites[site] = {
@@ -1145,8 +1289,8 @@ def compute(data: Inputs, period: str, standard: Standard) -> Json:
             },
             "positivity": positivity.get(site, {}),
             "failure": _failure(run, site, summary, noises[site]),
-            "turnaround": _turnaround(run, site, summary),
-            "panel": _panel(run, site, summary),
+            "turnaround": _turnaround(run, site, summary, noises[site]),
+            "panel": _panel(run, site, summary, noises[site]),
             "concordance": concordance_by_site[site],
             "rare_drivers": rare_sites.get(site, {}),
             "eqa": {r: e["sites"][site] for r, e in eqa_results.items() if site in e["sites"]},

@@ -87,8 +87,8 @@ def score(
     (pass_mark(cases); by default the round's pass share)."""
     calls: dict[tuple[str, str], epb.EqaCall] = {}
     if response is not None:
-        for call in response.calls:
-            calls[(call.sample_id, call.biomarker)] = call  # the last call counts
+        for answered in response.calls:
+            calls[(answered.sample_id, answered.biomarker)] = answered  # the last call counts
     sheet = epb.EqaScoreSheet(
         round_id=round_.round_id,
         site_id=site_id,

@@ -1,4 +1,15 @@
-"""Sites that add differential-privacy noise: the noise is part of the reference distribution.
+"""Noisy counts: the noise is part of the reference distribution.
+
+Cell-key perturbation (summary.proto `Perturbation`, the default of every node): each released
+count cell is the true count plus d from a public table; for "rarenet-ptable-1" a cell of 3 or
+more gets d = -2..+2 with probabilities 0.1, 0.2, 0.4, 0.2, 0.1 and a true 0 stays 0 (zero_exact).
+A count summed over `cells` cells carries the sum of `cells` draws: the reference distribution of a
+released count is the count's exact distribution convolved with that sum, and a released 0 (a true
+0) is compared exactly. Small cells (1, 2) have their own rows in the table; the n >= 3 row is used
+for every cell (its spread is the largest). An unknown table, or a claimed max_noise or variance
+that does not match it, is not modelled: the site is not tested on counted indicators, with a note.
+
+Differential privacy (the older `DifferentialPrivacy`, no longer offered by nodes):
 
 A site with `differential_privacy.enabled` adds independent two-sided geometric noise to every
 released stratum cell: P(E = k) proportional to alpha^|k|, alpha = exp(-1/scale), where `scale` is
@@ -22,6 +33,35 @@ from method.pvalues import Pmf
 
 MAX_NOISE_SCALE = 50.0
 MODELLED_MECHANISMS = ("geometric", "")
+CELL_KEY_TABLES = {"rarenet-ptable-1": (0.1, 0.2, 0.4, 0.2, 0.1)}
+
+
+def accepted_perturbation(
+    mechanism: str, table: str, max_noise: int, variance: float
+) -> tuple[bool, str]:
+    """Whether the method models this cell-key perturbation, and why not."""
+    if mechanism != "cell_key":
+        return False, f"the perturbation mechanism {mechanism!r} is not modelled by the method"
+    if table not in CELL_KEY_TABLES:
+        return False, f"the perturbation table {table!r} is not one the method knows"
+    row = CELL_KEY_TABLES[table]
+    half = (len(row) - 1) // 2
+    expected = sum(p * (k - half) ** 2 for k, p in enumerate(row))
+    if max_noise != half or not math.isfinite(variance) or abs(variance - expected) > 1e-6:
+        return False, (
+            f"the perturbation claims max_noise {max_noise} and variance {variance!r}, which "
+            f"{table} does not have ({half}, {expected:g})"
+        )
+    return True, ""
+
+
+def table_pmf(table: str, cells: int = 1) -> Pmf:
+    """pmf over -K..K of the sum of `cells` independent draws of the table's n >= 3 row."""
+    one = np.asarray(CELL_KEY_TABLES[table], dtype=float)
+    total = np.ones(1)
+    for _ in range(max(cells, 1)):
+        total = np.convolve(total, one)
+    return np.asarray(total, dtype=float)
 
 
 def accepted_scale(mechanism: str, scale: float) -> tuple[bool, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,13 +15,13 @@ import click
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node import outbox, receipts, send, store, summary, synth
-from node.client import CoordinatorClient
-from node.errors import NodeError
+from node import outbox, receipts, release, send, store, summary, synth, witness
+from node.client import CoordinatorClient, RpcFailure
+from node.errors import LedgerAlarm, NodeError
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
-from node.standard import load_cached
+from node.standard import check_bounds, load_cached
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -53,6 +54,7 @@ def _open(data_dir: Path):
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """A rarenet lab node: only signed aggregate summaries ever leave this site."""
+    os.umask(0o077)  # whatever the node writes is its user's alone (node/config.py)
 
 
 @main.command()
@@ -377,6 +379,12 @@ def _report_flush(report: send.FlushReport) -> None:
         click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
     if report.pending:
         click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+    if report.witnessed:
+        _report_witness(report.witnessed)
+    if report.witness_error:
+        click.echo(
+            f"witness: not this time ({report.witness_error}); tried again next time", err=True
+        )
     if report.failed or report.pending:
         raise SystemExit(1)
 
@@ -389,11 +397,15 @@ def _report_flush(report: send.FlushReport) -> None:
 def submit(data_dir: Path, period: str | None) -> None:
     """Sign PERIOD's summary into the outbox, then send everything pending and verify receipts."""
     cfg, conn = _open(data_dir)
+    held = False
     with CoordinatorClient(cfg) as client:
         if period:
             standard = enrolment.fetch_standard(cfg, client)
             queued = send.queue_summary(conn, cfg, standard, parse_period(period))
-            if queued.sequence is None:
+            if queued.held:
+                click.echo(f"held, nothing signed: {queued.held}", err=True)
+                held = True
+            elif queued.sequence is None:
                 click.echo(
                     f"{queued.period}: nothing changed since the last summary; not signing a new one"
                 )
@@ -403,6 +415,8 @@ def submit(data_dir: Path, period: str | None) -> None:
                 )
         report = send.flush(conn, cfg, client)
     _report_flush(report)
+    if held:
+        raise SystemExit(1)
 
 
 @main.command("verify-receipts")
@@ -416,10 +430,55 @@ def verify_receipts(data_dir: Path) -> None:
         except NodeError as exc:
             click.echo(f"ALARM: {exc}", err=True)
             raise SystemExit(2) from None
+        try:
+            witnessed: witness.WitnessReport | None = witness.step(conn, cfg, client)
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(2) from None
+        except RpcFailure as exc:
+            witnessed = None
+            click.echo(f"witness: not this time ({exc}); tried again next time", err=True)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
         "the log only grew"
     )
+    if witnessed:
+        _report_witness(witnessed)
+
+
+def _report_witness(report: witness.WitnessReport) -> None:
+    others = ", ".join(report.cosigners) or "no other site yet"
+    click.echo(
+        f"witness: cosigned checkpoint {report.tree_size}"
+        f"{'' if report.delivered else ' (cosignature not yet delivered)'}; "
+        f"also cosigned by {others}"
+    )
+    for size, sites in sorted(report.same_as_mine.items()):
+        if size != report.tree_size:
+            click.echo(
+                f"witness: checkpoint {size}, cosigned by this site, also by {', '.join(sites) or 'no other site'}"
+            )
+    for problem in report.problems:
+        click.echo(f"witness: {problem}", err=True)
+
+
+@main.command("witness")
+@data_dir_option
+def witness_command(data_dir: Path) -> None:
+    """Act as a witness of the coordinator's log: check its latest checkpoint extends the last one
+    this site cosigned, cosign it, and see which other sites cosigned the same. Exit 1 on a
+    ledger alarm (the evidence is kept under DATA_DIR/alarms/), 3 if unreachable."""
+    cfg, conn = _open(data_dir)
+    with CoordinatorClient(cfg) as client:
+        try:
+            report = witness.step(conn, cfg, client)
+        except LedgerAlarm as exc:
+            click.echo(f"ALARM: {exc}", err=True)
+            raise SystemExit(1) from None
+        except RpcFailure as exc:
+            click.echo(str(exc), err=True)
+            raise SystemExit(3 if exc.retryable else 1) from None
+    _report_witness(report)
 
 
 @main.group()
@@ -445,9 +504,27 @@ def standards_fetch(data_dir: Path) -> None:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the benchmark as a self-contained HTML page.",
+    help="Also write this lab's individual report as a self-contained HTML page.",
 )
-def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None) -> None:
+@click.option(
+    "--pdf",
+    "pdf_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also print the individual report to PDF (needs Chromium).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    help="Report language (default: [report] language in node.toml).",
+)
+def benchmark(
+    data_dir: Path,
+    period: str,
+    as_json: bool,
+    html_path: Path | None,
+    pdf_path: Path | None,
+    lang: str | None,
+) -> None:
     """Fetch this site's own benchmark for PERIOD (peers shown without names)."""
     cfg, _ = _open(data_dir)
     p = parse_period(period)
@@ -464,11 +541,11 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
         response.benchmark, receipts.coordinator_key(cfg), expected_type=wire.SITE_BENCHMARK
     )
     data = json.loads(response.benchmark.payload)
-    if html_path:
-        from node.benchmark_page import render
+    if html_path or pdf_path:
+        from node.benchmark_page import write_pages
 
-        html_path.write_text(render(data), encoding="utf-8")
-        click.echo(f"wrote {html_path}", err=True)
+        for path in write_pages(data, lang or cfg.report_language, html_path, pdf_path):
+            click.echo(f"wrote {path}", err=True)
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -483,6 +560,21 @@ def benchmark(data_dir: Path, period: str, as_json: bool, html_path: Path | None
             f"  {biomarker:<11} {p_['positive']:>4}/{p_['valid']:<5} {100 * (p_['rate'] or 0):5.1f}% "
             f"(network {100 * p_['network_rate']:.1f}%) {p_['status']}"
         )
+
+
+@standards.command("accept")
+@data_dir_option
+def standards_accept(data_dir: Path) -> None:
+    """Approve re-releasing already released periods under the cached standard."""
+    cfg, conn = _open(data_dir)
+    std = load_cached(cfg.standard_path)
+    check_bounds(std, cfg.disclosure)
+    store.set_state(conn, release.ACCEPTED_STANDARD, std.version)
+    click.echo(
+        f"standard {std.version} accepted: periods already released under another standard may "
+        "be signed again under it (each such version is a new table the centre can compare with "
+        "the old one; see docs/privacy.md)"
+    )
 
 
 @main.command()
@@ -526,12 +618,94 @@ def status(data_dir: Path, as_json: bool) -> None:
         else None,
         "standard_version": std_version,
         "next_jobs": next_jobs(cfg.db_path),
+        "last_cosigned_checkpoint": witness.latest_cosigned(conn),
+        "ledger_alarms": witness.alarms(conn),
     }
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
+        for alarm in info["ledger_alarms"]:
+            click.echo(
+                f"LEDGER ALARM since {alarm['raised_at']}: {alarm['reason']}. "
+                f"Evidence: {alarm['evidence']}",
+                err=True,
+            )
+
+
+@main.group("action")
+def action_group() -> None:
+    """Corrective actions: acknowledge a benchmark flag with a signed note, and close it."""
+
+
+@action_group.command("add")
+@data_dir_option
+@click.option(
+    "--flag",
+    "flag_text",
+    required=True,
+    help="RULE:SUBJECT as the report names it, e.g. positivity_funnel:MET_EX14.",
+)
+@click.option("--period", required=True, help="The benchmark period of the flag (2026Q3).")
+@click.option("--root-cause", required=True, help="What the lab found (no patient data).")
+@click.option("--action", "action_text", required=True, help="What the lab does about it.")
+@click.option("--due", required=True, help="When it will be done, YYYY-MM-DD.")
+@click.option("--id", "action_id", help="An id of your own (default: PERIOD-random).")
+def action_add(
+    data_dir: Path,
+    flag_text: str,
+    period: str,
+    root_cause: str,
+    action_text: str,
+    due: str,
+    action_id: str | None,
+) -> None:
+    """Sign a corrective action for a flag into the outbox and send it to the centre."""
+    from node import actions
+
+    cfg, conn = _open(data_dir)
+    flag = actions.parse_flag(flag_text, period)
+    action_id, sequence = actions.add(conn, cfg, flag, root_cause, action_text, due, action_id)
+    click.echo(f"signed corrective action {action_id} as sequence {sequence} into the outbox")
+    with CoordinatorClient(cfg) as client:
+        report = send.flush(conn, cfg, client)
+    _report_flush(report)
+
+
+@action_group.command("close")
+@data_dir_option
+@click.option("--id", "action_id", required=True)
+@click.option("--note", required=True, help="What was done and how it was checked.")
+@click.option("--on", "closed_on", help="The day it was done, YYYY-MM-DD (default today).")
+def action_close(data_dir: Path, action_id: str, note: str, closed_on: str | None) -> None:
+    """Sign the action again, closed, and send it."""
+    from node import actions
+
+    cfg, conn = _open(data_dir)
+    sequence = actions.close(conn, cfg, action_id, note, closed_on)
+    click.echo(f"signed the closing of {action_id} as sequence {sequence} into the outbox")
+    with CoordinatorClient(cfg) as client:
+        report = send.flush(conn, cfg, client)
+    _report_flush(report)
+
+
+@action_group.command("list")
+@data_dir_option
+def action_list(data_dir: Path) -> None:
+    """This lab's corrective actions, latest version of each."""
+    from node import actions
+
+    _, conn = _open(data_dir)
+    found = actions.listing(conn)
+    if not found:
+        click.echo("no corrective actions")
+    for a in found:
+        state = f"closed {a.closed_on}" if a.status == "closed" else f"open, due {a.due}"
+        click.echo(
+            f"{a.action_id}: {a.flag.period} {a.flag.rule}:{a.flag.subject}: {state}; "
+            f"{a.root_cause} -> {a.action}"
+        )
 
 
 @main.group("eqa")

@@ -8,6 +8,7 @@ import grpc
 
 from node.config import NodeConfig
 from node.errors import ConfigError, SubmitError
+from protos import leaf
 from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
@@ -91,9 +92,9 @@ class CoordinatorClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _call(self, method, request):
+    def _call(self, method, request, metadata=()):
         try:
-            return method(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code()
             if code == grpc.StatusCode.UNAVAILABLE:
@@ -106,7 +107,7 @@ class CoordinatorClient:
         return self._call(self.stub.Enroll, request)
 
     def submit(self, envelope: Envelope) -> cpb.SubmitResponse:
-        return self._call(self.stub.Submit, envelope)
+        return self._call(self.stub.Submit, envelope, (leaf.LEAF_FORM_METADATA,))
 
     def standards(self, version: str = "") -> cpb.GetStandardsResponse:
         return self._call(self.stub.GetStandards, cpb.GetStandardsRequest(version=version))
@@ -119,6 +120,12 @@ class CoordinatorClient:
 
     def eqa_score(self, request: Envelope) -> Envelope:
         return self._call(self.stub.GetEqaScore, request).score_sheet
+
+    def checkpoint(self, tree_size: int = 0) -> cpb.GetCheckpointResponse:
+        return self._call(self.stub.GetCheckpoint, cpb.GetCheckpointRequest(tree_size=tree_size))
+
+    def add_cosignature(self, cosigned: bytes) -> cpb.AddCosignatureResponse:
+        return self._call(self.stub.AddCosignature, cpb.AddCosignatureRequest(checkpoint=cosigned))
 
     def tree_head(self) -> Envelope:
         return self._call(self.stub.GetTreeHead, cpb.GetTreeHeadRequest()).signed_tree_head

@@ -1,10 +1,14 @@
 """`rarenet-node run`: the node unattended. Three jobs on an APScheduler scheduler whose job store is
 the node's own SQLite (a restart keeps the schedule):
 
-- watch: ingest every LIMS export dropped in the watch folder, then move it to processed/ (or
-  failed/, with a .report.json saying why);
+- watch: ingest every LIMS export dropped in the watch folder; after a successful ingest the export
+  (names, MRNs) is deleted, or kept in processed/ for [retention] raw_export_days and then deleted,
+  and its ingest report (with the file's SHA-256) is kept; a file that could not be ingested goes
+  to failed/ with a .report.json saying why. Folders 0700, files 0600; the log names files and
+  counts, never a row's ids;
 - summarise: on the configured cron, sign a summary for each recently closed period into the
-  outbox (a period whose data did not change is not signed again);
+  outbox (a period whose data did not change is not signed again; a revision that would release
+  only a few results, or a re-release under a new standard, is held: node/release.py);
 - send: send what the outbox holds and is due, keeping each envelope until its receipt verifies;
   a failed send backs off exponentially with jitter.
 
@@ -16,11 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import logging
+import os
 import shutil
 import signal
 import threading
+import time
 from pathlib import Path
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -30,8 +37,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from node import config as node_config
 from node import mapping as node_mapping
-from node import send, store
-from node.client import CoordinatorClient
+from node import send, store, witness
+from node.client import CoordinatorClient, RpcFailure
+from node.config import private_dir, write_private
 from node.enroll import fetch_standard
 from node.errors import NodeError
 from node.ingest import ingest_file
@@ -59,6 +67,16 @@ def _job(func):
     return wrapper
 
 
+def _expire_raw_exports(processed: Path, days: float) -> None:
+    """Delete the exports kept in processed/ longer than the policy says (their reports stay)."""
+    cutoff = time.time() - days * 86400
+    for kept in processed.iterdir():
+        if kept.is_file() and not kept.name.endswith(".report.json"):
+            if kept.stat().st_mtime < cutoff or days <= 0:
+                kept.unlink()
+                log.info("deleted %s: kept for [retention] raw_export_days", kept.name)
+
+
 EXPORTS = (".csv", ".tsv", ".tab", ".txt", ".xlsx", ".xlsm")
 
 
@@ -68,8 +86,9 @@ def watch(data_dir: str) -> dict:
     with _job_lock:
         cfg = node_config.load(Path(data_dir))
         folder = Path(cfg.daemon.watch_dir)
-        (folder / "processed").mkdir(parents=True, exist_ok=True)
-        (folder / "failed").mkdir(parents=True, exist_ok=True)
+        private_dir(folder / "processed")
+        private_dir(folder / "failed")
+        _expire_raw_exports(folder / "processed", cfg.retention.raw_export_days)
         conn = store.connect(cfg.db_path)
         done = {}
         try:
@@ -79,9 +98,11 @@ def watch(data_dir: str) -> dict:
                 p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXPORTS
             ):
                 stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+                with path.open("rb") as fh:
+                    sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
                 try:
                     result = ingest_file(conn, path, pseudonymise, rules)
-                    report, outcome = result.to_dict(), "processed"
+                    report, outcome = {**result.to_dict(), "sha256": sha256}, "processed"
                     log.info(
                         "ingested %s: %d rows, %d accepted, %d duplicates, %d quarantined",
                         path.name,
@@ -94,9 +115,15 @@ def watch(data_dir: str) -> dict:
                     report, outcome = {"file": path.name, "error": str(exc)}, "failed"
                     log.error("could not ingest %s: %s", path.name, exc)
                 target = folder / outcome / f"{stamp}-{path.name}"
-                shutil.move(str(path), target)
-                target.with_name(target.name + ".report.json").write_text(
-                    json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8"
+                if outcome == "processed" and cfg.retention.raw_export_days <= 0:
+                    path.unlink()
+                    report["raw_export"] = "deleted after ingest ([retention] raw_export_days = 0)"
+                else:
+                    shutil.move(str(path), target)
+                    os.chmod(target, 0o600)
+                write_private(
+                    target.with_name(target.name + ".report.json"),
+                    json.dumps(report, indent=2, ensure_ascii=False),
                 )
                 done[path.name] = outcome
         finally:
@@ -123,6 +150,8 @@ def summarise(data_dir: str, today: str | None = None) -> list[int]:
             made = []
             for period in (closed.previous(), closed):
                 queued = send.queue_summary(conn, cfg, standard, period)
+                if queued.held:
+                    log.info("held, nothing signed: %s", queued.held)
                 if queued.sequence is not None:
                     log.info(
                         "signed the %s summary as sequence %d into the outbox",
@@ -144,6 +173,21 @@ def deliver(data_dir: str) -> send.FlushReport:
         try:
             with CoordinatorClient(cfg) as client:
                 report = send.flush(conn, cfg, client, due_only=True)
+                if report.witnessed is None and report.witness_error is None:
+                    try:
+                        report.witnessed = witness.step(conn, cfg, client)
+                    except RpcFailure as exc:
+                        report.witness_error = str(exc)
+            if report.witness_error:
+                log.warning(
+                    "witness round not done, tried again next time: %s", report.witness_error
+                )
+            if report.witnessed:
+                log.info(
+                    "cosigned checkpoint %d as a witness; also cosigned by %s",
+                    report.witnessed.tree_size,
+                    ", ".join(report.witnessed.cosigners) or "no other site yet",
+                )
             for sequence, leaf in report.delivered:
                 log.info("delivered sequence %d (ledger leaf %d), receipt verified", sequence, leaf)
             for sequence, error in report.failed:
@@ -205,7 +249,7 @@ def run(data_dir: Path) -> None:
 
 def _run(cfg: node_config.NodeConfig) -> None:
     store.connect(cfg.db_path).close()
-    Path(cfg.daemon.watch_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(Path(cfg.daemon.watch_dir))
     scheduler = scheduler_for(cfg)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,16 +1,30 @@
-"""Disclosure control: the site's policy applied to its metrics before anything is signed.
+"""Disclosure control: one engine over every table the site releases, before anything is signed.
 
-Defaults (min_denominator 10, merge, no small-count suppression, no noise) keep rare-mutation
-signals visible: a stratum's zero positives are never hidden (0 is not a "small count"), and
-a small stratum is merged into a coarser one (specimen "any", then method "any") rather than
-dropped, so 0 MET exon 14 positives in 400 DNA-only tests still reaches the benchmark. Only a
-coarsest stratum still under the threshold is withheld, and it is listed as withheld.
+Two steps, over strata (per method and per test), turnaround histograms, concordance tables,
+panel coverage and VAF histograms alike:
+
+1. Thresholds on true counts. A stratum with fewer than min_denominator tests is merged into a
+   coarser one (specimen "any", then method "any") and withheld only if it is still small; a
+   concordance table, a panel or a VAF histogram with too few tests, pairs or patients is merged
+   or withheld the same way (marked, never left out).
+2. Cell-key perturbation (node/cellkey.py) of every released count: bounded (at most +/-2 per
+   cell), consistent (the same records always get the same noise, so nothing can be averaged away
+   by asking again) and keyed by secret record keys, so that a figure derived by adding or
+   subtracting released figures (a withheld stratum as "all" minus a method, April as Q2 minus May
+   minus June, a revision minus its first version) is the true figure plus noise the deriver
+   cannot remove. Sums (tests, totals, within_target) are sums of perturbed cells.
+
+Rare-mutation signals stay visible: a true 0 is released as 0 and a non-zero count never as 0, so
+0 MET exon 14 positives in 400 DNA-only tests reaches the benchmark as 0 in 400 +/- a few. The
+threat model and the residual risks are in docs/privacy.md.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from node import cellkey
+from node.cellkey import CellKeys
 from node.config import Disclosure
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.wire import ALL_METHODS
@@ -24,9 +38,8 @@ def policy_message(policy: Disclosure) -> pb.DisclosurePolicy:
         small_stratum_action=policy.small_stratum_action,
         small_count_suppression=policy.small_count_suppression,
         small_count_threshold=policy.small_count_threshold if policy.small_count_suppression else 0,
-        differential_privacy=pb.DifferentialPrivacy(
-            enabled=False
-        ),  # set by node/privacy.py when on
+        differential_privacy=pb.DifferentialPrivacy(enabled=False),  # no longer offered
+        perturbation=cellkey.policy(),
     )
 
 
@@ -67,32 +80,47 @@ def _grouped(strata: list[pb.StratumCounts], key) -> list[list[pb.StratumCounts]
     return [groups[k] for k in sorted(groups)]
 
 
+Identity = tuple[str, str, str]  # (biomarker, method, specimen) of a stratum as computed
+
+
+def _identity(s: pb.StratumCounts) -> Identity:
+    return (s.biomarker, s.method, s.specimen)
+
+
 def apply_min_denominator(
     strata: list[pb.StratumCounts], n: int, action: str
 ) -> list[pb.StratumCounts]:
     """Strata under n tests are withheld, or merged upwards: first their specimens (specimen
     "any"), then, for per-method strata, their methods (method "any"). A merged stratum still
-    under n is withheld. Strata of n or more are released as they are; merged strata hold only
-    small ones, so no released cell can be recovered by subtraction."""
-    released = [s for s in strata if s.tests >= n]
+    under n is withheld. Strata of n or more are released as they are."""
+    return [s for s, _ in merge_plan(strata, n, action)]
+
+
+def merge_plan(
+    strata: list[pb.StratumCounts], n: int, action: str
+) -> list[tuple[pb.StratumCounts, list[Identity]]]:
+    """apply_min_denominator, each released stratum with the computed strata it holds."""
+    released = [(s, [_identity(s)]) for s in strata if s.tests >= n]
     small = [s for s in strata if s.tests < n]
     if action == "withhold":
         return released + [
-            _withheld(s.biomarker, s.method, s.specimen, n, "small stratum") for s in small
+            (_withheld(s.biomarker, s.method, s.specimen, n, "small stratum"), []) for s in small
         ]
-    still_small = []
+    still_small: list[tuple[pb.StratumCounts, list[Identity]]] = []
     for group in _grouped(small, lambda s: (s.biomarker, s.method)):
         merged = _merged(group, group[0].method, f"merged: specimens with fewer than {n} tests")
-        (released if merged.tests >= n else still_small).append(merged)
-    for group in _grouped(still_small, lambda s: (s.biomarker,)):
+        entry = (merged, [_identity(s) for s in group])
+        (released if merged.tests >= n else still_small).append(entry)
+    for group in _grouped([s for s, _ in still_small], lambda s: (s.biomarker,)):
+        members = [m for s, ms in still_small if s.biomarker == group[0].biomarker for m in ms]
         method = ALL_METHODS if group[0].method == ALL_METHODS else "any"
         merged = _merged(group, method, f"merged: methods with fewer than {n} tests")
         released.append(
-            merged
+            (merged, members)
             if merged.tests >= n
-            else _withheld(merged.biomarker, method, "any", n, "too few tests even merged")
+            else (_withheld(merged.biomarker, method, "any", n, "too few tests even merged"), [])
         )
-    return sorted(released, key=lambda s: (s.biomarker, s.method, s.specimen))
+    return sorted(released, key=lambda e: (e[0].biomarker, e[0].method, e[0].specimen))
 
 
 def suppress_small_counts(stratum: pb.StratumCounts, threshold: int) -> None:
@@ -118,68 +146,179 @@ def suppress_small_counts(stratum: pb.StratumCounts, threshold: int) -> None:
         ) + f"cells under {threshold} suppressed with complementary suppression"
 
 
-def apply(summary: pb.SiteSummary, policy: Disclosure) -> pb.SiteSummary:
-    """The releasable summary; the input is not changed."""
+def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.SiteSummary:
+    """The releasable summary; the input is not changed. `keys` holds the cell keys
+    node/metrics.py computed beside the counts."""
     out = pb.SiteSummary()
     out.CopyFrom(summary)
     n = policy.min_denominator
     per_method = [s for s in summary.strata if s.method != ALL_METHODS]
     per_test = [s for s in summary.strata if s.method == ALL_METHODS]
     del out.strata[:]
-    out.strata.extend(apply_min_denominator(per_method, n, policy.small_stratum_action))
-    out.strata.extend(apply_min_denominator(per_test, n, policy.small_stratum_action))
-    if policy.small_count_suppression:
-        for stratum in out.strata:
-            suppress_small_counts(stratum, policy.small_count_threshold)
+    for part in (per_method, per_test):
+        for stratum, members in merge_plan(part, n, policy.small_stratum_action):
+            if policy.small_count_suppression:
+                suppress_small_counts(stratum, policy.small_count_threshold)
+            _perturb_stratum(stratum, [keys.strata[m] for m in members])
+            out.strata.append(stratum)
+    _vaf(out, summary, keys, n)
     for table in out.concordance:
-        pairs = (
-            table.both_positive
-            + table.index_positive_comparator_negative
-            + table.index_negative_comparator_positive
-            + table.both_negative
-        )
-        if pairs + table.excluded_failed < n:
-            for field in (
-                "both_positive",
-                "index_positive_comparator_negative",
-                "index_negative_comparator_positive",
-                "both_negative",
-                "excluded_failed",
-            ):
-                setattr(table, field, 0)
-            table.withheld = True
-            table.disclosure_note = f"withheld: fewer than {n} pairs"
-    _merge_small_turnaround(out, n)
-    if out.panel.patients < n:
-        target = out.panel
-        target.Clear()
-        target.withheld = True
-        target.disclosure_note = f"withheld: fewer than {n} patients"
+        _concordance(table, keys, n)
+    _turnaround(out, keys, n)
+    _panel(out.panel, keys, n)
     out.policy.CopyFrom(policy_message(policy))
     return out
 
 
-def _merge_small_turnaround(summary: pb.SiteSummary, n: int) -> None:
-    small = [h for h in summary.turnaround if h.total < n]
-    if not small:
+def _sum_keys(members: list[list[int]], cell: int) -> int:
+    return sum(keys[cell] for keys in members)
+
+
+def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> None:
+    """Every cell gets its noise; tests is the sum of the perturbed cells. Suppressed cells stay
+    0 on the wire and their noise goes into tests only (so tests says nothing exact about them)."""
+    if stratum.withheld:
         return
-    kept = [h for h in summary.turnaround if h.total >= n]
-    merged = pb.TurnaroundHistogram(
-        specimen="any",
-        target_days=small[0].target_days,
-        disclosure_note=f"merged: specimens with fewer than {n} tests",
+    hidden = set(stratum.suppressed_cells)
+    true_cells = {c: getattr(stratum, c) for c in CELLS}
+    if hidden:  # suppression zeroed these cells; their true counts are tests minus the others
+        missing = stratum.tests - sum(true_cells.values())
+        # the hidden cells together hold `missing`; spread it back for the perturbation of tests
+        true_cells[sorted(hidden, key=CELLS.index)[0]] += missing
+    perturbed = {
+        c: cellkey.perturb(true_cells[c], _sum_keys(members, i)) for i, c in enumerate(CELLS)
+    }
+    for c in CELLS:
+        setattr(stratum, c, 0 if c in hidden else perturbed[c])
+    if stratum.tests:
+        stratum.tests = sum(perturbed.values())
+
+
+_PAIR_CELLS = (
+    "both_positive",
+    "index_positive_comparator_negative",
+    "index_negative_comparator_positive",
+    "both_negative",
+    "excluded_failed",
+)
+
+
+def _concordance(table: pb.ConcordanceTable, keys: CellKeys, n: int) -> None:
+    if sum(getattr(table, f) for f in _PAIR_CELLS) < n:
+        for f in _PAIR_CELLS:
+            setattr(table, f, 0)
+        table.withheld = True
+        table.disclosure_note = f"withheld: fewer than {n} pairs"
+        return
+    cell_keys = (
+        keys.pairs[(table.biomarker, table.index_method, table.comparator_method)]
+        if table.kind == "inter_method"
+        else keys.tissue_plasma[table.biomarker]
     )
-    counts: defaultdict[int, int] = defaultdict(int)
-    for h in small:
-        for i, c in enumerate(h.counts):
-            counts[i] += c
-        merged.within_target += h.within_target
-        merged.total += h.total
-    if merged.total >= n:
-        merged.counts.extend(counts[i] for i in range(len(small[0].counts)))
-    else:
-        merged.within_target = merged.total = 0
-        merged.withheld = True
-        merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
+    for i, f in enumerate(_PAIR_CELLS):
+        setattr(table, f, cellkey.perturb(getattr(table, f), cell_keys[i]))
+
+
+def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
+    """Specimens with fewer than n tests are merged into specimen "any" (withheld if still
+    small); every bin is perturbed; within_target and total are sums of perturbed bins."""
+    kept = [h for h in summary.turnaround if h.total >= n]
+    small = [h for h in summary.turnaround if h.total < n]
+    histograms = [(h, [keys.turnaround[h.specimen]]) for h in kept]
+    if small:
+        merged = pb.TurnaroundHistogram(
+            specimen="any",
+            target_days=small[0].target_days,
+            disclosure_note=f"merged: specimens with fewer than {n} tests",
+        )
+        total = sum(h.total for h in small)
+        if total >= n:
+            merged.counts.extend(
+                sum(h.counts[i] for h in small) for i in range(len(small[0].counts))
+            )
+            histograms.append((merged, [keys.turnaround[h.specimen] for h in small]))
+        else:
+            merged.withheld = True
+            merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
+    for h, members in histograms:
+        counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
+        del h.counts[:]
+        h.counts.extend(counts)
+        h.within_target = sum(counts[: h.target_days + 1])
+        h.total = sum(counts)
     del summary.turnaround[:]
-    summary.turnaround.extend(kept + [merged])
+    summary.turnaround.extend(kept + ([merged] if small else []))
+
+
+def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:
+    """Withheld under n patients; else every count perturbed, and the per-biomarker and
+    all-required counts capped at the (perturbed) number of patients."""
+    if panel.patients < n:
+        panel.Clear()
+        panel.withheld = True
+        panel.disclosure_note = f"withheld: fewer than {n} patients"
+        return
+    panel.patients = cellkey.perturb(panel.patients, keys.panel_patients)
+    for b in panel.biomarkers:
+        b.with_valid_result = min(
+            panel.patients,
+            cellkey.perturb(b.with_valid_result, keys.panel_biomarkers.get(b.biomarker, 0)),
+        )
+    panel.with_all_required = min(
+        [panel.patients, cellkey.perturb(panel.with_all_required, keys.panel_all)]
+        + [b.with_valid_result for b in panel.biomarkers]
+    )
+
+
+def _vaf(out: pb.SiteSummary, summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
+    """A VAF histogram goes with its biomarker x method's tests: released when they number n or
+    more, else merged over the small methods of the biomarker (method "any"), else withheld."""
+    tests: defaultdict[tuple[str, str], int] = defaultdict(int)
+    for s in summary.strata:
+        if s.method != ALL_METHODS:
+            tests[(s.biomarker, s.method)] += s.tests
+    released: list[tuple[pb.VafHistogram, list[list[int]]]] = []
+    small: defaultdict[str, list[pb.VafHistogram]] = defaultdict(list)
+    for h in summary.vaf:
+        if tests[(h.biomarker, h.method)] >= n:
+            released.append(
+                (
+                    pb.VafHistogram(
+                        biomarker=h.biomarker, method=h.method, edges=h.edges, counts=h.counts
+                    ),
+                    [keys.vaf[(h.biomarker, h.method)]],
+                )
+            )
+        else:
+            small[h.biomarker].append(h)
+    for biomarker, group in sorted(small.items()):
+        edges = group[0].edges
+        if sum(tests[(biomarker, h.method)] for h in group) >= n:
+            merged = pb.VafHistogram(
+                biomarker=biomarker,
+                method="any",
+                edges=edges,
+                counts=[sum(h.counts[i] for h in group) for i in range(len(group[0].counts))],
+                disclosure_note=f"merged: methods with fewer than {n} tests",
+            )
+            released.append((merged, [keys.vaf[(biomarker, h.method)] for h in group]))
+        else:
+            released.append(
+                (
+                    pb.VafHistogram(
+                        biomarker=biomarker,
+                        method="any",
+                        edges=edges,
+                        withheld=True,
+                        disclosure_note=f"withheld: fewer than {n} tests even merged",
+                    ),
+                    [],
+                )
+            )
+    for h, members in released:
+        if not h.withheld:
+            counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
+            del h.counts[:]
+            h.counts.extend(counts)
+    del out.vaf[:]
+    out.vaf.extend(h for h, _ in sorted(released, key=lambda e: (e[0].biomarker, e[0].method)))

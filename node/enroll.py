@@ -9,7 +9,7 @@ import sqlite3
 from node import standard as node_standard
 from node import store
 from node.client import CoordinatorClient
-from node.config import NodeConfig
+from node.config import NodeConfig, write_private
 from node.errors import ConfigError
 from node.receipts import coordinator_key, remember_tree_head
 from protos import dsse, keys, wire
@@ -34,7 +34,7 @@ def enroll(
             f"the coordinator's key differs from the one pinned in {pinned}; "
             "if the centre really changed its key, remove that file and enrol again"
         )
-    pinned.write_bytes(response.coordinator_public_key)
+    write_private(pinned, response.coordinator_public_key)
     store.set_state(conn, "keyid", response.keyid)
     store.set_state(conn, "enrolled_at", _now())
     remember_tree_head(conn, client, response.signed_tree_head, coordinator_key(config))
@@ -68,5 +68,6 @@ def fetch_standard(config: NodeConfig, client: CoordinatorClient) -> node_standa
     dsse.verify(response.standard, coordinator_key(config), expected_type=wire.STANDARD)
     text = response.standard.payload.decode("utf-8")
     parsed = node_standard.parse(text)
-    config.standard_path.write_text(text, encoding="utf-8")
+    node_standard.check_bounds(parsed, config.disclosure)  # refused: the cached one stays
+    write_private(config.standard_path, text)
     return parsed

@@ -96,9 +96,12 @@ def ingest_file(
         ingest_id = conn.execute(
             "INSERT INTO ingests (source, ingested_at) VALUES (?, ?)", (path.name, now)
         ).lastrowid
+        assert ingest_id is not None  # set by every INSERT
         job = validate.Job(path, mapping, pseudonymise, encoding, ingest_id)
         with closing(validate.in_worker(job) if worker else validate.prepare(job)) as items:
             opened = next(items)
+            if not isinstance(opened, validate.Opened):  # prepare's first item, always
+                raise TypeError(f"{type(opened).__name__} where the file's Opened was due")
             result = IngestResult(
                 file=path.name, encoding=opened.encoding, unmapped_columns=opened.unmapped_columns
             )

@@ -13,6 +13,10 @@ test and biomarker arrive together:
   standard ranks higher for that biomarker; pairs with a failed or equivocal side count apart;
 - turnaround counts each test once, from its earliest receipt to its latest report;
 - per patient, a bitmask keeps what tissue-plasma concordance and panel coverage need.
+
+Beside every count, `compute` fills `keys` (node/cellkey.py) with the cell key of that count: the
+sum of the secret record keys of the records counted, which the disclosure step turns into the
+count's bounded, consistent noise.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from itertools import combinations
 
+from node.cellkey import CellKeys, patient_part, record_key
 from node.standard import NodeStandard
 from node.vocabulary import BIOMARKERS
 from node.workdays import WorkingDays
@@ -46,14 +51,13 @@ def _call(results: list[str]) -> str:
     return "failed"
 
 
-def _pair(table: list[int], index_result: str, comparator_result: str) -> None:
-    """table = [both+, index+ comparator-, index- comparator+, both-, excluded]."""
+def _pair_cell(index_result: str, comparator_result: str) -> int:
+    """The cell of a pair in [both+, index+ comparator-, index- comparator+, both-, excluded]."""
     if index_result not in VALID or comparator_result not in VALID:
-        table[4] += 1
-    elif index_result == "positive":
-        table[0 if comparator_result == "positive" else 1] += 1
-    else:
-        table[2 if comparator_result == "positive" else 3] += 1
+        return 4
+    if index_result == "positive":
+        return 0 if comparator_result == "positive" else 1
+    return 2 if comparator_result == "positive" else 3
 
 
 def _table(kind: str, key: tuple[str, str, str], cells: list[int]) -> pb.ConcordanceTable:
@@ -86,9 +90,24 @@ def _stratum(biomarker: str, method: str, specimen: str, cells: list[int]) -> pb
 
 
 def compute(
-    conn: sqlite3.Connection, period: Period, standard: NodeStandard, workdays: WorkingDays
+    conn: sqlite3.Connection,
+    period: Period,
+    standard: NodeStandard,
+    workdays: WorkingDays,
+    keys: CellKeys | None = None,
 ) -> pb.SiteSummary:
-    """All metrics of the period, before disclosure control (site, sequence and policy not yet set)."""
+    """All metrics of the period, before disclosure control (site, sequence and policy not yet set).
+    `keys`, when given, receives the cell key of every count."""
+    keys = keys if keys is not None else CellKeys()
+    strata_keys = keys.strata
+    pair_keys = keys.pairs
+    tat_keys = keys.turnaround
+    vaf_keys = keys.vaf
+    patient_parts: dict[str, int] = {}
+    part = 0  # the secret part of the current patient's record keys
+    record = 0  # the record key of the current test and biomarker (a result of one method)
+    call = 0  # the record key of its per-test call (method "all"): a record of its own
+    test_record = 0  # the record key of the current test
     per_method: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
@@ -107,22 +126,27 @@ def compute(
     group: list[
         tuple[str, str, str]
     ] = []  # (method, result, specimen) of the current test and biomarker
-    current_test = current_biomarker = None
+    current_test: str | None = None
+    current_biomarker = ""  # of the current group; set before the group has a row
 
     def close_group() -> None:
         by_specimen: dict[str, list[str]] = defaultdict(list)
         for _, result, specimen in group:
             by_specimen[specimen].append(result)
         for specimen, results in by_specimen.items():
-            per_test[(current_biomarker, specimen)][CELL[_call(results)]] += 1
+            cell = CELL[_call(results)]
+            per_test[(current_biomarker, specimen)][cell] += 1
+            strata_keys[(current_biomarker, ALL_METHODS, specimen)][cell] += call
         if len(group) > 1:
             for (m1, r1, _), (m2, r2, _) in combinations(group, 2):
                 if m1 == m2:
                     continue
                 if rank(current_biomarker, m1) <= rank(current_biomarker, m2):
-                    _pair(pairs[(current_biomarker, m2, m1)], r2, r1)
+                    key, cell = (current_biomarker, m2, m1), _pair_cell(r2, r1)
                 else:
-                    _pair(pairs[(current_biomarker, m1, m2)], r1, r2)
+                    key, cell = (current_biomarker, m1, m2), _pair_cell(r1, r2)
+                pairs[key][cell] += 1
+                pair_keys[key][cell] += record
 
     def close_test() -> None:
         for specimen, (received, reported) in test_span.items():
@@ -130,6 +154,7 @@ def compute(
                 dt.date.fromisoformat(received), dt.date.fromisoformat(reported)
             )
             tat[specimen][min(days, TAT_BINS - 1)] += 1
+            tat_keys[specimen][min(days, TAT_BINS - 1)] += test_record
 
     rows = conn.execute(
         """SELECT test_id, biomarker, method, patient_key, received_date, reported_date, specimen, histology,
@@ -153,16 +178,26 @@ def compute(
     ) in rows:
         if test_id != current_test or biomarker != current_biomarker:
             if len(group) == 1:  # the common case: one method for this test and biomarker
-                per_test[(current_biomarker, group[0][2])][CELL[group[0][1]]] += 1
+                cell = CELL[group[0][1]]
+                per_test[(current_biomarker, group[0][2])][cell] += 1
+                strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
             elif group:
                 close_group()
+            part = _part(patient_parts, patient)
             if test_id != current_test:
                 if current_test is not None:
                     close_test()
                 current_test, test_span = test_id, {}
+                test_record = record_key(part, test_id)
             current_biomarker, group = biomarker, []
+            record = record_key(part, test_id, biomarker)
+            call = record_key(part, test_id, biomarker, ALL_METHODS)
         group.append((method, result, specimen))
-        per_method[(biomarker, method, specimen)][CELL[result]] += 1
+        cell = CELL[result]
+        per_method[(biomarker, method, specimen)][cell] += 1
+        strata_keys[(biomarker, method, specimen)][cell] += record_key(
+            part, test_id, biomarker, method
+        )
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported]
@@ -190,6 +225,7 @@ def compute(
             i = bisect_right(vaf_edges, vaf_value) - 1
             if 0 <= i < len(vaf_edges) - 1:
                 vaf[(biomarker, method)][i] += 1
+                vaf_keys[(biomarker, method)][i] += record
     if current_test is not None:
         close_group()
         close_test()
@@ -210,13 +246,21 @@ def compute(
             for s, c in sorted(tat.items())
         ],
         concordance=[_table("inter_method", k, c) for k, c in sorted(pairs.items())]
-        + _tissue_plasma(sides),
-        panel=_panel(valid, non_squamous, standard),
+        + _tissue_plasma(sides, keys, patient_parts),
+        panel=_panel(valid, non_squamous, standard, keys, patient_parts),
         vaf=[
             pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c)
             for (b, m), c in sorted(vaf.items())
         ],
     )
+
+
+def _part(patient_parts: dict[str, int], patient: str) -> int:
+    """The secret part of the patient's record keys, computed once per patient."""
+    part = patient_parts.get(patient)
+    if part is None:
+        part = patient_parts[patient] = patient_part(patient)
+    return part
 
 
 def _side_call(bits: int) -> str | None:
@@ -226,25 +270,42 @@ def _side_call(bits: int) -> str | None:
     return "positive" if bits & 1 else "negative" if bits & 2 else "failed"
 
 
-def _tissue_plasma(sides: dict[str, int]) -> list[pb.ConcordanceTable]:
+def _tissue_plasma(
+    sides: dict[str, int], keys: CellKeys, patient_parts: dict[str, int]
+) -> list[pb.ConcordanceTable]:
     """Same patient, same biomarker, both a tissue and a plasma result: plasma is the index."""
     tables: dict[str, list[int]] = {}
-    for bits in sides.values():
+    for patient, bits in sides.items():
         for biomarker, bit in BIT.items():
             six = bits >> (6 * bit) & 0b111111
             tissue, plasma = _side_call(six & 0b111), _side_call(six >> 3)
             if tissue and plasma:
-                _pair(tables.setdefault(biomarker, [0, 0, 0, 0, 0]), plasma, tissue)
+                cell = _pair_cell(plasma, tissue)
+                tables.setdefault(biomarker, [0, 0, 0, 0, 0])[cell] += 1
+                keys.tissue_plasma[biomarker][cell] += record_key(
+                    _part(patient_parts, patient), "tissue_plasma", biomarker
+                )
     return [_table("tissue_plasma", (b, "plasma", "tissue"), c) for b, c in sorted(tables.items())]
 
 
 def _panel(
-    valid: dict[str, int], non_squamous: set[str], standard: NodeStandard
+    valid: dict[str, int],
+    non_squamous: set[str],
+    standard: NodeStandard,
+    keys: CellKeys,
+    patient_parts: dict[str, int],
 ) -> pb.PanelCoverage:
     """Among non-squamous patients: who has a valid result for each required biomarker, and for all."""
     required = [b for b in standard.required_panel if b in BIT]
     need = sum(1 << BIT[b] for b in required)
     masks = [valid.get(p, 0) for p in non_squamous]
+    patient_keys = [record_key(_part(patient_parts, p), "panel") for p in non_squamous]
+    keys.panel_patients = sum(patient_keys)
+    keys.panel_all = sum(k for k, m in zip(patient_keys, masks, strict=True) if m & need == need)
+    for b in standard.required_panel:
+        keys.panel_biomarkers[b] = sum(
+            k for k, m in zip(patient_keys, masks, strict=True) if b in BIT and m >> BIT[b] & 1
+        )
     return pb.PanelCoverage(
         patients=len(masks),
         biomarkers=[

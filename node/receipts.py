@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from node.client import CoordinatorClient
 from node.config import NodeConfig
 from node.errors import ConfigError, LedgerAlarm
-from protos import dsse, merkle, wire
+from protos import dsse, leaf, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -52,7 +52,7 @@ def check_submission(
         if proof.leaf_index != receipt.leaf_index or proof.tree_size != head.tree_size:
             raise ContractError("the inclusion proof is for another leaf or tree size")
         merkle.verify_inclusion(
-            merkle.leaf_hash(wire.envelope_bytes(envelope)),
+            merkle.leaf_hash(leaf.leaf_data(envelope, receipt)),
             receipt.leaf_index,
             head.tree_size,
             list(proof.hashes),
@@ -126,6 +126,7 @@ def verify_all(
     for sha, leaf_index, blob, receipt_blob in rows:
         receipt_env = wire.parse_envelope(receipt_blob)
         dsse.verify(receipt_env, trusted, expected_type=wire.RECEIPT)
+        receipt = wire.decode(receipt_env.payload, lpb.Receipt)
         if leaf_index >= head.tree_size:
             raise LedgerAlarm(
                 f"receipt for leaf {leaf_index} is beyond the current tree of {head.tree_size}: "
@@ -134,7 +135,7 @@ def verify_all(
         proof = client.inclusion_proof(leaf_index, head.tree_size)
         try:
             merkle.verify_inclusion(
-                merkle.leaf_hash(blob),
+                merkle.leaf_hash(leaf.leaf_data(wire.parse_envelope(blob), receipt)),
                 leaf_index,
                 head.tree_size,
                 list(proof.hashes),

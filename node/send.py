@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import outbox, privacy, summary
+from node import outbox, release, summary, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.receipts import check_submission, coordinator_key, remember_tree_head
@@ -17,14 +17,16 @@ from protos.periods import Period
 @dataclass
 class Queued:
     period: str
-    sequence: int | None  # None: nothing changed since the last summary of this period
+    sequence: int | None  # None: nothing signed (unchanged, or held: see `held`)
     envelope_sha256: str | None
+    held: str = ""  # why a changed period was not signed again
 
 
 def queue_summary(
     conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period
 ) -> Queued:
-    """Build, sign and store the period's summary in the outbox, unless it says nothing new."""
+    """Build, sign and store the period's summary in the outbox, unless it says nothing new or
+    the revision must be held (node/release.py)."""
     sequence = summary.next_sequence(conn)
     message, payload = summary.build(conn, config, standard, period, sequence)
     last = outbox.last_payload(conn, period.label)
@@ -33,23 +35,20 @@ def queue_summary(
         previous.sequence = message.sequence
         if previous == message:
             return Queued(period.label, None, None)
-    dp = config.disclosure.differential_privacy
-    if dp:
-        privacy.check_budget(
-            conn, config.disclosure.epsilon_per_period, config.disclosure.epsilon_total
-        )
+        held = release.revision_held(conn, config, standard, period, previous)
+        if held:
+            return Queued(period.label, None, None, held)
     envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
-    spend = (
-        (
-            lambda c: privacy.record_spend(
-                c, sequence, period.label, config.disclosure.epsilon_per_period
-            )
-        )
-        if dp
-        else None
-    )
     return Queued(
-        period.label, sequence, outbox.add(conn, envelope, period.label, sequence, also=spend)
+        period.label,
+        sequence,
+        outbox.add(
+            conn,
+            envelope,
+            period.label,
+            sequence,
+            also=lambda c: release.snapshot(c, period),
+        ),
     )
 
 
@@ -58,6 +57,8 @@ class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
+    witnessed: witness.WitnessReport | None = None  # this node's round as a witness, after sending
+    witness_error: str | None = None  # why that round could not run (tried again next time)
 
 
 def flush(
@@ -87,6 +88,13 @@ def flush(
         outbox.mark_delivered(
             conn, item, receipt.leaf_index, response.receipt, response.signed_tree_head
         )
+        if response.checkpoint:
+            witness.record(conn, config, response.checkpoint, "submit")
         report.delivered.append((item.sequence, receipt.leaf_index))
     report.pending = len(outbox.pending(conn))
+    if report.delivered:
+        try:
+            report.witnessed = witness.step(conn, config, client)
+        except RpcFailure as exc:
+            report.witness_error = str(exc)
     return report

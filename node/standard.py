@@ -2,6 +2,12 @@
 
 The standard is served by the coordinator (GetStandards), signed, and cached in D/standard.toml so
 that `summarize` works offline. The node reads only what shapes its metrics.
+
+Whatever shapes released data is bounded by the node's own policy (`check_bounds`): a standard
+may make a release coarser, never finer. VAF edges must be a subset of the policy's; the panel's
+histologies must include every histology of the policy's list (leaving one out would isolate
+its patients); the panel lists only known biomarkers; the turnaround target is a bin the node
+has. A standard outside these bounds is refused, with the reason, and not cached.
 """
 
 from __future__ import annotations
@@ -10,7 +16,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from node.errors import ConfigError
+from node.config import Disclosure
+from node.errors import ConfigError, NodeError
+from node.vocabulary import BIOMARKERS
+
+TURNAROUND_BINS = 31  # node/metrics.py: 0..29 working days, then "30 or more"
+
+
+class StandardRefused(NodeError):
+    """The coordinator's standard asks for a finer release than the node's policy allows."""
+
 
 DEFAULT_ORDER = ("ngs_dna_rna", "ngs_rna", "fish", "ngs_dna", "ddpcr", "pcr", "ihc", "other")
 
@@ -63,3 +78,36 @@ def load_cached(path: Path) -> NodeStandard:
         raise ConfigError(
             "no testing standard is cached yet; run `rarenet-node enroll` or `rarenet-node standards fetch`"
         ) from exc
+
+
+def check_bounds(standard: NodeStandard, policy: Disclosure) -> None:
+    """Refuse a standard that would make a release finer than the policy allows."""
+    problems = []
+    allowed = policy.vaf_edges
+    finer = [e for e in standard.vaf_edges if not any(abs(e - a) < 1e-9 for a in allowed)]
+    if len(standard.vaf_edges) < 2 or finer:
+        problems.append(
+            f"its VAF edges {list(standard.vaf_edges)} are not a subset of this node's "
+            f"vaf_edges {list(allowed)} (edges {finer} would be finer bins)"
+        )
+    missing = sorted(set(policy.panel_histologies) - set(standard.non_squamous))
+    if missing:
+        problems.append(
+            f"its panel histologies leave out {missing}, which this node's panel_histologies "
+            "include (a population that leaves one histology out would isolate its patients)"
+        )
+    unknown = sorted(set(standard.required_panel) - set(BIOMARKERS))
+    if unknown or len(set(standard.required_panel)) != len(standard.required_panel):
+        problems.append(f"its panel names unknown or repeated biomarkers {unknown}")
+    if not 0 <= standard.target_days < TURNAROUND_BINS - 1:
+        problems.append(
+            f"its turnaround target {standard.target_days} is not 0 to {TURNAROUND_BINS - 2} days"
+        )
+    if problems:
+        raise StandardRefused(
+            f"testing standard {standard.version} is refused: "
+            + "; ".join(problems)
+            + ". A standard may make what leaves coarser, never finer. Nothing was signed under "
+            "it; tell the coordinating centre, or widen [disclosure] in node.toml only if your "
+            "privacy officer agrees"
+        )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
+from typing import overload
 
 import sqlite_utils
 
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS quarantine (
     line INTEGER NOT NULL,
     field TEXT NOT NULL,
     reason TEXT NOT NULL,
-    row_json TEXT NOT NULL,             -- the row as read, patient id replaced by its keyed hash
+    row_json TEXT NOT NULL,             -- the row's canonical fields, patient id as its keyed hash
     ingested_at TEXT NOT NULL,
     released_at TEXT
 );
@@ -78,12 +80,39 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     signed BLOB NOT NULL,
     seen_at TEXT NOT NULL
 );
+-- Every coordinator checkpoint seen (verified), and this node's cosignature as a witness.
+-- Two rows of one size with different roots are a fork: see ledger_alarms.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    note BLOB NOT NULL,                 -- the signed note as first received
+    source TEXT NOT NULL,               -- submit (with a receipt) or published (GetCheckpoint)
+    seen_at TEXT NOT NULL,
+    cosignature TEXT,                   -- this node's cosignature/v1 line, once it cosigned
+    cosigned_at TEXT,
+    delivered_at TEXT,                  -- when the coordinator took the cosignature
+    cosigners TEXT,                     -- JSON: other sites whose cosignatures verified on it
+    PRIMARY KEY (tree_size, root_hash)
+);
+CREATE TABLE IF NOT EXISTS ledger_alarms (
+    id INTEGER PRIMARY KEY,
+    raised_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    evidence TEXT NOT NULL              -- the directory holding the signed checkpoints
+);
 CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one row per signed summary
     sequence INTEGER PRIMARY KEY,
     period TEXT NOT NULL,
     epsilon REAL NOT NULL,
     spent_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS released_records (  -- what each period's last release counted
+    period TEXT NOT NULL,
+    k TEXT NOT NULL,                    -- test, biomarker, method
+    v TEXT NOT NULL                     -- the values the metrics read
+);
+CREATE INDEX IF NOT EXISTS released_records_period ON released_records (period);
+CREATE TABLE IF NOT EXISTS released_periods (period TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS state (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -92,6 +121,10 @@ CREATE TABLE IF NOT EXISTS state (
 
 
 def connect(path: Path) -> sqlite3.Connection:
+    """Open (or create) the database: node.db is 0600, and SQLite gives its -wal and -shm files
+    the database file's mode, whatever the umask."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
@@ -114,6 +147,10 @@ def database(conn: sqlite3.Connection) -> sqlite_utils.Database:
     return sqlite_utils.Database(conn)
 
 
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: str) -> str: ...
+@overload
+def get_state(conn: sqlite3.Connection, key: str, default: None = None) -> str | None: ...
 def get_state(conn: sqlite3.Connection, key: str, default: str | None = None) -> str | None:
     row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
     return row[0] if row else default

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import sqlite3
 
-from node import __version__, disclosure, metrics, privacy, store
+from node import __version__, disclosure, metrics, release, store
+from node.cellkey import CellKeys
 from node.config import NodeConfig
-from node.standard import NodeStandard
+from node.standard import NodeStandard, check_bounds
 from node.workdays import WorkingDays
 from protos import wire
 from protos.periods import Period
@@ -28,14 +29,16 @@ def build(
     period: Period,
     sequence: int,
 ) -> tuple[pb.SiteSummary, bytes]:
-    raw = metrics.compute(conn, period, standard, WorkingDays(config.country, config.subdivision))
-    released = disclosure.apply(raw, config.disclosure)
+    release.check_period(conn, config, period)
+    check_bounds(standard, config.disclosure)
+    keys = CellKeys()
+    raw = metrics.compute(
+        conn, period, standard, WorkingDays(config.country, config.subdivision), keys
+    )
+    released = disclosure.apply(raw, config.disclosure, keys)
     released.site_id = config.site_id
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
     released.software_version = f"rarenet-node {__version__}"
-    policy = config.disclosure
-    if policy.differential_privacy:
-        bound = privacy.sensitivity(conn, period.start.isoformat(), period.end.isoformat())
-        privacy.apply(released, policy.epsilon_per_period, bound, config.pseudonym_secret())
+    released.testing_directory = config.testing_directory
     return released, wire.encode(released)

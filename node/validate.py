@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,18 +131,20 @@ class Validator:
         """The five canonical words, or () if one is empty or unknown."""
         if len(self.word_sets) > 100_000:
             self.word_sets.clear()
-        words = tuple(self.word(name, text.strip()) for name, text in zip(VOCABULARY_FIELDS, cells))
-        self.word_sets[cells] = words = words if all(words) else ()
+        found = [self.word(name, text.strip()) for name, text in zip(VOCABULARY_FIELDS, cells)]
+        words = tuple(word for word in found if word)
+        self.word_sets[cells] = words = words if len(words) == len(found) else ()
         return words
 
     def _date_pair(self, received: str, reported: str) -> tuple[str, str] | tuple[()]:
         """(received, reported) as ISO dates, or () if one is not a real date or reported is earlier."""
         if len(self.date_pairs) > 100_000:
             self.date_pairs.clear()
-        pair = (self.date(received.strip()), self.date(reported.strip()))
-        self.date_pairs[received, reported] = pair = (
-            pair if pair[0] and pair[1] and pair[1] >= pair[0] else ()
+        first, last = self.date(received.strip()), self.date(reported.strip())
+        pair: tuple[str, str] | tuple[()] = (
+            (first, last) if first and last and last >= first else ()
         )
+        self.date_pairs[received, reported] = pair
         return pair
 
     def __call__(self, cells: list[str], line: int) -> tuple | None:
@@ -231,15 +233,16 @@ class Validator:
         return problems
 
     def masked(self, cells: list[str]) -> str:
-        """The row as read, for the quarantine table, with the patient id replaced by its keyed hash."""
-        shown = list(cells)
-        i = self.index.get("patient_id")
-        if i is not None and i < len(shown) and shown[i].strip():
-            shown[i] = "pseudonym:" + self.pseudonymise(shown[i].strip())
-        return json.dumps(shown, ensure_ascii=False)
+        """The row for the quarantine table: its canonical fields only (a column the mapping does
+        not name, such as a patient's name, is not kept), the patient id as its keyed hash."""
+        cells = (cells + self.blanks)[: self.width]
+        shown = dict(zip(REQUIRED + OPTIONAL, (text.strip() for text in self.pick(cells))))
+        if shown.get("patient_id"):
+            shown["patient_id"] = "pseudonym:" + self.pseudonymise(shown["patient_id"])
+        return json.dumps({k: v for k, v in shown.items() if v}, ensure_ascii=False)
 
 
-def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
+def prepare(job: Job) -> Generator[Opened | Batch | Finished, None, None]:
     """Opened, then Batches covering every row of the file, then Finished; IngestError if the
     file as a whole cannot be read (bad rows are quarantined instead)."""
     table = open_table(job.path, job.encoding or job.mapping.encoding)
@@ -281,7 +284,7 @@ def prepare(job: Job) -> Iterator[Opened | Batch | Finished]:
     yield Finished(table.sha256())
 
 
-def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
+def in_worker(job: Job) -> Generator[Opened | Batch | Finished, None, None]:
     """`prepare(job)` run in a second process; the same items, and the same errors raised."""
     worker = Worker("node.validate", "validation")
     try:
@@ -291,6 +294,8 @@ def in_worker(job: Job) -> Iterator[Opened | Batch | Finished]:
             item = worker.receive()
             if isinstance(item, Failed):
                 raise item.error
+            if not isinstance(item, Opened | Batch | Finished):
+                raise WorkerStopped(f"the validation process answered {type(item).__name__}")
             yield item
             if isinstance(item, Finished):
                 return

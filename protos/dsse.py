@@ -49,6 +49,20 @@ def add_signature(envelope: Envelope, key: Ed25519PrivateKey) -> Envelope:
     return envelope
 
 
+def sole_signer(envelope: Envelope) -> str:
+    """The keyid of an envelope that must carry exactly one signature, as a site's submission
+    does. Intake and auditors both call this, so they agree on which signature counts: the only
+    one. SignatureError for none or more than one (a junk signature in front of a good one would
+    otherwise be accepted by one reader and rejected by another)."""
+    count = len(envelope.signatures)
+    if count != 1:
+        raise SignatureError(
+            f"the envelope carries {count} signatures; a site's submission is signed by exactly "
+            "one key, the site's enrolled key"
+        )
+    return str(envelope.signatures[0].keyid)
+
+
 def verify(
     envelope: Envelope, trusted: Mapping[str, bytes], *, expected_type: str | None = None
 ) -> set[str]:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from protos.errors import ProofError
 
+HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 
@@ -121,6 +122,8 @@ def verify_inclusion(
     """RFC 9162 2.1.3.2; raises ProofError unless leaf is at index in the tree of that size and root."""
     if not 0 <= index < size:
         raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    if len(leaf) != HASH_SIZE:
+        raise ProofError(f"a leaf hash is {HASH_SIZE} bytes, not {len(leaf)}")
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
@@ -148,13 +151,14 @@ def verify_consistency(
     """RFC 9162 2.1.4.2; raises ProofError unless the tree of size `second` extends the tree of size `first`."""
     if first > second:
         raise ProofError(f"the log shrank: size {second} is smaller than the earlier size {first}")
+    if first == 0:
+        raise ProofError(
+            "a consistency proof from the empty tree proves nothing (every tree extends it); "
+            "check from the first non-empty size seen"
+        )
     if first == second:
         if proof or first_root != second_root:
             raise ProofError(f"two different roots for the same tree size {first}: the log forked")
-        return
-    if first == 0:
-        if proof:
-            raise ProofError("a consistency proof from the empty tree must be empty")
         return
     path = list(proof)
     if first & (first - 1) == 0:

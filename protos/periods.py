@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 from protos.errors import PeriodError
 
-_PATTERN = re.compile(r"^(?P<year>\d{4})(?:Q(?P<quarter>[1-4])|-(?P<month>0[1-9]|1[0-2]))?$")
+# ASCII digits only; "q" in either case ("2026q3" is read as 2026Q3; labels are always upper case).
+_PATTERN = re.compile(
+    r"(?P<year>[0-9]{4})(?:[Qq](?P<quarter>[1-4])|-(?P<month>0[1-9]|1[0-2]))?", re.ASCII
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -35,10 +38,12 @@ class Period:
 
 
 def parse(text: str) -> Period:
-    m = _PATTERN.match(text.strip())
+    m = _PATTERN.fullmatch(text.strip())
     if not m:
         raise PeriodError(f"period {text!r} is not written as 2026Q2, 2026-05 or 2026")
     year = int(m["year"])
+    if year < 1900:
+        raise PeriodError(f"period {text!r}: the year must be 1900 or later")
     if m["quarter"]:
         q = int(m["quarter"])
         start = dt.date(year, 3 * q - 2, 1)

@@ -19,9 +19,9 @@ import binascii
 import hashlib
 import json
 import re
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from protos.errors import PayloadError
@@ -45,8 +45,19 @@ EQA_ROUND = "application/vnd.rarenet.eqa-round.v1+json"
 EQA_RESPONSE = "application/vnd.rarenet.eqa-response.v1+json"
 EQA_SCORE = "application/vnd.rarenet.eqa-score.v1+json"
 EQA_SCORE_REQUEST = "application/vnd.rarenet.eqa-score-request.v1+json"
+CORRECTIVE_ACTION = "application/vnd.rarenet.corrective-action.v1+json"
 
 M = TypeVar("M", bound=Message)
+
+if TYPE_CHECKING:
+    # A message's DESCRIPTOR is the pure-Python class or the C (upb) one, as the stubs say.
+    from google._upb import _message as _upb
+
+    AnyDescriptor: TypeAlias = Descriptor | _upb.Descriptor
+    AnyFieldDescriptor: TypeAlias = FieldDescriptor | _upb.FieldDescriptor
+
+# A JSON object as json.loads returns it.
+JsonObject: TypeAlias = dict[str, Any]
 
 
 def encode(message: Message) -> bytes:
@@ -69,7 +80,7 @@ def decode(payload: bytes, message_type: type[M]) -> M:
         return _decode_by_field(_parse(payload, message_type), message_type)
 
 
-def _parse(payload: bytes, message_type) -> dict:
+def _parse(payload: bytes, message_type: type[Message]) -> JsonObject:
     name = message_type.DESCRIPTOR.name
     try:
         data = json.loads(payload.decode("utf-8"), object_pairs_hook=_no_duplicates)
@@ -80,7 +91,7 @@ def _parse(payload: bytes, message_type) -> dict:
     return data
 
 
-def _decode_by_field(data: dict, message_type: type[M]) -> M:
+def _decode_by_field(data: JsonObject, message_type: type[M]) -> M:
     message = message_type()
     try:
         _fill(message, data, "")
@@ -90,12 +101,12 @@ def _decode_by_field(data: dict, message_type: type[M]) -> M:
 
 
 _BOOL, _FLOAT, _INT64, _BYTES, _MESSAGE, _UNSUPPORTED = range(6)
-_PLANS: dict = {}
+_PLANS: dict[AnyDescriptor, dict[str, tuple[int | None, bool, AnyDescriptor | None]]] = {}
 _DIGITS = re.compile(r"-?[0-9]+")
 _SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
-def _plan(descriptor) -> dict[str, tuple[int | None, bool, object]]:
+def _plan(descriptor: AnyDescriptor) -> dict[str, tuple[int | None, bool, AnyDescriptor | None]]:
     """name: (conversion kind or None, repeated, message descriptor) for the fields the constructor
     would not check or convert as the JSON mapping says; plain strings and 32-bit integers are
     left to it."""
@@ -123,7 +134,7 @@ def _plan(descriptor) -> dict[str, tuple[int | None, bool, object]]:
     return plan
 
 
-def _converted(descriptor, data: dict) -> dict:
+def _converted(descriptor: AnyDescriptor, data: JsonObject) -> JsonObject:
     """data with the conversions of _plan made (in place); raises on anything unusual."""
     plan = _plan(descriptor)
     for name in plan.keys() & data.keys():
@@ -135,13 +146,14 @@ def _converted(descriptor, data: dict) -> dict:
             if kind is not None:
                 data[name] = [_convert(kind, item, message_type) for item in value]
         else:
+            assert kind is not None  # _plan lists a single field only to convert it
             data[name] = _convert(kind, value, message_type)
     return data
 
 
-def _convert(kind: int, value, message_type):
+def _convert(kind: int, value: object, message_type: AnyDescriptor | None) -> object:
     if kind == _MESSAGE:
-        if type(value) is not dict:
+        if type(value) is not dict or message_type is None:
             raise TypeError("an object is required")
         return _converted(message_type, value)
     if kind == _INT64:
@@ -168,26 +180,28 @@ _INTEGERS = {
     FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
 }
 _AS_STRING = {FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64}
-_FIELDS: dict = {}
+_FIELDS: dict[AnyDescriptor, dict[str, AnyFieldDescriptor]] = {}
 
 
-def _fields(descriptor) -> dict[str, FieldDescriptor]:
+def _fields(descriptor: AnyDescriptor) -> dict[str, AnyFieldDescriptor]:
     fields = _FIELDS.get(descriptor)
     if fields is None:
         fields = _FIELDS[descriptor] = {f.name: f for f in descriptor.fields}
     return fields
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+def _no_duplicates(pairs: list[tuple[str, object]]) -> JsonObject:
     data = dict(pairs)
     if len(data) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise ValueError(f"duplicate key {duplicate!r}")
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return data
 
 
-def _scalar(field: FieldDescriptor, value: object, where: str):
+def _scalar(field: AnyFieldDescriptor, value: object, where: str) -> object:
     cpp = field.cpp_type
     if cpp == FieldDescriptor.CPPTYPE_STRING:
         if field.type == FieldDescriptor.TYPE_BYTES:
@@ -221,7 +235,7 @@ def _scalar(field: FieldDescriptor, value: object, where: str):
     raise TypeError(f"{where}: field type not supported in payloads")
 
 
-def _fill(message: Message, data: dict, path: str) -> None:
+def _fill(message: Message, data: JsonObject, path: str) -> None:
     fields = _fields(message.DESCRIPTOR)
     message.SetInParent()
     for key, value in data.items():
@@ -251,7 +265,7 @@ def _fill(message: Message, data: dict, path: str) -> None:
             setattr(message, key, _scalar(field, value, where))
 
 
-def _json_scalar(field: FieldDescriptor, value):
+def _json_scalar(field: AnyFieldDescriptor, value: Any) -> object:
     if field.type == FieldDescriptor.TYPE_BYTES:
         return base64.b64encode(value).decode("ascii")
     if field.cpp_type in _AS_STRING:
@@ -261,8 +275,8 @@ def _json_scalar(field: FieldDescriptor, value):
     return value
 
 
-def _to_dict(message: Message) -> dict:
-    out = {}
+def _to_dict(message: Message) -> JsonObject:
+    out: JsonObject = {}
     for field in message.DESCRIPTOR.fields:
         value = getattr(message, field.name)
         if field.is_repeated:

@@ -16,6 +16,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import IO, Any
 
 
 class WorkerStopped(Exception):
@@ -40,26 +41,30 @@ class Worker:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
         )
+        if self._proc.stdin is None or self._proc.stdout is None:  # not so with PIPE
+            raise RuntimeError(f"the {name} process has no pipes")
+        self._stdin: IO[bytes] = self._proc.stdin
+        self._stdout: IO[bytes] = self._proc.stdout
 
     def send(self, message: object) -> None:
         try:
-            pickle.dump(message, self._proc.stdin, pickle.HIGHEST_PROTOCOL)
-            self._proc.stdin.flush()
+            pickle.dump(message, self._stdin, pickle.HIGHEST_PROTOCOL)
+            self._stdin.flush()
         except OSError:  # BrokenPipeError among them
             raise WorkerStopped(self._how()) from None
 
     def receive(self) -> object:
         try:
-            return pickle.load(self._proc.stdout)
+            return pickle.load(self._stdout)
         except (EOFError, OSError, pickle.UnpicklingError):
             raise WorkerStopped(self._how()) from None
 
     def end_input(self) -> None:
         """No more messages: the worker finishes what it has and exits."""
-        self._proc.stdin.close()
+        self._stdin.close()
 
     def close(self) -> None:
-        for pipe in (self._proc.stdin, self._proc.stdout):
+        for pipe in (self._stdin, self._stdout):
             try:
                 pipe.close()
             except OSError:
@@ -83,7 +88,7 @@ class Worker:
         return f"the {self.name} process stopped ({how}{': ' + last[0] if last else ''})"
 
 
-def serve(handle: Callable[[object], Iterable[object]]) -> None:
+def serve(handle: Callable[[Any], Iterable[object]]) -> None:
     """The worker's side: for each message on stdin, write each answer handle yields; return at
     the end of the input, and leave quietly if the parent has gone.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ def coordinator(tmp_path: Path):
 @dataclass
 class Node:
     config: node_config.NodeConfig
-    conn: object
+    conn: sqlite3.Connection
     client: CoordinatorClient
 
     def ingest(self, path: Path):

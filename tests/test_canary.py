@@ -21,7 +21,10 @@ def test_no_patient_level_value_crosses_the_wire(
     node = node_factory("lab-canary", port=recorder.port)
     marker = uuid.uuid4().hex[:12].upper()
     rows = generate("lab-canary", 3000, 7, ("normal",), PERIOD)
-    test_ids, patient_ids, variants, dates = set(), set(), set(), set()
+    test_ids: set[str] = set()
+    patient_ids: set[str] = set()
+    variants: set[str] = set()
+    dates: set[str] = set()
     for i, row in enumerate(rows):
         row["test_id"] = f"TID{marker}-{row['test_id']}"
         row["patient_id"] = f"PID{marker}-{row['patient_id']}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 import click
 import grpc
@@ -244,7 +245,7 @@ def test_peer_order_does_not_follow_submission_order() -> None:
             "positivity": {"EGFR": {"positive": positive, "valid": 100, "rate": positive / 100}},
         }
 
-    network = {
+    network: dict[str, Any] = {
         "period": "2026Q3",
         "standard": {},
         "network": {"positivity": {}},

@@ -7,6 +7,7 @@ from collections import defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.cellkey import CellKeys
 from node.config import Disclosure
 from node.disclosure import CELLS, apply, apply_min_denominator, suppress_small_counts
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -110,7 +111,8 @@ def test_no_released_stratum_under_threshold_and_totals_conserved(strata, n, act
         if not s.withheld:
             assert s.tests >= n
             assert sum(getattr(s, c) for c in CELLS) == s.tests
-    original, released = defaultdict(int), defaultdict(int)
+    original: defaultdict[tuple[str, bool], int] = defaultdict(int)
+    released: defaultdict[tuple[str, bool], int] = defaultdict(int)
     for s in strata:
         original[(s.biomarker, s.method == "all")] += s.tests
     for s in out:
@@ -164,8 +166,9 @@ def test_apply_records_the_policy_and_withholds_small_tables() -> None:
         ],
         panel=pb.PanelCoverage(patients=3, with_all_required=1),
     )
-    out = apply(summary, Disclosure(min_denominator=10))
+    out = apply(summary, Disclosure(min_denominator=10), CellKeys())
     assert out.policy.min_denominator == 10 and out.policy.small_stratum_action == "merge"
+    assert out.policy.perturbation.mechanism == "cell_key" and out.policy.perturbation.zero_exact
     assert out.concordance[0].withheld and out.concordance[0].both_negative == 0
     assert out.panel.withheld and out.panel.patients == 0
     assert summary.panel.patients == 3  # the input is left as it was

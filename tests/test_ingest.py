@@ -105,7 +105,7 @@ def test_xlsx(node, tmp_path) -> None:
     import datetime as dt
 
     workbook = openpyxl.Workbook()
-    sheet = workbook.active
+    sheet = workbook.worksheets[0]
     sheet.append(HEADER)
     sheet.append(
         [
@@ -485,7 +485,7 @@ def test_a_killed_validating_process_leaves_the_database_unchanged(node, tmp_pat
     node(write(tmp_path / "before.csv", [row(test_id="KEEP")]))
     before = table_contents(node.conn)
     path = write(tmp_path / "big.csv", mixed_rows(30_000))
-    killed = []
+    killed: list[int] = []
 
     def kill_worker(done: int, total: int) -> None:
         if not killed:
@@ -516,7 +516,7 @@ def test_the_validating_process_leaves_sigterm_to_its_parent(node, tmp_path) -> 
     """`systemctl stop` signals every process of the unit; the node daemon finishes the running
     ingest before it stops, so the helper must not die of the same SIGTERM."""
     path = write(tmp_path / "big.csv", mixed_rows(30_000))
-    signalled = []
+    signalled: list[int] = []
 
     def terminate_worker(done: int, total: int) -> None:
         if not signalled:

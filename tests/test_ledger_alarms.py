@@ -8,14 +8,16 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from coordinator.server import start
+from coordinator.server import Running, start
 from node.cli import main as node_cli
 from node.client import CoordinatorClient
 from node.errors import LedgerAlarm
 from node.receipts import coordinator_key, verify_all
 from node.send import flush, queue_summary
 from node.standard import load_cached
+from protos import dsse, leaf, merkle, wire
 from protos.periods import parse as parse_period
+from protos.rarenet.v1 import ledger_pb2 as lpb
 
 
 def submit_two(node_factory, synthetic_csv):
@@ -29,7 +31,7 @@ def submit_two(node_factory, synthetic_csv):
     return node
 
 
-def restart(coordinator, tamper) -> object:
+def restart(coordinator, tamper) -> Running:
     data = coordinator.service.data
     coordinator.stop(grace=1)
     conn = sqlite3.connect(data.db)
@@ -72,13 +74,47 @@ def test_truncated_log_is_detected(coordinator, node_factory, synthetic_csv) -> 
 def test_rewritten_log_is_detected(coordinator, node_factory, synthetic_csv) -> None:
     node = submit_two(node_factory, synthetic_csv)
 
+    key = coordinator.service.data.signing_key()
+
     def rewrite(conn):
-        conn.execute("UPDATE ledger SET leaf_hash = zeroblob(32) WHERE leaf_index = 0")
+        """A coordinator that rewrites its history and covers its tracks, so that its own store
+        check passes: leaf 0 becomes an envelope of its own making (same payload, its own
+        signature), and the latest tree head is signed again over the rewritten tree."""
+        (data,) = conn.execute("SELECT envelope FROM ledger WHERE leaf_index = 0").fetchone()
+        original = wire.parse_envelope(bytes(data))
+        forged = dsse.sign(original.payload_type, original.payload, key)
+        header = leaf.header_data(leaf.header_for(forged))
+        conn.execute(
+            "UPDATE ledger SET envelope = ?, envelope_sha256 = ?, leaf_header = ?, leaf_hash = ?"
+            " WHERE leaf_index = 0",
+            (
+                wire.envelope_bytes(forged),
+                wire.envelope_sha256(forged),
+                header,
+                merkle.leaf_hash(header),
+            ),
+        )
+        hashes = [
+            bytes(h) for (h,) in conn.execute("SELECT leaf_hash FROM ledger ORDER BY leaf_index")
+        ]
+        tree = merkle.Tree(hashes)
+        head = lpb.TreeHead(tree_size=len(tree), root_hash=tree.root(), timestamp_ms=1)
+        conn.execute(
+            "UPDATE tree_heads SET root_hash = ?, signed = ? WHERE tree_size = ?",
+            (
+                head.root_hash,
+                wire.envelope_bytes(dsse.sign(wire.TREE_HEAD, wire.encode(head), key)),
+                len(tree),
+            ),
+        )
 
     running = restart(coordinator, rewrite)
     try:
         # The rewritten tree no longer proves the receipted envelope under the signed root.
-        with client_for(node, running) as client, pytest.raises(LedgerAlarm, match="no longer in"):
+        with (
+            client_for(node, running) as client,
+            pytest.raises(LedgerAlarm, match="no longer in|forked"),
+        ):
             verify_all(node.conn, client, coordinator_key(node.config))
         runner = CliRunner()
         cfg_path = node.config.data_dir / "node.toml"

@@ -1,6 +1,10 @@
-"""The ledger's RFC 9162 proofs, checked against a straightforward recomputation."""
+"""The ledger's RFC 9162 proofs, checked against a straightforward recomputation and against
+published known-answer vectors."""
 
+import base64
 import hashlib
+import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -87,3 +91,67 @@ def test_root_if_appended_does_not_change_the_tree_or_its_cache() -> None:
     assert probe == naive_root(data(7) + [b"maybe"])
     tree.append(merkle.leaf_hash(b"actually"))
     assert tree.root() == naive_root(data(7) + [b"actually"])
+
+
+# Known-answer vectors: RFC 6962 / RFC 9162 proofs from transparency-dev/merkle (Apache-2.0),
+# copied unchanged into tests/fixtures/transparency-dev-merkle/ (see SOURCE.md there).
+VECTORS = Path(__file__).parent / "fixtures" / "transparency-dev-merkle"
+
+
+def _vectors(kind: str) -> list[Path]:
+    return sorted((VECTORS / kind).rglob("*.json"))
+
+
+def _b64(value: str | None) -> bytes:
+    return base64.b64decode(value or "")
+
+
+def test_roots_match_the_published_known_answers() -> None:
+    known = json.loads((VECTORS / "roots.json").read_text())
+    leaves = [bytes.fromhex(x) for x in known["leaf_inputs_hex"]]
+    tree = merkle.Tree([merkle.leaf_hash(d) for d in leaves])
+    for size, root in enumerate(known["root_hashes_hex_by_size"]):
+        assert tree.root(size).hex() == root, size
+        assert naive_root(leaves[:size]).hex() == root, size
+    assert len(known["root_hashes_hex_by_size"]) == 9
+
+
+def test_there_are_enough_published_vectors_to_mean_something() -> None:
+    inclusion, consistency = _vectors("inclusion"), _vectors("consistency")
+    assert len(inclusion) == 98 and len(consistency) == 98
+    wanted = [json.loads(p.read_text())["wantErr"] for p in inclusion + consistency]
+    assert wanted.count(False) >= 10 and wanted.count(True) >= 150
+
+
+@pytest.mark.parametrize("path", _vectors("inclusion"), ids=lambda p: str(p.relative_to(VECTORS)))
+def test_inclusion_known_answers(path: Path) -> None:
+    case = json.loads(path.read_text())
+    args = (
+        _b64(case["leafHash"]),
+        case["leafIdx"],
+        case["treeSize"],
+        [_b64(h) for h in case["proof"] or []],
+        _b64(case["root"]),
+    )
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            merkle.verify_inclusion(*args)
+    else:
+        merkle.verify_inclusion(*args)
+
+
+@pytest.mark.parametrize("path", _vectors("consistency"), ids=lambda p: str(p.relative_to(VECTORS)))
+def test_consistency_known_answers(path: Path) -> None:
+    case = json.loads(path.read_text())
+    args = (
+        case["size1"],
+        case["size2"],
+        _b64(case["root1"]),
+        _b64(case["root2"]),
+        [_b64(h) for h in case["proof"] or []],
+    )
+    if case["wantErr"]:
+        with pytest.raises(ProofError):
+            merkle.verify_consistency(*args)
+    else:
+        merkle.verify_consistency(*args)

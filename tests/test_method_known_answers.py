@@ -95,3 +95,15 @@ def test_the_eqa_case_scores_sub_schemes_and_persistence() -> None:
     assert not sheet["subschemes"]["ALK"]["passed"] and sheet["subschemes"]["EGFR"]["passed"]
     assert sheet["persistent_poor"]
     assert out["eqa"]["2026-R3"]["sites"]["lab-a"]["persistent_poor"] is False
+
+
+def test_the_cell_key_case_models_the_perturbation() -> None:
+    out = known_answers.load(next(p for p in CASES if p.stem == "cell_key_perturbation"))[
+        "expected"
+    ]
+    assert out["sites"]["lab-0"]["positivity"]["EGFR"]["reference"] == "fisher+perturbation"
+    assert "p" in out["sites"]["lab-0"]["failure"]["tissue"]  # modelled, so tested
+    assert [f["rule"] for f in out["flags"] if f["site_id"] == "lab-dna"] == ["method_class"]
+    odd = [n for n in out["notes"] if n["site_id"] == "lab-odd"]
+    assert odd and all("made-up-table" in n["note"] for n in odd)
+    assert not [f for f in out["flags"] if f["site_id"] == "lab-odd"]

@@ -70,6 +70,7 @@ def test_kappa_and_its_interval_match_statsmodels(a, b, c, d) -> None:
     if n == 0 or pe >= 1.0 - 1e-12:
         assert ours is None
         return
+    assert ours is not None
     reference = sm_kappa(table)
     kappa, se, (lo, hi) = ours
     assert kappa == pytest.approx(reference.kappa, abs=1e-9)
@@ -85,7 +86,9 @@ def test_kappa_and_its_interval_match_statsmodels(a, b, c, d) -> None:
 def test_kappa_textbook_example() -> None:
     # Cohen's kappa, standard worked example (50 items: 20 both yes, 5 / 10 split, 15 both no):
     # po = 0.70, pe = 0.50, kappa = 0.40.
-    kappa, _, _ = stats.cohens_kappa(20, 5, 10, 15)
+    result = stats.cohens_kappa(20, 5, 10, 15)
+    assert result is not None
+    kappa, _, _ = result
     assert kappa == pytest.approx(0.40, abs=1e-12)
 
 

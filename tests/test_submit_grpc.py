@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -15,6 +16,7 @@ from node import outbox, send, summary
 from node.client import RpcFailure
 from node.standard import load_cached
 from protos import dsse, keys, merkle, wire
+from protos.errors import SignatureError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -59,9 +61,20 @@ def test_submit_returns_a_receipt_signed_by_the_coordinator(
     receipt = wire.decode(response.receipt.payload, lpb.Receipt)
     assert receipt.site_id == "lab-a" and receipt.period == PERIOD.label and receipt.sequence == 1
     assert receipt.envelope_sha256 == wire.envelope_sha256(envelope)
+    # The leaf commits to a header describing the envelope (ledger.proto), written out here.
+    header = lpb.LeafHeader(
+        site_id="lab-a",
+        period=PERIOD.label,
+        sequence=1,
+        payload_type=wire.SITE_SUMMARY,
+        payload_sha256=hashlib.sha256(envelope.payload).hexdigest(),
+        envelope_sha256=wire.envelope_sha256(envelope),
+    )
+    assert receipt.leaf_header == header
+    leaf_data = b"\x00rarenet.leaf-header.v1\x00" + header.SerializeToString(deterministic=True)
     head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
     merkle.verify_inclusion(
-        merkle.leaf_hash(wire.envelope_bytes(envelope)),
+        merkle.leaf_hash(leaf_data),
         receipt.leaf_index,
         head.tree_size,
         list(response.inclusion_proof.hashes),
@@ -69,7 +82,7 @@ def test_submit_returns_a_receipt_signed_by_the_coordinator(
     )
     # A receipt signed by any other key is not the coordinator's.
     stranger = keys.generate()
-    with pytest.raises(dsse.SignatureError):
+    with pytest.raises(SignatureError):
         dsse.verify(
             response.receipt, {dsse.keyid(stranger.public_key()): keys.public_raw(stranger)}
         )
@@ -269,14 +282,15 @@ def test_health_and_reflection_are_served(coordinator) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{coordinator.port}") as channel:
-        status = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=""), timeout=5
-        )
+        check = health_pb2_grpc.HealthStub(channel).Check  # type: ignore[attr-defined]  # the types-grpcio-health-checking stub's HealthStub has no methods
+        status = check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert status.status == health_pb2.HealthCheckResponse.SERVING
         from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = stub.ServerReflectionInfo(
+        # the types-grpcio-reflection stub leaves ServerReflectionInfo untyped ("Incomplete")
+        info = stub.ServerReflectionInfo
+        responses = info(  # type: ignore[operator]
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
         )
         names = {s.name for r in responses for s in r.list_services_response.service}

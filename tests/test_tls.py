@@ -84,22 +84,17 @@ def test_mtls_requires_a_client_certificate_from_the_network_ca(tmp_path, pki) -
             key_file=str(pki / "sites" / "lab-a.key"),
         )
         assert node_store.get_state(node_store.connect(cfg.db_path), "keyid")
-        for name, extra in (
-            ("no-cert", {}),
-            (
-                "rogue",
-                {
-                    "cert_file": str(pki / "sites" / "rogue.pem"),
-                    "key_file": str(pki / "sites" / "rogue.key"),
-                },
-            ),
+        for name, cert_file, key_file in (
+            ("no-cert", "", ""),
+            ("rogue", str(pki / "sites" / "rogue.pem"), str(pki / "sites" / "rogue.key")),
         ):
             bare = node_config.init(
                 tmp_path / name,
                 "lab-x",
                 f"127.0.0.1:{running.port}",
                 ca_file=str(pki / "ca.pem"),
-                **extra,
+                cert_file=cert_file,
+                key_file=key_file,
             )
             with CoordinatorClient(bare) as client, pytest.raises(RpcFailure) as caught:
                 client.standards()

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,7 +103,7 @@ def _descriptors(descriptor):
             yield from _descriptors(f.message_type)
 
 
-MESSAGE_TYPES = [pb.SiteSummary, lpb.TreeHead, lpb.Receipt, epb.EqaResponse]
+MESSAGE_TYPES: list[type[Message]] = [pb.SiteSummary, lpb.TreeHead, lpb.Receipt, epb.EqaResponse]
 FIELD_NAMES = sorted(
     {f.name for t in MESSAGE_TYPES for d in _descriptors(t.DESCRIPTOR) for f in d.fields}
     | {"unknown"}
@@ -147,6 +148,7 @@ def _typical(field) -> st.SearchStrategy:
     if field.message_type is not None:
         return st.deferred(lambda: _objects(field.message_type))
     kind = field.cpp_type
+    right: st.SearchStrategy[object]
     if field.type == field.TYPE_BYTES:
         right = st.binary(max_size=6).map(lambda b: base64.b64encode(b).decode())
     elif kind == field.CPPTYPE_BOOL:

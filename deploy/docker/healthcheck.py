@@ -15,10 +15,7 @@ if os.environ.get("ROLE") == "coordinator":
         read("ca.pem"), read("coordinator.key"), read("coordinator.pem")
     )
     with grpc.secure_channel("localhost:8443", credentials) as channel:
-        status = (
-            health_pb2_grpc.HealthStub(channel)
-            .Check(health_pb2.HealthCheckRequest(), timeout=5)
-            .status
-        )
+        check = health_pb2_grpc.HealthStub(channel).Check  # type: ignore[attr-defined]  # the types-grpcio-health-checking stub's HealthStub has no methods
+        status = check(health_pb2.HealthCheckRequest(), timeout=5).status
     sys.exit(0 if status == health_pb2.HealthCheckResponse.SERVING else 1)
 sqlite3.connect(os.path.join(data, "node.db")).execute("SELECT COUNT(*) FROM outbox").fetchone()

@@ -26,7 +26,7 @@ from protos.rarenet.v1 import envelope_pb2 as protos_dot_rarenet_dot_v1_dot_enve
 from protos.rarenet.v1 import ledger_pb2 as protos_dot_rarenet_dot_v1_dot_ledger__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/rarenet/v1/coordinator.proto\x12\nrarenet.v1\x1a protos/rarenet/v1/envelope.proto\x1a\x1eprotos/rarenet/v1/ledger.proto\"q\n\rEnrollPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x14\n\x0crequested_at\x18\x04 \x01(\t\x12\x16\n\x0eprevious_keyid\x18\x05 \x01(\t\"\x80\x01\n\x0e\x45nrollResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\r\n\x05keyid\x18\x02 \x01(\t\x12\x1e\n\x16\x63oordinator_public_key\x18\x03 \x01(\x0c\x12.\n\x10signed_tree_head\x18\x04 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"\x9c\x01\n\x0eSubmitResponse\x12%\n\x07receipt\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\x12.\n\x10signed_tree_head\x18\x02 \x01(\x0b\x32\x14.rarenet.v1.Envelope\x12\x33\n\x0finclusion_proof\x18\x03 \x01(\x0b\x32\x1a.rarenet.v1.InclusionProof\"&\n\x13GetStandardsRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"O\n\x14GetStandardsResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x08standard\x18\x02 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"P\n\x17\x42\x65nchmarkRequestPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0crequested_at\x18\x03 \x01(\t\"?\n\x14GetBenchmarkResponse\x12\'\n\tbenchmark\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"\x14\n\x12GetTreeHeadRequest\"E\n\x13GetTreeHeadResponse\x12.\n\x10signed_tree_head\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"\x15\n\x13GetEqaRoundsRequest\"<\n\x14GetEqaRoundsResponse\x12$\n\x06rounds\x18\x01 \x03(\x0b\x32\x14.rarenet.v1.Envelope\"Q\n\x16\x45qaScoreRequestPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x10\n\x08round_id\x18\x02 \x01(\t\x12\x14\n\x0crequested_at\x18\x03 \x01(\t\"@\n\x13GetEqaScoreResponse\x12)\n\x0bscore_sheet\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope2\xbd\x05\n\x0b\x43oordinator\x12:\n\x06\x45nroll\x12\x14.rarenet.v1.Envelope\x1a\x1a.rarenet.v1.EnrollResponse\x12:\n\x06Submit\x12\x14.rarenet.v1.Envelope\x1a\x1a.rarenet.v1.SubmitResponse\x12Q\n\x0cGetStandards\x12\x1f.rarenet.v1.GetStandardsRequest\x1a .rarenet.v1.GetStandardsResponse\x12\x46\n\x0cGetBenchmark\x12\x14.rarenet.v1.Envelope\x1a .rarenet.v1.GetBenchmarkResponse\x12N\n\x0bGetTreeHead\x12\x1e.rarenet.v1.GetTreeHeadRequest\x1a\x1f.rarenet.v1.GetTreeHeadResponse\x12U\n\x11GetInclusionProof\x12$.rarenet.v1.GetInclusionProofRequest\x1a\x1a.rarenet.v1.InclusionProof\x12[\n\x13GetConsistencyProof\x12&.rarenet.v1.GetConsistencyProofRequest\x1a\x1c.rarenet.v1.ConsistencyProof\x12Q\n\x0cGetEqaRounds\x12\x1f.rarenet.v1.GetEqaRoundsRequest\x1a .rarenet.v1.GetEqaRoundsResponse\x12\x44\n\x0bGetEqaScore\x12\x14.rarenet.v1.Envelope\x1a\x1f.rarenet.v1.GetEqaScoreResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/rarenet/v1/coordinator.proto\x12\nrarenet.v1\x1a protos/rarenet/v1/envelope.proto\x1a\x1eprotos/rarenet/v1/ledger.proto\"q\n\rEnrollPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x14\n\x0crequested_at\x18\x04 \x01(\t\x12\x16\n\x0eprevious_keyid\x18\x05 \x01(\t\"\x80\x01\n\x0e\x45nrollResponse\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\r\n\x05keyid\x18\x02 \x01(\t\x12\x1e\n\x16\x63oordinator_public_key\x18\x03 \x01(\x0c\x12.\n\x10signed_tree_head\x18\x04 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"\xb0\x01\n\x0eSubmitResponse\x12%\n\x07receipt\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\x12.\n\x10signed_tree_head\x18\x02 \x01(\x0b\x32\x14.rarenet.v1.Envelope\x12\x33\n\x0finclusion_proof\x18\x03 \x01(\x0b\x32\x1a.rarenet.v1.InclusionProof\x12\x12\n\ncheckpoint\x18\x04 \x01(\x0c\"&\n\x13GetStandardsRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\"O\n\x14GetStandardsResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x08standard\x18\x02 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"P\n\x17\x42\x65nchmarkRequestPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0crequested_at\x18\x03 \x01(\t\"?\n\x14GetBenchmarkResponse\x12\'\n\tbenchmark\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"\x14\n\x12GetTreeHeadRequest\"E\n\x13GetTreeHeadResponse\x12.\n\x10signed_tree_head\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"\x15\n\x13GetEqaRoundsRequest\"<\n\x14GetEqaRoundsResponse\x12$\n\x06rounds\x18\x01 \x03(\x0b\x32\x14.rarenet.v1.Envelope\"Q\n\x16\x45qaScoreRequestPayload\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x10\n\x08round_id\x18\x02 \x01(\t\x12\x14\n\x0crequested_at\x18\x03 \x01(\t\"@\n\x13GetEqaScoreResponse\x12)\n\x0bscore_sheet\x18\x01 \x01(\x0b\x32\x14.rarenet.v1.Envelope\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x04\"1\n\nWitnessKey\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\"V\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\x12)\n\twitnesses\x18\x02 \x03(\x0b\x32\x16.rarenet.v1.WitnessKey\"+\n\x15\x41\x64\x64\x43osignatureRequest\x12\x12\n\ncheckpoint\x18\x01 \x01(\x0c\"+\n\x16\x41\x64\x64\x43osignatureResponse\x12\x11\n\tcosigners\x18\x01 \x01(\r2\xec\x06\n\x0b\x43oordinator\x12:\n\x06\x45nroll\x12\x14.rarenet.v1.Envelope\x1a\x1a.rarenet.v1.EnrollResponse\x12:\n\x06Submit\x12\x14.rarenet.v1.Envelope\x1a\x1a.rarenet.v1.SubmitResponse\x12Q\n\x0cGetStandards\x12\x1f.rarenet.v1.GetStandardsRequest\x1a .rarenet.v1.GetStandardsResponse\x12\x46\n\x0cGetBenchmark\x12\x14.rarenet.v1.Envelope\x1a .rarenet.v1.GetBenchmarkResponse\x12N\n\x0bGetTreeHead\x12\x1e.rarenet.v1.GetTreeHeadRequest\x1a\x1f.rarenet.v1.GetTreeHeadResponse\x12U\n\x11GetInclusionProof\x12$.rarenet.v1.GetInclusionProofRequest\x1a\x1a.rarenet.v1.InclusionProof\x12[\n\x13GetConsistencyProof\x12&.rarenet.v1.GetConsistencyProofRequest\x1a\x1c.rarenet.v1.ConsistencyProof\x12Q\n\x0cGetEqaRounds\x12\x1f.rarenet.v1.GetEqaRoundsRequest\x1a .rarenet.v1.GetEqaRoundsResponse\x12\x44\n\x0bGetEqaScore\x12\x14.rarenet.v1.Envelope\x1a\x1f.rarenet.v1.GetEqaScoreResponse\x12T\n\rGetCheckpoint\x12 .rarenet.v1.GetCheckpointRequest\x1a!.rarenet.v1.GetCheckpointResponse\x12W\n\x0e\x41\x64\x64\x43osignature\x12!.rarenet.v1.AddCosignatureRequest\x1a\".rarenet.v1.AddCosignatureResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,31 +38,41 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ENROLLRESPONSE']._serialized_start=233
   _globals['_ENROLLRESPONSE']._serialized_end=361
   _globals['_SUBMITRESPONSE']._serialized_start=364
-  _globals['_SUBMITRESPONSE']._serialized_end=520
-  _globals['_GETSTANDARDSREQUEST']._serialized_start=522
-  _globals['_GETSTANDARDSREQUEST']._serialized_end=560
-  _globals['_GETSTANDARDSRESPONSE']._serialized_start=562
-  _globals['_GETSTANDARDSRESPONSE']._serialized_end=641
-  _globals['_BENCHMARKREQUESTPAYLOAD']._serialized_start=643
-  _globals['_BENCHMARKREQUESTPAYLOAD']._serialized_end=723
-  _globals['_GETBENCHMARKRESPONSE']._serialized_start=725
-  _globals['_GETBENCHMARKRESPONSE']._serialized_end=788
-  _globals['_GETTREEHEADREQUEST']._serialized_start=790
-  _globals['_GETTREEHEADREQUEST']._serialized_end=810
-  _globals['_GETTREEHEADRESPONSE']._serialized_start=812
-  _globals['_GETTREEHEADRESPONSE']._serialized_end=881
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=883
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=948
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=950
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1019
-  _globals['_GETEQAROUNDSREQUEST']._serialized_start=1021
-  _globals['_GETEQAROUNDSREQUEST']._serialized_end=1042
-  _globals['_GETEQAROUNDSRESPONSE']._serialized_start=1044
-  _globals['_GETEQAROUNDSRESPONSE']._serialized_end=1104
-  _globals['_EQASCOREREQUESTPAYLOAD']._serialized_start=1106
-  _globals['_EQASCOREREQUESTPAYLOAD']._serialized_end=1187
-  _globals['_GETEQASCORERESPONSE']._serialized_start=1189
-  _globals['_GETEQASCORERESPONSE']._serialized_end=1253
-  _globals['_COORDINATOR']._serialized_start=1256
-  _globals['_COORDINATOR']._serialized_end=1957
+  _globals['_SUBMITRESPONSE']._serialized_end=540
+  _globals['_GETSTANDARDSREQUEST']._serialized_start=542
+  _globals['_GETSTANDARDSREQUEST']._serialized_end=580
+  _globals['_GETSTANDARDSRESPONSE']._serialized_start=582
+  _globals['_GETSTANDARDSRESPONSE']._serialized_end=661
+  _globals['_BENCHMARKREQUESTPAYLOAD']._serialized_start=663
+  _globals['_BENCHMARKREQUESTPAYLOAD']._serialized_end=743
+  _globals['_GETBENCHMARKRESPONSE']._serialized_start=745
+  _globals['_GETBENCHMARKRESPONSE']._serialized_end=808
+  _globals['_GETTREEHEADREQUEST']._serialized_start=810
+  _globals['_GETTREEHEADREQUEST']._serialized_end=830
+  _globals['_GETTREEHEADRESPONSE']._serialized_start=832
+  _globals['_GETTREEHEADRESPONSE']._serialized_end=901
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=903
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=968
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=970
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=1039
+  _globals['_GETEQAROUNDSREQUEST']._serialized_start=1041
+  _globals['_GETEQAROUNDSREQUEST']._serialized_end=1062
+  _globals['_GETEQAROUNDSRESPONSE']._serialized_start=1064
+  _globals['_GETEQAROUNDSRESPONSE']._serialized_end=1124
+  _globals['_EQASCOREREQUESTPAYLOAD']._serialized_start=1126
+  _globals['_EQASCOREREQUESTPAYLOAD']._serialized_end=1207
+  _globals['_GETEQASCORERESPONSE']._serialized_start=1209
+  _globals['_GETEQASCORERESPONSE']._serialized_end=1273
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=1275
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=1316
+  _globals['_WITNESSKEY']._serialized_start=1318
+  _globals['_WITNESSKEY']._serialized_end=1367
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=1369
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=1455
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_start=1457
+  _globals['_ADDCOSIGNATUREREQUEST']._serialized_end=1500
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_start=1502
+  _globals['_ADDCOSIGNATURERESPONSE']._serialized_end=1545
+  _globals['_COORDINATOR']._serialized_start=1548
+  _globals['_COORDINATOR']._serialized_end=2424
 # @@protoc_insertion_point(module_scope)

@@ -35,14 +35,16 @@ class EnrollResponse(_message.Message):
     def __init__(self, site_id: _Optional[str] = ..., keyid: _Optional[str] = ..., coordinator_public_key: _Optional[bytes] = ..., signed_tree_head: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("receipt", "signed_tree_head", "inclusion_proof")
+    __slots__ = ("receipt", "signed_tree_head", "inclusion_proof", "checkpoint")
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
     SIGNED_TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
     INCLUSION_PROOF_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     receipt: _envelope_pb2.Envelope
     signed_tree_head: _envelope_pb2.Envelope
     inclusion_proof: _ledger_pb2.InclusionProof
-    def __init__(self, receipt: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., signed_tree_head: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., inclusion_proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ...) -> None: ...
+    checkpoint: bytes
+    def __init__(self, receipt: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., signed_tree_head: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ..., inclusion_proof: _Optional[_Union[_ledger_pb2.InclusionProof, _Mapping]] = ..., checkpoint: _Optional[bytes] = ...) -> None: ...
 
 class GetStandardsRequest(_message.Message):
     __slots__ = ("version",)
@@ -125,3 +127,37 @@ class GetEqaScoreResponse(_message.Message):
     SCORE_SHEET_FIELD_NUMBER: _ClassVar[int]
     score_sheet: _envelope_pb2.Envelope
     def __init__(self, score_sheet: _Optional[_Union[_envelope_pb2.Envelope, _Mapping]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("tree_size",)
+    TREE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    tree_size: int
+    def __init__(self, tree_size: _Optional[int] = ...) -> None: ...
+
+class WitnessKey(_message.Message):
+    __slots__ = ("site_id", "public_key")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    public_key: bytes
+    def __init__(self, site_id: _Optional[str] = ..., public_key: _Optional[bytes] = ...) -> None: ...
+
+class GetCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint", "witnesses")
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    WITNESSES_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: bytes
+    witnesses: _containers.RepeatedCompositeFieldContainer[WitnessKey]
+    def __init__(self, checkpoint: _Optional[bytes] = ..., witnesses: _Optional[_Iterable[_Union[WitnessKey, _Mapping]]] = ...) -> None: ...
+
+class AddCosignatureRequest(_message.Message):
+    __slots__ = ("checkpoint",)
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    checkpoint: bytes
+    def __init__(self, checkpoint: _Optional[bytes] = ...) -> None: ...
+
+class AddCosignatureResponse(_message.Message):
+    __slots__ = ("cosigners",)
+    COSIGNERS_FIELD_NUMBER: _ClassVar[int]
+    cosigners: int
+    def __init__(self, cosigners: _Optional[int] = ...) -> None: ...

@@ -81,6 +81,16 @@ class CoordinatorStub:
                 request_serializer=protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
                 response_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/rarenet.v1.Coordinator/GetCheckpoint',
+                request_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.AddCosignature = channel.unary_unary(
+                '/rarenet.v1.Coordinator/AddCosignature',
+                request_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureRequest.SerializeToString,
+                response_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -144,6 +154,20 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCheckpoint(self, request, context):
+        """The latest (or a given size's) checkpoint with the witness cosignatures collected for it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddCosignature(self, request, context):
+        """A site, as a witness, hands back its cosignature of a checkpoint it checked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +215,16 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.GetEqaScore,
                     request_deserializer=protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.FromString,
                     response_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'AddCosignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddCosignature,
+                    request_deserializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureRequest.FromString,
+                    response_serializer=protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +470,60 @@ class Coordinator:
             '/rarenet.v1.Coordinator/GetEqaScore',
             protos_dot_rarenet_dot_v1_dot_envelope__pb2.Envelope.SerializeToString,
             protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetEqaScoreResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rarenet.v1.Coordinator/GetCheckpoint',
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointRequest.SerializeToString,
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddCosignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rarenet.v1.Coordinator/AddCosignature',
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureRequest.SerializeToString,
+            protos_dot_rarenet_dot_v1_dot_coordinator__pb2.AddCosignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

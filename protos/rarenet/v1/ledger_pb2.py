@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/rarenet/v1/ledger.proto\x12\nrarenet.v1\"F\n\x08TreeHead\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xbd\x01\n\x07Receipt\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x17\n\x0f\x65nvelope_sha256\x18\x04 \x01(\t\x12\x12\n\nleaf_index\x18\x05 \x01(\x04\x12\x13\n\x0breceived_at\x18\x06 \x01(\t\x12\'\n\ttree_head\x18\x07 \x01(\x0b\x32\x14.rarenet.v1.TreeHead\x12\x14\n\x0cpayload_type\x18\x08 \x01(\t\"G\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eprotos/rarenet/v1/ledger.proto\x12\nrarenet.v1\"F\n\x08TreeHead\x12\x11\n\ttree_size\x18\x01 \x01(\x04\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\"\xea\x01\n\x07Receipt\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x17\n\x0f\x65nvelope_sha256\x18\x04 \x01(\t\x12\x12\n\nleaf_index\x18\x05 \x01(\x04\x12\x13\n\x0breceived_at\x18\x06 \x01(\t\x12\'\n\ttree_head\x18\x07 \x01(\x0b\x32\x14.rarenet.v1.TreeHead\x12\x14\n\x0cpayload_type\x18\x08 \x01(\t\x12+\n\x0bleaf_header\x18\t \x01(\x0b\x32\x16.rarenet.v1.LeafHeader\"\x86\x01\n\nLeafHeader\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x14\n\x0cpayload_type\x18\x04 \x01(\t\x12\x16\n\x0epayload_sha256\x18\x05 \x01(\t\x12\x17\n\x0f\x65nvelope_sha256\x18\x06 \x01(\t\"G\n\x0eInclusionProof\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"K\n\x10\x43onsistencyProof\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,9 +34,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TREEHEAD']._serialized_start=46
   _globals['_TREEHEAD']._serialized_end=116
   _globals['_RECEIPT']._serialized_start=119
-  _globals['_RECEIPT']._serialized_end=308
-  _globals['_INCLUSIONPROOF']._serialized_start=310
-  _globals['_INCLUSIONPROOF']._serialized_end=381
-  _globals['_CONSISTENCYPROOF']._serialized_start=383
-  _globals['_CONSISTENCYPROOF']._serialized_end=458
+  _globals['_RECEIPT']._serialized_end=353
+  _globals['_LEAFHEADER']._serialized_start=356
+  _globals['_LEAFHEADER']._serialized_end=490
+  _globals['_INCLUSIONPROOF']._serialized_start=492
+  _globals['_INCLUSIONPROOF']._serialized_end=563
+  _globals['_CONSISTENCYPROOF']._serialized_start=565
+  _globals['_CONSISTENCYPROOF']._serialized_end=640
 # @@protoc_insertion_point(module_scope)

@@ -17,7 +17,7 @@ class TreeHead(_message.Message):
     def __init__(self, tree_size: _Optional[int] = ..., root_hash: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ...) -> None: ...
 
 class Receipt(_message.Message):
-    __slots__ = ("site_id", "period", "sequence", "envelope_sha256", "leaf_index", "received_at", "tree_head", "payload_type")
+    __slots__ = ("site_id", "period", "sequence", "envelope_sha256", "leaf_index", "received_at", "tree_head", "payload_type", "leaf_header")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,7 @@ class Receipt(_message.Message):
     RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
     TREE_HEAD_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    LEAF_HEADER_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     period: str
     sequence: int
@@ -34,7 +35,24 @@ class Receipt(_message.Message):
     received_at: str
     tree_head: TreeHead
     payload_type: str
-    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., sequence: _Optional[int] = ..., envelope_sha256: _Optional[str] = ..., leaf_index: _Optional[int] = ..., received_at: _Optional[str] = ..., tree_head: _Optional[_Union[TreeHead, _Mapping]] = ..., payload_type: _Optional[str] = ...) -> None: ...
+    leaf_header: LeafHeader
+    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., sequence: _Optional[int] = ..., envelope_sha256: _Optional[str] = ..., leaf_index: _Optional[int] = ..., received_at: _Optional[str] = ..., tree_head: _Optional[_Union[TreeHead, _Mapping]] = ..., payload_type: _Optional[str] = ..., leaf_header: _Optional[_Union[LeafHeader, _Mapping]] = ...) -> None: ...
+
+class LeafHeader(_message.Message):
+    __slots__ = ("site_id", "period", "sequence", "payload_type", "payload_sha256", "envelope_sha256")
+    SITE_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    site_id: str
+    period: str
+    sequence: int
+    payload_type: str
+    payload_sha256: str
+    envelope_sha256: str
+    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., sequence: _Optional[int] = ..., payload_type: _Optional[str] = ..., payload_sha256: _Optional[str] = ..., envelope_sha256: _Optional[str] = ...) -> None: ...
 
 class InclusionProof(_message.Message):
     __slots__ = ("leaf_index", "tree_size", "hashes")

@@ -7,18 +7,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DisclosurePolicy(_message.Message):
-    __slots__ = ("min_denominator", "small_stratum_action", "small_count_suppression", "small_count_threshold", "differential_privacy")
+    __slots__ = ("min_denominator", "small_stratum_action", "small_count_suppression", "small_count_threshold", "differential_privacy", "perturbation")
     MIN_DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
     SMALL_STRATUM_ACTION_FIELD_NUMBER: _ClassVar[int]
     SMALL_COUNT_SUPPRESSION_FIELD_NUMBER: _ClassVar[int]
     SMALL_COUNT_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DIFFERENTIAL_PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    PERTURBATION_FIELD_NUMBER: _ClassVar[int]
     min_denominator: int
     small_stratum_action: str
     small_count_suppression: bool
     small_count_threshold: int
     differential_privacy: DifferentialPrivacy
-    def __init__(self, min_denominator: _Optional[int] = ..., small_stratum_action: _Optional[str] = ..., small_count_suppression: _Optional[bool] = ..., small_count_threshold: _Optional[int] = ..., differential_privacy: _Optional[_Union[DifferentialPrivacy, _Mapping]] = ...) -> None: ...
+    perturbation: Perturbation
+    def __init__(self, min_denominator: _Optional[int] = ..., small_stratum_action: _Optional[str] = ..., small_count_suppression: _Optional[bool] = ..., small_count_threshold: _Optional[int] = ..., differential_privacy: _Optional[_Union[DifferentialPrivacy, _Mapping]] = ..., perturbation: _Optional[_Union[Perturbation, _Mapping]] = ...) -> None: ...
+
+class Perturbation(_message.Message):
+    __slots__ = ("mechanism", "table", "max_noise", "noise_variance", "zero_exact")
+    MECHANISM_FIELD_NUMBER: _ClassVar[int]
+    TABLE_FIELD_NUMBER: _ClassVar[int]
+    MAX_NOISE_FIELD_NUMBER: _ClassVar[int]
+    NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    ZERO_EXACT_FIELD_NUMBER: _ClassVar[int]
+    mechanism: str
+    table: str
+    max_noise: int
+    noise_variance: float
+    zero_exact: bool
+    def __init__(self, mechanism: _Optional[str] = ..., table: _Optional[str] = ..., max_noise: _Optional[int] = ..., noise_variance: _Optional[float] = ..., zero_exact: _Optional[bool] = ...) -> None: ...
 
 class DifferentialPrivacy(_message.Message):
     __slots__ = ("enabled", "mechanism", "epsilon", "noise_scale")
@@ -127,19 +143,23 @@ class BiomarkerCoverage(_message.Message):
     def __init__(self, biomarker: _Optional[str] = ..., with_valid_result: _Optional[int] = ...) -> None: ...
 
 class VafHistogram(_message.Message):
-    __slots__ = ("biomarker", "method", "edges", "counts")
+    __slots__ = ("biomarker", "method", "edges", "counts", "withheld", "disclosure_note")
     BIOMARKER_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     EDGES_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSURE_NOTE_FIELD_NUMBER: _ClassVar[int]
     biomarker: str
     method: str
     edges: _containers.RepeatedScalarFieldContainer[float]
     counts: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, biomarker: _Optional[str] = ..., method: _Optional[str] = ..., edges: _Optional[_Iterable[float]] = ..., counts: _Optional[_Iterable[int]] = ...) -> None: ...
+    withheld: bool
+    disclosure_note: str
+    def __init__(self, biomarker: _Optional[str] = ..., method: _Optional[str] = ..., edges: _Optional[_Iterable[float]] = ..., counts: _Optional[_Iterable[int]] = ..., withheld: _Optional[bool] = ..., disclosure_note: _Optional[str] = ...) -> None: ...
 
 class SiteSummary(_message.Message):
-    __slots__ = ("site_id", "period", "schema_version", "sequence", "software_version", "policy", "standard_version", "strata", "turnaround", "concordance", "panel", "vaf")
+    __slots__ = ("site_id", "period", "schema_version", "sequence", "software_version", "policy", "standard_version", "strata", "turnaround", "concordance", "panel", "vaf", "testing_directory")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +172,7 @@ class SiteSummary(_message.Message):
     CONCORDANCE_FIELD_NUMBER: _ClassVar[int]
     PANEL_FIELD_NUMBER: _ClassVar[int]
     VAF_FIELD_NUMBER: _ClassVar[int]
+    TESTING_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     period: str
     schema_version: int
@@ -164,4 +185,5 @@ class SiteSummary(_message.Message):
     concordance: _containers.RepeatedCompositeFieldContainer[ConcordanceTable]
     panel: PanelCoverage
     vaf: _containers.RepeatedCompositeFieldContainer[VafHistogram]
-    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., schema_version: _Optional[int] = ..., sequence: _Optional[int] = ..., software_version: _Optional[str] = ..., policy: _Optional[_Union[DisclosurePolicy, _Mapping]] = ..., standard_version: _Optional[str] = ..., strata: _Optional[_Iterable[_Union[StratumCounts, _Mapping]]] = ..., turnaround: _Optional[_Iterable[_Union[TurnaroundHistogram, _Mapping]]] = ..., concordance: _Optional[_Iterable[_Union[ConcordanceTable, _Mapping]]] = ..., panel: _Optional[_Union[PanelCoverage, _Mapping]] = ..., vaf: _Optional[_Iterable[_Union[VafHistogram, _Mapping]]] = ...) -> None: ...
+    testing_directory: bool
+    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., schema_version: _Optional[int] = ..., sequence: _Optional[int] = ..., software_version: _Optional[str] = ..., policy: _Optional[_Union[DisclosurePolicy, _Mapping]] = ..., standard_version: _Optional[str] = ..., strata: _Optional[_Iterable[_Union[StratumCounts, _Mapping]]] = ..., turnaround: _Optional[_Iterable[_Union[TurnaroundHistogram, _Mapping]]] = ..., concordance: _Optional[_Iterable[_Union[ConcordanceTable, _Mapping]]] = ..., panel: _Optional[_Union[PanelCoverage, _Mapping]] = ..., vaf: _Optional[_Iterable[_Union[VafHistogram, _Mapping]]] = ..., testing_directory: _Optional[bool] = ...) -> None: ...

@@ -1,0 +1,138 @@
+"""Reading an audit bundle: every member by name, once, with bounded memory.
+
+Refused (BundleUnreadable, exit status 2), each with its reason:
+  - a file that is not a zip archive, or a member that cannot be decompressed (bad CRC,
+    encrypted, unknown compression);
+  - two members of the same name (tools disagree on which one they show);
+  - a member name that is not part of the bundle layout (`LAYOUT`), so nothing is read that
+    no check looks at;
+  - a member larger than MAX_MEMBER_BYTES, or members together larger than MAX_TOTAL_BYTES,
+    counted on the bytes actually decompressed (not the sizes the archive claims), so a zip bomb
+    costs at most that much memory.
+Folder entries, which an ordinary re-zip adds, are skipped when empty.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+import zlib
+from pathlib import Path
+
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 512 * 2**20
+MAX_MEMBERS = 200_000
+_CHUNK = 2**20
+
+_INDEX = r"(?:0|[1-9][0-9]{0,18})"  # one spelling per leaf index
+_KEYID = r"[0-9a-f]{64}"
+_ROUND = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+LAYOUT = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"MANIFEST\.json",
+        r"MANIFEST\.sig",
+        r"tree_head\.envelope",
+        r"checkpoint\.txt",
+        r"keys/witnesses\.json",
+        r"standard\.toml",
+        r"report/benchmark\.json",
+        r"report/index\.html",  # carried by bundles from older coordinators; never verified
+        r"ledger/leaves\.json",
+        rf"ledger/legacy/{_INDEX}\.envelope",
+        rf"envelopes/{_INDEX}\.envelope",
+        rf"receipts/{_INDEX}\.envelope",
+        rf"proofs/{_INDEX}\.json",
+        r"keys/coordinator\.pem",
+        r"keys/sites\.json",
+        rf"keys/{_KEYID}\.pem",
+        rf"enrolments/{_KEYID}\.envelope",
+        rf"eqa/{_ROUND}/round\.envelope",
+        rf"eqa/{_ROUND}/truth\.csv",
+    )
+)
+
+
+class BundleUnreadable(Exception):
+    """The bundle cannot be read at all (exit status 2)."""
+
+
+def leaf_number(name: str) -> int:
+    """The leaf index in a name such as envelopes/12.envelope (the layout guarantees the form)."""
+    return int(name.rsplit("/", 1)[1].split(".", 1)[0])
+
+
+def read(path: Path) -> dict[str, bytes]:
+    """{member name: content} of the bundle at path, or BundleUnreadable saying why not."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise BundleUnreadable(f"{path} is not a readable zip file: {exc}") from exc
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise BundleUnreadable(
+                f"{path} has {len(members)} members, more than the {MAX_MEMBERS} a bundle may hold"
+            )
+        files: dict[str, bytes] = {}
+        total = 0
+        for info in members:
+            name = info.filename
+            if info.is_dir():
+                if _read_member(archive, info, 1, 1):
+                    raise BundleUnreadable(f"{path}: the folder entry {name} holds data")
+                continue  # an ordinary re-zip adds folder entries
+            if name in files:
+                raise BundleUnreadable(
+                    f"{path} holds two members named {name}; tools disagree on which one they "
+                    "show, so the bundle is refused. Ask the centre for the bundle as it made it"
+                )
+            if not any(pattern.fullmatch(name) for pattern in LAYOUT):
+                raise BundleUnreadable(
+                    f"{path}: the member {name!r} is not part of a rarenet audit bundle "
+                    "(names are like envelopes/12.envelope, keys/<key id>.pem; see "
+                    "`rarenet-audit verify --help`)"
+                )
+            files[name] = _read_member(
+                archive, info, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total, path
+            )
+            total += len(files[name])
+    return files
+
+
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, left: int, path: Path | None = None
+) -> bytes:
+    """The member's bytes, stopping as soon as more than `limit` (or `left`) are decompressed."""
+    where = f"{path}: the member {info.filename}" if path else f"the member {info.filename}"
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(min(_CHUNK, limit + 1)):
+                size += len(chunk)
+                if size > limit:
+                    raise BundleUnreadable(
+                        f"{where} decompresses to more than {limit} bytes; refused (a zip bomb, "
+                        "or not a rarenet bundle)"
+                    )
+                if size > left:
+                    raise BundleUnreadable(
+                        f"{where} takes the bundle past {MAX_TOTAL_BYTES} bytes decompressed; "
+                        "refused (a zip bomb, or not a rarenet bundle)"
+                    )
+                chunks.append(chunk)
+    except BundleUnreadable:
+        raise
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        NotImplementedError,
+        ValueError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as exc:
+        raise BundleUnreadable(f"{where} cannot be read: {exc}") from exc
+    return b"".join(chunks)

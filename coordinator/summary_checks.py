@@ -1,0 +1,212 @@
+"""What a site summary's fields mean, checked before it is accepted: a well-signed summary from an
+enrolled site can still be hostile or broken, and one site's summary must never hurt another
+site's benchmark.
+
+The wire contract checks types and ranges; these checks add meaning: cells add up to tests
+(whatever is marked suppressed), panel counts lie within patients, names come from the standard's
+vocabularies, sizes are bounded (strata, histogram bins, bytes), the sequence number fits the
+ledger's 63-bit integers, and differential-privacy parameters are finite and bounded. Each refusal
+says what is wrong and where, so the lab can fix its node or report a bug.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from coordinator.errors import InvalidArgument
+from coordinator.standards import Standard
+from protos import wire
+from protos.rarenet.v1 import summary_pb2 as pb
+
+MAX_PAYLOAD_BYTES = 2 * 1024 * 1024  # a lab's quarterly summary is about 30 KB
+MAX_STRATA = 5_000
+MAX_TABLES = 1_000  # turnaround histograms, concordance tables, VAF histograms, panel biomarkers
+MAX_BINS = 100  # turnaround histogram bins (the node sends 31), VAF bin edges (8)
+MAX_SEQUENCE = 2**63 - 1  # SQLite integers are signed 64-bit
+MAX_EPSILON = 20.0
+# The node's scale is its sensitivity bound over epsilon (node/privacy.py): 4 x the most results of
+# one patient (about 10-20) over an epsilon of 0.1 or more stays well under this.
+MAX_NOISE_SCALE = 1_000.0
+CELLS = ("positive", "negative", "failed", "equivocal")
+MECHANISMS = ("geometric",)  # the benchmark widens intervals for these (coordinator/stats.py)
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """The names a summary may use, drawn from the testing standard in force."""
+
+    biomarkers: frozenset[str]
+    methods: frozenset[str]
+    specimens: frozenset[str]
+    histology_groups: frozenset[str]
+
+    @classmethod
+    def of(cls, standard: Standard) -> Vocabulary:
+        data = standard.data
+        ranked = {k: v for k, v in data["reference_methods"].items() if k != "source"}
+        biomarkers = set(data["positivity"]) | set(data["panel"]["required"])
+        biomarkers |= {k for k in ranked if k != "default"}
+        methods = {m for order in ranked.values() for m in order} | {wire.ALL_METHODS, wire.MERGED}
+        specimens = {k for k in data["failure_rate"] if k != "source"} | {wire.MERGED}
+        histologies = set(data["panel"].get("histologies", ())) | {"squamous"}
+        return cls(
+            frozenset(biomarkers),
+            frozenset(methods),
+            frozenset(specimens),
+            frozenset(histologies | {"", "all", wire.MERGED}),
+        )
+
+
+def _name(value: str, allowed: frozenset[str], what: str, where: str) -> None:
+    if value not in allowed:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise InvalidArgument(
+            f"{where}: {what} {shown!r} is not in the standard's vocabulary "
+            f"({', '.join(sorted(a for a in allowed if a))}); use the standard's names"
+        )
+
+
+def _at_most(count: int, limit: int, what: str) -> None:
+    if count > limit:
+        raise InvalidArgument(f"the summary has {count} {what}, more than the {limit} allowed")
+
+
+def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> None:
+    """InvalidArgument naming the first field whose value makes no sense; None if all do."""
+    if summary.sequence > MAX_SEQUENCE:
+        raise InvalidArgument(
+            f"sequence {summary.sequence} is beyond {MAX_SEQUENCE}; sequence numbers count "
+            "summaries from 1"
+        )
+    _at_most(len(summary.strata), MAX_STRATA, "strata")
+    for what, items in (
+        ("turnaround histograms", summary.turnaround),
+        ("concordance tables", summary.concordance),
+        ("VAF histograms", summary.vaf),
+        ("panel biomarkers", summary.panel.biomarkers),
+    ):
+        _at_most(len(items), MAX_TABLES, what)
+    _check_privacy(summary.policy.differential_privacy)
+    seen: set[tuple[str, str, str, str]] = set()
+    for s in summary.strata:
+        where = f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
+        if vocabulary is not None:
+            _name(s.biomarker, vocabulary.biomarkers, "biomarker", where)
+            _name(s.method, vocabulary.methods, "method", where)
+            _name(s.specimen, vocabulary.specimens, "specimen", where)
+            _name(s.histology_group, vocabulary.histology_groups, "histology group", where)
+        key = (s.biomarker, s.method, s.specimen, s.histology_group)
+        if key in seen:
+            raise InvalidArgument(f"{where} appears twice; each stratum is listed once")
+        seen.add(key)
+        _check_cells(s, where)
+    for h in summary.turnaround:
+        where = f"turnaround histogram {h.specimen[:40]}"
+        if vocabulary is not None:
+            _name(h.specimen, vocabulary.specimens, "specimen", where)
+        _at_most(len(h.counts), MAX_BINS, f"bins in the {where}")
+        if h.withheld:
+            continue
+        if sum(h.counts) != h.total or h.within_target > h.total:
+            raise InvalidArgument(
+                f"{where}: the bins add up to {sum(h.counts)}, total is {h.total} and "
+                f"{h.within_target} are within target; the bins must add up to the total and "
+                "within target cannot exceed it"
+            )
+    for t in summary.concordance:
+        where = f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
+        if t.kind not in ("inter_method", "tissue_plasma"):
+            raise InvalidArgument(f"{where}: kind must be inter_method or tissue_plasma")
+        if vocabulary is not None:
+            _name(t.biomarker, vocabulary.biomarkers, "biomarker", where)
+            sides = vocabulary.methods | vocabulary.specimens
+            _name(t.index_method, sides, "index method", where)
+            _name(t.comparator_method, sides, "comparator method", where)
+    _check_panel(summary.panel, vocabulary)
+    for v in summary.vaf:
+        where = f"VAF histogram {v.biomarker[:40]}/{v.method[:40]}"
+        if vocabulary is not None:
+            _name(v.biomarker, vocabulary.biomarkers, "biomarker", where)
+            _name(v.method, vocabulary.methods, "method", where)
+        _at_most(len(v.edges), MAX_BINS, f"bin edges in the {where}")
+        edges = list(v.edges)
+        if not all(math.isfinite(e) for e in edges) or any(
+            b <= a for a, b in zip(edges, edges[1:])
+        ):
+            raise InvalidArgument(f"{where}: bin edges must be finite and increasing")
+        if v.withheld:  # withheld for disclosure control: the edges, no counts
+            if v.counts:
+                raise InvalidArgument(f"{where}: a withheld histogram carries no counts")
+        elif edges and len(v.counts) != len(edges) - 1:
+            raise InvalidArgument(
+                f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
+            )
+
+
+def _check_cells(s: pb.StratumCounts, where: str) -> None:
+    suppressed = list(s.suppressed_cells)
+    unknown = [c for c in suppressed if c not in CELLS]
+    if unknown or len(set(suppressed)) != len(suppressed):
+        raise InvalidArgument(
+            f"{where}: suppressed_cells may name each of {', '.join(CELLS)} once, not {unknown or suppressed}"
+        )
+    cells = {c: getattr(s, c) for c in CELLS}
+    if s.withheld:
+        if any(cells.values()):
+            raise InvalidArgument(f"{where}: a withheld stratum releases no cells")
+        return
+    if any(cells[c] for c in suppressed):
+        raise InvalidArgument(f"{where}: a suppressed cell is released as 0")
+    released = sum(cells.values())
+    if released > s.tests or (not suppressed and released != s.tests):
+        raise InvalidArgument(
+            f"{where}: cells do not add up to tests ({released} released, tests {s.tests}); "
+            "without suppression they must add up to tests, with it they cannot exceed it"
+        )
+
+
+def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None:
+    if panel.withheld:
+        if panel.patients or panel.with_all_required or len(panel.biomarkers):
+            raise InvalidArgument("panel coverage: a withheld panel releases no counts")
+        return
+    if panel.with_all_required > panel.patients:
+        raise InvalidArgument(
+            f"panel coverage: {panel.with_all_required} patients with every required biomarker "
+            f"of {panel.patients} patients; it cannot be more"
+        )
+    names: set[str] = set()
+    for b in panel.biomarkers:
+        if vocabulary is not None:
+            _name(b.biomarker, vocabulary.biomarkers, "biomarker", "panel coverage")
+        if b.biomarker in names:
+            raise InvalidArgument(f"panel coverage: biomarker {b.biomarker} appears twice")
+        names.add(b.biomarker)
+        if b.with_valid_result > panel.patients:
+            raise InvalidArgument(
+                f"panel coverage: {b.with_valid_result} patients with a valid {b.biomarker} "
+                f"result of {panel.patients} patients; it cannot be more"
+            )
+
+
+def _check_privacy(dp: pb.DifferentialPrivacy) -> None:
+    where = "policy.differential_privacy"
+    if not all(math.isfinite(x) for x in (dp.epsilon, dp.noise_scale)):
+        raise InvalidArgument(f"{where}: epsilon and noise_scale must be finite numbers")
+    if not dp.enabled:
+        if dp.epsilon or dp.noise_scale:
+            raise InvalidArgument(f"{where}: epsilon and noise_scale are 0 when DP is off")
+        return
+    if dp.mechanism not in MECHANISMS:
+        raise InvalidArgument(
+            f"{where}: mechanism {dp.mechanism[:40]!r} is not one the coordinator knows "
+            f"({', '.join(MECHANISMS)})"
+        )
+    if not 0 < dp.epsilon <= MAX_EPSILON:
+        raise InvalidArgument(f"{where}: epsilon must lie in (0, {MAX_EPSILON:g}]")
+    if not 0 < dp.noise_scale <= MAX_NOISE_SCALE:
+        raise InvalidArgument(
+            f"{where}: noise_scale {dp.noise_scale:g} must lie in (0, {MAX_NOISE_SCALE:g}]; "
+            "a larger scale would hide the site's results entirely"
+        )

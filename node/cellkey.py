@@ -1,0 +1,107 @@
+"""Cell-key perturbation: bounded, consistent noise on every released count.
+
+Each record (a test's biomarker, a test, a patient) has a secret record key: the first 32 bits of
+the patient's keyed hash (HMAC-SHA256 with the site secret, made at ingest) plus a CRC of the test
+id and biomarker, modulo 2^32. Nobody without the site secret can compute it. A cell's key is the
+sum of its records' keys modulo 2^32, so the same set of records always has the same key, wherever
+it appears (a merged stratum that holds exactly the records of another cell, the same quarter
+built twice). The noise of a cell is read from the public perturbation table below at its true
+count and its key: the same records always get the same noise (nothing to average away by asking
+again), and a difference of two cells with different records is noisy.
+
+References: Fraser & Wooton, UNECE work session on statistical confidentiality 2005; Thompson,
+Broadfoot & Elazar, UNECE 2013 (ABS TableBuilder); the sdcTools `ptable` and `cellKey` packages.
+The table is documented, with the same numbers, in protos/rarenet/v1/summary.proto.
+"""
+
+from __future__ import annotations
+
+import zlib
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from protos.rarenet.v1 import summary_pb2 as pb
+
+MODULUS = 1 << 32
+TABLE = "rarenet-ptable-1"
+MAX_NOISE = 2
+Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
+# True count -> (noise values, their probabilities); 3 or more: the last row. A zero stays zero and
+# a count is never released as zero (the rare-signal rule); a released 1 may be a true 1, 2 or 3.
+TABLE_ROWS: Rows = {
+    0: ((0,), (1.0,)),
+    1: ((0, 1, 2), (0.6, 0.3, 0.1)),
+    2: ((-1, 0, 1), (0.3, 0.4, 0.3)),
+    3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
+}
+_CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in TABLE_ROWS.items()}
+
+
+def noise_variance() -> float:
+    values, probabilities = TABLE_ROWS[3]
+    return sum(p * v * v for v, p in zip(values, probabilities, strict=True))
+
+
+def policy() -> pb.Perturbation:
+    return pb.Perturbation(
+        mechanism="cell_key",
+        table=TABLE,
+        max_noise=MAX_NOISE,
+        noise_variance=noise_variance(),
+        zero_exact=True,
+    )
+
+
+def patient_part(patient_key: str) -> int:
+    """The secret part of every record key of a patient (its keyed hash is hex)."""
+    return int(patient_key[:8], 16)
+
+
+def record_key(patient: int, *parts: str) -> int:
+    """The key of one record: the patient's secret part plus a CRC of what names the record."""
+    return (patient + zlib.crc32("|".join(parts).encode("utf-8"))) % MODULUS
+
+
+def _mix(key: int) -> int:
+    """A bijective mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells
+    whose keys differ by a fixed amount (the same patients counted in two tables) get unrelated
+    noise, because the record keys are sums and CRCs are linear."""
+    x = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) >> 32
+
+
+def noise(count: int, key: int) -> int:
+    """The perturbation of a cell of true `count` whose cell key is `key` (any integer: the sum of
+    its records' keys; it is reduced modulo 2^32 here)."""
+    row = min(max(count, 0), 3)
+    u = _mix(key % MODULUS) / MODULUS
+    return TABLE_ROWS[row][0][bisect_right(_CUMULATIVE[row], u)]
+
+
+def perturb(count: int, key: int) -> int:
+    return count + noise(count, key)
+
+
+def _cells(n: int) -> defaultdict[object, list[int]]:
+    return defaultdict(lambda: [0] * n)
+
+
+@dataclass
+class CellKeys:
+    """The cell key of every count node/metrics.py computes (sums of record keys, not yet reduced
+    modulo 2^32), indexed like the counts themselves."""
+
+    # (biomarker, method or "all", specimen) -> keys of positive, negative, failed, equivocal
+    strata: defaultdict = field(default_factory=lambda: _cells(4))
+    # inter-method (biomarker, index, comparator) -> keys of the five concordance cells
+    pairs: defaultdict = field(default_factory=lambda: _cells(5))
+    tissue_plasma: defaultdict = field(default_factory=lambda: _cells(5))  # biomarker -> 5 keys
+    turnaround: defaultdict = field(default_factory=lambda: _cells(64))  # specimen -> bin keys
+    vaf: defaultdict = field(default_factory=lambda: _cells(64))  # (biomarker, method) -> bins
+    panel_patients: int = 0
+    panel_all: int = 0
+    panel_biomarkers: dict[str, int] = field(default_factory=dict)

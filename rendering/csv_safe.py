@@ -1,0 +1,40 @@
+"""CSV cells a spreadsheet will not run: a text cell starting with =, +, -, @, a tab or a carriage
+return is read by Excel, LibreOffice and Google Sheets as a formula (`=HYPERLINK(...)` in a site or
+biomarker name would become a live link). Such a cell is prefixed with an apostrophe, as OWASP
+advises; numbers are written as numbers, so a negative number stays a number."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def neutral(text: str) -> str:
+    """`text` as a cell no spreadsheet evaluates."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return neutral("-".join(cell(v) for v in value)) if value else ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        return str(value)
+    return neutral(str(value))
+
+
+def write(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([cell(row.get(c)) for c in columns])
