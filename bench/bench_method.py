@@ -43,6 +43,22 @@ RATES = {  # true positivity among valid results, within the standard's expected
     "NTRK": 0.004,
 }
 FAILURE = 0.04  # standard's maximum for tissue: 10%
+# Cell-key perturbation as nodes apply it (rarenet-ptable-1; summary.proto Perturbation): rows by
+# true count, d -> probability.
+PTABLE = {1: ((0, 0.6), (1, 0.3), (2, 0.1)), 2: ((-1, 0.3), (0, 0.4), (1, 0.3))}
+PTABLE_WIDE = ((-2, 0.1), (-1, 0.2), (0, 0.4), (1, 0.2), (2, 0.1))
+PERTURB = True
+
+
+def perturb(count: int, rng: np.random.Generator) -> int:
+    """A count as a node releases it: a true 0 stays 0; else plus d from the table's row."""
+    if count <= 0 or not PERTURB:
+        return count
+    row = PTABLE.get(count, PTABLE_WIDE)
+    d = rng.choice([v for v, _ in row], p=[p for _, p in row])
+    return int(count + d)
+
+
 WITHIN_TARGET = 0.95  # goal 90%
 PANEL = 0.95  # target 90%
 PPA, NPA = 0.97, 0.99  # minimums 0.90, 0.95
@@ -62,16 +78,17 @@ def lab_summary(
     for biomarker, rate in rates.items():
         pos = int(rng.binomial(tests - failed, rate))
         for m in (method, "all"):
+            cells = [perturb(c, rng) for c in (pos, tests - failed - pos, failed)]
             strata.append(
                 pb.StratumCounts(
                     biomarker=biomarker,
                     method=m,
                     specimen="tissue",
                     histology_group="all",
-                    tests=tests,
-                    positive=pos,
-                    negative=tests - failed - pos,
-                    failed=failed,
+                    tests=sum(cells),
+                    positive=cells[0],
+                    negative=cells[1],
+                    failed=cells[2],
                 )
             )
     within = int(rng.binomial(tests, WITHIN_TARGET))
@@ -80,7 +97,7 @@ def lab_summary(
     neg = max(tests // 10, 1) - alk_pos
     d = int(rng.binomial(neg, NPA))
     patients = int(tests * 0.85)
-    return pb.SiteSummary(
+    summary = pb.SiteSummary(
         site_id=site,
         period=period,
         schema_version=1,
@@ -108,6 +125,30 @@ def lab_summary(
             patients=patients, with_all_required=int(rng.binomial(patients, PANEL))
         ),
     )
+    if PERTURB:
+        for h in summary.turnaround:
+            h.counts[:] = [perturb(c, rng) for c in h.counts]
+        t = summary.concordance[0]
+        for f in (
+            "both_positive",
+            "index_positive_comparator_negative",
+            "index_negative_comparator_positive",
+            "both_negative",
+        ):
+            setattr(t, f, perturb(getattr(t, f), rng))
+        summary.panel.patients = perturb(summary.panel.patients, rng)
+        summary.panel.with_all_required = min(
+            perturb(summary.panel.with_all_required, rng), summary.panel.patients
+        )
+        p = summary.policy.perturbation
+        p.mechanism, p.table, p.max_noise, p.noise_variance, p.zero_exact = (
+            "cell_key",
+            "rarenet-ptable-1",
+            2,
+            1.2,
+            True,
+        )
+    return summary
 
 
 def network(
@@ -251,8 +292,10 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
     standard = parse(DEFAULT_STANDARD.read_text(encoding="utf-8"))
     alert_q, alarm_q = standard.q_levels
     started = time.monotonic()
+    counts = "perturbed by cell key (rarenet-ptable-1)" if PERTURB else "exact"
     print(
-        f"method {METHOD_VERSION}; alert at q <= {alert_q}, alarm at q <= {alarm_q}; seed {seed}\n"
+        f"method {METHOD_VERSION}; alert at q <= {alert_q}, alarm at q <= {alarm_q}; seed {seed}; "
+        f"counts {counts}\n"
     )
     sizes = (6, 30) if quick else (6, 30, 100)
     null_reps = reps or (20 if quick else 200)
@@ -324,7 +367,14 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--no-perturbation",
+        action="store_true",
+        help="exact counts (by default counts are perturbed by cell key, as nodes release them)",
+    )
     args = parser.parse_args()
+    global PERTURB
+    PERTURB = not args.no_perturbation
     run(args.quick, args.reps, args.seed)
 
 
