@@ -33,12 +33,7 @@ from auditor import bundle, completeness
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned, manifest_signer, pem_raw
 from auditor.witnesses import check as check_witnesses
-from method import METHOD_VERSION, known_answers
-from method.benchmark import compute, for_site
-from method.eqa import commitment
-from method.inputs import EqaRoundInput, Inputs
-from method.standard import StandardError
-from method.standard import parse as parse_standard
+from method import METHOD_VERSION
 from protos import dsse, leaf, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import eqa_pb2 as epb
@@ -284,6 +279,14 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
         result.add(finding.name, finding.ok, finding.detail)
 
     # 5. EQA rounds: signed by the coordinator, and the truth is the one sealed at opening.
+    # The method (numpy, scipy) is loaded only once the bundle has been read and its signatures
+    # checked: refusing a bad bundle stays cheap in memory.
+    from method.benchmark import compute, for_site
+    from method.eqa import commitment
+    from method.inputs import EqaRoundInput, Inputs
+    from method.standard import StandardError
+    from method.standard import parse as parse_standard
+
     rounds = []
     for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
         round_id = name.split("/")[1]
@@ -361,6 +364,8 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
 def check_known_answer(path: Path) -> str | None:
     """A known-answer case (method/known_answers.py) recomputed by the method the auditor runs:
     None when every figure matches, else where the first difference is."""
+    from method import known_answers
+
     case = known_answers.load(path)
     return _first_difference(known_answers.run(case), case["expected"])
 
