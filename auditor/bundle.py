@@ -19,6 +19,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+from auditor.errors import Unreadable
+
 MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
 MAX_MEMBERS = 200_000
@@ -54,7 +56,7 @@ LAYOUT = tuple(
 )
 
 
-class BundleUnreadable(Exception):
+class BundleUnreadable(Unreadable):
     """The bundle cannot be read at all (exit status 2)."""
 
 
@@ -67,7 +69,15 @@ def read(path: Path) -> dict[str, bytes]:
     """{member name: content} of the bundle at path, or BundleUnreadable saying why not."""
     try:
         archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+    except (
+        OSError,
+        EOFError,
+        NotImplementedError,  # a damaged header can claim a zip version nobody implements
+        RuntimeError,
+        ValueError,  # UnicodeDecodeError of a damaged name included
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+    ) as exc:
         raise BundleUnreadable(f"{path} is not a readable zip file: {exc}") from exc
     with archive:
         members = archive.infolist()
@@ -91,8 +101,10 @@ def read(path: Path) -> dict[str, bytes]:
             if not any(pattern.fullmatch(name) for pattern in LAYOUT):
                 raise BundleUnreadable(
                     f"{path}: the member {name!r} is not part of a rarenet audit bundle "
-                    "(names are like envelopes/12.envelope, keys/<key id>.pem; see "
-                    "`rarenet-audit verify --help`)"
+                    "(it holds MANIFEST.json, MANIFEST.sig, tree_head.envelope, checkpoint.txt, "
+                    "standard.toml, report/benchmark.json, and under envelopes/, receipts/, "
+                    "proofs/, ledger/, keys/, enrolments/ and eqa/ files named by leaf index, "
+                    "key id or round, such as envelopes/12.envelope)"
                 )
             files[name] = _read_member(
                 archive, info, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total, path

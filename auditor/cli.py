@@ -10,16 +10,37 @@ import click
 
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned
-from protos import dsse, wire
-from protos.errors import ContractError
+from auditor.errors import AuditError, Unreadable
+from protos import dsse, exits, wire
+from protos.errors import ContractError, PayloadError
 
 if TYPE_CHECKING:
     from auditor.verify import Result
 
+# The one place the auditor's errors become exit statuses (the scheme: protos/exits.py). A check
+# that fails is a FAIL line and exit status 1, from the commands themselves.
+EXIT_STATUSES: dict[type[BaseException], int] = {
+    AuditError: exits.FAILED,
+    Unreadable: exits.BAD_INPUT,  # a bundle, envelope or key file that cannot be read as one
+    ContractError: exits.FAILED,  # a signature or proof that does not verify
+    PayloadError: exits.BAD_INPUT,  # a file that is not what it should be
+}
+
+
+class Group(click.Group):
+    """Turns the project's errors into a clean message and their exit status."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (AuditError, ContractError) as exc:
+            click.echo(f"ERROR {exc}", err=True)
+            raise SystemExit(exits.most_specific(exc, EXIT_STATUSES) or exits.FAILED) from None
+
 
 def _unreadable(message: str) -> NoReturn:
     click.echo(f"ERROR {message}", err=True)
-    raise SystemExit(2)
+    raise SystemExit(exits.BAD_INPUT)
 
 
 def _verified(bundle: Path, coordinator_key: Path | None, witnesses: int = 0) -> Result:
@@ -48,7 +69,7 @@ def _not_pinned_warning(result: Result, err: bool = False) -> None:
         click.echo(line, err=err)
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(package_name="rarenet")
 def main() -> None:
     """Offline verification for auditors."""
@@ -63,17 +84,15 @@ def main() -> None:
     help="The signer's public key (PEM or raw 32 bytes).",
 )
 def verify_envelope(envelope: Path, public_key: Path) -> None:
-    """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not."""
+    """Check the signature of a serialised Envelope; exit 0 when it verifies, 1 when not, 2 when
+    the envelope or the key cannot be read."""
+    raw = load_pinned(public_key)  # BundleUnreadable: exit status 2
+    parsed = wire.parse_envelope(envelope.read_bytes())  # PayloadError: exit status 2
     try:
-        raw = load_pinned(public_key)
-    except BundleUnreadable as exc:
-        _unreadable(str(exc))
-    try:
-        parsed = wire.parse_envelope(envelope.read_bytes())
         dsse.verify(parsed, {dsse.keyid(raw): raw})
     except ContractError as exc:
         click.echo(f"FAIL {envelope.name}: {exc}")
-        raise SystemExit(1) from None
+        raise SystemExit(exits.FAILED) from None
     click.echo(f"PASS {envelope.name}: {parsed.payload_type} signed by {dsse.keyid(raw)}")
 
 
@@ -125,7 +144,7 @@ def verify(bundle: Path, coordinator_key: Path | None, witnesses: int, as_json: 
             f"{len(result.checks) - failed} passed, {failed} failed"
             + ("" if result.key_pinned else "; the coordinator's key was NOT pinned")
         )
-    raise SystemExit(0 if result.ok else 1)
+    raise SystemExit(exits.OK if result.ok else exits.FAILED)
 
 
 @main.command()
@@ -152,7 +171,7 @@ def show(bundle: Path, coordinator_key: Path | None, html_out: Path | None) -> N
             "`rarenet-audit verify` says why",
             err=True,
         )
-        raise SystemExit(1)
+        raise SystemExit(exits.FAILED)
     _not_pinned_warning(result, err=True)
     sites = report["sites"] if "sites" in report else {report["site"]["site_id"]: report["site"]}
     click.echo(

@@ -51,20 +51,19 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
             )
         ]
     try:
-        headers, tree = _headers(files, head)
+        site = manifest.get("site")  # a per-site bundle is complete for that site's submissions
+        headers, tree = _headers(files, head, opaque_allowed=site is not None)
         periods, rounds = _scope(files, manifest)
     except ContractError as exc:
         return [Finding("completeness", False, str(exc))]
     findings = _receipts_agree(files, tree)
     scope = set(periods) | {leaf.EQA_PERIOD_PREFIX + r for r in rounds}
-    site = manifest.get("site")  # a per-site bundle is complete for that site's submissions
     expected = {
-        i
+        i: h
         for i, h in enumerate(headers)
-        if h.period in scope and (site is None or h.site_id == site)
+        if h is not None and h.period in scope and (site is None or h.site_id == site)
     }
-    for index in sorted(expected):
-        header = headers[index]
+    for index, header in sorted(expected.items()):
         member = f"envelopes/{index}.envelope"
         if member not in files:
             findings.append(
@@ -87,10 +86,11 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
     for name in sorted(n for n in files if n.startswith("envelopes/")):
         index = leaf_number(name)
         if index not in expected:
+            shown = headers[index] if index < len(headers) else None
             where = (
-                f"leaf {index} is {leaf.describe(headers[index])}"
-                if index < len(headers)
-                else f"there is no leaf {index} under the signed tree head"
+                f"leaf {index} is {leaf.describe(shown)}"
+                if shown is not None
+                else f"leaf {index} is not a readable submission under the signed tree head"
             )
             findings.append(
                 Finding(
@@ -103,12 +103,19 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
     what = ", ".join(periods + [f"EQA {r}" for r in rounds])
     if site is not None:
         what = f"site {site} in {what}"
+    opaque = sum(h is None for h in headers)
+    caveat = (
+        f"; {opaque} leaves are other sites' by the coordinator's word (a site's own bundle "
+        "shows peers' leaves by hash only, so that no peer is named; the full bundle proves them)"
+        if opaque
+        else ""
+    )
     findings.append(
         Finding(
             "completeness",
             missing == 0,
             f"all {len(expected)} submissions the ledger accepted for {what} (of its "
-            f"{len(headers)} leaves) are in the bundle"
+            f"{len(headers)} leaves) are in the bundle{caveat}"
             if missing == 0
             else f"{missing} problem(s) with the submissions accepted for {what}; see above",
         )
@@ -117,9 +124,10 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
 
 
 def _headers(
-    files: dict[str, bytes], head: lpb.TreeHead
-) -> tuple[list[lpb.LeafHeader], merkle.Tree]:
-    """Every leaf's header and the tree rebuilt from the leaves, which lead to the signed root."""
+    files: dict[str, bytes], head: lpb.TreeHead, opaque_allowed: bool
+) -> tuple[list[lpb.LeafHeader | None], merkle.Tree]:
+    """Every leaf's header (None for a peer's whole-envelope leaf a site's bundle gives by hash
+    only) and the tree rebuilt from the leaves, which lead to the signed root."""
     try:
         listing = json.loads(files["ledger/leaves.json"])
         size, entries = listing["tree_size"], listing["leaves"]
@@ -129,12 +137,21 @@ def _headers(
         raise ContractError(
             f"ledger/leaves.json does not list the {head.tree_size} leaves of the signed tree head"
         )
-    data: list[bytes] = []
-    headers: list[lpb.LeafHeader] = []
+    hashes: list[bytes] = []
+    headers: list[lpb.LeafHeader | None] = []
     for index, entry in enumerate(entries):
         try:
             if not isinstance(entry, dict) or len(entry) != 1:
                 raise ContractError("an entry is {'header': ...} or {'envelope': ...}")
+            if "leaf_hash" in entry and not opaque_allowed:
+                raise ContractError("only a site's own bundle may give a leaf by its hash alone")
+            if "leaf_hash" in entry:
+                opaque = bytes.fromhex(entry["leaf_hash"])
+                if len(opaque) != 32:
+                    raise ContractError("a leaf hash is 32 bytes")
+                hashes.append(opaque)
+                headers.append(None)
+                continue
             if "header" in entry:
                 blob = base64.b64decode(entry["header"], validate=True)
                 parsed = leaf.classify(blob)
@@ -155,9 +172,9 @@ def _headers(
             raise ContractError(
                 f"leaf {index} in ledger/leaves.json cannot be read: {exc}"
             ) from exc
-        data.append(blob)
+        hashes.append(merkle.leaf_hash(blob))
         headers.append(parsed.header)
-    tree = merkle.Tree([merkle.leaf_hash(d) for d in data])
+    tree = merkle.Tree(hashes)
     if tree.root(size) != head.root_hash:
         raise ContractError(
             f"the {size} leaves in ledger/leaves.json do not lead to the signed root "

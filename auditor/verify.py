@@ -127,6 +127,32 @@ def _keep_latest(group: dict[str, tuple[int, M]], index: int, message: M) -> Non
         group[message.site_id] = (index, message)
 
 
+_RECORD_FIELDS = {
+    "keyid": (str,),
+    "site_id": (str,),
+    "enrolled_at": (str,),
+    "retired_at": (str, type(None)),
+    "site_status": (str,),
+    "site_revoked_at": (str, type(None)),
+}
+
+
+def _enrolment_records(data: bytes) -> dict[str, dict[str, Any]]:
+    """{key id: enrolment record} of keys/sites.json; ValueError unless every record has every
+    field with its type."""
+    records = json.loads(data)
+    if not isinstance(records, list):
+        raise ValueError("not a list of enrolment records")
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if not isinstance(record, dict) or any(
+            not isinstance(record.get(name), kinds) for name, kinds in _RECORD_FIELDS.items()
+        ):
+            raise ValueError(f"a record lacks one of {', '.join(_RECORD_FIELDS)}: {record!r:.120}")
+        out[record["keyid"]] = record
+    return out
+
+
 def _reason(exc: BaseException) -> str:
     return str(exc) if str(exc) and not isinstance(exc, KeyError) else f"{type(exc).__name__} {exc}"
 
@@ -253,11 +279,9 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
 
     # 4. Each signed summary.
     try:
-        records: dict[str, dict[str, Any]] = {
-            r["keyid"]: r for r in json.loads(files["keys/sites.json"])
-        }
+        records = _enrolment_records(files["keys/sites.json"])
     except (KeyError, ValueError, TypeError) as exc:
-        result.add("keys", False, f"keys/sites.json cannot be read: {exc}")
+        result.add("keys", False, f"keys/sites.json cannot be read: {_reason(exc)}")
         return result
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
     responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
@@ -316,6 +340,9 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
         reported = json.loads(files["report/benchmark.json"])
     except (KeyError, ValueError, StandardError) as exc:
         result.add("standard", False, str(exc))
+        return result
+    if not isinstance(reported, dict):
+        result.add("standard", False, "report/benchmark.json is not a JSON object")
         return result
     result.add(
         "standard",

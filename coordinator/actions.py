@@ -12,9 +12,9 @@ import sqlite3
 
 from coordinator.errors import (
     CoordinatorError,
-    FailedPrecondition,
-    InvalidArgument,
-    PermissionDenied,
+    InvalidRequest,
+    NotPermitted,
+    WrongState,
 )
 from protos import wire
 from protos.errors import ContractError
@@ -48,27 +48,27 @@ MAX_TEXT = 2000
 def check_content(action: apb.CorrectiveAction) -> None:
     """What can be checked from the payload alone (in the decoding process)."""
     if action.sequence < 1:
-        raise InvalidArgument("sequence numbers start at 1")
+        raise InvalidRequest("sequence numbers start at 1")
     if not ACTION_ID.match(action.action_id):
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"action_id {action.action_id!r}: letters, digits, '.', '_' and '-' only, at most 64"
         )
     try:
         parse_period(action.flag.period)
     except ContractError as exc:
-        raise InvalidArgument(f"the flag's period: {exc}") from exc
+        raise InvalidRequest(f"the flag's period: {exc}") from exc
     if action.flag.rule not in RULES:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"flag rule {action.flag.rule!r} is not a benchmark rule ({', '.join(sorted(RULES))})"
         )
     if not action.flag.subject:
-        raise InvalidArgument("the flag's subject is empty (e.g. MET_EX14, cytology)")
+        raise InvalidRequest("the flag's subject is empty (e.g. MET_EX14, cytology)")
     for name in ("root_cause", "action"):
         text = getattr(action, name)
         if not text.strip() or len(text) > MAX_TEXT:
-            raise InvalidArgument(f"{name} must hold 1 to {MAX_TEXT} characters")
+            raise InvalidRequest(f"{name} must hold 1 to {MAX_TEXT} characters")
     if action.status not in ("open", "closed"):
-        raise InvalidArgument(f"status {action.status!r} is neither open nor closed")
+        raise InvalidRequest(f"status {action.status!r} is neither open nor closed")
     dates = {"due": action.due} | (
         {"closed_on": action.closed_on} if action.status == "closed" else {}
     )
@@ -76,9 +76,9 @@ def check_content(action: apb.CorrectiveAction) -> None:
         try:
             dt.date.fromisoformat(value)
         except ValueError:
-            raise InvalidArgument(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
+            raise InvalidRequest(f"{name} {value!r} is not a date (YYYY-MM-DD)") from None
     if action.status == "closed" and not action.closing_note.strip():
-        raise InvalidArgument("a closed action needs a closing note: what was done and checked")
+        raise InvalidRequest("a closed action needs a closing note: what was done and checked")
 
 
 def check(
@@ -90,34 +90,30 @@ def check(
 ) -> None:
     """The checks that need the signer's site, today's date and the actions already received."""
     if action.site_id != site_id:
-        raise PermissionDenied(
+        raise NotPermitted(
             f"the action names site {action.site_id!r} but is signed by site {site_id}'s key"
         )
     if problem is not None:
         raise problem
     if parse_period(action.flag.period).start > today:
-        raise InvalidArgument(f"the flag's period {action.flag.period} has not started yet")
+        raise InvalidRequest(f"the flag's period {action.flag.period} has not started yet")
     previous = conn.execute(
         "SELECT status, payload FROM corrective_actions WHERE site_id = ? AND action_id = ?"
         " ORDER BY sequence DESC LIMIT 1",
         (site_id, action.action_id),
     ).fetchone()
     if previous is None and action.status == "closed":
-        raise FailedPrecondition(
-            f"action {action.action_id} was never opened; open it before closing it"
-        )
+        raise WrongState(f"action {action.action_id} was never opened; open it before closing it")
     if previous is not None:
         if previous[0] == "closed":
-            raise FailedPrecondition(
-                f"action {action.action_id} is closed; open a new action for new work"
-            )
+            raise WrongState(f"action {action.action_id} is closed; open a new action for new work")
         first = wire.decode(previous[1].encode("utf-8"), apb.CorrectiveAction)
         if (first.flag.period, first.flag.rule, first.flag.subject) != (
             action.flag.period,
             action.flag.rule,
             action.flag.subject,
         ):
-            raise FailedPrecondition(
+            raise WrongState(
                 f"action {action.action_id} is about another flag; an action keeps its flag"
             )
 

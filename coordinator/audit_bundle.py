@@ -47,7 +47,7 @@ from coordinator import benchmark, ledger, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.standards import Standard
-from protos import dsse, keys, leaf, wire
+from protos import dsse, keys, leaf, merkle, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
@@ -106,16 +106,16 @@ def _contents(
     signed_head = _witnessed_head(conn, appended, signed_inputs)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size).encode()
+    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
     files["keys/witnesses.json"] = (
-        json.dumps(witnesses.witness_records(conn), indent=2).encode() + b"\n"
+        json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
     )
     periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
     rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
     leaves = ledger.leaves_for(
         conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
     )
-    files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files)
+    files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
     for entry in signed_inputs.eqa_rounds:
         (announcement,) = conn.execute(
             "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (entry.round.round_id,)
@@ -192,12 +192,21 @@ def _contents(
 
 
 def _leaves_json(
-    conn: sqlite3.Connection, size: int, bundled: set[int], files: dict[str, bytes]
+    conn: sqlite3.Connection,
+    size: int,
+    bundled: set[int],
+    files: dict[str, bytes],
+    site: str | None,
 ) -> bytes:
     """Every leaf up to the head: a header as its bytes, a whole-envelope leaf by the member that
-    holds it (its envelopes/N.envelope when bundled anyway, else ledger/legacy/N.envelope)."""
+    holds it (its envelopes/N.envelope when bundled anyway, else ledger/legacy/N.envelope). In a
+    site's own bundle a peer's leaf is given by its hash only: its header would name the peer,
+    and its envelope would show the peer's figures under its name (docs/privacy.md)."""
     entries: list[dict[str, str]] = []
-    for index, data, is_header in ledger.stored_leaves(conn, size):
+    for index, data, is_header, leaf_site in ledger.stored_leaves(conn, size):
+        if site is not None and leaf_site != site:
+            entries.append({"leaf_hash": merkle.leaf_hash(data).hex()})
+            continue
         if is_header:
             entries.append({"header": base64.b64encode(data).decode("ascii")})
             continue

@@ -15,12 +15,20 @@ import click
 
 from coordinator import benchmark as bench
 from coordinator import enrolment, report, store
-from coordinator.config import DataDir
+from coordinator.config import AlreadyServing, DataDir, SetupError
 from coordinator.config import init as init_data_dir
-from coordinator.errors import CoordinatorError, NotFound
+from coordinator.errors import (
+    CoordinatorError,
+    InvalidRequest,
+    NotFound,
+    TemporarilyUnavailable,
+)
 from coordinator.rate_limit import DEFAULT_PER_MINUTE, SiteRateLimit
 from coordinator.server import TlsFiles, start
+from coordinator.standards import StandardError
 from coordinator.standards import load as load_standard
+from coordinator.store_check import StoreDamaged
+from protos import exits
 from protos.errors import ContractError
 
 data_dir_option = click.option(
@@ -31,14 +39,29 @@ data_dir_option = click.option(
 )
 
 
+# The one place the coordinator's errors become exit statuses (the scheme: protos/exits.py).
+EXIT_STATUSES: dict[type[BaseException], int] = {
+    CoordinatorError: exits.FAILED,  # refused: a round already closed, a site already enrolled
+    AlreadyServing: exits.FAILED,
+    StoreDamaged: exits.FAILED,  # the store fails its check (`rarenet-coordinator store check`)
+    InvalidRequest: exits.BAD_INPUT,  # a samples or truth file that is not valid, a past deadline
+    NotFound: exits.BAD_INPUT,  # no such site or round
+    SetupError: exits.BAD_INPUT,  # no or a bad data directory, configuration or TLS file
+    StandardError: exits.BAD_INPUT,
+    ContractError: exits.BAD_INPUT,  # a period written wrongly, an unreadable key file
+    TemporarilyUnavailable: exits.UNREACHABLE,
+}
+
+
 class Group(click.Group):
-    """Turns the project's errors into a clean message and exit status 1."""
+    """Turns the project's errors into a clean message and their exit status."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (CoordinatorError, ContractError) as exc:
-            raise click.ClickException(str(exc)) from None
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(exits.most_specific(exc, EXIT_STATUSES) or exits.FAILED) from None
 
 
 @click.group(cls=Group)
@@ -350,7 +373,7 @@ def check(data_dir: Path, as_json: bool) -> None:
             click.echo(f"FAILED: {problem}", err=True)
         click.echo(result.advice(), err=True)
     if not result.ok:
-        raise SystemExit(1)
+        raise SystemExit(exits.FAILED)
 
 
 @main.group("eqa")

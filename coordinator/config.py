@@ -18,7 +18,11 @@ from protos.errors import KeyFileError
 
 
 class SetupError(CoordinatorError):
-    pass
+    """The data directory, the configuration or a file it names is missing or not valid."""
+
+
+class AlreadyServing(SetupError):
+    """Another coordinator already serves this data directory (one ledger has one writer)."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ state (the signer's site, today's date, EQA deadlines). See protos/worker.py.
 
 from __future__ import annotations
 
-from coordinator.errors import CoordinatorError, FailedPrecondition, InvalidArgument
+from coordinator.errors import CoordinatorError, InvalidRequest, WrongState
 from coordinator.summary_checks import Vocabulary, check_summary
 from protos import wire
 from protos.errors import ContractError
@@ -48,7 +48,7 @@ def read_all(payloads: list[tuple[str, bytes]], vocabulary: Vocabulary | None = 
         except CoordinatorError as exc:
             problem = exc
         except Exception as exc:  # noqa: BLE001 - one payload must not stop the batch's process
-            problem = InvalidArgument(f"the payload's content cannot be checked: {exc}")
+            problem = InvalidRequest(f"the payload's content cannot be checked: {exc}")
         out.append((True, message.SerializeToString(), problem))
     return out
 
@@ -63,7 +63,7 @@ def check_content(
             epb.EqaResponse: "EQA response",
             apb.CorrectiveAction: "corrective action",
         }[type(message)]
-        raise FailedPrecondition(
+        raise WrongState(
             f"{what} schema version {message.schema_version} is not known here "
             f"(known: {sorted(KNOWN_SCHEMAS)}); upgrade rarenet-node or the coordinator"
         )
@@ -74,18 +74,18 @@ def check_content(
         return
     if isinstance(message, epb.EqaResponse):
         if message.sequence < 1 or not message.round_id:
-            raise InvalidArgument("an EQA response needs a round_id and a sequence number from 1")
+            raise InvalidRequest("an EQA response needs a round_id and a sequence number from 1")
         return
     try:
         period = parse_period(message.period)
     except ContractError as exc:
-        raise InvalidArgument(str(exc)) from exc
+        raise InvalidRequest(str(exc)) from exc
     if message.period != period.label:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"period {message.period!r} must be written {period.label!r} (the canonical form)"
         )
     if message.sequence < 1:
-        raise InvalidArgument("sequence numbers start at 1")
+        raise InvalidRequest("sequence numbers start at 1")
     check_summary(message, vocabulary)
 
 

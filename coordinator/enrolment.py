@@ -9,11 +9,11 @@ import sqlite3
 from dataclasses import dataclass
 
 from coordinator.errors import (
-    AlreadyExists,
-    InvalidArgument,
+    AlreadyRecorded,
+    InvalidRequest,
+    NotAuthenticated,
     NotFound,
-    PermissionDenied,
-    Unauthenticated,
+    NotPermitted,
 )
 from coordinator.peer_identity import check_identity
 from protos import dsse, site_ids, wire
@@ -47,14 +47,14 @@ def add_site(
     a revoked site that is to enrol again with a new key (docs/operations.md)."""
     problem = site_ids.problem(site_id)
     if problem:
-        raise InvalidArgument(problem)
+        raise InvalidRequest(problem)
     if ttl <= dt.timedelta(0):
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"a token must stay valid for some time, not {ttl}; give 1 hour or more"
         )
     row = conn.execute("SELECT status FROM sites WHERE site_id = ?", (site_id,)).fetchone()
     if row and row[0] not in ("pending", "revoked"):
-        raise AlreadyExists(
+        raise AlreadyRecorded(
             f"site {site_id} is {row[0]}; a new key for an active site comes from "
             "`rarenet-node rotate-key` at the lab"
         )
@@ -92,34 +92,32 @@ def enroll(
     """Enrol the key the request carries; `identities`: under mTLS, the sites the client
     certificate names (the request must be for one of them)."""
     if envelope.payload_type != wire.ENROLL:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"Enroll takes payload type {wire.ENROLL}, not {envelope.payload_type!r}"
         )
     try:
         request = wire.decode(envelope.payload, cpb.EnrollPayload)
     except ContractError as exc:
-        raise InvalidArgument(f"the enrolment request cannot be read: {exc}") from exc
+        raise InvalidRequest(f"the enrolment request cannot be read: {exc}") from exc
     check_identity(request.site_id, identities)
     if len(request.public_key) != 32:
-        raise InvalidArgument("public_key must be a raw 32-byte Ed25519 key")
+        raise InvalidRequest("public_key must be a raw 32-byte Ed25519 key")
     new_keyid = dsse.keyid(request.public_key)
     try:
         dsse.verify(envelope, {new_keyid: request.public_key})
     except ContractError as exc:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             f"the request is not signed by the key it enrols (proof of possession): {exc}"
         ) from exc
     if conn.execute("SELECT 1 FROM site_keys WHERE keyid = ?", (new_keyid,)).fetchone():
-        raise AlreadyExists("this key is already enrolled; each enrolment needs a new key")
+        raise AlreadyRecorded("this key is already enrolled; each enrolment needs a new key")
     site = conn.execute("SELECT status FROM sites WHERE site_id = ?", (request.site_id,)).fetchone()
     if site is None:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             f"site {request.site_id!r} is not known; ask the coordinating centre to add it"
         )
     if site[0] == "revoked":
-        raise PermissionDenied(
-            f"site {request.site_id} is revoked; contact the coordinating centre"
-        )
+        raise NotPermitted(f"site {request.site_id} is revoked; contact the coordinating centre")
     stamp = _iso(now())
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -149,24 +147,24 @@ def _use_token(conn: sqlite3.Connection, request: cpb.EnrollPayload) -> None:
         (_token_hash(request.token),),
     ).fetchone()
     if row is None:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             "the enrolment token is not valid; copy it again from the coordinating centre"
         )
     site_id, expires_at, used_at = row
     if used_at:
-        raise PermissionDenied(
+        raise NotPermitted(
             "the enrolment token was already used; ask the coordinating centre for a new one"
         )
     if site_id != request.site_id:
-        raise PermissionDenied(f"the token was issued for another site, not {request.site_id}")
+        raise NotPermitted(f"the token was issued for another site, not {request.site_id}")
     if dt.datetime.fromisoformat(expires_at) < now():
-        raise PermissionDenied(
+        raise NotPermitted(
             f"the enrolment token expired at {expires_at}; ask the coordinating centre for a new one"
         )
     if conn.execute(
         "SELECT 1 FROM site_keys WHERE site_id = ? AND retired_at IS NULL", (site_id,)
     ).fetchone():
-        raise AlreadyExists(
+        raise AlreadyRecorded(
             f"site {site_id} already has an enrolled key; use `rarenet-node rotate-key`"
         )
     conn.execute(
@@ -183,11 +181,11 @@ def _check_rotation(
         (request.previous_keyid, request.site_id),
     ).fetchone()
     if row is None:
-        raise PermissionDenied("the key to replace is not the site's current key")
+        raise NotPermitted("the key to replace is not the site's current key")
     try:
         dsse.verify(envelope, {request.previous_keyid: bytes(row[0])})
     except ContractError as exc:
-        raise Unauthenticated(f"a rotation must also be signed by the current key: {exc}") from exc
+        raise NotAuthenticated(f"a rotation must also be signed by the current key: {exc}") from exc
 
 
 def current_keys(conn: sqlite3.Connection, site_id: str) -> dict[str, bytes]:

@@ -22,7 +22,7 @@ from collections import defaultdict
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from coordinator.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from coordinator.errors import AlreadyRecorded, InvalidRequest, NotFound, WrongState
 from method import eqa as method_eqa
 from method.standard import Standard
 from protos import dsse, wire
@@ -48,10 +48,10 @@ def parse_samples(text: str) -> list[epb.EqaSample]:
             (row.get("biomarker") or "").strip(),
         )
         if not sample or not biomarker:
-            raise InvalidArgument(f"samples file line {line}: needs sample_id and biomarker")
+            raise InvalidRequest(f"samples file line {line}: needs sample_id and biomarker")
         by_sample[sample].append(biomarker)
     if not by_sample:
-        raise InvalidArgument("the samples file lists no samples (columns: sample_id, biomarker)")
+        raise InvalidRequest("the samples file lists no samples (columns: sample_id, biomarker)")
     return [epb.EqaSample(sample_id=s, biomarkers=sorted(b)) for s, b in sorted(by_sample.items())]
 
 
@@ -60,7 +60,7 @@ def parse_truth(data: bytes) -> dict[tuple[str, str], tuple[str, str]]:
     try:
         return method_eqa.parse_truth(data)
     except method_eqa.EqaError as exc:
-        raise InvalidArgument(str(exc)) from exc
+        raise InvalidRequest(str(exc)) from exc
 
 
 def open_round(
@@ -74,15 +74,15 @@ def open_round(
     points_correct: int,
 ) -> epb.EqaRound:
     if conn.execute("SELECT 1 FROM eqa_rounds WHERE round_id = ?", (round_id,)).fetchone():
-        raise AlreadyExists(f"EQA round {round_id} already exists")
+        raise AlreadyRecorded(f"EQA round {round_id} already exists")
     if deadline < dt.date.today():
-        raise InvalidArgument(f"the deadline {deadline} is already past")
+        raise InvalidRequest(f"the deadline {deadline} is already past")
     samples = parse_samples(samples_csv)
     answers = parse_truth(truth)
     needed = {(s.sample_id, b) for s in samples for b in s.biomarkers}
     if needed - set(answers):
         missing = ", ".join(f"{s}/{b}" for s, b in sorted(needed - set(answers)))
-        raise InvalidArgument(f"the truth file has no answer for {missing}")
+        raise InvalidRequest(f"the truth file has no answer for {missing}")
     salt = secrets.token_bytes(32)
     round_ = epb.EqaRound(
         round_id=round_id,
@@ -114,18 +114,18 @@ def check_response(conn: sqlite3.Connection, response: epb.EqaResponse, today: d
     """Refuse a response to an unknown round, after its deadline, or naming samples not in it."""
     round_, _, truth = load_round(conn, response.round_id)
     if truth is not None or today > dt.date.fromisoformat(round_.deadline):
-        raise FailedPrecondition(
+        raise WrongState(
             f"EQA round {response.round_id} closed on {round_.deadline}; late responses "
             "are refused. Contact the coordinating centre"
         )
     asked = {(s.sample_id, b) for s in round_.samples for b in s.biomarkers}
     for call in response.calls:
         if (call.sample_id, call.biomarker) not in asked:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"sample {call.sample_id} / {call.biomarker} is not part of round {response.round_id}"
             )
         if call.result not in RESULTS:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"sample {call.sample_id}: result {call.result!r} is not one of {RESULTS}"
             )
 
@@ -140,13 +140,13 @@ def close_round(
 ) -> list[epb.EqaScoreSheet]:
     round_, salt_hex, stored_truth = load_round(conn, round_id)
     if stored_truth is not None:
-        raise AlreadyExists(f"EQA round {round_id} is already closed")
+        raise AlreadyRecorded(f"EQA round {round_id} is already closed")
     if (today or dt.date.today()) <= dt.date.fromisoformat(round_.deadline):
-        raise FailedPrecondition(
+        raise WrongState(
             f"EQA round {round_id} is open until {round_.deadline}; close it after the deadline"
         )
     if commitment(bytes.fromhex(salt_hex), truth) != round_.commitment_sha256:
-        raise FailedPrecondition(
+        raise WrongState(
             "this truth file is not the one sealed when the round opened (its commitment "
             "differs); use the original file"
         )
@@ -207,7 +207,7 @@ def announcements(conn: sqlite3.Connection) -> list[bytes]:
 def score_sheet(conn: sqlite3.Connection, round_id: str, site_id: str) -> bytes:
     round_, _, truth = load_round(conn, round_id)
     if truth is None:
-        raise FailedPrecondition(
+        raise WrongState(
             f"EQA round {round_id} is not closed yet; scores come after {round_.deadline}"
         )
     row = conn.execute(

@@ -1,47 +1,58 @@
-"""The coordinator's errors and the one place they map to gRPC status codes.
+"""The coordinator's errors: what went wrong, in the coordinator's own terms.
 
-Every refusal tells the lab what to do next. Anything unexpected becomes INTERNAL with a
-generic message; the detail goes to the log only.
+Every refusal tells the lab or the operator what to do next. These classes know nothing of gRPC
+or of exit statuses: coordinator/server.py maps them to gRPC status codes (STATUS_CODES) and
+coordinator/cli.py to exit statuses (EXIT_STATUSES), one table each.
 """
 
 from __future__ import annotations
 
-import grpc
-
 
 class CoordinatorError(Exception):
-    code = grpc.StatusCode.INTERNAL
+    """Something the coordinator refuses or cannot do; the message says what to do next."""
 
 
-class Unauthenticated(CoordinatorError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+class NotAuthenticated(CoordinatorError):
+    """Who sent it cannot be established: unsigned, an unknown or retired key, a signature that
+    does not verify, an enrolment token that is not valid."""
 
 
-class PermissionDenied(CoordinatorError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+class NotPermitted(CoordinatorError):
+    """The sender is known but may not do this: a revoked site, a used or expired token, a
+    payload naming another site."""
 
 
-class InvalidArgument(CoordinatorError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+class InvalidRequest(CoordinatorError):
+    """What was sent or asked is malformed or wrong in itself."""
 
 
-class FailedPrecondition(CoordinatorError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+class WrongState(CoordinatorError):
+    """A valid request that cannot be met in the current state: an EQA round closed or not yet
+    closed, a schema this coordinator does not know, a truth file other than the sealed one."""
 
 
-class AlreadyExists(CoordinatorError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+class AlreadyRecorded(CoordinatorError):
+    """It was done before: a replayed sequence number, a key or round that already exists."""
 
 
-class ResourceExhausted(CoordinatorError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+class RateLimited(CoordinatorError):
+    """A site sends faster than its rate allows; it may send again shortly."""
 
 
 class NotFound(CoordinatorError):
-    code = grpc.StatusCode.NOT_FOUND
+    """No such site, round, summary or standard version."""
 
 
-class Unavailable(CoordinatorError):
+class TemporarilyUnavailable(CoordinatorError):
     """Try again shortly (nodes retry this by themselves)."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+
+# The names these classes had while they carried gRPC status codes. Branches written before the
+# rename still use them; new code uses the names above, and these go once those are merged.
+Unauthenticated = NotAuthenticated
+PermissionDenied = NotPermitted
+InvalidArgument = InvalidRequest
+FailedPrecondition = WrongState
+AlreadyExists = AlreadyRecorded
+Unavailable = TemporarilyUnavailable
+ResourceExhausted = RateLimited

@@ -19,12 +19,12 @@ from pathlib import Path
 from coordinator import actions, eqa
 from coordinator.decoding import Decoder
 from coordinator.errors import (
-    AlreadyExists,
+    AlreadyRecorded,
     CoordinatorError,
-    InvalidArgument,
-    PermissionDenied,
-    Unauthenticated,
-    Unavailable,
+    InvalidRequest,
+    NotAuthenticated,
+    NotPermitted,
+    TemporarilyUnavailable,
 )
 from coordinator.ledger import Accepted, Ledger
 from coordinator.peer_identity import check_identity
@@ -51,36 +51,36 @@ def authenticate(
 ) -> tuple[str, str]:
     """The (site id, key id) of the current, unrevoked key that signed the envelope."""
     if envelope.payload_type != expected_type:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"payload type {envelope.payload_type!r} is not {expected_type}; "
             "upgrade rarenet-node or check what is being sent"
         )
     if not envelope.signatures:
-        raise Unauthenticated("the envelope is not signed; sign it with the site's enrolled key")
+        raise NotAuthenticated("the envelope is not signed; sign it with the site's enrolled key")
     try:
         signer = dsse.sole_signer(envelope)
     except ContractError as exc:
-        raise InvalidArgument(f"{exc}; sign the summary again with `rarenet-node submit`") from exc
+        raise InvalidRequest(f"{exc}; sign the summary again with `rarenet-node submit`") from exc
     rows = conn.execute(
         """SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
             JOIN sites s USING (site_id) WHERE k.keyid = ?""",
         (signer,),
     ).fetchall()
     if not rows:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             "the envelope is signed by a key no site has enrolled; run `rarenet-node enroll`"
         )
     keyid, site_id, public_key, retired_at, status = rows[0]
     try:
         dsse.verify(envelope, {keyid: bytes(public_key)}, expected_type=expected_type)
     except ContractError as exc:
-        raise Unauthenticated(f"signature check failed for site {site_id}: {exc}") from exc
+        raise NotAuthenticated(f"signature check failed for site {site_id}: {exc}") from exc
     if status == "revoked":
-        raise PermissionDenied(
+        raise NotPermitted(
             f"site {site_id} is revoked; its submissions are refused. Contact the coordinating centre"
         )
     if retired_at:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             f"site {site_id} signed with a key retired at {retired_at}; sign with the current key"
         )
     return site_id, keyid
@@ -92,18 +92,18 @@ def check_summary(
     """The checks that need the signer's site and today's date; `problem` is what
     coordinator/decoding.py found in the content alone (schema, period, sequence, cells)."""
     if not summary.site_id or not summary.period:
-        raise InvalidArgument(
+        raise InvalidRequest(
             "the payload cannot be read as a site summary: site_id and period are required"
         )
     if summary.site_id != site_id:
-        raise PermissionDenied(
+        raise NotPermitted(
             f"the summary names site {summary.site_id!r} but is signed by site {site_id}'s key"
         )
     if problem is not None:
         raise problem
     period = parse_period(summary.period)
     if period.start > today:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"period {period} has not started yet; summaries are for past or current periods"
         )
 
@@ -112,7 +112,7 @@ def check_eqa_response(
     response: epb.EqaResponse, site_id: str, problem: CoordinatorError | None
 ) -> None:
     if response.site_id != site_id:
-        raise PermissionDenied(
+        raise NotPermitted(
             f"the response names site {response.site_id!r} but is signed by site {site_id}'s key"
         )
     if problem is not None:
@@ -215,12 +215,12 @@ class Intake:
         (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
         nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
                 f"{', '.join(SUBMITTABLE)}); upgrade rarenet-node or check what is being sent"
             )
         if len(envelope.payload) > MAX_PAYLOAD_BYTES:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"the payload has {len(envelope.payload):,} bytes, more than the "
                 f"{MAX_PAYLOAD_BYTES:,} a summary may have (a quarter's is about 30 KB)"
             )
@@ -368,20 +368,20 @@ class Intake:
         item.received = received = self.clock()
         if item.envelope.payload_type == wire.CORRECTIVE_ACTION:
             if not readable or isinstance(value, str):
-                raise InvalidArgument(
+                raise InvalidRequest(
                     f"the payload cannot be read as a corrective action: {value!s}"
                 )
             item.summary = action = apb.CorrectiveAction.FromString(value)
             actions.check(conn, action, item.site_id, received.date(), problem)
         elif item.envelope.payload_type == wire.EQA_RESPONSE:
             if not readable or isinstance(value, str):
-                raise InvalidArgument(f"the payload cannot be read as an EQA response: {value!s}")
+                raise InvalidRequest(f"the payload cannot be read as an EQA response: {value!s}")
             item.summary = response = epb.EqaResponse.FromString(value)
             check_eqa_response(response, item.site_id, problem)
             eqa.check_response(conn, response, received.date())
         else:
             if not readable or isinstance(value, str):
-                raise InvalidArgument(f"the payload cannot be read as a site summary: {value!s}")
+                raise InvalidRequest(f"the payload cannot be read as a site summary: {value!s}")
             item.summary = summary = pb.SiteSummary.FromString(value)
             check_summary(summary, item.site_id, received.date(), problem)
 
@@ -390,7 +390,7 @@ class Intake:
         for item in items:
             self._answer(
                 item,
-                Unavailable(
+                TemporarilyUnavailable(
                     "the coordinator could not read submissions for a moment; "
                     "the node sends again by itself"
                 ),
@@ -414,7 +414,7 @@ class Intake:
                     last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
                 summary, _ = item.checked()
                 if summary.sequence <= last_sequence[item.site_id]:
-                    raise AlreadyExists(
+                    raise AlreadyRecorded(
                         f"sequence {summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"

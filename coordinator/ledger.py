@@ -214,14 +214,14 @@ def _header_data(header: lpb.LeafHeader | None) -> bytes | None:
     return None if header is None else leaf.header_data(header)
 
 
-def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool]]:
-    """(index, leaf data, whether it is a header) of the first `size` leaves: the header, or for
-    a leaf of the older form the serialised envelope."""
+def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool, str]]:
+    """(index, leaf data, whether it is a header, site) of the first `size` leaves: the header,
+    or for a leaf of the older form the serialised envelope."""
     return [
-        (index, bytes(header) if header is not None else bytes(envelope), header is not None)
-        for index, header, envelope in conn.execute(
+        (index, bytes(header) if header is not None else bytes(envelope), header is not None, site)
+        for index, header, envelope, site in conn.execute(
             "SELECT leaf_index, leaf_header,"
-            " CASE WHEN leaf_header IS NULL THEN envelope END FROM ledger"
+            " CASE WHEN leaf_header IS NULL THEN envelope END, site_id FROM ledger"
             " WHERE leaf_index < ? ORDER BY leaf_index",
             (size,),
         )

@@ -11,7 +11,7 @@ from typing import cast
 
 import grpc
 
-from coordinator.errors import PermissionDenied
+from coordinator.errors import NotPermitted
 
 SITE_URI_PREFIX = "rarenet:site:"
 
@@ -28,12 +28,12 @@ def identities(context: grpc.ServicerContext) -> frozenset[str]:
 
 
 def check_identity(site_id: str, named: frozenset[str] | None) -> None:
-    """PermissionDenied unless `named` (None: no mTLS, nothing to check) includes site_id."""
+    """NotPermitted unless `named` (None: no mTLS, nothing to check) includes site_id."""
     if named is None:
         return
     if site_id not in named:
         shown = ", ".join(sorted(named)) or "no site"
-        raise PermissionDenied(
+        raise NotPermitted(
             f"the client certificate names {shown}, not site {site_id}: a site enrols, submits "
             "and asks only with its own certificate (check cert_file in node.toml)"
         )

@@ -8,14 +8,14 @@ import threading
 import time
 from collections.abc import Callable
 
-from coordinator.errors import ResourceExhausted
+from coordinator.errors import RateLimited
 
 DEFAULT_BURST = 120  # submissions a site may send at once
 DEFAULT_PER_MINUTE = 60.0  # and then on average (a lab sends a few a day)
 
 
 class SiteRateLimit:
-    """`take(site)` refuses with ResourceExhausted once a site has used its burst and sends faster
+    """`take(site)` refuses with RateLimited once a site has used its burst and sends faster
     than `per_minute`; per_minute 0 switches the limit off (load tests)."""
 
     def __init__(
@@ -46,7 +46,7 @@ class SiteRateLimit:
             if tokens < 1:
                 self._buckets[site_id] = (tokens, now)
                 wait = (1 - tokens) / self.per_second
-                raise ResourceExhausted(
+                raise RateLimited(
                     f"site {site_id} sent more than {self.burst} submissions at "
                     f"{60 * self.per_second:g} a minute; wait {wait:.0f} s (the node retries by "
                     "itself). If this lab really needs more, the centre raises `serve --site-rate`"

@@ -14,8 +14,18 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator import enrolment, eqa, peer_identity, store, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
-from coordinator.config import DataDir, SetupError
-from coordinator.errors import CoordinatorError, InvalidArgument, NotFound
+from coordinator.config import AlreadyServing, DataDir, SetupError
+from coordinator.errors import (
+    AlreadyRecorded,
+    CoordinatorError,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    NotPermitted,
+    RateLimited,
+    TemporarilyUnavailable,
+    WrongState,
+)
 from coordinator.intake import Intake, authenticate
 from coordinator.ledger import Ledger
 from coordinator.rate_limit import SiteRateLimit
@@ -26,6 +36,7 @@ from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
 from protos import dsse, keys, leaf, wire
 from protos.errors import ContractError
+from protos.exits import most_specific
 from protos.lockfile import AlreadyLocked, DirectoryLock
 from protos.net import is_loopback
 from protos.periods import parse as parse_period
@@ -50,14 +61,34 @@ SERVER_OPTIONS = [
 ]
 
 
+# The one place the coordinator's errors become gRPC status codes. A CoordinatorError of no class
+# here (a bad standard file, say) is INTERNAL with its message; anything else is INTERNAL with a
+# generic message, the detail in the log only.
+STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
+    NotAuthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    NotPermitted: grpc.StatusCode.PERMISSION_DENIED,
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    WrongState: grpc.StatusCode.FAILED_PRECONDITION,
+    AlreadyRecorded: grpc.StatusCode.ALREADY_EXISTS,
+    RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    TemporarilyUnavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+
+def status_code(error: CoordinatorError) -> grpc.StatusCode:
+    """The status code of the error's most specific class in STATUS_CODES (INTERNAL if none)."""
+    return most_specific(error, STATUS_CODES) or grpc.StatusCode.INTERNAL
+
+
 def _guard(method):
-    """Map CoordinatorError to its status; anything unexpected becomes INTERNAL (detail in the log only)."""
+    """Answer a CoordinatorError with its status code; anything unexpected becomes INTERNAL."""
 
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
         except CoordinatorError as exc:
-            context.abort(exc.code, str(exc))
+            context.abort(status_code(exc), str(exc))
         except Exception:  # noqa: BLE001 - the last line of defence
             log.exception("unexpected error in %s", method.__name__)
             context.abort(
@@ -148,9 +179,9 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         try:
             ask = wire.decode(request.payload, message_type)
         except ContractError as exc:
-            raise InvalidArgument(str(exc)) from exc
+            raise InvalidRequest(str(exc)) from exc
         if ask.site_id != site_id:
-            raise InvalidArgument(f"site {site_id} may ask only about itself, not {ask.site_id!r}")
+            raise InvalidRequest(f"site {site_id} may ask only about itself, not {ask.site_id!r}")
         return site_id, ask
 
     @_guard
@@ -161,7 +192,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         try:
             period = parse_period(ask.period)
         except ContractError as exc:
-            raise InvalidArgument(str(exc)) from exc
+            raise InvalidRequest(str(exc)) from exc
         full = self.benchmarks.get(
             self.intake.reader(), len(self.ledger), period.label, self.standard
         )
@@ -232,7 +263,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             try:
                 return self.ledger.inclusion(request.leaf_index, request.tree_size)
             except ContractError as exc:
-                raise InvalidArgument(str(exc)) from exc
+                raise InvalidRequest(str(exc)) from exc
 
     @_guard
     def GetConsistencyProof(
@@ -242,7 +273,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
             try:
                 return self.ledger.consistency(request.first_size, request.second_size)
             except ContractError as exc:
-                raise InvalidArgument(str(exc)) from exc
+                raise InvalidRequest(str(exc)) from exc
 
 
 @dataclass
@@ -282,7 +313,7 @@ def start(
     try:
         lock = DirectoryLock(data.path / "serve.lock").acquire()
     except AlreadyLocked:
-        raise SetupError(
+        raise AlreadyServing(
             f"another coordinator is already serving {data.path}; one ledger has one writer"
         ) from None
     try:

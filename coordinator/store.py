@@ -5,6 +5,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from coordinator.config import SetupError
+from protos.schema import Layout, Migration, open_layout
+
+# The layout policy (PRAGMA user_version, migrations) is protos/schema.py's, shared with the node.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sites (
     site_id TEXT PRIMARY KEY,
@@ -106,27 +110,45 @@ CREATE TABLE IF NOT EXISTS tree_heads (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA page_size=16384")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    with conn:
-        if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == (
-            "table",
-        ):
-            conn.execute(
-                "DROP TABLE strata"
-            )  # written by earlier versions; the view reads the same from the payloads
-    conn.executescript(SCHEMA)
-    _add_leaf_headers(conn)
-    return conn
+def _strata_as_view(conn: sqlite3.Connection) -> None:
+    """Earlier versions wrote a `strata` table row by row; the view (in SCHEMA) reads the same
+    from the stored payloads."""
+    if conn.execute("SELECT type FROM sqlite_master WHERE name = 'strata'").fetchone() == (
+        "table",
+    ):
+        conn.execute("DROP TABLE strata")
 
 
 def _add_leaf_headers(conn: sqlite3.Connection) -> None:
     """Stores from before leaf headers gain the column; their leaves keep the whole-envelope form
     and their hashes (heads were signed over them), and new leaves are appended as headers."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
-    if "leaf_header" not in columns:
+    if columns and "leaf_header" not in columns:
         conn.execute("ALTER TABLE ledger ADD COLUMN leaf_header BLOB")
+
+
+LAYOUT = Layout(
+    what="coordinator database",
+    version=2,
+    schema=SCHEMA,
+    migrations=(
+        # Databases written before layouts were numbered have user_version 0; each step checks
+        # what is there, as such a database may already have either change.
+        Migration(1, "the strata table becomes a view over the stored payloads", _strata_as_view),
+        Migration(2, "ledger.leaf_header: new leaves commit to a LeafHeader", _add_leaf_headers),
+    ),
+)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA page_size=16384")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        open_layout(conn, path, LAYOUT, SetupError)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

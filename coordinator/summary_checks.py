@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from coordinator.errors import InvalidArgument
+from coordinator.errors import InvalidRequest
 from coordinator.standards import Standard
 from protos import wire
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -61,7 +61,7 @@ class Vocabulary:
 def _name(value: str, allowed: frozenset[str], what: str, where: str) -> None:
     if value not in allowed:
         shown = value if len(value) <= 40 else value[:40] + "…"
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"{where}: {what} {shown!r} is not in the standard's vocabulary "
             f"({', '.join(sorted(a for a in allowed if a))}); use the standard's names"
         )
@@ -69,13 +69,13 @@ def _name(value: str, allowed: frozenset[str], what: str, where: str) -> None:
 
 def _at_most(count: int, limit: int, what: str) -> None:
     if count > limit:
-        raise InvalidArgument(f"the summary has {count} {what}, more than the {limit} allowed")
+        raise InvalidRequest(f"the summary has {count} {what}, more than the {limit} allowed")
 
 
 def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> None:
-    """InvalidArgument naming the first field whose value makes no sense; None if all do."""
+    """InvalidRequest naming the first field whose value makes no sense; None if all do."""
     if summary.sequence > MAX_SEQUENCE:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"sequence {summary.sequence} is beyond {MAX_SEQUENCE}; sequence numbers count "
             "summaries from 1"
         )
@@ -98,7 +98,7 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             _name(s.histology_group, vocabulary.histology_groups, "histology group", where)
         key = (s.biomarker, s.method, s.specimen, s.histology_group)
         if key in seen:
-            raise InvalidArgument(f"{where} appears twice; each stratum is listed once")
+            raise InvalidRequest(f"{where} appears twice; each stratum is listed once")
         seen.add(key)
         _check_cells(s, where)
     for h in summary.turnaround:
@@ -109,7 +109,7 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         if h.withheld:
             continue
         if sum(h.counts) != h.total or h.within_target > h.total:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"{where}: the bins add up to {sum(h.counts)}, total is {h.total} and "
                 f"{h.within_target} are within target; the bins must add up to the total and "
                 "within target cannot exceed it"
@@ -117,7 +117,7 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
     for t in summary.concordance:
         where = f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
         if t.kind not in ("inter_method", "tissue_plasma"):
-            raise InvalidArgument(f"{where}: kind must be inter_method or tissue_plasma")
+            raise InvalidRequest(f"{where}: kind must be inter_method or tissue_plasma")
         if vocabulary is not None:
             _name(t.biomarker, vocabulary.biomarkers, "biomarker", where)
             sides = vocabulary.methods | vocabulary.specimens
@@ -134,12 +134,12 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         if not all(math.isfinite(e) for e in edges) or any(
             b <= a for a, b in zip(edges, edges[1:])
         ):
-            raise InvalidArgument(f"{where}: bin edges must be finite and increasing")
+            raise InvalidRequest(f"{where}: bin edges must be finite and increasing")
         if v.withheld:  # withheld for disclosure control: the edges, no counts
             if v.counts:
-                raise InvalidArgument(f"{where}: a withheld histogram carries no counts")
+                raise InvalidRequest(f"{where}: a withheld histogram carries no counts")
         elif edges and len(v.counts) != len(edges) - 1:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
             )
 
@@ -148,19 +148,19 @@ def _check_cells(s: pb.StratumCounts, where: str) -> None:
     suppressed = list(s.suppressed_cells)
     unknown = [c for c in suppressed if c not in CELLS]
     if unknown or len(set(suppressed)) != len(suppressed):
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"{where}: suppressed_cells may name each of {', '.join(CELLS)} once, not {unknown or suppressed}"
         )
     cells = {c: getattr(s, c) for c in CELLS}
     if s.withheld:
         if any(cells.values()):
-            raise InvalidArgument(f"{where}: a withheld stratum releases no cells")
+            raise InvalidRequest(f"{where}: a withheld stratum releases no cells")
         return
     if any(cells[c] for c in suppressed):
-        raise InvalidArgument(f"{where}: a suppressed cell is released as 0")
+        raise InvalidRequest(f"{where}: a suppressed cell is released as 0")
     released = sum(cells.values())
     if released > s.tests or (not suppressed and released != s.tests):
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"{where}: cells do not add up to tests ({released} released, tests {s.tests}); "
             "without suppression they must add up to tests, with it they cannot exceed it"
         )
@@ -169,10 +169,10 @@ def _check_cells(s: pb.StratumCounts, where: str) -> None:
 def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None:
     if panel.withheld:
         if panel.patients or panel.with_all_required or len(panel.biomarkers):
-            raise InvalidArgument("panel coverage: a withheld panel releases no counts")
+            raise InvalidRequest("panel coverage: a withheld panel releases no counts")
         return
     if panel.with_all_required > panel.patients:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"panel coverage: {panel.with_all_required} patients with every required biomarker "
             f"of {panel.patients} patients; it cannot be more"
         )
@@ -181,10 +181,10 @@ def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None
         if vocabulary is not None:
             _name(b.biomarker, vocabulary.biomarkers, "biomarker", "panel coverage")
         if b.biomarker in names:
-            raise InvalidArgument(f"panel coverage: biomarker {b.biomarker} appears twice")
+            raise InvalidRequest(f"panel coverage: biomarker {b.biomarker} appears twice")
         names.add(b.biomarker)
         if b.with_valid_result > panel.patients:
-            raise InvalidArgument(
+            raise InvalidRequest(
                 f"panel coverage: {b.with_valid_result} patients with a valid {b.biomarker} "
                 f"result of {panel.patients} patients; it cannot be more"
             )
@@ -193,20 +193,20 @@ def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None
 def _check_privacy(dp: pb.DifferentialPrivacy) -> None:
     where = "policy.differential_privacy"
     if not all(math.isfinite(x) for x in (dp.epsilon, dp.noise_scale)):
-        raise InvalidArgument(f"{where}: epsilon and noise_scale must be finite numbers")
+        raise InvalidRequest(f"{where}: epsilon and noise_scale must be finite numbers")
     if not dp.enabled:
         if dp.epsilon or dp.noise_scale:
-            raise InvalidArgument(f"{where}: epsilon and noise_scale are 0 when DP is off")
+            raise InvalidRequest(f"{where}: epsilon and noise_scale are 0 when DP is off")
         return
     if dp.mechanism not in MECHANISMS:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"{where}: mechanism {dp.mechanism[:40]!r} is not one the coordinator knows "
             f"({', '.join(MECHANISMS)})"
         )
     if not 0 < dp.epsilon <= MAX_EPSILON:
-        raise InvalidArgument(f"{where}: epsilon must lie in (0, {MAX_EPSILON:g}]")
+        raise InvalidRequest(f"{where}: epsilon must lie in (0, {MAX_EPSILON:g}]")
     if not 0 < dp.noise_scale <= MAX_NOISE_SCALE:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"{where}: noise_scale {dp.noise_scale:g} must lie in (0, {MAX_NOISE_SCALE:g}]; "
             "a larger scale would hide the site's results entirely"
         )

@@ -17,7 +17,7 @@ import sqlite3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator import peer_identity
-from coordinator.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from coordinator.errors import InvalidRequest, NotAuthenticated, NotFound, NotPermitted
 from protos import checkpoint, cosignature, keys, note
 from protos.note import NoteError
 from protos.rarenet.v1 import coordinator_pb2 as cpb
@@ -78,15 +78,21 @@ def signed_checkpoint(key: Ed25519PrivateKey, size: int, root_hash: bytes) -> no
 
 
 def cosigned(
-    conn: sqlite3.Connection, key: Ed25519PrivateKey, tree_size: int | None = None
+    conn: sqlite3.Connection,
+    key: Ed25519PrivateKey,
+    tree_size: int | None = None,
+    site: str | None = None,
 ) -> note.Note:
-    """The checkpoint of this size (default: the latest) with every cosignature collected."""
+    """The checkpoint of this size (default: the latest) with every cosignature collected, or
+    only `site`'s own (a site's bundle names no peer)."""
     size, root = _head(conn, tree_size)
     made = signed_checkpoint(key, size, root)
     if not _kept(conn):
         return made
     for (line,) in conn.execute(
-        "SELECT line FROM cosignatures WHERE tree_size = ? ORDER BY site_id", (size,)
+        "SELECT line FROM cosignatures WHERE tree_size = ? AND (? IS NULL OR site_id = ?)"
+        " ORDER BY site_id",
+        (size, site, site),
     ):
         made = made.with_signature(note.parse_line(line))
     return made
@@ -135,18 +141,18 @@ def add(
         parsed = note.parse(data)
         body = checkpoint.parse_body(parsed.text)
     except NoteError as exc:
-        raise InvalidArgument(f"the cosigned checkpoint cannot be read: {exc}") from exc
+        raise InvalidRequest(f"the cosigned checkpoint cannot be read: {exc}") from exc
     if body.origin != origin(key):
-        raise InvalidArgument(f"the checkpoint is for log {body.origin!r}, not this coordinator's")
+        raise InvalidRequest(f"the checkpoint is for log {body.origin!r}, not this coordinator's")
     size, root = _head(conn, body.size)
     if size != body.size or signed_checkpoint(key, size, root).text != parsed.text:
-        raise InvalidArgument(
+        raise InvalidRequest(
             f"this coordinator never signed that checkpoint of size {body.size}; "
             "cosign only checkpoints received from it"
         )
     lines = [s for s in parsed.signatures if cosignature.site_of(s.name) is not None]
     if len(lines) != 1:
-        raise InvalidArgument(f"send exactly one witness cosignature line, not {len(lines)}")
+        raise InvalidRequest(f"send exactly one witness cosignature line, not {len(lines)}")
     line = lines[0]
     site_id = cosignature.site_of(line.name) or ""
     peer_identity.check_identity(site_id, identities)
@@ -156,16 +162,16 @@ def add(
         (site_id,),
     ).fetchone()
     if row is None:
-        raise Unauthenticated(f"no current enrolled key for site {site_id!r}")
+        raise NotAuthenticated(f"no current enrolled key for site {site_id!r}")
     keyid, raw, status = row
     if status == "revoked":
-        raise PermissionDenied(f"site {site_id} is revoked; its cosignatures are not taken")
+        raise NotPermitted(f"site {site_id} is revoked; its cosignatures are not taken")
     try:
         found = cosignature.verify_line(
             parsed.text, line, cosignature.Cosigner(line.name, bytes(raw))
         )
     except NoteError as exc:
-        raise Unauthenticated(
+        raise NotAuthenticated(
             f"the cosignature does not verify with site {site_id}'s current key: {exc}"
         ) from exc
     conn.execute(
@@ -193,8 +199,10 @@ def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
     return int(row[0]) if row else latest
 
 
-def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
-    """Every site key as a witness key, with its enrolment dates, for auditors."""
+def witness_records(
+    conn: sqlite3.Connection, site: str | None = None
+) -> list[dict[str, str | None]]:
+    """Every site key (or only `site`'s) as a witness key, with its enrolment dates, for auditors."""
     return [
         {
             "site_id": site_id,
@@ -209,6 +217,8 @@ def witness_records(conn: sqlite3.Connection) -> list[dict[str, str | None]]:
         for keyid, site_id, raw, enrolled_at, retired_at, status, revoked_at in conn.execute(
             """SELECT k.keyid, k.site_id, k.public_key, k.enrolled_at, k.retired_at, s.status,
                       s.revoked_at
-               FROM site_keys k JOIN sites s USING (site_id) ORDER BY k.site_id, k.enrolled_at"""
+               FROM site_keys k JOIN sites s USING (site_id) WHERE ? IS NULL OR site_id = ?
+               ORDER BY k.site_id, k.enrolled_at""",
+            (site, site),
         )
     ]

@@ -10,13 +10,14 @@ import re
 import secrets
 import sqlite3
 
-from node import __version__, outbox, summary
+from node import outbox, summary
 from node.config import NodeConfig
 from node.errors import NodeError
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import action_pb2 as apb
+from protos.version import software_version
 
 MAX_TEXT = 2000
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -62,7 +63,7 @@ def _queue(conn: sqlite3.Connection, config: NodeConfig, action: apb.CorrectiveA
     action.sequence = sequence
     action.site_id = config.site_id
     action.schema_version = wire.SCHEMA_VERSION
-    action.software_version = f"rarenet-node {__version__}"
+    action.software_version = software_version("rarenet-node")
     envelope = dsse.sign(wire.CORRECTIVE_ACTION, wire.encode(action), config.signing_key())
     outbox.add(conn, envelope, _period_key(action.action_id), sequence)
     return sequence

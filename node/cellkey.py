@@ -1,9 +1,10 @@
 """Cell-key perturbation: bounded, consistent noise on every released count.
 
-Each record (a test's biomarker, a test, a patient) has a secret record key: the first 32 bits of
-the patient's keyed hash (HMAC-SHA256 with the site secret, made at ingest) plus a CRC of the test
-id and biomarker, modulo 2^32. Nobody without the site secret can compute it. A cell's key is the
-sum of its records' keys modulo 2^32, so the same set of records always has the same key, wherever
+Each record (a result, a per-test call, a test, a patient) has a secret record key: the first 32
+bits of the patient's keyed hash (HMAC-SHA256 with the site secret, made at ingest) plus the CRCs
+of the record's names (test id, biomarker, method or "all"). Nobody without the site secret can
+compute it. A cell's key is the
+sum of its records' keys modulo 2^32, mixed, so the same set of records always has the same key, wherever
 it appears (a merged stratum that holds exactly the records of another cell, the same quarter
 built twice). The noise of a cell is read from the public perturbation table below at its true
 count and its key: the same records always get the same noise (nothing to average away by asking
@@ -59,15 +60,23 @@ def patient_part(patient_key: str) -> int:
     return int(patient_key[:8], 16)
 
 
-def record_key(patient: int, *parts: str) -> int:
-    """The key of one record: the patient's secret part plus a CRC of what names the record."""
-    return (patient + zlib.crc32("|".join(parts).encode("utf-8"))) % MODULUS
+def name_key(name: str) -> int:
+    """The public part of a record key contributed by one of its names (a test id, a biomarker,
+    a method, a table): its CRC-32."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def record_key(patient: int, *names: str) -> int:
+    """The key of one record: the patient's secret part plus its names' keys (not reduced: cell
+    keys are sums, reduced once in `noise`). node/metrics.py adds the same terms inline."""
+    return patient + sum(name_key(n) for n in names)
 
 
 def _mix(key: int) -> int:
-    """A bijective mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells
-    whose keys differ by a fixed amount (the same patients counted in two tables) get unrelated
-    noise, because the record keys are sums and CRCs are linear."""
+    """A mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells whose keys
+    differ by a known amount (the same tests counted per method and per test differ by the
+    methods' name keys) get unrelated noise, since the secret patient parts make the key itself
+    uniform and unknown."""
     x = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF

@@ -17,13 +17,20 @@ from node import enroll as enrolment
 from node import mapping as node_mapping
 from node import outbox, receipts, release, send, store, summary, synth, witness
 from node.client import CoordinatorClient, RpcFailure
-from node.errors import LedgerAlarm, NodeError
+from node.errors import (
+    ConfigError,
+    IngestError,
+    LedgerAlarm,
+    MappingError,
+    NodeError,
+    Unreachable,
+)
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.readers import open_table
 from node.standard import check_bounds, load_cached
-from protos import dsse, wire
-from protos.errors import ContractError
+from protos import dsse, exits, wire
+from protos.errors import ContractError, KeyFileError, PeriodError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 
@@ -35,14 +42,29 @@ data_dir_option = click.option(
 )
 
 
+# The one place the node's errors become exit statuses (the scheme: protos/exits.py).
+EXIT_STATUSES: dict[type[BaseException], int] = {
+    NodeError: exits.FAILED,  # refused by the coordinator, the privacy budget spent, ...
+    LedgerAlarm: exits.FAILED,
+    ConfigError: exits.BAD_INPUT,  # no or a bad data directory, node.toml or file it names
+    IngestError: exits.BAD_INPUT,  # an export that cannot be read
+    MappingError: exits.BAD_INPUT,
+    Unreachable: exits.UNREACHABLE,  # the coordinator is down or busy: run it again later
+    ContractError: exits.FAILED,  # what the coordinator sent does not verify
+    PeriodError: exits.BAD_INPUT,
+    KeyFileError: exits.BAD_INPUT,
+}
+
+
 class Group(click.Group):
-    """Turns the project's errors into a clean message and exit status 1."""
+    """Turns the project's errors into a clean message and their exit status."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (NodeError, ContractError) as exc:
-            raise click.ClickException(str(exc)) from None
+            click.echo(f"Error: {exc}", err=True)
+            raise SystemExit(exits.most_specific(exc, EXIT_STATUSES) or exits.FAILED) from None
 
 
 def _open(data_dir: Path):
@@ -254,7 +276,7 @@ def mapping_check(file: Path, mapping_path: Path | None, encoding: str | None, r
         click.echo(
             f"  MISSING required columns: {', '.join(missing)}; name them in the mapping's [columns]"
         )
-        raise SystemExit(1)
+        raise SystemExit(exits.FAILED)
 
 
 @main.group()
@@ -372,7 +394,8 @@ def summarize(data_dir: Path, period: str, as_json: bool) -> None:
 
 
 def _report_flush(report: send.FlushReport) -> None:
-    """What was sent; exit status 1 when a send failed or anything still waits in the outbox."""
+    """What was sent. Exit status 1 when the coordinator refused an envelope; 3 when it could not
+    be reached and envelopes wait in the outbox to be sent again."""
     for sequence, leaf in report.delivered:
         click.echo(f"sequence {sequence}: delivered, receipt verified, ledger leaf {leaf}")
     for sequence, error in report.failed:
@@ -385,8 +408,10 @@ def _report_flush(report: send.FlushReport) -> None:
         click.echo(
             f"witness: not this time ({report.witness_error}); tried again next time", err=True
         )
+    if report.rejected:
+        raise SystemExit(exits.FAILED)
     if report.failed or report.pending:
-        raise SystemExit(1)
+        raise SystemExit(exits.UNREACHABLE)
 
 
 @main.command()
@@ -416,7 +441,7 @@ def submit(data_dir: Path, period: str | None) -> None:
         report = send.flush(conn, cfg, client)
     _report_flush(report)
     if held:
-        raise SystemExit(1)
+        raise SystemExit(exits.FAILED)
 
 
 @main.command("verify-receipts")
@@ -427,14 +452,14 @@ def verify_receipts(data_dir: Path) -> None:
     with CoordinatorClient(cfg) as client:
         try:
             result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
-        except NodeError as exc:
+        except LedgerAlarm as exc:
             click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(2) from None
+            raise SystemExit(exits.FAILED) from None
         try:
             witnessed: witness.WitnessReport | None = witness.step(conn, cfg, client)
         except LedgerAlarm as exc:
             click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(2) from None
+            raise SystemExit(exits.FAILED) from None
         except RpcFailure as exc:
             witnessed = None
             click.echo(f"witness: not this time ({exc}); tried again next time", err=True)
@@ -474,10 +499,10 @@ def witness_command(data_dir: Path) -> None:
             report = witness.step(conn, cfg, client)
         except LedgerAlarm as exc:
             click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(1) from None
+            raise SystemExit(exits.FAILED) from None
         except RpcFailure as exc:
             click.echo(str(exc), err=True)
-            raise SystemExit(3 if exc.retryable else 1) from None
+            raise SystemExit(exits.UNREACHABLE if exc.retryable else exits.FAILED) from None
     _report_witness(report)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from node.config import NodeConfig
-from node.errors import ConfigError, SubmitError
+from node.errors import ConfigError, SubmitError, Unreachable
 from protos import leaf
 from protos.net import is_loopback
 from protos.rarenet.v1 import coordinator_pb2 as cpb
@@ -36,6 +36,8 @@ RETRYABLE = {
 
 
 class RpcFailure(SubmitError):
+    """A call the coordinator answered with an error status (`code`)."""
+
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
         self.code = code
@@ -43,6 +45,14 @@ class RpcFailure(SubmitError):
     @property
     def retryable(self) -> bool:
         return self.code in RETRYABLE
+
+
+class RpcUnreachable(Unreachable, RpcFailure):
+    """A call that failed in a way worth retrying: the coordinator is down, busy or unreachable."""
+
+
+def rpc_failure(code: grpc.StatusCode, message: str) -> RpcFailure:
+    return (RpcUnreachable if code in RETRYABLE else RpcFailure)(code, message)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -101,7 +111,7 @@ class CoordinatorClient:
                 message = f"the coordinator at {self.address} cannot be reached ({exc.details()})"
             else:
                 message = f"the coordinator refused: {code.name}: {exc.details()}"
-            raise RpcFailure(code, message) from None
+            raise rpc_failure(code, message) from None
 
     def enroll(self, request: Envelope) -> cpb.EnrollResponse:
         return self._call(self.stub.Enroll, request)

@@ -11,7 +11,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 
-from node import __version__, outbox, summary
+from node import outbox, summary
 from node.client import CoordinatorClient
 from node.config import NodeConfig
 from node.errors import NodeError
@@ -19,6 +19,7 @@ from node.receipts import coordinator_key
 from protos import dsse, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
+from protos.version import software_version
 
 
 def rounds(config: NodeConfig, client: CoordinatorClient) -> list[epb.EqaRound]:
@@ -74,7 +75,7 @@ def queue_response(conn: sqlite3.Connection, config: NodeConfig, round_: epb.Eqa
         round_id=round_.round_id,
         sequence=sequence,
         schema_version=wire.SCHEMA_VERSION,
-        software_version=f"rarenet-node {__version__}",
+        software_version=software_version("rarenet-node"),
         calls=found,
     )
     envelope = dsse.sign(wire.EQA_RESPONSE, wire.encode(response), config.signing_key())

@@ -1,4 +1,5 @@
-"""The node's errors; the CLI turns every NodeError into a clean message and exit status 1."""
+"""The node's errors, in the lab's terms; node/cli.py maps them to exit statuses (EXIT_STATUSES)
+and prints the message, which says what to do next."""
 
 
 class NodeError(Exception):
@@ -18,7 +19,11 @@ class MappingError(NodeError):
 
 
 class SubmitError(NodeError):
-    """The coordinator refused or could not be reached."""
+    """The coordinator refused what was sent or asked."""
+
+
+class Unreachable(NodeError):
+    """The coordinator could not be reached, or asked to try later; nothing was lost."""
 
 
 class LedgerAlarm(NodeError):

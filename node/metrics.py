@@ -26,15 +26,17 @@ import sqlite3
 from bisect import bisect_right
 from collections import defaultdict
 from itertools import combinations
+from zlib import crc32
 
-from node.cellkey import CellKeys, patient_part, record_key
+from node.cellkey import CellKeys, name_key, patient_part, record_key
 from node.standard import NodeStandard
-from node.vocabulary import BIOMARKERS
+from node.vocabulary import BIOMARKERS, METHODS
 from node.workdays import WorkingDays
 from protos.periods import Period
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.wire import ALL_METHODS
 
+_ALL_KEY = name_key(ALL_METHODS)
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
 VALID = ("positive", "negative")
 CELL = {"positive": 0, "negative": 1, "failed": 2, "equivocal": 3}
@@ -105,6 +107,8 @@ def compute(
     vaf_keys = keys.vaf
     patient_parts: dict[str, int] = {}
     part = 0  # the secret part of the current patient's record keys
+    method_keys = {m: name_key(m) for m in METHODS}
+    biomarker_keys = {b: name_key(b) for b in BIOMARKERS}
     record = 0  # the record key of the current test and biomarker (a result of one method)
     call = 0  # the record key of its per-test call (method "all"): a record of its own
     test_record = 0  # the record key of the current test
@@ -183,21 +187,22 @@ def compute(
                 strata_keys[(current_biomarker, ALL_METHODS, group[0][2])][cell] += call
             elif group:
                 close_group()
-            part = _part(patient_parts, patient)
             if test_id != current_test:
                 if current_test is not None:
                     close_test()
                 current_test, test_span = test_id, {}
-                test_record = record_key(part, test_id)
+                if patient not in patient_parts:
+                    patient_parts[patient] = patient_part(patient)
+                part = patient_parts[patient]
+                test_record = part + crc32(test_id.encode())  # cellkey.record_key(part, test_id)
             current_biomarker, group = biomarker, []
-            record = record_key(part, test_id, biomarker)
-            call = record_key(part, test_id, biomarker, ALL_METHODS)
+            record = test_record + biomarker_keys[biomarker]  # ... + biomarker
+            call = record + _ALL_KEY  # ... + "all": the per-test call
         group.append((method, result, specimen))
         cell = CELL[result]
-        per_method[(biomarker, method, specimen)][cell] += 1
-        strata_keys[(biomarker, method, specimen)][cell] += record_key(
-            part, test_id, biomarker, method
-        )
+        stratum = (biomarker, method, specimen)
+        per_method[stratum][cell] += 1
+        strata_keys[stratum][cell] += record + method_keys[method]  # ... + method: a result
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported]

@@ -57,6 +57,7 @@ class FlushReport:
     delivered: list[tuple[int, int]] = field(default_factory=list)  # (sequence, leaf index)
     failed: list[tuple[int, str]] = field(default_factory=list)  # (sequence, error)
     pending: int = 0
+    rejected: int = 0  # refused by the coordinator for good (moved out of the outbox)
     witnessed: witness.WitnessReport | None = None  # this node's round as a witness, after sending
     witness_error: str | None = None  # why that round could not run (tried again next time)
 
@@ -82,6 +83,7 @@ def flush(
                 )
                 break
             outbox.mark_rejected(conn, item.sha256, str(exc))
+            report.rejected += 1
             continue
         receipt, _ = check_submission(item.envelope, response, trusted)
         remember_tree_head(conn, client, response.signed_tree_head, trusted)

@@ -10,8 +10,12 @@ from typing import overload
 import sqlite_utils
 
 from node.errors import ConfigError
+from protos.schema import Layout, open_layout
 
-SCHEMA_VERSION = 2  # PRAGMA user_version; 2: results.ingest_id names the file, no row hash
+# The layout policy (PRAGMA user_version, migrations) is protos/schema.py's, shared with the
+# coordinator. Layout 2: results.ingest_id names the file, no row hash. Layouts 0 and 1 were
+# development versions; no migration starts from them.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     test_id TEXT NOT NULL,
@@ -120,26 +124,32 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+LAYOUT = Layout(
+    what="node database",
+    version=SCHEMA_VERSION,
+    schema=SCHEMA,
+    migrations=(),
+    too_old="start a new data directory with `rarenet-node init`",
+)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (or create) the database: node.db is 0600, and SQLite gives its -wal and -shm files
     the database file's mode, whatever the umask."""
     os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     os.chmod(path, 0o600)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    tables = conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0]
-    if tables and version != SCHEMA_VERSION:
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(
+            "PRAGMA cache_size=-32768"
+        )  # 32 MB of page cache: index inserts of large files
+        conn.execute("PRAGMA foreign_keys=ON")
+        open_layout(conn, path, LAYOUT, ConfigError)
+    except BaseException:
         conn.close()
-        raise ConfigError(
-            f"{path} has database layout {version}, made by an earlier development version of rarenet-node; "
-            f"this version reads layout {SCHEMA_VERSION}. Start a new data directory with `rarenet-node init`."
-        )
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-32768")  # 32 MB of page cache: index inserts of large files
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(SCHEMA)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        raise
     return conn
 
 

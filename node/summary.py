@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from node import __version__, disclosure, metrics, release, store
+from node import disclosure, metrics, release, store
 from node.cellkey import CellKeys
 from node.config import NodeConfig
 from node.standard import NodeStandard, check_bounds
@@ -16,6 +16,7 @@ from node.workdays import WorkingDays
 from protos import wire
 from protos.periods import Period
 from protos.rarenet.v1 import summary_pb2 as pb
+from protos.version import software_version
 
 
 def next_sequence(conn: sqlite3.Connection) -> int:
@@ -39,6 +40,6 @@ def build(
     released.site_id = config.site_id
     released.schema_version = wire.SCHEMA_VERSION
     released.sequence = sequence
-    released.software_version = f"rarenet-node {__version__}"
+    released.software_version = software_version("rarenet-node")
     released.testing_directory = config.testing_directory
     return released, wire.encode(released)

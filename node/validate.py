@@ -26,10 +26,52 @@ from node.vocabulary import OPTIONAL, REQUIRED, normalise_variant
 from protos.worker import Worker, WorkerStopped, serve
 
 VOCABULARY_FIELDS = ("specimen", "histology", "method", "biomarker", "result")
+DATE_FIELDS = ("received_date", "reported_date")
 BATCH = 5000
 WORKER_MIN_BYTES = 4 << 20  # below this, starting a second process costs more than it saves
 
 Problems = list[tuple[str, str]]  # (field, reason), one per thing wrong with a row
+
+
+# The rules a row must meet, each written once: the fast path (`Validator.__call__`) accepts a row
+# only if it meets all of them, and `Validator.problems` names each one it does not meet (a test
+# checks the two agree on every kind of row). Whether a word is known and a date is real is
+# `Validator.word` and `Validator.date`, which both paths call.
+
+
+def empty(text: str) -> str | None:
+    """Rule: a required field is not empty."""
+    return None if text else "required value is empty"
+
+
+def unknown_word(name: str, text: str) -> str:
+    """Why a vocabulary word was refused (the rule is `Validator.word`)."""
+    return f"{text!r} is not a known {name}; add it to the mapping's [values.{name}]"
+
+
+def not_a_date(text: str) -> str:
+    """Why a date was refused (the rule is `Validator.date`)."""
+    return f"{text!r} is not a real date in a known format"
+
+
+def out_of_order(received: str, reported: str) -> str | None:
+    """Rule: a result is not reported before its sample was received (ISO dates)."""
+    return f"reported {reported} is before received {received}" if reported < received else None
+
+
+def vaf_percent(text: str) -> tuple[float | None, str | None]:
+    """Rule: the VAF, when given, is a number of percent from 0 to 100 ("12.5" or "12.5%").
+    (the value or None when empty, None or why not)."""
+    text = text.strip().rstrip("%").strip()
+    if not text:
+        return None, None
+    try:
+        vaf = float(text)
+    except ValueError:
+        return None, f"{text!r} is not a number"
+    if not 0.0 <= vaf <= 100.0:
+        return None, f"{text} is outside 0-100 (percent)"
+    return vaf, None
 
 
 @dataclass
@@ -116,12 +158,14 @@ class Validator:
         self.date_pairs: dict[tuple[str, str], tuple[str, str] | tuple[()]] = {}
 
     def word(self, field_name: str, text: str) -> str | None:
+        """Rule: the canonical word for a vocabulary cell, or None if it is empty or unknown."""
         known = self.words[field_name]
         if text not in known:
             known[text] = self.mapping.value(field_name, text) if text else None
         return known[text]
 
     def date(self, text: str) -> str | None:
+        """Rule: the ISO date of a date cell, or None if it is empty or not a real date."""
         if text not in self.dates:
             day = self.mapping.parse_date(text) if text else None
             self.dates[text] = day.isoformat() if day else None
@@ -142,7 +186,7 @@ class Validator:
             self.date_pairs.clear()
         first, last = self.date(received.strip()), self.date(reported.strip())
         pair: tuple[str, str] | tuple[()] = (
-            (first, last) if first and last and last >= first else ()
+            (first, last) if first and last and out_of_order(first, last) is None else ()
         )
         self.date_pairs[received, reported] = pair
         return pair
@@ -173,12 +217,10 @@ class Validator:
         test_id, patient_id = test_id.strip(), patient_id.strip()
         vaf = None
         if vaf_text:
-            try:
-                vaf = float(vaf_text.strip().rstrip("%"))
-            except ValueError:
+            vaf, wrong = vaf_percent(vaf_text)
+            if wrong:
                 return None
-            if not 0.0 <= vaf <= 100.0:
-                return None
+        # words and dates are () when a cell is empty, so this is also the rule `empty`.
         if not (words and dates and test_id and patient_id):
             return None
         specimen, histology, method, biomarker, result = words
@@ -206,30 +248,22 @@ class Validator:
         """Every reason the row cannot be accepted, one (field, reason) per problem."""
         cells = (cells + self.blanks)[: self.width]
         values = dict(zip(REQUIRED + OPTIONAL, (text.strip() for text in self.pick(cells))))
-        problems = [(name, "required value is empty") for name in REQUIRED if not values[name]]
+        problems: Problems = []
+        for name in REQUIRED:
+            if reason := empty(values[name]):
+                problems.append((name, reason))
         for name in VOCABULARY_FIELDS:
             if values[name] and self.word(name, values[name]) is None:
-                problems.append(
-                    (
-                        name,
-                        f"{values[name]!r} is not a known {name}; add it to the mapping's [values.{name}]",
-                    )
-                )
-        for name in ("received_date", "reported_date"):
+                problems.append((name, unknown_word(name, values[name])))
+        for name in DATE_FIELDS:
             if values[name] and self.date(values[name]) is None:
-                problems.append((name, f"{values[name]!r} is not a real date in a known format"))
+                problems.append((name, not_a_date(values[name])))
         received, reported = self.date(values["received_date"]), self.date(values["reported_date"])
-        if received and reported and reported < received:
-            problems.append(("reported_date", f"reported {reported} is before received {received}"))
-        vaf_text = values["vaf"].rstrip("%").strip()
-        if vaf_text:
-            try:
-                vaf = float(vaf_text)
-            except ValueError:
-                problems.append(("vaf", f"{vaf_text!r} is not a number"))
-            else:
-                if not 0.0 <= vaf <= 100.0:
-                    problems.append(("vaf", f"{vaf_text} is outside 0-100 (percent)"))
+        if received and reported and (reason := out_of_order(received, reported)):
+            problems.append(("reported_date", reason))
+        _, wrong = vaf_percent(values["vaf"])
+        if wrong:
+            problems.append(("vaf", wrong))
         return problems
 
     def masked(self, cells: list[str]) -> str:

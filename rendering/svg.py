@@ -39,7 +39,7 @@ def _t(
     )
 
 
-def _frame(width: int, height: int, body: list[str], title: str) -> Markup:
+def _frame(width: float, height: float, body: list[str], title: str) -> Markup:
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" role="img"><title>{escape(title)}</title>{"".join(body)}</svg>'

@@ -11,31 +11,50 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auditor.cli import main as audit_cli
 from auditor.verify import verify
 from coordinator.audit_bundle import MANIFEST_TYPE, build
+from coordinator.config import init as init_coordinator
+from coordinator.server import start
 from coordinator.standards import load as load_standard
 from node.send import flush, queue_summary
 from node.standard import load_cached
+from node.synth import generate, write_csv
 from protos import dsse, keys, wire
 from protos.rarenet.v1 import ledger_pb2 as lpb
-from tests.conftest import PERIOD
+from tests.conftest import PERIOD, make_node
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def bundle(coordinator, node_factory, synthetic_csv, tmp_path) -> tuple[Path, object]:
-    for i, profile in enumerate(("normal", "normal", "dna_only")):
-        node = node_factory(f"lab-{i}")
-        node.ingest(synthetic_csv(f"lab-{i}", rows=3000, seed=i, profiles=(profile,)))
-        queue_summary(node.conn, node.config, load_cached(node.config.standard_path), PERIOD)
-        assert flush(node.conn, node.config, node.client).delivered
-    data = coordinator.service.data
-    out = tmp_path / "bundle.zip"
-    build(data, load_standard(data.standard), PERIOD.label, out)
-    return out, data.signing_key()
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Ed25519PrivateKey]:
+    """One real network run (three nodes over gRPC) and its bundle, for the whole module: the tests
+    only read it, and tamper with copies. The coordinator's data directory is beside the bundle
+    (`path.parent / "coordinator"`)."""
+    root = tmp_path_factory.mktemp("audit")
+    running = start(init_coordinator(root / "coordinator"), "127.0.0.1:0", insecure=True)
+    try:
+        for i, profile in enumerate(("normal", "normal", "dna_only")):
+            node = make_node(root, running, f"lab-{i}")
+            try:
+                export = root / f"lab-{i}.csv"
+                write_csv(generate(f"lab-{i}", 3000, i, (profile,), PERIOD), export)
+                node.ingest(export)
+                standard = load_cached(node.config.standard_path)
+                queue_summary(node.conn, node.config, standard, PERIOD)
+                assert flush(node.conn, node.config, node.client).delivered
+            finally:
+                node.client.close()
+                node.conn.close()
+        data = running.service.data
+        out = root / "bundle.zip"
+        build(data, load_standard(data.standard), PERIOD.label, out)
+        return out, data.signing_key()
+    finally:
+        running.stop(grace=1)
 
 
 def rewrite(src: Path, dst: Path, key=None, change=None, remove=(), add=None) -> Path:

@@ -13,6 +13,7 @@ import sqlite3
 import zipfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from auditor.cli import main as audit_cli
@@ -195,6 +196,7 @@ def test_a_store_from_before_leaf_headers_opens_and_its_bundles_prove_completene
     # The store as an older coordinator left it: no leaf_header column, two whole-envelope leaves.
     conn = sqlite3.connect(data.db)
     conn.execute("ALTER TABLE ledger DROP COLUMN leaf_header")
+    conn.execute("PRAGMA user_version = 0")  # older coordinators did not number their layouts
     key = data.signing_key()
     for node in nodes[:2]:
         (blob,) = node.conn.execute("SELECT envelope FROM outbox").fetchone()
@@ -248,6 +250,37 @@ def test_a_store_from_before_leaf_headers_opens_and_its_bundles_prove_completene
     failed = {c.name: c.detail for c in verify(forged).checks if not c.ok}
     assert set(failed) == {"ledger leaf 1", "completeness"}, failed
     assert f"leaf 1 (site lab-1, period {PERIOD.label}, sequence 1)" in failed["ledger leaf 1"]
+    # Only a site's own bundle may give a leaf by its hash alone.
+    blob = files["envelopes/1.envelope"]
+    hashed = rewrite(
+        out,
+        tmp_path / "hashed.zip",
+        key=key,
+        change={
+            "ledger/leaves.json": lambda d: d.replace(
+                b'{\n   "envelope": "envelopes/1.envelope"\n  }',
+                json.dumps({"leaf_hash": merkle.leaf_hash(blob).hex()}).encode(),
+            )
+        },
+    )
+    failed = {c.name: c.detail for c in verify(hashed).checks if not c.ok}
+    assert "may give a leaf by its hash alone" in failed["completeness"], failed
+    # A site's own bundle shows peers' whole-envelope leaves by hash only (their envelopes would
+    # name them with their figures), and says so.
+    for site, own in (("lab-2", 2), ("lab-0", 0)):
+        out = tmp_path / f"{site}.zip"
+        build(data, load_standard(data.standard), PERIOD.label, out, site=site)
+        files = members(out)
+        assert [n for n in files if n.startswith(("envelopes/", "ledger/legacy/"))] == [
+            f"envelopes/{own}.envelope"
+        ]
+        listing = json.loads(files["ledger/leaves.json"])["leaves"]
+        peers = [i for i in range(len(listing)) if i != own]  # old-form and header leaves alike
+        assert all(set(listing[i]) == {"leaf_hash"} for i in peers)
+        result = verify(out)
+        assert result.ok, [c for c in result.checks if not c.ok]
+        detail = {c.name: c.detail for c in result.checks}["completeness"]
+        assert f"{len(peers)} leaves are other sites' by the coordinator's word" in detail
 
 
 def test_a_node_from_before_leaf_headers_gets_receipts_it_can_check(
@@ -280,3 +313,34 @@ def test_a_node_from_before_leaf_headers_gets_receipts_it_can_check(
     assert result.ok, [c for c in result.checks if not c.ok]
     listing = json.loads(members(out)["ledger/leaves.json"])["leaves"]
     assert listing[0] == {"envelope": "envelopes/0.envelope"} and "header" in listing[1]
+
+
+def test_a_site_view_bundle_is_complete_too(coordinator, node_factory, synthetic_csv, tmp_path):
+    for i, profile in enumerate(("normal", "dna_only")):
+        node = node_factory(f"lab-{i}")
+        node.ingest(synthetic_csv(f"lab-{i}", rows=2000, seed=i, profiles=(profile,)))
+        queue_summary(node.conn, node.config, load_cached(node.config.standard_path), PERIOD)
+        assert flush(node.conn, node.config, node.client).delivered
+    data = coordinator.service.data
+    out = tmp_path / "site.zip"
+    manifest = build(data, load_standard(data.standard), PERIOD.label, out, site="lab-0")
+    assert manifest["site"] == "lab-0"
+    result = verify(out)
+    assert result.ok, [c for c in result.checks if not c.ok]
+    shown = CliRunner().invoke(audit_cli, ["show", str(out)])
+    assert shown.exit_code == 0 and "lab-0:" in shown.output and "lab-1" not in shown.output
+    files = members(out)
+    with pytest.raises(AssertionError):
+        site_leaf(files, "lab-1")  # no peer's summary in a site's own bundle
+    hidden = site_leaf(files, "lab-0")
+    forged = rewrite(
+        out,
+        tmp_path / "forged.zip",
+        key=data.signing_key(),
+        remove=[f"envelopes/{hidden}.envelope", f"receipts/{hidden}.envelope"],
+    )
+    failed = {c.name: c.detail for c in verify(forged).checks if not c.ok}
+    assert (
+        f"leaf {hidden} (site lab-0, period {PERIOD.label}, sequence 1)"
+        in (failed[f"ledger leaf {hidden}"])
+    )

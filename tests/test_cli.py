@@ -41,14 +41,14 @@ def test_errors_are_messages_not_tracebacks(tmp_path) -> None:
         node_cli, ["summarize", "--data-dir", str(tmp_path / "nowhere"), "--period", "2026Q3"]
     )
     assert (
-        result.exit_code == 1
+        result.exit_code == 2
         and "run `rarenet-node init" in result.output
         and "Traceback" not in result.output
     )
     result = CliRunner().invoke(
         coordinator_cli, ["sites", "list", "--data-dir", str(tmp_path / "nowhere")]
     )
-    assert result.exit_code == 1 and "rarenet-coordinator init" in result.output
+    assert result.exit_code == 2 and "rarenet-coordinator init" in result.output
 
 
 def test_summarize_json_is_byte_for_byte_the_signed_payload(
@@ -231,7 +231,7 @@ def test_site_benchmark_page_and_peers_without_names(
     data = json.loads(result.stdout)
     assert data["site"]["site_id"] == "lab-b" and [p["peer"] for p in data["peers"]] == ["peer-1"]
     assert "lab-a" not in result.stdout and "lab-a" not in page.read_text()
-    assert "lab-b: benchmark 2026Q3" in page.read_text()
+    assert "lab-b: individual report 2026Q3" in page.read_text()  # the lab report of issue 16
     assert outbox.pending(node.conn) == []
 
 
@@ -294,7 +294,7 @@ def test_a_node_database_of_an_older_layout_is_refused_with_advice(tmp_path) -> 
         node_cli, ["ingest", "--data-dir", str(data), str(write(tmp_path / "x.csv", [row()]))]
     )
     assert (
-        result.exit_code == 1
+        result.exit_code == 2
         and "layout 1" in result.output
         and "rarenet-node init" in result.output
     ), result.output

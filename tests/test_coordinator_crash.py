@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from coordinator.config import init as init_coordinator
 from node import config as node_config
 from node import store as node_store
@@ -49,6 +51,7 @@ def serve(data_dir: Path, tmp: Path, name: str) -> tuple[subprocess.Popen, int]:
     return proc, int(port_file.read_text())
 
 
+@pytest.mark.slow
 def test_sigkill_mid_submissions_loses_no_receipted_summary(tmp_path: Path) -> None:
     data = init_coordinator(tmp_path / "coordinator")
     proc, port = serve(data.path, tmp_path, "first")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import itertools
 import json
 import re
 import sqlite3
@@ -182,10 +183,12 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
     coordinator, nodes = network
     lab = nodes["lab-cyto"]
 
+    sequences = itertools.count(100)
+
     def send(**fields) -> grpc.StatusCode | None:
         message = apb.CorrectiveAction(
             site_id="lab-cyto",
-            sequence=100 + send.n,
+            sequence=next(sequences),
             schema_version=wire.SCHEMA_VERSION,
             action_id="x-1",
             root_cause="r",
@@ -199,7 +202,6 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
                 message.flag.rule = value
             else:
                 setattr(message, key, value)
-        send.n += 1
         envelope = dsse.sign(wire.CORRECTIVE_ACTION, wire.encode(message), lab.config.signing_key())
         try:
             lab.client.submit(envelope)
@@ -207,7 +209,6 @@ def test_the_centre_refuses_actions_that_do_not_hold(network) -> None:
             return exc.code
         return None
 
-    send.n = 0
     assert send(rule="made_up_rule") == grpc.StatusCode.INVALID_ARGUMENT
     assert send(due="next week") == grpc.StatusCode.INVALID_ARGUMENT
     assert send(root_cause="  ") == grpc.StatusCode.INVALID_ARGUMENT

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from coordinator.config import init as init_coordinator
 from node import config as node_config
 from node import outbox, store
@@ -116,6 +118,7 @@ def delivered(conn) -> int:
     return conn.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
 
 
+@pytest.mark.slow
 def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> None:
     data = init_coordinator(tmp_path / "coordinator")
     port = free_port()
@@ -182,6 +185,7 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
     stop(coordinator)
 
 
+@pytest.mark.slow
 def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     data = init_coordinator(tmp_path / "coordinator")
     port = free_port()
@@ -247,6 +251,7 @@ def test_period_close_job_with_a_controlled_date(coordinator, node_factory, synt
     assert [s for s, _ in report.delivered] == [1, 2, 3] and report.pending == 0
 
 
+@pytest.mark.slow
 def test_reports_follow_closed_periods_and_late_summaries(
     coordinator, node_factory, synthetic_csv
 ) -> None:
@@ -301,6 +306,7 @@ def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) ->
     assert outbox.rejected(conn) == [(1, "2026Q3", "INVALID_ARGUMENT: bad")]
 
 
+@pytest.mark.slow
 def test_one_daemon_per_data_directory(tmp_path: Path) -> None:
     cfg = node_config.init(tmp_path / "n", "lab-r", "127.0.0.1:1", insecure=True)
     first = subprocess.Popen(

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The demo network takes minutes to set up: `make test-all` runs it (once, for both tests).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = [
@@ -58,8 +61,15 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
     def rules(site):
         return {(f["rule"], f["subject"], f["level"]) for f in sites[site]["flags"]}
 
-    assert ("positivity_funnel", "MET_EX14", "alarm") in rules("lab-dnaonly")
-    assert ("method_class", "MET_EX14", "alarm") in rules("lab-dnaonly")
+    # Every lab's counts carry bounded cell-key noise (docs/privacy.md): its 3 MET exon 14
+    # positives in ~1070 tests may be released as up to 5, so the benchmark can be sure enough
+    # for an alert, not always for an alarm; the lab is flagged either way.
+    assert {("positivity_funnel", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
+        "lab-dnaonly"
+    )
+    assert {("method_class", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
+        "lab-dnaonly"
+    )
     assert ("turnaround", "all specimens", "alarm") in rules("lab-slow")
     assert ("failure_rate", "cytology", "alarm") in rules("lab-cytofail")
     for site in ("lab-beijing", "lab-shanghai", "lab-guangzhou"):

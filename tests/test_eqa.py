@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from coordinator import eqa
 from coordinator.config import init as init_coordinator
-from coordinator.errors import FailedPrecondition
+from coordinator.errors import WrongState
 from coordinator.server import start
 from node import eqa as node_eqa
 from node.cli import main as node_cli
@@ -118,7 +118,7 @@ def test_a_full_round_scored_as_the_reference_scheme(network, tmp_path) -> None:
     assert refused.exit_code == 1 and "late responses are refused" in refused.output
 
     # A truth file changed after opening is detected; the original closes the round.
-    with pytest.raises(FailedPrecondition, match="not the one sealed"):
+    with pytest.raises(WrongState, match="not the one sealed"):
         eqa.close_round(
             running.service.conn,
             running.service.key,

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from node import config as node_config
 from node import store
 from node.synth import generate, write_csv
@@ -27,6 +29,7 @@ def snapshot(db: Path) -> list[tuple]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_sigkill_mid_file_leaves_database_unchanged(tmp_path: Path) -> None:
     cfg = node_config.init(tmp_path / "node", "lab-k", "127.0.0.1:1", insecure=True)
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"

@@ -3,6 +3,7 @@
     protos       the wire contract: imports none of the others
     method       the published method (statistics, standards, scoring): imports only protos
     auditor      offline verification: imports only protos and method
+    rendering    report pages, plots and catalogues: imports only protos and method
     node         the lab side: never imports coordinator
     coordinator  the centre's side: never imports node
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRST_PARTY = frozenset({"protos", "method", "auditor", "node", "coordinator"})
+FIRST_PARTY = frozenset({"protos", "method", "auditor", "rendering", "node", "coordinator"})
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ LAYERS = (
     Layer("protos", frozenset()),
     Layer("method", frozenset({"protos"})),
     Layer("auditor", frozenset({"protos", "method"})),
+    Layer("rendering", frozenset({"protos", "method"})),
     Layer("node", FIRST_PARTY - {"coordinator"}),
     Layer("coordinator", FIRST_PARTY - {"node"}),
 )

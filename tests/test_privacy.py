@@ -79,3 +79,31 @@ def test_differential_privacy_true_is_refused_and_old_configs_still_load(tmp_pat
     result = CliRunner().invoke(node_cli, ["status", "--data-dir", str(cfg.data_dir)])
     assert result.exit_code != 0 and "no longer offered" in result.output
     assert "Traceback" not in result.output
+
+
+def test_metrics_record_keys_are_the_ones_cellkey_defines(tmp_path) -> None:
+    """node/metrics.py computes record keys inline for speed; they must be cellkey's."""
+    from coordinator.standards import DEFAULT_STANDARD
+    from node import metrics, store
+    from node.cellkey import CellKeys, patient_part, record_key
+    from node.standard import parse as parse_standard
+    from node.workdays import WorkingDays
+    from protos.periods import parse as parse_period
+
+    conn = store.connect(tmp_path / "n.db")
+    patient = "0123456789abcdef0123456789abcdef"
+    conn.execute(
+        "INSERT INTO results (test_id, biomarker, method, patient_key, received_date, "
+        "reported_date, specimen, histology, result, ingest_id, line) VALUES "
+        "('T1', 'EGFR', 'pcr', ?, '2026-08-01', '2026-08-05', 'tissue', 'squamous', "
+        "'positive', 1, 2)",
+        (patient,),
+    )
+    keys = CellKeys()
+    standard = parse_standard(DEFAULT_STANDARD.read_text())
+    metrics.compute(conn, parse_period("2026Q3"), standard, WorkingDays("CN"), keys)
+    part = patient_part(patient)
+    assert keys.strata[("EGFR", "pcr", "tissue")][0] == record_key(part, "T1", "EGFR", "pcr")
+    assert keys.strata[("EGFR", "all", "tissue")][0] == record_key(part, "T1", "EGFR", "all")
+    (turnaround,) = [k for k in keys.turnaround["tissue"] if k]
+    assert turnaround == record_key(part, "T1")

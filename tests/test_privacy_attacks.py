@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -47,13 +48,13 @@ from protos.periods import parse as parse_period
 from protos.rarenet.v1 import summary_pb2 as pb
 
 Q3 = parse_period("2026Q3")
-TRIALS = 40
+TRIALS = 60
 
 
 @dataclass
 class Lab:
     config: node_config.NodeConfig
-    conn: object
+    conn: sqlite3.Connection
 
     def load(self, rows: list[dict], name: str = "export.csv") -> None:
         path = self.config.data_dir.parent / name
@@ -167,7 +168,8 @@ def attack_outcomes(
     """The attack's answers in TRIALS worlds with the planted value and TRIALS neighbouring
     worlds (that one result changed). Each world has its own test and patient ids, hence its own
     secret record keys and its own site secret, as two sites would."""
-    planted, neighbour = [], []
+    planted: list[int] = []
+    neighbour: list[int] = []
     for trial in range(TRIALS):
         for flag, answers in ((True, planted), (False, neighbour)):
             lab.reset(world(f"w{trial}-", flag), f"site {trial} {flag}")
@@ -434,6 +436,7 @@ def test_the_published_noise_says_nothing_about_the_data(tmp_path) -> None:
     assert not light.differential_privacy.enabled and light.perturbation.mechanism == "cell_key"
 
 
+@pytest.mark.slow
 def test_every_table_is_perturbed_and_the_same_data_gives_the_same_noise(tmp_path) -> None:
     """Turnaround, concordance, panel and VAF were released exact with DP on. Now every count
     carries noise: across worlds, a turnaround bin that holds one more test or not cannot be told
@@ -605,9 +608,20 @@ def test_a_site_bundle_names_no_peer(coordinator, node_factory, synthetic_csv, t
     out = tmp_path / "own.zip"
     audit_bundle.build(data, load_standard(data.standard), Q3.label, out, site="lab-own")
     with zipfile.ZipFile(out) as bundle:
-        everything = b"".join(bundle.read(n) for n in bundle.namelist())
-    assert b"lab-own" in everything
-    assert b"peerzz" not in everything
+        contents = {n: bundle.read(n) for n in bundle.namelist()}
+    # No peer's figures: every signed summary in it is the site's own ...
+    summaries = [n for n in contents if n.startswith("envelopes/")]
+    assert summaries
+    for name in summaries:
+        envelope = wire.parse_envelope(contents[name])
+        assert wire.decode(envelope.payload, pb.SiteSummary).site_id == "lab-own"
+    # ... and no peer is named anywhere: peers' ledger leaves are given by hash only, and the
+    # checkpoint carries only the site's own cosignature.
+    named_peers = {n for n, data in contents.items() if b"peerzz" in data}
+    assert named_peers == set(), named_peers
+    leaves = json.loads(contents["ledger/leaves.json"])["leaves"]
+    assert sum("leaf_hash" in entry for entry in leaves) == 2  # the two peers' summaries
+    assert b"lab-own" in contents["report/benchmark.json"]
     # And its own signed summaries still verify offline.
     from auditor.verify import verify
 
@@ -647,3 +661,43 @@ def test_a_hostile_standard_served_signed_is_refused_and_not_cached(tmp_path) ->
         node.client.close()
         running.stop(grace=1)
     assert node.config.standard_path.read_text() == cached
+
+
+@pytest.mark.slow
+def test_the_benchmark_still_sees_a_lab_with_no_met_exon_14_positive(tmp_path) -> None:
+    """Not blind: six perturbed labs, five finding MET exon 14 in about 2.5% of 400 tests and one
+    DNA-only lab finding none in 400. In every world the benchmark flags the DNA-only lab for
+    MET exon 14 and alarms no other lab's positivity (they test MET only: their panel coverage
+    alarms are true)."""
+    from coordinator.benchmark import Inputs, compute_from
+    from coordinator.standards import load as load_standard
+
+    standard = load_standard(DEFAULT_STANDARD)
+    labs = {f"lab-{i}": make_lab(tmp_path, f"lab-{i}") for i in range(6)}
+    for world in range(3):
+        released = {}
+        for i, (site, lab) in enumerate(labs.items()):
+            if i == 0:
+                rows = rows_of(f"{world}-{site}-", 400, "MET_EX14", "ngs_dna", "tissue", 0)
+            else:
+                rows = rows_of(f"{world}-{site}-", 400, "MET_EX14", "ngs_dna_rna", "tissue", 10)
+            lab.reset(rows, f"{site} {world}")
+            message = lab.build()
+            message.site_id = site
+            released[site] = (i, message)
+        result = compute_from(Inputs({Q3.label: released}, set(), []), Q3.label, standard)
+        flagged = {
+            (f["site_id"], f["level"])
+            for f in result["flags"]
+            if f["rule"] == "positivity_funnel" and f["subject"] == "MET_EX14"
+        }
+        assert ("lab-0", "alarm") in flagged or ("lab-0", "alert") in flagged, flagged
+        assert result["sites"]["lab-0"]["positivity"]["MET_EX14"]["positive"] == 0
+        others = [
+            f
+            for f in result["flags"]
+            if f["rule"].startswith("positivity")
+            and f["level"] == "alarm"
+            and f["site_id"] != "lab-0"
+        ]
+        assert not others, others

@@ -195,9 +195,9 @@ def test_the_own_point_sits_where_the_data_put_it(network) -> None:
     base = report.network_funnels(lab_report.Reader("en"), network, ctx, named=False)["MET_EX14"]
     p = network["sites"]["lab-north"]["positivity"]["MET_EX14"]
     marked = str(base.highlight(p["valid"], p["rate"], "lab-north"))
-    cx, cy = (
-        float(v) for v in re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="7"', marked).groups()
-    )
+    circle = re.search(r'<circle cx="([\d.]+)" cy="([\d.]+)" r="7"', marked)
+    assert circle is not None, marked
+    cx, cy = (float(v) for v in circle.groups())
     dots = [
         (float(x), float(y))
         for x, y in re.findall(r'<use xlink:href="#[^"]+" x="([\d.]+)" y="([\d.]+)"', base.svg)
@@ -246,7 +246,7 @@ def test_every_message_has_a_chinese_translation() -> None:
     assert len(used) > 150
     with (LOCALE_DIR / "zh" / "LC_MESSAGES" / "rarenet.po").open("rb") as fh:
         catalog = read_po(fh)
-    missing = sorted(m for m in used if not (catalog.get(m) and catalog.get(m).string))
+    missing = sorted(m for m in used if not ((entry := catalog.get(m)) and entry.string))
     assert not missing, f"untranslated (run pybabel update, then translate): {missing[:5]}"
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert not fuzzy, fuzzy[:5]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.errors import InvalidArgument
+from coordinator.errors import InvalidRequest
 from coordinator.summary_checks import check_summary
 from protos.rarenet.v1 import summary_pb2 as pb
 
@@ -22,8 +22,8 @@ def test_a_withheld_histogram_without_counts_passes() -> None:
 
 
 def test_counts_must_match_the_edges_unless_withheld() -> None:
-    with pytest.raises(InvalidArgument, match="8 edges need 7 counts, not 0"):
+    with pytest.raises(InvalidRequest, match="8 edges need 7 counts, not 0"):
         check_summary(summary_with(pb.VafHistogram(biomarker="EGFR", edges=EDGES)), None)
     carrying = pb.VafHistogram(biomarker="EGFR", edges=EDGES, counts=[1] * 7, withheld=True)
-    with pytest.raises(InvalidArgument, match="a withheld histogram carries no counts"):
+    with pytest.raises(InvalidRequest, match="a withheld histogram carries no counts"):
         check_summary(summary_with(carrying), None)

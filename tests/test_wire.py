@@ -175,6 +175,7 @@ def _objects(descriptor) -> st.SearchStrategy:
     return st.fixed_dictionaries({}, optional=values)
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(st.data())
 def test_the_fast_decoding_path_agrees_with_the_field_by_field_path(data) -> None:
@@ -296,6 +297,7 @@ def _leaf_paths(tree, path=()):
     return [path] + [p for key, value in items for p in _leaf_paths(value, path + (key,))]
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(summaries, st.data())
 def test_the_fast_path_agrees_on_valid_summaries_with_one_value_changed(message, data) -> None:
