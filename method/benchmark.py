@@ -163,6 +163,10 @@ class _Noise:
         """The noise to model for counts other than positivity (None: no noise to model)."""
         return self if self.kind == "cell_key" else None
 
+    def small(self, x: int) -> bool:
+        """A small released count under a known cell-key table: compared with its exact rows."""
+        return self.kind == "cell_key" and self.accepted and x <= noise.SMALL_COUNT
+
     def exact_at(self, x: int) -> bool:
         """A released 0 is a true 0 under a zero-exact perturbation: compare it exactly."""
         return self.zero_exact and x == 0
@@ -187,6 +191,7 @@ def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
             cell.positive += positive
             cell.valid += positive + s.negative
             cell.cells += 1
+            cell.parts.append(positive + s.negative)
             cell.tests += max(s.tests, failed)
             cell.failed += failed
             continue
@@ -194,6 +199,7 @@ def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
             cell.positive += positive
             cell.valid += positive + s.negative
             cell.cells += 1
+            cell.parts.append(positive + s.negative)
         if "failed" not in suppressed:
             cell.tests += max(s.tests, failed)
             cell.failed += failed
@@ -417,7 +423,12 @@ def _positivity(
             if n <= 0:
                 continue
             if n_rest > 0:
-                if rho == 0 and plain[i]:
+                if rho == 0 and site_noise.small(x):
+                    low, high = noise.released_sum_tails(
+                        x, c.parts, x_rest / n_rest, site_noise.table
+                    )
+                    reference = "binomial+perturbation"
+                elif rho == 0 and plain[i]:
                     low, high = float(low_v[i]), float(high_v[i])
                     reference = "fisher+perturbation" if len(weights[i]) > 1 else "fisher"
                 else:
@@ -440,11 +451,14 @@ def _positivity(
             else:
                 run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
             if expected:
-                p = (
-                    float(exp_v[i])
-                    if exp_v is not None and plain[i]
-                    else _lower_vs(x, n, float(expected["low"]), site_noise, c.cells)
-                )
+                if site_noise.small(x):
+                    p = noise.released_sum_tails(
+                        x, c.parts, float(expected["low"]), site_noise.table
+                    )[0]
+                elif exp_v is not None and plain[i]:
+                    p = float(exp_v[i])
+                else:
+                    p = _lower_vs(x, n, float(expected["low"]), site_noise, c.cells)
                 run.test(
                     entry,
                     "_expected",
@@ -915,8 +929,12 @@ def _rare_drivers(
         classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         class_noise: dict[str, np.ndarray] = defaultdict(lambda: np.ones(1))
+        class_parts: dict[str, list[int]] = defaultdict(list)
+        class_tables: dict[str, set[str]] = defaultdict(set)
         for s, c in pooled.items():
             if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
+                class_parts[classes[s]].extend(c.parts)
+                class_tables[classes[s]].add(noises[s].table if s in noises else "")
                 class_noise[classes[s]] = np.convolve(
                     class_noise[classes[s]],
                     noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1),
@@ -947,12 +965,20 @@ def _rare_drivers(
             for klass, (cx, cn, csites) in sorted(class_totals.items()):
                 if klass == "rna_capable" or cn <= 0:
                     continue
-                offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
-                spread = class_noise[klass]
-                if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
-                    shift, pmf = pvalues.with_noise(pmf, spread)
-                    offset += shift
-                p_class = pvalues.tails(pmf, cx, offset)[0]
+                tables = class_tables[klass]
+                if len(tables) == 1 and "" not in tables and cx <= noise.SMALL_COUNT:
+                    # a small perturbed class count: the table's exact rows, against the
+                    # RNA-capable labs' rate
+                    p_class = noise.released_sum_tails(
+                        cx, class_parts[klass], ref[0] / ref[1], next(iter(tables))
+                    )[0]
+                else:
+                    offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
+                    spread = class_noise[klass]
+                    if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
+                        shift, pmf = pvalues.with_noise(pmf, spread)
+                        offset += shift
+                    p_class = pvalues.tails(pmf, cx, offset)[0]
                 members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
@@ -1083,7 +1109,12 @@ def _rare_drivers(
                 "likely_causes": causes,
             }
             if n_rest > 0:
-                if rho_net == 0 and vectorised[index]:
+                if rho_net == 0 and site_noise.small(c.positive):
+                    low = noise.released_sum_tails(
+                        c.positive, c.parts, x_rest / n_rest, site_noise.table
+                    )[0]
+                    reference = "binomial+perturbation"
+                elif rho_net == 0 and vectorised[index]:
                     low = fast_low[index]
                     reference = (
                         "fisher+perturbation" if len(window_weights[index]) > 1 else "fisher"
@@ -1107,7 +1138,11 @@ def _rare_drivers(
                 )
             if expected:
                 p_expected = (
-                    fast_expected[index]
+                    noise.released_sum_tails(
+                        c.positive, c.parts, float(expected["low"]), site_noise.table
+                    )[0]
+                    if site_noise.small(c.positive)
+                    else fast_expected[index]
                     if vectorised[index]
                     else _lower_vs(c.positive, c.valid, float(expected["low"]), site_noise, c.cells)
                 )

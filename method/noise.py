@@ -29,11 +29,16 @@ import math
 
 import numpy as np
 
+from method import pvalues
 from method.pvalues import Pmf
 
 MAX_NOISE_SCALE = 50.0
 MODELLED_MECHANISMS = ("geometric", "")
 CELL_KEY_TABLES = {"rarenet-ptable-1": (0.1, 0.2, 0.4, 0.2, 0.1)}
+# The rows for true counts 1 and 2 (summary.proto): true count: ((d, probability), ...).
+CELL_KEY_SMALL_ROWS = {
+    "rarenet-ptable-1": {1: ((0, 0.6), (1, 0.3), (2, 0.1)), 2: ((-1, 0.3), (0, 0.4), (1, 0.3))}
+}
 
 
 def accepted_perturbation(
@@ -53,6 +58,39 @@ def accepted_perturbation(
             f"{table} does not have ({half}, {expected:g})"
         )
     return True, ""
+
+
+SMALL_COUNT = 30  # released counts up to this are compared with the table's exact rows
+
+
+def released_sum_tails(x: int, parts: list[int], theta: float, table: str) -> tuple[float, float]:
+    """Exact mid-P (lower, upper) of a released sum of perturbed cells at x: each cell's true
+    count ~ binomial(n_j, theta), released through every row of the table (a true 0 stays 0, a
+    true 1 becomes 1-3, ...), cells independent. Only released values up to x matter for the
+    lower tail, and they come from true counts up to x + max_noise: the computation is truncated
+    there, so it is cheap for the small counts where the small-count rows matter."""
+    row = CELL_KEY_TABLES[table]
+    half = (len(row) - 1) // 2
+    small = CELL_KEY_SMALL_ROWS[table]
+    top = x + half
+    total = np.ones(1)
+    for n_j in parts:
+        k = np.arange(min(n_j, top) + 1)
+        true = pvalues.binomial_pmf(n_j, theta)[: len(k)]
+        released = np.zeros(len(k) + half + 1)
+        for count, p_k in enumerate(true):
+            if count == 0:
+                released[0] += p_k
+            elif count in small:
+                for d, w in small[count]:
+                    released[count + d] += p_k * w
+            else:
+                for j, w in enumerate(row):
+                    released[count + j - half] += p_k * w
+        total = np.convolve(total, released)[: x + 1]
+    below = float(total[:x].sum())
+    at = float(total[x]) if len(total) > x else 0.0
+    return min(1.0, below + 0.5 * at), max(0.0, 1.0 - below - 0.5 * at)
 
 
 def table_pmf(table: str, cells: int = 1) -> Pmf:

@@ -53,6 +53,7 @@ class Cells:
     failed: int = 0
     tests: int = 0
     methods: set[str] = field(default_factory=set)
+    parts: list[int] = field(default_factory=list)  # valid results of each summed stratum
 
     def add(self, other: Cells) -> None:
         self.positive += other.positive
@@ -61,6 +62,7 @@ class Cells:
         self.failed += other.failed
         self.tests += other.tests
         self.methods |= other.methods
+        self.parts.extend(other.parts)
 
 
 def method_class(methods: set[str], rna_methods: tuple[str, ...]) -> str:

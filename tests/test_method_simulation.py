@@ -22,21 +22,30 @@ def test_alike_labs_raise_few_flags() -> None:
     assert found["alarms_per_period"] <= 0.2, found
 
 
-def test_a_dna_only_lab_is_found_by_its_method_class_and_window() -> None:
-    rng = np.random.default_rng(3)
-    full = bench_method.network(12, rng, dna_lab=True)
-    result = compute(Inputs(full, set(), []), "2026Q3", STANDARD)
-    mine = [f for f in result["flags"] if f["site_id"] == "lab-dna" and f["subject"] == "MET_EX14"]
-    assert mine, result["sites"]["lab-dna"]["rare_drivers"]["MET_EX14"]
-    for f in mine:
-        assert f["q"] <= 0.05 and f["p"] <= f["q"]
-    missed = result["sites"]["lab-dna"]["rare_drivers"]["MET_EX14"]["patients_missed"]
-    # 600 tests at 0.3% instead of ~2%: about 10 patients missed among valid results.
-    assert 3 < missed["among_valid"]["estimate"] < 20
-    assert (
-        "no RNA-capable method"
-        in result["sites"]["lab-dna"]["rare_drivers"]["MET_EX14"]["likely_causes"]
-    )
+@pytest.mark.parametrize(("perturbed", "at_least"), [(False, 4), (True, 3)])
+def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
+    monkeypatch: pytest.MonkeyPatch, perturbed: bool, at_least: int
+) -> None:
+    # Five networks of 12 labs plus the DNA-only lab: with exact counts (power ~0.96 each,
+    # docs/method.md) found in at least four; with the nodes' cell-key perturbation, which biases
+    # small counts upwards (a true 1 is released as 1.5 on average), in at least three. Every flag
+    # with its q, about 10 patients missed and the cause named.
+    monkeypatch.setattr(bench_method, "PERTURB", perturbed)
+    found = 0
+    for seed in range(5):
+        full = bench_method.network(12, np.random.default_rng(seed), dna_lab=True)
+        result = compute(Inputs(full, set(), []), "2026Q3", STANDARD)
+        mine = [
+            f for f in result["flags"] if f["site_id"] == "lab-dna" and f["subject"] == "MET_EX14"
+        ]
+        found += bool(mine)
+        for f in mine:
+            assert f["q"] <= 0.05 and f["p"] <= f["q"]
+        entry = result["sites"]["lab-dna"]["rare_drivers"]["MET_EX14"]
+        # 600 tests at 0.3% instead of ~2%: about 10 patients missed among valid results.
+        assert 2 < entry["patients_missed"]["among_valid"]["estimate"] < 20
+        assert "no RNA-capable method" in entry["likely_causes"]
+    assert found >= at_least
 
 
 @pytest.mark.slow
