@@ -26,6 +26,7 @@ those indicators and the benchmark says so in a note.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -63,36 +64,55 @@ def accepted_perturbation(
 SMALL_COUNT = 30  # released counts up to this are compared with the table's exact rows
 
 
+@lru_cache(maxsize=256)
+def _kernel(table: str, top: int) -> Pmf:
+    """K[k, m] = P(released m | true k) for k = 0..top under the table."""
+    row = CELL_KEY_TABLES[table]
+    half = (len(row) - 1) // 2
+    small = CELL_KEY_SMALL_ROWS[table]
+    kernel = np.zeros((top + 1, top + half + 1))
+    kernel[0, 0] = 1.0
+    for count in range(1, top + 1):
+        if count in small:
+            for d, w in small[count]:
+                kernel[count, count + d] += w
+        else:
+            for j, w in enumerate(row):
+                kernel[count, count + j - half] += w
+    return kernel
+
+
+def _truncated_binomial(n: int, theta: float, top: int) -> Pmf:
+    """P(X = k) for k = 0..min(n, top), X ~ Bin(n, theta) (exact, not renormalised)."""
+    k = np.arange(min(n, top) + 1)
+    if theta <= 0.0 or theta >= 1.0:
+        return pvalues.binomial_pmf(n, theta)[: len(k)]
+    lf = pvalues.log_factorials(n)
+    return np.asarray(
+        np.exp(lf[n] - lf[k] - lf[n - k] + k * math.log(theta) + (n - k) * math.log1p(-theta)),
+        dtype=float,
+    )
+
+
 def released_sum_tails(x: int, parts: list[int], theta: float, table: str) -> tuple[float, float]:
     """Exact mid-P (lower, upper) of a released sum of perturbed cells at x: each cell's true
     count ~ binomial(n_j, theta), released through every row of the table (a true 0 stays 0, a
     true 1 becomes 1-3, ...), cells independent. Only released values up to x matter for the
     lower tail, and they come from true counts up to x + max_noise: the computation is truncated
     there, so it is cheap for the small counts where the small-count rows matter."""
-    row = CELL_KEY_TABLES[table]
-    half = (len(row) - 1) // 2
-    small = CELL_KEY_SMALL_ROWS[table]
+    half = (len(CELL_KEY_TABLES[table]) - 1) // 2
     top = x + half
+    kernel = _kernel(table, top)
     total = np.ones(1)
     for n_j in parts:
-        k = np.arange(min(n_j, top) + 1)
-        true = pvalues.binomial_pmf(n_j, theta)[: len(k)]
-        released = np.zeros(len(k) + half + 1)
-        for count, p_k in enumerate(true):
-            if count == 0:
-                released[0] += p_k
-            elif count in small:
-                for d, w in small[count]:
-                    released[count + d] += p_k * w
-            else:
-                for j, w in enumerate(row):
-                    released[count + j - half] += p_k * w
-        total = np.convolve(total, released)[: x + 1]
+        true = _truncated_binomial(n_j, theta, top)
+        total = np.convolve(total, true @ kernel[: len(true)])[: x + 1]
     below = float(total[:x].sum())
     at = float(total[x]) if len(total) > x else 0.0
     return min(1.0, below + 0.5 * at), max(0.0, 1.0 - below - 0.5 * at)
 
 
+@lru_cache(maxsize=1024)
 def table_pmf(table: str, cells: int = 1) -> Pmf:
     """pmf over -K..K of the sum of `cells` independent draws of the table's n >= 3 row."""
     one = np.asarray(CELL_KEY_TABLES[table], dtype=float)
