@@ -6,7 +6,9 @@ Refused (BundleUnreadable, exit status 2), each with its reason:
   - two members of the same name (tools disagree on which one they show);
   - a member name that is not part of the bundle layout (`LAYOUT`), so nothing is read that
     no check looks at;
-  - a member larger than MAX_MEMBER_BYTES, or members together larger than MAX_TOTAL_BYTES,
+  - a member larger than MAX_MEMBER_BYTES, or members together larger than MAX_TOTAL_BYTES
+    (the report and the total are allowed more for each envelope the bundle holds, up to a
+    ceiling, so that a national network's bundle is read),
     counted on the bytes actually decompressed (not the sizes the archive claims), so a zip bomb
     costs at most that much memory.
 Folder entries, which an ordinary re-zip adds, are skipped when empty.
@@ -23,6 +25,15 @@ from auditor.errors import Unreadable
 
 MAX_MEMBER_BYTES = 64 * 2**20
 MAX_TOTAL_BYTES = 512 * 2**20
+# A network's report and bundle grow with its submissions: at 3,000 labs x four quarters
+# (bench/bench_national.py) report/benchmark.json is about 130 MB and the bundle about 550 MB
+# decompressed. So each envelope in the bundle allows the report and the total this much more,
+# up to a hard ceiling; a bomb without envelopes still stops at the bounds above.
+REPORT_BYTES_PER_ENVELOPE = 32 * 2**10
+TOTAL_BYTES_PER_ENVELOPE = 128 * 2**10
+MAX_REPORT_BYTES_CEILING = 1 * 2**30
+MAX_TOTAL_BYTES_CEILING = 4 * 2**30
+REPORT = "report/benchmark.json"
 MAX_MEMBERS = 200_000
 _CHUNK = 2**20
 
@@ -87,6 +98,13 @@ def read(path: Path) -> dict[str, bytes]:
             )
         files: dict[str, bytes] = {}
         total = 0
+        envelopes = sum(1 for info in members if info.filename.startswith("envelopes/"))
+        report_limit = min(
+            MAX_MEMBER_BYTES + REPORT_BYTES_PER_ENVELOPE * envelopes, MAX_REPORT_BYTES_CEILING
+        )
+        total_limit = min(
+            MAX_TOTAL_BYTES + TOTAL_BYTES_PER_ENVELOPE * envelopes, MAX_TOTAL_BYTES_CEILING
+        )
         for info in members:
             name = info.filename
             if info.is_dir():
@@ -106,17 +124,22 @@ def read(path: Path) -> dict[str, bytes]:
                     "proofs/, ledger/, keys/, enrolments/ and eqa/ files named by leaf index, "
                     "key id or round, such as envelopes/12.envelope)"
                 )
-            files[name] = _read_member(
-                archive, info, MAX_MEMBER_BYTES, MAX_TOTAL_BYTES - total, path
-            )
+            limit = report_limit if name == REPORT else MAX_MEMBER_BYTES
+            files[name] = _read_member(archive, info, limit, total_limit - total, path, total_limit)
             total += len(files[name])
     return files
 
 
 def _read_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, left: int, path: Path | None = None
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    limit: int,
+    left: int,
+    path: Path | None = None,
+    total_limit: int | None = None,
 ) -> bytes:
-    """The member's bytes, stopping as soon as more than `limit` (or `left`) are decompressed."""
+    """The member's bytes, stopping as soon as more than `limit` (or `left`, of the bundle's
+    `total_limit`) are decompressed."""
     where = f"{path}: the member {info.filename}" if path else f"the member {info.filename}"
     chunks: list[bytes] = []
     size = 0
@@ -131,7 +154,8 @@ def _read_member(
                     )
                 if size > left:
                     raise BundleUnreadable(
-                        f"{where} takes the bundle past {MAX_TOTAL_BYTES} bytes decompressed; "
+                        f"{where} takes the bundle past {total_limit or MAX_TOTAL_BYTES} bytes"
+                        " decompressed; "
                         "refused (a zip bomb, or not a rarenet bundle)"
                     )
                 chunks.append(chunk)

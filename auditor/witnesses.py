@@ -3,7 +3,8 @@ themselves cosigned?
 
 The bundle's `checkpoint.txt` is the coordinator's C2SP checkpoint of the tree head every
 inclusion proof leads to, with the witnesses' cosignatures (C2SP tlog-cosignature,
-cosignature/v1). `keys/witnesses.json` lists each site's keys. A cosignature counts when it
+cosignature/v1), under opaque names (protos/cosignature.py). `keys/witnesses.json` lists each
+site's keys: the full bundle is where a witness key is mapped to its site. A cosignature counts when it
 verifies with a key of that site which was enrolled, and neither retired nor revoked, when the
 site cosigned. A coordinator that showed one lab a forked log cannot gather cosignatures from the
 other labs on that fork, so `--witnesses N` fails for a bundle proved against it.
@@ -75,8 +76,12 @@ def check(
             f"(size {tree_size})",
             (),
         )
+    # A key cosigns under its opaque name (or, from nodes before opaque names, its site's
+    # legacy name); keys/witnesses.json says whose key it is.
     by_cosigner = {
-        cosignature.Cosigner(cosignature.witness_name(str(r["site_id"])), raw): r for r, raw in keys
+        cosigner: r
+        for r, raw in keys
+        for cosigner in cosignature.cosigners_of_key(raw, str(r["site_id"]))
     }
     found, bad = cosignature.verified_cosignatures(parsed, list(by_cosigner))
     if bad:

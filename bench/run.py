@@ -1,6 +1,6 @@
 """make bench: speed and memory figures, each against a baseline measured in the same run.
 
-python -m bench.run [ingest summarize submit report] [--quick]
+python -m bench.run [ingest summarize submit report national] [--quick]
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-BENCHES = ("ingest", "summarize", "submit", "report")
+BENCHES = ("ingest", "summarize", "submit", "report", "national")
 
 
 def main() -> None:

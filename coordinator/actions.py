@@ -21,17 +21,6 @@ from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import action_pb2 as apb
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS corrective_actions (
-    leaf_index INTEGER PRIMARY KEY,
-    site_id TEXT NOT NULL,
-    action_id TEXT NOT NULL,
-    sequence INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    payload TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS corrective_actions_site ON corrective_actions (site_id, action_id);
-"""
 RULES = {
     "positivity_funnel",
     "positivity_below_expected",
@@ -141,8 +130,12 @@ def store(
 
 
 def latest(conn: sqlite3.Connection) -> list[dict]:
-    """Every action's latest version, as the report shows it."""
-    conn.executescript(SCHEMA)
+    """Every action's latest version, as the report shows it (none in a store from before
+    corrective actions, whose table coordinator/store.py creates at the next open)."""
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'corrective_actions'"
+    ).fetchone():
+        return []
     out = []
     for leaf, payload in conn.execute(
         """SELECT a.leaf_index, a.payload FROM corrective_actions a

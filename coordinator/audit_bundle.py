@@ -174,8 +174,11 @@ def _contents(
     files["keys/sites.json"] = json.dumps(records, indent=2).encode() + b"\n"
     files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
     files["standard.toml"] = standard.text.encode("utf-8")
+    # Compact, as report.write writes it: indent= would force json's pure-Python encoder, which
+    # takes minutes and gigabytes for a national network's report.
     files["report/benchmark.json"] = (
-        json.dumps(shown, sort_keys=True, ensure_ascii=False, indent=1).encode() + b"\n"
+        json.dumps(shown, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        + b"\n"
     )
     manifest = {
         "bundle": FORMAT,

@@ -21,6 +21,7 @@ from coordinator.errors import (
     CoordinatorError,
     InvalidRequest,
     NotFound,
+    NothingToReport,
     TemporarilyUnavailable,
 )
 from coordinator.rate_limit import DEFAULT_PER_MINUTE, SiteRateLimit
@@ -43,9 +44,10 @@ data_dir_option = click.option(
 EXIT_STATUSES: dict[type[BaseException], int] = {
     CoordinatorError: exits.FAILED,  # refused: a round already closed, a site already enrolled
     AlreadyServing: exits.FAILED,
-    StoreDamaged: exits.FAILED,  # the store fails its check (`rarenet-coordinator store check`)
+    StoreDamaged: exits.FAILED,  # the store fails its check (`rarenet-coordinator check`)
     InvalidRequest: exits.BAD_INPUT,  # a samples or truth file that is not valid, a past deadline
     NotFound: exits.BAD_INPUT,  # no such site or round
+    NothingToReport: exits.FAILED,  # no summary for the period: no report written
     SetupError: exits.BAD_INPUT,  # no or a bad data directory, configuration or TLS file
     StandardError: exits.BAD_INPUT,
     ContractError: exits.BAD_INPUT,  # a period written wrongly, an unreadable key file
@@ -300,7 +302,7 @@ def benchmark(
     conn = sqlite3.connect(data.db)
     result = bench.compute(conn, period, standard, progress=say)
     if not result["sites"]:
-        raise NotFound(
+        raise NothingToReport(
             f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
             "and no report was written. Check the period, or `sites list` for who submitted when"
         )
@@ -309,9 +311,10 @@ def benchmark(
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
     extra = followup.gather(conn, result, standard, progress=say)
-    language = lang or str(standard.data.get("report", {}).get("language", "en"))
-    if language not in ("zh", "en"):
-        raise click.UsageError(f"the standard's [report] language {language!r} is not zh or en")
+    try:
+        language = lang or report.default_language(standard)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         written = report.write(
             result,

@@ -10,7 +10,7 @@ state (the signer's site, today's date, EQA deadlines). See protos/worker.py.
 from __future__ import annotations
 
 from coordinator.errors import CoordinatorError, InvalidRequest, WrongState
-from coordinator.summary_checks import Vocabulary, check_summary
+from coordinator.summary_checks import MAX_SEQUENCE, Vocabulary, check_summary
 from protos import wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -73,8 +73,10 @@ def check_content(
         actions.check_content(message)
         return
     if isinstance(message, epb.EqaResponse):
-        if message.sequence < 1 or not message.round_id:
-            raise InvalidRequest("an EQA response needs a round_id and a sequence number from 1")
+        if not 1 <= message.sequence <= MAX_SEQUENCE or not message.round_id:
+            raise InvalidRequest(
+                f"an EQA response needs a round_id and a sequence number from 1 to {MAX_SEQUENCE}"
+            )
         return
     try:
         period = parse_period(message.period)

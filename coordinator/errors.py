@@ -43,6 +43,10 @@ class NotFound(CoordinatorError):
     """No such site, round, summary or standard version."""
 
 
+class NothingToReport(NotFound):
+    """A period with no accepted summary: there is nothing to benchmark (exit 1, no report)."""
+
+
 class TemporarilyUnavailable(CoordinatorError):
     """Try again shortly (nodes retry this by themselves)."""
 

@@ -44,6 +44,7 @@ log = logging.getLogger("rarenet.coordinator")
 
 
 SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
+MAX_SEQUENCE_STEP = 1_000_000  # how far past the last accepted one a sequence number may jump
 
 
 def authenticate(
@@ -418,6 +419,13 @@ class Intake:
                         f"sequence {summary.sequence} is not after the last accepted sequence "
                         f"{last_sequence[item.site_id]} of site {item.site_id}: a replay, or a node restored from "
                         "an old backup. Build a new summary with `rarenet-node submit`"
+                    )
+                if summary.sequence > last_sequence[item.site_id] + MAX_SEQUENCE_STEP:
+                    raise InvalidRequest(
+                        f"sequence {summary.sequence} jumps more than {MAX_SEQUENCE_STEP:,} "
+                        f"past the last accepted sequence {last_sequence[item.site_id]} of site "
+                        f"{item.site_id}; a node counts its summaries one by one (a jump to the "
+                        "top would leave the site no number to use)"
                     )
                 last_sequence[item.site_id] = summary.sequence
                 in_batch[item.sha] = item

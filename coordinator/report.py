@@ -16,9 +16,10 @@ from pathlib import Path
 from markupsafe import Markup
 
 from coordinator.lab_view import NetworkContext, method_classes, shown_periods, site_view
+from coordinator.standards import Standard
 from rendering import csv_safe, lab_report, pdf, svg
 from rendering.environment import environment
-from rendering.i18n import Reader
+from rendering.i18n import LANGUAGES, Reader
 from rendering.labels import METHOD_CLASSES, label
 from rendering.plots import Funnel, funnel, points_of
 
@@ -119,6 +120,16 @@ def _csv_rows(name: str, benchmark: dict, followup: dict) -> list[dict]:
 def _today(followup: dict) -> dt.date:
     generated = followup.get("meta", {}).get("generated_at")
     return dt.datetime.fromisoformat(generated).date() if generated else dt.date.today()
+
+
+def default_language(standard: Standard) -> str:
+    """The report language a standard sets (`[report] language`), else English."""
+    language = str(standard.data.get("report", {}).get("language", "en"))
+    if language not in LANGUAGES:
+        raise ValueError(
+            f"the standard's [report] language {language!r} is not one of {', '.join(LANGUAGES)}"
+        )
+    return language
 
 
 def page_name(site_id: str) -> str:

@@ -40,7 +40,12 @@ def refresh(
                 continue
             out = data.path / "reports" / period.label
             result = benchmark.compute(conn, period.label, standard)
-            report.write(result, out, followup=followup.gather(conn, result, standard))
+            report.write(
+                result,
+                out,
+                followup=followup.gather(conn, result, standard),
+                lang=report.default_language(standard),
+            )
             conn.execute(
                 "INSERT INTO report_runs VALUES (?, ?, ?) ON CONFLICT(period) DO UPDATE SET "
                 "last_leaf = excluded.last_leaf, at = excluded.at",

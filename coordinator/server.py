@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coordinator import enrolment, eqa, peer_identity, store, witnesses
+from coordinator import enrolment, eqa, peer_identity, store, store_check, witnesses
 from coordinator.benchmark_cache import BenchmarkCache
 from coordinator.config import AlreadyServing, DataDir, SetupError
 from coordinator.errors import (
@@ -21,6 +21,7 @@ from coordinator.errors import (
     InvalidRequest,
     NotAuthenticated,
     NotFound,
+    NothingToReport,
     NotPermitted,
     RateLimited,
     TemporarilyUnavailable,
@@ -31,7 +32,6 @@ from coordinator.ledger import Ledger
 from coordinator.rate_limit import SiteRateLimit
 from coordinator.standards import Standard
 from coordinator.standards import load as load_standard
-from coordinator.store_check import check_store
 from coordinator.summary_checks import Vocabulary
 from coordinator.tls_files import TlsFiles, load_server_credentials
 from protos import dsse, keys, leaf, wire
@@ -72,6 +72,7 @@ STATUS_CODES: dict[type[BaseException], grpc.StatusCode] = {
     AlreadyRecorded: grpc.StatusCode.ALREADY_EXISTS,
     RateLimited: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NotFound: grpc.StatusCode.NOT_FOUND,
+    NothingToReport: grpc.StatusCode.NOT_FOUND,
     TemporarilyUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -298,9 +299,11 @@ def start(
     workers: int = 16,
     clock=None,
     rate_limit: SiteRateLimit | None = None,
+    check_store: bool = True,
 ) -> Running:
     """Start serving; listen "127.0.0.1:0" picks a free port (returned). The store is checked
-    first (coordinator/store_check.py): a store that fails is not served."""
+    first (coordinator/store_check.py): a store that fails is not served. (check_store=False
+    only lets tests play a coordinator that serves a tampered store, as a dishonest one would.)"""
     data.check()
     if tls is None and not insecure:
         raise SetupError(
@@ -317,7 +320,8 @@ def start(
             f"another coordinator is already serving {data.path}; one ledger has one writer"
         ) from None
     try:
-        check_store(data).raise_if_failed()
+        if check_store:
+            store_check.check_store(data).raise_if_failed()
         service = CoordinatorService(
             data, standard, clock, rate_limit, mtls=bool(tls and tls.client_ca)
         )

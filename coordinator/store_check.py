@@ -196,6 +196,14 @@ def _check_payloads(
             report.problems.append(
                 f"EQA response of leaf {index} differs from the signed payload in the ledger"
             )
+    for index, payload in conn.execute("SELECT leaf_index, payload FROM corrective_actions"):
+        stored.add(index)
+        leaf = payloads.get(index)
+        if leaf is None or leaf[0] != wire.CORRECTIVE_ACTION or _digest(_bytes(payload)) != leaf[4]:
+            report.problems.append(
+                f"corrective action of leaf {index} differs from the signed payload in the ledger"
+            )
+    stored_types = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
     for index, (payload_type, *_rest) in payloads.items():
-        if payload_type in (wire.SITE_SUMMARY, wire.EQA_RESPONSE) and index not in stored:
+        if payload_type in stored_types and index not in stored:
             report.problems.append(f"ledger leaf {index}: its {payload_type} is not stored")

@@ -24,6 +24,10 @@ MAX_STRATA = 5_000
 MAX_TABLES = 1_000  # turnaround histograms, concordance tables, VAF histograms, panel biomarkers
 MAX_BINS = 100  # turnaround histogram bins (the node sends 31), VAF bin edges (8)
 MAX_SEQUENCE = 2**63 - 1  # SQLite integers are signed 64-bit
+# More results than any lab reports in one stratum, histogram or table in a period (the largest
+# report some tens of thousands of NSCLC tests a year). The benchmark's exact binomial limits cost
+# memory in proportion to n, so a count of 2^30 would stall every site's benchmark.
+MAX_COUNT = 100_000
 MAX_EPSILON = 20.0
 # The node's scale is its sensitivity bound over epsilon (node/privacy.py): 4 x the most results of
 # one patient (about 10-20) over an epsilon of 0.1 or more stays well under this.
@@ -67,6 +71,13 @@ def _name(value: str, allowed: frozenset[str], what: str, where: str) -> None:
         )
 
 
+def _too_many(where: str, what: str, count: int) -> None:
+    raise InvalidRequest(
+        f"{where}: {count:,} {what} is more than a lab reports in a period ({MAX_COUNT:,} at "
+        "most); check the node's data"
+    )
+
+
 def _at_most(count: int, limit: int, what: str) -> None:
     if count > limit:
         raise InvalidRequest(f"the summary has {count} {what}, more than the {limit} allowed")
@@ -89,18 +100,27 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         _at_most(len(items), MAX_TABLES, what)
     _check_privacy(summary.policy.differential_privacy)
     seen: set[tuple[str, str, str, str]] = set()
-    for s in summary.strata:
-        where = f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
-        if vocabulary is not None:
+    for s in summary.strata:  # the hot loop: messages are built only for a refusal
+        key = (s.biomarker, s.method, s.specimen, s.histology_group)
+        if vocabulary is not None and not (
+            key[0] in vocabulary.biomarkers
+            and key[1] in vocabulary.methods
+            and key[2] in vocabulary.specimens
+            and key[3] in vocabulary.histology_groups
+        ):
+            where = _stratum(s)
             _name(s.biomarker, vocabulary.biomarkers, "biomarker", where)
             _name(s.method, vocabulary.methods, "method", where)
             _name(s.specimen, vocabulary.specimens, "specimen", where)
             _name(s.histology_group, vocabulary.histology_groups, "histology group", where)
-        key = (s.biomarker, s.method, s.specimen, s.histology_group)
         if key in seen:
-            raise InvalidRequest(f"{where} appears twice; each stratum is listed once")
+            raise InvalidRequest(f"{_stratum(s)} appears twice; each stratum is listed once")
         seen.add(key)
-        _check_cells(s, where)
+        suppressed = s.suppressed_cells
+        if s.tests > MAX_COUNT:
+            _too_many(_stratum(s), "tests", s.tests)
+        if s.withheld or suppressed or s.positive + s.negative + s.failed + s.equivocal != s.tests:
+            _check_cells(s, _stratum(s))
     for h in summary.turnaround:
         where = f"turnaround histogram {h.specimen[:40]}"
         if vocabulary is not None:
@@ -108,6 +128,8 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         _at_most(len(h.counts), MAX_BINS, f"bins in the {where}")
         if h.withheld:
             continue
+        if h.total > MAX_COUNT:
+            _too_many(where, "total", h.total)
         if sum(h.counts) != h.total or h.within_target > h.total:
             raise InvalidRequest(
                 f"{where}: the bins add up to {sum(h.counts)}, total is {h.total} and "
@@ -116,6 +138,15 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             )
     for t in summary.concordance:
         where = f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
+        pairs = (
+            t.both_positive
+            + t.index_positive_comparator_negative
+            + t.index_negative_comparator_positive
+            + t.both_negative
+            + t.excluded_failed
+        )
+        if pairs > MAX_COUNT:
+            _too_many(where, "pairs", pairs)
         if t.kind not in ("inter_method", "tissue_plasma"):
             raise InvalidRequest(f"{where}: kind must be inter_method or tissue_plasma")
         if vocabulary is not None:
@@ -135,6 +166,8 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             b <= a for a, b in zip(edges, edges[1:])
         ):
             raise InvalidRequest(f"{where}: bin edges must be finite and increasing")
+        if sum(v.counts) > MAX_COUNT:
+            _too_many(where, "results", sum(v.counts))
         if v.withheld:  # withheld for disclosure control: the edges, no counts
             if v.counts:
                 raise InvalidRequest(f"{where}: a withheld histogram carries no counts")
@@ -142,6 +175,10 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             raise InvalidRequest(
                 f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
             )
+
+
+def _stratum(s: pb.StratumCounts) -> str:
+    return f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
 
 
 def _check_cells(s: pb.StratumCounts, where: str) -> None:
@@ -171,6 +208,8 @@ def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None
         if panel.patients or panel.with_all_required or len(panel.biomarkers):
             raise InvalidRequest("panel coverage: a withheld panel releases no counts")
         return
+    if panel.patients > MAX_COUNT:
+        _too_many("panel coverage", "patients", panel.patients)
     if panel.with_all_required > panel.patients:
         raise InvalidRequest(
             f"panel coverage: {panel.with_all_required} patients with every required biomarker "

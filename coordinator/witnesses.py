@@ -110,12 +110,12 @@ def cosigners(conn: sqlite3.Connection, tree_size: int) -> list[str]:
 
 
 def witness_keys(conn: sqlite3.Connection) -> list[cpb.WitnessKey]:
-    """Every key a site has cosigned or may cosign with (current and retired)."""
+    """Every key a site has cosigned or may cosign with (current and retired), without its site:
+    every lab receives these, and a lab must not learn its peers' names (the witness name is
+    derived from the key). Sorted by key, so the order says nothing either."""
     return [
-        cpb.WitnessKey(site_id=site, public_key=bytes(raw))
-        for site, raw in conn.execute(
-            "SELECT site_id, public_key FROM site_keys ORDER BY site_id, enrolled_at"
-        )
+        cpb.WitnessKey(public_key=raw)
+        for raw in sorted(bytes(raw) for (raw,) in conn.execute("SELECT public_key FROM site_keys"))
     ]
 
 
@@ -150,11 +150,11 @@ def add(
             f"this coordinator never signed that checkpoint of size {body.size}; "
             "cosign only checkpoints received from it"
         )
-    lines = [s for s in parsed.signatures if cosignature.site_of(s.name) is not None]
+    lines = [s for s in parsed.signatures if cosignature.witness_of(s.name) is not None]
     if len(lines) != 1:
         raise InvalidRequest(f"send exactly one witness cosignature line, not {len(lines)}")
     line = lines[0]
-    site_id = cosignature.site_of(line.name) or ""
+    site_id = _site_of_witness(conn, line.name)
     peer_identity.check_identity(site_id, identities)
     row = conn.execute(
         """SELECT k.keyid, k.public_key, s.status FROM site_keys k JOIN sites s USING (site_id)
@@ -185,6 +185,17 @@ def add(
     return site_id, len(cosigners(conn, size))
 
 
+def _site_of_witness(conn: sqlite3.Connection, name: str) -> str:
+    """The site whose current key has this opaque witness name; for a legacy name (an earlier
+    node cosigning as rarenet.witness/<site id>), that site id."""
+    for site_id, raw in conn.execute(
+        "SELECT site_id, public_key FROM site_keys WHERE retired_at IS NULL"
+    ):
+        if cosignature.opaque_witness_name(bytes(raw)) == name:
+            return str(site_id)
+    return cosignature.witness_of(name) or ""
+
+
 def best_size(conn: sqlite3.Connection, needed: int, latest: int) -> int:
     """The tree size an audit bundle should prove against: of the checkpoints holding the first
     `needed` leaves, the one most sites cosigned (the larger on a tie); the latest if none was."""
@@ -206,7 +217,8 @@ def witness_records(
     return [
         {
             "site_id": site_id,
-            "name": cosignature.witness_name(site_id),
+            "name": cosignature.opaque_witness_name(bytes(raw)),
+            "legacy_name": cosignature.witness_name(site_id),
             "keyid": keyid,
             "public_key": base64.b64encode(bytes(raw)).decode("ascii"),
             "enrolled_at": enrolled_at,

@@ -24,6 +24,8 @@ and adds the flag messages (prose), the auditor calls it to recompute. Keys of t
         <biomarker> stratum, the one with most tests of this specimen"), strata_failed_sum
     turnaround: ... existing; NEW p, q.   panel: ... existing; NEW p, q
     concordance[]: ... existing; NEW p_ppa, q_ppa, p_npa, q_npa
+    patients_likely_missed.{biomarker}: NEW: {estimate, interval [lo, hi], likely_cause} for each
+        rare driver the lab finds less often than the reference (a summary of rare_drivers)
     rare_drivers.{biomarker}: NEW: window {positive, valid, failed, tests, rate, ci95, periods},
         method_class, class_rate, p_network, q_network, p_expected, q_expected,
         shrinkage {prior_mean, prior_strength, posterior_mean, p_below_network, p_below_expected},
@@ -1264,6 +1266,22 @@ def _eqa(
     return out, flags
 
 
+def _likely_missed(rare_drivers: dict[str, Json]) -> Json:
+    """Per rare driver where the lab finds fewer than the reference: the estimate of patients
+    likely missed, its 95% interval and the likely cause (the report's summary of rare_drivers)."""
+    out: Json = {}
+    for biomarker, entry in sorted(rare_drivers.items()):
+        missed = entry.get("patients_missed")
+        if not missed or missed["among_valid"]["estimate"] <= 0:
+            continue
+        out[biomarker] = {
+            "estimate": missed["estimate"],
+            "interval": missed["ci95"],
+            "likely_cause": "; ".join(entry["likely_causes"]) or "not identified",
+        }
+    return out
+
+
 def _status_from(entry: Json, test: Test) -> None:
     if test.level and test.rule == "positivity_funnel":
         entry["status"] = f"{test.level}_{test.direction}"
@@ -1328,6 +1346,7 @@ def compute(data: Inputs, period: str, standard: Standard) -> Json:
             "panel": _panel(run, site, summary, noises[site]),
             "concordance": concordance_by_site[site],
             "rare_drivers": rare_sites.get(site, {}),
+            "patients_likely_missed": _likely_missed(rare_sites.get(site, {})),
             "eqa": {r: e["sites"][site] for r, e in eqa_results.items() if site in e["sites"]},
         }
     families = decide(run.tests, alert_q, alarm_q)

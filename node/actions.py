@@ -10,9 +10,10 @@ import re
 import secrets
 import sqlite3
 
-from node import outbox, summary
+from node import id_screen, outbox, summary
 from node.config import NodeConfig
 from node.errors import NodeError
+from node.pseudonym import Pseudonymiser
 from protos import dsse, wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
@@ -42,12 +43,19 @@ def parse_flag(text: str, period: str) -> apb.FlagReference:
     return apb.FlagReference(period=label, rule=rule.strip(), subject=subject.strip())
 
 
-def _text(name: str, value: str) -> str:
+def _text(conn: sqlite3.Connection, config: NodeConfig, name: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise NodeError(f"--{name} is empty: say what you found and what you do")
     if len(value) > MAX_TEXT:
         raise NodeError(f"--{name} has {len(value)} characters; keep it under {MAX_TEXT}")
+    named = id_screen.ids_in(conn, Pseudonymiser(config.pseudonym_secret()), value)
+    if named:
+        raise NodeError(
+            f"--{name} names {', '.join(named)}, held by this node; test and patient ids never "
+            "leave the site: describe the case without them (e.g. 'one cytology sample in "
+            "August') and keep the ids in your LIMS record of this action"
+        )
     return value
 
 
@@ -91,8 +99,8 @@ def add(
     message = apb.CorrectiveAction(
         action_id=action_id,
         flag=flag,
-        root_cause=_text("root-cause", root_cause),
-        action=_text("action", action),
+        root_cause=_text(conn, config, "root-cause", root_cause),
+        action=_text(conn, config, "action", action),
         due=_date("due", due),
         status="open",
     )
@@ -115,7 +123,7 @@ def close(
         raise NodeError(f"action {action_id} was closed on {message.closed_on} already")
     message.status = "closed"
     message.closed_on = _date("on", on or dt.date.today().isoformat())
-    message.closing_note = _text("note", note)
+    message.closing_note = _text(conn, config, "note", note)
     return _queue(conn, config, message)
 
 

@@ -37,7 +37,13 @@ TABLE_ROWS: Rows = {
     2: ((-1, 0, 1), (0.3, 0.4, 0.3)),
     3: ((-2, -1, 0, 1, 2), (0.1, 0.2, 0.4, 0.2, 0.1)),
 }
+# A zero in a linked cell (a stratum that, with its released siblings, would give a withheld or
+# merged stratum by subtraction): not kept exact, or a sibling's exact 0 and this cell's 1 would
+# prove the withheld stratum holds a result. A true 0 is released as 0, 1 or 2; a released 0 is
+# still a true 0 (a non-zero count is never released as 0).
+LINKED_ZERO: tuple[tuple[int, ...], tuple[float, ...]] = ((0, 1, 2), (0.4, 0.4, 0.2))
 _CUMULATIVE = {n: tuple(accumulate(p))[:-1] for n, (_, p) in TABLE_ROWS.items()}
+_LINKED_ZERO_CUMULATIVE = tuple(accumulate(LINKED_ZERO[1]))[:-1]
 
 
 def noise_variance() -> float:
@@ -95,6 +101,13 @@ def perturb(count: int, key: int) -> int:
     return count + noise(count, key)
 
 
+def perturb_linked_zero(key: int) -> int:
+    """A true 0 in a linked cell, released as 0, 1 or 2 (LINKED_ZERO). `key` must be secret and
+    not 0 (an empty cell has no records: use its stratum's other records' keys)."""
+    u = _mix(key % MODULUS) / MODULUS
+    return LINKED_ZERO[0][bisect_right(_LINKED_ZERO_CUMULATIVE, u)]
+
+
 def _cells(n: int) -> defaultdict[object, list[int]]:
     return defaultdict(lambda: [0] * n)
 
@@ -110,7 +123,11 @@ class CellKeys:
     pairs: defaultdict = field(default_factory=lambda: _cells(5))
     tissue_plasma: defaultdict = field(default_factory=lambda: _cells(5))  # biomarker -> 5 keys
     turnaround: defaultdict = field(default_factory=lambda: _cells(64))  # specimen -> bin keys
-    vaf: defaultdict = field(default_factory=lambda: _cells(64))  # (biomarker, method) -> bins
+    # VAF by (biomarker, method, specimen), like the strata, so that a histogram can be built from
+    # released strata only: bin keys, bin counts, and the edges the bins were counted with
+    vaf: defaultdict = field(default_factory=lambda: _cells(64))
+    vaf_counts: defaultdict = field(default_factory=lambda: _cells(64))
+    vaf_edges: tuple[float, ...] = ()
     panel_patients: int = 0
     panel_all: int = 0
     panel_biomarkers: dict[str, int] = field(default_factory=dict)

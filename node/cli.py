@@ -12,10 +12,10 @@ from pathlib import Path
 
 import click
 
+from node import alarms, outbox, receipts, release, send, store, summary, synth, witness
 from node import config as node_config
 from node import enroll as enrolment
 from node import mapping as node_mapping
-from node import outbox, receipts, release, send, store, summary, synth, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.errors import (
     ConfigError,
@@ -63,7 +63,7 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except (NodeError, ContractError) as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"{'ALARM' if isinstance(exc, LedgerAlarm) else 'Error'}: {exc}", err=True)
             raise SystemExit(exits.most_specific(exc, EXIT_STATUSES) or exits.FAILED) from None
 
 
@@ -384,9 +384,10 @@ def _print_summary(message) -> None:
 def summarize(data_dir: Path, period: str, as_json: bool) -> None:
     """Show exactly what would leave for PERIOD (unsigned; nothing is sent or stored)."""
     cfg, conn = _open(data_dir)
-    message, payload = summary.build(
+    built = send.build(
         conn, cfg, load_cached(cfg.standard_path), parse_period(period), summary.next_sequence(conn)
     )
+    message, payload = built.message, built.payload
     if as_json:
         sys.stdout.buffer.write(payload)
     else:
@@ -401,7 +402,11 @@ def _report_flush(report: send.FlushReport) -> None:
     for sequence, error in report.failed:
         click.echo(f"sequence {sequence}: not delivered: {error}", err=True)
     if report.pending:
-        click.echo(f"{report.pending} envelope(s) wait in the outbox and will be retried", err=True)
+        click.echo(
+            f"{report.pending} envelope(s) wait in the outbox; `rarenet-node submit` (or the "
+            "daemon) sends them when the coordinator can be reached",
+            err=True,
+        )
     if report.witnessed:
         _report_witness(report.witnessed)
     if report.witness_error:
@@ -412,6 +417,22 @@ def _report_flush(report: send.FlushReport) -> None:
         raise SystemExit(exits.FAILED)
     if report.failed or report.pending:
         raise SystemExit(exits.UNREACHABLE)
+
+
+def _standard_for_signing(cfg, client: CoordinatorClient):
+    """The coordinator's current standard, or the cached one when it cannot be reached (said)."""
+    try:
+        return enrolment.fetch_standard(cfg, client)
+    except Unreachable as exc:
+        if not cfg.standard_path.exists():  # never enrolled: nothing to sign against
+            raise
+        cached = load_cached(cfg.standard_path)
+        click.echo(
+            f"the coordinator cannot be reached ({exc}); signing against the cached standard "
+            f"{cached.version}",
+            err=True,
+        )
+        return cached
 
 
 @main.command()
@@ -425,8 +446,9 @@ def submit(data_dir: Path, period: str | None) -> None:
     held = False
     with CoordinatorClient(cfg) as client:
         if period:
-            standard = enrolment.fetch_standard(cfg, client)
-            queued = send.queue_summary(conn, cfg, standard, parse_period(period))
+            p = parse_period(period)
+            standard = _standard_for_signing(cfg, client)
+            queued = send.queue_summary(conn, cfg, standard, p)  # refuses before signing
             if queued.held:
                 click.echo(f"held, nothing signed: {queued.held}", err=True)
                 held = True
@@ -452,36 +474,44 @@ def verify_receipts(data_dir: Path) -> None:
     with CoordinatorClient(cfg) as client:
         try:
             result = receipts.verify_all(conn, client, receipts.coordinator_key(cfg))
-        except LedgerAlarm as exc:
-            click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(exits.FAILED) from None
+        except LedgerAlarm as alarm:  # exit 1 with ALARM; unreachable is exit 3, no alarm
+            alarms.record(conn, cfg, alarm)
+            raise
+        lifted = alarms.lift_receipt_alarms(conn)  # before the witness, which waits on open alarms
         try:
             witnessed: witness.WitnessReport | None = witness.step(conn, cfg, client)
-        except LedgerAlarm as exc:
-            click.echo(f"ALARM: {exc}", err=True)
-            raise SystemExit(exits.FAILED) from None
+        except LedgerAlarm as alarm:
+            alarms.record(conn, cfg, alarm)
+            raise
         except RpcFailure as exc:
             witnessed = None
             click.echo(f"witness: not this time ({exc}); tried again next time", err=True)
     click.echo(
         f"OK: {result.checked} receipt(s) verified in the coordinator's log of {result.tree_size} entries; "
-        "the log only grew"
+        "the log only grew" + (f"; {lifted} ledger alarm(s) lifted" if lifted else "")
     )
     if witnessed:
         _report_witness(witnessed)
+    for standing in alarms.standing(conn):  # a fork seen as a witness is not lifted here
+        click.echo(alarms.describe(standing), err=True)
+
+
+def _witnesses(ids: list[str]) -> str:
+    """Other witnesses as a count and their opaque ids (a lab does not learn its peers' names)."""
+    return f"{len(ids)} other site(s) ({', '.join(ids)})" if ids else "no other site"
 
 
 def _report_witness(report: witness.WitnessReport) -> None:
-    others = ", ".join(report.cosigners) or "no other site yet"
+    others = _witnesses(report.cosigners) if report.cosigners else "no other site yet"
     click.echo(
         f"witness: cosigned checkpoint {report.tree_size}"
         f"{'' if report.delivered else ' (cosignature not yet delivered)'}; "
         f"also cosigned by {others}"
     )
-    for size, sites in sorted(report.same_as_mine.items()):
+    for size, ids in sorted(report.same_as_mine.items()):
         if size != report.tree_size:
             click.echo(
-                f"witness: checkpoint {size}, cosigned by this site, also by {', '.join(sites) or 'no other site'}"
+                f"witness: checkpoint {size}, cosigned by this site, also by {_witnesses(ids)}"
             )
     for problem in report.problems:
         click.echo(f"witness: {problem}", err=True)
@@ -645,18 +675,18 @@ def status(data_dir: Path, as_json: bool) -> None:
         "next_jobs": next_jobs(cfg.db_path),
         "last_cosigned_checkpoint": witness.latest_cosigned(conn),
         "ledger_alarms": witness.alarms(conn),
+        "ledger_alarms_standing": alarms.standing(conn),
     }
+    standing = info["ledger_alarms_standing"]
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
         for key, value in info.items():
             click.echo(f"{key:<16} {value}")
-        for alarm in info["ledger_alarms"]:
-            click.echo(
-                f"LEDGER ALARM since {alarm['raised_at']}: {alarm['reason']}. "
-                f"Evidence: {alarm['evidence']}",
-                err=True,
-            )
+    for alarm in standing:
+        click.echo(alarms.describe(alarm), err=True)
+    if standing:
+        raise SystemExit(1)
 
 
 @main.group("action")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import grpc
 
+from node import tls_files
 from node.config import NodeConfig
 from node.errors import ConfigError, SubmitError, Unreachable
 from protos import leaf
@@ -55,15 +54,6 @@ def rpc_failure(code: grpc.StatusCode, message: str) -> RpcFailure:
     return (RpcUnreachable if code in RETRYABLE else RpcFailure)(code, message)
 
 
-def _read(path: str, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the {what} {path!r} named in node.toml: {exc.strerror}"
-        ) from exc
-
-
 def open_channel(config: NodeConfig) -> grpc.Channel:
     if config.insecure:
         if not is_loopback(config.coordinator):
@@ -76,12 +66,9 @@ def open_channel(config: NodeConfig) -> grpc.Channel:
         raise ConfigError(
             "node.toml has no [coordinator] ca_file; TLS needs the network CA certificate"
         )
+    files = tls_files.check(config)
     credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read(config.ca_file, "CA certificate"),
-        private_key=_read(config.key_file, "client key") if config.key_file else None,
-        certificate_chain=_read(config.cert_file, "client certificate")
-        if config.cert_file
-        else None,
+        root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
     )
     return grpc.secure_channel(config.coordinator, credentials, options=CHANNEL_OPTIONS)
 
@@ -90,6 +77,7 @@ class CoordinatorClient:
     def __init__(self, config: NodeConfig, channel: grpc.Channel | None = None) -> None:
         self.address = config.coordinator
         self.timeout = config.timeout_seconds
+        self.tls = not config.insecure
         self.channel = channel or open_channel(config)
         self.stub = cgrpc.CoordinatorStub(self.channel)
 
@@ -106,11 +94,17 @@ class CoordinatorClient:
         try:
             return method(request, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
-            code = exc.code()
+            code, details = exc.code(), exc.details() or ""
+            tls_problem = tls_files.explain(details, self.tls, self.address)
+            if tls_problem:  # a mistake to fix, not a coordinator that is down
+                raise RpcFailure(code, tls_problem) from None
             if code == grpc.StatusCode.UNAVAILABLE:
-                message = f"the coordinator at {self.address} cannot be reached ({exc.details()})"
+                message = (
+                    f"the coordinator at {self.address} cannot be reached ({details}); "
+                    "nothing is lost: try again later"
+                )
             else:
-                message = f"the coordinator refused: {code.name}: {exc.details()}"
+                message = f"the coordinator refused: {code.name}: {details}"
             raise rpc_failure(code, message) from None
 
     def enroll(self, request: Envelope) -> cpb.EnrollResponse:

@@ -51,8 +51,8 @@ small_count_threshold = 5
 # The period kinds this node releases ("month", "quarter", "year"). A period that overlaps one
 # already released of another kind is refused: months and their quarter would be subtractable.
 period_kinds = ["quarter"]
-# A released period is signed again only when at least this many results changed since (a
-# smaller revision would release its few results as a difference); held until then.
+# A released period is signed again only when the results of at least this many patients moved a
+# released figure since (a smaller revision would release their results as a difference).
 revision_min_changes = 10
 # The finest VAF bin edges (percent) a testing standard may ask for; its edges must be a subset.
 vaf_edges = [0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0001]

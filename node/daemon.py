@@ -35,13 +35,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from node import alarms, send, store, witness
 from node import config as node_config
 from node import mapping as node_mapping
-from node import send, store, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.config import private_dir, write_private
 from node.enroll import fetch_standard
-from node.errors import NodeError
+from node.errors import LedgerAlarm, NodeError, PeriodNotReady
 from node.ingest import ingest_file
 from node.pseudonym import Pseudonymiser
 from node.standard import load_cached
@@ -54,12 +54,16 @@ _job_lock = threading.Lock()  # one job at a time touches the database
 
 
 def _job(func):
-    """A failing job logs one line saying what to do and runs again next time; no traceback."""
+    """A failing job logs one line saying what to do and runs again next time; no traceback. A
+    ledger alarm is CRITICAL, and kept (node/alarms.py): it stands until it is resolved."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except LedgerAlarm as exc:
+            log.critical("%s: LEDGER ALARM: %s", func.__name__, exc)
+            return None
         except (NodeError, ContractError) as exc:
             log.error("%s: %s", func.__name__, exc)
             return None
@@ -149,7 +153,11 @@ def summarise(data_dir: str, today: str | None = None) -> list[int]:
                 standard = load_cached(cfg.standard_path)
             made = []
             for period in (closed.previous(), closed):
-                queued = send.queue_summary(conn, cfg, standard, period)
+                try:
+                    queued = send.queue_summary(conn, cfg, standard, period, day)
+                except PeriodNotReady as exc:
+                    log.info("%s", exc)
+                    continue
                 if queued.held:
                     log.info("held, nothing signed: %s", queued.held)
                 if queued.sequence is not None:
@@ -171,6 +179,11 @@ def deliver(data_dir: str) -> send.FlushReport:
         cfg = node_config.load(Path(data_dir))
         conn = store.connect(cfg.db_path)
         try:
+            standing = alarms.standing(conn)
+            if standing:  # loud on every run, and nothing more is fed to a log that failed
+                for alarm in standing:
+                    log.critical("%s", alarms.describe(alarm))
+                return send.FlushReport(pending=len(send.outbox.pending(conn)))
             with CoordinatorClient(cfg) as client:
                 report = send.flush(conn, cfg, client, due_only=True)
                 if report.witnessed is None and report.witness_error is None:

@@ -155,13 +155,17 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     per_method = [s for s in summary.strata if s.method != ALL_METHODS]
     per_test = [s for s in summary.strata if s.method == ALL_METHODS]
     del out.strata[:]
-    for part in (per_method, per_test):
-        for stratum, members in merge_plan(part, n, policy.small_stratum_action):
+    method_plan = merge_plan(per_method, n, policy.small_stratum_action)
+    plans = (method_plan, merge_plan(per_test, n, policy.small_stratum_action))
+    linked = linked_specimens(summary.strata, [e for plan in plans for e in plan])
+    for plan in plans:
+        for stratum, members in plan:
             if policy.small_count_suppression:
                 suppress_small_counts(stratum, policy.small_count_threshold)
-            _perturb_stratum(stratum, [keys.strata[m] for m in members])
+            zeros_linked = any((m[0], m[2]) in linked for m in members)
+            _perturb_stratum(stratum, [keys.strata[m] for m in members], zeros_linked)
             out.strata.append(stratum)
-    _vaf(out, summary, keys, n)
+    _vaf(out, method_plan, keys, n)
     for table in out.concordance:
         _concordance(table, keys, n)
     _turnaround(out, keys, n)
@@ -170,24 +174,54 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     return out
 
 
+def linked_specimens(
+    strata: list[pb.StratumCounts], plan: list[tuple[pb.StratumCounts, list[Identity]]]
+) -> set[tuple[str, str]]:
+    """The (biomarker, specimen) pairs with a computed stratum (per method or per test) that is
+    not released as itself (withheld, or merged into a coarser stratum). The released strata
+    there are linked to it: per test minus per method gives it back. Their zeros are perturbed
+    (cellkey.LINKED_ZERO), or a sibling's exact 0 beside a per-test 1 would prove that the
+    withheld part holds a result. Elsewhere a 0 stays exact (the rare-signal rule)."""
+    alone = {
+        members[0]
+        for s, members in plan
+        if not s.withheld and len(members) == 1 and _identity(s) == members[0]
+    }
+    return {(s.biomarker, s.specimen) for s in strata if _identity(s) not in alone}
+
+
 def _sum_keys(members: list[list[int]], cell: int) -> int:
     return sum(keys[cell] for keys in members)
 
 
-def _perturb_stratum(stratum: pb.StratumCounts, members: list[list[int]]) -> None:
+def _perturb_stratum(
+    stratum: pb.StratumCounts, members: list[list[int]], zeros_linked: bool = False
+) -> None:
     """Every cell gets its noise; tests is the sum of the perturbed cells. Suppressed cells stay
-    0 on the wire and their noise goes into tests only (so tests says nothing exact about them)."""
+    0 on the wire and their noise goes into tests only (so tests says nothing exact about them).
+    With `zeros_linked` (see linked_specimens), a true 0 is released as 0, 1 or 2."""
     if stratum.withheld:
         return
     hidden = set(stratum.suppressed_cells)
     true_cells = {c: getattr(stratum, c) for c in CELLS}
+    cell_keys = {c: _sum_keys(members, i) for i, c in enumerate(CELLS)}
     if hidden:  # suppression zeroed these cells; their true counts are tests minus the others
         missing = stratum.tests - sum(true_cells.values())
-        # the hidden cells together hold `missing`; spread it back for the perturbation of tests
-        true_cells[sorted(hidden, key=CELLS.index)[0]] += missing
-    perturbed = {
-        c: cellkey.perturb(true_cells[c], _sum_keys(members, i)) for i, c in enumerate(CELLS)
-    }
+        # The hidden cells together hold `missing`: perturbed as one cell (on the first hidden
+        # cell) keyed by ALL the hidden cells' records, so a change in any of them redraws it.
+        first = sorted(hidden, key=CELLS.index)[0]
+        true_cells[first] += missing
+        cell_keys[first] = sum(cell_keys[c] for c in hidden)
+    perturbed = {c: cellkey.perturb(true_cells[c], cell_keys[c]) for c in CELLS}
+    if zeros_linked:
+        # An empty cell has no records, so no key of its own: the stratum's records' keys with
+        # the cell's name (secret, and the same whenever the stratum holds the same records).
+        stratum_key = sum(cell_keys.values()) + cellkey.name_key("linked_zero")
+        for c in CELLS:
+            if true_cells[c] == 0 and c not in hidden:
+                perturbed[c] = cellkey.perturb_linked_zero(stratum_key + cellkey.name_key(c))
+        note = "zeros perturbed: linked to a withheld or merged stratum"
+        stratum.disclosure_note = f"{stratum.disclosure_note}; {note}".lstrip("; ")
     for c in CELLS:
         setattr(stratum, c, 0 if c in hidden else perturbed[c])
     if stratum.tests:
@@ -219,9 +253,45 @@ def _concordance(table: pb.ConcordanceTable, keys: CellKeys, n: int) -> None:
         setattr(table, f, cellkey.perturb(getattr(table, f), cell_keys[i]))
 
 
+def sparse_bins_merged(counts: list[int], target: int, k: int) -> list[tuple[int, int, int]]:
+    """Released turnaround bins as (first day, last day, day it is released at): adjacent days
+    merged until each range holds k or more tests, never across the target (so "within target"
+    stays what it was). A range of k or more is released at its median test's day; a side with
+    fewer than k tests in all (often the slow tail: "more than target") is one range released at
+    its first day (target + 1: "target + 1 or more"), so no sparse bin shows one test's day."""
+    out: list[tuple[int, int, int]] = []
+    target = min(target, len(counts) - 1)
+    for low, high in ((0, target), (target + 1, len(counts) - 1)):
+        if low > high:
+            continue
+        ranges: list[list[int]] = []  # [first, last, tests]
+        start, held = low, 0
+        for day in range(low, high + 1):
+            held += counts[day]
+            if held >= k:
+                ranges.append([start, day, held])
+                start, held = day + 1, 0
+        if ranges:
+            ranges[-1][1] = high  # what is left after the last full range joins it
+            ranges[-1][2] += held
+        else:
+            out.append((low, high, low))
+            continue
+        for first, last, tests in ranges:
+            running, middle = 0, first
+            for day in range(first, last + 1):
+                running += counts[day]
+                if 2 * running >= tests:
+                    middle = day
+                    break
+            out.append((first, last, middle))
+    return out
+
+
 def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
     """Specimens with fewer than n tests are merged into specimen "any" (withheld if still
-    small); every bin is perturbed; within_target and total are sums of perturbed bins."""
+    small); sparse bins are merged (sparse_bins_merged); every released bin is perturbed;
+    within_target and total are sums of perturbed bins."""
     kept = [h for h in summary.turnaround if h.total >= n]
     small = [h for h in summary.turnaround if h.total < n]
     histograms = [(h, [keys.turnaround[h.specimen]]) for h in kept]
@@ -241,7 +311,11 @@ def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
             merged.withheld = True
             merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
     for h, members in histograms:
-        counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
+        counts = [0] * len(h.counts)
+        for first, last, at in sparse_bins_merged(list(h.counts), h.target_days, n):
+            true = sum(h.counts[first : last + 1])
+            key = sum(_sum_keys(members, i) for i in range(first, last + 1))
+            counts[at] = cellkey.perturb(true, key)
         del h.counts[:]
         h.counts.extend(counts)
         h.within_target = sum(counts[: h.target_days + 1])
@@ -270,55 +344,64 @@ def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:
     )
 
 
-def _vaf(out: pb.SiteSummary, summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
-    """A VAF histogram goes with its biomarker x method's tests: released when they number n or
-    more, else merged over the small methods of the biomarker (method "any"), else withheld."""
-    tests: defaultdict[tuple[str, str], int] = defaultdict(int)
-    for s in summary.strata:
-        if s.method != ALL_METHODS:
-            tests[(s.biomarker, s.method)] += s.tests
-    released: list[tuple[pb.VafHistogram, list[list[int]]]] = []
-    small: defaultdict[str, list[pb.VafHistogram]] = defaultdict(list)
-    for h in summary.vaf:
-        if tests[(h.biomarker, h.method)] >= n:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=h.biomarker, method=h.method, edges=h.edges, counts=h.counts
-                    ),
-                    [keys.vaf[(h.biomarker, h.method)]],
-                )
-            )
-        else:
-            small[h.biomarker].append(h)
-    for biomarker, group in sorted(small.items()):
-        edges = group[0].edges
-        if sum(tests[(biomarker, h.method)] for h in group) >= n:
-            merged = pb.VafHistogram(
+# Methods that report a variant allele fraction: a released stratum of one of them always has a
+# VAF histogram (zero or not), so that whether a histogram exists says nothing about withheld data.
+VAF_METHODS = frozenset({"ngs_dna", "ngs_rna", "ngs_dna_rna", "ddpcr"})
+
+
+def _vaf(
+    out: pb.SiteSummary,
+    method_plan: list[tuple[pb.StratumCounts, list[Identity]]],
+    keys: CellKeys,
+    n: int,
+) -> None:
+    """VAF histograms from the positives of released per-method strata only: one histogram per
+    biomarker x method of the released strata (method "any" for strata merged over methods),
+    summing their specimens' bins. A withheld stratum's positives are in no histogram (a
+    positive of a withheld cytology stratum would otherwise light its bin in its method's
+    histogram). A histogram is released when its method reports VAF or its strata hold a
+    positive with a VAF; a withheld stratum of such a method gets a withheld histogram row."""
+    edges = list(keys.vaf_edges)
+    bins = max(len(edges) - 1, 0)
+    released: dict[tuple[str, str], tuple[list[int], list[list[int]], set[str]]] = {}
+    withheld: set[tuple[str, str]] = set()
+    for stratum, members in method_plan:
+        where = (stratum.biomarker, stratum.method)
+        if stratum.withheld:
+            withheld.add(where)
+            continue
+        counts, member_keys, methods = released.setdefault(where, ([0] * bins, [], set()))
+        for member in members:
+            methods.add(member[1])
+            if member in keys.vaf_counts:
+                for i, c in enumerate(keys.vaf_counts[member][:bins]):
+                    counts[i] += c
+                member_keys.append(keys.vaf[member])
+    histograms = []
+    for (biomarker, method), (counts, member_keys, methods) in released.items():
+        if not (methods & VAF_METHODS or any(counts)):
+            continue
+        note = f"merged: methods with fewer than {n} tests" if method == "any" else ""
+        perturbed = [cellkey.perturb(c, _sum_keys(member_keys, i)) for i, c in enumerate(counts)]
+        histograms.append(
+            pb.VafHistogram(
                 biomarker=biomarker,
-                method="any",
+                method=method,
                 edges=edges,
-                counts=[sum(h.counts[i] for h in group) for i in range(len(group[0].counts))],
-                disclosure_note=f"merged: methods with fewer than {n} tests",
+                counts=perturbed,
+                disclosure_note=note,
             )
-            released.append((merged, [keys.vaf[(biomarker, h.method)] for h in group]))
-        else:
-            released.append(
-                (
-                    pb.VafHistogram(
-                        biomarker=biomarker,
-                        method="any",
-                        edges=edges,
-                        withheld=True,
-                        disclosure_note=f"withheld: fewer than {n} tests even merged",
-                    ),
-                    [],
+        )
+    for biomarker, method in sorted(withheld - released.keys()):
+        if method in VAF_METHODS or method == "any":
+            histograms.append(
+                pb.VafHistogram(
+                    biomarker=biomarker,
+                    method=method,
+                    edges=edges,
+                    withheld=True,
+                    disclosure_note=f"withheld: its strata have fewer than {n} tests",
                 )
             )
-    for h, members in released:
-        if not h.withheld:
-            counts = [cellkey.perturb(c, _sum_keys(members, i)) for i, c in enumerate(h.counts)]
-            del h.counts[:]
-            h.counts.extend(counts)
     del out.vaf[:]
-    out.vaf.extend(h for h, _ in sorted(released, key=lambda e: (e[0].biomarker, e[0].method)))
+    out.vaf.extend(sorted(histograms, key=lambda h: (h.biomarker, h.method)))

@@ -23,11 +23,21 @@ def _now() -> str:
 def enroll(
     config: NodeConfig, conn: sqlite3.Connection, client: CoordinatorClient, token: str
 ) -> cpb.EnrollResponse:
-    key = config.signing_key()
+    """Enrol with a one-time token. A node enrolled before (a site revoked, say because its key
+    may have leaked, and given a new token: docs/operations.md) enrols a new key; the old one is
+    kept as keys/site.old."""
+    again = store.get_state(conn, "keyid") is not None
+    key = keys.generate() if again else config.signing_key()
     payload = cpb.EnrollPayload(
         site_id=config.site_id, token=token, public_key=keys.public_raw(key), requested_at=_now()
     )
     response = client.enroll(dsse.sign(wire.ENROLL, wire.encode(payload), key))
+    if again:
+        staged = config.key_path.with_suffix(".new")
+        staged.unlink(missing_ok=True)
+        keys.save_private(key, staged)
+        config.key_path.replace(config.key_path.with_suffix(".old"))
+        staged.replace(config.key_path)
     pinned = config.data_dir / "coordinator.pub"
     if pinned.exists() and pinned.read_bytes() != response.coordinator_public_key:
         raise ConfigError(

@@ -28,3 +28,9 @@ class Unreachable(NodeError):
 
 class LedgerAlarm(NodeError):
     """The coordinator's log forked, shrank or lost a receipt: tell the coordinating centre."""
+
+    recorded = False  # kept in the node's database already (node/alarms.py, node/witness.py)
+
+
+class PeriodNotReady(NodeError):
+    """A period that is still open, has not started, or holds no results: nothing is signed."""

@@ -105,6 +105,7 @@ def compute(
     pair_keys = keys.pairs
     tat_keys = keys.turnaround
     vaf_keys = keys.vaf
+    vaf_counts = keys.vaf_counts
     patient_parts: dict[str, int] = {}
     part = 0  # the secret part of the current patient's record keys
     method_keys = {m: name_key(m) for m in METHODS}
@@ -116,7 +117,7 @@ def compute(
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
-    vaf_edges = standard.vaf_edges
+    vaf_edges = keys.vaf_edges = standard.vaf_edges
     vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
     sides: dict[str, int] = defaultdict(int)  # patient: 6 bits per biomarker (tissue/plasma calls)
     valid: dict[str, int] = defaultdict(int)  # patient: 1 bit per biomarker with a valid result
@@ -230,7 +231,10 @@ def compute(
             i = bisect_right(vaf_edges, vaf_value) - 1
             if 0 <= i < len(vaf_edges) - 1:
                 vaf[(biomarker, method)][i] += 1
-                vaf_keys[(biomarker, method)][i] += record
+                # Also per specimen, beside the keys: disclosure builds the released histograms
+                # from the records of released strata only (red-team finding 6).
+                vaf_counts[stratum][i] += 1
+                vaf_keys[stratum][i] += record
     if current_test is not None:
         close_group()
         close_test()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import outbox, release, summary, witness
+from node import alarms, outbox, release, summary, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
+from node.errors import LedgerAlarm, PeriodNotReady
 from node.receipts import check_submission, coordinator_key, remember_tree_head
 from node.standard import NodeStandard
 from protos import dsse, wire
 from protos.periods import Period
+from protos.rarenet.v1 import summary_pb2 as pb
 
 
 @dataclass
@@ -22,32 +25,108 @@ class Queued:
     held: str = ""  # why a changed period was not signed again
 
 
+@dataclass
+class Built:
+    message: pb.SiteSummary
+    payload: bytes
+    standard: NodeStandard  # as applied: with the period's released panel population
+    previous: pb.SiteSummary | None  # the period's last signed version
+    as_released: bool  # rebuilt from what the last release counted (an accepted new standard)
+
+
+def build(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    standard: NodeStandard,
+    period: Period,
+    sequence: int,
+) -> Built:
+    """What signing the period now would sign (`summarize --json` prints these bytes). A period
+    already released keeps its panel population; under a new standard the lab accepted it is
+    rebuilt from what its last release counted (node/release.py)."""
+    last = outbox.last_payload(conn, period.label)
+    previous = None if last is None else wire.decode(last, pb.SiteSummary)
+    applied = release.released_standard(conn, period, standard)
+    rebuild = (
+        previous is not None
+        and release.new_standard(previous, standard)
+        and release.revision_held(conn, config, standard, period, previous) is None
+    )
+    if rebuild:
+        with release.as_released(conn, period, applied):
+            message, payload = summary.build(conn, config, applied, period, sequence)
+    else:
+        message, payload = summary.build(conn, config, applied, period, sequence)
+    return Built(message, payload, applied, previous, rebuild)
+
+
+def check_period(
+    conn: sqlite3.Connection,
+    period: Period,
+    today: dt.date | None = None,
+    config: NodeConfig | None = None,
+) -> None:
+    """PeriodNotReady unless the period has closed and holds results: an open period's summary
+    would be incomplete, a future one's refused by the coordinator, an empty one's meaningless,
+    and each would use up a sequence number. With the config, the release policy
+    (node/release.py: period kinds, overlaps) is checked first."""
+    if config is not None:
+        release.check_period(conn, config, period)
+    day = today or dt.date.today()
+    if period.start > day:
+        raise PeriodNotReady(
+            f"period {period} has not started yet (it starts {period.start}); nothing was signed"
+        )
+    if not period.is_closed(day):
+        raise PeriodNotReady(
+            f"period {period} is still open (it ends {period.end}); a summary is signed once the "
+            "period has closed, so that it holds every result. Nothing was signed; "
+            f"`rarenet-node summarize --period {period}` previews it now"
+        )
+    (count,) = conn.execute(
+        "SELECT COUNT(*) FROM results WHERE reported_date BETWEEN ? AND ? AND eqa_round IS NULL",
+        (period.start.isoformat(), period.end.isoformat()),
+    ).fetchone()
+    if not count:
+        raise PeriodNotReady(
+            f"no results in {period} (reported {period.start} to {period.end}): nothing to sign. "
+            "Ingest the period's LIMS exports first (`rarenet-node ingest`), or check the period"
+        )
+
+
 def queue_summary(
-    conn: sqlite3.Connection, config: NodeConfig, standard: NodeStandard, period: Period
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    standard: NodeStandard,
+    period: Period,
+    today: dt.date | None = None,
 ) -> Queued:
     """Build, sign and store the period's summary in the outbox, unless it says nothing new or
-    the revision must be held (node/release.py)."""
-    sequence = summary.next_sequence(conn)
-    message, payload = summary.build(conn, config, standard, period, sequence)
-    last = outbox.last_payload(conn, period.label)
-    if last is not None:
-        previous = wire.decode(last, type(message))
+    the revision must be held (node/release.py); PeriodNotReady (before anything is signed) for
+    an open, future or empty period."""
+    check_period(conn, period, today, config)
+    built = build(conn, config, standard, period, summary.next_sequence(conn))
+    message, previous = built.message, built.previous
+    if previous is not None:
         previous.sequence = message.sequence
         if previous == message:
             return Queued(period.label, None, None)
-        held = release.revision_held(conn, config, standard, period, previous)
+        held = release.revision_held(conn, config, built.standard, period, previous)
         if held:
             return Queued(period.label, None, None, held)
-    envelope = dsse.sign(wire.SITE_SUMMARY, payload, config.signing_key())
+    envelope = dsse.sign(wire.SITE_SUMMARY, built.payload, config.signing_key())
     return Queued(
         period.label,
-        sequence,
+        message.sequence,
         outbox.add(
             conn,
             envelope,
             period.label,
-            sequence,
-            also=lambda c: release.snapshot(c, period),
+            message.sequence,
+            # rebuilt as released: what the release counted is unchanged
+            also=None
+            if built.as_released
+            else lambda c: release.snapshot(c, period, built.standard),
         ),
     )
 
@@ -65,9 +144,26 @@ class FlushReport:
 def flush(
     conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient, due_only: bool = False
 ) -> FlushReport:
-    """Send every pending envelope in sequence order; keep each until its receipt verifies."""
+    """Send every pending envelope in sequence order; keep each until its receipt verifies. A
+    receipt that does not check out raises LedgerAlarm, which is also kept (node/alarms.py)."""
     trusted = coordinator_key(config)
     report = FlushReport()
+    try:
+        _flush(conn, config, client, due_only, trusted, report)
+    except LedgerAlarm as alarm:
+        alarms.record(conn, config, alarm)
+        raise
+    return report
+
+
+def _flush(
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    client: CoordinatorClient,
+    due_only: bool,
+    trusted: dict[str, bytes],
+    report: FlushReport,
+) -> None:
     for item in outbox.pending(conn, due_only=due_only):
         try:
             response = client.submit(item.envelope)
@@ -99,4 +195,3 @@ def flush(
             report.witnessed = witness.step(conn, config, client)
         except RpcFailure as exc:
             report.witness_error = str(exc)
-    return report

@@ -7,7 +7,10 @@ Whatever shapes released data is bounded by the node's own policy (`check_bounds
 may make a release coarser, never finer. VAF edges must be a subset of the policy's; the panel's
 histologies must include every histology of the policy's list (leaving one out would isolate
 its patients); the panel lists only known biomarkers; the turnaround target is a bin the node
-has. A standard outside these bounds is refused, with the reason, and not cached.
+has. A standard outside these bounds is refused, with the reason, and not cached. A standard
+that adds a histology changes the panel's population, which is not coarser: it applies to periods
+not released yet, and a released period keeps the population it was released with
+(node/release.py, `released_standard`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ from typing import overload
 import sqlite_utils
 
 from node.errors import ConfigError
-from protos.schema import Layout, open_layout
+from protos.schema import Layout, Migration, open_layout
 
 # The layout policy (PRAGMA user_version, migrations) is protos/schema.py's, shared with the
 # coordinator. Layout 2: results.ingest_id names the file, no row hash. Layouts 0 and 1 were
 # development versions; no migration starts from them.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # PRAGMA user_version; 2: results.ingest_id names the file, no row hash; 3: ledger_alarms kind, lifted_at
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     test_id TEXT NOT NULL,
@@ -102,7 +102,9 @@ CREATE TABLE IF NOT EXISTS ledger_alarms (
     id INTEGER PRIMARY KEY,
     raised_at TEXT NOT NULL,
     reason TEXT NOT NULL,
-    evidence TEXT NOT NULL              -- the directory holding the signed checkpoints
+    evidence TEXT NOT NULL,             -- the directory holding the signed evidence
+    kind TEXT NOT NULL DEFAULT 'checkpoint',  -- checkpoint (a fork seen as a witness) or receipts
+    lifted_at TEXT                      -- receipts alarms: when verify-receipts passed again
 );
 CREATE TABLE IF NOT EXISTS privacy_budget (  -- differential privacy spent, one row per signed summary
     sequence INTEGER PRIMARY KEY,
@@ -124,11 +126,25 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 
+def _alarm_columns(conn: sqlite3.Connection) -> None:
+    """Layout 3: ledger_alarms (made by layout 2 if the node ever ran a witness round) gains
+    kind and lifted_at (node/alarms.py)."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS ledger_alarms (id INTEGER PRIMARY KEY, raised_at TEXT NOT NULL,"
+        " reason TEXT NOT NULL, evidence TEXT NOT NULL)"
+    )
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_alarms)")}
+    if "kind" not in columns:
+        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN kind TEXT NOT NULL DEFAULT 'checkpoint'")
+    if "lifted_at" not in columns:
+        conn.execute("ALTER TABLE ledger_alarms ADD COLUMN lifted_at TEXT")
+
+
 LAYOUT = Layout(
     what="node database",
     version=SCHEMA_VERSION,
     schema=SCHEMA,
-    migrations=(),
+    migrations=(Migration(3, "ledger alarms: kind and lifted_at", _alarm_columns),),
     too_old="start a new data directory with `rarenet-node init`",
 )
 

@@ -5,9 +5,11 @@ against the coordinator's pinned key and kept. A checkpoint whose size the node 
 with another root is a fork: the node raises a ledger alarm and keeps both signed checkpoints on
 disk as evidence (D/alarms/...). Before cosigning the latest checkpoint, the node proves it
 consistent with the last one it cosigned (or, the first time, with the largest tree head it has
-verified); then it cosigns (cosignature/v1, with the site key, as rarenet.witness/<site id>) and
-hands the cosignature to the coordinator. It also checks the other witnesses' cosignatures shown
-on the checkpoints it sees, and remembers who cosigned the same checkpoint it did.
+verified); then it cosigns (cosignature/v1, with the site key, under the opaque name
+rarenet.witness/<first 16 hex of its key id>) and hands the cosignature to the coordinator. It
+also checks the other witnesses' cosignatures shown on the checkpoints it sees, and remembers
+which witnesses (by opaque id: a lab does not learn its peers' names) cosigned the same
+checkpoint it did.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from node.errors import LedgerAlarm
 from node.receipts import coordinator_key
 from protos import checkpoint, cosignature, merkle, note
 from protos.errors import ContractError
+from protos.keys import public_raw
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 
 
@@ -41,8 +44,8 @@ class Seen:
 class WitnessReport:
     tree_size: int  # the latest checkpoint, which this node has now cosigned
     delivered: bool  # the coordinator has this node's cosignature
-    cosigners: list[str]  # other sites whose cosignatures on it verified
-    same_as_mine: dict[int, list[str]]  # size of a checkpoint this node cosigned -> other sites
+    cosigners: list[str]  # opaque ids of the other witnesses whose cosignatures on it verified
+    same_as_mine: dict[int, list[str]]  # size of a checkpoint this node cosigned -> their ids
     problems: list[str]
 
 
@@ -58,7 +61,8 @@ def _log(config: NodeConfig) -> tuple[str, bytes]:
 def open_alarm(conn: sqlite3.Connection) -> tuple[str, str, str] | None:
     """The first alarm raised, if any: (raised at, reason, evidence directory)."""
     row = conn.execute(
-        "SELECT raised_at, reason, evidence FROM ledger_alarms ORDER BY id LIMIT 1"
+        "SELECT raised_at, reason, evidence FROM ledger_alarms WHERE lifted_at IS NULL"
+        " ORDER BY id LIMIT 1"
     ).fetchone()
     return (row[0], row[1], row[2]) if row else None
 
@@ -73,9 +77,14 @@ def alarms(conn: sqlite3.Connection) -> list[dict[str, str]]:
 
 
 def raise_alarm(
-    conn: sqlite3.Connection, config: NodeConfig, reason: str, evidence: dict[str, bytes]
+    conn: sqlite3.Connection,
+    config: NodeConfig,
+    reason: str,
+    evidence: dict[str, bytes],
+    kind: str = "checkpoint",
 ) -> LedgerAlarm:
-    """Keep the signed evidence on disk and in the database; return the alarm to raise."""
+    """Keep the signed evidence on disk and in the database; return the alarm to raise (marked
+    as recorded, so node/alarms.py does not record it twice)."""
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     folder = config.data_dir / "alarms" / stamp
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,17 +97,27 @@ def raise_alarm(
         encoding="utf-8",
     )
     conn.execute(
-        "INSERT INTO ledger_alarms (raised_at, reason, evidence) VALUES (?, ?, ?)",
-        (_now(), reason, str(folder)),
+        "INSERT INTO ledger_alarms (raised_at, reason, evidence, kind) VALUES (?, ?, ?, ?)",
+        (_now(), reason, str(folder), kind),
     )
-    return LedgerAlarm(f"{reason}. The signed evidence is kept in {folder}")
+    alarm = LedgerAlarm(f"{reason}. The signed evidence is kept in {folder}")
+    alarm.recorded = True
+    return alarm
 
 
 def _cosigners_of(witness_keys: list[cpb.WitnessKey]) -> list[cosignature.Cosigner]:
+    """The witnesses under their opaque names (the coordinator no longer says whose key is
+    whose; a legacy site id, if an earlier coordinator sent one, is not used)."""
     return [
-        cosignature.Cosigner(cosignature.witness_name(k.site_id), bytes(k.public_key))
+        cosignature.Cosigner(
+            cosignature.opaque_witness_name(bytes(k.public_key)), bytes(k.public_key)
+        )
         for k in witness_keys
     ]
+
+
+def _own_name(config: NodeConfig) -> str:
+    return cosignature.opaque_witness_name(public_raw(config.signing_key()))
 
 
 def record(
@@ -118,10 +137,10 @@ def record(
     seen = Seen(body, parsed)
     if witness_keys:
         found, bad = cosignature.verified_cosignatures(parsed, _cosigners_of(witness_keys))
-        mine = cosignature.witness_name(config.site_id)
+        mine = _own_name(config)
         seen.cosigners = sorted(
-            {c.cosigner.name.removeprefix(cosignature.WITNESS_PREFIX) for c in found}
-            - {mine.removeprefix(cosignature.WITNESS_PREFIX)}
+            {cosignature.witness_of(c.cosigner.name) or "" for c in found}
+            - {cosignature.witness_of(mine)}
         )
         seen.unverified = bad
     for size, root, kept in conn.execute(
@@ -281,10 +300,12 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
     cosign it, and see who else cosigned the checkpoints this node cosigned."""
     alarm = open_alarm(conn)
     if alarm:
-        raise LedgerAlarm(
+        still = LedgerAlarm(
             f"a ledger alarm is open since {alarm[0]} ({alarm[1]}); this node cosigns nothing "
             f"more until the coordinating centre has answered. Evidence: {alarm[2]}"
         )
+        still.recorded = True  # the alarm it repeats is kept already
+        raise still
     origin, _ = _log(config)
     problems: list[str] = []
     for size, root, data, line in conn.execute(
@@ -308,7 +329,7 @@ def step(conn: sqlite3.Connection, config: NodeConfig, client: CoordinatorClient
         check_extends(conn, config, client, seen, published.checkpoint)
         line = cosignature.cosign(
             body.body(),
-            cosignature.witness_name(config.site_id),
+            _own_name(config),
             config.signing_key(),
             int(time.time()),
         ).line()

@@ -8,25 +8,34 @@ holidays (China) are handled by the holidays package's `is_working_day`.
 from __future__ import annotations
 
 import datetime as dt
-from functools import lru_cache
+from collections.abc import Callable
+from functools import cache, lru_cache
 
 import holidays
 
 
+@cache
+def _working_day(country: str, subdivision: str) -> Callable[[dt.date], bool]:
+    """One calendar per country and subdivision, each day looked up once per process (the
+    holidays package works out a whole year's holidays on its first question about that year)."""
+    try:
+        calendar = holidays.country_holidays(country, subdiv=subdivision or None)
+    except NotImplementedError as exc:
+        from node.errors import ConfigError
+
+        raise ConfigError(
+            f"the holidays package does not know country {country!r}; set [site] country"
+        ) from exc
+    return lru_cache(maxsize=None)(calendar.is_working_day)
+
+
 class WorkingDays:
     def __init__(self, country: str, subdivision: str = "") -> None:
-        try:
-            self._calendar = holidays.country_holidays(country, subdiv=subdivision or None)
-        except NotImplementedError as exc:
-            from node.errors import ConfigError
-
-            raise ConfigError(
-                f"the holidays package does not know country {country!r}; set [site] country"
-            ) from exc
+        self._working = _working_day(country, subdivision)
         self._count = lru_cache(maxsize=None)(self._count_uncached)
 
     def is_working_day(self, day: dt.date) -> bool:
-        return self._calendar.is_working_day(day)
+        return self._working(day)
 
     def between(self, received: dt.date, reported: dt.date) -> int:
         """Working days after `received` up to and including `reported`."""
@@ -36,6 +45,6 @@ class WorkingDays:
         days = 0
         day = received + dt.timedelta(days=1)
         while day <= reported:
-            days += self._calendar.is_working_day(day)
+            days += self._working(day)
             day += dt.timedelta(days=1)
         return days

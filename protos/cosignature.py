@@ -12,7 +12,10 @@ with key ID = SHA-256(name || 0x0A || 0x04 || public key)[:4], over the message
 
 It says: as of that time, the largest consistent tree this witness has seen for the log has
 this root hash. In rarenet every enrolled site is a witness and cosigns with its site key, under
-the name WITNESS_PREFIX + site id.
+an opaque name: WITNESS_PREFIX + the first 16 hex digits of the key's id (SHA-256 of the raw
+public key, as dsse.keyid), so that a checkpoint every lab receives names no lab. Auditors map
+witness keys to sites through a full audit bundle's keys/witnesses.json. Nodes before this
+version cosigned as WITNESS_PREFIX + site id (`witness_name`); those names still verify.
 """
 
 from __future__ import annotations
@@ -32,13 +35,36 @@ COSIGNATURE_V1 = 0x04
 WITNESS_PREFIX = "rarenet.witness/"
 
 
+WITNESS_ID_HEX = 16
+
+
+def witness_id(public_key: bytes) -> str:
+    """The opaque id of a witness key: the first 16 hex digits of SHA-256 of the raw key."""
+    return hashlib.sha256(public_key).hexdigest()[:WITNESS_ID_HEX]
+
+
+def opaque_witness_name(public_key: bytes) -> str:
+    """The name a site cosigns under: derived from its key, never its site id."""
+    return WITNESS_PREFIX + witness_id(public_key)
+
+
 def witness_name(site_id: str) -> str:
+    """The legacy name nodes before opaque witness names cosigned under (it names the site):
+    still verified, never made by this version's nodes."""
     return WITNESS_PREFIX + site_id
 
 
-def site_of(name: str) -> str | None:
-    """The site id a witness name stands for, or None if it is not a rarenet witness name."""
+def witness_of(name: str) -> str | None:
+    """What follows the prefix of a rarenet witness name (a witness id, or a legacy site id),
+    or None if it is not a rarenet witness name."""
     return name.removeprefix(WITNESS_PREFIX) if name.startswith(WITNESS_PREFIX) else None
+
+
+def cosigners_of_key(public_key: bytes, site_id: str = "") -> list[Cosigner]:
+    """The cosigners one witness key may appear as: its opaque name, and (for checkpoints
+    cosigned by earlier nodes, when the site is known) its legacy name."""
+    names = [opaque_witness_name(public_key)] + ([witness_name(site_id)] if site_id else [])
+    return [Cosigner(name, public_key) for name in names]
 
 
 def key_id(name: str, public_key: bytes) -> bytes:

@@ -13,22 +13,30 @@ from typing import Any
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
+FIRST = frozenset(FORMULA_START)
+
+
 def neutral(text: str) -> str:
     """`text` as a cell no spreadsheet evaluates."""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text and text[0] in FIRST else text
 
 
 def cell(value: Any) -> str:
+    kind = type(value)  # exact types first: a large network writes millions of cells
+    if kind is str:
+        return "'" + value if value and value[0] in FIRST else value
+    if kind is int:
+        return str(value)
+    if kind is float:
+        return f"{value:.6g}"
     if value is None:
         return ""
-    if isinstance(value, bool):
-        return str(value)
     if isinstance(value, (list, tuple)):
         return neutral("-".join(cell(v) for v in value)) if value else ""
+    if isinstance(value, (bool, int)):
+        return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
-    if isinstance(value, int):
-        return str(value)
     return neutral(str(value))
 
 

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from markupsafe import Markup, escape  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from rendering.i18n import Reader  # noqa: E402
@@ -42,6 +43,7 @@ plt.rcParams["font.family"] = ["DejaVu Sans", "Noto Sans CJK SC", "sans-serif"]
 plt.rcParams["axes.unicode_minus"] = False
 DPI = 72.0  # one SVG user unit per point per pixel: data -> SVG is one affine map
 RASTER_ABOVE = 200
+MAX_NAMED = 40  # more names than this on one funnel cannot be read
 
 
 def plain(text: object) -> str:
@@ -116,18 +118,15 @@ def funnel(
         "alarm": (OKABE_ITO["vermillion"], "D", _("alarm (99.8%)")),
     }
     groups: dict[str, list[tuple[int, float]]] = {}
+    candidates: list[tuple[int, float, str, int, float]] = []
     for name, n, rate, status in points:
         key = status.split("_")[0] if status != "in_control" else "in_control"
         groups.setdefault(key if key in styles else "in_control", []).append((n, rate or 0.0))
         if name_points and name is not None and (status != "in_control" or len(points) <= 30):
-            ax.annotate(
-                plain(name),
-                (n, rate or 0.0),
-                fontsize=7,
-                xytext=(3, 3),
-                textcoords="offset points",
-                color="#333",
-            )
+            rank = 0 if key == "alarm" else 1 if key == "alert" else 2
+            candidates.append((rank, -abs((rate or 0.0) - theta), name, n, rate or 0.0))
+    # Every lab up to 30; beyond, the most extreme flagged labs (alarms first) up to MAX_NAMED.
+    named = [(name, n, rate) for _r, _d, name, n, rate in sorted(candidates)[:MAX_NAMED]]
     many = len(points) > RASTER_ABOVE  # a thousand dots as one image, not a thousand elements
     for key in ("in_control", "alert", "alarm"):
         if key in groups:
@@ -151,7 +150,7 @@ def funnel(
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.pct(v, 1))))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.num(v))))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.canvas.draw()
+    _label_points(ax, named)  # the axes' place is fixed (add_axes): transData needs no draw
     (x0, y0), (x1, y1) = ax.transData.transform([(0.0, 0.0), (1.0, 1.0)])
     height = fig.get_figheight() * DPI
     buffer = io.StringIO()
@@ -161,6 +160,28 @@ def funnel(
     plt.close(fig)
     text = buffer.getvalue()
     return Funnel(text[text.index("<svg") :], x0, x1 - x0, height - y0, -(y1 - y0))
+
+
+def _label_points(ax: Axes, named: list[tuple[str, int, float]], gap: float = 8.0) -> None:
+    """Name each point beside it, moving labels up just enough that none overlaps the one below
+    (labs of similar size and rate would otherwise print over each other)."""
+    placed: list[tuple[float, float]] = []  # (x, y) of labels placed, in points
+    scale = 72.0 / ax.figure.dpi
+    for name, n, rate in sorted(named, key=lambda p: (p[2], p[1])):
+        x, y = (v * scale for v in ax.transData.transform((n, rate)))
+        target = y + 3.0
+        for px, py in placed:
+            if abs(px - x) < 45 and abs(py - target) < gap:
+                target = py + gap
+        placed.append((x, target))
+        ax.annotate(
+            plain(name),
+            (n, rate),
+            fontsize=7,
+            xytext=(3, target - y),
+            textcoords="offset points",
+            color="#333",
+        )
 
 
 def funnel_grid(points: list[tuple[str | None, int, float | None, str]]) -> list[int]:

@@ -41,8 +41,9 @@ def _t(
 
 def _frame(width: float, height: float, body: list[str], title: str) -> Markup:
     return Markup(
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img"><title>{escape(title)}</title>{"".join(body)}</svg>'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" role="img"><title>{escape(title)}</title>'
+        f"{''.join(body)}</svg>"
     )
 
 
@@ -146,12 +147,19 @@ def small_multiples(
     pw, ph, gap = 150, 90, 14
     rows = (len(panels) + cols - 1) // cols
     width, height = cols * (pw + gap), 22 + rows * (ph + 38)
-    body = [
-        f'<line x1="4" y1="11" x2="20" y2="11" stroke="{OWN}" stroke-width="2"/>',
-        _t(24, 15, own_name, 10),
-        f'<line x1="150" y1="11" x2="166" y2="11" stroke="{NETWORK}" stroke-width="2" '
-        f'stroke-dasharray="4 2"/>',
-        _t(170, 15, network_name, 10),
+    body = (
+        [
+            f'<line x1="4" y1="11" x2="20" y2="11" stroke="{OWN}" stroke-width="2"/>',
+            _t(24, 15, own_name, 10),
+        ]
+        if own_name
+        else []
+    )
+    x_net = 150 if own_name else 4
+    body += [
+        f'<line x1="{x_net}" y1="11" x2="{x_net + 16}" y2="11" stroke="{NETWORK}" '
+        f'stroke-width="2" stroke-dasharray="4 2"/>',
+        _t(x_net + 20, 15, network_name, 10),
     ]
     k = max(1, len(periods) - 1)
     for i, (name, own, network) in enumerate(panels):

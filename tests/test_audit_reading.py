@@ -125,8 +125,27 @@ def test_the_total_is_bounded_on_bytes_actually_read(tmp_path, monkeypatch) -> N
     with zipfile.ZipFile(many, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for leaf in range(3):
             z.writestr(f"envelopes/{leaf}.envelope", bytes(2 * 2**20))
-    with pytest.raises(reading.BundleUnreadable, match="past 5242880 bytes"):
+    bound = 5 * 2**20 + 3 * reading.TOTAL_BYTES_PER_ENVELOPE  # three envelopes allow a little more
+    with pytest.raises(reading.BundleUnreadable, match=f"past {bound} bytes"):
         reading.read(many)
+
+
+def test_a_national_report_is_read_and_a_bomb_beside_envelopes_still_stops(tmp_path) -> None:
+    """Each envelope lets the report grow by REPORT_BYTES_PER_ENVELOPE (a 3,000-lab report is
+    130 MB), up to the ceiling; past what the envelopes allow it is refused."""
+    envelopes = 4
+    allowed = reading.MAX_MEMBER_BYTES + envelopes * reading.REPORT_BYTES_PER_ENVELOPE
+    for size, refused in ((allowed, False), (allowed + 1, True)):
+        path = tmp_path / f"report-{size}.zip"
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+            for leaf in range(envelopes):
+                z.writestr(f"envelopes/{leaf}.envelope", b"x")
+            z.writestr("report/benchmark.json", bytes(size))
+        if refused:
+            with pytest.raises(reading.BundleUnreadable, match=f"more than {allowed} bytes"):
+                reading.read(path)
+        else:
+            assert len(reading.read(path)["report/benchmark.json"]) == size
 
 
 def test_a_member_whose_header_understates_its_size_is_unreadable(tmp_path) -> None:

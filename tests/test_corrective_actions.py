@@ -16,12 +16,14 @@ import pytest
 from click.testing import CliRunner
 
 from coordinator.cli import main as coordinator_cli
+from coordinator.store_check import check_store
 from node.cli import main as node_cli
 from node.client import RpcFailure
 from node.synth import generate, write_csv
 from protos import dsse, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import action_pb2 as apb
+from rendering import pdf
 
 PERIODS = ("2026Q2", "2026Q3")
 LABS = {"lab-cyto": ("failing_cytology",), "lab-north": ("normal",), "lab-south": ("normal",)}
@@ -38,6 +40,11 @@ def network(tmp_path, coordinator, node_factory):
     nodes = {}
     for i, (site, profiles) in enumerate(LABS.items()):
         node = node_factory(site)
+        if site == "lab-north":  # opts in to the testing-assistance directory
+            toml = node.config.data_dir / "node.toml"
+            text = toml.read_text()
+            assert "testing_directory = false" in text
+            toml.write_text(text.replace("testing_directory = false", "testing_directory = true"))
         for period in PERIODS:
             path = tmp_path / f"{site}-{period}.csv"
             write_csv(generate(site, 2500, i, profiles, parse_period(period)), path)
@@ -79,6 +86,11 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
     ]
     assert ("failure_rate", "cytology") in {(f["rule"], f["subject"]) for f in flags}
     assert first["actions"] == []
+    listed = {(d["site_id"], d["biomarker"]) for d in first["directory"]}
+    assert ("lab-north", "MET_EX14") in listed and ("lab-north", "RET") in listed
+    assert not [d for d in first["directory"] if d["site_id"] != "lab-north"]  # opt-in only
+    met = next(d for d in first["directory"] if d["biomarker"] == "MET_EX14")
+    assert met["rna_capable"] and met["tests"] > 0 and met["failure_rate"] is not None
 
     # Persistent: the same indicator flagged in 2026Q2 and 2026Q3.
     marks = {(m["site_id"], m["indicator"], m["subject"]): m for m in first["persistent"]}
@@ -159,7 +171,8 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
     assert "ROSE in place since October" in (tmp_path / "r3" / "index.html").read_text()
 
     # The lab fetches its own report, in Chinese, with its actions and the persistent mark.
-    page = tmp_path / "own.html"
+    page, printed = tmp_path / "own.html", tmp_path / "own.pdf"
+    with_pdf = ["--pdf", str(printed)] if pdf.browser() else []
     run(
         node_cli,
         "benchmark",
@@ -171,11 +184,22 @@ def test_a_flag_walked_to_a_signed_corrective_action(network, tmp_path) -> None:
         str(page),
         "--lang",
         "zh",
+        *with_pdf,
     )
+    if with_pdf:
+        assert printed.read_bytes().startswith(b"%PDF")
     html = page.read_text(encoding="utf-8")
     assert "持续异常" in html and "EBUS samples fixed in alcohol" in html and "已关闭" in html
     assert html.count('class="own-point"') >= 9
     assert "lab-north" not in html and "lab-south" not in html  # peers stay unnamed
+
+    # The store check holds each stored action to its signed ledger leaf: an edit is found.
+    data = coordinator.service.data
+    assert check_store(data).ok, check_store(data).problems
+    db.execute("UPDATE corrective_actions SET payload = replace(payload, 'EBUS', 'ROSE')")
+    db.commit()
+    problems = check_store(data).problems
+    assert any("corrective action of leaf" in p for p in problems), problems
 
 
 @pytest.mark.slow

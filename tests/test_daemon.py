@@ -18,6 +18,9 @@ from node import config as node_config
 from node import outbox, store
 from node.client import CoordinatorClient
 from node.enroll import enroll
+from node.ingest import ingest_file
+from node.mapping import Mapping
+from node.pseudonym import Pseudonymiser
 from node.send import queue_summary
 from node.standard import load_cached
 from node.synth import generate, write_csv
@@ -191,7 +194,11 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
     port = free_port()
     coordinator = serve(data.path, port)
     cfg, conn = setup(tmp_path, port, data.path)
-    write_csv(generate("lab-d", 600, 1, ("normal",), parse_period("2026Q3")), tmp_path / "x.csv")
+    for year in range(2020, 2026):  # results in every quarter (an empty period is not signed)
+        write_csv(
+            generate("lab-d", 300, 1, ("normal",), parse_period(str(year))), tmp_path / "x.csv"
+        )
+        ingest_file(conn, tmp_path / "x.csv", Pseudonymiser(cfg.pseudonym_secret()), Mapping())
     standard = load_cached(cfg.standard_path)
     stop(coordinator)
     quarters = [f"{y}Q{q}" for y in range(2020, 2026) for q in range(1, 5)]
@@ -239,16 +246,17 @@ def test_period_close_job_with_a_controlled_date(coordinator, node_factory, synt
     node = node_factory("lab-a")
     node.ingest(synthetic_csv("lab-a", rows=800))  # results reported in 2026Q3
     data_dir = str(node.config.data_dir)
-    # On 2026-09-30 the last two closed quarters are Q1 and Q2: no results, signed as such.
-    assert daemon.summarise(data_dir, today="2026-09-30") == [1, 2]
-    assert daemon.summarise(data_dir, today="2026-10-01") == [3]  # Q3 has just closed; Q2 unchanged
+    # On 2026-09-30 the last two closed quarters are Q1 and Q2: no results, so nothing is signed
+    # (an empty summary would say nothing and use up a sequence number) and Q3 is still open.
+    assert daemon.summarise(data_dir, today="2026-09-30") == []
+    assert daemon.summarise(data_dir, today="2026-10-01") == [1]  # Q3 has just closed
     periods = [p for (p,) in node.conn.execute("SELECT period FROM outbox ORDER BY sequence")]
-    assert periods == ["2026Q1", "2026Q2", "2026Q3"]
+    assert periods == ["2026Q3"]
     assert (
         daemon.summarise(data_dir, today="2026-10-02") == []
     )  # nothing changed: nothing signed again
     report = daemon.deliver(data_dir)
-    assert [s for s, _ in report.delivered] == [1, 2, 3] and report.pending == 0
+    assert [s for s, _ in report.delivered] == [1] and report.pending == 0
 
 
 @pytest.mark.slow
@@ -266,9 +274,8 @@ def test_reports_follow_closed_periods_and_late_summaries(
     daemon.summarise(str(node.config.data_dir), today="2026-10-01")
     daemon.deliver(str(node.config.data_dir))
     data, standard = coordinator.service.data, coordinator.service.standard
-    assert reporting.refresh(data, standard, today=dt.date(2026, 9, 15)) == [
-        "2026Q2"
-    ]  # Q1 has no summaries
+    # Q1 and Q2 have no summaries (the node signs no empty period): no report for them.
+    assert reporting.refresh(data, standard, today=dt.date(2026, 9, 15)) == []
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 2)) == ["2026Q3"]
     assert (data.path / "reports" / "2026Q3" / "index.html").exists()
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 3)) == []  # nothing new

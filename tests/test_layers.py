@@ -6,6 +6,7 @@
     rendering    report pages, plots and catalogues: imports only protos and method
     node         the lab side: never imports coordinator
     coordinator  the centre's side: never imports node
+    rendering    report pages shared by node and coordinator: imports only protos
 
 Every import statement counts, at module level or inside a function. Third-party and standard
 library imports are not restricted here.
@@ -36,6 +37,7 @@ LAYERS = (
     Layer("rendering", frozenset({"protos", "method"})),
     Layer("node", FIRST_PARTY - {"coordinator"}),
     Layer("coordinator", FIRST_PARTY - {"node"}),
+    Layer("rendering", frozenset({"protos"})),
 )
 
 

@@ -38,7 +38,9 @@ def restart(coordinator, tamper) -> Running:
     tamper(conn)
     conn.commit()
     conn.close()
-    return start(data, "127.0.0.1:0", insecure=True)
+    # A coordinator that does not check its own store (as a dishonest one would not): the nodes'
+    # checks must catch what it serves.
+    return start(data, "127.0.0.1:0", insecure=True, check_store=False)
 
 
 def client_for(node, running) -> CoordinatorClient:

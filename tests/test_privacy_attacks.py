@@ -332,7 +332,8 @@ def test_one_late_result_is_held_not_released_as_a_difference(tmp_path) -> None:
     assert lab.sign().sequence == 1
     late = result("LATE1", "ROS1", "fish", "plasma", "positive", vaf="7", reported="2026-09-30")
     lab.load([late], "late.csv")
-    assert daemon.summarise(str(lab.config.data_dir), today="2026-10-02") == [2]  # Q2 only
+    # Q2 holds no results (an empty period is not signed); Q3's revision is held.
+    assert daemon.summarise(str(lab.config.data_dir), today="2026-10-02") == []
     (version,) = lab.released()
     assert not any(s.biomarker == "ROS1" for s in version.strata)
     queued = lab.sign()

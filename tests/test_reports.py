@@ -377,3 +377,65 @@ def test_the_standard_file_is_untouched_by_reports(written) -> None:
         "method",
         "notes",
     }
+
+
+def test_eqa_per_sub_scheme_and_the_methods_own_estimates(network) -> None:
+    """EQA results grouped by biomarker (the sub-scheme), and keys a newer benchmark method adds
+    (q on flags, patients likely missed with interval and cause) shown when present."""
+    view = site_view(NetworkContext.of(network), "lab-dna")
+    site = json.loads(json.dumps(view["site"]))
+    site["eqa"] = {
+        "2026-R2": {
+            "points": 6,
+            "max_points": 10,
+            "score": 0.6,
+            "passed": False,
+            "errors": 2,
+            "technical_failures": 0,
+            "outcomes": {
+                "S1/ALK": "correct",
+                "S2/ALK": "correct",
+                "S1/MET_EX14": "false_negative",
+                "S3/MET_EX14": "correct",
+                "S2/ROS1": "wrong_variant",
+            },
+        }
+    }
+    site["flags"][0]["q"] = 0.0123
+    site["patients_likely_missed"] = {
+        "MET_EX14": {"estimate": 6.4, "interval": [2.1, 11.9], "likely_cause": "DNA-only panel"}
+    }
+    html = lab_report.render({**view, "site": site}, "en")
+    eqa = html[html.index('id="eqa"') : html.index('id="history"')]
+    assert "6/10" in eqa and "fail" in eqa
+    rows = re.findall(r"<tr><td class=\"l\">([^<]+)</td><td>(\d+)</td><td>(\d+)</td>", eqa)
+    assert ("MET exon 14 skipping", "1", "2") in rows and ("ALK", "2", "2") in rows
+    assert "false negative 1" in eqa and "wrong variant 1" in eqa
+    assert "q = 0.012" in html
+    missed = html[html.index('id="missed"') : html.index('id="turnaround"')]
+    assert "6.4" in missed and "2.1–11.9" in missed and "DNA-only panel" in missed
+    assert "Estimated by the benchmark method." in missed
+
+
+@pytest.mark.slow
+def test_more_than_100_labs_get_a_page_each_linked_from_the_index(tmp_path) -> None:
+    latest = {f"lab-{i:03d}": (i, summary(f"lab-{i:03d}", 8, 4)) for i in range(101)}
+    big = benchmark.compute_from(
+        benchmark.Inputs({"2026Q3": latest}, set(), []), "2026Q3", STANDARD
+    )
+    report.write(big, tmp_path)
+    pages = sorted(p.name for p in (tmp_path / "labs").glob("*.html"))
+    assert len(pages) == 101
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert all(f'href="labs/{name}"' in index for name in pages)
+    assert 'class="site"' not in index  # no section per lab on the index
+
+
+def test_the_standard_sets_the_default_language(tmp_path) -> None:
+    text = (ROOT / "coordinator" / "standards" / "rarenet-nsclc-2026.1.toml").read_text()
+    (tmp_path / "zh.toml").write_text(text + '\n[report]\nlanguage = "zh"\n')
+    (tmp_path / "xx.toml").write_text(text + '\n[report]\nlanguage = "klingon"\n')
+    assert report.default_language(STANDARD) == "en"
+    assert report.default_language(load_standard(tmp_path / "zh.toml")) == "zh"
+    with pytest.raises(ValueError, match="klingon"):
+        report.default_language(load_standard(tmp_path / "xx.toml"))

@@ -75,8 +75,10 @@ def test_five_honest_labs_cosign_and_a_bundle_verifies_with_three_witnesses(
     # Each lab's next round cosigns the latest checkpoint (size 5), and sees the others'.
     reports = [witness.step(node.conn, node.config, node.client) for node in nodes]
     assert [r.tree_size for r in reports] == [5] * 5
-    assert reports[-1].cosigners == sites[:4]  # lab-5 checked the other four's cosignatures
-    assert reports[0].cosigners == ["lab-5"]  # lab-5 cosigned size 5 right after submitting
+    # Labs see each other as opaque witness ids (the key's), never as site names.
+    ids = [cosignature.witness_id(keys.public_raw(n.config.signing_key())) for n in nodes]
+    assert reports[-1].cosigners == sorted(ids[:4])  # lab-5 checked the other four's cosignatures
+    assert reports[0].cosigners == [ids[4]]  # lab-5 cosigned size 5 right after submitting
     status = json.loads(
         CliRunner()
         .invoke(node_cli, ["status", "--data-dir", str(nodes[0].config.data_dir), "--json"])
@@ -91,13 +93,15 @@ def test_five_honest_labs_cosign_and_a_bundle_verifies_with_three_witnesses(
     body, parsed = checkpoint.open_checkpoint(
         published.checkpoint, checkpoint.origin_for(coordinator_raw), coordinator_raw
     )
+    assert not any(k.site_id for k in published.witnesses)  # keys only: no lab's name
     cosigners = [
-        cosignature.Cosigner(cosignature.witness_name(k.site_id), bytes(k.public_key))
+        cosignature.Cosigner(cosignature.opaque_witness_name(bytes(k.public_key)), k.public_key)
         for k in published.witnesses
     ]
     found, bad = cosignature.verified_cosignatures(parsed, cosigners)
     assert body.size == 5 and not bad
-    assert sorted(c.cosigner.name for c in found) == [cosignature.witness_name(s) for s in sites]
+    names = sorted(cosignature.WITNESS_PREFIX + i for i in ids)
+    assert sorted(c.cosigner.name for c in found) == names
 
     bundle = make_bundle(coordinator.service.data, tmp_path / "bundle.zip")
     code, output = audit(bundle, "--witnesses", "3")
@@ -120,13 +124,11 @@ def test_five_honest_labs_cosign_and_a_bundle_verifies_with_three_witnesses(
     files = {n: zipfile.ZipFile(bundle).read(n) for n in zipfile.ZipFile(bundle).namelist()}
     forged_key = keys.generate()
     original = note.parse(files["checkpoint.txt"])
-    forged_line = cosignature.cosign(
-        original.text, cosignature.witness_name("lab-1"), forged_key, 1_800_000_000
-    )
+    lab_1 = cosignature.WITNESS_PREFIX + ids[0]
+    forged_line = cosignature.cosign(original.text, lab_1, forged_key, 1_800_000_000)
     with_forgery = note.Note(
         original.text,
-        tuple(s for s in original.signatures if s.name != cosignature.witness_name("lab-1"))
-        + (forged_line,),
+        tuple(s for s in original.signatures if s.name != lab_1) + (forged_line,),
     )
     from auditor.witnesses import check
 

@@ -1,0 +1,501 @@
+"""A national network in one run (issue 17): 3,000 labs x four quarters, signed by each lab's own
+key, enrolled and submitted over real gRPC on loopback by 50 concurrent clients, ledgered with
+receipts; then the benchmark and report of the last quarter, its audit bundle, `rarenet-audit
+verify` of the bundle, and `verify-receipts` at a sample of real node data directories. At the
+end the run's ledger is checked: every receipt verifies, the signed tree head is the root
+recomputed from the leaves, the bundle verified.
+
+The run is made at 300, 1,000 and 3,000 labs, to show how each phase grows. Everything goes
+through the public commands and functions (rarenet-coordinator serve / benchmark / audit-bundle,
+rarenet-audit verify, the node's enroll, outbox, send and receipts code), so the harness keeps
+working as those change.
+
+python -m bench.bench_national [--labs 300 1000 3000] [--templates 120]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench import procstat
+from bench.common import WORK
+from bench.national_check import check_ledger, submit_floor
+from bench.national_labs import QUARTERS, Template, lab_payload, make_templates
+from coordinator import enrolment, store
+from coordinator.config import init as init_coordinator
+from node import config as node_config
+from node import enroll as node_enroll
+from node import outbox, receipts, send
+from node import store as node_store
+from node.client import CoordinatorClient
+from protos import dsse, keys, leaf, wire
+from protos.rarenet.v1 import coordinator_pb2 as cpb
+from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
+from protos.rarenet.v1.envelope_pb2 import Envelope
+
+T = TypeVar("T")
+
+CLIENTS = 50
+SAMPLE_NODES = 10  # labs run as real node data directories, checked with verify-receipts
+BIN = Path(sys.executable).parent
+LAST = QUARTERS[-1].label
+TARGET_SECONDS, TARGET_MB, TARGET_VERIFY_SECONDS = 60.0, 2048.0, 15.0
+
+
+@dataclass
+class Lab:
+    site_id: str
+    key: Ed25519PrivateKey
+    template: Template
+    node_dir: Path | None = None  # a real node data directory (the sampled labs)
+    receipts: list[bytes] = field(default_factory=list)  # as each Submit answered
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _children_cpu() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+@dataclass
+class Run:
+    labs: int
+    phases: dict[str, float] = field(default_factory=dict)  # wall seconds
+    cpu: dict[str, float] = field(
+        default_factory=dict
+    )  # CPU seconds: driver, coordinator, commands
+    coordinator_pid: int | None = None
+    coordinator_cpu: float = 0.0  # seconds, over the submissions
+    submit_cpu: dict[str, float] = field(default_factory=dict)  # the same by process
+    noop_cpu_ms: float = 0.0  # the coordinator's CPU per no-op RPC (a health check)
+    submissions: int = 0
+    coordinator_mb: dict[int, float] = field(default_factory=dict)
+    children_mb: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def _coordinator_cpu(self) -> float:
+        return procstat.cpu_seconds(self.coordinator_pid) if self.coordinator_pid else 0.0
+
+    def timed(self, phase: str, fn: Callable[[], T]) -> T:
+        start, own, coordinator = time.perf_counter(), _own_cpu(), self._coordinator_cpu()
+        value = fn()
+        self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
+        used = _own_cpu() - own + self._coordinator_cpu() - coordinator
+        self.cpu[phase] = self.cpu.get(phase, 0.0) + used
+        return value
+
+
+def _cli(run: Run, phase: str, *argv: str) -> str:
+    """Run one of the public commands, timed; keeps its peak memory and CPU; its output on failure."""
+    out = WORK / "national" / f"{phase}.out"
+    usage: list[Any] = []
+
+    def command() -> tuple[int, str]:
+        with out.open("w+") as fh:
+            proc = subprocess.Popen(
+                [str(BIN / argv[0]), *argv[1:]], stdout=fh, stderr=subprocess.STDOUT
+            )
+            _, status, rusage = os.wait4(proc.pid, 0)
+            usage.append(rusage)
+            fh.seek(0)
+            return os.waitstatus_to_exitcode(status), fh.read()
+
+    code, text = run.timed(phase, command)
+    run.cpu[phase] += usage[0].ru_utime + usage[0].ru_stime
+    run.children_mb[phase] = usage[0].ru_maxrss / 1024
+    if code != 0:
+        raise SystemExit(f"{' '.join(argv[:2])} exited {code}:\n{text[-3000:]}")
+    return text
+
+
+def _serve(data_dir: Path) -> tuple[subprocess.Popen, int]:
+    port_file = data_dir / "port"
+    port_file.unlink(missing_ok=True)
+    log = (data_dir / "serve.log").open("w")
+    config = data_dir / "serve.toml"  # reports once a day: the run times the benchmark itself
+    config.write_text(
+        f'[server]\ndata_dir = "{data_dir.resolve()}"\nlisten = "127.0.0.1:0"\n'
+        "[tls]\ninsecure = true\n[reports]\nevery_seconds = 86400\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "rarenet-coordinator"), "serve", "--config", str(config)]
+        + ["--port-file", str(port_file)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    while not (port_file.exists() and port_file.read_text().strip()):
+        if proc.poll() is not None:
+            raise SystemExit(f"the coordinator did not start; see {data_dir / 'serve.log'}")
+        time.sleep(0.05)
+    return proc, int(port_file.read_text())
+
+
+def _in_clients(port: int, labs: list[Lab], work: Callable[[Lab, Any], None]) -> None:
+    """50 clients, each with its own channel, take the labs in turn (lab i to client i % 50)."""
+    errors: list[str] = []
+
+    def client(mine: list[Lab]) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = cgrpc.CoordinatorStub(channel)
+            for lab in mine:
+                try:
+                    work(lab, stub)
+                except Exception as exc:  # noqa: BLE001 - reported after the others finish
+                    errors.append(f"{lab.site_id}: {exc}")
+                    return
+
+    threads = [threading.Thread(target=client, args=(labs[i::CLIENTS],)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise SystemExit(f"{len(errors)} clients failed, e.g. {errors[0]}")
+
+
+def _enroll(tokens: dict[str, str]) -> Callable[[Lab, Any], None]:
+    def work(lab: Lab, stub: Any) -> None:
+        token = tokens[lab.site_id]
+        if lab.node_dir is not None:  # a real node: `rarenet-node enroll` does this
+            cfg = node_config.load(lab.node_dir)
+            conn = node_store.connect(cfg.db_path)
+            with CoordinatorClient(cfg) as client:
+                node_enroll.enroll(cfg, conn, client, token)
+            conn.close()
+            return
+        request = cpb.EnrollPayload(
+            site_id=lab.site_id,
+            token=token,
+            public_key=keys.public_raw(lab.key),
+            requested_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
+        stub.Enroll(dsse.sign(wire.ENROLL, wire.encode(request), lab.key), timeout=120)
+
+    return work
+
+
+def _submit(quarter: int, envelopes: dict[str, Envelope]) -> Callable[[Lab, Any], None]:
+    period = QUARTERS[quarter].label
+
+    def work(lab: Lab, stub: Any) -> None:
+        envelope = envelopes[lab.site_id]
+        if lab.node_dir is not None:  # a real node: the outbox, then `rarenet-node submit`'s flush
+            cfg = node_config.load(lab.node_dir)
+            conn = node_store.connect(cfg.db_path)
+            outbox.add(conn, envelope, period, quarter + 1)
+            with CoordinatorClient(cfg) as client:
+                report = send.flush(conn, cfg, client)
+            if report.failed or not report.delivered:
+                raise RuntimeError(f"the node could not deliver: {report.failed}")
+            (blob,) = conn.execute(
+                "SELECT receipt FROM receipts WHERE sequence = ?", (quarter + 1,)
+            ).fetchone()
+            lab.receipts.append(bytes(blob))
+            conn.close()
+            return
+        response = stub.Submit(envelope, timeout=120, metadata=(leaf.LEAF_FORM_METADATA,))
+        lab.receipts.append(wire.envelope_bytes(response.receipt))
+
+    return work
+
+
+def _noop_cpu_ms(pid: int, port: int, calls: int = 40) -> float:
+    """The coordinator's CPU per no-op unary RPC (the gRPC health check), 50 clients at once:
+    what any call costs before it does anything."""
+    check = health_pb2.HealthCheckRequest(service="")
+
+    def client() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)
+            for _ in range(calls):
+                stub.Check(check, timeout=60)
+
+    before = procstat.cpu_seconds(pid)
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return 1000 * (procstat.cpu_seconds(pid) - before) / (calls * CLIENTS)
+
+
+def _sign_all(labs: list[Lab], quarter: int) -> dict[str, Envelope]:
+    """Each lab's summary of the quarter, signed with its own key."""
+    return {
+        lab.site_id: dsse.sign(
+            wire.SITE_SUMMARY,
+            lab_payload(lab.template.payloads[quarter], lab.site_id, quarter + 1),
+            lab.key,
+        )
+        for lab in labs
+    }
+
+
+def _verify_receipts(sample: list[Lab]) -> int:
+    """The node's receipt check at every sampled node (inclusion in today's tree, consistency with
+    every tree head it saw); the count of receipts verified."""
+    checked = 0
+    for lab in sample:
+        assert lab.node_dir is not None
+        cfg = node_config.load(lab.node_dir)
+        conn = node_store.connect(cfg.db_path)
+        with CoordinatorClient(cfg) as client:
+            checked += receipts.verify_all(conn, client, receipts.coordinator_key(cfg)).checked
+        conn.close()
+    return checked
+
+
+def national(size: int, templates: list[Template], root: Path) -> Run:
+    run = Run(size)
+    shutil.rmtree(root, ignore_errors=True)
+    data = init_coordinator(root / "coordinator")
+    coordinator_pem = root / "coordinator.pem"
+    coordinator_pem.write_bytes(keys.public_pem(keys.public_raw(data.signing_key())))
+
+    labs = run.timed(
+        "lab keys",
+        lambda: [
+            Lab(f"lab-{i:05d}", keys.generate(), templates[i % len(templates)]) for i in range(size)
+        ],
+    )
+    conn = store.connect(data.db)
+    tokens = run.timed(
+        "sites add", lambda: {lab.site_id: enrolment.add_site(conn, lab.site_id)[0] for lab in labs}
+    )
+    conn.close()
+    proc, port = _serve(data.path)
+    run.coordinator_pid = proc.pid
+    try:
+        sample = labs[:: max(1, size // SAMPLE_NODES)][:SAMPLE_NODES]
+        for lab in sample:
+            cfg = node_config.init(
+                root / "nodes" / lab.site_id, lab.site_id, f"127.0.0.1:{port}", insecure=True
+            )
+            lab.node_dir, lab.key = cfg.data_dir, cfg.signing_key()
+        run.timed("enrol (gRPC)", lambda: _in_clients(port, labs, _enroll(tokens)))
+        for q in range(len(QUARTERS)):
+            envelopes = run.timed("sign", partial(_sign_all, labs, q))
+            before = procstat.cpu_by_process(proc.pid)
+            run.timed("submit (gRPC)", partial(_in_clients, port, labs, _submit(q, envelopes)))
+            for pid, seconds in procstat.cpu_by_process(proc.pid).items():
+                name = "serve" if pid == proc.pid else "decoding"
+                used = seconds - before.get(pid, 0.0)
+                run.submit_cpu[name] = run.submit_cpu.get(name, 0.0) + used
+                run.coordinator_cpu += used
+            run.submissions += len(labs)
+            del envelopes
+        out = root / "report"
+        _cli(
+            run,
+            "benchmark",
+            "rarenet-coordinator",
+            "benchmark",
+            "--data-dir",
+            str(data.path),
+            "--period",
+            LAST,
+            "--out",
+            str(out),
+        )
+        bundle = root / f"audit-{LAST}.zip"
+        _cli(
+            run,
+            "audit bundle",
+            "rarenet-coordinator",
+            "audit-bundle",
+            "--data-dir",
+            str(data.path),
+            "--period",
+            LAST,
+            "--out",
+            str(bundle),
+        )
+        verified = _cli(
+            run,
+            "audit verify",
+            "rarenet-audit",
+            "verify",
+            str(bundle),
+            "--coordinator-key",
+            str(coordinator_pem),
+        )
+        run.notes.append(f"rarenet-audit verify: {verified.strip().splitlines()[-1]}")
+        checked = run.timed("verify-receipts", lambda: _verify_receipts(sample))
+        text = _cli(
+            run,
+            "verify-receipts (CLI)",
+            "rarenet-node",
+            "verify-receipts",
+            "--data-dir",
+            str(sample[-1].node_dir),
+        )
+        run.phases["verify-receipts"] += run.phases.pop("verify-receipts (CLI)")
+        run.cpu["verify-receipts"] += run.cpu.pop("verify-receipts (CLI)")
+        run.notes.append(
+            f"verify-receipts: {checked} receipts at {len(sample)} nodes; CLI:"
+            f" {text.strip().splitlines()[0]}"
+        )
+        run.noop_cpu_ms = _noop_cpu_ms(proc.pid, port)
+        run.coordinator_mb = procstat.peak_rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=600)
+        run.coordinator_pid = None
+    report = run.timed(
+        "ledger check",
+        lambda: check_ledger(data.db, coordinator_pem, {lab.site_id: lab.receipts for lab in labs}),
+    )
+    run.notes.append(report)
+    stored = sum(f.stat().st_size for f in data.path.glob("coordinator.db*"))
+    run.notes.append(
+        f"coordinator.db {stored / 1e6:,.0f} MB for {run.submissions:,} submissions"
+        f" ({stored / run.submissions / 1e3:.0f} KB each, summary, envelope, receipt and indexes)"
+    )
+    return run
+
+
+def _cells(wall: float, cpu: float, labs: int) -> str:
+    return f"{wall:7.1f} {cpu:6.1f} {1000 * cpu / labs:6.2f}"
+
+
+def report(runs: list[Run], templates: tuple[float, float], pool_note: str, floor: dict) -> None:
+    """Each phase: wall seconds, CPU seconds (driver, coordinator and the commands together), and
+    CPU milliseconds per lab; growth is the CPU per lab of the largest run over the smallest's.
+    On a shared machine the wall time swells with the other work; the CPU time much less."""
+    sizes = [r.labs for r in runs]
+    print("\n" + f"{'':<20}" + "".join(f"{f'{n:,} labs':>22}" for n in sizes) + "   growth per lab")
+    print(f"{'phase':<20}" + f"{'wall s  CPU s  ms/lab':>22}" * len(runs))
+    for phase in dict.fromkeys(p for r in runs for p in r.phases):
+        cells = [_cells(r.phases.get(phase, 0), r.cpu.get(phase, 0), r.labs) for r in runs]
+        first = runs[0].cpu.get(phase, 0) / sizes[0]
+        last = runs[-1].cpu.get(phase, 0) / sizes[-1]
+        ratio = f"{last / first:5.2f}x" if first and len(runs) > 1 else ""
+        print(f"{phase:<20}" + "".join(f"{c:>22}" for c in cells) + f"   {ratio}")
+    walls = [sum(r.phases.values()) for r in runs]
+    cpus = [sum(r.cpu.values()) for r in runs]
+    totals = [_cells(w, c, r.labs) for w, c, r in zip(walls, cpus, runs)]
+    growth = cpus[-1] / sizes[-1] / (cpus[0] / sizes[0]) if len(runs) > 1 else 1.0
+    print(f"{'whole':<20}" + "".join(f"{c:>22}" for c in totals) + f"   {growth:5.2f}x")
+    print(
+        f"(templates, made once for all sizes: {templates[0]:.1f} s wall, {templates[1]:.1f} s CPU;"
+        f" {pool_note})"
+    )
+    big = runs[-1]
+    whole, whole_cpu = walls[-1] + templates[0], cpus[-1] + templates[1]
+    print(
+        f"\n== {big.labs:,} labs x {len(QUARTERS)} quarters ({big.submissions:,} signed summaries)"
+    )
+    for note in big.notes:
+        print(f"  {note}")
+    print(
+        f"whole national run      {whole:.1f} s wall with the templates ({walls[-1]:.1f} s without);"
+        f" {whole / TARGET_SECONDS:.2f} of the 60 s target: "
+        f"{'met' if whole <= TARGET_SECONDS else 'NOT met'}"
+    )
+    print(
+        f"                        {whole_cpu:.1f} s CPU in all: on 2 idle cores at least"
+        f" {whole_cpu / 2:.1f} s ({whole_cpu / 2 / TARGET_SECONDS:.2f} of the target)"
+    )
+    coordinator_mb = sum(big.coordinator_mb.values())
+    driver_mb = procstat.peak_rss_mb(os.getpid()).get(os.getpid(), 0.0)
+    largest = max(big.children_mb, key=lambda name: big.children_mb[name])
+    child_mb = big.children_mb[largest]
+    total_mb = coordinator_mb + driver_mb + child_mb
+    print(
+        f"peak memory             coordinator {coordinator_mb:.0f} MB (serve "
+        f"{' + decoding '.join(f'{m:.0f}' for m in big.coordinator_mb.values())}), driver"
+        f" {driver_mb:.0f} MB, largest command {child_mb:.0f} MB ({largest})"
+    )
+    print(
+        f"                        {total_mb:.0f} MB if all peaked at once;"
+        f" {total_mb / TARGET_MB:.2f} of the 2 GB target: {'met' if total_mb <= TARGET_MB else 'NOT met'}"
+    )
+    seconds, cpu = big.phases["audit verify"], big.cpu["audit verify"]
+    print(
+        f"rarenet-audit verify    {seconds:.1f} s wall ({cpu:.1f} s CPU) for the {big.labs:,}-lab bundle;"
+        f" {seconds / TARGET_VERIFY_SECONDS:.2f} of the 15 s target: "
+        f"{'met' if seconds <= TARGET_VERIFY_SECONDS else 'NOT met'}"
+    )
+    per = 1000 * big.coordinator_cpu / big.submissions
+    floor_cpu = sum(v for k, v in floor.items() if k != "fsync wait")
+    print(
+        f"Submit                  coordinator CPU {per:.2f} ms per submission (serve + decoding);"
+        f" floor {floor_cpu:.2f} ms CPU = "
+        + " + ".join(f"{k} {v:.2f}" for k, v in floor.items() if k != "fsync wait")
+    )
+    parts = ", ".join(f"{k} {1000 * v / big.submissions:.2f}" for k, v in big.submit_cpu.items())
+    print(
+        f"                        ({parts}; a no-op RPC alone costs the coordinator"
+        f" {big.noop_cpu_ms:.2f} ms, measured on the same server after the run)"
+    )
+    print(
+        f"                        {per / floor_cpu:.2f}x the floor (aim <= 2x): "
+        f"{'met' if per <= 2 * floor_cpu else 'NOT met'}; the durable write's fsync waits a further"
+        f" {floor['fsync wait']:.2f} ms (once per batch: group commit);"
+        f" {big.submissions / big.phases['submit (gRPC)']:,.0f} submissions/s wall"
+    )
+
+
+def run(quick: bool = False, sizes: tuple[int, ...] | None = None, templates: int = 120) -> None:
+    sizes = sizes or ((150, 300) if quick else (300, 1000, 3000))
+    root = WORK / "national"
+    root.mkdir(parents=True, exist_ok=True)
+    pool_built = not (root / "pool" / "complete").exists()
+    start, own, children = time.perf_counter(), _own_cpu(), _children_cpu()
+    made = make_templates(root, 40 if quick else templates)
+    templates_seconds = time.perf_counter() - start
+    templates_cpu = _own_cpu() - own + _children_cpu() - children  # and the template processes
+    sizes_kb = sorted(len(p) for t in made for p in t.payloads)
+    pool_note = (
+        f"{'pool of synthetic exports built and ingested' if pool_built else 'pool reused'}; "
+        f"payloads {sizes_kb[0] / 1000:.0f}-{sizes_kb[-1] / 1000:.0f} KB,"
+        f" median {statistics.median(sizes_kb) / 1000:.0f} KB"
+    )
+    print(
+        f"templates               {len(made)} labs x {len(QUARTERS)} quarters through the node's"
+        f" summary code in {templates_seconds:.2f} s ({pool_note})"
+    )
+    runs = []
+    for size in sizes:
+        print(f"-- {size:,} labs ...", flush=True)
+        runs.append(national(size, made, root / f"labs-{size}"))
+        print(f"   {sum(runs[-1].phases.values()):.1f} s", flush=True)
+    floor = submit_floor(root / "floor", made[0])
+    report(runs, (templates_seconds, templates_cpu), pool_note, floor)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--labs", type=int, nargs="+", help="sizes (default 300 1000 3000)")
+    parser.add_argument("--templates", type=int, default=120, help="template labs (default 120)")
+    parser.add_argument("--quick", action="store_true", help="150 and 300 labs")
+    args = parser.parse_args()
+    run(args.quick, tuple(args.labs) if args.labs else None, args.templates)
+
+
+if __name__ == "__main__":
+    main()
