@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 GRPC_TOOLS_VERSION := 1.85.1
 
-.PHONY: all install lint types test test-all demo bench bench-national protos clean
+.PHONY: all install lint types test test-all demo bench bench-method bench-national protos clean
 
 all: test
 
@@ -38,6 +38,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# The method's operating characteristics by simulation (false flags, power); tables in docs/method.md.
+bench-method: $(STAMP)
+	$(BIN)/python -m bench.bench_method
 
 # A national network in one run (issue 17): 300, 1,000 and 3,000 labs x four quarters, then the
 # summarize ratio, so every target of the issue is printed by one command.

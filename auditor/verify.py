@@ -14,6 +14,8 @@ Checks, each reported as PASS or FAIL with its reason:
               accepted for the bundle's periods is in it (auditor/completeness.py)
   standard    the report names the standard in the bundle
   statistics  the report equals the benchmark recomputed from the signed summaries and standard
+              by the method package (method/), at the method version the report names; flag
+              messages are prose and are not compared
 
 Reading the bundle (auditor/bundle.py) refuses duplicate or unknown members and zip bombs with
 BundleUnreadable (exit status 2).
@@ -31,6 +33,7 @@ from auditor import bundle, completeness
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned, manifest_signer, pem_raw
 from auditor.witnesses import check as check_witnesses
+from method import METHOD_VERSION
 from protos import dsse, leaf, merkle, wire
 from protos.errors import ContractError
 from protos.rarenet.v1 import eqa_pb2 as epb
@@ -88,12 +91,16 @@ def _manifest(files: dict[str, bytes], path: Path) -> dict[str, Any]:
     return dict(manifest)
 
 
+PROSE_KEYS = frozenset({"message"})
+
+
 def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """Where two JSON values first differ (floats within 1e-9 relative), or None."""
+    """Where two JSON values first differ (floats within 1e-9 relative), or None. Flag messages
+    are prose written by the coordinator, not figures: they are not compared."""
     if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         return f"{path or '/'}: {a!r} != {b!r}"
     if isinstance(a, dict):
-        for key in sorted(set(a) | set(b)):
+        for key in sorted((set(a) | set(b)) - PROSE_KEYS):
             if key not in a or key not in b:
                 return f"{path}/{key}: present on one side only"
             found = _first_difference(a[key], b[key], f"{path}/{key}")
@@ -304,10 +311,13 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
         result.add(finding.name, finding.ok, finding.detail)
 
     # 5. EQA rounds: signed by the coordinator, and the truth is the one sealed at opening.
-    from coordinator.benchmark import EqaRoundInput, Inputs, compute_from, for_site
-    from coordinator.eqa import commitment
-    from coordinator.standards import StandardError
-    from coordinator.standards import parse as parse_standard
+    # The method (numpy, scipy) is loaded only once the bundle has been read and its signatures
+    # checked: refusing a bad bundle stays cheap in memory.
+    from method.benchmark import compute, for_site
+    from method.eqa import commitment
+    from method.inputs import EqaRoundInput, Inputs
+    from method.standard import StandardError
+    from method.standard import parse as parse_standard
 
     rounds = []
     for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
@@ -351,8 +361,17 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
     )
     revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
     site = manifest.get("site")
+    version = reported.get("method_version")
+    if version != METHOD_VERSION:
+        result.add(
+            "statistics",
+            False,
+            f"the report was computed by method version {version or '(none named)'}; this auditor "
+            f"runs method {METHOD_VERSION}: verify it with the rarenet-audit release of that method",
+        )
+        return result
     try:
-        full = compute_from(Inputs(by_period, revoked, rounds), manifest["period"], standard)
+        full = compute(Inputs(by_period, revoked, rounds), manifest["period"], standard)
         if site:  # only the site's own summaries: its own counts can be recomputed, not the rest
             difference = _first_difference(_own_counts(for_site(full, site)), _own_counts(reported))
         else:
@@ -385,6 +404,15 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
     if result.ok:
         result.report = reported
     return result
+
+
+def check_known_answer(path: Path) -> str | None:
+    """A known-answer case (method/known_answers.py) recomputed by the method the auditor runs:
+    None when every figure matches, else where the first difference is."""
+    from method import known_answers
+
+    case = known_answers.load(path)
+    return _first_difference(known_answers.run(case), case["expected"])
 
 
 def _own_counts(view: dict[str, Any]) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def _contents(
     conn: sqlite3.Connection, data: DataDir, standard: Standard, period: str, site: str | None
 ) -> tuple[dict, dict[str, bytes]]:
     key = data.signing_key()
-    signed_inputs = benchmark.inputs(conn, period)
+    signed_inputs = benchmark.inputs(conn, period, standard)
     full = benchmark.compute_from(signed_inputs, period, standard)
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")

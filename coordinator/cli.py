@@ -441,7 +441,11 @@ def eqa_close(data_dir: Path, round_id: str, truth: Path) -> None:
 
     data = DataDir(data_dir).check()
     sheets = eqa.close_round(
-        store.connect(data.db), data.signing_key(), round_id, truth.read_bytes()
+        store.connect(data.db),
+        data.signing_key(),
+        round_id,
+        truth.read_bytes(),
+        standard=load_standard(data.standard),
     )
     for sheet in sheets:
         click.echo(

@@ -8,13 +8,13 @@ close: after the deadline the truth is given again; it must match the commitment
        a correct call, none for an error (false positive, false negative, wrong variant); a
        technical failure scores nothing and is reported apart; pass at pass_share of the maximum.
        The salt is revealed in the re-signed round, so anyone can check the commitment.
+Scoring itself (per sub-scheme, pass mark by number of cases) is the method's: method/eqa.py.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import secrets
 import sqlite3
@@ -23,6 +23,8 @@ from collections import defaultdict
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from coordinator.errors import AlreadyRecorded, InvalidRequest, NotFound, WrongState
+from method import eqa as method_eqa
+from method.standard import Standard
 from protos import dsse, wire
 from protos.rarenet.v1 import eqa_pb2 as epb
 
@@ -33,8 +35,8 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def commitment(salt: bytes, truth: bytes) -> str:
-    return hashlib.sha256(salt + truth).hexdigest()
+commitment = method_eqa.commitment
+score = method_eqa.score
 
 
 def parse_samples(text: str) -> list[epb.EqaSample]:
@@ -54,83 +56,11 @@ def parse_samples(text: str) -> list[epb.EqaSample]:
 
 
 def parse_truth(data: bytes) -> dict[tuple[str, str], tuple[str, str]]:
-    """CSV with columns sample_id, biomarker, result, variant: {(sample, biomarker): (result, variant)}."""
-    truth = {}
-    for line, row in enumerate(csv.DictReader(io.StringIO(data.decode("utf-8"))), start=2):
-        key = ((row.get("sample_id") or "").strip(), (row.get("biomarker") or "").strip())
-        result = (row.get("result") or "").strip()
-        if not all(key) or result not in ("positive", "negative"):
-            raise InvalidRequest(
-                f"truth file line {line}: needs sample_id, biomarker and result positive/negative"
-            )
-        truth[key] = (result, (row.get("variant") or "").strip())
-    return truth
-
-
-def _variant(text: str) -> str:
-    return " ".join(text.casefold().split())
-
-
-def score(
-    round_: epb.EqaRound,
-    truth: dict[tuple[str, str], tuple[str, str]],
-    site_id: str,
-    response: epb.EqaResponse | None,
-    leaf_index: int = -1,
-) -> epb.EqaScoreSheet:
-    """The score sheet of one lab: a pure function of the round, the truth and the lab's response."""
-    calls: dict[tuple[str, str], epb.EqaCall] = {}
-    if response is not None:
-        for answered in response.calls:
-            # the last call for a sample and biomarker counts
-            calls[(answered.sample_id, answered.biomarker)] = answered
-    sheet = epb.EqaScoreSheet(
-        round_id=round_.round_id,
-        site_id=site_id,
-        pass_share=round_.pass_share,
-        response_leaf_index=leaf_index,
-    )
-    points = round_.points_correct
-    for sample in round_.samples:
-        for biomarker in sample.biomarkers:
-            expected, expected_variant = truth[(sample.sample_id, biomarker)]
-            call = calls.get((sample.sample_id, biomarker))
-            line = epb.EqaScoreLine(
-                sample_id=sample.sample_id,
-                biomarker=biomarker,
-                expected_result=expected,
-                expected_variant=expected_variant,
-            )
-            if call is None:
-                line.outcome = "not_reported"
-            else:
-                line.reported_result, line.reported_variant = call.result, call.variant
-                if call.result in ("failed", "equivocal"):
-                    line.outcome = "technical_failure"
-                elif call.result != expected:
-                    line.outcome = (
-                        "false_positive" if call.result == "positive" else "false_negative"
-                    )
-                elif (
-                    expected == "positive"
-                    and expected_variant
-                    and call.variant
-                    and _variant(call.variant) != _variant(expected_variant)
-                ):
-                    line.outcome = "wrong_variant"
-                else:
-                    line.outcome, line.points = "correct", points
-            sheet.lines.append(line)
-    sheet.max_points = points * len(sheet.lines)
-    sheet.points = sum(line.points for line in sheet.lines)
-    sheet.score = sheet.points / sheet.max_points if sheet.max_points else 0.0
-    sheet.passed = sheet.score >= round_.pass_share - 1e-12
-    sheet.errors = sum(
-        line.outcome in ("false_positive", "false_negative", "wrong_variant")
-        for line in sheet.lines
-    )
-    sheet.technical_failures = sum(line.outcome == "technical_failure" for line in sheet.lines)
-    return sheet
+    """The truth file, parsed by the method; a bad file is refused with its line and reason."""
+    try:
+        return method_eqa.parse_truth(data)
+    except method_eqa.EqaError as exc:
+        raise InvalidRequest(str(exc)) from exc
 
 
 def open_round(
@@ -206,6 +136,7 @@ def close_round(
     round_id: str,
     truth: bytes,
     today: dt.date | None = None,
+    standard: Standard | None = None,
 ) -> list[epb.EqaScoreSheet]:
     round_, salt_hex, stored_truth = load_round(conn, round_id)
     if stored_truth is not None:
@@ -230,7 +161,17 @@ def close_round(
     conn.execute("BEGIN IMMEDIATE")
     try:
         for site, (leaf, response) in sorted(latest.items()):
-            sheet = score(round_, answers, site, response, leaf)
+            sheet = score(
+                round_,
+                answers,
+                site,
+                response,
+                leaf,
+                (lambda cases: standard.eqa_pass_share(cases, round_.pass_share))
+                if standard
+                else None,
+                method_eqa.parse_schemes(truth),
+            )
             conn.execute(
                 "INSERT INTO eqa_scores (round_id, site_id, sheet) VALUES (?, ?, ?)",
                 (

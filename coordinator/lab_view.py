@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator import stats
 from coordinator.benchmark import for_site
+from method import stats
 from rendering.labels import METHOD_CLASS
 from rendering.plots import funnel_grid, points_of
 
@@ -21,8 +21,8 @@ VIEW_VERSION = 1
 SHAREABLE_META = ("generated_at", "data_cutoff", "tree_head")
 
 
-def _curve(ns: list[int], theta: float, phi: float) -> dict[str, list[float] | list[int]]:
-    limits = [stats.funnel_limits(n, theta, phi) for n in ns]
+def _curve(ns: list[int], theta: float, rho: float) -> dict[str, list[float] | list[int]]:
+    limits = [stats.funnel_limits(n, theta, rho) for n in ns]
     return {
         "n": ns,
         "lower998": [lim.lower998 for lim in limits],
@@ -79,7 +79,7 @@ class NetworkContext:
         ctx = cls(benchmark)
         for biomarker, net in benchmark["network"]["positivity"].items():
             grid = funnel_grid(points_of(sites, biomarker, named=False))
-            ctx.curves[biomarker] = _curve(grid, net["rate"], net.get("phi", 1.0))
+            ctx.curves[biomarker] = _curve(grid, net["rate"], net.get("rho", 0.0))
         failed: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         histogram: list[int] = []
         for entry in sites.values():

@@ -2,7 +2,9 @@
 real signatures, real ledger, and a real benchmark report in ./demo-report/.
 
 Three labs are planted to misbehave; the table at the end shows whether the benchmark caught them.
-The demo exits 1 if a planted misbehaviour is not flagged, or a well-behaved lab gets an alarm.
+The demo exits 1 if a planted misbehaviour is not flagged, or a well-behaved lab is flagged at all
+(an alert or an alarm: the method's flags are calibrated, so a flag on a well-behaved lab is a
+false discovery the demo must not show).
 """
 
 from __future__ import annotations
@@ -128,8 +130,11 @@ def table(benchmark: dict) -> tuple[str, list[str]]:
                 f["rule"] == rule and (subject is None or f["subject"] == subject) for f in flags
             ):
                 problems.append(f"{site}: planted {profile} but no {rule} flag")
-        elif any(f["level"] == "alarm" for f in flags):
-            problems.append(f"{site}: well-behaved but alarmed")
+        elif flags:
+            shown_flags = ", ".join(
+                f"{f['level']} {f['rule']} {f['subject']} (q = {f['q']})" for f in flags
+            )
+            problems.append(f"{site}: well-behaved but flagged: {shown_flags}")
     return "\n".join(lines), problems
 
 

@@ -67,14 +67,24 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
     assert {("positivity_funnel", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
         "lab-dnaonly"
     )
+    assert {("method_class", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
+        "lab-dnaonly"
+    )
     assert ("turnaround", "all specimens", "alarm") in rules("lab-slow")
     assert ("failure_rate", "cytology", "alarm") in rules("lab-cytofail")
     for site in ("lab-beijing", "lab-shanghai", "lab-guangzhou"):
-        assert not [f for f in sites[site]["flags"] if f["level"] == "alarm"], site
+        assert not sites[site]["flags"], site  # calibrated flags: none on a well-behaved lab
+    assert benchmark["method_version"]
     for flag in benchmark["flags"]:
         assert flag["source"] and flag["message"] and flag["figures"], flag
+        if not flag["rule"].startswith("eqa"):
+            assert 0 <= flag["p"] <= flag["q"] <= 0.05, flag
+            assert f"p = {flag['p']:.2g}" in flag["message"], flag
+    # Each cytology test is counted once, not once per biomarker (~11 times).
+    cytology = sites["lab-cytofail"]["failure"]["cytology"]
+    assert cytology["strata_failed_sum"] > 8 * cytology["failed"]
     # The table printed at the end names the misbehaving sites (the DNA-only lab's few MET exon
-    # 14 positives carry bounded noise, so it may stand at alert rather than alarm: see above).
+    # 14 positives carry bounded noise, so it may stand at alert rather than alarm).
     for site, levels in (
         ("lab-dnaonly", "alert|alarm"),
         ("lab-slow", "alarm"),

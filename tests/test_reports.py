@@ -178,9 +178,13 @@ def test_lab_report_marks_the_lab_on_every_funnel_and_names_no_peer(network) -> 
     for peer in SITES:
         if peer != "lab-dna":
             assert peer not in html and "HYPERLINK" not in html
-    # Red/amber/green at a glance: MET exon 14 at 2 of 460 is an alert (amber), 40 of 98 failed
-    # cytology samples an alarm (red), and an indicator without a flag green.
-    assert re.search(r'rag-amber">.*MET exon 14 skipping', html)
+    # Red/amber/green at a glance, as the method flags (method 2026.2: q-values, docs/method.md):
+    # MET exon 14 at 2 of 460 in one quarter is below the funnel's 95% limit but not a discovery
+    # at q <= 0.05 among this period's tests, so its colour follows its flag status; 40 of 98
+    # failed cytology samples are an alarm (red), and an indicator without a flag green.
+    met_status = network["sites"]["lab-dna"]["positivity"]["MET_EX14"]["status"]
+    colour = {"in_control": "green", "alert_low": "amber", "alarm_low": "red"}[met_status]
+    assert re.search(rf'rag-{colour}">.*MET exon 14 skipping', html)
     assert re.search(r'rag-red">.*Failure rate.*cytology', html)
     assert re.search(r'rag-green">.*Failure rate.*tissue', html)
     # The node's path: the signed view with anonymous peers draws the same funnels itself.
@@ -361,7 +365,18 @@ def test_the_chinese_pdf_embeds_its_fonts_and_draws_every_glyph(network, tmp_pat
 
 def test_the_standard_file_is_untouched_by_reports(written) -> None:
     b = json.loads((written / "benchmark.json").read_text(encoding="utf-8"))
-    assert set(b) == {"period", "standard", "sites", "network", "eqa", "flags", "trends"}
+    assert set(b) == {
+        "period",
+        "standard",
+        "sites",
+        "network",
+        "eqa",
+        "flags",
+        "trends",
+        "method_version",
+        "method",
+        "notes",
+    }
 
 
 def test_eqa_per_sub_scheme_and_the_methods_own_estimates(network) -> None:

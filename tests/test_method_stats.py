@@ -12,7 +12,8 @@ from scipy.stats import binom
 from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 from statsmodels.stats.proportion import proportion_confint
 
-from coordinator import stats
+from method import stats
+from method.overdispersion import phi_winsorised
 
 
 @settings(max_examples=400, deadline=None)
@@ -42,8 +43,8 @@ def test_exact_binomial_funnel_limits_match_scipy(n, theta, p) -> None:
 
 def test_funnel_flags_zero_met_exon14_in_400_dna_only_tests() -> None:
     limits = stats.funnel_limits(400, 0.018)
-    assert stats.funnel_status(0, 400, limits) == "alarm_low"
-    assert stats.funnel_status(7, 400, limits) == "in_control"
+    assert stats.funnel_position(0, 400, limits) == "below_alarm_limit"
+    assert stats.funnel_position(7, 400, limits) == "inside"
     assert stats.wilson(0, 400)[1] < 0.010  # below the standard's expected 1.0-4.0%
 
 
@@ -52,8 +53,8 @@ def test_overdispersion_is_one_without_excess_variation_and_grows_with_it() -> N
     ns = [500] * 40
     calm = [int(rng.binomial(500, 0.1)) for _ in ns]
     wild = [int(rng.binomial(500, p)) for p in rng.uniform(0.02, 0.25, 40)]
-    assert 0.5 < stats.overdispersion(calm, ns, sum(calm) / sum(ns)) < 1.6
-    assert stats.overdispersion(wild, ns, sum(wild) / sum(ns)) > 5
+    assert 0.5 < phi_winsorised(calm, ns, sum(calm) / sum(ns)) < 1.6
+    assert phi_winsorised(wild, ns, sum(wild) / sum(ns)) > 5
 
 
 @pytest.mark.filterwarnings(

@@ -1,0 +1,1427 @@
+"""The benchmark for one period: every site against the network and the testing standard.
+
+`compute(inputs, period, standard)` is a pure function of signed inputs; the coordinator calls it
+and adds the flag messages (prose), the auditor calls it to recompute. Keys of the result
+(existing keys keep their names and meaning; those marked NEW came with method 2026.2):
+
+  period, standard {id, version, sha256}
+  method_version                         NEW: METHOD_VERSION of the method that computed this
+  method                                 NEW: {pvalue: "mid-P", fdr, alert_q, alarm_q,
+                                         funnel_levels, families {family: tests}, window_periods,
+                                         rare_drivers, rna_methods, max_noise_scale}
+  notes                                  NEW: [{site_id, indicator, note}] indicators not tested
+                                         (DP noise not modelled, no reference, ...), with why
+  sites.{site}:
+    site_id, leaf_index, sequence, standard_version, revoked, policy, status ("ok"/"alert"/"alarm")
+    positivity.{biomarker}: positive, valid, rate, ci95, network_rate, limits, status (flag status:
+        in_control, alert_low, alarm_high, ...), expected, noise_variance_per_count;
+        NEW: funnel_status (position against the drawn limits), reference_rate (the rest of the
+        network), reference ("fisher" | "beta-binomial" | "binomial+noise" |
+        "beta-binomial+noise"), p_low, p_high (one-sided mid-P against the rest of the network),
+        p, q (= p_low and its q: under-detection is what is flagged), p_expected, q_expected
+        (below the standard's expected low)
+    failure.{specimen}: failed, tests, rate, ci95, max, status; NEW: p, q, basis ("per test: the
+        <biomarker> stratum, the one with most tests of this specimen"), strata_failed_sum
+    turnaround: ... existing; NEW p, q.   panel: ... existing; NEW p, q
+    concordance[]: ... existing; NEW p_ppa, q_ppa, p_npa, q_npa
+    patients_likely_missed.{biomarker}: NEW: {estimate, interval [lo, hi], likely_cause} for each
+        rare driver the lab finds less often than the reference (a summary of rare_drivers)
+    rare_drivers.{biomarker}: NEW: window {positive, valid, failed, tests, rate, ci95, periods},
+        method_class, class_rate, p_network, q_network, p_expected, q_expected,
+        shrinkage {prior_mean, prior_strength, posterior_mean, p_below_network, p_below_expected},
+        sequential {periods, observed, expected, cumulative_o_minus_e, cusum_halving},
+        patients_missed {reference_rate, reference_valid, estimate, ci95, among_valid {estimate,
+        ci95}, among_failed {estimate, ci95}}, likely_causes [..]
+    eqa.{round}: points, max_points, score, passed, errors, technical_failures, outcomes;
+        NEW: subschemes.{name} {cases, points, max_points, score, pass_share, passed, errors,
+        technical_failures}, persistent_poor
+    strata[], flags[]
+  network: positivity.{biomarker} {positive, valid, rate, phi, sites; NEW overdispersion {sites,
+        phi, chi2, df, p, tau2_dl, tau2, rho, applied, reason}, rho}, strata[], concordance[],
+        NEW rare_drivers.{biomarker} {window {positive, valid, rate}, classes.{class} {sites,
+        positive, valid, rate}, comparisons.{class} {p, q, reference_class}}
+  eqa.{round}: deadline, commitment_sha256, sites
+  flags[]: site_id, rule, level, subject, figures, source, message; NEW p, q, direction
+        (figures carry p and q too). Rules: positivity_funnel, positivity_below_expected,
+        failure_rate, turnaround, panel, concordance, rare_driver_window,
+        rare_driver_below_expected, method_class, eqa, eqa_persistent_poor
+  trends: periods, sites.{site}.{biomarker}[] {period, positive, valid, rate}
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from method import METHOD_VERSION, eqa, noise, pvalues, rare, stats
+from method.flags import Test, as_flags, decide, flag
+from method.inputs import EqaRoundInput, Inputs, periods_for_trends
+from method.overdispersion import Overdispersion, phi_winsorised
+from method.overdispersion import estimate as estimate_overdispersion
+from method.standard import Standard
+from protos.periods import Period
+from protos.periods import parse as parse_period
+from protos.rarenet.v1 import summary_pb2 as pb
+
+ALL_METHODS = "all"
+MERGED = "any"
+Json = dict[str, Any]
+
+__all__ = ["METHOD_VERSION", "compute", "for_site", "window_length"]
+
+
+def _released(s: pb.StratumCounts) -> bool:
+    """A stratum whose positive and negative cells can be used for positivity."""
+    if s.withheld:
+        return False
+    return not s.suppressed_cells or not {"positive", "negative"} & set(s.suppressed_cells)
+
+
+def _frac(x: float, n: float) -> float | None:
+    return x / n if n else None
+
+
+def funnel_status(x: int, n: int, limits: stats.FunnelLimits) -> str:
+    """Position against the drawn funnel limits, in the words the report uses."""
+    return {
+        "no_data": "no_data",
+        "inside": "in_control",
+        "below_alarm_limit": "alarm_low",
+        "above_alarm_limit": "alarm_high",
+        "below_alert_limit": "alert_low",
+        "above_alert_limit": "alert_high",
+    }[stats.funnel_position(x, n, limits)]
+
+
+def _limits(lim: stats.FunnelLimits) -> Json:
+    """The limits as JSON: None where there is no limit (n = 0), never NaN."""
+    return {k: (v if v == v else None) for k, v in lim.__dict__.items()}
+
+
+def window_length(period: Period, quarters: int) -> int:
+    return {"quarter": quarters, "month": 3 * quarters}.get(period.kind, max(1, quarters // 4))
+
+
+class _Noise:
+    """A site's noise as the method sees it: cell-key perturbation (modelled everywhere) or DP
+    geometric noise (modelled for positivity only)."""
+
+    def __init__(self, summary: pb.SiteSummary) -> None:
+        dp = summary.policy.differential_privacy
+        perturbation = summary.policy.perturbation
+        self.kind = ""
+        self.scale = 0.0
+        self.table = ""
+        self.zero_exact = False
+        self.accepted, self.reason = True, ""
+        self.variance = 0.0
+        if dp.enabled:
+            self.kind = "dp"
+            self.scale = float(dp.noise_scale)
+            self.accepted, self.reason = noise.accepted_scale(dp.mechanism, self.scale)
+            self.variance = noise.geometric_variance(self.scale) if self.accepted else 0.0
+        elif perturbation.mechanism:
+            self.kind = "cell_key"
+            self.table = perturbation.table
+            self.zero_exact = bool(perturbation.zero_exact)
+            self.accepted, self.reason = noise.accepted_perturbation(
+                perturbation.mechanism,
+                perturbation.table,
+                int(perturbation.max_noise),
+                float(perturbation.noise_variance),
+            )
+            self.variance = float(perturbation.noise_variance) if self.accepted else 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.kind)
+
+    @property
+    def models_all(self) -> bool:
+        """Every counted indicator is modelled (cell-key); DP noise only for positivity."""
+        return self.kind != "dp"
+
+    def pmf(self, cells: int) -> pvalues.Pmf:
+        if self.kind == "cell_key":
+            return noise.table_pmf(self.table, cells)
+        return noise.geometric_pmf(self.scale, cells)
+
+    @property
+    def vectorised(self) -> bool:
+        """Tested in the vectorised path: no noise, or a cell-key perturbation the method models."""
+        return not self.kind or (self.kind == "cell_key" and self.accepted)
+
+    def weights(self, cells: int, x: int) -> np.ndarray:
+        """The noise distribution to weight mid-P values by (a point mass when there is none)."""
+        if not self.kind or self.exact_at(x):
+            return np.ones(1)
+        return self.pmf(cells)
+
+    def counted(self) -> _Noise | None:
+        """The noise to model for counts other than positivity (None: no noise to model)."""
+        return self if self.kind == "cell_key" else None
+
+    def small(self, x: int) -> bool:
+        """A small released count under a known cell-key table: compared with its exact rows."""
+        return self.kind == "cell_key" and self.accepted and x <= noise.SMALL_COUNT
+
+    def exact_at(self, x: int) -> bool:
+        """A released 0 is a true 0 under a zero-exact perturbation: compare it exactly."""
+        return self.zero_exact and x == 0
+
+
+def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
+    """Per-test counts (method "all") per biomarker, over specimens, and the methods the site
+    used for each biomarker (released per-method strata with tests)."""
+    out: dict[str, rare.Cells] = defaultdict(rare.Cells)
+    for s in summary.strata:
+        method = s.method
+        if method != ALL_METHODS:
+            if s.tests > 0 and not s.withheld:
+                out[s.biomarker].methods.add(method)
+            continue
+        if s.withheld:
+            continue
+        cell = out[s.biomarker]
+        suppressed = s.suppressed_cells
+        positive, failed = s.positive, s.failed
+        if not suppressed:
+            cell.positive += positive
+            cell.valid += positive + s.negative
+            cell.cells += 1
+            cell.parts.append(positive + s.negative)
+            cell.tests += max(s.tests, failed)
+            cell.failed += failed
+            continue
+        if _released(s):
+            cell.positive += positive
+            cell.valid += positive + s.negative
+            cell.cells += 1
+            cell.parts.append(positive + s.negative)
+        if "failed" not in suppressed:
+            cell.tests += max(s.tests, failed)
+            cell.failed += failed
+    return out
+
+
+def _tails(
+    x: int, n: int, x_rest: int, n_rest: int, rho: float, site_noise: _Noise, cells: int
+) -> tuple[float, float, str]:
+    """(lower, upper, reference) mid-P of a site's count against the rest of the network."""
+    if site_noise.enabled and not site_noise.exact_at(x):
+        theta = x_rest / n_rest
+        offset, pmf = pvalues.with_noise(
+            pvalues.beta_binomial_pmf(n, theta, rho), site_noise.pmf(max(cells, 1))
+        )
+        low, high = pvalues.tails(pmf, x, offset)
+        kind = "noise" if site_noise.kind == "dp" else "perturbation"
+        return low, high, f"beta-binomial+{kind}" if rho > 0 else f"binomial+{kind}"
+    if rho > 0:
+        low, high = pvalues.tails(pvalues.beta_binomial_pmf(n, x_rest / n_rest, rho), x)
+        return low, high, "beta-binomial"
+    low, high = pvalues.fisher_tails(x, n, x_rest, n_rest)
+    return low, high, "fisher"
+
+
+def _tails_vs(
+    x: int, n: int, target: float, site_noise: _Noise | None = None, cells: int = 1
+) -> tuple[float, float]:
+    """Mid-P (lower, upper) of the site's count against a fixed rate (binomial), with the site's
+    noise if any."""
+    pmf = pvalues.binomial_pmf(n, target)
+    if site_noise is not None and site_noise.enabled and not site_noise.exact_at(x):
+        offset, pmf = pvalues.with_noise(pmf, site_noise.pmf(max(cells, 1)))
+        return pvalues.tails(pmf, x, offset)
+    return pvalues.tails(pmf, x)
+
+
+def _lower_vs(
+    x: int, n: int, target: float, site_noise: _Noise | None = None, cells: int = 1
+) -> float:
+    return _tails_vs(x, n, target, site_noise, cells)[0]
+
+
+Tails = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _fisher_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tails:
+    return lambda k: pvalues.fisher_tails_many(k, n, x_rest, n_rest)
+
+
+def _binomial_at(n: np.ndarray, target: float) -> Tails:
+    return lambda k: pvalues.binomial_tails_many(k, n, target)
+
+
+def _weighted(
+    tails_at: Tails,
+    x: np.ndarray,
+    n: np.ndarray,
+    weights: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-P tails of noisy counts, vectorised: the mid-P of X + D at x is the noise-weighted sum
+    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail)."""
+    low = np.zeros(len(x))
+    high = np.zeros(len(x))
+    width = max((len(w) for w in weights), default=1)
+    half = (width - 1) // 2
+    padded = np.array([np.pad(w, (width - len(w)) // 2) for w in weights]) if weights else None
+    for j, d in enumerate(range(-half, half + 1)):
+        w = padded[:, j] if padded is not None else np.zeros(0)
+        if not len(w) or w.max() < 1e-12:  # a shift no site's noise reaches (to 1e-12)
+            continue
+        k = x - d
+        inside = (k >= 0) & (k <= n)
+        lo, hi = tails_at(np.clip(k, 0, n))
+        low += w * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
+        high += w * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
+    return np.minimum(low, 1.0), np.minimum(high, 1.0)
+
+
+class _Run:
+    """One benchmark computation: the tests gathered, then decided together."""
+
+    def __init__(self, standard: Standard) -> None:
+        self.standard = standard
+        self.tests: list[Test] = []
+        self.notes: list[Json] = []
+        self.pending: list[tuple[Json, str, str, Test]] = []  # (entry, p key, q key, test)
+
+    def test(
+        self,
+        entry: Json,
+        key: str,
+        family: str,
+        site: str,
+        rule: str,
+        subject: str,
+        p: float,
+        direction: str,
+        figures: Json,
+        source: str,
+        sites: list[str] | None = None,
+    ) -> Test:
+        t = Test(
+            family, site, rule, subject, float(p), direction, figures, source, sites=sites or []
+        )
+        self.tests.append(t)
+        entry["p" + key] = float(p)
+        self.pending.append((entry, "p" + key, "q" + key, t))
+        return t
+
+    def note(self, site: str, indicator: str, text: str) -> None:
+        self.notes.append({"site_id": site, "indicator": indicator, "note": text})
+
+
+def _positivity(
+    run: _Run, per_site: dict[str, dict[str, rare.Cells]], noises: dict[str, _Noise]
+) -> tuple[dict[str, dict[str, Json]], dict[str, Json], dict[str, Overdispersion]]:
+    standard = run.standard
+    on, min_sites, test_level = standard.overdispersion
+    alert, alarm = standard.funnel_levels
+    names = ("lower998", "lower95", "upper95", "upper998")
+    network: dict[str, Json] = {}
+    dispersion: dict[str, Overdispersion] = {}
+    result: dict[str, dict[str, Json]] = defaultdict(dict)
+    biomarkers = sorted({b for cells in per_site.values() for b, c in cells.items() if c.cells})
+    for biomarker in biomarkers:
+        members = {
+            s: c[biomarker]
+            for s, c in sorted(per_site.items())
+            if c.get(biomarker) and c[biomarker].cells
+        }
+        sites = list(members)
+        xs = [c.positive for c in members.values()]
+        ns = [c.valid for c in members.values()]
+        big_x, big_n = sum(xs), sum(ns)
+        theta = big_x / big_n if big_n else 0.0
+        od = estimate_overdispersion(xs, ns, theta, min_sites, test_level)
+        rho = od.rho if on else 0.0
+        dispersion[biomarker] = od
+        network[biomarker] = {
+            "positive": big_x,
+            "valid": big_n,
+            "rate": theta,
+            "phi": phi_winsorised(xs, ns, theta),
+            "sites": len(xs),
+            "overdispersion": {**od.as_dict(), "applied": od.applied and on},
+            "rho": rho,
+        }
+        expected = standard.positivity(biomarker)
+        x_arr = np.array(xs, dtype=float)
+        n_arr = np.array(ns, dtype=float)
+        xr_arr, nr_arr = big_x - x_arr, big_n - n_arr
+        limits = stats.funnel_limits_many(n_arr, theta, alert, alarm) if rho == 0 else None
+        plain = np.array([noises[s].vectorised for s in sites]) & (n_arr > 0) & (nr_arr > 0)
+        weights = [
+            noises[s].weights(members[s].cells, members[s].positive) if plain[i] else np.ones(1)
+            for i, s in enumerate(sites)
+        ]
+        low_v = high_v = np.ones(len(sites))
+        if rho == 0 and plain.any():
+            nn = np.where(plain, n_arr, 1.0)
+            xr = np.where(plain, xr_arr, 0.0)
+            nr = np.where(plain, nr_arr, 1.0)
+            low_v, high_v = _weighted(
+                _fisher_at(nn, xr, nr),
+                x_arr,
+                nn,
+                weights,
+            )
+        exp_v = None
+        if expected:
+            target = float(expected["low"])
+            exp_v = _weighted(
+                _binomial_at(n_arr, target),
+                x_arr,
+                n_arr,
+                weights,
+            )[0]
+        for i, site in enumerate(sites):
+            c = members[site]
+            x, n = c.positive, c.valid
+            site_noise = noises[site]
+            lim = (
+                stats.FunnelLimits(*(float(limits[k][i]) for k in names))
+                if limits is not None
+                else stats.funnel_limits(n, theta, rho, alert, alarm)
+            )
+            ci = (
+                stats.wilson_with_noise(x, n, c.cells, site_noise.variance)
+                if site_noise.variance
+                else stats.wilson(x, n)
+            )
+            x_rest, n_rest = big_x - x, big_n - n
+            entry: Json = {
+                "positive": x,
+                "valid": n,
+                "rate": _frac(x, n),
+                "ci95": list(ci),
+                "network_rate": theta,
+                "limits": _limits(lim),
+                "status": "in_control",
+                "funnel_status": funnel_status(x, n, lim),
+                "reference_rate": _frac(x_rest, n_rest),
+            }
+            if site_noise.variance:
+                entry["noise_variance_per_count"] = site_noise.variance
+            if expected:
+                entry["expected"] = [expected["low"], expected["high"]]
+            result[site][biomarker] = entry
+            figures = {
+                "positive": x,
+                "valid": n,
+                "rate": entry["rate"],
+                "ci95": list(ci),
+                "network_rate": theta,
+                "reference_rate": entry["reference_rate"],
+            }
+            if site_noise.enabled and not site_noise.accepted:
+                run.note(site, f"positivity {biomarker}", f"not tested: {site_noise.reason}")
+                continue
+            if n <= 0:
+                continue
+            if n_rest > 0:
+                if rho == 0 and site_noise.small(x):
+                    low, high = noise.released_sum_tails(
+                        x, c.parts, x_rest / n_rest, site_noise.table
+                    )
+                    reference = "binomial+perturbation"
+                elif rho == 0 and plain[i]:
+                    low, high = float(low_v[i]), float(high_v[i])
+                    reference = "fisher+perturbation" if len(weights[i]) > 1 else "fisher"
+                else:
+                    low, high, reference = _tails(x, n, x_rest, n_rest, rho, site_noise, c.cells)
+                entry.update(p_low=low, p_high=high, reference=reference)
+                # Flagged one-sided, for under-detection (patients missed); a rate above the
+                # network's is reported (p_high, funnel_status) but not flagged: mostly case mix.
+                run.test(
+                    entry,
+                    "",
+                    "period",
+                    site,
+                    "positivity_funnel",
+                    biomarker,
+                    low,
+                    "low",
+                    {**figures, "limit": lim.lower998},
+                    standard.source("funnel"),
+                )
+            else:
+                run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
+            if expected:
+                if site_noise.small(x):
+                    p = noise.released_sum_tails(
+                        x, c.parts, float(expected["low"]), site_noise.table
+                    )[0]
+                elif exp_v is not None and plain[i]:
+                    p = float(exp_v[i])
+                else:
+                    p = _lower_vs(x, n, float(expected["low"]), site_noise, c.cells)
+                run.test(
+                    entry,
+                    "_expected",
+                    "period",
+                    site,
+                    "positivity_below_expected",
+                    biomarker,
+                    p,
+                    "low",
+                    {**figures, "expected_low": expected["low"], "expected_high": expected["high"]},
+                    str(expected.get("source", "")),
+                )
+    return dict(result), network, dispersion
+
+
+def _strata(
+    summaries: dict[str, pb.SiteSummary], standard: Standard
+) -> tuple[list[Json], list[Json]]:
+    """Per stratum rows with Wilson intervals and funnel position against the same stratum
+    network-wide (descriptive: strata are not tested; vectorised per stratum)."""
+    alert, alarm = standard.funnel_levels
+    pooled: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    rows: list[Json] = []
+    released: dict[tuple[str, str, str], list[tuple[Json, int, int]]] = defaultdict(list)
+    for site, summary in sorted(summaries.items()):
+        for s in summary.strata:
+            row: Json = {
+                "site_id": site,
+                "biomarker": s.biomarker,
+                "method": s.method,
+                "specimen": s.specimen,
+                "tests": s.tests,
+                "positive": s.positive,
+                "negative": s.negative,
+                "failed": s.failed,
+                "equivocal": s.equivocal,
+                "withheld": s.withheld,
+                "suppressed_cells": list(s.suppressed_cells),
+                "disclosure_note": s.disclosure_note,
+            }
+            rows.append(row)
+            if _released(s):
+                key = (s.biomarker, s.method, s.specimen)
+                cell = pooled[key]
+                cell[0] += s.tests
+                cell[1] += s.positive
+                cell[2] += s.negative
+                cell[3] += s.failed
+                cell[4] += s.equivocal
+                released[key].append((row, s.positive, s.positive + s.negative))
+            else:
+                row.update(rate=None, ci95=None, network_rate=None, limits=None, status="withheld")
+    names = ("lower998", "lower95", "upper95", "upper998")
+    for key, members in released.items():
+        net = pooled[key]
+        theta = net[1] / (net[1] + net[2]) if net[1] + net[2] else 0.0
+        xs = np.array([m[1] for m in members], dtype=float)
+        ns = np.array([m[2] for m in members], dtype=float)
+        limits = stats.funnel_limits_many(ns, theta, alert, alarm)
+        l998, l95, u95, u998 = (limits[k].tolist() for k in names)
+        lo, hi = (a.tolist() for a in stats.wilson_many(xs, ns))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rate = np.where(ns > 0, xs / np.where(ns > 0, ns, 1.0), 0.0)
+        status = np.select(
+            [
+                ns <= 0,
+                rate < limits["lower998"],
+                rate > limits["upper998"],
+                rate < limits["lower95"],
+                rate > limits["upper95"],
+            ],
+            ["no_data", "alarm_low", "alarm_high", "alert_low", "alert_high"],
+            "in_control",
+        ).tolist()
+        for i, (row, x, n) in enumerate(members):
+            if not n:
+                row.update(rate=None, ci95=None, network_rate=theta, limits=None, status="no_data")
+                continue
+            row.update(
+                rate=x / n,
+                ci95=[lo[i], hi[i]],
+                network_rate=theta,
+                limits={
+                    "lower998": l998[i],
+                    "lower95": l95[i],
+                    "upper95": u95[i],
+                    "upper998": u998[i],
+                },
+                status=status[i],
+            )
+    network = [
+        {
+            "biomarker": b,
+            "method": m,
+            "specimen": sp,
+            "tests": c[0],
+            "positive": c[1],
+            "negative": c[2],
+            "failed": c[3],
+            "equivocal": c[4],
+            "rate": _frac(c[1], c[1] + c[2]),
+            "ci95": list(stats.wilson(c[1], c[1] + c[2])) if c[1] + c[2] else None,
+        }
+        for (b, m, sp), c in sorted(pooled.items())
+    ]
+    return rows, network
+
+
+def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
+    """Failure rate per specimen, each test counted once: the per-test stratum (method "all") of
+    the biomarker with the most tests of that specimen stands for the specimen's tests (a failed
+    specimen fails every biomarker, so summing over biomarkers would count it ~11 times)."""
+    candidates: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+    summed: dict[str, int] = defaultdict(int)
+    for s in summary.strata:
+        if (
+            s.method == ALL_METHODS
+            and not s.withheld
+            and "failed" not in s.suppressed_cells
+            and s.specimen != MERGED
+        ):
+            summed[s.specimen] += s.failed
+            candidates[s.specimen].append((max(s.tests, s.failed), s.biomarker, s.failed))
+    best = {sp: sorted(c, key=lambda t: (-t[0], t[1]))[0] for sp, c in candidates.items()}
+    out: Json = {}
+    for specimen, (tests, biomarker, failed) in sorted(best.items()):
+        ceiling = run.standard.max_failure(specimen)
+        ci = stats.wilson(failed, tests)
+        rate = _frac(failed, tests)
+        entry: Json = {
+            "failed": failed,
+            "tests": tests,
+            "rate": rate,
+            "ci95": list(ci),
+            "max": ceiling,
+            "status": "ok",
+            "basis": f"per test: the {biomarker} stratum, the one with most tests of this specimen",
+            "strata_failed_sum": summed[specimen],
+        }
+        out[specimen] = entry
+        if ceiling is None or not tests:
+            continue
+        if site_noise.enabled and (not site_noise.models_all or not site_noise.accepted):
+            run.note(
+                site,
+                f"failure {specimen}",
+                "not tested: "
+                + (
+                    site_noise.reason
+                    or "the site adds DP noise to failed and "
+                    "tested counts, which the method does not model for failure rates"
+                ),
+            )
+            continue
+        p = _tails_vs(failed, tests, ceiling, site_noise.counted(), 1)[1]
+        run.test(
+            entry,
+            "",
+            "period",
+            site,
+            "failure_rate",
+            specimen,
+            p,
+            "high",
+            {"failed": failed, "tests": tests, "rate": rate, "ci95": list(ci), "max": ceiling},
+            run.standard.source("failure_rate"),
+        )
+    return out
+
+
+def _turnaround(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
+    counts: list[int] = []
+    histograms = 0
+    for h in summary.turnaround:
+        if h.withheld:
+            continue
+        histograms += 1
+        if len(counts) < len(h.counts):
+            counts.extend([0] * (len(h.counts) - len(counts)))
+        for i, c in enumerate(h.counts):
+            counts[i] += c
+    total = sum(counts)
+    target = run.standard.target_days
+    if not total:
+        return {"tests": 0}
+    within = sum(counts[: target + 1])
+    share = within / total
+    ci = stats.wilson(within, total)
+    goal = run.standard.tat_goal
+    out: Json = {
+        "tests": total,
+        "median": stats.histogram_quantile(counts, 0.5),
+        "p90": stats.histogram_quantile(counts, 0.9),
+        "within_target": within,
+        "share_within_target": share,
+        "ci95": list(ci),
+        "target_days": target,
+        "goal": goal,
+        "histogram": counts,
+        "status": "ok",
+    }
+    if site_noise.kind == "cell_key" and not site_noise.accepted:
+        run.note(site, "turnaround", f"not tested: {site_noise.reason}")
+        return out
+    cells = histograms * (target + 1)  # within-target is a sum of perturbed bins
+    p = _tails_vs(within, total, goal, site_noise.counted(), cells)[0]
+    run.test(
+        out,
+        "",
+        "period",
+        site,
+        "turnaround",
+        "all specimens",
+        p,
+        "low",
+        {
+            k: out[k]
+            for k in (
+                "tests",
+                "within_target",
+                "median",
+                "p90",
+                "share_within_target",
+                "ci95",
+                "goal",
+                "target_days",
+            )
+        },
+        run.standard.source("turnaround"),
+    )
+    return out
+
+
+def _panel(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
+    panel = summary.panel
+    if panel.withheld or not panel.patients:
+        return {"patients": 0, "withheld": panel.withheld}
+    target = run.standard.panel_target
+    complete = min(panel.with_all_required, panel.patients)
+    share = complete / panel.patients
+    ci = stats.wilson(complete, panel.patients)
+    out: Json = {
+        "patients": panel.patients,
+        "with_all_required": panel.with_all_required,
+        "share": share,
+        "ci95": list(ci),
+        "target": target,
+        "biomarkers": {b.biomarker: b.with_valid_result / panel.patients for b in panel.biomarkers},
+        "status": "ok",
+    }
+    least = sorted(out["biomarkers"].items(), key=lambda kv: kv[1])[:3]
+    missing = [f"{b} ({100 * v:.0f}%)" for b, v in least if v < target]
+    if site_noise.kind == "cell_key" and not site_noise.accepted:
+        run.note(site, "panel", f"not tested: {site_noise.reason}")
+        return out
+    p = _tails_vs(complete, panel.patients, target, site_noise.counted(), 1)[0]
+    run.test(
+        out,
+        "",
+        "period",
+        site,
+        "panel",
+        "required panel",
+        p,
+        "low",
+        {
+            "patients": panel.patients,
+            "with_all_required": panel.with_all_required,
+            "share": share,
+            "ci95": list(ci),
+            "target": target,
+            "least_covered": missing,
+        },
+        run.standard.source("panel"),
+    )
+    return out
+
+
+def _concordance_entry(table: pb.ConcordanceTable) -> Json:
+    a, b = table.both_positive, table.index_positive_comparator_negative
+    c, d = table.index_negative_comparator_positive, table.both_negative
+    agree = stats.agreement(a, b, c, d)
+    return {
+        "kind": table.kind,
+        "biomarker": table.biomarker,
+        "index_method": table.index_method,
+        "comparator_method": table.comparator_method,
+        "a": a,
+        "b": b,
+        "c": c,
+        "d": d,
+        "excluded_failed": table.excluded_failed,
+        "n": agree.n,
+        "ppa": agree.ppa,
+        "ppa_ci95": agree.ppa_ci,
+        "npa": agree.npa,
+        "npa_ci95": agree.npa_ci,
+        "opa": agree.opa,
+        "opa_ci95": agree.opa_ci,
+        "kappa": agree.kappa,
+        "kappa_se": agree.kappa_se,
+        "kappa_ci95": agree.kappa_ci,
+    }
+
+
+def _concordance(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> list[Json]:
+    """PPA and NPA against the standard's minimum by an exact one-sided binomial test (mid-P) of
+    the agreeing count; kappa is reported, not tested."""
+    rules = run.standard.concordance
+    out: list[Json] = []
+    for table in summary.concordance:
+        if table.withheld:
+            out.append(
+                {
+                    "kind": table.kind,
+                    "biomarker": table.biomarker,
+                    "index_method": table.index_method,
+                    "comparator_method": table.comparator_method,
+                    "withheld": True,
+                }
+            )
+            continue
+        entry = _concordance_entry(table)
+        out.append(entry)
+        if table.kind == "tissue_plasma" and not rules.get("flag_tissue_plasma", False):
+            continue
+        subject = f"{table.biomarker} {table.index_method} vs {table.comparator_method}"
+        figures = {k: entry[k] for k in ("a", "b", "c", "d", "ppa", "npa", "kappa", "kappa_ci95")}
+        for key, agree, pairs, minimum_pairs in (
+            ("ppa", entry["a"], entry["a"] + entry["c"], rules.get("min_positive_pairs", 5)),
+            ("npa", entry["d"], entry["b"] + entry["d"], rules.get("min_negative_pairs", 10)),
+        ):
+            minimum = rules.get(f"min_{key}")
+            if minimum is None or pairs < minimum_pairs or pairs == 0:
+                continue
+            if site_noise.kind == "cell_key" and not site_noise.accepted:
+                run.note(site, f"concordance {subject}", f"not tested: {site_noise.reason}")
+                continue
+            p = _tails_vs(agree, pairs, float(minimum), site_noise.counted(), 1)[0]
+            run.test(
+                entry,
+                f"_{key}",
+                "period",
+                site,
+                "concordance",
+                subject,
+                p,
+                "low",
+                {
+                    **figures,
+                    "measure": key.upper(),
+                    "agreeing": agree,
+                    "pairs": pairs,
+                    "minimum": minimum,
+                },
+                str(rules.get("source", "")),
+            )
+    return out
+
+
+def _pooled_concordance(site_tables: dict[str, list[Json]]) -> list[Json]:
+    pooled: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for tables in site_tables.values():
+        for t in tables:
+            if not t.get("withheld"):
+                cell = pooled[
+                    (t["kind"], t["biomarker"], t["index_method"], t["comparator_method"])
+                ]
+                for i, k in enumerate(("a", "b", "c", "d", "excluded_failed")):
+                    cell[i] += t[k]
+    return [
+        _concordance_entry(
+            pb.ConcordanceTable(
+                kind=k,
+                biomarker=b,
+                index_method=i,
+                comparator_method=c,
+                both_positive=v[0],
+                index_positive_comparator_negative=v[1],
+                index_negative_comparator_positive=v[2],
+                both_negative=v[3],
+                excluded_failed=v[4],
+            )
+        )
+        for (k, b, i, c), v in sorted(pooled.items())
+    ]
+
+
+def _trends(
+    per_test: dict[str, dict[str, dict[str, rare.Cells]]], periods: list[Period], sites: list[str]
+) -> Json:
+    trends: dict[str, Json] = {site: {} for site in sites}
+    for p in periods:
+        for site, cells in per_test.get(p.label, {}).items():
+            if site not in trends:
+                continue
+            for biomarker, c in sorted(cells.items()):
+                if not c.cells:
+                    continue
+                trends[site].setdefault(biomarker, []).append(
+                    {
+                        "period": p.label,
+                        "positive": c.positive,
+                        "valid": c.valid,
+                        "rate": _frac(c.positive, c.valid),
+                    }
+                )
+    return {"periods": [p.label for p in periods], "sites": trends}
+
+
+def _eqa_errors(rounds: list[EqaRoundInput]) -> dict[tuple[str, str], list[str]]:
+    """(site, biomarker): EQA problems seen, for the likely cause of missed patients."""
+    seen: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for entry in rounds:
+        try:
+            truth = eqa.parse_truth(entry.truth)
+        except eqa.EqaError:
+            continue
+        for site, (leaf, response) in entry.responses.items():
+            sheet = eqa.score(entry.round, truth, site, response, leaf)
+            for line in sheet.lines:
+                if line.outcome in eqa.ERROR_OUTCOMES:
+                    seen[(site, line.biomarker)].append(
+                        f"EQA {entry.round.round_id}: {line.outcome.replace('_', ' ')}"
+                    )
+    return seen
+
+
+def _rare_drivers(
+    run: _Run,
+    by_period: dict[str, dict[str, pb.SiteSummary]],
+    per_test: dict[str, dict[str, dict[str, rare.Cells]]],
+    window: list[Period],
+    current: dict[str, pb.SiteSummary],
+    noises: dict[str, _Noise],
+    positivity_network: dict[str, Json],
+    dispersion: dict[str, Overdispersion],
+    eqa_errors: dict[tuple[str, str], list[str]],
+) -> tuple[dict[str, dict[str, Json]], dict[str, Json]]:
+    standard = run.standard
+    per_period = {p.label: per_test.get(p.label, {}) for p in window}
+    out: dict[str, dict[str, Json]] = defaultdict(dict)
+    network_out: dict[str, Json] = {}
+    for biomarker in standard.rare_drivers:
+        pooled: dict[str, rare.Cells] = {}
+        methods: dict[str, set[str]] = defaultdict(set)
+        series: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
+        period_totals: dict[str, tuple[int, int]] = {}
+        for p in window:
+            tx = tn = 0
+            for site, cells in per_period[p.label].items():
+                c = cells.get(biomarker)
+                if c is None or not (c.cells or c.tests):
+                    continue
+                pooled.setdefault(site, rare.Cells()).add(c)
+                series[site].append((p.label, c.positive, c.valid))
+                tx += c.positive
+                tn += c.valid
+            period_totals[p.label] = (tx, tn)
+            for site, cells in per_period[p.label].items():
+                if biomarker in cells:
+                    methods[site] |= cells[biomarker].methods
+        sites = sorted(s for s in pooled if s in current and pooled[s].valid + pooled[s].tests > 0)
+        if not sites:
+            continue
+        big_x = sum(c.positive for c in pooled.values())
+        big_n = sum(c.valid for c in pooled.values())
+        classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
+        class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        class_noise: dict[str, np.ndarray] = defaultdict(lambda: np.ones(1))
+        class_parts: dict[str, list[int]] = defaultdict(list)
+        class_tables: dict[str, set[str]] = defaultdict(set)
+        for s, c in pooled.items():
+            if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
+                class_parts[classes[s]].extend(c.parts)
+                class_tables[classes[s]].add(noises[s].table if s in noises else "")
+                class_noise[classes[s]] = np.convolve(
+                    class_noise[classes[s]],
+                    noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1),
+                )
+                t = class_totals[classes[s]]
+                t[0] += c.positive
+                t[1] += c.valid
+                t[2] += 1
+        ref = class_totals.get("rna_capable")
+        theta_net = big_x / big_n if big_n else 0.0
+        expected = standard.positivity(biomarker)
+        rho_dl = 4 * dispersion[biomarker].tau2_dl if biomarker in dispersion else 0.0
+        comparisons: Json = {}
+        network_out[biomarker] = {
+            "window": {
+                "periods": [p.label for p in window],
+                "positive": big_x,
+                "valid": big_n,
+                "rate": theta_net,
+            },
+            "classes": {
+                k: {"sites": v[2], "positive": v[0], "valid": v[1], "rate": _frac(v[0], v[1])}
+                for k, v in sorted(class_totals.items())
+            },
+            "comparisons": comparisons,
+        }
+        if ref and ref[1] > 0:
+            for klass, (cx, cn, csites) in sorted(class_totals.items()):
+                if klass == "rna_capable" or cn <= 0:
+                    continue
+                tables = class_tables[klass]
+                if len(tables) == 1 and "" not in tables and cx <= noise.SMALL_COUNT:
+                    # a small perturbed class count: the table's exact rows, against the
+                    # RNA-capable labs' rate
+                    p_class = noise.released_sum_tails(
+                        cx, class_parts[klass], ref[0] / ref[1], next(iter(tables))
+                    )[0]
+                else:
+                    offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
+                    spread = class_noise[klass]
+                    if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
+                        shift, pmf = pvalues.with_noise(pmf, spread)
+                        offset += shift
+                    p_class = pvalues.tails(pmf, cx, offset)[0]
+                members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
+                comparisons[klass] = {"reference_class": "rna_capable"}
+                run.test(
+                    comparisons[klass],
+                    "",
+                    "method_class",
+                    members[0] if members else "",
+                    "method_class",
+                    biomarker,
+                    p_class,
+                    "low",
+                    {
+                        "method_class": klass,
+                        "class_positive": cx,
+                        "class_valid": cn,
+                        "class_rate": cx / cn,
+                        "class_sites": csites,
+                        "reference_class": "rna_capable",
+                        "reference_positive": ref[0],
+                        "reference_valid": ref[1],
+                        "reference_rate": ref[0] / ref[1],
+                    },
+                    standard.source("reference_methods"),
+                    sites=members,
+                )
+        rho_net = positivity_network.get(biomarker, {}).get("rho", 0.0)
+        wx = np.array([pooled[s].positive for s in sites], dtype=float)
+        wn = np.array([pooled[s].valid for s in sites], dtype=float)
+        usable = (wn > 0) & (big_n - wn > 0)
+        vectorised = [noises[s].vectorised for s in sites]
+        window_weights = [
+            noises[s].weights(pooled[s].cells, pooled[s].positive) if vectorised[i] else np.ones(1)
+            for i, s in enumerate(sites)
+        ]
+        wn1 = np.where(usable, wn, 1.0)
+        wxr = np.where(usable, big_x - wx, 0.0)
+        wnr = np.where(usable, big_n - wn, 1.0)
+        fast_low = _weighted(
+            _fisher_at(wn1, wxr, wnr),
+            wx,
+            wn1,
+            window_weights,
+        )[0].tolist()
+        fast_expected: list[float] = []
+        if expected:
+            target = float(expected["low"])
+            fast_expected = _weighted(
+                _binomial_at(wn, target),
+                wx,
+                wn,
+                window_weights,
+            )[0].tolist()
+        net_failed = sum(c.failed for c in pooled.values())
+        net_tests = sum(c.tests for c in pooled.values())
+        wf = np.array([min(pooled[s].failed, pooled[s].tests) for s in sites], dtype=float)
+        wt = np.array([pooled[s].tests for s in sites], dtype=float)
+        testable = (wt > 0) & (net_tests - wt > 0)
+        fail_high = np.where(
+            testable,
+            pvalues.fisher_tails_many(
+                np.where(testable, wf, 0.0),
+                np.where(testable, wt, 1.0),
+                np.where(testable, np.maximum(net_failed - wf, 0.0), 0.0),
+                np.where(testable, net_tests - wt, 1.0),
+            )[1],
+            1.0,
+        ).tolist()
+        for index, site in enumerate(sites):
+            c = pooled[site]
+            site_noise = noises[site]
+            x_rest, n_rest = big_x - c.positive, big_n - c.valid
+            entry: Json = {
+                "window": {
+                    "positive": c.positive,
+                    "valid": c.valid,
+                    "failed": c.failed,
+                    "tests": c.tests,
+                    "rate": _frac(c.positive, c.valid),
+                    "ci95": list(stats.wilson(c.positive, c.valid)) if c.valid else None,
+                    "periods": [label for label, _, _ in series[site]],
+                },
+                "method_class": classes[site],
+                "class_rate": _frac(class_totals[classes[site]][0], class_totals[classes[site]][1]),
+            }
+            out[site][biomarker] = entry
+            ref_x, ref_n = (ref[0], ref[1]) if ref and ref[1] > 0 else (x_rest, n_rest)
+            if classes[site] == "rna_capable" and ref and site_noise.vectorised:
+                ref_x, ref_n = ref[0] - c.positive, ref[1] - c.valid
+                if ref_n <= 0:
+                    ref_x, ref_n = x_rest, n_rest
+            theta_ref = ref_x / ref_n if ref_n > 0 else theta_net
+            entry["shrinkage"] = rare.shrinkage(
+                c.positive,
+                c.valid,
+                theta_ref,
+                rho_dl,
+                theta_net,
+                float(expected["low"]) if expected else None,
+            )
+            seq = []
+            for label, x, n in series[site]:
+                tx, tn = period_totals[label]
+                seq.append((label, x, n, _frac(tx - x, tn - n)))
+            entry["sequential"] = rare.sequential(seq)
+            missed = rare.patients_missed(c, ref_x, ref_n)
+            entry["patients_missed"] = missed
+            causes = []
+            if biomarker in rare.RNA_DETECTED and classes[site] in ("dna_only", "other"):
+                causes.append("no RNA-capable method")
+            if fail_high[index] < 0.05:
+                causes.append("failures above the network's")
+            causes.extend(eqa_errors.get((site, biomarker), []))
+            entry["likely_causes"] = causes
+            if site_noise.enabled and not site_noise.accepted:
+                run.note(site, f"rare driver {biomarker}", f"not tested: {site_noise.reason}")
+                continue
+            if c.valid <= 0:
+                continue
+            figures = {
+                "positive": c.positive,
+                "valid": c.valid,
+                "rate": _frac(c.positive, c.valid),
+                "periods": len(series[site]),
+                "reference_rate": _frac(x_rest, n_rest),
+                "method_class": classes[site],
+                "patients_missed": missed["estimate"] if missed else None,
+                "patients_missed_ci95": missed["ci95"] if missed else None,
+                "likely_causes": causes,
+            }
+            if n_rest > 0:
+                if rho_net == 0 and site_noise.small(c.positive):
+                    low = noise.released_sum_tails(
+                        c.positive, c.parts, x_rest / n_rest, site_noise.table
+                    )[0]
+                    reference = "binomial+perturbation"
+                elif rho_net == 0 and vectorised[index]:
+                    low = fast_low[index]
+                    reference = (
+                        "fisher+perturbation" if len(window_weights[index]) > 1 else "fisher"
+                    )
+                else:
+                    low, _, reference = _tails(
+                        c.positive, c.valid, x_rest, n_rest, rho_net, site_noise, c.cells
+                    )
+                entry["reference"] = reference
+                run.test(
+                    entry,
+                    "_network",
+                    "window",
+                    site,
+                    "rare_driver_window",
+                    biomarker,
+                    low,
+                    "low",
+                    figures,
+                    standard.source("funnel"),
+                )
+            if expected:
+                p_expected = (
+                    noise.released_sum_tails(
+                        c.positive, c.parts, float(expected["low"]), site_noise.table
+                    )[0]
+                    if site_noise.small(c.positive)
+                    else fast_expected[index]
+                    if vectorised[index]
+                    else _lower_vs(c.positive, c.valid, float(expected["low"]), site_noise, c.cells)
+                )
+                run.test(
+                    entry,
+                    "_expected",
+                    "window",
+                    site,
+                    "rare_driver_below_expected",
+                    biomarker,
+                    p_expected,
+                    "low",
+                    {**figures, "expected_low": expected["low"]},
+                    str(expected.get("source", "")),
+                )
+    return dict(out), network_out
+
+
+def _eqa(
+    rounds: list[EqaRoundInput], period: Period, standard: Standard
+) -> tuple[dict[str, Json], list[Json]]:
+    """Scores of the rounds whose deadline falls in the period, per sub-scheme; persistent poor
+    performance over those rounds and the ones before them."""
+    out: dict[str, Json] = {}
+    flags: list[Json] = []
+    ordered = sorted(rounds, key=lambda r: (r.round.deadline, r.round.round_id))
+    poor_history: dict[str, list[bool | None]] = defaultdict(list)
+    all_sites = sorted({s for r in ordered for s in r.responses})
+    poor_need, poor_window = standard.persistent_poor
+    for entry in ordered:
+        try:
+            truth = eqa.parse_truth(entry.truth)
+            schemes = eqa.parse_schemes(entry.truth)
+        except eqa.EqaError:
+            continue
+        in_period = period.start.isoformat() <= entry.round.deadline <= period.end.isoformat()
+
+        def mark(cases: int, announced: float = entry.round.pass_share) -> float:
+            return standard.eqa_pass_share(cases, announced)
+
+        sheets: Json = {}
+        for site in all_sites:
+            if site not in entry.responses:
+                poor_history[site].append(None)
+                continue
+            leaf, response = entry.responses[site]
+            sheet = eqa.score(entry.round, truth, site, response, leaf, mark, schemes)
+            parts = eqa.subschemes(sheet, mark, schemes)
+            poor_history[site].append(not sheet.passed)
+            if not in_period:
+                continue
+            persistent = eqa.persistent_poor(poor_history[site], poor_need, poor_window)
+            sheets[site] = {
+                "points": sheet.points,
+                "max_points": sheet.max_points,
+                "score": sheet.score,
+                "passed": sheet.passed,
+                "errors": sheet.errors,
+                "technical_failures": sheet.technical_failures,
+                "outcomes": {
+                    f"{line.sample_id}/{line.biomarker}": line.outcome for line in sheet.lines
+                },
+                "subschemes": {name: part.as_dict() for name, part in parts.items()},
+                "persistent_poor": persistent,
+            }
+            if not sheet.passed:
+                failed_parts = {n: p.as_dict() for n, p in parts.items() if not p.passed}
+                wrong = [
+                    f"{line.sample_id} {line.biomarker} ({line.outcome.replace('_', ' ')})"
+                    for line in sheet.lines
+                    if line.outcome != "correct"
+                ]
+                flags.append(
+                    flag(
+                        site,
+                        "eqa",
+                        "alarm",
+                        entry.round.round_id,
+                        {
+                            k: sheets[site][k]
+                            for k in (
+                                "points",
+                                "max_points",
+                                "score",
+                                "errors",
+                                "technical_failures",
+                            )
+                        }
+                        | {
+                            "failed_subschemes": failed_parts,
+                            "not_correct": wrong,
+                            "pass_share": sheet.pass_share,
+                        },
+                        standard.source("eqa"),
+                    )
+                )
+            if persistent:
+                taken = [h for h in poor_history[site] if h is not None][-poor_window:]
+                flags.append(
+                    flag(
+                        site,
+                        "eqa_persistent_poor",
+                        "alarm",
+                        entry.round.round_id,
+                        {
+                            "poor_rounds": sum(bool(h) for h in taken),
+                            "rounds": len(taken),
+                            "rule": f"{poor_need} of {poor_window}",
+                        },
+                        standard.source("eqa"),
+                    )
+                )
+        if in_period:
+            out[entry.round.round_id] = {
+                "deadline": entry.round.deadline,
+                "commitment_sha256": entry.round.commitment_sha256,
+                "sites": sheets,
+            }
+    return out, flags
+
+
+def _likely_missed(rare_drivers: dict[str, Json]) -> Json:
+    """Per rare driver where the lab finds fewer than the reference: the estimate of patients
+    likely missed, its 95% interval and the likely cause (the report's summary of rare_drivers)."""
+    out: Json = {}
+    for biomarker, entry in sorted(rare_drivers.items()):
+        missed = entry.get("patients_missed")
+        if not missed or missed["among_valid"]["estimate"] <= 0:
+            continue
+        out[biomarker] = {
+            "estimate": missed["estimate"],
+            "interval": missed["ci95"],
+            "likely_cause": "; ".join(entry["likely_causes"]) or "not identified",
+        }
+    return out
+
+
+def _status_from(entry: Json, test: Test) -> None:
+    if test.level and test.rule == "positivity_funnel":
+        entry["status"] = f"{test.level}_{test.direction}"
+    elif test.level and "status" in entry and test.rule != "positivity_below_expected":
+        if entry["status"] in ("ok", "alert") or test.level == "alarm":
+            entry["status"] = test.level
+
+
+def compute(data: Inputs, period: str, standard: Standard) -> Json:
+    """The benchmark from signed inputs alone (no database): what an auditor recomputes."""
+    by_period_all, revoked = data.by_period, data.revoked
+    p = parse_period(period)
+    latest = by_period_all.get(p.label, {})
+    summaries = {site: s for site, (_, s) in latest.items()}
+    plain = {
+        label: {site: s for site, (_, s) in entries.items()}
+        for label, entries in by_period_all.items()
+    }
+    noises = {site: _Noise(s) for label in plain for site, s in plain[label].items()}
+    noises.update({site: _Noise(s) for site, s in summaries.items()})
+    run = _Run(standard)
+    alert_q, alarm_q = standard.q_levels
+    per_test = {
+        label: {site: _per_test(s) for site, s in entries.items()}
+        for label, entries in plain.items()
+    }
+    positivity, network, dispersion = _positivity(run, per_test.get(p.label, {}), noises)
+    window = periods_for_trends(p, window_length(p, standard.window_quarters))
+    eqa_results, eqa_flags = _eqa(data.eqa_rounds, p, standard)
+    rare_sites, rare_network = _rare_drivers(
+        run,
+        plain,
+        per_test,
+        window,
+        summaries,
+        noises,
+        network,
+        dispersion,
+        _eqa_errors(data.eqa_rounds),
+    )
+    strata_rows, network_strata = _strata(summaries, standard)
+    sites: dict[str, Json] = {}
+    concordance_by_site = {}
+    for site, summary in sorted(summaries.items()):
+        concordance_by_site[site] = _concordance(run, site, summary, noises[site])
+        if noises[site].enabled and not noises[site].accepted:
+            run.note(site, "noise", noises[site].reason)
+        sites[site] = {
+            "site_id": site,
+            "leaf_index": latest[site][0],
+            "sequence": summary.sequence,
+            "standard_version": summary.standard_version,
+            "revoked": site in revoked,
+            "policy": {
+                "min_denominator": summary.policy.min_denominator,
+                "small_stratum_action": summary.policy.small_stratum_action,
+                "small_count_suppression": summary.policy.small_count_suppression,
+            },
+            "positivity": positivity.get(site, {}),
+            "failure": _failure(run, site, summary, noises[site]),
+            "turnaround": _turnaround(run, site, summary, noises[site]),
+            "panel": _panel(run, site, summary, noises[site]),
+            "concordance": concordance_by_site[site],
+            "rare_drivers": rare_sites.get(site, {}),
+            "patients_likely_missed": _likely_missed(rare_sites.get(site, {})),
+            "eqa": {r: e["sites"][site] for r, e in eqa_results.items() if site in e["sites"]},
+        }
+    families = decide(run.tests, alert_q, alarm_q)
+    for entry, _pkey, qkey, test in run.pending:
+        entry[qkey] = test.q
+        _status_from(entry, test)
+    flags = as_flags(run.tests) + eqa_flags
+    flags.sort(key=lambda f: (f["site_id"], f["level"] != "alarm", f["rule"], f["subject"]))
+    rows_by_site: dict[str, list[Json]] = defaultdict(list)
+    for row in strata_rows:
+        rows_by_site[row["site_id"]].append(row)
+    flags_by_site: dict[str, list[Json]] = defaultdict(list)
+    for f in flags:
+        flags_by_site[f["site_id"]].append(f)
+    for site in sites:
+        sites[site]["strata"] = rows_by_site[site]
+        sites[site]["flags"] = flags_by_site[site]
+        levels = {f["level"] for f in sites[site]["flags"]}
+        sites[site]["status"] = (
+            "alarm" if "alarm" in levels else "alert" if "alert" in levels else "ok"
+        )
+    return {
+        "period": p.label,
+        "method_version": METHOD_VERSION,
+        "method": {
+            "pvalue": "mid-P (Lancaster 1961), one-sided; two-sided = twice the smaller tail",
+            "fdr": "Benjamini-Hochberg within each family (Jones, Ohlssen & Spiegelhalter 2008)",
+            "alert_q": alert_q,
+            "alarm_q": alarm_q,
+            "funnel_levels": list(standard.funnel_levels),
+            "families": families,
+            "window_periods": [w.label for w in window],
+            "rare_drivers": standard.rare_drivers,
+            "rna_methods": list(standard.rna_methods),
+            "max_noise_scale": noise.MAX_NOISE_SCALE,
+        },
+        "standard": {"id": standard.id, "version": standard.version, "sha256": standard.sha256},
+        "sites": sites,
+        "network": {
+            "positivity": network,
+            "strata": network_strata,
+            "concordance": _pooled_concordance(concordance_by_site),
+            "rare_drivers": rare_network,
+        },
+        "eqa": eqa_results,
+        "flags": flags,
+        "notes": run.notes,
+        "trends": _trends(per_test, periods_for_trends(p), list(sites)),
+    }
+
+
+def for_site(benchmark: Json, site_id: str) -> Json:
+    """A site's own view: its section in full, peers as anonymous points (no names). Peers are
+    ordered by what is shown of them, so the order reveals nothing the page does not."""
+    own = benchmark["sites"].get(site_id)
+    shown = sorted(
+        (
+            {
+                "positivity": {
+                    b: {"positive": v["positive"], "valid": v["valid"], "rate": v["rate"]}
+                    for b, v in entry["positivity"].items()
+                },
+                "status": entry["status"],
+            }
+            for other, entry in benchmark["sites"].items()
+            if other != site_id
+        ),
+        key=lambda peer: json.dumps(peer, sort_keys=True),
+    )
+    peers = [{"peer": f"peer-{n}", **peer} for n, peer in enumerate(shown, start=1)]
+    return {
+        "period": benchmark["period"],
+        "method_version": benchmark.get("method_version"),
+        "standard": benchmark["standard"],
+        "site": own,
+        "network": {"positivity": benchmark["network"]["positivity"]},
+        "peers": peers,
+    }
