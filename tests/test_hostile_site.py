@@ -48,7 +48,7 @@ def released(message: pb.SiteSummary) -> pb.StratumCounts:
 
 def _suppressed_equivocal(m: pb.SiteSummary) -> None:
     s = released(m)
-    s.failed, s.tests = 1000, 1
+    s.failed, s.tests, s.equivocal = 1000, 1, 0  # the suppressed cell itself is released as 0
     s.suppressed_cells[:] = ["equivocal"]
 
 
