@@ -16,20 +16,13 @@ from coordinator.errors import (
     NotPermitted,
     WrongState,
 )
+from method.flags import RULES as FLAG_RULES
 from protos import wire
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import action_pb2 as apb
 
-RULES = {
-    "positivity_funnel",
-    "positivity_below_expected",
-    "failure_rate",
-    "turnaround",
-    "panel_coverage",
-    "concordance",
-    "eqa",
-}
+RULES = frozenset(FLAG_RULES)
 ACTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_TEXT = 2000
 

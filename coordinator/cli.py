@@ -492,7 +492,9 @@ def key_show(data_dir: Path) -> None:
 @data_dir_option
 @click.option("--period", required=True)
 @click.option(
-    "--site", help="Make the report that site's own view (all summaries stay in, to recompute it)."
+    "--site",
+    help="A bundle for that site alone: its own summaries, receipts and keys, its own view of the "
+    "report, and no peer named (peers' ledger leaves by hash only).",
 )
 @click.option(
     "--out",
@@ -515,6 +517,8 @@ def audit_bundle(
     click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
     with closing(sqlite3.connect(data.db)) as conn:
         cosigners = witnesses.cosigners(conn, manifest["tree_size"])
+    if site is not None:  # a site's bundle carries only its own cosignature
+        cosigners = [c for c in cosigners if c == site]
     click.echo(
         f"its checkpoint is cosigned by {len(cosigners)} site(s): {', '.join(cosigners) or 'none yet'}"
         " (rarenet-audit verify --witnesses N asks for N)"

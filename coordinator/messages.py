@@ -94,7 +94,7 @@ def message(f: dict[str, Any]) -> str:
             f"{g['median']}, 90th percentile {g['p90']} working days. Patients wait for treatment "
             "decisions: look for batching, send-outs and re-biopsies."
         )
-    if rule == "panel":
+    if rule == "panel_coverage":
         return (
             f"Only {_pct(g['share'])} of non-squamous patients ({g['with_all_required']}/"
             f"{g['patients']}) had a valid result for every required biomarker (target "

@@ -138,20 +138,17 @@ def page_name(site_id: str) -> str:
 
 
 def chance(benchmark: dict) -> dict:
-    """How many funnel alerts and alarms chance alone would give in a network where every lab
-    performs alike: each lab x biomarker comparison falls outside the 95% limits with
-    probability 5% and outside the 99.8% limits with 0.2%."""
-    comparisons = sum(
-        1 for s in benchmark["sites"].values() for p in s["positivity"].values() if p["valid"]
-    )
-    funnel_flags = [f for f in benchmark["flags"] if f["rule"] == "positivity_funnel"]
+    """What chance alone would give under the method's false-discovery control (method/flags.py):
+    how many site x indicator tests were made, and the q levels that bound the share of false
+    flags among the alerts and the alarms."""
+    method = benchmark.get("method") or {}
+    flagged = [f for f in benchmark["flags"] if f.get("q") is not None]
     return {
-        "comparisons": comparisons,
-        "expected_alerts": 0.05 * comparisons,
-        "expected_alarms": 0.002 * comparisons,
-        "p_any_alarm": 1 - 0.998**comparisons,
-        "alerts": sum(f["level"] == "alert" for f in funnel_flags),
-        "alarms": sum(f["level"] == "alarm" for f in funnel_flags),
+        "tests": sum((method.get("families") or {}).values()),
+        "alert_q": method.get("alert_q", 0.05),
+        "alarm_q": method.get("alarm_q", 0.01),
+        "alerts": sum(f["level"] == "alert" for f in flagged),
+        "alarms": sum(f["level"] == "alarm" for f in flagged),
     }
 
 

@@ -722,7 +722,7 @@ def _panel(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) ->
         "",
         "period",
         site,
-        "panel",
+        "panel_coverage",
         "required panel",
         p,
         "low",

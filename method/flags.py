@@ -23,6 +23,20 @@ from typing import Any
 from method import fdr
 
 FAMILIES = ("period", "window", "method_class")
+# Every rule a flag can name: a lab's corrective action refers to one of these (node and intake
+# check it), and reports label each.
+RULES = (
+    "positivity_funnel",
+    "positivity_below_expected",
+    "method_class",
+    "rare_driver_window",
+    "failure_rate",
+    "turnaround",
+    "panel_coverage",
+    "concordance",
+    "eqa",
+    "eqa_persistent_poor",
+)
 
 
 @dataclass

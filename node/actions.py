@@ -10,9 +10,10 @@ import re
 import secrets
 import sqlite3
 
+from method.flags import RULES as FLAG_RULES
 from node import id_screen, outbox, summary
 from node.config import NodeConfig
-from node.errors import NodeError
+from node.errors import BadInput, NodeError
 from node.pseudonym import Pseudonymiser
 from protos import dsse, wire
 from protos.errors import ContractError
@@ -32,14 +33,19 @@ def parse_flag(text: str, period: str) -> apb.FlagReference:
     """`RULE:SUBJECT` as printed in the report (e.g. positivity_funnel:MET_EX14)."""
     rule, sep, subject = text.partition(":")
     if not sep or not rule.strip() or not subject.strip():
-        raise NodeError(
+        raise BadInput(
             f"--flag {text!r}: write RULE:SUBJECT as the report shows it, e.g. "
             "positivity_funnel:MET_EX14 or failure_rate:cytology"
+        )
+    if rule.strip() not in FLAG_RULES:
+        raise BadInput(
+            f"--flag {text!r}: {rule.strip()!r} is not a rule a flag can name "
+            f"({', '.join(FLAG_RULES)}); nothing was signed"
         )
     try:
         label = parse_period(period).label
     except ContractError as exc:
-        raise NodeError(f"--period {period!r}: {exc}") from exc
+        raise BadInput(f"--period {period!r}: {exc}") from exc
     return apb.FlagReference(period=label, rule=rule.strip(), subject=subject.strip())
 
 
@@ -63,7 +69,7 @@ def _date(name: str, value: str) -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise NodeError(f"--{name} {value!r} is not a date; write YYYY-MM-DD") from None
+        raise BadInput(f"--{name} {value!r} is not a date; write YYYY-MM-DD") from None
 
 
 def _queue(conn: sqlite3.Connection, config: NodeConfig, action: apb.CorrectiveAction) -> int:

@@ -18,6 +18,7 @@ from node import enroll as enrolment
 from node import mapping as node_mapping
 from node.client import CoordinatorClient, RpcFailure
 from node.errors import (
+    BadInput,
     ConfigError,
     IngestError,
     LedgerAlarm,
@@ -47,6 +48,7 @@ EXIT_STATUSES: dict[type[BaseException], int] = {
     NodeError: exits.FAILED,  # refused by the coordinator, the privacy budget spent, ...
     LedgerAlarm: exits.FAILED,
     ConfigError: exits.BAD_INPUT,  # no or a bad data directory, node.toml or file it names
+    BadInput: exits.BAD_INPUT,  # an argument that is not what it must be (a date, a flag rule)
     IngestError: exits.BAD_INPUT,  # an export that cannot be read
     MappingError: exits.BAD_INPUT,
     Unreachable: exits.UNREACHABLE,  # the coordinator is down or busy: run it again later

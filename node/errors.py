@@ -34,3 +34,7 @@ class LedgerAlarm(NodeError):
 
 class PeriodNotReady(NodeError):
     """A period that is still open, has not started, or holds no results: nothing is signed."""
+
+
+class BadInput(NodeError):
+    """A command's argument is not what it must be (a date, a flag's rule): nothing was signed."""

@@ -72,6 +72,9 @@ LEVELS = {"ok": N_("no flags"), "alert": N_("alert"), "alarm": N_("alarm")}
 RULES = {
     "positivity_funnel": N_("positivity against the network"),
     "positivity_below_expected": N_("positivity against the expected range"),
+    "method_class": N_("positivity by method class"),
+    "rare_driver_window": N_("rare driver over four quarters"),
+    "eqa_persistent_poor": N_("persistent poor EQA performance"),
     "failure_rate": N_("failure rate"),
     "turnaround": N_("turnaround"),
     "panel_coverage": N_("panel coverage"),

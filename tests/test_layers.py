@@ -37,7 +37,6 @@ LAYERS = (
     Layer("rendering", frozenset({"protos", "method"})),
     Layer("node", FIRST_PARTY - {"coordinator"}),
     Layer("coordinator", FIRST_PARTY - {"node"}),
-    Layer("rendering", frozenset({"protos"})),
 )
 
 
