@@ -49,6 +49,13 @@ def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
 
 
 @pytest.mark.slow
-def test_power_for_the_dna_only_lab_within_four_quarters() -> None:
+@pytest.mark.parametrize(("perturbed", "at_least"), [(False, 0.85), (True, 0.6)])
+def test_power_for_the_dna_only_lab_within_four_quarters(
+    monkeypatch: pytest.MonkeyPatch, perturbed: bool, at_least: float
+) -> None:
+    """Exact counts: 0.9 or more in the full study (docs/method.md). With the nodes' cell-key
+    perturbation the power falls short of the 0.9 target (0.73 here, 0.80-0.95 in the study;
+    issue 14 stays open on it): this floor guards against it falling further."""
+    monkeypatch.setattr(bench_method, "PERTURB", perturbed)
     found = bench_method.power_study(30, 30, seed=11, standard=STANDARD)
-    assert found["power_q4"] >= 0.85, found  # 0.9 or more in the full study (docs/method.md)
+    assert found["power_q4"] >= at_least, found
