@@ -49,14 +49,3 @@ class NothingToReport(NotFound):
 
 class TemporarilyUnavailable(CoordinatorError):
     """Try again shortly (nodes retry this by themselves)."""
-
-
-# The names these classes had while they carried gRPC status codes. Branches written before the
-# rename still use them; new code uses the names above, and these go once those are merged.
-Unauthenticated = NotAuthenticated
-PermissionDenied = NotPermitted
-InvalidArgument = InvalidRequest
-FailedPrecondition = WrongState
-AlreadyExists = AlreadyRecorded
-Unavailable = TemporarilyUnavailable
-ResourceExhausted = RateLimited
