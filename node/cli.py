@@ -236,12 +236,15 @@ def mapping_check(file: Path, mapping_path: Path | None, encoding: str | None, r
     positions, unmapped = rules.resolve_header(table.header)
     click.echo(f"{file.name}: encoding {table.encoding}; mapping: {rules.source}")
     samples: dict[int, dict[str, int]] = {i: {} for i in positions}
+    sampled = 0
     for n, (_, cells) in enumerate(table.rows):
         if n >= rows:
             break
+        sampled += 1
         for i in positions:
             if i < len(cells):
                 samples[i][cells[i]] = samples[i].get(cells[i], 0) + 1
+    click.echo(f"  values counted over the first {sampled} rows (--rows to change)")
     for i, name in enumerate(table.header):
         if i not in positions:
             click.echo(f"  {name!r:<24} -> (ignored: not a canonical field)")
@@ -386,14 +389,19 @@ def _print_summary(message) -> None:
 def summarize(data_dir: Path, period: str, as_json: bool) -> None:
     """Show exactly what would leave for PERIOD (unsigned; nothing is sent or stored)."""
     cfg, conn = _open(data_dir)
+    shown = parse_period(period)
     built = send.build(
-        conn, cfg, load_cached(cfg.standard_path), parse_period(period), summary.next_sequence(conn)
+        conn, cfg, load_cached(cfg.standard_path), shown, summary.next_sequence(conn)
     )
     message, payload = built.message, built.payload
     if as_json:
         sys.stdout.buffer.write(payload)
     else:
         _print_summary(message)
+    try:  # a preview of what `submit` would refuse says so (on stderr: --json stays the bytes)
+        send.check_period(conn, shown, config=cfg)
+    except NodeError as exc:
+        click.echo(f"note: `submit` would not sign this: {exc}", err=True)
 
 
 def _report_flush(report: send.FlushReport) -> None:

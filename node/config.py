@@ -341,9 +341,10 @@ def check_types(data: dict, path: Path) -> None:
         for key, value in values.items():
             kind = keys_.get(key)
             if kind is None:
+                known = ", ".join(k for k in keys_ if k not in _DP_KEYS)
                 raise ConfigError(
-                    f"{path}: unknown key {key!r} in [{section}] (known: {', '.join(keys_)}); "
-                    f"a misspelt key would be silently ignored, so it is refused. {_EXAMPLE}"
+                    f"{path}: unknown key {key!r} in [{section}] (known: {known}). "
+                    f"A misspelt key would be silently ignored, so it is refused; {_EXAMPLE}"
                 )
             if not _typed(value, kind):
                 raise ConfigError(

@@ -299,3 +299,20 @@ def test_a_node_database_of_an_older_layout_is_refused_with_advice(tmp_path) -> 
         and "rarenet-node init" in result.output
     ), result.output
     assert "Traceback" not in result.output
+
+
+def test_summarize_of_a_period_submit_would_refuse_says_so(
+    coordinator, node_factory, synthetic_csv
+) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    data_dir = str(node.config.data_dir)
+    future = CliRunner().invoke(
+        node_cli, ["summarize", "--data-dir", data_dir, "--period", "2099Q1"]
+    )
+    assert future.exit_code == 0
+    assert "`submit` would not sign this: period 2099Q1 has not started yet" in future.stderr
+    closed = CliRunner().invoke(
+        node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
+    assert closed.exit_code == 0 and "would not sign" not in closed.stderr
