@@ -35,6 +35,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_started: list[subprocess.Popen] = []
+
+
+def started(proc: subprocess.Popen) -> subprocess.Popen:
+    """Remember a process this module started, so that a failing test does not leave it running."""
+    _started.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    yield
+    while _started:
+        proc = _started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 def serve(data_dir: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [
@@ -49,6 +68,7 @@ def serve(data_dir: Path, port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    started(proc)
     deadline = time.monotonic() + 30
     while True:
         with socket.socket() as s:
@@ -144,6 +164,7 @@ def test_coordinator_outage_then_every_envelope_arrives_once(tmp_path: Path) -> 
         stdout=subprocess.DEVNULL,
         stderr=log_path.open("w"),
     )
+    started(daemon)
     try:
         until(
             lambda: (
@@ -210,6 +231,7 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    started(daemon)
     until(lambda: delivered(conn) >= 2, what="the first deliveries")
     stop(daemon, signal.SIGKILL)
     assert delivered(conn) < len(quarters), "all were sent before the kill: nothing was tested"
@@ -218,6 +240,7 @@ def test_node_killed_mid_send_loses_and_duplicates_nothing(tmp_path: Path) -> No
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    started(daemon)
     try:
         until(
             lambda: delivered(conn) == len(quarters) + 2 or not outbox.pending(conn),
@@ -321,6 +344,7 @@ def test_one_daemon_per_data_directory(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    started(first)
     try:
         until(
             lambda: (
