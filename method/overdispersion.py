@@ -95,32 +95,15 @@ def estimate(
     denominator = float(w.sum() - (w * w).sum() / w.sum())
     tau2_dl = max(0.0, (chi2 - df) / denominator) if denominator > 0 else 0.0
     critical = float(chdtri(df, test_level))
-    if sites < min_sites:
-        return Overdispersion(
-            sites,
-            phi,
-            chi2,
-            df,
-            p,
-            tau2_dl,
-            0.0,
-            0.0,
-            False,
-            f"fewer than {min_sites} sites: not applied",
-        )
-    if p >= test_level or denominator <= 0:
-        return Overdispersion(
-            sites,
-            phi,
-            chi2,
-            df,
-            p,
-            tau2_dl,
-            0.0,
-            0.0,
-            False,
-            f"no overdispersion at the {test_level:g} level",
-        )
+    reason = (
+        f"fewer than {min_sites} sites: not applied"
+        if sites < min_sites
+        else f"no overdispersion at the {test_level:g} level"
+        if p >= test_level or denominator <= 0
+        else None
+    )
+    if reason is not None:
+        return Overdispersion(sites, phi, chi2, df, p, tau2_dl, 0.0, 0.0, False, reason)
     tau2 = max(0.0, (chi2 - critical) / denominator)
     rho = min(4.0 * tau2, MAX_RHO)
     return Overdispersion(
