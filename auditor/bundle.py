@@ -16,6 +16,7 @@ Folder entries, which an ordinary re-zip adds, are skipped when empty.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import zipfile
 import zlib
@@ -78,40 +79,61 @@ def leaf_number(name: str) -> int:
 
 def read(path: Path) -> dict[str, bytes]:
     """{member name: content} of the bundle at path, or BundleUnreadable saying why not."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (
-        OSError,
-        EOFError,
-        NotImplementedError,  # a damaged header can claim a zip version nobody implements
-        RuntimeError,
-        ValueError,  # UnicodeDecodeError of a damaged name included
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-    ) as exc:
-        raise BundleUnreadable(f"{path} is not a readable zip file: {exc}") from exc
-    with archive:
-        members = archive.infolist()
+    with Bundle(path) as bundle:
+        return {name: bundle.read(name) for name in bundle.names}
+
+
+class Bundle:
+    """An open bundle whose members are read one at a time, by name, each within the bounds
+    (so that a verifier keeps in memory only what it still needs). Opening it checks the list of
+    members: their number, no two of one name, every name part of the layout, folder entries
+    empty. `read` hands each member's bytes and keeps their SHA-256 (`digests`); `unread` names
+    the members not read yet."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._archive = zipfile.ZipFile(path)
+        except (
+            OSError,
+            EOFError,
+            NotImplementedError,  # a damaged header can claim a zip version nobody implements
+            RuntimeError,
+            ValueError,  # UnicodeDecodeError of a damaged name included
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+        ) as exc:
+            raise BundleUnreadable(f"{path} is not a readable zip file: {exc}") from exc
+        try:
+            self._members = self._listed()
+        except BaseException:
+            self._archive.close()
+            raise
+        self.names = tuple(self._members)
+        self.digests: dict[str, str] = {}
+        self._total = 0
+
+    def _listed(self) -> dict[str, zipfile.ZipInfo]:
+        path, members = self.path, self._archive.infolist()
         if len(members) > MAX_MEMBERS:
             raise BundleUnreadable(
                 f"{path} has {len(members)} members, more than the {MAX_MEMBERS} a bundle may hold"
             )
-        files: dict[str, bytes] = {}
-        total = 0
         envelopes = sum(1 for info in members if info.filename.startswith("envelopes/"))
-        report_limit = min(
+        self._report_limit = min(
             MAX_MEMBER_BYTES + REPORT_BYTES_PER_ENVELOPE * envelopes, MAX_REPORT_BYTES_CEILING
         )
-        total_limit = min(
+        self._total_limit = min(
             MAX_TOTAL_BYTES + TOTAL_BYTES_PER_ENVELOPE * envelopes, MAX_TOTAL_BYTES_CEILING
         )
+        listed: dict[str, zipfile.ZipInfo] = {}
         for info in members:
             name = info.filename
             if info.is_dir():
-                if _read_member(archive, info, 1, 1):
+                if _read_member(self._archive, info, 1, 1):
                     raise BundleUnreadable(f"{path}: the folder entry {name} holds data")
                 continue  # an ordinary re-zip adds folder entries
-            if name in files:
+            if name in listed:
                 raise BundleUnreadable(
                     f"{path} holds two members named {name}; tools disagree on which one they "
                     "show, so the bundle is refused. Ask the centre for the bundle as it made it"
@@ -124,10 +146,31 @@ def read(path: Path) -> dict[str, bytes]:
                     "proofs/, ledger/, keys/, enrolments/ and eqa/ files named by leaf index, "
                     "key id or round, such as envelopes/12.envelope)"
                 )
-            limit = report_limit if name == REPORT else MAX_MEMBER_BYTES
-            files[name] = _read_member(archive, info, limit, total_limit - total, path, total_limit)
-            total += len(files[name])
-    return files
+            listed[name] = info
+        return listed
+
+    def __enter__(self) -> Bundle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._archive.close()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._members
+
+    def read(self, name: str) -> bytes:
+        """The member's bytes (KeyError when the bundle has none of that name); the bundle's
+        total counts every read."""
+        info = self._members[name]
+        limit = self._report_limit if name == REPORT else MAX_MEMBER_BYTES
+        left = self._total_limit - self._total
+        content = _read_member(self._archive, info, limit, left, self.path, self._total_limit)
+        self._total += len(content)
+        self.digests[name] = hashlib.sha256(content).hexdigest()
+        return content
+
+    def unread(self) -> list[str]:
+        return [name for name in self.names if name not in self.digests]
 
 
 def _read_member(

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from auditor.bundle import leaf_number
-from protos import leaf, merkle, wire
+from protos import leaf, merkle
 from protos.errors import ContractError
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -39,7 +39,29 @@ class Finding:
     detail: str
 
 
-def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead) -> list[Finding]:
+def whole_envelope_members(listing: bytes) -> set[str]:
+    """The members ledger/leaves.json names as whole-envelope leaves (leaves from before leaf
+    headers), which `check` reads besides the listing; none when it cannot be read (`check` says
+    why)."""
+    try:
+        entries = json.loads(listing)["leaves"]
+        return {e["envelope"] for e in entries if isinstance(e, dict) and "envelope" in e}
+    except (ValueError, KeyError, TypeError):
+        return set()
+
+
+def check(
+    files: Mapping[str, bytes],
+    members: Collection[str],
+    envelopes: Mapping[int, str],
+    receipt_heads: Mapping[str, tuple[int, bytes]],
+    manifest: dict[str, Any],
+    head: lpb.TreeHead,
+) -> list[Finding]:
+    """`files` holds ledger/leaves.json and the members it names as whole-envelope leaves;
+    `members` is every member of the bundle, `envelopes` the SHA-256 of each envelopes/N.envelope
+    by N, `receipt_heads` the tree head (size, root) of each receipt that could be read, by its
+    member name."""
     if "ledger/leaves.json" not in files:
         return [
             Finding(
@@ -53,10 +75,10 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
     try:
         site = manifest.get("site")  # a per-site bundle is complete for that site's submissions
         headers, tree = _headers(files, head, opaque_allowed=site is not None)
-        periods, rounds = _scope(files, manifest)
+        periods, rounds = _scope(members, manifest)
     except ContractError as exc:
         return [Finding("completeness", False, str(exc))]
-    findings = _receipts_agree(files, tree)
+    findings = _receipts_agree(receipt_heads, tree)
     scope = set(periods) | {leaf.EQA_PERIOD_PREFIX + r for r in rounds}
     expected = {
         i: h
@@ -65,7 +87,7 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
     }
     for index, header in sorted(expected.items()):
         member = f"envelopes/{index}.envelope"
-        if member not in files:
+        if index not in envelopes:
             findings.append(
                 Finding(
                     f"ledger leaf {index}",
@@ -74,7 +96,7 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
                     f"signed tree head but its envelope is not in the bundle",
                 )
             )
-        elif hashlib.sha256(files[member]).hexdigest() != header.envelope_sha256:
+        elif envelopes[index] != header.envelope_sha256:
             findings.append(
                 Finding(
                     f"ledger leaf {index}",
@@ -83,7 +105,7 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
                     f"({leaf.describe(header)})",
                 )
             )
-    for name in sorted(n for n in files if n.startswith("envelopes/")):
+    for name in sorted(f"envelopes/{index}.envelope" for index in envelopes):
         index = leaf_number(name)
         if index not in expected:
             shown = headers[index] if index < len(headers) else None
@@ -124,7 +146,7 @@ def check(files: dict[str, bytes], manifest: dict[str, Any], head: lpb.TreeHead)
 
 
 def _headers(
-    files: dict[str, bytes], head: lpb.TreeHead, opaque_allowed: bool
+    files: Mapping[str, bytes], head: lpb.TreeHead, opaque_allowed: bool
 ) -> tuple[list[lpb.LeafHeader | None], merkle.Tree]:
     """Every leaf's header (None for a peer's whole-envelope leaf a site's bundle gives by hash
     only) and the tree rebuilt from the leaves, which lead to the signed root."""
@@ -183,17 +205,13 @@ def _headers(
     return headers, tree
 
 
-def _receipts_agree(files: dict[str, bytes], tree: merkle.Tree) -> list[Finding]:
+def _receipts_agree(heads: Mapping[str, tuple[int, bytes]], tree: merkle.Tree) -> list[Finding]:
     """Each receipt's tree head is a prefix of the rebuilt tree (its signature is checked with
-    its leaf)."""
+    its leaf; one that cannot be read is reported there)."""
     findings = []
-    for name in sorted(n for n in files if n.startswith("receipts/")):
-        try:
-            receipt = wire.decode(wire.parse_envelope(files[name]).payload, lpb.Receipt)
-        except ContractError:
-            continue  # reported by the leaf's own check
-        size = receipt.tree_head.tree_size
-        if size > len(tree) or tree.root(size) != receipt.tree_head.root_hash:
+    for name in sorted(heads):
+        size, root = heads[name]
+        if size > len(tree) or tree.root(size) != root:
             findings.append(
                 Finding(
                     f"ledger leaf {leaf_number(name)}",
@@ -205,7 +223,7 @@ def _receipts_agree(files: dict[str, bytes], tree: merkle.Tree) -> list[Finding]
     return findings
 
 
-def _scope(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
+def _scope(members: Collection[str], manifest: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The periods and EQA rounds the bundle is complete for, checked against what it must be."""
     claim = manifest.get("complete_for")
     try:
@@ -225,7 +243,7 @@ def _scope(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[list[str]
             f"the bundle does not claim to be complete for {', '.join(short)}, which the report "
             f"of {period} shows"
         )
-    bundled = {n.split("/")[1] for n in files if n.startswith("eqa/")}
+    bundled = {n.split("/")[1] for n in members if n.startswith("eqa/")}
     if bundled != set(rounds):
         raise ContractError(
             "the EQA rounds in the bundle are not the ones it claims to be complete for"
