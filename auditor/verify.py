@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -506,7 +507,6 @@ def _statistics(
     site = manifest.get("site")
     try:
         standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
-        report = opened.read(bundle.REPORT)
     except (KeyError, ValueError, StandardError) as exc:
         result.add("standard", False, str(exc))
         return
@@ -519,17 +519,23 @@ def _statistics(
     standard_named = f"{standard.label} (sha256 {standard.sha256[:16]}…)"
     full: dict[str, Any] | Exception | None = None
     if not site:
-        # The common case, without parsing the report: the recomputation, written as the
-        # coordinator writes benchmark.json, is the report's bytes but for the flag messages.
         try:
             full = compute(inputs, manifest["period"], standard)
         except Exception as exc:  # noqa: BLE001 - said below, once the report is read
             full = exc
-        if isinstance(full, dict) and _same_bytes(full, report, standard.sha256):
-            result.add("standard", True, standard_named)
-            result.add("statistics", True, done)
-            result.verified_report = report if result.ok else None
-            return
+        inputs.by_period.clear()  # the summaries are let go before the report is read
+    try:
+        report = opened.read(bundle.REPORT)
+    except KeyError as exc:
+        result.add("standard", False, str(exc))
+        return
+    # The common case, without parsing the report: the recomputation, written as the
+    # coordinator writes benchmark.json, is the report's bytes but for the flag messages.
+    if isinstance(full, dict) and _same_bytes(full, report, standard.sha256):
+        result.add("standard", True, standard_named)
+        result.add("statistics", True, done)
+        result.verified_report = report if result.ok else None
+        return
     try:
         reported = json.loads(report)
     except ValueError as exc:
@@ -581,15 +587,78 @@ def _statistics(
 def _same_bytes(full: dict[str, Any], report: bytes, standard_sha256: str) -> bool:
     """The recomputation, written as the coordinator writes benchmark.json (compact, keys
     sorted), is the report byte for byte but for the flag messages; then every figure is equal
-    and the report names this standard and this method."""
+    and the report names this standard and this method. Written and compared a piece at a time,
+    so that the text of a national network's report is never held twice."""
     if full.get("method_version") != METHOD_VERSION:
         return False
     if full.get("standard", {}).get("sha256") != standard_sha256:
         return False
-    text = (
-        json.dumps(full, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-    )
-    return text == report or _PROSE.sub(b"", text) == _PROSE.sub(b"", report)
+    reported = _WithoutProse(report)
+    for piece in _pieces(full, _SPLIT_DEPTH):
+        if not reported.starts_with(_PROSE.sub(b"", piece.encode())):
+            return False
+    return reported.starts_with(b"\n") and reported.at_end()
+
+
+_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_SPLIT_DEPTH = 3  # the report, each of its parts, each site: pieces of a few KB
+
+
+def _pieces(value: Any, depth: int) -> Iterator[str]:
+    """_COMPACT.encode(value) in consecutive pieces. A dict holding a flag message is never split,
+    so each message pair lies whole in one piece (and _PROSE finds it there)."""
+    if depth and isinstance(value, dict) and value and "message" not in value:
+        if all(type(key) is str for key in value):
+            yield "{"
+            for i, key in enumerate(sorted(value)):
+                yield ("," if i else "") + _COMPACT.encode(key) + ":"
+                yield from _pieces(value[key], depth - 1)
+            yield "}"
+            return
+    if depth and isinstance(value, (list, tuple)) and value:
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ","
+            yield from _pieces(item, depth - 1)
+        yield "]"
+        return
+    yield _COMPACT.encode(value)
+
+
+class _WithoutProse:
+    """The bytes of a compact JSON text with every flag message pair taken out (_PROSE), read
+    from the front without copying the whole."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._cuts = _PROSE.finditer(data)
+        self._at = 0
+        self._cut = next(self._cuts, None)
+
+    def starts_with(self, expected: bytes) -> bool:
+        """Whether the next len(expected) bytes are expected; they are read either way."""
+        taken: list[bytes] = []
+        wanted = len(expected)
+        while wanted:
+            end = len(self._data) if self._cut is None else self._cut.start()
+            if self._at == end:
+                if self._cut is None:
+                    return False  # shorter than expected
+                self._at = self._cut.end()
+                self._cut = next(self._cuts, None)
+                continue
+            chunk = self._data[self._at : min(end, self._at + wanted)]
+            taken.append(chunk.tobytes())
+            self._at += len(chunk)
+            wanted -= len(chunk)
+        return b"".join(taken) == expected
+
+    def at_end(self) -> bool:
+        while self._cut is not None and self._at == self._cut.start():
+            self._at = self._cut.end()
+            self._cut = next(self._cuts, None)
+        return self._at == len(self._data)
 
 
 def check_known_answer(path: Path) -> str | None:

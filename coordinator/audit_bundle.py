@@ -41,6 +41,7 @@ import hashlib
 import json
 import sqlite3
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from coordinator import benchmark, ledger, witnesses
@@ -75,35 +76,74 @@ def _witnessed_head(
 def build(
     data: DataDir, standard: Standard, period: str, out: Path, site: str | None = None
 ) -> dict:
+    """Write the bundle to `out` (by way of a temporary file beside it, renamed once complete)
+    and return its manifest. Each member is compressed as it is made, so memory holds one
+    member at a time beside the report, not the whole bundle."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
     conn = sqlite3.connect(data.db, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one snapshot: the tree head and every row below agree
-        manifest, files = _contents(conn, data, standard, period, site)
+        with zipfile.ZipFile(
+            partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESSLEVEL
+        ) as bundle:
+            writer = _Writer(bundle)
+            manifest = _contents(conn, data, standard, period, site, writer)
+            manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+            signature = data.signing_key().sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
+            bundle.writestr("MANIFEST.json", manifest_bytes)
+            bundle.writestr("MANIFEST.sig", signature)
+        partial.replace(out)
     finally:
         conn.close()
-    manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-    signature = data.signing_key().sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        bundle.writestr("MANIFEST.json", manifest_bytes)
-        bundle.writestr("MANIFEST.sig", signature)
-        for name, content in sorted(files.items()):
-            bundle.writestr(name, content)
+        partial.unlink(missing_ok=True)
     return manifest
 
 
+# zlib level 3 compresses a bundle about 2.5x faster than the default 6, into a file about 15%
+# larger (measured on a 1,000-lab bundle: envelopes to 8.3% of their size instead of 7.1%).
+COMPRESSLEVEL = 3
+
+
+class _Writer:
+    """Members written to the bundle as they are made, each with its SHA-256 for the manifest."""
+
+    def __init__(self, bundle: zipfile.ZipFile) -> None:
+        self.bundle = bundle
+        self.sha256: dict[str, str] = {}
+
+    def __setitem__(self, name: str, content: bytes) -> None:
+        if name in self.sha256:
+            raise ValueError(f"{name} is written twice")
+        self.sha256[name] = hashlib.sha256(content).hexdigest()
+        self.bundle.writestr(name, content)
+
+
 def _contents(
-    conn: sqlite3.Connection, data: DataDir, standard: Standard, period: str, site: str | None
-) -> tuple[dict, dict[str, bytes]]:
+    conn: sqlite3.Connection,
+    data: DataDir,
+    standard: Standard,
+    period: str,
+    site: str | None,
+    files: _Writer,
+) -> dict:
     key = data.signing_key()
     signed_inputs = benchmark.inputs(conn, period, standard)
     full = benchmark.compute_from(signed_inputs, period, standard)
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")
     shown = benchmark.for_site(full, site) if site else full
-    files: dict[str, bytes] = {}
+    report_period = full["period"]
+    # Compact, as report.write writes it: indent= would force json's pure-Python encoder, which
+    # takes minutes and gigabytes for a national network's report.
+    files["report/benchmark.json"] = (
+        json.dumps(shown, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+        + b"\n"
+    )
+    del full, shown  # a national network's report is hundreds of MB as objects
     appended = ledger.Ledger(conn, key)
     signed_head = _witnessed_head(conn, appended, signed_inputs)
+    signed_inputs.by_period.clear()  # only the EQA rounds are written from here on
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
     files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
@@ -130,17 +170,7 @@ def _contents(
         files[f"envelopes/{index}.envelope"] = bytes(envelope)
         files[f"receipts/{index}.envelope"] = bytes(receipt)
         proof = appended.inclusion(index, head.tree_size)
-        files[f"proofs/{index}.json"] = (
-            json.dumps(
-                {
-                    "leaf_index": index,
-                    "tree_size": head.tree_size,
-                    "hashes": [h.hex() for h in proof.hashes],
-                },
-                indent=2,
-            ).encode()
-            + b"\n"
-        )
+        files[f"proofs/{index}.json"] = _proof_json(index, head.tree_size, proof.hashes)
         keyids.add(keyid)
     records = []
     for (
@@ -174,48 +204,63 @@ def _contents(
     files["keys/sites.json"] = json.dumps(records, indent=2).encode() + b"\n"
     files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
     files["standard.toml"] = standard.text.encode("utf-8")
-    # Compact, as report.write writes it: indent= would force json's pure-Python encoder, which
-    # takes minutes and gigabytes for a national network's report.
-    files["report/benchmark.json"] = (
-        json.dumps(shown, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-        + b"\n"
-    )
     manifest = {
         "bundle": FORMAT,
-        "period": full["period"],
+        "period": report_period,
         "site": site,
         "coordinator_keyid": dsse.keyid(key.public_key()),
         "tree_size": head.tree_size,
         "complete_for": {"periods": periods, "eqa_rounds": rounds},
-        "files": {
-            name: hashlib.sha256(content).hexdigest() for name, content in sorted(files.items())
-        },
+        "files": dict(sorted(files.sha256.items())),
     }
-    return manifest, files
+    return manifest
 
 
 def _leaves_json(
     conn: sqlite3.Connection,
     size: int,
     bundled: set[int],
-    files: dict[str, bytes],
+    files: _Writer,
     site: str | None,
 ) -> bytes:
     """Every leaf up to the head: a header as its bytes, a whole-envelope leaf by the member that
     holds it (its envelopes/N.envelope when bundled anyway, else ledger/legacy/N.envelope). In a
     site's own bundle a peer's leaf is given by its hash only: its header would name the peer,
     and its envelope would show the peer's figures under its name (docs/privacy.md)."""
-    entries: list[dict[str, str]] = []
+    entries: list[str] = []
     for index, data, is_header, leaf_site in ledger.stored_leaves(conn, size):
         if site is not None and leaf_site != site:
-            entries.append({"leaf_hash": merkle.leaf_hash(data).hex()})
+            entries.append(_entry("leaf_hash", merkle.leaf_hash(data).hex()))
             continue
         if is_header:
-            entries.append({"header": base64.b64encode(data).decode("ascii")})
+            entries.append(_entry("header", base64.b64encode(data).decode("ascii")))
             continue
         name = f"envelopes/{index}.envelope"
         if index not in bundled:
             name = f"ledger/legacy/{index}.envelope"
             files[name] = data
-        entries.append({"envelope": name})
-    return json.dumps({"tree_size": size, "leaves": entries}, indent=1).encode() + b"\n"
+        entries.append(_entry("envelope", name))
+    # json.dumps({"tree_size": size, "leaves": entries}, indent=1), written directly: the indented
+    # encoder is json's pure-Python one, slow over a national ledger's leaves.
+    listing = ",\n".join(entries)
+    if not entries:
+        return f'{{\n "tree_size": {size},\n "leaves": []\n}}\n'.encode()
+    return f'{{\n "tree_size": {size},\n "leaves": [\n{listing}\n ]\n}}\n'.encode()
+
+
+def _entry(key: str, value: str) -> str:
+    """One entry of ledger/leaves.json as json.dumps(indent=1) writes it at its depth (the values
+    are base64, hex or member names: nothing to escape)."""
+    return f'  {{\n   "{key}": "{value}"\n  }}'
+
+
+def _proof_json(index: int, size: int, hashes: Sequence[bytes]) -> bytes:
+    """json.dumps({"leaf_index": .., "tree_size": .., "hashes": [hex, ..]}, indent=2) + newline,
+    written directly (the indented encoder is json's pure-Python one)."""
+    if not hashes:
+        listed = "[]"
+    else:
+        listed = "[\n" + ",\n".join(f'    "{h.hex()}"' for h in hashes) + "\n  ]"
+    return (
+        f'{{\n  "leaf_index": {index},\n  "tree_size": {size},\n  "hashes": {listed}\n}}\n'.encode()
+    )
