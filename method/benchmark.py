@@ -50,9 +50,11 @@ and adds the flag messages (prose), the auditor calls it to recompute. Keys of t
 
 from __future__ import annotations
 
+import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -1290,8 +1292,31 @@ def _status_from(entry: Json, test: Test) -> None:
             entry["status"] = test.level
 
 
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector, then restore it as it was.
+
+    A benchmark allocates millions of small dicts and lists (the result alone holds several per
+    stratum) and none of them form reference cycles; while the heap grows, the collector keeps
+    traversing all of it to find nothing (measured: 2.4 of 5.6 CPU seconds at 1,000 sites).
+    Reference counting still frees everything as usual; any cycle made meanwhile is collected
+    at the next collection after this."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def compute(data: Inputs, period: str, standard: Standard) -> Json:
     """The benchmark from signed inputs alone (no database): what an auditor recomputes."""
+    with _without_cycle_collection():
+        return _compute(data, period, standard)
+
+
+def _compute(data: Inputs, period: str, standard: Standard) -> Json:
     by_period_all, revoked = data.by_period, data.revoked
     p = parse_period(period)
     latest = by_period_all.get(p.label, {})
