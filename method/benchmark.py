@@ -247,15 +247,28 @@ def _lower_vs(
     return _tails_vs(x, n, target, site_noise, cells)[0]
 
 
-Tails = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+# Mid-P (lower, upper) tails at counts k for the sites at the given row indices.
+Tails = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def _fisher_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tails:
-    return lambda k: pvalues.fisher_tails_many(k, n, x_rest, n_rest)
+    return lambda k, rows: pvalues.fisher_tails_many(k, n[rows], x_rest[rows], n_rest[rows])
 
 
 def _binomial_at(n: np.ndarray, target: float) -> Tails:
-    return lambda k: pvalues.binomial_tails_many(k, n, target)
+    return lambda k, rows: pvalues.binomial_tails_many(k, n[rows], target)
+
+
+def _noise_matrix(weights: list[np.ndarray]) -> np.ndarray:
+    """Each site's noise pmf as one row of a (sites x shifts) matrix, centred on shift 0 (zeros
+    beyond its support; every pmf has an odd length, -K..K)."""
+    width = max((len(w) for w in weights), default=1)
+    centre = (width - 1) // 2
+    matrix = np.zeros((len(weights), width))
+    for i, w in enumerate(weights):
+        half = (len(w) - 1) // 2
+        matrix[i, centre - half : centre + half + 1] = w
+    return matrix
 
 
 def _weighted(
@@ -265,21 +278,25 @@ def _weighted(
     weights: list[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mid-P tails of noisy counts, vectorised: the mid-P of X + D at x is the noise-weighted sum
-    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail)."""
+    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail).
+    Each shift d is evaluated only for the sites whose noise reaches it (a weight of 0 adds
+    nothing), and skipped when no site's noise reaches it (to 1e-12)."""
     low = np.zeros(len(x))
     high = np.zeros(len(x))
-    width = max((len(w) for w in weights), default=1)
-    half = (width - 1) // 2
-    padded = np.array([np.pad(w, (width - len(w)) // 2) for w in weights]) if weights else None
+    if not weights:
+        return low, high
+    matrix = _noise_matrix(weights)
+    half = (matrix.shape[1] - 1) // 2
     for j, d in enumerate(range(-half, half + 1)):
-        w = padded[:, j] if padded is not None else np.zeros(0)
-        if not len(w) or w.max() < 1e-12:  # a shift no site's noise reaches (to 1e-12)
+        w = matrix[:, j]
+        if w.max() < 1e-12:
             continue
-        k = x - d
-        inside = (k >= 0) & (k <= n)
-        lo, hi = tails_at(np.clip(k, 0, n))
-        low += w * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
-        high += w * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
+        rows = np.flatnonzero(w > 0)
+        k, n_rows = x[rows] - d, n[rows]
+        inside = (k >= 0) & (k <= n_rows)
+        lo, hi = tails_at(np.clip(k, 0, n_rows), rows)
+        low[rows] += w[rows] * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
+        high[rows] += w[rows] * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
     return np.minimum(low, 1.0), np.minimum(high, 1.0)
 
 
