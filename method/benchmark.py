@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from method import METHOD_VERSION, eqa, noise, pvalues, rare, stats
+from method import METHOD_VERSION, eqa, noise, pvalues, rare, stats, strata
 from method.flags import Test, as_flags, decide, flag
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
 from method.overdispersion import Overdispersion, phi_winsorised
@@ -493,99 +493,6 @@ def _positivity(
                     str(expected.get("source", "")),
                 )
     return dict(result), network, dispersion
-
-
-def _strata(
-    summaries: dict[str, pb.SiteSummary], standard: Standard
-) -> tuple[list[Json], list[Json]]:
-    """Per stratum rows with Wilson intervals and funnel position against the same stratum
-    network-wide (descriptive: strata are not tested; vectorised per stratum)."""
-    alert, alarm = standard.funnel_levels
-    pooled: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    rows: list[Json] = []
-    released: dict[tuple[str, str, str], list[tuple[Json, int, int]]] = defaultdict(list)
-    for site, summary in sorted(summaries.items()):
-        for s in summary.strata:
-            row: Json = {
-                "site_id": site,
-                "biomarker": s.biomarker,
-                "method": s.method,
-                "specimen": s.specimen,
-                "tests": s.tests,
-                "positive": s.positive,
-                "negative": s.negative,
-                "failed": s.failed,
-                "equivocal": s.equivocal,
-                "withheld": s.withheld,
-                "suppressed_cells": list(s.suppressed_cells),
-                "disclosure_note": s.disclosure_note,
-            }
-            rows.append(row)
-            if _released(s):
-                key = (s.biomarker, s.method, s.specimen)
-                cell = pooled[key]
-                cell[0] += s.tests
-                cell[1] += s.positive
-                cell[2] += s.negative
-                cell[3] += s.failed
-                cell[4] += s.equivocal
-                released[key].append((row, s.positive, s.positive + s.negative))
-            else:
-                row.update(rate=None, ci95=None, network_rate=None, limits=None, status="withheld")
-    names = ("lower998", "lower95", "upper95", "upper998")
-    for key, members in released.items():
-        net = pooled[key]
-        theta = net[1] / (net[1] + net[2]) if net[1] + net[2] else 0.0
-        xs = np.array([m[1] for m in members], dtype=float)
-        ns = np.array([m[2] for m in members], dtype=float)
-        limits = stats.funnel_limits_many(ns, theta, alert, alarm)
-        l998, l95, u95, u998 = (limits[k].tolist() for k in names)
-        lo, hi = (a.tolist() for a in stats.wilson_many(xs, ns))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rate = np.where(ns > 0, xs / np.where(ns > 0, ns, 1.0), 0.0)
-        status = np.select(
-            [
-                ns <= 0,
-                rate < limits["lower998"],
-                rate > limits["upper998"],
-                rate < limits["lower95"],
-                rate > limits["upper95"],
-            ],
-            ["no_data", "alarm_low", "alarm_high", "alert_low", "alert_high"],
-            "in_control",
-        ).tolist()
-        for i, (row, x, n) in enumerate(members):
-            if not n:
-                row.update(rate=None, ci95=None, network_rate=theta, limits=None, status="no_data")
-                continue
-            row.update(
-                rate=x / n,
-                ci95=[lo[i], hi[i]],
-                network_rate=theta,
-                limits={
-                    "lower998": l998[i],
-                    "lower95": l95[i],
-                    "upper95": u95[i],
-                    "upper998": u998[i],
-                },
-                status=status[i],
-            )
-    network = [
-        {
-            "biomarker": b,
-            "method": m,
-            "specimen": sp,
-            "tests": c[0],
-            "positive": c[1],
-            "negative": c[2],
-            "failed": c[3],
-            "equivocal": c[4],
-            "rate": _frac(c[1], c[1] + c[2]),
-            "ci95": list(stats.wilson(c[1], c[1] + c[2])) if c[1] + c[2] else None,
-        }
-        for (b, m, sp), c in sorted(pooled.items())
-    ]
-    return rows, network
 
 
 def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
@@ -1364,7 +1271,7 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         dispersion,
         _eqa_errors(data.eqa_rounds),
     )
-    strata_rows, network_strata = _strata(summaries, standard)
+    strata_rows, network_strata = strata.rows_and_network(summaries, *standard.funnel_levels)
     sites: dict[str, Json] = {}
     concordance_by_site = {}
     for site, summary in sorted(summaries.items()):
