@@ -259,6 +259,27 @@ def _binomial_at(n: np.ndarray, target: float) -> Tails:
     return lambda k, rows: pvalues.binomial_tails_many(k, n[rows], target)
 
 
+# The lower mid-P tail alone, at counts k for the sites at the given row indices.
+Tail = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _fisher_lower_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tail:
+    return lambda k, rows: pvalues.fisher_lower_many(k, n[rows], x_rest[rows], n_rest[rows])
+
+
+def _binomial_lower_at(n: np.ndarray, target: float) -> Tail:
+    return lambda k, rows: pvalues.binomial_lower_many(k, n[rows], target)
+
+
+def _summed_noise(pmfs: list[np.ndarray]) -> np.ndarray:
+    """The pmf of a sum of independent noises, convolved one by one in the order given (only
+    for the classes compared: the reference class's sum would be the largest and is not used)."""
+    total = np.ones(1)
+    for pmf in pmfs:
+        total = np.convolve(total, pmf)
+    return total
+
+
 def _noise_matrix(weights: list[np.ndarray]) -> np.ndarray:
     """Each site's noise pmf as one row of a (sites x shifts) matrix, centred on shift 0 (zeros
     beyond its support; every pmf has an odd length, -K..K)."""
@@ -271,20 +292,14 @@ def _noise_matrix(weights: list[np.ndarray]) -> np.ndarray:
     return matrix
 
 
-def _weighted(
-    tails_at: Tails,
-    x: np.ndarray,
-    n: np.ndarray,
-    weights: list[np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mid-P tails of noisy counts, vectorised: the mid-P of X + D at x is the noise-weighted sum
-    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail).
-    Each shift d is evaluated only for the sites whose noise reaches it (a weight of 0 adds
-    nothing), and skipped when no site's noise reaches it (to 1e-12)."""
-    low = np.zeros(len(x))
-    high = np.zeros(len(x))
+def _shifts(
+    x: np.ndarray, n: np.ndarray, weights: list[np.ndarray]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """For each noise shift d that some site's noise reaches (to 1e-12): the sites it reaches
+    (weight > 0: a weight of 0 would add nothing), their weights, the counts x - d, those counts
+    clipped to 0..n, and which of them lie inside 0..n."""
     if not weights:
-        return low, high
+        return
     matrix = _noise_matrix(weights)
     half = (matrix.shape[1] - 1) // 2
     for j, d in enumerate(range(-half, half + 1)):
@@ -293,11 +308,34 @@ def _weighted(
             continue
         rows = np.flatnonzero(w > 0)
         k, n_rows = x[rows] - d, n[rows]
-        inside = (k >= 0) & (k <= n_rows)
-        lo, hi = tails_at(np.clip(k, 0, n_rows), rows)
-        low[rows] += w[rows] * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
-        high[rows] += w[rows] * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
+        yield rows, w[rows], k, np.clip(k, 0, n_rows), (k >= 0) & (k <= n_rows)
+
+
+def _weighted(
+    tails_at: Tails,
+    x: np.ndarray,
+    n: np.ndarray,
+    weights: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-P tails of noisy counts, vectorised: the mid-P of X + D at x is the noise-weighted sum
+    of the mid-P values of X at x - d (0 below the support, 1 above it, for the lower tail)."""
+    low = np.zeros(len(x))
+    high = np.zeros(len(x))
+    for rows, w, k, clipped, inside in _shifts(x, n, weights):
+        lo, hi = tails_at(clipped, rows)
+        low[rows] += w * np.where(inside, lo, np.where(k < 0, 0.0, 1.0))
+        high[rows] += w * np.where(inside, hi, np.where(k < 0, 1.0, 0.0))
     return np.minimum(low, 1.0), np.minimum(high, 1.0)
+
+
+def _weighted_lower(
+    lower_at: Tail, x: np.ndarray, n: np.ndarray, weights: list[np.ndarray]
+) -> np.ndarray:
+    """The lower tail of _weighted alone (its upper tail is not computed)."""
+    low = np.zeros(len(x))
+    for rows, w, k, clipped, inside in _shifts(x, n, weights):
+        low[rows] += w * np.where(inside, lower_at(clipped, rows), np.where(k < 0, 0.0, 1.0))
+    return np.minimum(low, 1.0)
 
 
 class _Run:
@@ -393,12 +431,7 @@ def _positivity(
         exp_v = None
         if expected:
             target = float(expected["low"])
-            exp_v = _weighted(
-                _binomial_at(n_arr, target),
-                x_arr,
-                n_arr,
-                weights,
-            )[0]
+            exp_v = _weighted_lower(_binomial_lower_at(n_arr, target), x_arr, n_arr, weights)
         for i, site in enumerate(sites):
             c = members[site]
             x, n = c.positive, c.valid
@@ -856,16 +889,15 @@ def _rare_drivers(
         big_n = sum(c.valid for c in pooled.values())
         classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-        class_noise: dict[str, np.ndarray] = defaultdict(lambda: np.ones(1))
+        class_noises: dict[str, list[np.ndarray]] = defaultdict(list)
         class_parts: dict[str, list[int]] = defaultdict(list)
         class_tables: dict[str, set[str]] = defaultdict(set)
         for s, c in pooled.items():
             if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
                 class_parts[classes[s]].extend(c.parts)
                 class_tables[classes[s]].add(noises[s].table if s in noises else "")
-                class_noise[classes[s]] = np.convolve(
-                    class_noise[classes[s]],
-                    noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1),
+                class_noises[classes[s]].append(
+                    noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1)
                 )
                 t = class_totals[classes[s]]
                 t[0] += c.positive
@@ -902,7 +934,7 @@ def _rare_drivers(
                     )[0]
                 else:
                     offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
-                    spread = class_noise[klass]
+                    spread = _summed_noise(class_noises[klass])
                     if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
                         shift, pmf = pvalues.with_noise(pmf, spread)
                         offset += shift
@@ -944,21 +976,21 @@ def _rare_drivers(
         wn1 = np.where(usable, wn, 1.0)
         wxr = np.where(usable, big_x - wx, 0.0)
         wnr = np.where(usable, big_n - wn, 1.0)
-        fast_low = _weighted(
-            _fisher_at(wn1, wxr, wnr),
+        fast_low = _weighted_lower(
+            _fisher_lower_at(wn1, wxr, wnr),
             wx,
             wn1,
             window_weights,
-        )[0].tolist()
+        ).tolist()
         fast_expected: list[float] = []
         if expected:
             target = float(expected["low"])
-            fast_expected = _weighted(
-                _binomial_at(wn, target),
+            fast_expected = _weighted_lower(
+                _binomial_lower_at(wn, target),
                 wx,
                 wn,
                 window_weights,
-            )[0].tolist()
+            ).tolist()
         net_failed = sum(c.failed for c in pooled.values())
         net_tests = sum(c.tests for c in pooled.values())
         wf = np.array([min(pooled[s].failed, pooled[s].tests) for s in sites], dtype=float)
