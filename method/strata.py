@@ -9,6 +9,7 @@ arrays, so the cost per site stays flat as the network grows.
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ POSITIVITY_CELLS = frozenset({"positive", "negative"})
 
 def released(withheld: bool, suppressed: list[str]) -> bool:
     """A stratum whose positive and negative cells can be used for positivity."""
-    return not withheld and not POSITIVITY_CELLS.intersection(suppressed)
+    return not withheld and "positive" not in suppressed and "negative" not in suppressed
 
 
 def _row(site: str, s: pb.StratumCounts) -> Json:
@@ -51,8 +52,12 @@ def _row(site: str, s: pb.StratumCounts) -> Json:
     }
 
 
+COUNTS = ("tests", "positive", "negative", "failed", "equivocal")
+
+
 class _Pool:
-    """The released strata grouped by key, in the order keys are first seen."""
+    """The released strata grouped by key (biomarker, method, specimen), in the order keys are
+    first seen."""
 
     def __init__(self) -> None:
         self.group_of: dict[Key, int] = {}
@@ -61,22 +66,20 @@ class _Pool:
 
     def add(self, row: Json) -> None:
         key = (row["biomarker"], row["method"], row["specimen"])
-        group = self.group_of.setdefault(key, len(self.group_of))
+        self.groups.append(self.group_of.setdefault(key, len(self.group_of)))
         self.rows.append(row)
-        self.groups.append(group)
 
     def column(self, name: str) -> np.ndarray:
-        return np.array([row[name] for row in self.rows], dtype=np.int64)
+        """One count of every released row."""
+        return np.fromiter(map(itemgetter(name), self.rows), dtype=np.int64, count=len(self.rows))
 
-    def totals(self) -> np.ndarray:
-        """(groups x 5) sums of tests, positive, negative, failed and equivocal."""
-        counts = np.stack(
-            [self.column(k) for k in ("tests", "positive", "negative", "failed", "equivocal")],
-            axis=1,
-        )
-        totals = np.zeros((len(self.group_of), 5), dtype=np.int64)
-        np.add.at(totals, np.array(self.groups, dtype=np.intp), counts)
-        return totals
+    def totals(self) -> list[list[int]]:
+        """Per group: the sums of tests, positive, negative, failed and equivocal."""
+        groups = np.array(self.groups, dtype=np.intp)
+        size = len(self.group_of)
+        # bincount sums in float64: exact for counts below 2**53
+        sums = [np.bincount(groups, self.column(k), size).astype(np.int64) for k in COUNTS]
+        return np.stack(sums, axis=1).tolist() if sums[0].size else []
 
 
 def _network_rate(positive: int, negative: int) -> float:
@@ -135,7 +138,7 @@ def rows_and_network(
             rows.append(row)
             if released(row["withheld"], row["suppressed_cells"]):
                 pool.add(row)
-    totals = pool.totals().tolist() if pool.rows else []
+    totals = pool.totals()
     rates = [_network_rate(t[1], t[2]) for t in totals]
     _describe(pool, rates, alert, alarm)
     network = [
