@@ -176,15 +176,17 @@ class _Noise:
         return self.zero_exact and x == 0
 
 
-def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
-    """Per-test counts (method "all") per biomarker, over specimens, and the methods the site
-    used for each biomarker (released per-method strata with tests)."""
+def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rare.Cells]:
+    """Per-test counts (method "all") per biomarker, over specimens, and for the biomarkers in
+    `classed` (the rare drivers: their labs are compared by method class) the methods the site
+    used (released per-method strata with tests)."""
     out: dict[str, rare.Cells] = defaultdict(rare.Cells)
     for s in summary.strata:
         method = s.method
         if method != ALL_METHODS:
-            if s.tests > 0 and not s.withheld:
-                out[s.biomarker].methods.add(method)
+            biomarker = s.biomarker
+            if biomarker in classed and s.tests > 0 and not s.withheld:
+                out[biomarker].methods.add(method)
             continue
         if s.withheld:
             continue
@@ -1285,8 +1287,9 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
     noises.update({site: _Noise(s) for site, s in summaries.items()})
     run = _Run(standard)
     alert_q, alarm_q = standard.q_levels
+    classed = frozenset(standard.rare_drivers)
     per_test = {
-        label: {site: _per_test(s) for site, s in entries.items()}
+        label: {site: _per_test(s, classed) for site, s in entries.items()}
         for label, entries in plain.items()
     }
     positivity, network, dispersion = _positivity(run, per_test.get(p.label, {}), noises)

@@ -19,6 +19,7 @@ Boundaries: x = 0 and x = n give finite, non-zero mid-P values (half the boundar
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,9 +53,26 @@ def _log_gamma_factorials(n: int) -> NDArray[np.float64]:
     return _LOG_GAMMA_FACTORIAL
 
 
+CACHED_PMF_MAX_N = 4096  # pmfs up to this n are kept (at most 32 KB each, 1,024 of them)
+
+
 def binomial_pmf(n: int, theta: float) -> Pmf:
-    """P(X = k), k = 0..n, for X ~ Bin(n, theta)."""
+    """P(X = k), k = 0..n, for X ~ Bin(n, theta). Read-only: a pmf with n up to CACHED_PMF_MAX_N
+    is computed once per (n, theta) and shared (sites' volumes repeat against the same target)."""
     n = max(int(n), 0)
+    if n <= CACHED_PMF_MAX_N:
+        return _cached_binomial_pmf(n, float(theta))
+    return _binomial_pmf(n, theta)
+
+
+@lru_cache(maxsize=1024)
+def _cached_binomial_pmf(n: int, theta: float) -> Pmf:
+    pmf = _binomial_pmf(n, theta)
+    pmf.flags.writeable = False
+    return pmf
+
+
+def _binomial_pmf(n: int, theta: float) -> Pmf:
     if theta <= 0.0:
         pmf = np.zeros(n + 1)
         pmf[0] = 1.0
