@@ -89,14 +89,17 @@ def _frac(x: float, n: float) -> float | None:
 
 def funnel_status(x: int, n: int, limits: stats.FunnelLimits) -> str:
     """Position against the drawn funnel limits, in the words the report uses."""
-    return {
-        "no_data": "no_data",
-        "inside": "in_control",
-        "below_alarm_limit": "alarm_low",
-        "above_alarm_limit": "alarm_high",
-        "below_alert_limit": "alert_low",
-        "above_alert_limit": "alert_high",
-    }[stats.funnel_position(x, n, limits)]
+    return _FUNNEL_WORDS[stats.funnel_position(x, n, limits)]
+
+
+_FUNNEL_WORDS = {
+    "no_data": "no_data",
+    "inside": "in_control",
+    "below_alarm_limit": "alarm_low",
+    "above_alarm_limit": "alarm_high",
+    "below_alert_limit": "alert_low",
+    "above_alert_limit": "alert_high",
+}
 
 
 def _limits(lim: stats.FunnelLimits) -> Json:
@@ -434,12 +437,17 @@ def _positivity(
         if expected:
             target = float(expected["low"])
             exp_v = _weighted_lower(_binomial_lower_at(n_arr, target), x_arr, n_arr, weights)
+        # Python floats and bools for the loop below (indexing numpy arrays one by one is slow)
+        limit_rows = list(zip(*(limits[k].tolist() for k in names))) if limits is not None else []
+        plain_at, low_at, high_at = plain.tolist(), low_v.tolist(), high_v.tolist()
+        expected_at = exp_v.tolist() if exp_v is not None else []
+        funnel_source = standard.source("funnel")
         for i, site in enumerate(sites):
             c = members[site]
             x, n = c.positive, c.valid
             site_noise = noises[site]
             lim = (
-                stats.FunnelLimits(*(float(limits[k][i]) for k in names))
+                stats.FunnelLimits(*limit_rows[i])
                 if limits is not None
                 else stats.funnel_limits(n, theta, rho, alert, alarm)
             )
@@ -484,8 +492,8 @@ def _positivity(
                         x, c.parts, x_rest / n_rest, site_noise.table
                     )
                     reference = "binomial+perturbation"
-                elif rho == 0 and plain[i]:
-                    low, high = float(low_v[i]), float(high_v[i])
+                elif rho == 0 and plain_at[i]:
+                    low, high = low_at[i], high_at[i]
                     reference = "fisher+perturbation" if len(weights[i]) > 1 else "fisher"
                 else:
                     low, high, reference = _tails(x, n, x_rest, n_rest, rho, site_noise, c.cells)
@@ -502,7 +510,7 @@ def _positivity(
                     low,
                     "low",
                     {**figures, "limit": lim.lower998},
-                    standard.source("funnel"),
+                    funnel_source,
                 )
             else:
                 run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
@@ -511,8 +519,8 @@ def _positivity(
                     p = noise.released_sum_tails(
                         x, c.parts, float(expected["low"]), site_noise.table
                     )[0]
-                elif exp_v is not None and plain[i]:
-                    p = float(exp_v[i])
+                elif exp_v is not None and plain_at[i]:
+                    p = expected_at[i]
                 else:
                     p = _lower_vs(x, n, float(expected["low"]), site_noise, c.cells)
                 run.test(
