@@ -207,10 +207,10 @@ class Intake:
         identities: frozenset[str] | None = None,
         leaf_header: bool = False,
     ) -> cpb.SubmitResponse:
-        """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
-        client certificate names; the envelope's signer must be one of them. With `leaf_header`
-        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
-        nodes from before leaf headers expect."""
+        """Queue one envelope and wait for its answer (the caller's own, to complete). `identities`:
+        under mTLS, the sites the client certificate names; the envelope's signer must be one of
+        them. With `leaf_header` (the node said it checks them) its leaf is a header; otherwise
+        the whole envelope, as nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidRequest(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
@@ -350,10 +350,6 @@ class Intake:
                 if item.sha in in_batch:
                     item.twin = in_batch[item.sha]  # answered with its twin's receipt below
                     continue
-                existing = self._existing(self.conn, item.sha)  # appended since it was checked
-                if existing:
-                    item.response = existing
-                    continue
                 if item.site_id not in last_sequence:
                     last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
                 summary, _ = item.checked()
@@ -387,7 +383,10 @@ class Intake:
                 self._append_one_by_one(accepted)
         for item in batch:
             if item.twin is not None:
-                item.response, item.error = item.twin.response, item.twin.error
+                item.error = item.twin.error
+                if item.twin.response is not None:
+                    item.response = cpb.SubmitResponse()
+                    item.response.CopyFrom(item.twin.response)
 
     def _append_one_by_one(self, accepted: list[_Pending]) -> None:
         """After a failed group commit: each envelope in a transaction of its own, so only the

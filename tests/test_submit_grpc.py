@@ -323,6 +323,7 @@ def test_same_envelope_sent_concurrently_is_ledgered_once(
     for t in threads:
         t.join()
     assert len(responses) == 8 and all(r.receipt == responses[0].receipt for r in responses)
+    assert responses[0].checkpoint and all(r == responses[0] for r in responses)
     assert ledger_size(coordinator) == 1 and stored_summaries(coordinator) == 1
 
 
