@@ -66,10 +66,13 @@ JsonObject: TypeAlias = dict[str, Any]
 
 def encode(message: Message) -> bytes:
     """The payload bytes of a message: its protobuf JSON mapping (field names as in the .proto,
-    64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted."""
+    64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted.
+
+    Byte for byte what the standard library writes with sort_keys, indent=2 and
+    ensure_ascii=False (the tests check it), written by orjson; a finite float is written as
+    Python's repr, as the standard library does."""
     return (
-        json.dumps(_to_dict(message), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8")
-        + b"\n"
+        orjson.dumps(_to_dict(message), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
 
 
@@ -356,8 +359,10 @@ def _json_scalar(field: AnyFieldDescriptor, value: Any) -> object:
         return base64.b64encode(value).decode("ascii")
     if field.cpp_type in _AS_STRING:
         return str(value)
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return orjson.Fragment(float.__repr__(value))
     return value
 
 
