@@ -12,6 +12,8 @@ test and biomarker arrive together:
 - inter-method tables pair the methods of a test and biomarker; the comparator is the method the
   standard ranks higher for that biomarker; pairs with a failed or equivocal side count apart;
 - turnaround counts each test once, from its earliest receipt to its latest report;
+- tests per specimen count each test once, failed when no result of it (any biomarker, any
+  method) is valid (positive or negative);
 - per patient, a bitmask keeps what tissue-plasma concordance and panel coverage need.
 
 Beside every count, `compute` fills `keys` (node/cellkey.py) with the cell key of that count: the
@@ -40,6 +42,8 @@ _ALL_KEY = name_key(ALL_METHODS)
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
 VALID = ("positive", "negative")
 CELL = {"positive": 0, "negative": 1, "failed": 2, "equivocal": 3}
+# The cells of a specimen's tests: failed (no valid result for any biomarker), succeeded.
+FAILED, SUCCEEDED = 0, 1
 BIT = {b: i for i, b in enumerate(BIOMARKERS)}
 # Per patient and biomarker, six bits: tissue positive/negative/any, plasma positive/negative/any.
 _SIDE = {"tissue": 0, "plasma": 3}
@@ -117,6 +121,8 @@ def compute(
     per_test: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     pairs: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     tat: dict[str, list[int]] = defaultdict(lambda: [0] * TAT_BINS)
+    tests: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # specimen: [failed, succeeded]
+    tests_keys = keys.specimen_tests
     vaf_edges = keys.vaf_edges = standard.vaf_edges
     vaf: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0] * (len(vaf_edges) - 1))
     sides: dict[str, int] = defaultdict(int)  # patient: 6 bits per biomarker (tissue/plasma calls)
@@ -125,9 +131,8 @@ def compute(
     non_squamous_histologies = set(standard.non_squamous)
     rank = standard.rank
 
-    test_span: dict[
-        str, list[str]
-    ] = {}  # specimen: [earliest received, latest reported] of the current test
+    # specimen: [earliest received, latest reported, any valid result] of the current test
+    test_span: dict[str, list] = {}
     group: list[
         tuple[str, str, str]
     ] = []  # (method, result, specimen) of the current test and biomarker
@@ -154,12 +159,15 @@ def compute(
                 pair_keys[key][cell] += record
 
     def close_test() -> None:
-        for specimen, (received, reported) in test_span.items():
+        for specimen, (received, reported, valid_result) in test_span.items():
             days = workdays.between(
                 dt.date.fromisoformat(received), dt.date.fromisoformat(reported)
             )
             tat[specimen][min(days, TAT_BINS - 1)] += 1
             tat_keys[specimen][min(days, TAT_BINS - 1)] += test_record
+            cell = SUCCEEDED if valid_result else FAILED
+            tests[specimen][cell] += 1
+            tests_keys[specimen][cell] += test_record
 
     rows = conn.execute(
         """SELECT test_id, biomarker, method, patient_key, received_date, reported_date, specimen, histology,
@@ -206,12 +214,14 @@ def compute(
         strata_keys[stratum][cell] += record + method_keys[method]  # ... + method: a result
         span = test_span.get(specimen)
         if span is None:
-            test_span[specimen] = [received, reported]
+            test_span[specimen] = [received, reported, result in VALID]
         else:
             if received < span[0]:
                 span[0] = received
             if reported > span[1]:
                 span[1] = reported
+            if result in VALID:
+                span[2] = True
         if histology in non_squamous_histologies:
             non_squamous.add(patient)
         bit = BIT[biomarker]
@@ -260,6 +270,10 @@ def compute(
         vaf=[
             pb.VafHistogram(biomarker=b, method=m, edges=vaf_edges, counts=c)
             for (b, m), c in sorted(vaf.items())
+        ],
+        specimen_tests=[
+            pb.SpecimenTests(specimen=s, tests=sum(c), failed=c[FAILED])
+            for s, c in sorted(tests.items())
         ],
     )
 
