@@ -286,3 +286,20 @@ def test_the_coordinator_accepts_summaries_with_and_without_the_table(
     assert "exact" not in report["sites"]["lab-old"]["failure"]["cytology"]
     released = by_specimen(built.message)["cytology"]
     assert report["sites"]["lab-new"]["failure"]["cytology"]["failed"] == released.failed
+
+
+def test_the_labs_preview_shows_the_tests_per_specimen_that_leave(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from node.cli import main as node_cli
+
+    lab = make_lab(tmp_path)
+    lab.load(failing_rows("t", 40, 6) + failing_rows("c", 3, 1, "cytology"))
+    args = ["summarize", "--data-dir", str(lab.config.data_dir), "--period", "2026Q3"]
+    readable = CliRunner().invoke(node_cli, args)
+    exact = CliRunner().invoke(node_cli, [*args, "--json"])
+    assert readable.exit_code == 0 and exact.exit_code == 0, readable.output
+    released = wire.decode(exact.stdout_bytes, pb.SiteSummary)
+    tissue = by_specimen(released)["tissue"]
+    assert f"tissue    {tissue.failed} failed of {tissue.tests}" in readable.output
+    assert "any       withheld  withheld: fewer than 10 tests even merged" in readable.output
