@@ -83,11 +83,11 @@ class Calls:
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.channel = channel
-        self.enroll = channel.unary_unary(
+        self.enroll: grpc.aio.UnaryUnaryMultiCallable = channel.unary_unary(
             "/rarenet.v1.Coordinator/Enroll",
             response_deserializer=cpb.EnrollResponse.FromString,
         )
-        self.submit = channel.unary_unary(
+        self.submit: grpc.aio.UnaryUnaryMultiCallable = channel.unary_unary(
             "/rarenet.v1.Coordinator/Submit",
             response_deserializer=cpb.SubmitResponse.FromString,
         )
@@ -464,6 +464,10 @@ def _cells(wall: float, cpu: float, labs: int) -> str:
     return f"{wall:7.1f} {cpu:6.1f} {1000 * cpu / labs:6.2f}"
 
 
+def _phase_cpu(phase: str, run: Run) -> float:
+    return run.cpu.get(phase, 0.0)
+
+
 def _growth(runs: list[Run], cpu: Callable[[Run], float]) -> str:
     if len(runs) < 2 or not cpu(runs[0]):
         return ""
@@ -485,7 +489,7 @@ def report(runs: list[Run], templates: Templates, floor: dict[str, float]) -> No
     print(f"{'phase':<22}" + f"{'wall s  CPU s  ms/lab':>22}" * len(runs) + "   per lab")
     for phase in dict.fromkeys(p for r in runs for p in r.phases):
         cells = [_cells(r.phases.get(phase, 0), r.cpu.get(phase, 0), r.labs) for r in runs]
-        growth = _growth(runs, lambda r, phase=phase: r.cpu.get(phase, 0.0))
+        growth = _growth(runs, partial(_phase_cpu, phase))
         print(f"{phase:<22}" + "".join(f"{c:>22}" for c in cells) + f"   {growth}")
     walls = [sum(r.phases.values()) for r in runs]
     cpus = [sum(r.cpu.values()) for r in runs]
