@@ -72,6 +72,7 @@ class NetworkContext:
     turnaround: dict[str, Any] = field(default_factory=dict)
     method_class: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     trend_network: dict[str, list[float | None]] = field(default_factory=dict)
+    periods: list[str] = field(default_factory=list)  # shown_periods, found once for every lab
 
     @classmethod
     def of(cls, benchmark: dict) -> NetworkContext:
@@ -112,7 +113,7 @@ class NetworkContext:
             "p90": stats.histogram_quantile(histogram, 0.9) if total else None,
         }
         ctx.method_class = method_classes(benchmark["network"]["strata"])
-        periods = shown_periods(benchmark)
+        periods = ctx.periods = shown_periods(benchmark)
         pooled: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         for series in benchmark["trends"]["sites"].values():
             for biomarker, points in series.items():
@@ -131,7 +132,7 @@ def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -
     """One lab's report data (no other lab named)."""
     b = ctx.benchmark
     site = b["sites"][site_id]
-    periods = shown_periods(b)
+    periods = ctx.periods
     own_trend = b["trends"]["sites"].get(site_id, {})
     follow = followup or {}
     return {

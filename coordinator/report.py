@@ -15,7 +15,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from coordinator.lab_view import NetworkContext, method_classes, shown_periods, site_view
+from coordinator.lab_view import NetworkContext, method_classes, site_view
 from coordinator.standards import Standard
 from rendering import csv_safe, lab_report, pdf, svg
 from rendering.environment import environment
@@ -162,7 +162,7 @@ def network_funnels(
 
 
 def _network_trends(reader: Reader, ctx: NetworkContext) -> Markup | None:
-    periods = shown_periods(ctx.benchmark)
+    periods = ctx.periods
     if not ctx.trend_network:
         return None
     panels = [
