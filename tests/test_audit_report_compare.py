@@ -38,11 +38,11 @@ def verify_counting_parses(path, monkeypatch) -> tuple[Any, list[int]]:
         sizes.append(len(text))
         return loads(text, *args, **kwargs)
 
-    monkeypatch.setattr(module.json, "loads", counting)
+    monkeypatch.setattr("auditor.verify.json.loads", counting)
     try:
         return module.verify(path), sizes
     finally:
-        monkeypatch.setattr(module.json, "loads", loads)
+        monkeypatch.setattr("auditor.verify.json.loads", loads)
 
 
 def first_rate(report: dict[str, Any]) -> tuple[str, str]:
