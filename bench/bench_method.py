@@ -2,7 +2,8 @@
 
 1. False flags: networks of 6, 30 and 100 alike labs (every lab at the same true rates, meeting
    the standard), volumes drawn uniformly from 50 to 1,000 tests a quarter, four quarters of
-   history; every flag raised in the last quarter is a false flag.
+   history; one of the labs uses a DNA-only method (at the same rates), so that the method-class
+   family is tested too; every flag raised in the last quarter is a false flag.
 2. Power: the same networks plus one DNA-only lab that finds MET exon 14 at 0.3% (2% elsewhere)
    with 150 tests a quarter; it is benchmarked each quarter as its history grows, and counts as
    found when any MET exon 14 flag is raised on it within four quarters.
@@ -26,6 +27,7 @@ from method import METHOD_VERSION
 from method.benchmark import compute
 from method.inputs import Inputs
 from method.standard import Standard, parse
+from method.stats import wilson
 from protos.rarenet.v1 import summary_pb2 as pb
 
 PERIODS = ("2025Q4", "2026Q1", "2026Q2", "2026Q3")
@@ -152,8 +154,15 @@ def lab_summary(
 
 
 def network(
-    labs: int, rng: np.random.Generator, periods: tuple[str, ...] = PERIODS, dna_lab: bool = False
+    labs: int,
+    rng: np.random.Generator,
+    periods: tuple[str, ...] = PERIODS,
+    dna_lab: bool = False,
+    dna_alike: bool = False,
 ) -> dict[str, dict[str, tuple[int, pb.SiteSummary]]]:
+    """Alike labs; with `dna_lab` one more, DNA-only, finding MET exon 14 at 0.3%; with
+    `dna_alike` the first lab uses a DNA-only method at the network's rates (a null for the
+    method-class comparison)."""
     volumes = rng.integers(50, 1001, labs)
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
     leaf = 0
@@ -161,7 +170,8 @@ def network(
         by_period[period] = {}
         for i, volume in enumerate(volumes):
             site = f"lab-{i:03d}"
-            by_period[period][site] = (leaf, lab_summary(site, period, int(volume), rng))
+            method = "ngs_dna" if dna_alike and i == 0 else "ngs_dna_rna"
+            by_period[period][site] = (leaf, lab_summary(site, period, int(volume), rng, method))
             leaf += 1
         if dna_lab:
             by_period[period]["lab-dna"] = (
@@ -182,7 +192,9 @@ def null_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str,
     by_rule: Counter[str] = Counter()
     tests = period_tests = 0
     for _ in range(reps):
-        result = compute(Inputs(network(labs, rng), set(), []), PERIODS[-1], standard)
+        result = compute(
+            Inputs(network(labs, rng, dna_alike=True), set(), []), PERIODS[-1], standard
+        )
         raised = result["flags"]
         flags += len(raised)
         alarms += sum(f["level"] == "alarm" for f in raised)
@@ -200,9 +212,16 @@ def null_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str,
         "flags_per_period": flags / reps,
         "alarms_per_period": alarms / reps,
         "p_any_flag": any_flag / reps,
+        "p_any_flag_ci95": _interval(any_flag, reps),
         "flags_per_lab_period": flags / reps / labs,
         "rules": dict(by_rule),
     }
+
+
+def _interval(found: int, reps: int) -> str:
+    """The Monte Carlo 95% interval of a simulated proportion (Wilson)."""
+    lo, hi = wilson(found, reps)
+    return f"{lo:.2f}-{hi:.2f}"
 
 
 MET_RULES = {
@@ -244,6 +263,7 @@ def power_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str
         "labs": labs + 1,
         "reps": reps,
         **{f"power_q{q + 1}": found_by[q] / reps for q in range(4)},
+        "power_q4_ci95": _interval(found_by[3], reps),
         "rules_first_flagging": dict(how),
         "false_flags_per_period_q4": other_flags / reps,
     }
@@ -314,6 +334,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
                 "flags_per_period",
                 "alarms_per_period",
                 "p_any_flag",
+                "p_any_flag_ci95",
                 "flags_per_lab_period",
                 "rules",
             ],
@@ -335,6 +356,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
                 "power_q2",
                 "power_q3",
                 "power_q4",
+                "power_q4_ci95",
                 "rules_first_flagging",
                 "false_flags_per_period_q4",
             ],

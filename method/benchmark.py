@@ -194,6 +194,7 @@ def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
             cell.valid += positive + s.negative
             cell.cells += 1
             cell.parts.append(positive + s.negative)
+            cell.released.append(positive)
             cell.tests += max(s.tests, failed)
             cell.failed += failed
             continue
@@ -202,6 +203,7 @@ def _per_test(summary: pb.SiteSummary) -> dict[str, rare.Cells]:
             cell.valid += positive + s.negative
             cell.cells += 1
             cell.parts.append(positive + s.negative)
+            cell.released.append(positive)
         if "failed" not in suppressed:
             cell.tests += max(s.tests, failed)
             cell.failed += failed
@@ -932,10 +934,12 @@ def _rare_drivers(
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         class_noise: dict[str, np.ndarray] = defaultdict(lambda: np.ones(1))
         class_parts: dict[str, list[int]] = defaultdict(list)
+        class_released: dict[str, list[int]] = defaultdict(list)
         class_tables: dict[str, set[str]] = defaultdict(set)
         for s, c in pooled.items():
             if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
                 class_parts[classes[s]].extend(c.parts)
+                class_released[classes[s]].extend(c.released)
                 class_tables[classes[s]].add(noises[s].table if s in noises else "")
                 class_noise[classes[s]] = np.convolve(
                     class_noise[classes[s]],
@@ -947,6 +951,7 @@ def _rare_drivers(
                 t[2] += 1
         ref = class_totals.get("rna_capable")
         theta_net = big_x / big_n if big_n else 0.0
+        excess = rare.excess_by_site(pooled, noises, theta_net)  # small counts' upward bias
         expected = standard.positivity(biomarker)
         rho_dl = 4 * dispersion[biomarker].tau2_dl if biomarker in dispersion else 0.0
         comparisons: Json = {}
@@ -963,17 +968,23 @@ def _rare_drivers(
             },
             "comparisons": comparisons,
         }
-        if ref and ref[1] > 0:
+        if ref and ref[1] > 0 and biomarker in rare.CLASS_COMPARED:
             for klass, (cx, cn, csites) in sorted(class_totals.items()):
                 if klass == "rna_capable" or cn <= 0:
                     continue
                 tables = class_tables[klass]
                 if len(tables) == 1 and "" not in tables and cx <= noise.SMALL_COUNT:
-                    # a small perturbed class count: the table's exact rows, against the
-                    # RNA-capable labs' rate
-                    p_class = noise.released_sum_tails(
-                        cx, class_parts[klass], ref[0] / ref[1], next(iter(tables))
-                    )[0]
+                    # a small perturbed class count: the likelihood ratio of its released
+                    # cells through the table's exact rows, against the RNA-capable labs' rate
+                    # (unbiased, and uncertain: noise.reference_nodes)
+                    ref_x = max(0.0, ref[0] - rare.class_excess(excess, classes, "rna_capable"))
+                    p_class = noise.released_lr_lower(
+                        class_released[klass],
+                        class_parts[klass],
+                        ref_x / ref[1],
+                        next(iter(tables)),
+                        noise.reference_nodes(ref_x, ref[1], cn),
+                    )
                 else:
                     offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
                     spread = class_noise[klass]
@@ -1112,9 +1123,13 @@ def _rare_drivers(
             }
             if n_rest > 0:
                 if rho_net == 0 and site_noise.small(c.positive):
-                    low = noise.released_sum_tails(
-                        c.positive, c.parts, x_rest / n_rest, site_noise.table
-                    )[0]
+                    low = noise.released_sum_lower(
+                        c.positive,
+                        c.parts,
+                        max(0.0, x_rest - sum(excess.values()) + excess[site]),
+                        n_rest,
+                        site_noise.table,
+                    )
                     reference = "binomial+perturbation"
                 elif rho_net == 0 and vectorised[index]:
                     low = fast_low[index]
