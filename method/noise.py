@@ -161,7 +161,10 @@ def _lr_scores(n: int, theta: float, table: str) -> NDArray[np.int64]:
     with np.errstate(invalid="ignore"):
         ratio = np.where(np.isfinite(log_null), log_alt - log_null, LR_FLOOR)
     ratio = np.nan_to_num(ratio, nan=LR_FLOOR, neginf=LR_FLOOR)
-    return np.rint(np.maximum(ratio, LR_FLOOR) * LR_STEPS_PER_NAT).astype(np.int64)
+    scores: NDArray[np.int64] = np.rint(np.maximum(ratio, LR_FLOOR) * LR_STEPS_PER_NAT).astype(
+        np.int64
+    )
+    return scores
 
 
 def _upper_mid(cells: list[tuple[NDArray[np.int64], Pmf, float]], observed: int) -> float:
