@@ -308,7 +308,13 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     )
 
 
-def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
+def run(
+    quick: bool = False,
+    reps: int | None = None,
+    seed: int = 2026,
+    sizes: tuple[int, ...] | None = None,
+    power_reps: int | None = None,
+) -> None:
     standard = parse(DEFAULT_STANDARD.read_text(encoding="utf-8"))
     alert_q, alarm_q = standard.q_levels
     started = time.monotonic()
@@ -317,7 +323,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
         f"method {METHOD_VERSION}; alert at q <= {alert_q}, alarm at q <= {alarm_q}; seed {seed}; "
         f"counts {counts}\n"
     )
-    sizes = (6, 30) if quick else (6, 30, 100)
+    sizes = sizes or ((6, 30) if quick else (6, 30, 100))
     null_reps = reps or (20 if quick else 200)
     nulls = [
         null_study(labs, max(null_reps // (1 + labs // 30), 10), seed + labs, standard)
@@ -340,7 +346,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
             ],
         )
     )
-    power_reps = reps or (20 if quick else 200)
+    power_reps = power_reps or reps or (20 if quick else 200)
     powers = [
         power_study(labs, max(power_reps // (1 + labs // 30), 10), seed + 1000 + labs, standard)
         for labs in sizes
@@ -390,6 +396,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--sizes", help="network sizes, comma-separated (default 6,30,100; 6,30 with --quick)"
+    )
+    parser.add_argument(
+        "--power-reps",
+        type=int,
+        help="replicate networks per size for the power study (default: as --reps)",
+    )
+    parser.add_argument(
         "--no-perturbation",
         action="store_true",
         help="exact counts (by default counts are perturbed by cell key, as nodes release them)",
@@ -397,7 +411,11 @@ def main() -> None:
     args = parser.parse_args()
     global PERTURB
     PERTURB = not args.no_perturbation
-    run(args.quick, args.reps, args.seed)
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
+    except ValueError:
+        parser.error(f"--sizes takes whole numbers separated by commas, not {args.sizes!r}")
+    run(args.quick, args.reps, args.seed, sizes, args.power_reps)
 
 
 if __name__ == "__main__":

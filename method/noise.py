@@ -64,7 +64,7 @@ def accepted_perturbation(
     return True, ""
 
 
-SMALL_COUNT = 30  # released counts up to this are compared with the table's exact rows
+SMALL_COUNT = 30  # counts expected (under the null) up to this: compared with the exact rows
 
 
 @lru_cache(maxsize=256)

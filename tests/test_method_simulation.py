@@ -22,14 +22,14 @@ def test_alike_labs_raise_few_flags() -> None:
     assert found["alarms_per_period"] <= 0.2, found
 
 
-@pytest.mark.parametrize(("perturbed", "at_least"), [(False, 4), (True, 3)])
+@pytest.mark.parametrize("perturbed", [False, True])
 def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
-    monkeypatch: pytest.MonkeyPatch, perturbed: bool, at_least: int
+    monkeypatch: pytest.MonkeyPatch, perturbed: bool
 ) -> None:
-    # Five networks of 12 labs plus the DNA-only lab: with exact counts (power ~0.96 each,
-    # docs/method.md) found in at least four; with the nodes' cell-key perturbation, which biases
-    # small counts upwards (a true 1 is released as 1.5 on average), in at least three. Every flag
-    # with its q, about 10 patients missed and the cause named.
+    # Five networks of 12 labs plus the DNA-only lab: found in at least four, with exact counts
+    # and with the nodes' cell-key perturbation alike (power above 0.9 each, docs/method.md; five
+    # of five with method 2026.3, three of five was the floor under perturbation with 2026.2).
+    # Every flag with its q, about 10 patients missed and the cause named.
     monkeypatch.setattr(bench_method, "PERTURB", perturbed)
     found = 0
     for seed in range(5):
@@ -45,7 +45,7 @@ def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
         # 600 tests at 0.3% instead of ~2%: about 10 patients missed among valid results.
         assert 2 < entry["patients_missed"]["among_valid"]["estimate"] < 20
         assert "no RNA-capable method" in entry["likely_causes"]
-    assert found >= at_least
+    assert found >= 4
 
 
 @pytest.mark.slow
