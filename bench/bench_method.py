@@ -26,6 +26,12 @@ from coordinator.standards import DEFAULT_STANDARD
 from method import METHOD_VERSION
 from method.benchmark import compute
 from method.inputs import Inputs
+from method.noise import (
+    SMALL_COUNT,
+    expected_excess,
+    reference_nodes,
+    released_lr_lower,
+)
 from method.standard import Standard, parse
 from method.stats import wilson
 from protos.rarenet.v1 import summary_pb2 as pb
@@ -269,6 +275,52 @@ def power_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str
     }
 
 
+def class_test_size(theta: float, reps: int, seed: int, reference_labs: int = 5) -> dict[str, Any]:
+    """The method-class test of a small perturbed count alone, under the null: one DNA-only lab
+    and `reference_labs` RNA-capable labs at the same rate theta, volumes uniform on 50-1,000 a
+    quarter, four quarters, every cell perturbed by the table; the lab is tested as
+    method/benchmark.py tests a small class (unbiased reference, its rate uncertain) when its
+    expected count is small. Returns the share of p-values at or below 0.0125 and 0.05, and the
+    same with the reference's released rate plugged in (method 2026.2)."""
+    rng = np.random.default_rng(seed)
+    table = "rarenet-ptable-1"
+    tested: list[float] = []
+    plugged: list[float] = []
+    for _ in range(reps):
+        volumes = rng.integers(50, 1001, reference_labs + 1)
+        cells = [
+            (i, n, perturb(int(rng.binomial(n, theta)), rng))
+            for i, v in enumerate(volumes)
+            for n in [int(v * (1 - FAILURE))] * 4
+        ]
+        ref = [(n, r) for i, n, r in cells if i > 0]
+        own = [(n, r) for i, n, r in cells if i == 0]
+        x_ref, n_ref = sum(r for _, r in ref), sum(n for n, _ in ref)
+        network_rate = sum(r for *_, r in cells) / sum(n for _, n, _ in cells)
+        x_unbiased = max(0.0, x_ref - expected_excess([n for n, _ in ref], network_rate, table))
+        n_own = sum(n for n, _ in own)
+        if n_own * x_unbiased / n_ref > SMALL_COUNT:
+            continue
+        parts, released = [n for n, _ in own], [r for _, r in own]
+        tested.append(
+            released_lr_lower(
+                released,
+                parts,
+                x_unbiased / n_ref,
+                table,
+                reference_nodes(x_unbiased, n_ref, n_own),
+            )
+        )
+        plugged.append(released_lr_lower(released, parts, x_ref / n_ref, table))
+    p, q = np.array(tested), np.array(plugged)
+    return {
+        "rate": theta,
+        "labs_tested": len(p),
+        **{f"size_{a}": float((p <= a).mean()) for a in (0.0125, 0.05)},
+        **{f"plug_in_size_{a}": float((q <= a).mean()) for a in (0.0125, 0.05)},
+    }
+
+
 def zero_positive_volumes(standard: Standard, family_sizes: dict[int, int]) -> list[dict]:
     """Per biomarker: the smallest n at which 0 positives gives a mid-P of 0.5 (1 - theta)^n
     at or below the level needed (exact: no simulation). Against the network (theta = the
@@ -396,6 +448,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--class-test-size",
+        type=int,
+        metavar="LABS",
+        help="instead of the study: the size of the method-class test of small perturbed counts "
+        "over LABS simulated DNA-only labs at NTRK's and MET exon 14's rates",
+    )
+    parser.add_argument(
         "--sizes", help="network sizes, comma-separated (default 6,30,100; 6,30 with --quick)"
     )
     parser.add_argument(
@@ -415,6 +474,12 @@ def main() -> None:
         sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
     except ValueError:
         parser.error(f"--sizes takes whole numbers separated by commas, not {args.sizes!r}")
+    if args.class_test_size:
+        sizes_found = [
+            class_test_size(theta, args.class_test_size, args.seed) for theta in (0.004, 0.02)
+        ]
+        print(_table(sizes_found, list(sizes_found[0])))
+        return
     run(args.quick, args.reps, args.seed, sizes, args.power_reps)
 
 
