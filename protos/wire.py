@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Callable
 from functools import partial
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import orjson
@@ -169,6 +170,8 @@ def _message_step(descriptor: AnyDescriptor) -> Step | None:
     _STEPS[descriptor] = _planning
     fields = [(f.name, step) for f in descriptor.fields if (step := _field_step(f)) is not None]
     _STEPS[descriptor] = found = _object_step(tuple(fields)) if fields else None
+    if all(step in _TYPE_CHECKS for _, step in fields):
+        _TYPES_ONLY[descriptor] = tuple((name, _TYPE_CHECKS[step]) for name, step in fields)
     return found
 
 
@@ -200,7 +203,9 @@ def _field_step(field: AnyFieldDescriptor) -> Step | None:
         return item_step
     if item_step is None:
         return _is_list
-    return partial(_each, item_step)
+    if field.message_type is not None and field.message_type in _TYPES_ONLY:
+        return partial(_each_typed, _TYPES_ONLY[field.message_type])
+    return partial(_each, item_step, _PASSED.get(item_step, frozenset()))
 
 
 def _is_list(value: Any) -> Any:
@@ -209,10 +214,24 @@ def _is_list(value: Any) -> Any:
     return value
 
 
-def _each(item_step: Step, value: Any) -> Any:
+def _each(item_step: Step, passed: frozenset[type], value: Any) -> Any:
+    """Each item through its step, unless all are of types it lets through as they are."""
     if type(value) is not list:
         raise _Unusual
+    if set(map(type, value)) <= passed:
+        return value
     return [item_step(item) for item in value]
+
+
+def _each_typed(fields: tuple[tuple[str, frozenset[type]], ...], value: Any) -> Any:
+    """A list of objects whose fields need no more than their type checked (a summary's strata):
+    each field of all of them at once."""
+    if type(value) is not list or not set(map(type, value)) <= _OBJECT:
+        raise _Unusual
+    for name, types in fields:
+        if not set(map(type, map(methodcaller("get", name), value))) <= types:
+            raise _Unusual
+    return value
 
 
 def _scalar_step(field: AnyFieldDescriptor) -> Step | None:
@@ -260,6 +279,22 @@ def _integer_or_digits(value: Any) -> Any:
 
 def _unsupported(value: Any) -> Any:
     raise _Unusual
+
+
+# The types a scalar step lets through unchanged.
+_PASSED: dict[Step, frozenset[type]] = {
+    _boolean: frozenset({bool}),
+    _number: frozenset({float, int}),
+    _integer_or_digits: frozenset({int}),
+}
+# The steps that only check a value's type, and the types they let through (None: absent or null,
+# the default); message types whose fields need no other step, with their fields' types.
+_TYPE_CHECKS: dict[Step, frozenset[type]] = {
+    _boolean: frozenset({bool, type(None)}),
+    _is_list: frozenset({list, type(None)}),
+}
+_TYPES_ONLY: dict[AnyDescriptor, tuple[tuple[str, frozenset[type]], ...]] = {}
+_OBJECT = frozenset({dict})
 
 
 _INTEGERS = {
