@@ -389,32 +389,53 @@ def _fill(message: Message, data: JsonObject, path: str) -> None:
             setattr(message, key, _scalar(field, value, where))
 
 
-def _json_scalar(field: AnyFieldDescriptor, value: Any) -> object:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    if field.cpp_type in _AS_STRING:
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-        return orjson.Fragment(float.__repr__(value))
-    return value
+def _base64_text(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _float_json(value: float) -> object:
+    if value != value or value in (float("inf"), float("-inf")):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return orjson.Fragment(float.__repr__(value))
+
+
+# How each field of a message type is written: (name, the message's own writer for a message
+# field, the scalar writer (None: as it is), repeated).
+_Writing: TypeAlias = tuple[str, bool, Callable[[Any], object] | None, bool]
+_WRITINGS: dict[AnyDescriptor, tuple[_Writing, ...]] = {}
+
+
+def _writing(descriptor: AnyDescriptor) -> tuple[_Writing, ...]:
+    writing = _WRITINGS.get(descriptor)
+    if writing is None:
+        fields: list[_Writing] = []
+        for f in descriptor.fields:
+            scalar: Callable[[Any], object] | None = None
+            if f.type == FieldDescriptor.TYPE_BYTES:
+                scalar = _base64_text
+            elif f.cpp_type in _AS_STRING:
+                scalar = str
+            elif f.cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+                scalar = _float_json
+            is_message = f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+            fields.append((f.name, is_message, scalar, f.is_repeated))
+        writing = _WRITINGS[descriptor] = tuple(fields)
+    return writing
 
 
 def _to_dict(message: Message) -> JsonObject:
     out: JsonObject = {}
-    for field in message.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        if field.is_repeated:
-            if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-                out[field.name] = [_to_dict(item) for item in value]
-            else:
-                out[field.name] = [_json_scalar(field, item) for item in value]
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            if message.HasField(field.name):
-                out[field.name] = _to_dict(value)
+    for name, is_message, scalar, repeated in _writing(message.DESCRIPTOR):
+        value = getattr(message, name)
+        if is_message:
+            if repeated:
+                out[name] = [_to_dict(item) for item in value]
+            elif message.HasField(name):
+                out[name] = _to_dict(value)
+        elif scalar is None:
+            out[name] = list(value) if repeated else value
         else:
-            out[field.name] = _json_scalar(field, value)
+            out[name] = [scalar(item) for item in value] if repeated else scalar(value)
     return out
 
 
