@@ -141,6 +141,10 @@ def test_garbage_payload_is_refused(coordinator, node_factory) -> None:
             node.client.submit(envelope)
         assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT, garbage
         assert "cannot be read as a site summary" in str(caught.value)
+        # Signed by no enrolled key: refused for that, before the payload is read.
+        with pytest.raises(RpcFailure) as caught:
+            node.client.submit(dsse.sign(wire.SITE_SUMMARY, garbage, keys.generate()))
+        assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED, garbage
     envelope = dsse.sign("application/x-unknown", b"{}", node.config.signing_key())
     with pytest.raises(RpcFailure) as caught:
         node.client.submit(envelope)
