@@ -140,7 +140,7 @@ def run(quick: bool = False) -> None:
             benchmark.latest_summaries(reader, period)
     decoded: benchmark.Decoded = {}  # as `rarenet-coordinator benchmark` runs: one decode each
     with Clock() as compute:
-        result = benchmark.compute(reader, "2026Q3", standard, decoded=decoded, keep_flags=True)
+        result = benchmark.compute(reader, "2026Q3", standard, decoded=decoded, keep=True)
     with Clock() as cold:  # the three earlier periods benchmarked here, their flags kept
         followup.gather(reader, result, standard, decoded=decoded)
     with Clock() as follow:  # as the next run finds them: kept under unchanged inputs
