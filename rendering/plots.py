@@ -146,7 +146,9 @@ def funnel(
     ax.set_xlim(n_lo, n_hi)
     ax.set_xlabel(plain(_("valid results (positive + negative)")))
     ax.set_ylabel(plain(_("positivity")))
-    ax.set_title(plain(label(reader, "biomarker", biomarker)), loc="left", fontsize=11)
+    # y given: the title stays where matplotlib would put it (nothing is drawn above the axes),
+    # without measuring every tick label to find that out (a seventh of drawing a funnel).
+    ax.set_title(plain(label(reader, "biomarker", biomarker)), loc="left", fontsize=11, y=1.0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.pct(v, 1))))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.num(v))))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
