@@ -312,6 +312,7 @@ def benchmark(
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
     extra = followup.gather(conn, result, standard, progress=say, decoded=decoded)
+    decoded.clear()  # the report reads the results only: free the summaries before drawing
     try:
         language = lang or report.default_language(standard)
     except ValueError as exc:

@@ -41,10 +41,12 @@ def refresh(
             out = data.path / "reports" / period.label
             decoded: benchmark.Decoded = {}  # as `rarenet-coordinator benchmark`: kept for later
             result = benchmark.compute(conn, period.label, standard, decoded=decoded, keep=True)
+            extra = followup.gather(conn, result, standard, decoded=decoded)
+            decoded.clear()  # the report reads the results only
             report.write(
                 result,
                 out,
-                followup=followup.gather(conn, result, standard, decoded=decoded),
+                followup=extra,
                 lang=report.default_language(standard),
             )
             conn.execute(
