@@ -19,6 +19,7 @@ Boundaries: x = 0 and x = n give finite, non-zero mid-P values (half the boundar
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -39,9 +40,39 @@ def log_factorials(n: int) -> NDArray[np.float64]:
     return _LOG_FACTORIAL
 
 
+_LOG_GAMMA_FACTORIAL: NDArray[np.float64] = np.zeros(1)
+
+
+def _log_gamma_factorials(n: int) -> NDArray[np.float64]:
+    """gammaln(j + 1.0) for j = 0..at least n, computed by gammaln itself (so the same values as
+    evaluating it at each j), a table grown on demand."""
+    global _LOG_GAMMA_FACTORIAL
+    if len(_LOG_GAMMA_FACTORIAL) <= n:
+        size = max(n + 1, 2 * len(_LOG_GAMMA_FACTORIAL))
+        _LOG_GAMMA_FACTORIAL = np.asarray(gammaln(np.arange(size, dtype=float) + 1.0))
+    return _LOG_GAMMA_FACTORIAL
+
+
+CACHED_PMF_MAX_N = 4096  # pmfs up to this n are kept (at most 32 KB each, 1,024 of them)
+
+
 def binomial_pmf(n: int, theta: float) -> Pmf:
-    """P(X = k), k = 0..n, for X ~ Bin(n, theta)."""
+    """P(X = k), k = 0..n, for X ~ Bin(n, theta). Read-only: a pmf with n up to CACHED_PMF_MAX_N
+    is computed once per (n, theta) and shared (sites' volumes repeat against the same target)."""
     n = max(int(n), 0)
+    if n <= CACHED_PMF_MAX_N:
+        return _cached_binomial_pmf(n, float(theta))
+    return _binomial_pmf(n, theta)
+
+
+@lru_cache(maxsize=1024)
+def _cached_binomial_pmf(n: int, theta: float) -> Pmf:
+    pmf = _binomial_pmf(n, theta)
+    pmf.flags.writeable = False
+    return pmf
+
+
+def _binomial_pmf(n: int, theta: float) -> Pmf:
     if theta <= 0.0:
         pmf = np.zeros(n + 1)
         pmf[0] = 1.0
@@ -69,10 +100,11 @@ def beta_binomial_pmf(n: int, theta: float, rho: float) -> Pmf:
     strength = 1.0 / rho - 1.0
     a, b = theta * strength, (1.0 - theta) * strength
     k = np.arange(n + 1, dtype=float)
+    ln_factorial = _log_gamma_factorials(n)  # gammaln(j + 1.0) by table: the same values
     log_pmf = (
-        gammaln(n + 1.0)
-        - gammaln(k + 1.0)
-        - gammaln(n - k + 1.0)
+        ln_factorial[n]
+        - ln_factorial[: n + 1]
+        - ln_factorial[n::-1]
         + gammaln(k + a)
         + gammaln(n - k + b)
         - gammaln(n + a + b)
@@ -155,6 +187,25 @@ def binomial_tails_many(
     return np.minimum(binom.cdf(x - 1, n, theta) + 0.5 * at, 1.0), np.minimum(
         binom.sf(x, n, theta) + 0.5 * at, 1.0
     )
+
+
+def binomial_lower_many(
+    x: NDArray[np.float64], n: NDArray[np.float64], theta: NDArray[np.float64] | float
+) -> NDArray[np.float64]:
+    """The lower tail of binomial_tails_many alone."""
+    return np.minimum(binom.cdf(x - 1, n, theta) + 0.5 * binom.pmf(x, n, theta), 1.0)
+
+
+def fisher_lower_many(
+    x: NDArray[np.float64],
+    n: NDArray[np.float64],
+    x_other: NDArray[np.float64],
+    n_other: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """The lower tail of fisher_tails_many alone."""
+    total, positives = n + n_other, x + x_other
+    at = hypergeom.pmf(x, total, positives, n)
+    return np.minimum(hypergeom.cdf(x - 1, total, positives, n) + 0.5 * at, 1.0)
 
 
 def fisher_tails_many(
