@@ -51,6 +51,15 @@ def find(conn: sqlite3.Connection, leaves: Iterable[int]) -> dict[int, pb.SiteSu
     return found
 
 
+def keep_in(conn: sqlite3.Connection, leaf: int, summary: pb.SiteSummary) -> None:
+    """Keep one summary's message inside the caller's transaction (intake, as it stores the
+    summary: the benchmark's first run then reads every summary without decoding its JSON)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO summary_messages (leaf_index, message) VALUES (?, ?)",
+        (leaf, summary.SerializeToString()),
+    )
+
+
 def keep(conn: sqlite3.Connection, decoded: Mapping[int, pb.SiteSummary]) -> str | None:
     """Keep each leaf's decoded message. Returns why they could not be kept (a read-only or busy
     database), else None: nothing depends on it, the next run decodes them again."""

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import actions, decoding, eqa
+from coordinator import actions, decoded_cache, decoding, eqa
 from coordinator.errors import (
     AlreadyRecorded,
     CoordinatorError,
@@ -176,6 +176,7 @@ class Intake:
         rate_limit: SiteRateLimit | None = None,
     ) -> None:
         self.conn = conn
+        conn.execute(decoded_cache.SCHEMA)  # each summary kept decoded as it is stored
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
@@ -455,6 +456,7 @@ class Intake:
                         item.envelope.payload.decode("utf-8"),
                     ),
                 )
+                decoded_cache.keep_in(conn, index, summary)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
