@@ -884,7 +884,9 @@ def _rare_drivers(
                 c = cells.get(biomarker)
                 if c is None or not (c.cells or c.tests):
                     continue
-                pooled.setdefault(site, rare.Cells()).add(c)
+                if site not in pooled:
+                    pooled[site] = rare.Cells()
+                pooled[site].add(c)
                 series[site].append((p.label, c.positive, c.valid))
                 tx += c.positive
                 tn += c.valid
@@ -897,7 +899,8 @@ def _rare_drivers(
             continue
         big_x = sum(c.positive for c in pooled.values())
         big_n = sum(c.valid for c in pooled.values())
-        classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
+        rna_methods = standard.rna_methods
+        classes = {s: rare.method_class(methods[s], rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         class_noises: dict[str, list[np.ndarray]] = defaultdict(list)
         class_parts: dict[str, list[int]] = defaultdict(list)
