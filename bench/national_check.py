@@ -1,10 +1,15 @@
 """The national run's ledger checked from the outside, and the floor of one submission's cost.
 
-`check_ledger` reads the coordinator's database after the run: every leaf hash is the hash of its
-envelope's leaf data (protos/leaf.py); every receipt is the coordinator's signature over that envelope's hash and leaf index,
-and is the receipt the lab was given; the latest signed tree head is the root recomputed from all
-the leaves. `submit_floor` measures, in this process, what no Submit can avoid: one Ed25519
-verification, one signed receipt, one payload parse and one durable write.
+`check_ledger` reads the coordinator's database after the run. Every ledger row: its receipt is
+the coordinator's signature over that envelope's hash, leaf index, site, period and sequence, and is
+the very receipt the lab was given for the envelope it sent; the stored envelope hashes to what
+the receipt names; the leaf data is the header of that envelope (its site, period, sequence,
+payload hash and envelope hash), or the envelope itself for a leaf of the older form; the leaf
+hash is the hash of that data. Then the latest signed tree head is the root recomputed from all
+the leaves. Any difference raises LedgerCheckFailed, naming the leaf.
+
+`submit_floor` measures, in this process, what no Submit can avoid: one Ed25519 verification,
+one signed receipt, one payload parse and one durable write.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import hashlib
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -21,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bench.national_labs import Template, lab_payload
 from coordinator import store
-from protos import dsse, keys, merkle, wire
-from protos.leaf import leaf_data
+from protos import dsse, keys, leaf, merkle, wire
+from protos.errors import ContractError
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1 import summary_pb2 as pb
 
@@ -31,57 +37,116 @@ class LedgerCheckFailed(SystemExit):
     pass
 
 
-def check_ledger(db: Path, coordinator_pem: Path, given: dict[str, list[bytes]]) -> str:
+@dataclass(frozen=True)
+class Given:
+    """One submission as its lab saw it: what it sent, and the receipt it was given."""
+
+    period: str
+    sequence: int
+    envelope_sha256: str
+    receipt: bytes
+
+
+def _check_leaf(
+    index: int,
+    row: tuple,
+    trusted: dict[str, bytes],
+    given: Given | None,
+) -> bytes:
+    """One ledger row checked (see the module's docstring); its leaf hash."""
+    _, leaf_hash, leaf_header, envelope, sha, site_id, period, sequence, receipt_blob = row
+    envelope, receipt_blob = bytes(envelope), bytes(receipt_blob)
+    where = f"leaf {index} ({site_id} {period})"
+    if given is None:
+        raise LedgerCheckFailed(f"{where}: no lab sent it")
+    if (period, sequence, sha, receipt_blob) != (
+        given.period,
+        given.sequence,
+        given.envelope_sha256,
+        given.receipt,
+    ):
+        raise LedgerCheckFailed(
+            f"{where}: the ledger holds another envelope or receipt than the lab sent and was given"
+        )
+    try:
+        receipt_envelope = wire.parse_envelope(receipt_blob)
+        dsse.verify(receipt_envelope, trusted, expected_type=wire.RECEIPT)
+        receipt = wire.decode(receipt_envelope.payload, lpb.Receipt)
+    except ContractError as exc:
+        raise LedgerCheckFailed(f"{where}: its receipt does not verify: {exc}") from exc
+    if (receipt.envelope_sha256, receipt.leaf_index, receipt.site_id) != (sha, index, site_id) or (
+        receipt.period,
+        receipt.sequence,
+    ) != (period, sequence):
+        raise LedgerCheckFailed(f"{where}: the receipt names another envelope or leaf")
+    if hashlib.sha256(envelope).hexdigest() != sha:
+        raise LedgerCheckFailed(f"{where}: the stored envelope is not the one receipted")
+    parsed = wire.parse_envelope(envelope)
+    try:
+        if leaf_header is None:  # a leaf of the older form: the envelope itself
+            data = leaf.leaf_data(parsed, receipt)
+        else:
+            data = bytes(leaf_header)
+            header = leaf.parse_header(data)
+            own = leaf.make_header(parsed, site_id, period, sequence, sha)
+            if header != own or receipt.leaf_header != own:
+                raise ContractError(
+                    f"the leaf's header ({leaf.describe(header)}) or the receipt's is not the"
+                    " header of the stored envelope"
+                )
+    except ContractError as exc:
+        raise LedgerCheckFailed(f"{where}: {exc}") from exc
+    if bytes(leaf_hash) != merkle.leaf_hash(data):
+        raise LedgerCheckFailed(f"{where}: its hash is not the hash of its leaf data")
+    return bytes(leaf_hash)
+
+
+def check_ledger(db: Path, coordinator_pem: Path, given: Mapping[str, Sequence[Given]]) -> str:
+    """The ledger of `db` checked against the coordinator's public key and every lab's own record
+    of what it sent and was given (see the module's docstring); a one-line summary, or
+    LedgerCheckFailed."""
     public = serialization.load_pem_public_key(coordinator_pem.read_bytes())
     assert isinstance(public, Ed25519PublicKey)
     raw = keys.public_raw(public)
     trusted = {dsse.keyid(raw): raw}
+    expected = {(site_id, g.period, g.sequence): g for site_id, sent in given.items() for g in sent}
     conn = sqlite3.connect(db)
-    leaves: list[bytes] = []
-    by_site: dict[str, list[bytes]] = {}
-    for index, leaf, envelope, sha, site_id, receipt_blob in conn.execute(
-        "SELECT leaf_index, leaf_hash, envelope, envelope_sha256, site_id, receipt FROM ledger"
-        " ORDER BY leaf_index"
-    ):
-        envelope, receipt_blob = bytes(envelope), bytes(receipt_blob)
-        if index != len(leaves):
-            raise LedgerCheckFailed(f"the ledger skips from leaf {len(leaves) - 1} to {index}")
-        receipt_envelope = wire.parse_envelope(receipt_blob)
-        dsse.verify(receipt_envelope, trusted, expected_type=wire.RECEIPT)
-        receipt = wire.decode(receipt_envelope.payload, lpb.Receipt)
-        if receipt.envelope_sha256 != sha or receipt.leaf_index != index:
-            raise LedgerCheckFailed(f"leaf {index}: the receipt names another envelope or leaf")
-        if hashlib.sha256(envelope).hexdigest() != sha:
-            raise LedgerCheckFailed(f"leaf {index}: the stored envelope is not the one receipted")
-        # the leaf data is the envelope's header (or, for an old node, the envelope itself)
-        data = leaf_data(wire.parse_envelope(envelope), receipt)
-        if bytes(leaf) != merkle.leaf_hash(data):
-            raise LedgerCheckFailed(f"leaf {index}: its hash is not its envelope's leaf data")
-        leaves.append(bytes(leaf))
-        by_site.setdefault(site_id, []).append(receipt_blob)
-    if by_site != given:
-        differ = sorted(set(by_site) ^ set(given)) or [
-            s for s in by_site if by_site[s] != given.get(s)
-        ]
-        raise LedgerCheckFailed(
-            f"the receipts the labs were given differ from the ledger's: {differ[:3]}"
-        )
-    (signed,) = conn.execute(
-        "SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
-    ).fetchone()
+    try:
+        leaves: list[bytes] = []
+        for row in conn.execute(
+            "SELECT leaf_index, leaf_hash, leaf_header, envelope, envelope_sha256, site_id,"
+            " period, sequence, receipt FROM ledger ORDER BY leaf_index"
+        ):
+            if row[0] != len(leaves):
+                raise LedgerCheckFailed(f"the ledger skips from leaf {len(leaves) - 1} to {row[0]}")
+            leaves.append(_check_leaf(row[0], row, trusted, expected.pop(row[5:8], None)))
+        if expected:
+            site_id, period, _ = sorted(expected)[0]
+            raise LedgerCheckFailed(
+                f"{len(expected)} receipted submissions are not in the ledger, e.g. {site_id}"
+                f" {period}"
+            )
+        (signed,) = conn.execute(
+            "SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
     head_envelope = wire.parse_envelope(bytes(signed))
-    dsse.verify(head_envelope, trusted, expected_type=wire.TREE_HEAD)
+    try:
+        dsse.verify(head_envelope, trusted, expected_type=wire.TREE_HEAD)
+    except ContractError as exc:
+        raise LedgerCheckFailed(f"the latest tree head does not verify: {exc}") from exc
     head = wire.decode(head_envelope.payload, lpb.TreeHead)
     root = merkle.Tree(leaves).root()
     if head.tree_size != len(leaves) or head.root_hash != root:
         raise LedgerCheckFailed(
-            f"the signed tree head (size {head.tree_size}) is not the root of the {len(leaves)} leaves"
+            f"the signed tree head (size {head.tree_size}) is not the root of the {len(leaves)}"
+            " leaves"
         )
-    conn.close()
     return (
         f"ledger check: {len(leaves):,} leaves; every receipt verifies and is the one its lab was"
-        f" given; the signed tree head of size {head.tree_size:,} is the recomputed root"
-        f" {root.hex()[:16]}…"
+        f" given for the envelope it sent; the signed tree head of size {head.tree_size:,} is the"
+        f" recomputed root {root.hex()[:16]}…"
     )
 
 

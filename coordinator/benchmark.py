@@ -5,11 +5,14 @@ keys of the result are the method's: see method/benchmark.py and docs/method.md.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from coordinator import messages
+from coordinator import flag_store, messages
+from method import METHOD_VERSION
 from method import benchmark as method_benchmark
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
 from method.standard import Standard
@@ -22,33 +25,59 @@ for_site = method_benchmark.for_site
 
 __all__ = [
     "EqaRoundInput",
+    "Decoded",
     "Inputs",
     "compute",
     "compute_from",
+    "fingerprint",
     "for_site",
     "inputs",
+    "latest_leaves",
     "latest_summaries",
     "periods_for_trends",
+    "stored_fingerprint",
 ]
 
 EARLIER_EQA_ROUNDS = 2  # the persistent-poor-performance rule looks at 3 consecutive rounds
 
 
-def latest_summaries(
-    conn: sqlite3.Connection, period: str
-) -> dict[str, tuple[int, pb.SiteSummary]]:
-    """site id: (leaf index, summary) of the highest accepted sequence for the period, revoked sites included."""
-    rows = conn.execute(
-        """SELECT s.site_id, s.leaf_index, s.payload FROM summaries s
+Decoded = dict[int, pb.SiteSummary]
+"""Summaries already decoded in this run, by leaf index. A leaf's payload never changes, so a
+summary is decoded once however many periods' windows read it; one database per dict."""
+
+_PAYLOADS_AT_ONCE = 500  # leaf indexes per query (SQLite allows 999 parameters)
+
+
+def latest_leaves(conn: sqlite3.Connection, period: str) -> list[tuple[str, int]]:
+    """(site id, leaf index) of each site's highest accepted sequence for the period, by site,
+    revoked sites included. Reads no payload."""
+    return conn.execute(
+        """SELECT s.site_id, s.leaf_index FROM summaries s
            WHERE s.period = ? AND s.sequence = (SELECT MAX(sequence) FROM summaries t
                                                 WHERE t.site_id = s.site_id AND t.period = s.period)
            ORDER BY s.site_id""",
         (period,),
-    )
-    return {
-        site: (leaf, wire.decode(payload.encode("utf-8"), pb.SiteSummary))
-        for site, leaf, payload in rows
-    }
+    ).fetchall()
+
+
+def latest_summaries(
+    conn: sqlite3.Connection, period: str, decoded: Decoded | None = None
+) -> dict[str, tuple[int, pb.SiteSummary]]:
+    """site id: (leaf index, summary) of the highest accepted sequence for the period, revoked sites
+    included. With `decoded` (this run's summaries so far), only summaries not in it are read and
+    decoded, and they are added to it."""
+    leaves = latest_leaves(conn, period)
+    known = {} if decoded is None else decoded
+    missing = [leaf for _site, leaf in leaves if leaf not in known]
+    for i in range(0, len(missing), _PAYLOADS_AT_ONCE):
+        chunk = missing[i : i + _PAYLOADS_AT_ONCE]
+        rows = conn.execute(
+            f"SELECT leaf_index, payload FROM summaries WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for leaf, payload in rows:
+            known[leaf] = wire.decode(payload.encode("utf-8"), pb.SiteSummary)
+    return {site: (leaf, known[leaf]) for site, leaf in leaves}
 
 
 def _window(period: str, standard: Standard | None) -> int:
@@ -57,31 +86,114 @@ def _window(period: str, standard: Standard | None) -> int:
     return max(4, method_benchmark.window_length(p, quarters))
 
 
-def inputs(conn: sqlite3.Connection, period: str, standard: Standard | None = None) -> Inputs:
+def _window_labels(period: str, standard: Standard | None) -> list[str]:
+    return [q.label for q in periods_for_trends(parse_period(period), _window(period, standard))]
+
+
+def _revoked(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT site_id FROM sites WHERE status = 'revoked'")}
+
+
+def _eqa_rounds(conn: sqlite3.Connection, period: str) -> list[tuple[epb.EqaRound, bytes]]:
+    """The closed EQA rounds a period's benchmark reads, with their truth files: those whose
+    deadline falls in the period and, if any does, up to EARLIER_EQA_ROUNDS before them."""
     p = parse_period(period)
-    by_period = {
-        q.label: latest_summaries(conn, q.label)
-        for q in periods_for_trends(p, _window(period, standard))
-    }
-    revoked = {r[0] for r in conn.execute("SELECT site_id FROM sites WHERE status = 'revoked'")}
     closed = conn.execute(
         "SELECT announcement, truth, deadline FROM eqa_rounds WHERE truth IS NOT NULL AND deadline <= ?"
         " ORDER BY deadline, round_id",
         (p.end.isoformat(),),
     ).fetchall()
     current = sum(1 for *_, deadline in closed if deadline >= p.start.isoformat())
-    rounds = []
     first = max(0, len(closed) - current - EARLIER_EQA_ROUNDS)
-    for announcement, truth, _ in closed[first:] if current else []:
-        round_ = wire.decode(wire.parse_envelope(announcement).payload, epb.EqaRound)
+    return [
+        (wire.decode(wire.parse_envelope(announcement).payload, epb.EqaRound), bytes(truth))
+        for announcement, truth, _ in (closed[first:] if current else [])
+    ]
+
+
+def _response_rows(conn: sqlite3.Connection, round_id: str) -> list[tuple[int, str, str]]:
+    """(leaf index, site, payload) of a round's responses, oldest first (the latest counts)."""
+    return conn.execute(
+        "SELECT leaf_index, site_id, payload FROM eqa_responses WHERE round_id = ? ORDER BY sequence",
+        (round_id,),
+    ).fetchall()
+
+
+def inputs(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard | None = None,
+    decoded: Decoded | None = None,
+) -> Inputs:
+    by_period = {
+        label: latest_summaries(conn, label, decoded) for label in _window_labels(period, standard)
+    }
+    rounds = []
+    for round_, truth in _eqa_rounds(conn, period):
         responses = {}
-        for leaf, site, payload in conn.execute(
-            "SELECT leaf_index, site_id, payload FROM eqa_responses WHERE round_id = ? ORDER BY sequence",
-            (round_.round_id,),
-        ):
+        for leaf, site, payload in _response_rows(conn, round_.round_id):
             responses[site] = (leaf, wire.decode(payload.encode("utf-8"), epb.EqaResponse))
-        rounds.append(EqaRoundInput(round_, bytes(truth), responses))
-    return Inputs(by_period, revoked, rounds)
+        rounds.append(EqaRoundInput(round_, truth, responses))
+    return Inputs(by_period, _revoked(conn), rounds)
+
+
+def _digest(
+    period: str,
+    standard: Standard,
+    leaves: dict[str, list[tuple[str, int]]],
+    revoked: set[str],
+    rounds: list[tuple[epb.EqaRound, bytes, dict[str, int]]],
+) -> str:
+    material = {
+        "period": parse_period(period).label,
+        "method_version": METHOD_VERSION,
+        "standard_sha256": standard.sha256,
+        "summaries": {
+            label: [[site, leaf] for site, leaf in rows] for label, rows in leaves.items()
+        },
+        "revoked": sorted(revoked),
+        "eqa_rounds": [
+            {
+                "round_sha256": hashlib.sha256(
+                    round_.SerializeToString(deterministic=True)
+                ).hexdigest(),
+                "truth_sha256": hashlib.sha256(truth).hexdigest(),
+                "responses": sorted(responses.items()),
+            }
+            for round_, truth, responses in rounds
+        ],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def fingerprint(data: Inputs, period: str, standard: Standard) -> str:
+    """What a benchmark of `data` is a function of (sha256): the period, the method version, the
+    standard, and the exact leaves that went in (summaries of the whole window, EQA rounds and
+    responses) with the revoked sites. Two computations with one fingerprint give one result."""
+    return _digest(
+        period,
+        standard,
+        {
+            label: [(site, leaf) for site, (leaf, _s) in sorted(rows.items())]
+            for label, rows in data.by_period.items()
+        },
+        data.revoked,
+        [
+            (r.round, r.truth, {site: leaf for site, (leaf, _r) in r.responses.items()})
+            for r in data.eqa_rounds
+        ],
+    )
+
+
+def stored_fingerprint(conn: sqlite3.Connection, period: str, standard: Standard) -> str:
+    """The fingerprint of the benchmark `inputs(conn, period, standard)` would read now, found
+    from the stored rows without decoding a summary."""
+    rounds = []
+    for round_, truth in _eqa_rounds(conn, period):
+        responses = {site: leaf for leaf, site, _payload in _response_rows(conn, round_.round_id)}
+        rounds.append((round_, truth, responses))
+    leaves = {label: latest_leaves(conn, label) for label in _window_labels(period, standard)}
+    return _digest(period, standard, leaves, _revoked(conn), rounds)
 
 
 def compute(
@@ -89,8 +201,21 @@ def compute(
     period: str,
     standard: Standard,
     progress: Callable[[str], None] | None = None,
+    decoded: Decoded | None = None,
+    keep_flags: bool = False,
 ) -> dict[str, Any]:
-    return compute_from(inputs(conn, period, standard), period, standard, progress)
+    """The benchmark of the period's stored inputs. `decoded`: this run's decoded summaries (see
+    Decoded). With `keep_flags`, the result's flags are kept in the database under the inputs'
+    fingerprint (coordinator/flag_store.py), for later reports' flag history."""
+    data = inputs(conn, period, standard, decoded)
+    result = compute_from(data, period, standard, progress)
+    if keep_flags:
+        problem = flag_store.keep(
+            conn, result["period"], fingerprint(data, period, standard), flag_store.by_site(result)
+        )
+        if problem and progress:
+            progress(problem)
+    return result
 
 
 def compute_from(

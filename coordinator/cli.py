@@ -300,7 +300,8 @@ def benchmark(
     standard = load_standard(standard_path or data.standard)
     say = lambda m: click.echo(f"… {m}", err=True)
     conn = sqlite3.connect(data.db)
-    result = bench.compute(conn, period, standard, progress=say)
+    decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
+    result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep_flags=True)
     if not result["sites"]:
         raise NothingToReport(
             f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
@@ -310,7 +311,7 @@ def benchmark(
     if note:
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
-    extra = followup.gather(conn, result, standard, progress=say)
+    extra = followup.gather(conn, result, standard, progress=say, decoded=decoded)
     try:
         language = lang or report.default_language(standard)
     except ValueError as exc:

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import secrets
 import sqlite3
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coordinator.errors import (
@@ -45,39 +47,57 @@ def add_site(
 ) -> tuple[str, dt.datetime]:
     """A one-time enrolment token for a new site, a site whose enrolment was never completed, or
     a revoked site that is to enrol again with a new key (docs/operations.md)."""
-    problem = site_ids.problem(site_id)
-    if problem:
-        raise InvalidRequest(problem)
+    return add_sites(conn, [site_id], ttl)[site_id]
+
+
+def add_sites(
+    conn: sqlite3.Connection, sites: Sequence[str], ttl: dt.timedelta = TOKEN_TTL
+) -> dict[str, tuple[str, dt.datetime]]:
+    """`add_site` for many sites in one transaction (a national network's thousands of labs cost
+    one durable write, not one each): every site's token and its expiry, or nothing written when
+    any site cannot be added."""
+    for site_id in sites:
+        problem = site_ids.problem(site_id)
+        if problem:
+            raise InvalidRequest(problem)
+    repeated = sorted(s for s, n in Counter(sites).items() if n > 1)
+    if repeated:
+        raise InvalidRequest(f"site {repeated[0]} is named more than once; name each site once")
     if ttl <= dt.timedelta(0):
         raise InvalidRequest(
             f"a token must stay valid for some time, not {ttl}; give 1 hour or more"
         )
-    row = conn.execute("SELECT status FROM sites WHERE site_id = ?", (site_id,)).fetchone()
-    if row and row[0] not in ("pending", "revoked"):
-        raise AlreadyRecorded(
-            f"site {site_id} is {row[0]}; a new key for an active site comes from "
-            "`rarenet-node rotate-key` at the lab"
-        )
-    token = secrets.token_urlsafe(24)
     issued = now()
+    expires = issued + ttl
+    tokens: dict[str, tuple[str, dt.datetime]] = {}
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if not row:
+        for site_id in sites:
+            row = conn.execute("SELECT status FROM sites WHERE site_id = ?", (site_id,)).fetchone()
+            if row and row[0] not in ("pending", "revoked"):
+                raise AlreadyRecorded(
+                    f"site {site_id} is {row[0]}; a new key for an active site comes from "
+                    "`rarenet-node rotate-key` at the lab"
+                )
+            if not row:
+                conn.execute(
+                    "INSERT INTO sites (site_id, status, created_at) VALUES (?, 'pending', ?)",
+                    (site_id, _iso(issued)),
+                )
+            elif row[0] == "revoked":  # its keys stay retired; the token admits a new one
+                conn.execute("UPDATE sites SET status = 'pending' WHERE site_id = ?", (site_id,))
+            token = secrets.token_urlsafe(24)
             conn.execute(
-                "INSERT INTO sites (site_id, status, created_at) VALUES (?, 'pending', ?)",
-                (site_id, _iso(issued)),
+                "INSERT INTO tokens (token_sha256, site_id, issued_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (_token_hash(token), site_id, _iso(issued), _iso(expires)),
             )
-        elif row[0] == "revoked":  # its keys stay retired; the token admits a new one
-            conn.execute("UPDATE sites SET status = 'pending' WHERE site_id = ?", (site_id,))
-        conn.execute(
-            "INSERT INTO tokens (token_sha256, site_id, issued_at, expires_at) VALUES (?, ?, ?, ?)",
-            (_token_hash(token), site_id, _iso(issued), _iso(issued + ttl)),
-        )
+            tokens[site_id] = (token, expires)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return token, issued + ttl
+    return tokens
 
 
 @dataclass

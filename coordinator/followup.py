@@ -13,7 +13,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Callable
 
-from coordinator import actions, benchmark, directory
+from coordinator import actions, benchmark, directory, flag_store
 from coordinator.standards import Standard
 from protos.periods import parse as parse_period
 
@@ -49,14 +49,27 @@ def persistent_marks(
     ]
 
 
-def _flags_by_site(result: dict) -> dict[str, list[dict]]:
-    return {
-        site: [
-            {"rule": f["rule"], "subject": f["subject"], "level": f["level"]}
-            for f in entry["flags"]
-        ]
-        for site, entry in result["sites"].items()
-    }
+def period_flags(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard,
+    compute: Callable[[str], dict] | None = None,
+    decoded: benchmark.Decoded | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> flag_store.SiteFlags:
+    """A period's flags by site: those kept for its current inputs (flag_store), else from its
+    benchmark, computed by `compute` (e.g. a cache, if given) or here (and then kept)."""
+    if not conn.execute("SELECT 1 FROM summaries WHERE period = ? LIMIT 1", (period,)).fetchone():
+        return {}
+    kept = flag_store.find(conn, period, benchmark.stored_fingerprint(conn, period, standard))
+    if kept is not None:
+        return kept
+    if compute is not None:
+        return flag_store.by_site(compute(period))
+    result = benchmark.compute(
+        conn, period, standard, progress=progress, decoded=decoded, keep_flags=True
+    )
+    return flag_store.by_site(result)
 
 
 def flag_history(
@@ -65,19 +78,19 @@ def flag_history(
     standard: Standard,
     count: int = HISTORY_PERIODS,
     compute: Callable[[str], dict] | None = None,
+    decoded: benchmark.Decoded | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[list[str], dict[str, dict[str, list[dict]]]]:
     """(periods oldest first, {period: {site: flags}}) over the last `count` periods, each earlier
-    period benchmarked from its own signed summaries (by `compute`, e.g. a cache, if given)."""
-    compute = compute or (lambda label: benchmark.compute(conn, label, standard))
+    period's flags as its own signed summaries give them (`period_flags`). `decoded` (this run's
+    decoded summaries) lets the earlier periods' windows decode no summary twice."""
     periods = [
         p.label for p in benchmark.periods_for_trends(parse_period(current["period"]), count)
     ]
-    history = {current["period"]: _flags_by_site(current)}
+    decoded = {} if decoded is None else decoded
+    history = {current["period"]: flag_store.by_site(current)}
     for label_ in periods[:-1]:
-        if conn.execute("SELECT 1 FROM summaries WHERE period = ? LIMIT 1", (label_,)).fetchone():
-            history[label_] = _flags_by_site(compute(label_))
-        else:
-            history[label_] = {}
+        history[label_] = period_flags(conn, label_, standard, compute, decoded, progress)
     return periods, {p: history[p] for p in periods}
 
 
@@ -119,12 +132,16 @@ def gather(
     now: dt.datetime | None = None,
     progress: Callable[[str], None] | None = None,
     compute: Callable[[str], dict] | None = None,
+    decoded: benchmark.Decoded | None = None,
 ) -> dict:
-    """Everything the report shows beyond benchmark.json (written as followup.json)."""
+    """Everything the report shows beyond benchmark.json (written as followup.json). `decoded`:
+    the summaries this run already decoded (benchmark.Decoded), e.g. for the current period."""
     moment = now or dt.datetime.now(dt.UTC)
     if progress:
         progress("flags of the earlier periods, corrective actions, directory")
-    periods, history = flag_history(conn, current, standard, compute=compute)
+    periods, history = flag_history(
+        conn, current, standard, compute=compute, decoded=decoded, progress=progress
+    )
     return {
         "meta": metadata(conn, current, moment),
         "flag_history": history,

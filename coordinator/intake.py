@@ -16,15 +16,13 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import actions, eqa
-from coordinator.decoding import Decoder
+from coordinator import actions, decoding, eqa
 from coordinator.errors import (
     AlreadyRecorded,
     CoordinatorError,
     InvalidRequest,
     NotAuthenticated,
     NotPermitted,
-    TemporarilyUnavailable,
 )
 from coordinator.ledger import Accepted, Ledger
 from coordinator.peer_identity import check_identity
@@ -38,7 +36,6 @@ from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
 from protos.rarenet.v1.envelope_pb2 import Envelope
-from protos.worker import WorkerStopped
 
 log = logging.getLogger("rarenet.coordinator")
 
@@ -160,12 +157,12 @@ class _Pending:
 
 
 class Intake:
-    """One intake thread takes submissions in batches and pipelines them: while the payloads of a
-    batch are decoded in a second process (coordinator/decoding.py), it commits the batch checked
-    before and checks the new one's signatures (Ed25519 runs outside the interpreter lock); then
-    it checks the decoded payloads. A batch's accepted envelopes go into one transaction under one
-    signed tree head (group commit), and each caller is answered after the commit, so a receipt
-    always names a stored leaf. Request threads only queue their envelope and wait."""
+    """One intake thread takes submissions in batches: it checks each envelope's signature, then
+    reads its payload (coordinator/decoding.py; only a signed one is read) and checks it. A batch's
+    accepted envelopes go into one transaction under one signed tree head (group commit), and each
+    caller is answered after the commit, so a receipt always names a stored leaf. While the commit
+    waits for the disk, request threads queue the next batch. Request threads only queue their
+    envelope and wait."""
 
     MAX_BATCH = 256
 
@@ -186,7 +183,7 @@ class Intake:
         self._db_path = db_path
         self._readers = threading.local()
         self._key_sites: dict[str, str] = {}  # keyid: site (a key never changes site)
-        self._decoder = Decoder(vocabulary)
+        self._vocabulary = vocabulary
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._thread.start()
@@ -194,7 +191,6 @@ class Intake:
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=30)
-        self._decoder.close()
 
     def reader(self) -> sqlite3.Connection:
         """A connection of this thread's own for work that only reads."""
@@ -211,10 +207,10 @@ class Intake:
         identities: frozenset[str] | None = None,
         leaf_header: bool = False,
     ) -> cpb.SubmitResponse:
-        """Queue one envelope and wait for its answer. `identities`: under mTLS, the sites the
-        client certificate names; the envelope's signer must be one of them. With `leaf_header`
-        (the node said it checks them) its leaf is a header; otherwise the whole envelope, as
-        nodes from before leaf headers expect."""
+        """Queue one envelope and wait for its answer (the caller's own, to complete). `identities`:
+        under mTLS, the sites the client certificate names; the envelope's signer must be one of
+        them. With `leaf_header` (the node said it checks them) its leaf is a header; otherwise
+        the whole envelope, as nodes from before leaf headers expect."""
         if envelope.payload_type not in SUBMITTABLE:
             raise InvalidRequest(
                 f"payload type {envelope.payload_type!r} cannot be submitted (only "
@@ -256,26 +252,22 @@ class Intake:
         return site
 
     def _run(self) -> None:
-        checked: list[_Pending] = []  # checked, waiting for the commit
         closing = False
-        while checked or not closing:
-            batch: list[_Pending] = []
-            if not closing:
-                batch, closing = self._take(wait=not checked)
-            sent = self._send(batch)
+        while not closing:
+            batch, closing = self._take()
+            checked = self._check(self._fresh(batch))
             if checked:
                 with self.lock:
                     self._commit(checked)
                 for item in checked:
                     item.done.release()
-            checked = self._check(sent)
 
-    def _take(self, wait: bool) -> tuple[list[_Pending], bool]:
-        """What is queued (waiting for the first if asked), up to MAX_BATCH; and whether closing."""
+    def _take(self) -> tuple[list[_Pending], bool]:
+        """What is queued (waiting for the first), up to MAX_BATCH; and whether closing."""
         batch: list[_Pending] = []
         while len(batch) < self.MAX_BATCH:
             try:
-                item = self._queue.get(block=wait and not batch)
+                item = self._queue.get(block=not batch)
             except queue.Empty:
                 break
             if item is None:
@@ -292,8 +284,8 @@ class Intake:
         item.error, item.response = error, response
         item.done.release()
 
-    def _send(self, batch: list[_Pending]) -> list[_Pending]:
-        """Answer the envelopes already in the ledger; send the others' payloads to be decoded."""
+    def _fresh(self, batch: list[_Pending]) -> list[_Pending]:
+        """Answer the envelopes already in the ledger; the others, to be checked."""
         fresh: list[_Pending] = []
         for item in batch:
             try:
@@ -308,48 +300,19 @@ class Intake:
                 self._answer(item, response=existing)
             else:
                 fresh.append(item)
-        if fresh:
-            try:
-                self._decoder.send(
-                    [(item.envelope.payload_type, item.envelope.payload) for item in fresh]
-                )
-            except WorkerStopped as exc:
-                self._decoder_stopped(fresh, exc)
-                return []
         return fresh
 
     def _check(self, fresh: list[_Pending]) -> list[_Pending]:
         """Signature, site, key, payload and period of each new envelope; the refused are answered."""
-        if not fresh:
-            return []
         reader = self.reader()
+        passed: list[_Pending] = []
         for item in fresh:
             try:
                 item.site_id, item.keyid = authenticate(
                     reader, item.envelope, item.envelope.payload_type
                 )
                 check_identity(item.site_id, item.identities)
-            except Exception as exc:  # noqa: BLE001 - answered below
-                if not isinstance(exc, CoordinatorError):
-                    log.exception("unexpected error checking a signature")
-                item.error = exc
-        try:
-            decoded = self._decoder.receive()
-            if len(decoded) != len(fresh):
-                raise WorkerStopped(
-                    f"the payload decoding process answered {len(decoded)} of {len(fresh)}"
-                )
-        except WorkerStopped as exc:
-            self._decoder.close()
-            self._decoder_stopped(fresh, exc)
-            return []
-        passed: list[_Pending] = []
-        for item, (readable, value, problem) in zip(fresh, decoded):
-            if item.error is not None:
-                self._answer(item, item.error)
-                continue
-            try:
-                self._check_payload(reader, item, readable, value, problem)
+                self._check_payload(reader, item)
                 passed.append(item)
             except CoordinatorError as exc:
                 self._answer(item, exc)
@@ -358,44 +321,24 @@ class Intake:
                 self._answer(item, exc)
         return passed
 
-    def _check_payload(
-        self,
-        conn: sqlite3.Connection,
-        item: _Pending,
-        readable: bool,
-        value: bytes | str,
-        problem: CoordinatorError | None,
-    ) -> None:
-        item.received = received = self.clock()
-        if item.envelope.payload_type == wire.CORRECTIVE_ACTION:
-            if not readable or isinstance(value, str):
-                raise InvalidRequest(
-                    f"the payload cannot be read as a corrective action: {value!s}"
-                )
-            item.summary = action = apb.CorrectiveAction.FromString(value)
-            actions.check(conn, action, item.site_id, received.date(), problem)
-        elif item.envelope.payload_type == wire.EQA_RESPONSE:
-            if not readable or isinstance(value, str):
-                raise InvalidRequest(f"the payload cannot be read as an EQA response: {value!s}")
-            item.summary = response = epb.EqaResponse.FromString(value)
-            check_eqa_response(response, item.site_id, problem)
-            eqa.check_response(conn, response, received.date())
+    def _check_payload(self, conn: sqlite3.Connection, item: _Pending) -> None:
+        payload_type = item.envelope.payload_type
+        try:
+            message, problem = decoding.read(payload_type, item.envelope.payload, self._vocabulary)
+        except ContractError as exc:
+            what = {
+                wire.CORRECTIVE_ACTION: "a corrective action",
+                wire.EQA_RESPONSE: "an EQA response",
+            }.get(payload_type, "a site summary")
+            raise InvalidRequest(f"the payload cannot be read as {what}: {exc}") from exc
+        item.summary, item.received = message, self.clock()
+        if isinstance(message, apb.CorrectiveAction):
+            actions.check(conn, message, item.site_id, item.received.date(), problem)
+        elif isinstance(message, epb.EqaResponse):
+            check_eqa_response(message, item.site_id, problem)
+            eqa.check_response(conn, message, item.received.date())
         else:
-            if not readable or isinstance(value, str):
-                raise InvalidRequest(f"the payload cannot be read as a site summary: {value!s}")
-            item.summary = summary = pb.SiteSummary.FromString(value)
-            check_summary(summary, item.site_id, received.date(), problem)
-
-    def _decoder_stopped(self, items: list[_Pending], exc: WorkerStopped) -> None:
-        log.error("%s; starting it again", exc)
-        for item in items:
-            self._answer(
-                item,
-                TemporarilyUnavailable(
-                    "the coordinator could not read submissions for a moment; "
-                    "the node sends again by itself"
-                ),
-            )
+            check_summary(message, item.site_id, item.received.date(), problem)
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Sequence numbers, then one transaction for the checked envelopes that pass."""
@@ -406,10 +349,6 @@ class Intake:
             try:
                 if item.sha in in_batch:
                     item.twin = in_batch[item.sha]  # answered with its twin's receipt below
-                    continue
-                existing = self._existing(self.conn, item.sha)  # appended since it was checked
-                if existing:
-                    item.response = existing
                     continue
                 if item.site_id not in last_sequence:
                     last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
@@ -444,7 +383,10 @@ class Intake:
                 self._append_one_by_one(accepted)
         for item in batch:
             if item.twin is not None:
-                item.response, item.error = item.twin.response, item.twin.error
+                item.error = item.twin.error
+                if item.twin.response is not None:
+                    item.response = cpb.SubmitResponse()
+                    item.response.CopyFrom(item.twin.response)
 
     def _append_one_by_one(self, accepted: list[_Pending]) -> None:
         """After a failed group commit: each envelope in a transaction of its own, so only the

@@ -72,6 +72,7 @@ class NetworkContext:
     turnaround: dict[str, Any] = field(default_factory=dict)
     method_class: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     trend_network: dict[str, list[float | None]] = field(default_factory=dict)
+    periods: list[str] = field(default_factory=list)  # shown_periods, found once for every lab
 
     @classmethod
     def of(cls, benchmark: dict) -> NetworkContext:
@@ -112,7 +113,7 @@ class NetworkContext:
             "p90": stats.histogram_quantile(histogram, 0.9) if total else None,
         }
         ctx.method_class = method_classes(benchmark["network"]["strata"])
-        periods = shown_periods(benchmark)
+        periods = ctx.periods = shown_periods(benchmark)
         pooled: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
         for series in benchmark["trends"]["sites"].values():
             for biomarker, points in series.items():
@@ -127,13 +128,32 @@ class NetworkContext:
         return ctx
 
 
-def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -> dict:
-    """One lab's report data (no other lab named)."""
+def followup_by_site(followup: dict, only: str | None = None) -> dict[str, dict[str, list[dict]]]:
+    """{site: {"persistent": marks, "actions": actions}} of a follow-up, found once for every
+    lab's page (or for the one site `only`)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    for key in ("persistent", "actions"):
+        for item in followup.get(key, []):
+            if only is None or item["site_id"] == only:
+                out.setdefault(item["site_id"], {}).setdefault(key, []).append(item)
+    return out
+
+
+def site_view(
+    ctx: NetworkContext,
+    site_id: str,
+    followup: dict | None = None,
+    by_site: dict[str, dict[str, list[dict]]] | None = None,
+) -> dict:
+    """One lab's report data (no other lab named). `by_site`: `followup_by_site(followup)`, when
+    many labs' views are made from one follow-up."""
     b = ctx.benchmark
     site = b["sites"][site_id]
-    periods = shown_periods(b)
+    periods = ctx.periods
     own_trend = b["trends"]["sites"].get(site_id, {})
     follow = followup or {}
+    index = by_site if by_site is not None else followup_by_site(follow, only=site_id)
+    own = index.get(site_id, {})
     return {
         "view_version": VIEW_VERSION,
         "period": b["period"],
@@ -164,8 +184,8 @@ def site_view(ctx: NetworkContext, site_id: str, followup: dict | None = None) -
                 if period in periods
             },
         },
-        "persistent": [m for m in follow.get("persistent", []) if m["site_id"] == site_id],
-        "actions": [a for a in follow.get("actions", []) if a["site_id"] == site_id],
+        "persistent": own.get("persistent", []),
+        "actions": own.get("actions", []),
         "directory": follow.get("directory", []),
         # Never the lists of submitting or missing labs, nor their volumes: peers stay unnamed.
         "meta": {k: v for k, v in follow.get("meta", {}).items() if k in SHAREABLE_META},

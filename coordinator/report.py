@@ -15,7 +15,7 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from coordinator.lab_view import NetworkContext, method_classes, shown_periods, site_view
+from coordinator.lab_view import NetworkContext, followup_by_site, method_classes, site_view
 from coordinator.standards import Standard
 from rendering import csv_safe, lab_report, pdf, svg
 from rendering.environment import environment
@@ -162,7 +162,7 @@ def network_funnels(
 
 
 def _network_trends(reader: Reader, ctx: NetworkContext) -> Markup | None:
-    periods = shown_periods(ctx.benchmark)
+    periods = ctx.periods
     if not ctx.trend_network:
         return None
     panels = [
@@ -206,8 +206,9 @@ def render_index(
     )
     sections = {}
     if detail:
+        by_site = followup_by_site(followup)
         for s in league:
-            view = site_view(ctx, s["site_id"], followup)
+            view = site_view(ctx, s["site_id"], followup, by_site)
             periods = view["history"]["periods"]
             panels = [
                 (
@@ -280,9 +281,10 @@ def write_lab_reports(
     out.mkdir(parents=True, exist_ok=True)
     written = []
     today = _today(followup)
+    by_site = followup_by_site(followup)
     for site_id in sorted(benchmark["sites"]):
         html = lab_report.render(
-            site_view(ctx, site_id, followup),
+            site_view(ctx, site_id, followup, by_site),
             lang,
             funnels=base,
             today=today,

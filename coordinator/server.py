@@ -120,7 +120,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.standard = standard
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
         witnesses.ensure_schema(self.conn)
-        self._last_checkpoint: tuple[int, bytes, bytes] | None = None
+        self._last_checkpoint: tuple[bytes, bytes] | None = None  # (head payload, checkpoint)
         self.mtls = mtls  # client certificates are required: each must name the site it acts for
         self.benchmarks = BenchmarkCache()
 
@@ -148,19 +148,19 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
     def Submit(self, request: Envelope, context) -> cpb.SubmitResponse:
         headers = leaf.LEAF_FORM_METADATA in tuple(context.invocation_metadata() or ())
         response = self.intake.submit(request, self._identities(context), leaf_header=headers)
-        head = wire.decode(response.signed_tree_head.payload, lpb.TreeHead)
-        answer = cpb.SubmitResponse()
-        answer.CopyFrom(response)
-        answer.checkpoint = self._checkpoint(head.tree_size, head.root_hash)
-        return answer
+        response.checkpoint = self._checkpoint(response.signed_tree_head.payload)
+        return response
 
-    def _checkpoint(self, size: int, root: bytes) -> bytes:
-        """The signed checkpoint of a tree head; a batch's callers share one (one signature)."""
+    def _checkpoint(self, head_payload: bytes) -> bytes:
+        """The signed checkpoint of a signed tree head's payload; a batch's callers share one (one
+        signature, and the head is read once)."""
         cached = self._last_checkpoint
-        if cached is None or cached[:2] != (size, root):
-            cached = (size, root, witnesses.signed_checkpoint(self.key, size, root).encode())
+        if cached is None or cached[0] != head_payload:
+            head = wire.decode(head_payload, lpb.TreeHead)
+            signed = witnesses.signed_checkpoint(self.key, head.tree_size, head.root_hash)
+            cached = (head_payload, signed.encode())
             self._last_checkpoint = cached
-        return cached[2]
+        return cached[1]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:

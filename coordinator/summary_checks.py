@@ -12,6 +12,7 @@ says what is wrong and where, so the lab can fix its node or report a bug.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 
 from coordinator.errors import InvalidRequest
@@ -100,13 +101,16 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         _at_most(len(items), MAX_TABLES, what)
     _check_privacy(summary.policy.differential_privacy)
     seen: set[tuple[str, str, str, str]] = set()
+    if vocabulary is not None:
+        biomarkers, methods = vocabulary.biomarkers, vocabulary.methods
+        specimens, histologies = vocabulary.specimens, vocabulary.histology_groups
     for s in summary.strata:  # the hot loop: messages are built only for a refusal
         key = (s.biomarker, s.method, s.specimen, s.histology_group)
         if vocabulary is not None and not (
-            key[0] in vocabulary.biomarkers
-            and key[1] in vocabulary.methods
-            and key[2] in vocabulary.specimens
-            and key[3] in vocabulary.histology_groups
+            key[0] in biomarkers
+            and key[1] in methods
+            and key[2] in specimens
+            and key[3] in histologies
         ):
             where = _stratum(s)
             _name(s.biomarker, vocabulary.biomarkers, "biomarker", where)
@@ -116,28 +120,33 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         if key in seen:
             raise InvalidRequest(f"{_stratum(s)} appears twice; each stratum is listed once")
         seen.add(key)
-        suppressed = s.suppressed_cells
-        if s.tests > MAX_COUNT:
-            _too_many(_stratum(s), "tests", s.tests)
-        if s.withheld or suppressed or s.positive + s.negative + s.failed + s.equivocal != s.tests:
+        tests = s.tests
+        if tests > MAX_COUNT:
+            _too_many(_stratum(s), "tests", tests)
+        if (
+            s.withheld
+            or s.suppressed_cells
+            or s.positive + s.negative + s.failed + s.equivocal != tests
+        ):
             _check_cells(s, _stratum(s))
-    for h in summary.turnaround:
-        where = f"turnaround histogram {h.specimen[:40]}"
-        if vocabulary is not None:
-            _name(h.specimen, vocabulary.specimens, "specimen", where)
-        _at_most(len(h.counts), MAX_BINS, f"bins in the {where}")
+    for h in summary.turnaround:  # where a refusal is is said only once there is one
+        if vocabulary is not None and h.specimen not in specimens:
+            _name(h.specimen, specimens, "specimen", _turnaround(h))
+        if len(h.counts) > MAX_BINS:
+            _at_most(len(h.counts), MAX_BINS, f"bins in the {_turnaround(h)}")
         if h.withheld:
             continue
-        if h.total > MAX_COUNT:
-            _too_many(where, "total", h.total)
-        if sum(h.counts) != h.total or h.within_target > h.total:
+        total, binned = h.total, sum(h.counts)
+        if total > MAX_COUNT:
+            _too_many(_turnaround(h), "total", total)
+        if binned != total or h.within_target > total:
             raise InvalidRequest(
-                f"{where}: the bins add up to {sum(h.counts)}, total is {h.total} and "
+                f"{_turnaround(h)}: the bins add up to {binned}, total is {total} and "
                 f"{h.within_target} are within target; the bins must add up to the total and "
                 "within target cannot exceed it"
             )
+    sides = vocabulary.methods | vocabulary.specimens if vocabulary is not None else frozenset()
     for t in summary.concordance:
-        where = f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
         pairs = (
             t.both_positive
             + t.index_positive_comparator_negative
@@ -146,35 +155,49 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             + t.excluded_failed
         )
         if pairs > MAX_COUNT:
-            _too_many(where, "pairs", pairs)
+            _too_many(_table(t), "pairs", pairs)
         if t.kind not in ("inter_method", "tissue_plasma"):
-            raise InvalidRequest(f"{where}: kind must be inter_method or tissue_plasma")
-        if vocabulary is not None:
-            _name(t.biomarker, vocabulary.biomarkers, "biomarker", where)
-            sides = vocabulary.methods | vocabulary.specimens
+            raise InvalidRequest(f"{_table(t)}: kind must be inter_method or tissue_plasma")
+        if vocabulary is not None and not (
+            t.biomarker in biomarkers and t.index_method in sides and t.comparator_method in sides
+        ):
+            where = _table(t)
+            _name(t.biomarker, biomarkers, "biomarker", where)
             _name(t.index_method, sides, "index method", where)
             _name(t.comparator_method, sides, "comparator method", where)
     _check_panel(summary.panel, vocabulary)
     for v in summary.vaf:
-        where = f"VAF histogram {v.biomarker[:40]}/{v.method[:40]}"
-        if vocabulary is not None:
-            _name(v.biomarker, vocabulary.biomarkers, "biomarker", where)
-            _name(v.method, vocabulary.methods, "method", where)
-        _at_most(len(v.edges), MAX_BINS, f"bin edges in the {where}")
+        if vocabulary is not None and not (v.biomarker in biomarkers and v.method in methods):
+            _name(v.biomarker, biomarkers, "biomarker", _vaf(v))
+            _name(v.method, methods, "method", _vaf(v))
         edges = list(v.edges)
-        if not all(math.isfinite(e) for e in edges) or any(
-            b <= a for a, b in zip(edges, edges[1:])
-        ):
-            raise InvalidRequest(f"{where}: bin edges must be finite and increasing")
-        if sum(v.counts) > MAX_COUNT:
-            _too_many(where, "results", sum(v.counts))
+        if len(edges) > MAX_BINS:
+            _at_most(len(edges), MAX_BINS, f"bin edges in the {_vaf(v)}")
+        if not all(map(math.isfinite, edges)) or not all(map(operator.lt, edges, edges[1:])):
+            raise InvalidRequest(f"{_vaf(v)}: bin edges must be finite and increasing")
+        counts = v.counts
+        results = sum(counts)
+        if results > MAX_COUNT:
+            _too_many(_vaf(v), "results", results)
         if v.withheld:  # withheld for disclosure control: the edges, no counts
-            if v.counts:
-                raise InvalidRequest(f"{where}: a withheld histogram carries no counts")
-        elif edges and len(v.counts) != len(edges) - 1:
+            if counts:
+                raise InvalidRequest(f"{_vaf(v)}: a withheld histogram carries no counts")
+        elif edges and len(counts) != len(edges) - 1:
             raise InvalidRequest(
-                f"{where}: {len(edges)} edges need {len(edges) - 1} counts, not {len(v.counts)}"
+                f"{_vaf(v)}: {len(edges)} edges need {len(edges) - 1} counts, not {len(counts)}"
             )
+
+
+def _turnaround(h: pb.TurnaroundHistogram) -> str:
+    return f"turnaround histogram {h.specimen[:40]}"
+
+
+def _table(t: pb.ConcordanceTable) -> str:
+    return f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
+
+
+def _vaf(v: pb.VafHistogram) -> str:
+    return f"VAF histogram {v.biomarker[:40]}/{v.method[:40]}"
 
 
 def _stratum(s: pb.StratumCounts) -> str:

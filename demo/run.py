@@ -130,6 +130,14 @@ def table(benchmark: dict) -> tuple[str, list[str]]:
                 f["rule"] == rule and (subject is None or f["subject"] == subject) for f in flags
             ):
                 problems.append(f"{site}: planted {profile} but no {rule} flag")
+            if rule == "failure_rate":  # counted from the node's exact tests per specimen
+                counts = entry["failure"].get(subject, {})
+                lines.append(
+                    f"{'':<15} {subject} failures: {counts.get('failed')} of {counts.get('tests')} "
+                    f"tests ({'exact per-test counts' if counts.get('exact') else 'NOT exact'})"
+                )
+                if not counts.get("exact"):
+                    problems.append(f"{site}: {subject} failure rate not on exact per-test counts")
         elif flags:
             shown_flags = ", ".join(
                 f"{f['level']} {f['rule']} {f['subject']} (q = {f['q']})" for f in flags

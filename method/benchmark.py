@@ -21,7 +21,8 @@ and adds the flag messages (prose), the auditor calls it to recompute. Keys of t
         p, q (= p_low and its q: under-detection is what is flagged), p_expected, q_expected
         (below the standard's expected low)
     failure.{specimen}: failed, tests, rate, ci95, max, status; NEW: p, q, basis ("per test: the
-        <biomarker> stratum, the one with most tests of this specimen"), strata_failed_sum
+        <biomarker> stratum, the one with most tests of this specimen"), strata_failed_sum,
+        exact (true: counted from the summary's specimen_tests; absent: the stratum proxy)
     turnaround: ... existing; NEW p, q.   panel: ... existing; NEW p, q
     concordance[]: ... existing; NEW p_ppa, q_ppa, p_npa, q_npa
     patients_likely_missed.{biomarker}: NEW: {estimate, interval [lo, hi], likely_cause} for each
@@ -539,11 +540,14 @@ def _positivity(
 
 
 def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
-    """Failure rate per specimen, each test counted once: the per-test stratum (method "all") of
-    the biomarker with the most tests of that specimen stands for the specimen's tests (a failed
-    specimen fails every biomarker, so summing over biomarkers would count it ~11 times)."""
-    candidates: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
+    """Failure rate per specimen, each test counted once. From the summary's exact table of tests
+    and failed tests per specimen (`specimen_tests`, sent by nodes from this release on) when it has
+    one: the entry then says `exact: true`. Otherwise, from nodes before it, the per-test stratum
+    (method "all") of the biomarker with the most tests of that specimen stands for the
+    specimen's tests (a failed specimen fails every biomarker, so summing over biomarkers would
+    count it ~11 times), and the entry has no `exact` key."""
     summed: dict[str, int] = defaultdict(int)
+    candidates: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
     for s in summary.strata:
         if (
             s.method == ALL_METHODS
@@ -553,9 +557,29 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
         ):
             summed[s.specimen] += s.failed
             candidates[s.specimen].append((max(s.tests, s.failed), s.biomarker, s.failed))
-    best = {sp: sorted(c, key=lambda t: (-t[0], t[1]))[0] for sp, c in candidates.items()}
+    counted: dict[str, tuple[int, int, str]] = {}  # specimen: (tests, failed, basis)
+    exact = len(summary.specimen_tests) > 0
+    if exact:
+        for t in summary.specimen_tests:
+            if t.withheld or t.specimen == MERGED:
+                continue
+            tests, failed, _ = counted.get(t.specimen, (0, 0, ""))
+            counted[t.specimen] = (
+                tests + max(t.tests, t.failed),
+                failed + t.failed,
+                "per test: the summary's tests of this specimen, failed when no biomarker had a "
+                "valid result",
+            )
+    else:
+        for specimen, c in candidates.items():
+            tests, biomarker, failed = sorted(c, key=lambda t: (-t[0], t[1]))[0]
+            counted[specimen] = (
+                tests,
+                failed,
+                f"per test: the {biomarker} stratum, the one with most tests of this specimen",
+            )
     out: Json = {}
-    for specimen, (tests, biomarker, failed) in sorted(best.items()):
+    for specimen, (tests, failed, basis) in sorted(counted.items()):
         ceiling = run.standard.max_failure(specimen)
         ci = stats.wilson(failed, tests)
         rate = _frac(failed, tests)
@@ -566,9 +590,11 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
             "ci95": list(ci),
             "max": ceiling,
             "status": "ok",
-            "basis": f"per test: the {biomarker} stratum, the one with most tests of this specimen",
+            "basis": basis,
             "strata_failed_sum": summed[specimen],
         }
+        if exact:
+            entry["exact"] = True
         out[specimen] = entry
         if ceiling is None or not tests:
             continue

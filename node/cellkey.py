@@ -123,6 +123,8 @@ class CellKeys:
     pairs: defaultdict = field(default_factory=lambda: _cells(5))
     tissue_plasma: defaultdict = field(default_factory=lambda: _cells(5))  # biomarker -> 5 keys
     turnaround: defaultdict = field(default_factory=lambda: _cells(64))  # specimen -> bin keys
+    # specimen -> keys of its failed and succeeded tests (node/metrics.py FAILED, SUCCEEDED)
+    specimen_tests: defaultdict = field(default_factory=lambda: _cells(2))
     # VAF by (biomarker, method, specimen), like the strata, so that a histogram can be built from
     # released strata only: bin keys, bin counts, and the edges the bins were counted with
     vaf: defaultdict = field(default_factory=lambda: _cells(64))

@@ -357,6 +357,12 @@ def _print_summary(message) -> None:
             f"  {h.specimen:<9} {'withheld' if h.withheld else f'{h.within_target}/{h.total} within {h.target_days}'}"
             f"  {h.disclosure_note}"
         )
+    click.echo("\nTests per specimen (each test once; failed: no valid result for any biomarker):")
+    for t in message.specimen_tests:
+        click.echo(
+            f"  {t.specimen:<9} {'withheld' if t.withheld else f'{t.failed} failed of {t.tests}'}"
+            f"  {t.disclosure_note}"
+        )
     click.echo("\nConcordance tables (a b c d, excluded):")
     for t in message.concordance:
         cells = (

@@ -1,7 +1,7 @@
 """Disclosure control: one engine over every table the site releases, before anything is signed.
 
-Two steps, over strata (per method and per test), turnaround histograms, concordance tables,
-panel coverage and VAF histograms alike:
+Two steps, over strata (per method and per test), turnaround histograms, tests per specimen,
+concordance tables, panel coverage and VAF histograms alike:
 
 1. Thresholds on true counts. A stratum with fewer than min_denominator tests is merged into a
    coarser one (specimen "any", then method "any") and withheld only if it is still small; a
@@ -170,6 +170,7 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     for table in out.concordance:
         _concordance(table, keys, n)
     _turnaround(out, keys, n)
+    _specimen_tests(out, keys, n, {specimen for _, specimen in linked})
     _panel(out.panel, keys, n)
     out.policy.CopyFrom(policy_message(policy))
     return out
@@ -323,6 +324,48 @@ def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
         h.total = sum(counts)
     del summary.turnaround[:]
     summary.turnaround.extend(kept + ([merged] if small else []))
+
+
+_TEST_CELLS = ("failed", "succeeded")  # node/metrics.py FAILED, SUCCEEDED
+
+
+def _specimen_tests(summary: pb.SiteSummary, keys: CellKeys, n: int, linked: set[str]) -> None:
+    """Tests and failed tests per specimen, merged as turnaround is (the same tests): specimens
+    with fewer than n tests are merged into specimen "any", withheld if still small. Both cells
+    (failed, succeeded) are perturbed and tests is their sum. Where a specimen has a withheld or
+    merged stratum (`linked`), a true 0 is a linked zero: failed tests minus a
+    biomarker's released failed calls would otherwise prove whether the withheld stratum's tests
+    failed (tests/test_privacy_redteam.py)."""
+    kept = [t for t in summary.specimen_tests if t.tests >= n]
+    small = [t for t in summary.specimen_tests if t.tests < n]
+    released = [(t, [t.specimen]) for t in kept]
+    merged = None
+    if small:
+        merged = pb.SpecimenTests(
+            specimen="any", disclosure_note=f"merged: specimens with fewer than {n} tests"
+        )
+        if sum(t.tests for t in small) >= n:
+            merged.tests = sum(t.tests for t in small)
+            merged.failed = sum(t.failed for t in small)
+            released.append((merged, [t.specimen for t in small]))
+        else:
+            merged.withheld = True
+            merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
+    for table, members in released:
+        true_cells = (table.failed, table.tests - table.failed)
+        cell_keys = [_sum_keys([keys.specimen_tests[m] for m in members], i) for i in range(2)]
+        cells = [cellkey.perturb(c, k) for c, k in zip(true_cells, cell_keys, strict=True)]
+        if linked.intersection(members):
+            table_key = sum(cell_keys) + cellkey.name_key("linked_zero")
+            for i, name in enumerate(_TEST_CELLS):
+                if true_cells[i] == 0:
+                    cells[i] = cellkey.perturb_linked_zero(table_key + cellkey.name_key(name))
+            note = "zeros perturbed: linked to a withheld or merged stratum"
+            table.disclosure_note = f"{table.disclosure_note}; {note}".lstrip("; ")
+        table.failed = cells[0]
+        table.tests = sum(cells)
+    del summary.specimen_tests[:]
+    summary.specimen_tests.extend(kept + ([merged] if merged is not None else []))
 
 
 def _panel(panel: pb.PanelCoverage, keys: CellKeys, n: int) -> None:

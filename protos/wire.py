@@ -5,10 +5,11 @@ signed; they are decoded strictly (an unknown field is an error, not silently dr
 here walks the message descriptors directly (the tests check it against protobuf's json_format,
 which is several times slower on the coordinator's hot path).
 
-Decoding tries a fast path first: the JSON objects go to the protobuf constructor, which checks
-types and ranges in C, after the few conversions and checks it would not do (64-bit integers
-written as strings, base64 bytes, special floats, strict booleans). Anything it does not accept
-goes through the field-by-field path, which accepts exactly what the JSON mapping allows and names
+Decoding tries a fast path first: orjson reads the payload (duplicate keys found by counting), and
+the JSON objects go to the protobuf constructor, which checks types and ranges in C, after the few
+conversions and checks it would not do (64-bit integers written as strings, base64 bytes, special
+floats, strict booleans, lists). Anything it does not accept goes through the field-by-field path
+over the standard library's reader, which accepts exactly what the JSON mapping allows and names
 what is wrong; the tests check that both paths agree.
 """
 
@@ -19,8 +20,11 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
+import orjson
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
@@ -62,22 +66,49 @@ JsonObject: TypeAlias = dict[str, Any]
 
 def encode(message: Message) -> bytes:
     """The payload bytes of a message: its protobuf JSON mapping (field names as in the .proto,
-    64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted."""
+    64-bit integers as strings, bytes as base64, every scalar field printed), keys sorted.
+
+    Byte for byte what the standard library writes with sort_keys, indent=2 and
+    ensure_ascii=False (the tests check it), written by orjson; a finite float is written as
+    Python's repr, as the standard library does."""
     return (
-        json.dumps(_to_dict(message), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8")
-        + b"\n"
+        orjson.dumps(_to_dict(message), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
     )
 
 
 def decode(payload: bytes, message_type: type[M]) -> M:
     """Parse payload bytes as message_type; PayloadError on anything that is not exactly that:
     not UTF-8 JSON, not an object, a duplicate or unknown key, a value of the wrong type or range."""
+    data = _parse_quickly(payload)
+    if data is None:
+        data = _parse(payload, message_type)
     try:
-        return message_type(**_converted(message_type.DESCRIPTOR, _parse(payload, message_type)))
-    except PayloadError:
-        raise
+        return message_type(**_prepare(message_type.DESCRIPTOR)(data))
     except Exception:  # noqa: BLE001 - the field-by-field path decides, and says why
         return _decode_by_field(_parse(payload, message_type), message_type)
+
+
+def _parse_quickly(payload: bytes) -> JsonObject | None:
+    """The JSON object orjson reads, when that is surely what `_parse` would read; else None
+    (`_parse` then reads it, and names what is wrong).
+
+    orjson keeps the last of duplicate keys where `_parse` refuses them, so duplicates are found
+    by counting colons. In a payload without a backslash every string is written as it is, so
+    each colon the compact re-encoding of what was read holds (one per key read, and those inside
+    its strings) stands for a colon of the payload; a dropped duplicate takes at least its own
+    colon with it, and nothing orjson writes adds one. The counts are equal only without
+    duplicates. orjson refuses what `_parse` also refuses, and reads numbers as it does except
+    NaN and Infinity (refused: `_parse` decides) and integers past 64 bits (read as floats: the
+    constructor refuses those in integer fields, and in a float field the value is the same)."""
+    if b"\\" in payload:
+        return None
+    try:
+        data = orjson.loads(payload)
+        if type(data) is not dict or orjson.dumps(data).count(b":") != payload.count(b":"):
+            return None
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        return None
+    return data
 
 
 def _parse(payload: bytes, message_type: type[Message]) -> JsonObject:
@@ -100,77 +131,135 @@ def _decode_by_field(data: JsonObject, message_type: type[M]) -> M:
     return message
 
 
-_BOOL, _FLOAT, _INT64, _BYTES, _MESSAGE, _UNSUPPORTED = range(6)
-_PLANS: dict[AnyDescriptor, dict[str, tuple[int | None, bool, AnyDescriptor | None]]] = {}
-_DIGITS = re.compile(r"-?[0-9]+")
+# What the protobuf constructor is given: the JSON object with what it would not check or convert
+# as the JSON mapping says done first. It checks plain strings, 32-bit integers (no booleans or
+# floats, in range), nested objects and unknown keys itself. It would take an integer for a
+# boolean, a boolean for a float, a string or an object for a list, and no 64-bit integer written
+# as a string, base64 bytes or special float. A field needing none of that is not looked at, nor
+# is a nested message needing none (most of a summary's strata need one look at two fields).
+# Each step returns the value to give the constructor, or raises on anything unusual.
+Step: TypeAlias = Callable[[Any], Any]
+_STEPS: dict[AnyDescriptor, Step | None] = {}
 _SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+_DIGITS = re.compile(r"-?[0-9]+")
 
 
-def _plan(descriptor: AnyDescriptor) -> dict[str, tuple[int | None, bool, AnyDescriptor | None]]:
-    """name: (conversion kind or None, repeated, message descriptor) for the fields the constructor
-    would not check or convert as the JSON mapping says; plain strings and 32-bit integers are
-    left to it."""
-    plan = _PLANS.get(descriptor)
-    if plan is None:
-        plan = {}
-        for f in descriptor.fields:
-            if f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-                kind = _MESSAGE
-            elif f.type == FieldDescriptor.TYPE_BYTES:
-                kind = _BYTES
-            elif f.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
-                kind = _BOOL
-            elif f.cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
-                kind = _FLOAT
-            elif f.cpp_type in _AS_STRING:
-                kind = _INT64
-            elif f.cpp_type == FieldDescriptor.CPPTYPE_STRING or f.cpp_type in _INTEGERS:
-                kind = None
-            else:
-                kind = _UNSUPPORTED
-            if kind is not None or f.is_repeated:
-                plan[f.name] = (kind, f.is_repeated, f.message_type)
-        _PLANS[descriptor] = plan
-    return plan
+class _Unusual(Exception):
+    """A value the constructor must not be given as it is."""
 
 
-def _converted(descriptor: AnyDescriptor, data: JsonObject) -> JsonObject:
-    """data with the conversions of _plan made (in place); raises on anything unusual."""
-    plan = _plan(descriptor)
-    for name in plan.keys() & data.keys():
-        kind, repeated, message_type = plan[name]
-        value = data[name]
-        if repeated:
-            if type(value) is not list:
-                raise TypeError(name)
-            if kind is not None:
-                data[name] = [_convert(kind, item, message_type) for item in value]
-        else:
-            assert kind is not None  # _plan lists a single field only to convert it
-            data[name] = _convert(kind, value, message_type)
-    return data
+def _prepare(descriptor: AnyDescriptor) -> Step:
+    return _message_step(descriptor) or _is_object
 
 
-def _convert(kind: int, value: object, message_type: AnyDescriptor | None) -> object:
-    if kind == _MESSAGE:
-        if type(value) is not dict or message_type is None:
-            raise TypeError("an object is required")
-        return _converted(message_type, value)
-    if kind == _INT64:
-        if type(value) is int or (type(value) is str and _DIGITS.fullmatch(value)):
-            return int(value)
-    elif kind == _BOOL:
-        if type(value) is bool:
-            return value
-    elif kind == _FLOAT:
-        if type(value) is float or type(value) is int:
-            return float(value)
-        if type(value) is str and value in _SPECIAL_FLOATS:
-            return _SPECIAL_FLOATS[value]
-    elif kind == _BYTES:
-        if type(value) is str:
-            return base64.b64decode(value, validate=True)
-    raise TypeError("not the usual form")
+def _is_object(value: Any) -> Any:
+    if type(value) is not dict:
+        raise _Unusual
+    return value
+
+
+def _message_step(descriptor: AnyDescriptor) -> Step | None:
+    """The step of an object of this message type, or None if the constructor can be given it as
+    it is (cached; a message type that contains itself gets a step that looks its own up)."""
+    if descriptor in _STEPS:
+        found = _STEPS[descriptor]
+        if found is _planning:  # the message type contains itself
+            return lambda value: _prepare(descriptor)(value)
+        return found
+    _STEPS[descriptor] = _planning
+    fields = [(f.name, step) for f in descriptor.fields if (step := _field_step(f)) is not None]
+    _STEPS[descriptor] = found = _object_step(tuple(fields)) if fields else None
+    return found
+
+
+def _planning(value: Any) -> Any:
+    """Marks a message type whose fields are being planned."""
+    raise RuntimeError("a message type was used while its fields were planned")
+
+
+def _object_step(fields: tuple[tuple[str, Step], ...]) -> Step:
+    def step(value: Any) -> Any:
+        if type(value) is not dict:
+            raise _Unusual
+        for name, field_step in fields:
+            item = value.get(name)
+            if item is not None:  # null is the default value, for the constructor too
+                value[name] = field_step(item)
+        return value
+
+    return step
+
+
+def _field_step(field: AnyFieldDescriptor) -> Step | None:
+    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        assert field.message_type is not None  # a message field names its type
+        item_step = _message_step(field.message_type)
+    else:
+        item_step = _scalar_step(field)
+    if not field.is_repeated:
+        return item_step
+    if item_step is None:
+        return _is_list
+    return partial(_each, item_step)
+
+
+def _is_list(value: Any) -> Any:
+    if type(value) is not list:
+        raise _Unusual
+    return value
+
+
+def _each(item_step: Step, value: Any) -> Any:
+    if type(value) is not list:
+        raise _Unusual
+    return [item_step(item) for item in value]
+
+
+def _scalar_step(field: AnyFieldDescriptor) -> Step | None:
+    cpp = field.cpp_type
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return _base64
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        return _boolean
+    if cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+        return _number
+    if cpp in _AS_STRING:
+        return _integer_or_digits
+    if cpp == FieldDescriptor.CPPTYPE_STRING or cpp in _INTEGERS:
+        return None
+    return _unsupported
+
+
+def _base64(value: Any) -> Any:
+    if type(value) is not str:
+        raise _Unusual
+    return base64.b64decode(value, validate=True)
+
+
+def _boolean(value: Any) -> Any:
+    if type(value) is not bool:
+        raise _Unusual
+    return value
+
+
+def _number(value: Any) -> Any:
+    if type(value) is float or type(value) is int:
+        return value
+    if type(value) is str and value in _SPECIAL_FLOATS:
+        return _SPECIAL_FLOATS[value]
+    raise _Unusual
+
+
+def _integer_or_digits(value: Any) -> Any:
+    if type(value) is int:
+        return value
+    if type(value) is str and _DIGITS.fullmatch(value):
+        return int(value)
+    raise _Unusual
+
+
+def _unsupported(value: Any) -> Any:
+    raise _Unusual
 
 
 _INTEGERS = {
@@ -270,8 +359,10 @@ def _json_scalar(field: AnyFieldDescriptor, value: Any) -> object:
         return base64.b64encode(value).decode("ascii")
     if field.cpp_type in _AS_STRING:
         return str(value)
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        return orjson.Fragment(float.__repr__(value))
     return value
 
 

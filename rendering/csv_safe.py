@@ -40,9 +40,27 @@ def cell(value: Any) -> str:
     return neutral(str(value))
 
 
+def _cells(row: dict, columns: Sequence[str]) -> list[Any]:
+    """`cell` of each column, the common types inline (millions of cells in a large network).
+    Integers, booleans and None go to the csv writer as they are: it writes str(value), and ""
+    for None, as `cell` would."""
+    out: list[Any] = []
+    for column in columns:
+        value = row.get(column)
+        kind = type(value)
+        if kind is str:
+            out.append("'" + value if value and value[0] in FIRST else value)
+        elif kind is float:
+            out.append(f"{value:.6g}")
+        elif kind is int or kind is bool or value is None:
+            out.append(value)
+        else:
+            out.append(cell(value))
+    return out
+
+
 def write(path: Path, columns: Sequence[str], rows: Iterable[dict]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
-        for row in rows:
-            writer.writerow([cell(row.get(c)) for c in columns])
+        writer.writerows(_cells(row, columns) for row in rows)

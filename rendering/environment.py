@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
+from typing import cast
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2.ext import Extension
+from jinja2.lexer import Token, TokenStream
+from markupsafe import Markup
 
 from rendering import flag_text
 from rendering.i18n import Reader
 from rendering.labels import label, rag
 
 TEMPLATES = Path(__file__).parent / "templates"
+CONSTANT_MESSAGE = ("variable_begin", "name", "lparen", "string", "rparen", "variable_end")
+
+
+class ConstantMessages(Extension):
+    """`{{ _("literal") }}` (a message without arguments) reads the same on every page of one
+    environment, as each environment serves one reader: translated once, when the template is
+    compiled, instead of on each of a thousand labs' pages. The text is what the i18n extension's
+    call gives at run time (the translation, marked safe, formatted with no arguments)."""
+
+    def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
+        reader = cast(Reader, self.environment.globals["reader"])
+        tokens = list(stream)
+        i = 0
+        while i < len(tokens):
+            window = tokens[i : i + len(CONSTANT_MESSAGE)]
+            if tuple(t.type for t in window) == CONSTANT_MESSAGE and window[1].value == "_":
+                text = str(Markup(reader._(window[3].value)) % {})
+                yield Token(window[0].lineno, "data", text)
+                i += len(CONSTANT_MESSAGE)
+            else:
+                yield tokens[i]
+                i += 1
 
 
 @cache
@@ -21,7 +48,7 @@ def environment(reader: Reader, *extra: Path) -> Environment:
     env = Environment(
         loader=FileSystemLoader([*(str(p) for p in extra), str(TEMPLATES)]),
         autoescape=select_autoescape(["html"]),
-        extensions=["jinja2.ext.i18n"],
+        extensions=["jinja2.ext.i18n", ConstantMessages],
         trim_blocks=True,
         lstrip_blocks=True,
     )

@@ -65,9 +65,22 @@ class _Symbols:
     decimal: str
     group: str
     percent_pattern: str  # "#%" or "# %" or "%#"
+    percent_before: str = field(init=False)  # the pattern's text before and after the number
+    percent_after: str = field(init=False)
+    marks: dict[int, str] | None = field(init=False)  # None: the marks are "," and "." already
+
+    def __post_init__(self) -> None:
+        before, _number, after = self.percent_pattern.partition("#")
+        object.__setattr__(self, "percent_before", before)
+        object.__setattr__(self, "percent_after", after)
+        same = (self.group, self.decimal) == (",", ".")
+        object.__setattr__(
+            self, "marks", None if same else {ord(","): self.group, ord("."): self.decimal}
+        )
 
     def number(self, text: str) -> str:
-        return text.translate({ord(","): self.group, ord("."): self.decimal})
+        """`text` (formatted with "," and ".") in the locale's marks."""
+        return text if self.marks is None else text.translate(self.marks)
 
 
 @cache
@@ -87,9 +100,11 @@ class Reader:
 
     lang: str = DEFAULT_LANGUAGE
     _tr: gettext.NullTranslations = field(init=False, repr=False, compare=False)
+    _symbols: _Symbols = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_tr", translations(check_language(self.lang)))
+        object.__setattr__(self, "_symbols", _symbols(self.lang))
 
     @property
     def locale(self) -> Locale:
@@ -108,13 +123,14 @@ class Reader:
     def num(self, value: float | int | None, digits: int = 0) -> str:
         if value is None:
             return self._("n/a")
-        return _symbols(self.lang).number(f"{value:,.{digits}f}")
+        return self._symbols.number(f"{value:,.{digits}f}")
 
     def pct(self, value: float | None, digits: int = 1) -> str:
         if value is None:
             return self._("n/a")
-        symbols = _symbols(self.lang)
-        return symbols.percent_pattern.replace("#", symbols.number(f"{100 * value:,.{digits}f}"))
+        symbols = self._symbols
+        number = symbols.number(f"{100 * value:,.{digits}f}")
+        return f"{symbols.percent_before}{number}{symbols.percent_after}"
 
     def pct_pair(self, a: float | None, b: float | None) -> tuple[str, str]:
         """Two percentages printed with enough digits to tell them apart (0.78% vs 0.84%, not

@@ -154,9 +154,9 @@ def funnel(
     (x0, y0), (x1, y1) = ax.transData.transform([(0.0, 0.0), (1.0, 1.0)])
     height = fig.get_figheight() * DPI
     buffer = io.StringIO()
-    fig.savefig(
-        buffer, format="svg", dpi=150 if many else DPI
-    )  # no bbox "tight": the coordinates must stay as drawn
+    # No bbox "tight": the coordinates must stay as drawn. No date: the same data draws the same
+    # page, so two runs' reports can be compared byte for byte.
+    fig.savefig(buffer, format="svg", dpi=150 if many else DPI, metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     return Funnel(text[text.index("<svg") :], x0, x1 - x0, height - y0, -(y1 - y0))

@@ -83,6 +83,10 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
     # Each cytology test is counted once, not once per biomarker (~11 times).
     cytology = sites["lab-cytofail"]["failure"]["cytology"]
     assert cytology["strata_failed_sum"] > 8 * cytology["failed"]
+    assert cytology["exact"] is True  # from the node's tests per specimen, not a proxy
+    assert re.search(
+        r"cytology failures: \d+ of \d+ tests \(exact per-test counts\)", result.stdout
+    )
     # The table printed at the end names the misbehaving sites (the DNA-only lab's few MET exon
     # 14 positives carry bounded noise, so it may stand at alert rather than alarm).
     for site, levels in (

@@ -37,6 +37,14 @@ strata = st.builds(
     suppressed_cells=st.lists(st.sampled_from(["positive", "negative", "failed"]), max_size=2),
 )
 
+specimen_tests = st.builds(
+    pb.SpecimenTests,
+    specimen=st.sampled_from(["tissue", "cytology", "plasma", "any", "UNKNOWN"]),
+    tests=counts,
+    failed=counts,
+    withheld=st.booleans(),
+)
+
 
 @st.composite
 def summaries(draw, site: str, period: str) -> pb.SiteSummary:
@@ -68,6 +76,8 @@ def summaries(draw, site: str, period: str) -> pb.SiteSummary:
             biomarkers=[pb.BiomarkerCoverage(biomarker="EGFR", with_valid_result=draw(counts))],
         ),
     )
+    if draw(st.booleans()):  # tests per specimen (absent from older nodes), awkward values too
+        summary.specimen_tests.extend(draw(st.lists(specimen_tests, max_size=4)))
     if draw(st.booleans()):
         dp = summary.policy.differential_privacy
         dp.enabled = True

@@ -5,6 +5,7 @@ cell key is used)."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
@@ -41,7 +42,8 @@ def test_cell_keys_are_sums_of_record_keys(tmp_path_factory, rows) -> None:
     conn = store.connect(tmp_path_factory.mktemp("keys") / "node.db")
     for test, received, tat, specimen, method, biomarker, result in rows:
         day = dt.date(2026, 7, 1) + dt.timedelta(days=received)
-        patient = f"{test * 7919:032x}"  # a keyed hash is hex
+        # a keyed hash is hex; its first 8 digits are the patient's secret part of record keys
+        patient = hashlib.sha256(b"%d" % test).hexdigest()
         conn.execute(
             "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, 'nos', ?, NULL, NULL,"
             " NULL, NULL, 1, 1)",
@@ -77,10 +79,23 @@ def test_cell_keys_are_sums_of_record_keys(tmp_path_factory, rows) -> None:
     turnaround: dict[str, int] = defaultdict(int)
     for test_id, specimen, patient in tests:
         turnaround[specimen] += record_key(patient_part(patient), test_id)
+    # tests per specimen: the same test records, split by failed (no valid result) or not
+    valid: dict[tuple[str, str, str], bool] = defaultdict(bool)
+    for test_id, specimen, patient, result in conn.execute(
+        "SELECT test_id, specimen, patient_key, result FROM results"
+        " WHERE reported_date BETWEEN '2026-07-01' AND '2026-09-30'"
+    ):
+        valid[(test_id, specimen, patient)] |= result in ("positive", "negative")
+    specimen_tests: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for (test_id, specimen, patient), ok in valid.items():
+        specimen_tests[specimen][int(ok)] += record_key(patient_part(patient), test_id)
 
     assert {k: sum(v) % MODULUS for k, v in keys.strata.items()} == {
         k: v % MODULUS for k, v in strata.items()
     }
     assert {k: sum(v) % MODULUS for k, v in keys.turnaround.items()} == {
         k: v % MODULUS for k, v in turnaround.items()
+    }
+    assert {k: [c % MODULUS for c in v] for k, v in keys.specimen_tests.items()} == {
+        k: [c % MODULUS for c in v] for k, v in specimen_tests.items()
     }

@@ -31,6 +31,7 @@ from protos.rarenet.v1 import summary_pb2 as pb
 from tests.test_privacy_attacks import (
     TRIALS,
     Lab,
+    assert_not_recovered,
     make_lab,
     result,
     rows_of,
@@ -667,3 +668,58 @@ def test_a_lab_does_not_learn_its_peers_names_from_witness_cosignatures(
     )
     assert seen  # it did receive checkpoints
     assert b"peerzz" not in seen + own.client.checkpoint().checkpoint
+
+
+# 12. Tests per specimen: a withheld stratum's failure, as failed tests minus a biomarker's ---------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("other_failures", [0, 3])
+def test_a_withheld_tests_failure_is_not_recovered_from_failed_tests_per_specimen(
+    tmp_path, other_failures: int
+) -> None:
+    """Cytology: 30 EGFR PCR tests (`other_failures` of them failed) and 3 ROS1 FISH tests, a
+    stratum too small to release (withheld per method and per test). The planted patient's ROS1
+    test failed (neighbour: negative). Failed tests per specimen (specimen_tests) count every
+    cytology test, the EGFR per-test stratum only the EGFR ones: their difference is the ROS1
+    tests' failures. Without linked zeros, 0 other failures would make it exact (0 released as 0
+    in the neighbouring world, 1 or more in the planted one)."""
+    lab = make_lab(tmp_path)
+
+    def world(p: str, planted: bool) -> list[dict]:
+        egfr = [
+            result(
+                f"{p}e{i}",
+                "EGFR",
+                "pcr",
+                "cytology",
+                "failed" if i < other_failures else "negative",
+            )
+            for i in range(30)
+        ]
+        ros1 = rows_of(p + "r", 2, "ROS1", "fish", "cytology", 0)
+        planted_row = result(
+            p + "R", "ROS1", "fish", "cytology", "failed" if planted else "negative"
+        )
+        return egfr + ros1 + [planted_row]
+
+    lab.reset(world("check-", True))
+    check = lab.build()
+    assert_withheld(check, "ROS1", "fish", "cytology")
+    assert_withheld(check, "ROS1", "all", "cytology")
+
+    def run(p: str, planted: bool) -> int:
+        lab.reset(world(p, planted), f"site {p} {planted}")
+        s = lab.build()
+        (cytology,) = [t for t in s.specimen_tests if t.specimen == "cytology"]
+        difference = cytology.failed - stratum(s, "EGFR", "all", "cytology").failed
+        return int(difference > 0) if other_failures == 0 else difference
+
+    planted, neighbour = two_worlds(run)
+    if other_failures == 0:
+        # "the ROS1 test failed" is right in every planted world (a released 0 is a true 0), and
+        # said of the neighbour in about 60% of worlds (its linked zero is released as 1 or 2)
+        assert any(neighbour)
+        assert_worlds_overlap(planted, neighbour)
+    else:
+        assert_not_recovered([int(x) for x in planted], [int(x) for x in neighbour], 1)

@@ -80,6 +80,8 @@ def test_bytes_and_64_bit_integers_follow_the_json_mapping() -> None:
     "payload,words",
     [
         (b'{"site_id": "a", "site_id": "b"}', "duplicate key"),
+        (b'{"strata": [{"method": "a", "method": "b"}]}', "duplicate key"),
+        (b'{"site_id": "a", "site_id": "\\u003a"}', "duplicate key"),  # an escaped colon
         (b'{"site_id": 5}', "must be a string"),
         (b'{"sequence": -1}', "out of range"),
         (b'{"sequence": "12x"}', "must be an integer"),
@@ -312,3 +314,203 @@ def test_the_fast_path_agrees_on_valid_summaries_with_one_value_changed(message,
         | st.dictionaries(st.sampled_from(FIELD_NAMES), leaves, max_size=2)
     )
     _same_either_way(json.dumps(tree).encode(), pb.SiteSummary)
+
+
+def _typed(value: object) -> object:
+    """value with each number's type kept, so that 1 and 1.0 (or True) compare unequal."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    return (type(value).__name__, value if value == value else "nan")
+
+
+def _as_orjson_reads(value: object) -> object:
+    """What the standard reader made of a text, as orjson reads the same text: integers past
+    64 bits as floats (OverflowError if not even a float holds them: orjson refuses those)."""
+    if isinstance(value, dict):
+        return {key: _as_orjson_reads(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_orjson_reads(item) for item in value]
+    if type(value) is int and not -(2**63) <= value < 2**64:
+        return float(value)
+    return value
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_texts, st.booleans(), st.sampled_from([(",", ":"), (", ", ": "), (",", " : ")]))
+def test_the_quick_reader_reads_what_the_standard_reader_reads_or_stands_aside(
+    value, ascii_only, separators
+) -> None:
+    """orjson's reading (without the duplicate-key check, which the tests below try) is used only
+    where it is what the standard library's strict reader makes of the same bytes."""
+    payload = json.dumps(value, ensure_ascii=ascii_only, separators=separators).encode("utf-8")
+    quick = wire._parse_quickly(payload)
+    if quick is None:
+        return
+    try:
+        expected = _as_orjson_reads(wire._parse(payload, pb.SiteSummary))
+    except OverflowError:
+        raise AssertionError(f"orjson read a number no float holds: {payload!r}") from None
+    assert _typed(quick) == _typed(expected)
+
+
+def _dict_paths(tree, path=()):
+    """The path of every object in a JSON tree."""
+    found = [path] if isinstance(tree, dict) else []
+    items = (
+        tree.items()
+        if isinstance(tree, dict)
+        else enumerate(tree)
+        if isinstance(tree, list)
+        else ()
+    )
+    return found + [p for key, item in items for p in _dict_paths(item, path + (key,))]
+
+
+def _render(tree, separator: str) -> str:
+    """JSON text of a tree whose objects may be lists of (key, value) pairs, duplicates kept."""
+    if isinstance(tree, tuple):
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(k, ensure_ascii=False)}{separator}{_render(v, separator)}"
+                for k, v in tree
+            )
+            + "}"
+        )
+    if isinstance(tree, dict):
+        return _render(tuple(tree.items()), separator)
+    if isinstance(tree, list):
+        return "[" + ", ".join(_render(item, separator) for item in tree) + "]"
+    return json.dumps(tree, ensure_ascii=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    summaries,
+    st.data(),
+    st.sampled_from([": ", ":", " : ", "\n:\t"]),
+    st.sampled_from(["x", "a:b", "", "::", 7, None, [":"], {"k:": ":"}]),
+)
+def test_a_duplicate_key_anywhere_is_refused(message, data, separator, other) -> None:
+    """A key written twice in any object, whatever its values hold (colons too) and however the
+    text is spaced, is refused as the standard reader refuses it, never read as the last value."""
+    tree = json.loads(wire.encode(message))
+    path = data.draw(st.sampled_from([p for p in _dict_paths(tree) if p or tree]))
+    node = tree
+    for key in path:
+        node = node[key]
+    if not node:
+        node["site_id"] = "lab"
+    key = data.draw(st.sampled_from(sorted(node)))
+    pairs = list(node.items())
+    pairs.insert(data.draw(st.integers(0, len(pairs))), (key, other))
+    parent = tree
+    for step in path[:-1]:
+        parent = parent[step]
+    replaced = tuple(pairs)
+    if path:
+        parent[path[-1]] = replaced
+    else:
+        tree = replaced
+    payload = _render(tree, separator).encode("utf-8")
+    with pytest.raises(PayloadError, match="duplicate key"):
+        wire.decode(payload, pb.SiteSummary)
+
+
+def test_a_real_quarterly_summary_takes_the_quick_reader() -> None:
+    """The speed of the coordinator's intake rests on it: a summary as nodes write it has no
+    backslash, and orjson's reading of it is used."""
+    message = pb.SiteSummary(
+        site_id="lab-a",
+        period="2026Q3",
+        sequence=2**40,
+        strata=[pb.StratumCounts(biomarker="EGFR", tests=3, negative=3, withheld=False)],
+        vaf=[pb.VafHistogram(biomarker="EGFR", edges=[0.0, 5.0, 100.0001], counts=[1, 2])],
+        policy=pb.DisclosurePolicy(
+            differential_privacy=pb.DifferentialPrivacy(epsilon=float("nan"))
+        ),
+    )
+    payload = wire.encode(message)
+    assert wire._parse_quickly(payload) == json.loads(payload)
+    decoded = wire.decode(payload, pb.SiteSummary)
+    assert decoded.sequence == 2**40 and list(decoded.vaf[0].edges) == [0.0, 5.0, 100.0001]
+    assert (
+        decoded.policy.differential_privacy.epsilon != decoded.policy.differential_privacy.epsilon
+    )
+
+
+any_text = st.text(
+    max_size=8
+)  # every code point a protobuf string may hold, control characters too
+any_float = st.floats(width=64)
+exact_summaries = st.builds(
+    pb.SiteSummary,
+    site_id=any_text,
+    period=any_text,
+    sequence=st.integers(0, 2**64 - 1),
+    strata=st.lists(
+        st.builds(
+            pb.StratumCounts,
+            biomarker=any_text,
+            disclosure_note=any_text,
+            tests=counts,
+            withheld=st.booleans(),
+            suppressed_cells=st.lists(any_text, max_size=2),
+        ),
+        max_size=3,
+    ),
+    policy=st.builds(
+        pb.DisclosurePolicy,
+        differential_privacy=st.builds(
+            pb.DifferentialPrivacy, epsilon=any_float, noise_scale=any_float
+        ),
+        perturbation=st.builds(pb.Perturbation, noise_variance=any_float),
+    ),
+    vaf=st.lists(
+        st.builds(pb.VafHistogram, edges=st.lists(any_float, max_size=4), counts=st.lists(counts)),
+        max_size=2,
+    ),
+)
+exact_messages = (
+    exact_summaries
+    | st.builds(
+        lpb.Receipt,
+        site_id=any_text,
+        leaf_index=st.integers(0, 2**64 - 1),
+        tree_head=st.builds(
+            lpb.TreeHead,
+            tree_size=st.integers(0, 2**64 - 1),
+            root_hash=st.binary(max_size=33),
+            timestamp_ms=st.integers(-(2**63), 2**63 - 1),
+        ),
+    )
+    | st.builds(epb.EqaResponse, site_id=any_text, round_id=any_text)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(exact_messages)
+def test_encode_writes_exactly_what_the_standard_library_writes(message) -> None:
+    """Signed payloads are bytes: what orjson writes must be the standard library's json.dumps
+    (sort_keys, indent=2, ensure_ascii=False) of the same JSON mapping, byte for byte, and read
+    back as the message."""
+    ours = wire.encode(message)
+    standard = (
+        json.dumps(json.loads(ours), sort_keys=True, indent=2, ensure_ascii=False).encode("utf-8")
+        + b"\n"
+    )
+    assert ours == standard
+    reference = type(message)()
+    json_format.Parse(ours.decode("utf-8"), reference)
+    assert json_format.MessageToDict(reference) == json_format.MessageToDict(message)  # NaN too

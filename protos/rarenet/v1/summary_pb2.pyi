@@ -158,8 +158,22 @@ class VafHistogram(_message.Message):
     disclosure_note: str
     def __init__(self, biomarker: _Optional[str] = ..., method: _Optional[str] = ..., edges: _Optional[_Iterable[float]] = ..., counts: _Optional[_Iterable[int]] = ..., withheld: _Optional[bool] = ..., disclosure_note: _Optional[str] = ...) -> None: ...
 
+class SpecimenTests(_message.Message):
+    __slots__ = ("specimen", "tests", "failed", "withheld", "disclosure_note")
+    SPECIMEN_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    WITHHELD_FIELD_NUMBER: _ClassVar[int]
+    DISCLOSURE_NOTE_FIELD_NUMBER: _ClassVar[int]
+    specimen: str
+    tests: int
+    failed: int
+    withheld: bool
+    disclosure_note: str
+    def __init__(self, specimen: _Optional[str] = ..., tests: _Optional[int] = ..., failed: _Optional[int] = ..., withheld: _Optional[bool] = ..., disclosure_note: _Optional[str] = ...) -> None: ...
+
 class SiteSummary(_message.Message):
-    __slots__ = ("site_id", "period", "schema_version", "sequence", "software_version", "policy", "standard_version", "strata", "turnaround", "concordance", "panel", "vaf", "testing_directory")
+    __slots__ = ("site_id", "period", "schema_version", "sequence", "software_version", "policy", "standard_version", "strata", "turnaround", "concordance", "panel", "vaf", "specimen_tests", "testing_directory")
     SITE_ID_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -172,6 +186,7 @@ class SiteSummary(_message.Message):
     CONCORDANCE_FIELD_NUMBER: _ClassVar[int]
     PANEL_FIELD_NUMBER: _ClassVar[int]
     VAF_FIELD_NUMBER: _ClassVar[int]
+    SPECIMEN_TESTS_FIELD_NUMBER: _ClassVar[int]
     TESTING_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     site_id: str
     period: str
@@ -185,5 +200,6 @@ class SiteSummary(_message.Message):
     concordance: _containers.RepeatedCompositeFieldContainer[ConcordanceTable]
     panel: PanelCoverage
     vaf: _containers.RepeatedCompositeFieldContainer[VafHistogram]
+    specimen_tests: _containers.RepeatedCompositeFieldContainer[SpecimenTests]
     testing_directory: bool
-    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., schema_version: _Optional[int] = ..., sequence: _Optional[int] = ..., software_version: _Optional[str] = ..., policy: _Optional[_Union[DisclosurePolicy, _Mapping]] = ..., standard_version: _Optional[str] = ..., strata: _Optional[_Iterable[_Union[StratumCounts, _Mapping]]] = ..., turnaround: _Optional[_Iterable[_Union[TurnaroundHistogram, _Mapping]]] = ..., concordance: _Optional[_Iterable[_Union[ConcordanceTable, _Mapping]]] = ..., panel: _Optional[_Union[PanelCoverage, _Mapping]] = ..., vaf: _Optional[_Iterable[_Union[VafHistogram, _Mapping]]] = ..., testing_directory: _Optional[bool] = ...) -> None: ...
+    def __init__(self, site_id: _Optional[str] = ..., period: _Optional[str] = ..., schema_version: _Optional[int] = ..., sequence: _Optional[int] = ..., software_version: _Optional[str] = ..., policy: _Optional[_Union[DisclosurePolicy, _Mapping]] = ..., standard_version: _Optional[str] = ..., strata: _Optional[_Iterable[_Union[StratumCounts, _Mapping]]] = ..., turnaround: _Optional[_Iterable[_Union[TurnaroundHistogram, _Mapping]]] = ..., concordance: _Optional[_Iterable[_Union[ConcordanceTable, _Mapping]]] = ..., panel: _Optional[_Union[PanelCoverage, _Mapping]] = ..., vaf: _Optional[_Iterable[_Union[VafHistogram, _Mapping]]] = ..., specimen_tests: _Optional[_Iterable[_Union[SpecimenTests, _Mapping]]] = ..., testing_directory: _Optional[bool] = ...) -> None: ...
