@@ -1294,8 +1294,9 @@ def _without_cycle_collection() -> Iterator[None]:
     A benchmark allocates millions of small dicts and lists (the result alone holds several per
     stratum) and none of them form reference cycles; while the heap grows, the collector keeps
     traversing all of it to find nothing (measured: 2.4 of 5.6 CPU seconds at 1,000 sites).
-    Reference counting still frees everything as usual; any cycle made meanwhile is collected
-    at the next collection after this."""
+    Reference counting still frees everything as usual; any cycle made meanwhile (by this or
+    another thread) is collected at the next collection after this. Overlapping computations in
+    threads leave it as the first found it: only the one that turned it off turns it back on."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
