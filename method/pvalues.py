@@ -193,7 +193,10 @@ def binomial_lower_many(
     x: NDArray[np.float64], n: NDArray[np.float64], theta: NDArray[np.float64] | float
 ) -> NDArray[np.float64]:
     """The lower tail of binomial_tails_many alone."""
-    return np.minimum(binom.cdf(x - 1, n, theta) + 0.5 * binom.pmf(x, n, theta), 1.0)
+    lower: NDArray[np.float64] = np.minimum(
+        binom.cdf(x - 1, n, theta) + 0.5 * binom.pmf(x, n, theta), 1.0
+    )
+    return lower
 
 
 def fisher_lower_many(
@@ -205,7 +208,10 @@ def fisher_lower_many(
     """The lower tail of fisher_tails_many alone."""
     total, positives = n + n_other, x + x_other
     at = hypergeom.pmf(x, total, positives, n)
-    return np.minimum(hypergeom.cdf(x - 1, total, positives, n) + 0.5 * at, 1.0)
+    lower: NDArray[np.float64] = np.minimum(
+        hypergeom.cdf(x - 1, total, positives, n) + 0.5 * at, 1.0
+    )
+    return lower
 
 
 def fisher_tails_many(
