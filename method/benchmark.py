@@ -77,13 +77,6 @@ Json = dict[str, Any]
 __all__ = ["METHOD_VERSION", "compute", "for_site", "window_length"]
 
 
-def _released(s: pb.StratumCounts) -> bool:
-    """A stratum whose positive and negative cells can be used for positivity."""
-    if s.withheld:
-        return False
-    return not s.suppressed_cells or not {"positive", "negative"} & set(s.suppressed_cells)
-
-
 def _frac(x: float, n: float) -> float | None:
     return x / n if n else None
 
@@ -196,22 +189,14 @@ def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rar
             continue
         cell = out[s.biomarker]
         suppressed = s.suppressed_cells
-        positive, failed = s.positive, s.failed
-        if not suppressed:
+        positive, negative, tests, failed = s.positive, s.negative, s.tests, s.failed
+        if not suppressed or strata.released(False, suppressed):
             cell.positive += positive
-            cell.valid += positive + s.negative
+            cell.valid += positive + negative
             cell.cells += 1
-            cell.parts.append(positive + s.negative)
-            cell.tests += max(s.tests, failed)
-            cell.failed += failed
-            continue
-        if _released(s):
-            cell.positive += positive
-            cell.valid += positive + s.negative
-            cell.cells += 1
-            cell.parts.append(positive + s.negative)
+            cell.parts.append(positive + negative)
         if "failed" not in suppressed:
-            cell.tests += max(s.tests, failed)
+            cell.tests += tests if tests > failed else failed  # max(tests, failed)
             cell.failed += failed
     return out
 
