@@ -960,9 +960,9 @@ def _rare_drivers(
                     offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
                     spread = _summed_noise(class_noises[klass])
                     if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
-                        shift, pmf = pvalues.with_noise(pmf, spread)
-                        offset += shift
-                    p_class = pvalues.tails(pmf, cx, offset)[0]
+                        p_class = pvalues.noisy_lower_tail(pmf, offset, spread, cx)
+                    else:
+                        p_class = pvalues.tails(pmf, cx, offset)[0]
                 members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
