@@ -185,3 +185,19 @@ def test_a_shared_binomial_pmf_cannot_be_changed_by_a_caller() -> None:
     with pytest.raises(ValueError):
         pmf[0] = 1.0
     assert pvalues.binomial_pmf(50, 0.3)[0] == pytest.approx(0.7**50)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 60), st.integers(1, 300), st.integers(1, 300), st.integers(1, 40), st.data())
+def test_noisy_lower_tail_equals_the_convolved_pmf(
+    positives: int, group: int, rest: int, cells: int, data: st.DataObject
+) -> None:
+    """The method-class test's noisy lower mid-P without the convolution equals it with one."""
+    total = group + rest
+    positives = min(positives, total)
+    offset, pmf = pvalues.hypergeometric_pmf(positives, group, total)
+    x = data.draw(st.integers(offset, offset + len(pmf) - 1))
+    noise = _noise("cell_key").pmf(cells)
+    shift, convolved = pvalues.with_noise(pmf, noise)
+    expected = pvalues.tails(convolved, x, offset + shift)[0]
+    assert pvalues.noisy_lower_tail(pmf, offset, noise, x) == pytest.approx(expected, rel=1e-12)
