@@ -2,7 +2,8 @@
 
 1. False flags: networks of 6, 30 and 100 alike labs (every lab at the same true rates, meeting
    the standard), volumes drawn uniformly from 50 to 1,000 tests a quarter, four quarters of
-   history; every flag raised in the last quarter is a false flag.
+   history; one of the labs uses a DNA-only method (at the same rates), so that the method-class
+   family is tested too; every flag raised in the last quarter is a false flag.
 2. Power: the same networks plus one DNA-only lab that finds MET exon 14 at 0.3% (2% elsewhere)
    with 150 tests a quarter; it is benchmarked each quarter as its history grows, and counts as
    found when any MET exon 14 flag is raised on it within four quarters.
@@ -25,7 +26,14 @@ from coordinator.standards import DEFAULT_STANDARD
 from method import METHOD_VERSION
 from method.benchmark import compute
 from method.inputs import Inputs
+from method.noise import (
+    SMALL_COUNT,
+    expected_excess,
+    reference_nodes,
+    released_lr_lower,
+)
 from method.standard import Standard, parse
+from method.stats import wilson
 from protos.rarenet.v1 import summary_pb2 as pb
 
 PERIODS = ("2025Q4", "2026Q1", "2026Q2", "2026Q3")
@@ -152,8 +160,15 @@ def lab_summary(
 
 
 def network(
-    labs: int, rng: np.random.Generator, periods: tuple[str, ...] = PERIODS, dna_lab: bool = False
+    labs: int,
+    rng: np.random.Generator,
+    periods: tuple[str, ...] = PERIODS,
+    dna_lab: bool = False,
+    dna_alike: bool = False,
 ) -> dict[str, dict[str, tuple[int, pb.SiteSummary]]]:
+    """Alike labs; with `dna_lab` one more, DNA-only, finding MET exon 14 at 0.3%; with
+    `dna_alike` the first lab uses a DNA-only method at the network's rates (a null for the
+    method-class comparison)."""
     volumes = rng.integers(50, 1001, labs)
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
     leaf = 0
@@ -161,7 +176,8 @@ def network(
         by_period[period] = {}
         for i, volume in enumerate(volumes):
             site = f"lab-{i:03d}"
-            by_period[period][site] = (leaf, lab_summary(site, period, int(volume), rng))
+            method = "ngs_dna" if dna_alike and i == 0 else "ngs_dna_rna"
+            by_period[period][site] = (leaf, lab_summary(site, period, int(volume), rng, method))
             leaf += 1
         if dna_lab:
             by_period[period]["lab-dna"] = (
@@ -182,7 +198,9 @@ def null_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str,
     by_rule: Counter[str] = Counter()
     tests = period_tests = 0
     for _ in range(reps):
-        result = compute(Inputs(network(labs, rng), set(), []), PERIODS[-1], standard)
+        result = compute(
+            Inputs(network(labs, rng, dna_alike=True), set(), []), PERIODS[-1], standard
+        )
         raised = result["flags"]
         flags += len(raised)
         alarms += sum(f["level"] == "alarm" for f in raised)
@@ -200,9 +218,16 @@ def null_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str,
         "flags_per_period": flags / reps,
         "alarms_per_period": alarms / reps,
         "p_any_flag": any_flag / reps,
+        "p_any_flag_ci95": _interval(any_flag, reps),
         "flags_per_lab_period": flags / reps / labs,
         "rules": dict(by_rule),
     }
+
+
+def _interval(found: int, reps: int) -> str:
+    """The Monte Carlo 95% interval of a simulated proportion (Wilson)."""
+    lo, hi = wilson(found, reps)
+    return f"{lo:.2f}-{hi:.2f}"
 
 
 MET_RULES = {
@@ -244,8 +269,55 @@ def power_study(labs: int, reps: int, seed: int, standard: Standard) -> dict[str
         "labs": labs + 1,
         "reps": reps,
         **{f"power_q{q + 1}": found_by[q] / reps for q in range(4)},
+        "power_q4_ci95": _interval(found_by[3], reps),
         "rules_first_flagging": dict(how),
         "false_flags_per_period_q4": other_flags / reps,
+    }
+
+
+def class_test_size(theta: float, reps: int, seed: int, reference_labs: int = 5) -> dict[str, Any]:
+    """The method-class test of a small perturbed count alone, under the null: one DNA-only lab
+    and `reference_labs` RNA-capable labs at the same rate theta, volumes uniform on 50-1,000 a
+    quarter, four quarters, every cell perturbed by the table; the lab is tested as
+    method/benchmark.py tests a small class (unbiased reference, its rate uncertain) when its
+    expected count is small. Returns the share of p-values at or below 0.0125 and 0.05, and the
+    same with the reference's released rate plugged in (method 2026.2)."""
+    rng = np.random.default_rng(seed)
+    table = "rarenet-ptable-1"
+    tested: list[float] = []
+    plugged: list[float] = []
+    for _ in range(reps):
+        volumes = rng.integers(50, 1001, reference_labs + 1)
+        cells = [
+            (i, n, perturb(int(rng.binomial(n, theta)), rng))
+            for i, v in enumerate(volumes)
+            for n in [int(v * (1 - FAILURE))] * 4
+        ]
+        ref = [(n, r) for i, n, r in cells if i > 0]
+        own = [(n, r) for i, n, r in cells if i == 0]
+        x_ref, n_ref = sum(r for _, r in ref), sum(n for n, _ in ref)
+        network_rate = sum(r for *_, r in cells) / sum(n for _, n, _ in cells)
+        x_unbiased = max(0.0, x_ref - expected_excess([n for n, _ in ref], network_rate, table))
+        n_own = sum(n for n, _ in own)
+        if n_own * x_unbiased / n_ref > SMALL_COUNT:
+            continue
+        parts, released = [n for n, _ in own], [r for _, r in own]
+        tested.append(
+            released_lr_lower(
+                released,
+                parts,
+                x_unbiased / n_ref,
+                table,
+                reference_nodes(x_unbiased, n_ref, n_own),
+            )
+        )
+        plugged.append(released_lr_lower(released, parts, x_ref / n_ref, table))
+    p, q = np.array(tested), np.array(plugged)
+    return {
+        "rate": theta,
+        "labs_tested": len(p),
+        **{f"size_{a}": float((p <= a).mean()) for a in (0.0125, 0.05)},
+        **{f"plug_in_size_{a}": float((q <= a).mean()) for a in (0.0125, 0.05)},
     }
 
 
@@ -288,7 +360,13 @@ def _table(rows: list[dict], columns: list[str]) -> str:
     )
 
 
-def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
+def run(
+    quick: bool = False,
+    reps: int | None = None,
+    seed: int = 2026,
+    sizes: tuple[int, ...] | None = None,
+    power_reps: int | None = None,
+) -> None:
     standard = parse(DEFAULT_STANDARD.read_text(encoding="utf-8"))
     alert_q, alarm_q = standard.q_levels
     started = time.monotonic()
@@ -297,7 +375,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
         f"method {METHOD_VERSION}; alert at q <= {alert_q}, alarm at q <= {alarm_q}; seed {seed}; "
         f"counts {counts}\n"
     )
-    sizes = (6, 30) if quick else (6, 30, 100)
+    sizes = sizes or ((6, 30) if quick else (6, 30, 100))
     null_reps = reps or (20 if quick else 200)
     nulls = [
         null_study(labs, max(null_reps // (1 + labs // 30), 10), seed + labs, standard)
@@ -314,12 +392,13 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
                 "flags_per_period",
                 "alarms_per_period",
                 "p_any_flag",
+                "p_any_flag_ci95",
                 "flags_per_lab_period",
                 "rules",
             ],
         )
     )
-    power_reps = reps or (20 if quick else 200)
+    power_reps = power_reps or reps or (20 if quick else 200)
     powers = [
         power_study(labs, max(power_reps // (1 + labs // 30), 10), seed + 1000 + labs, standard)
         for labs in sizes
@@ -335,6 +414,7 @@ def run(quick: bool = False, reps: int | None = None, seed: int = 2026) -> None:
                 "power_q2",
                 "power_q3",
                 "power_q4",
+                "power_q4_ci95",
                 "rules_first_flagging",
                 "false_flags_per_period_q4",
             ],
@@ -368,6 +448,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
+        "--class-test-size",
+        type=int,
+        metavar="LABS",
+        help="instead of the study: the size of the method-class test of small perturbed counts "
+        "over LABS simulated DNA-only labs at NTRK's and MET exon 14's rates",
+    )
+    parser.add_argument(
+        "--sizes", help="network sizes, comma-separated (default 6,30,100; 6,30 with --quick)"
+    )
+    parser.add_argument(
+        "--power-reps",
+        type=int,
+        help="replicate networks per size for the power study (default: as --reps)",
+    )
+    parser.add_argument(
         "--no-perturbation",
         action="store_true",
         help="exact counts (by default counts are perturbed by cell key, as nodes release them)",
@@ -375,7 +470,17 @@ def main() -> None:
     args = parser.parse_args()
     global PERTURB
     PERTURB = not args.no_perturbation
-    run(args.quick, args.reps, args.seed)
+    try:
+        sizes = tuple(int(v) for v in args.sizes.split(",")) if args.sizes else None
+    except ValueError:
+        parser.error(f"--sizes takes whole numbers separated by commas, not {args.sizes!r}")
+    if args.class_test_size:
+        sizes_found = [
+            class_test_size(theta, args.class_test_size, args.seed) for theta in (0.004, 0.02)
+        ]
+        print(_table(sizes_found, list(sizes_found[0])))
+        return
+    run(args.quick, args.reps, args.seed, sizes, args.power_reps)
 
 
 if __name__ == "__main__":

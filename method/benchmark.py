@@ -77,13 +77,6 @@ Json = dict[str, Any]
 __all__ = ["METHOD_VERSION", "compute", "for_site", "window_length"]
 
 
-def _released(s: pb.StratumCounts) -> bool:
-    """A stratum whose positive and negative cells can be used for positivity."""
-    if s.withheld:
-        return False
-    return not s.suppressed_cells or not {"positive", "negative"} & set(s.suppressed_cells)
-
-
 def _frac(x: float, n: float) -> float | None:
     return x / n if n else None
 
@@ -171,9 +164,11 @@ class _Noise:
         """The noise to model for counts other than positivity (None: no noise to model)."""
         return self if self.kind == "cell_key" else None
 
-    def small(self, x: int) -> bool:
-        """A small released count under a known cell-key table: compared with its exact rows."""
-        return self.kind == "cell_key" and self.accepted and x <= noise.SMALL_COUNT
+    def small(self, expected: float) -> bool:
+        """A count whose expectation under the null is small, under a known cell-key table:
+        compared with the table's exact rows. Chosen by the expected count, never the observed
+        one, so that which test runs does not depend on the count it tests."""
+        return self.kind == "cell_key" and self.accepted and expected <= noise.SMALL_COUNT
 
     def exact_at(self, x: int) -> bool:
         """A released 0 is a true 0 under a zero-exact perturbation: compare it exactly."""
@@ -196,22 +191,15 @@ def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rar
             continue
         cell = out[s.biomarker]
         suppressed = s.suppressed_cells
-        positive, failed = s.positive, s.failed
-        if not suppressed:
+        positive, negative, tests, failed = s.positive, s.negative, s.tests, s.failed
+        if not suppressed or strata.released(False, suppressed):
             cell.positive += positive
-            cell.valid += positive + s.negative
+            cell.valid += positive + negative
             cell.cells += 1
-            cell.parts.append(positive + s.negative)
-            cell.tests += max(s.tests, failed)
-            cell.failed += failed
-            continue
-        if _released(s):
-            cell.positive += positive
-            cell.valid += positive + s.negative
-            cell.cells += 1
-            cell.parts.append(positive + s.negative)
+            cell.parts.append(positive + negative)
+            cell.released.append(positive)
         if "failed" not in suppressed:
-            cell.tests += max(s.tests, failed)
+            cell.tests += tests if tests > failed else failed  # max(tests, failed)
             cell.failed += failed
     return out
 
@@ -488,7 +476,7 @@ def _positivity(
             if n <= 0:
                 continue
             if n_rest > 0:
-                if rho == 0 and site_noise.small(x):
+                if rho == 0 and site_noise.small(n * x_rest / n_rest):
                     low, high = noise.released_sum_tails(
                         x, c.parts, x_rest / n_rest, site_noise.table
                     )
@@ -516,7 +504,7 @@ def _positivity(
             else:
                 run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
             if expected:
-                if site_noise.small(x):
+                if site_noise.small(n * float(expected["low"])):
                     p = noise.released_sum_tails(
                         x, c.parts, float(expected["low"]), site_noise.table
                     )[0]
@@ -910,7 +898,9 @@ def _rare_drivers(
                 c = cells.get(biomarker)
                 if c is None or not (c.cells or c.tests):
                     continue
-                pooled.setdefault(site, rare.Cells()).add(c)
+                if site not in pooled:
+                    pooled[site] = rare.Cells()
+                pooled[site].add(c)
                 series[site].append((p.label, c.positive, c.valid))
                 tx += c.positive
                 tn += c.valid
@@ -923,14 +913,17 @@ def _rare_drivers(
             continue
         big_x = sum(c.positive for c in pooled.values())
         big_n = sum(c.valid for c in pooled.values())
-        classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
+        rna_methods = standard.rna_methods
+        classes = {s: rare.method_class(methods[s], rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         class_noises: dict[str, list[np.ndarray]] = defaultdict(list)
         class_parts: dict[str, list[int]] = defaultdict(list)
+        class_released: dict[str, list[int]] = defaultdict(list)
         class_tables: dict[str, set[str]] = defaultdict(set)
         for s, c in pooled.items():
             if s not in noises or noises[s].vectorised:  # DP sites are left out of class totals
                 class_parts[classes[s]].extend(c.parts)
+                class_released[classes[s]].extend(c.released)
                 class_tables[classes[s]].add(noises[s].table if s in noises else "")
                 class_noises[classes[s]].append(
                     noises[s].weights(c.cells, c.positive) if s in noises else np.ones(1)
@@ -941,6 +934,7 @@ def _rare_drivers(
                 t[2] += 1
         ref = class_totals.get("rna_capable")
         theta_net = big_x / big_n if big_n else 0.0
+        excess = rare.excess_by_site(pooled, noises, theta_net)  # small counts' upward bias
         expected = standard.positivity(biomarker)
         rho_dl = 4 * dispersion[biomarker].tau2_dl if biomarker in dispersion else 0.0
         comparisons: Json = {}
@@ -957,24 +951,31 @@ def _rare_drivers(
             },
             "comparisons": comparisons,
         }
-        if ref and ref[1] > 0:
+        if ref and ref[1] > 0 and biomarker in rare.CLASS_COMPARED:
             for klass, (cx, cn, csites) in sorted(class_totals.items()):
                 if klass == "rna_capable" or cn <= 0:
                     continue
                 tables = class_tables[klass]
-                if len(tables) == 1 and "" not in tables and cx <= noise.SMALL_COUNT:
-                    # a small perturbed class count: the table's exact rows, against the
-                    # RNA-capable labs' rate
-                    p_class = noise.released_sum_tails(
-                        cx, class_parts[klass], ref[0] / ref[1], next(iter(tables))
-                    )[0]
+                small = cn * ref[0] / ref[1] <= noise.SMALL_COUNT  # expected, not observed
+                if len(tables) == 1 and "" not in tables and small:
+                    # a small perturbed class count: the likelihood ratio of its released
+                    # cells through the table's exact rows, against the RNA-capable labs' rate
+                    # (unbiased, and uncertain: noise.reference_nodes)
+                    ref_x = max(0.0, ref[0] - rare.class_excess(excess, classes, "rna_capable"))
+                    p_class = noise.released_lr_lower(
+                        class_released[klass],
+                        class_parts[klass],
+                        ref_x / ref[1],
+                        next(iter(tables)),
+                        noise.reference_nodes(ref_x, ref[1], cn),
+                    )
                 else:
                     offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
                     spread = _summed_noise(class_noises[klass])
                     if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
-                        shift, pmf = pvalues.with_noise(pmf, spread)
-                        offset += shift
-                    p_class = pvalues.tails(pmf, cx, offset)[0]
+                        p_class = pvalues.noisy_lower_tail(pmf, offset, spread, cx)
+                    else:
+                        p_class = pvalues.tails(pmf, cx, offset)[0]
                 members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
@@ -1105,10 +1106,14 @@ def _rare_drivers(
                 "likely_causes": causes,
             }
             if n_rest > 0:
-                if rho_net == 0 and site_noise.small(c.positive):
-                    low = noise.released_sum_tails(
-                        c.positive, c.parts, x_rest / n_rest, site_noise.table
-                    )[0]
+                if rho_net == 0 and site_noise.small(c.valid * x_rest / n_rest):
+                    low = noise.released_sum_lower(
+                        c.positive,
+                        c.parts,
+                        max(0.0, x_rest - sum(excess.values()) + excess[site]),
+                        n_rest,
+                        site_noise.table,
+                    )
                     reference = "binomial+perturbation"
                 elif rho_net == 0 and vectorised[index]:
                     low = fast_low[index]
@@ -1137,7 +1142,7 @@ def _rare_drivers(
                     noise.released_sum_tails(
                         c.positive, c.parts, float(expected["low"]), site_noise.table
                     )[0]
-                    if site_noise.small(c.positive)
+                    if site_noise.small(c.valid * float(expected["low"]))
                     else fast_expected[index]
                     if vectorised[index]
                     else _lower_vs(c.positive, c.valid, float(expected["low"]), site_noise, c.cells)
@@ -1291,8 +1296,9 @@ def _without_cycle_collection() -> Iterator[None]:
     A benchmark allocates millions of small dicts and lists (the result alone holds several per
     stratum) and none of them form reference cycles; while the heap grows, the collector keeps
     traversing all of it to find nothing (measured: 2.4 of 5.6 CPU seconds at 1,000 sites).
-    Reference counting still frees everything as usual; any cycle made meanwhile is collected
-    at the next collection after this."""
+    Reference counting still frees everything as usual; any cycle made meanwhile (by this or
+    another thread) is collected at the next collection after this. Overlapping computations in
+    threads leave it as the first found it: only the one that turned it off turns it back on."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -29,6 +29,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from numpy.typing import NDArray
+from scipy.special import gammaln, logsumexp
+from scipy.stats import beta as beta_dist
 
 from method import pvalues
 from method.pvalues import Pmf
@@ -61,7 +64,7 @@ def accepted_perturbation(
     return True, ""
 
 
-SMALL_COUNT = 30  # released counts up to this are compared with the table's exact rows
+SMALL_COUNT = 30  # counts expected (under the null) up to this: compared with the exact rows
 
 
 @lru_cache(maxsize=256)
@@ -110,6 +113,182 @@ def released_sum_tails(x: int, parts: list[int], theta: float, table: str) -> tu
     below = float(total[:x].sum())
     at = float(total[x]) if len(total) > x else 0.0
     return min(1.0, below + 0.5 * at), max(0.0, 1.0 - below - 0.5 * at)
+
+
+# The likelihood-ratio test of small perturbed counts (method-class comparisons).
+LR_ALTERNATIVE = 0.5  # the alternative: half the reference rate (the CUSUM's, method.rare)
+LR_STEPS_PER_NAT = 32  # the statistic is the log-likelihood ratio rounded to 1/32 nat
+LR_FLOOR = -12.0  # a cell's log-likelihood ratio below -12 nats counts as -12
+
+
+def log_released_pmf(n: int, theta: float, table: str, top: int) -> Pmf:
+    """ln P(released = r), r = 0..top, of a cell whose true count is binomial(n, theta), released
+    through every row of the table (a true 0 stays 0, a true 1 becomes 1-3, ...). Exact: released
+    values up to `top` come from true counts up to top + max_noise. -inf where impossible."""
+    half = (len(CELL_KEY_TABLES[table]) - 1) // 2
+    deepest = min(n, top + half)
+    true = np.arange(deepest + 1)
+    with np.errstate(divide="ignore"):
+        if 0.0 < theta < 1.0:
+            lf = pvalues.log_factorials(n)
+            log_true = (
+                lf[n]
+                - lf[true]
+                - lf[n - true]
+                + true * math.log(theta)
+                + (n - true) * math.log1p(-theta)
+            )
+        else:
+            log_true = np.log(pvalues.binomial_pmf(n, theta)[: deepest + 1])
+        log_kernel = np.log(_kernel(table, deepest)[:, : top + 1])
+    return np.asarray(logsumexp(log_true[:, None] + log_kernel, axis=0), dtype=float)
+
+
+def _lr_top(n: int, theta: float, table: str) -> int:
+    """The largest released value scored on its own (beyond it the floor): depends on n and the
+    reference rate only, never on what was released."""
+    half = (len(CELL_KEY_TABLES[table]) - 1) // 2
+    spread = math.sqrt(n * theta * (1.0 - theta))
+    return int(min(n + half, math.ceil(n * theta + 8.0 * spread) + 4 * half + 4))
+
+
+def _lr_scores(n: int, theta: float, table: str) -> NDArray[np.int64]:
+    """A cell's integer score at r = 0..top: the log of P(r | rate theta / 2) / P(r | theta)
+    in 1/32 nat, at least the floor."""
+    top = _lr_top(n, theta, table)
+    log_null = log_released_pmf(n, theta, table, top)
+    log_alt = log_released_pmf(n, theta * LR_ALTERNATIVE, table, top)
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(np.isfinite(log_null), log_alt - log_null, LR_FLOOR)
+    ratio = np.nan_to_num(ratio, nan=LR_FLOOR, neginf=LR_FLOOR)
+    scores: NDArray[np.int64] = np.rint(np.maximum(ratio, LR_FLOOR) * LR_STEPS_PER_NAT).astype(
+        np.int64
+    )
+    return scores
+
+
+def _upper_mid(cells: list[tuple[NDArray[np.int64], Pmf, float]], observed: int) -> float:
+    """P(T > observed) + P(T = observed) / 2 for T the sum of independent cells, each given as
+    (its score at r = 0..top, P(r) there, P(r > top), which scores the floor)."""
+    bottom = int(round(LR_FLOOR * LR_STEPS_PER_NAT))
+    # Partial totals that cannot reach the observed one, even with every later cell at its
+    # highest score, only add to P(T < observed): they are dropped as the convolution goes.
+    highest = [int(scores.max()) for scores, _, _ in cells]
+    reach = np.cumsum(highest[::-1])[::-1].tolist()[1:] + [0]
+    dist, lo = np.ones(1), 0
+    for j, (scores, null, above) in enumerate(cells):
+        atoms = np.concatenate([scores, [bottom]]) - bottom
+        mass = np.bincount(atoms, weights=np.concatenate([null, [above]]))
+        out = np.zeros(len(dist) + len(mass) - 1)
+        for shift in np.flatnonzero(mass):
+            out[shift : shift + len(dist)] += mass[shift] * dist
+        lo += bottom
+        cut = observed - reach[j] - lo
+        if cut > 0:
+            out = out[cut:]
+            lo += cut
+        dist = out
+    at = observed - lo
+    if at < 0:
+        return min(1.0, float(dist.sum()))
+    if at >= len(dist):
+        return 0.0
+    return min(1.0, float(dist[at + 1 :].sum() + 0.5 * dist[at]))
+
+
+def released_lr_lower(
+    released: list[int],
+    parts: list[int],
+    theta: float,
+    table: str,
+    nodes: list[tuple[float, float]] | None = None,
+) -> float:
+    """Exact mid-P that the true rate behind perturbed cells is below theta, by the likelihood
+    ratio of the released cells (released[j] positives of parts[j] valid results, true counts
+    binomial(parts[j], theta) under the null, each through the table's rows) against half the
+    rate, rounded to 1/32 nat: P(T > t) + P(T = t) / 2 under the null, T's distribution by exact
+    convolution of the cells' score distributions. Unlike the released sum, the statistic uses
+    where the counts fall: a released 0 is a true 0 (strong evidence of a low rate), a released 1
+    may be a true 1, 2 or 3 (next to none). Without perturbation it orders outcomes as the sum
+    does (the binomial likelihood ratio is monotone in the count).
+
+    `nodes` ((rate, weight), ...) makes the null a mixture over the reference rate's uncertainty
+    (reference_nodes); the scores stay those at theta."""
+    if not parts:
+        return 1.0
+    if not 0.0 < theta < 1.0:
+        return released_sum_tails(sum(released), parts, theta, table)[0]
+    sizes = [max(int(n), 0) for n in parts]
+    scores = [_lr_scores(n, theta, table) for n in sizes]
+    bottom = int(round(LR_FLOOR * LR_STEPS_PER_NAT))
+    observed = sum(
+        int(cell[r]) if 0 <= r < len(cell) else bottom
+        for r, cell in zip(released, scores, strict=True)
+    )
+    total = 0.0
+    for rate, weight in nodes or [(theta, 1.0)]:
+        cells = []
+        for n, cell in zip(sizes, scores, strict=True):
+            null = np.exp(log_released_pmf(n, rate, table, len(cell) - 1))
+            cells.append((cell, null, max(0.0, 1.0 - float(null.sum()))))
+        total += weight * _upper_mid(cells, observed)
+    return min(1.0, total)
+
+
+def expected_excess(parts: list[int], theta: float, table: str) -> float:
+    """E(released - true) summed over cells of parts[j] valid results at rate theta: the table's
+    small-count rows are not centred (a true 1 is released as 1.5 on average), so a released
+    total overstates the true one; rows for 3 or more are centred."""
+    if not parts or not 0.0 < theta < 1.0:
+        return 0.0
+    n = np.asarray(parts, dtype=float)
+    excess = 0.0
+    for count, row in CELL_KEY_SMALL_ROWS[table].items():
+        shift = sum(d * w for d, w in row)
+        if shift:
+            k = np.minimum(count, n)
+            log_p = (
+                gammaln(n + 1)
+                - gammaln(k + 1)
+                - gammaln(n - k + 1)
+                + k * math.log(theta)
+                + (n - k) * math.log1p(-theta)
+            )
+            excess += shift * float(np.sum(np.where(n >= count, np.exp(log_p), 0.0)))
+    return excess
+
+
+def unbiased_total(released_total: float, parts: list[int], table: str) -> float:
+    """The true total a released total of cells estimates: released minus the expected excess,
+    at the rate it implies (method of moments; two fixed-point steps, plenty at these excesses)."""
+    n = float(sum(parts))
+    if n <= 0:
+        return released_total
+    estimate = released_total
+    for _ in range(2):
+        estimate = max(0.0, released_total - expected_excess(parts, estimate / n, table))
+    return estimate
+
+
+REFERENCE_NODES = 12  # Gauss-Legendre nodes over the reference rate's distribution
+REFERENCE_SHARE = 0.01  # below this share of the reference's size, its rate is taken as known
+
+
+def reference_nodes(x_ref: float, n_ref: float, n_own: float) -> list[tuple[float, float]]:
+    """The reference rate's uncertainty as (rate, weight) nodes: Beta(x + 1/2, n - x + 1/2) (the
+    Jeffreys posterior of the reference's true total x of n), integrated by Gauss-Legendre
+    quadrature on its probability scale. The p-value averaged over it is the prior-predictive
+    p-value (Box, JRSS A 1980;143:383-430), which, like Fisher's conditional test, allows for the
+    reference being a sample too. When the tested count is under 1% of the reference's size
+    (variance inflated by under 1%) the rate is taken as known: one node."""
+    if n_ref <= 0:
+        return [(0.0, 1.0)]
+    x = min(max(x_ref, 0.0), n_ref)
+    if n_own < REFERENCE_SHARE * n_ref:
+        return [(x / n_ref, 1.0)]
+    points, weights = np.polynomial.legendre.leggauss(REFERENCE_NODES)
+    rates = beta_dist.ppf((points + 1.0) / 2.0, x + 0.5, n_ref - x + 0.5)
+    return [(float(r), float(w) / 2.0) for r, w in zip(rates, weights, strict=True)]
 
 
 @lru_cache(maxsize=1024)
@@ -161,3 +340,11 @@ def geometric_pmf(scale: float, cells: int = 1) -> Pmf:
         if excess > 0:
             total = total[excess:-excess]
     return np.asarray(total / total.sum(), dtype=float)
+
+
+def released_sum_lower(x: int, parts: list[int], x_ref: float, n_ref: float, table: str) -> float:
+    """Mid-P lower tail of a released sum x of perturbed cells (released_sum_tails) against a
+    reference of (unbiased) x_ref positives in n_ref, averaged over the reference rate's
+    uncertainty (reference_nodes)."""
+    nodes = reference_nodes(x_ref, n_ref, float(sum(parts)))
+    return min(1.0, sum(w * released_sum_tails(x, parts, rate, table)[0] for rate, w in nodes))

@@ -26,12 +26,14 @@ sequential monitoring and patients likely missed.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 from scipy.special import betainc
 
-from method import stats
+from method import noise, stats
 
 RNA_DETECTED = (
     "MET_EX14",
@@ -40,6 +42,10 @@ RNA_DETECTED = (
     "RET",
     "NTRK",
 )  # fusions and exon skipping: RNA finds them
+# The rare drivers whose method classes are compared with RNA-capable labs: those RNA finds and
+# DNA panels miss. BRAF V600E and ERBB2 are mutations a DNA method detects: no class difference
+# is expected, so they are not tested by class (they are tested in the window like every driver).
+CLASS_COMPARED = RNA_DETECTED
 DNA_METHODS = ("ngs_dna", "pcr", "ddpcr")
 RHO_FLOOR = 0.002
 CLASSES = ("rna_capable", "dna_only", "other", "unknown")
@@ -54,6 +60,7 @@ class Cells:
     tests: int = 0
     methods: set[str] = field(default_factory=set)
     parts: list[int] = field(default_factory=list)  # valid results of each summed stratum
+    released: list[int] = field(default_factory=list)  # positives of each summed stratum
 
     def add(self, other: Cells) -> None:
         self.positive += other.positive
@@ -63,6 +70,7 @@ class Cells:
         self.tests += other.tests
         self.methods |= other.methods
         self.parts.extend(other.parts)
+        self.released.extend(other.released)
 
 
 def method_class(methods: set[str], rna_methods: tuple[str, ...]) -> str:
@@ -140,3 +148,27 @@ def patients_missed(site: Cells, ref_x: int, ref_n: int) -> dict[str, Any] | Non
         out["among_valid"]["ci95"][1] + out["among_failed"]["ci95"][1],
     ]
     return out
+
+
+class _NoiseLike(Protocol):
+    kind: str
+    table: str
+    accepted: bool
+
+
+def excess_by_site(
+    pooled: dict[str, Cells], noises: Mapping[str, _NoiseLike], theta: float
+) -> dict[str, float]:
+    """Per site, how much its released positives overstate its true ones on average at rate
+    theta (noise.expected_excess over its cells; 0 for sites whose counts are exact or whose
+    noise is not a cell-key table the method models)."""
+    out = {}
+    for site, c in pooled.items():
+        n = noises.get(site)
+        perturbed = n is not None and n.kind == "cell_key" and n.accepted
+        out[site] = noise.expected_excess(c.parts, theta, n.table) if perturbed and n else 0.0
+    return out
+
+
+def class_excess(excess: dict[str, float], classes: dict[str, str], klass: str) -> float:
+    return float(np.sum([v for s, v in excess.items() if classes.get(s) == klass]))

@@ -22,14 +22,14 @@ def test_alike_labs_raise_few_flags() -> None:
     assert found["alarms_per_period"] <= 0.2, found
 
 
-@pytest.mark.parametrize(("perturbed", "at_least"), [(False, 4), (True, 3)])
+@pytest.mark.parametrize("perturbed", [False, True])
 def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
-    monkeypatch: pytest.MonkeyPatch, perturbed: bool, at_least: int
+    monkeypatch: pytest.MonkeyPatch, perturbed: bool
 ) -> None:
-    # Five networks of 12 labs plus the DNA-only lab: with exact counts (power ~0.96 each,
-    # docs/method.md) found in at least four; with the nodes' cell-key perturbation, which biases
-    # small counts upwards (a true 1 is released as 1.5 on average), in at least three. Every flag
-    # with its q, about 10 patients missed and the cause named.
+    # Five networks of 12 labs plus the DNA-only lab: found in at least four, with exact counts
+    # and with the nodes' cell-key perturbation alike (power above 0.9 each, docs/method.md; five
+    # of five with method 2026.3, three of five was the floor under perturbation with 2026.2).
+    # Every flag with its q, about 10 patients missed and the cause named.
     monkeypatch.setattr(bench_method, "PERTURB", perturbed)
     found = 0
     for seed in range(5):
@@ -45,17 +45,19 @@ def test_a_dna_only_lab_is_found_by_its_method_class_and_window(
         # 600 tests at 0.3% instead of ~2%: about 10 patients missed among valid results.
         assert 2 < entry["patients_missed"]["among_valid"]["estimate"] < 20
         assert "no RNA-capable method" in entry["likely_causes"]
-    assert found >= at_least
+    assert found >= 4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("perturbed", "at_least"), [(False, 0.85), (True, 0.6)])
+@pytest.mark.parametrize("perturbed", [False, True])
 def test_power_for_the_dna_only_lab_within_four_quarters(
-    monkeypatch: pytest.MonkeyPatch, perturbed: bool, at_least: float
+    monkeypatch: pytest.MonkeyPatch, perturbed: bool
 ) -> None:
-    """Exact counts: 0.9 or more in the full study (docs/method.md). With the nodes' cell-key
-    perturbation the power falls short of the 0.9 target (0.73 here, 0.80-0.95 in the study;
-    issue 14 stays open on it): this floor guards against it falling further."""
+    """The study (`make bench-method`, docs/method.md) puts the power at or above 0.9 with exact
+    and with perturbed counts (perturbed, 7 labs: 400 networks, with its Monte Carlo interval).
+    60 networks cannot show 0.9 (their own 95% interval is about +-0.07), so the bound is set
+    below the study's interval: 0.85 still fails if power falls materially, as it did to
+    0.73-0.88 under perturbation with method 2026.2."""
     monkeypatch.setattr(bench_method, "PERTURB", perturbed)
-    found = bench_method.power_study(30, 30, seed=11, standard=STANDARD)
-    assert found["power_q4"] >= at_least, found
+    found = bench_method.power_study(6, 60, seed=11, standard=STANDARD)
+    assert found["power_q4"] >= 0.85, found
