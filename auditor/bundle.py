@@ -169,17 +169,6 @@ class Bundle:
         self.digests[name] = hashlib.sha256(content).hexdigest()
         return content
 
-    def count(self, digests: dict[str, str], size: int) -> None:
-        """Members another reading of this bundle read (a process checking leaves beside this
-        one): their digests, and their bytes towards the bundle's total."""
-        self._total += size
-        if self._total > self._total_limit:
-            raise BundleUnreadable(
-                f"{self.path}: the members take the bundle past {self._total_limit} bytes "
-                "decompressed; refused (a zip bomb, or not a rarenet bundle)"
-            )
-        self.digests.update(digests)
-
     def unread(self) -> list[str]:
         return [name for name in self.names if name not in self.digests]
 

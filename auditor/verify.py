@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
-import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -401,24 +398,37 @@ def _checks(
     responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
     leaves = sorted(bundle.leaf_number(n) for n in opened.names if n.startswith("envelopes/"))
     whole = completeness.whole_envelope_members(files.get("ledger/leaves.json", b"{}"))
+    keys = _SiteKeys(files, records, trusted)
     envelopes: dict[int, str] = {}
     receipt_heads: dict[str, tuple[int, bytes]] = {}
-    for outcome in _leaf_outcomes(opened, files, records, trusted, head, leaves, whole):
-        name = f"envelopes/{outcome.index}.envelope"
-        envelopes[outcome.index] = outcome.digests[name]
-        if outcome.whole is not None:
-            files[name] = outcome.whole  # a whole-envelope leaf: completeness hashes it
-        if outcome.receipt_head is not None:
-            receipt_heads[f"receipts/{outcome.index}.envelope"] = outcome.receipt_head
-        summary = outcome.summary
-        if summary is None:
-            result.add(f"leaf {outcome.index}", False, outcome.detail)
+    for index in leaves:
+        name = f"envelopes/{index}.envelope"
+        data = opened.read(name)
+        envelopes[index] = opened.digests[name]
+        if name in whole:
+            files[name] = data  # a whole-envelope leaf: completeness hashes it
+        read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
+        proof = f"proofs/{index}.json"
+        try:
+            summary, detail = _leaf(
+                data,
+                envelopes[index],
+                read_receipt,
+                opened.read(proof) if proof in opened else None,
+                keys,
+                index,
+                head,
+            )
+        except BundleUnreadable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
+            result.add(f"leaf {index}", False, _reason(exc))
             continue
         if isinstance(summary, pb.SiteSummary):
-            _keep_latest(by_period.setdefault(summary.period, {}), outcome.index, summary)
+            _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
         else:
-            _keep_latest(responses.setdefault(summary.round_id, {}), outcome.index, summary)
-        result.add(f"leaf {outcome.index}", True, outcome.detail)
+            _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
+        result.add(f"leaf {index}", True, detail)
     for name in opened.unread():
         if name.startswith("receipts/"):  # a receipt without its envelope
             _read_receipt(opened, name, receipt_heads)
@@ -469,126 +479,6 @@ def _checks(
     by_period.clear()
     _statistics(opened, files, manifest, Inputs(ordered, revoked, rounds), len(leaves), result)
     return files_at
-
-
-@dataclass
-class _Outcome:
-    """One leaf's check: the digests and total size of its members as read, its receipt's tree
-    head, its decoded payload (None when the check failed) and what was checked or why it failed,
-    and for a whole-envelope leaf the envelope's bytes."""
-
-    index: int
-    digests: dict[str, str]
-    size: int
-    receipt_head: tuple[int, bytes] | None
-    summary: pb.SiteSummary | epb.EqaResponse | None
-    detail: str
-    whole: bytes | None
-
-
-def _check_leaf(
-    opened: bundle.Bundle, keys: _SiteKeys, head: lpb.TreeHead, index: int, whole: set[str]
-) -> _Outcome:
-    """Read one leaf's envelope, receipt and proof and check them."""
-    name = f"envelopes/{index}.envelope"
-    receipt_name, proof_name = f"receipts/{index}.envelope", f"proofs/{index}.json"
-    data = opened.read(name)
-    size = len(data)
-    read_receipt = None
-    if receipt_name in opened:
-        receipt_data = opened.read(receipt_name)
-        size += len(receipt_data)
-        read_receipt = _Receipt.read(receipt_data)
-    proof = None
-    if proof_name in opened:
-        proof = opened.read(proof_name)
-        size += len(proof)
-    receipt = None if read_receipt is None else read_receipt.receipt
-    receipt_head = (
-        None if receipt is None else (receipt.tree_head.tree_size, receipt.tree_head.root_hash)
-    )
-    digests = {n: opened.digests[n] for n in (name, receipt_name, proof_name) if n in opened}
-    kept = data if name in whole else None
-    try:
-        summary, detail = _leaf(data, digests[name], read_receipt, proof, keys, index, head)
-    except BundleUnreadable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
-        return _Outcome(index, digests, size, receipt_head, None, _reason(exc), kept)
-    return _Outcome(index, digests, size, receipt_head, summary, detail, kept)
-
-
-# From this many leaves on, the leaves are checked by a pool of processes, one a core (up to
-# _MOST_WORKERS), each reading its own share of the bundle; below, a pool costs more than it saves.
-PARALLEL_FROM = 2000
-_MOST_WORKERS = 4
-_CHUNKS_PER_WORKER = 4
-
-
-def _leaf_outcomes(
-    opened: bundle.Bundle,
-    files: dict[str, bytes],
-    records: dict[str, dict[str, Any]],
-    trusted: dict[str, bytes],
-    head: lpb.TreeHead,
-    leaves: list[int],
-    whole: set[str],
-) -> Iterator[_Outcome]:
-    """Each leaf's check, in leaf order, its members counted as read from `opened`."""
-    workers = min(_cores(), _MOST_WORKERS)
-    if len(leaves) < PARALLEL_FROM or workers < 2:
-        keys = _SiteKeys(files, records, trusted)
-        for index in leaves:
-            yield _check_leaf(opened, keys, head, index, whole)
-        return
-    key_files = {n: c for n, c in files.items() if n.startswith(("keys/", "enrolments/"))}
-    size = -(-len(leaves) // (workers * _CHUNKS_PER_WORKER))
-    chunks = [leaves[i : i + size] for i in range(0, len(leaves), size)]
-    context = multiprocessing.get_context(
-        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    )
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_start_worker,
-        initargs=(opened.path, key_files, records, trusted, head.SerializeToString(), whole),
-    ) as pool:
-        for outcomes in pool.map(_check_chunk, chunks):
-            for outcome in outcomes:
-                opened.count(outcome.digests, outcome.size)
-                yield outcome
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _start_worker(
-    path: Path,
-    key_files: dict[str, bytes],
-    records: dict[str, dict[str, Any]],
-    trusted: dict[str, bytes],
-    head: bytes,
-    whole: set[str],
-) -> None:
-    """A pool process: its own reading of the bundle, and what every leaf's check needs."""
-    _WORKER.update(
-        opened=bundle.Bundle(path),
-        keys=_SiteKeys(key_files, records, trusted),
-        head=lpb.TreeHead.FromString(head),
-        whole=whole,
-    )
-
-
-def _check_chunk(indices: list[int]) -> list[_Outcome]:
-    w = _WORKER
-    return [_check_leaf(w["opened"], w["keys"], w["head"], i, w["whole"]) for i in indices]
 
 
 def _period_start(label: str) -> tuple[str, str]:
