@@ -754,11 +754,6 @@ def _decode_views(views: Sequence[int]) -> int:
     return max((SINGLE_METHOD_POSITIVES, SINGLE_METHOD_POSITIVES + 1), key=score)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="attack succeeds: record keys name the method or 'all', so per-method, per-test and "
-    "VAF-bin twins of one count draw independent noise (TV 0.47 from one cell, 0.57 from three)",
-)
 def test_twin_cells_of_a_single_method_lab_carry_the_same_noise(tmp_path) -> None:
     """A lab tests EGFR on tissue by PCR only: 30 tests, planted 6 positives (neighbour 7). The
     same true count is released per method (EGFR x pcr), per test (EGFR x all) and as the one
