@@ -547,7 +547,8 @@ def report(runs: list[Run], templates: Templates, floor: dict[str, float]) -> No
     per = 1000 * big.coordinator_cpu / big.submissions
     floor_cpu = sum(v for k, v in floor.items() if k != "fsync wait")
     print(
-        f"Submit                  coordinator CPU {per:.2f} ms per submission (serve + decoding);"
+        f"Submit                  coordinator CPU {per:.2f} ms per submission"
+        f" ({' + '.join(k for k in big.submit_cpu if k != 'clients')});"
         f" floor {floor_cpu:.2f} ms CPU = "
         + " + ".join(f"{k} {v:.2f}" for k, v in floor.items() if k != "fsync wait")
     )

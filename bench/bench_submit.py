@@ -1,5 +1,6 @@
 """Submissions per second with 50 concurrent node clients on loopback, against a no-op unary RPC
-(the gRPC health check) on the same coordinator process, and the raw Ed25519 verify rate.
+(the gRPC health check) on the same coordinator process, and the raw Ed25519 verify rate; and
+the coordinator's CPU per call of each kind (steadier than rates on a shared machine).
 Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate.
 The two kinds of call alternate over a few rounds and the medians are compared, because the
 machine's speed varies from second to second."""
@@ -19,6 +20,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench import procstat
 from bench.common import WORK, Timer
 from coordinator import enrolment, store
 from coordinator.config import init as init_coordinator
@@ -165,9 +167,11 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
     total = CLIENTS * per_client
     proc, port = _serve(data.path)
     noop_rates, submit_rates = [], []
+    cpu = {"noop": 0.0, "submit": 0.0}  # the coordinator's CPU seconds in each kind of round
     try:
         check = health_pb2.HealthCheckRequest(service="")
         for r in range(ROUNDS):
+            before = procstat.cpu_seconds(proc.pid)
             noop_rates.append(
                 total
                 / _run_clients(
@@ -176,6 +180,7 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
                     lambda ch: health_pb2_grpc.HealthStub(ch).Check,  # type: ignore[attr-defined]  # the types-grpcio-health-checking stub's HealthStub has no methods
                 )
             )
+            between = procstat.cpu_seconds(proc.pid)
             submit_rates.append(
                 total
                 / _run_clients(
@@ -184,6 +189,8 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
                     lambda ch: cgrpc.CoordinatorStub(ch).Submit,
                 )
             )
+            cpu["noop"] += between - before
+            cpu["submit"] += procstat.cpu_seconds(proc.pid) - between
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -194,6 +201,7 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
         "submit": submit_rates,
         "ledgered": ledgered,
         "envelope": work[0][0],
+        "cpu_ms": {kind: 1000 * seconds / (ROUNDS * total) for kind, seconds in cpu.items()},
     }
 
 
@@ -236,6 +244,10 @@ def run(quick: bool = False) -> None:
         )
         print(
             f"signature verifications  {submit_rate:,.0f}/s in Submit; raw Ed25519 DSSE verify {n / raw.seconds:,.0f}/s"
+        )
+        print(
+            f"coordinator CPU per call Submit {figures['cpu_ms']['submit']:.2f} ms, no-op "
+            f"{figures['cpu_ms']['noop']:.2f} ms (all its threads and processes)"
         )
         print(
             f"targets                  >= 1,000/s {'met' if submit_rate >= 1000 else 'NOT met'}; "

@@ -28,7 +28,7 @@ MAX_TEXT = 2000
 
 
 def check_content(action: apb.CorrectiveAction) -> None:
-    """What can be checked from the payload alone (in the decoding process)."""
+    """What can be checked from the payload alone (coordinator/decoding.py)."""
     if action.sequence < 1:
         raise InvalidRequest("sequence numbers start at 1")
     if not ACTION_ID.match(action.action_id):

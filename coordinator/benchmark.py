@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from coordinator import flag_store, messages
+from coordinator import decoded_cache, flag_store, messages
 from method import METHOD_VERSION
 from method import benchmark as method_benchmark
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
@@ -61,22 +61,30 @@ def latest_leaves(conn: sqlite3.Connection, period: str) -> list[tuple[str, int]
 
 
 def latest_summaries(
-    conn: sqlite3.Connection, period: str, decoded: Decoded | None = None
+    conn: sqlite3.Connection,
+    period: str,
+    decoded: Decoded | None = None,
+    fresh: Decoded | None = None,
 ) -> dict[str, tuple[int, pb.SiteSummary]]:
     """site id: (leaf index, summary) of the highest accepted sequence for the period, revoked sites
-    included. With `decoded` (this run's summaries so far), only summaries not in it are read and
-    decoded, and they are added to it."""
+    included. A summary already in `decoded` (this run's, see Decoded) is not read again; one kept
+    decoded in the database (coordinator/decoded_cache.py) is parsed from its binary; any other is
+    decoded from its signed payload and also added to `fresh` (to keep for later runs)."""
     leaves = latest_leaves(conn, period)
     known = {} if decoded is None else decoded
+    known.update(decoded_cache.find(conn, (leaf for _site, leaf in leaves if leaf not in known)))
     missing = [leaf for _site, leaf in leaves if leaf not in known]
     for i in range(0, len(missing), _PAYLOADS_AT_ONCE):
         chunk = missing[i : i + _PAYLOADS_AT_ONCE]
         rows = conn.execute(
-            f"SELECT leaf_index, payload FROM summaries WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+            "SELECT leaf_index, payload FROM summaries"
+            f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
             chunk,
         )
         for leaf, payload in rows:
             known[leaf] = wire.decode(payload.encode("utf-8"), pb.SiteSummary)
+            if fresh is not None:
+                fresh[leaf] = known[leaf]
     return {site: (leaf, known[leaf]) for site, leaf in leaves}
 
 
@@ -124,9 +132,12 @@ def inputs(
     period: str,
     standard: Standard | None = None,
     decoded: Decoded | None = None,
+    fresh: Decoded | None = None,
 ) -> Inputs:
+    """What a benchmark of the period reads (see latest_summaries for `decoded` and `fresh`)."""
     by_period = {
-        label: latest_summaries(conn, label, decoded) for label in _window_labels(period, standard)
+        label: latest_summaries(conn, label, decoded, fresh)
+        for label in _window_labels(period, standard)
     }
     rounds = []
     for round_, truth in _eqa_rounds(conn, period):
@@ -202,19 +213,24 @@ def compute(
     standard: Standard,
     progress: Callable[[str], None] | None = None,
     decoded: Decoded | None = None,
-    keep_flags: bool = False,
+    keep: bool = False,
 ) -> dict[str, Any]:
     """The benchmark of the period's stored inputs. `decoded`: this run's decoded summaries (see
-    Decoded). With `keep_flags`, the result's flags are kept in the database under the inputs'
-    fingerprint (coordinator/flag_store.py), for later reports' flag history."""
-    data = inputs(conn, period, standard, decoded)
+    Decoded). With `keep`, what this run derived is kept in the database for later runs: the
+    summaries it decoded (coordinator/decoded_cache.py) and the result's flags under the inputs'
+    fingerprint (coordinator/flag_store.py, for later reports' flag history)."""
+    fresh: Decoded = {}
+    data = inputs(conn, period, standard, decoded, fresh)
     result = compute_from(data, period, standard, progress)
-    if keep_flags:
-        problem = flag_store.keep(
-            conn, result["period"], fingerprint(data, period, standard), flag_store.by_site(result)
-        )
-        if problem and progress:
-            progress(problem)
+    if keep:
+        flags = flag_store.by_site(result)
+        label = parse_period(period).label
+        for problem in (
+            decoded_cache.keep(conn, fresh),
+            flag_store.keep(conn, label, fingerprint(data, period, standard), flags),
+        ):
+            if problem and progress:
+                progress(problem)
     return result
 
 

@@ -301,7 +301,7 @@ def benchmark(
     say = lambda m: click.echo(f"… {m}", err=True)
     conn = sqlite3.connect(data.db)
     decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
-    result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep_flags=True)
+    result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
     if not result["sites"]:
         raise NothingToReport(
             f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
@@ -312,6 +312,7 @@ def benchmark(
         click.echo(f"NOTE: {note}", err=True)
         result["notes"] = [note]
     extra = followup.gather(conn, result, standard, progress=say, decoded=decoded)
+    decoded.clear()  # the report reads the results only: free the summaries before drawing
     try:
         language = lang or report.default_language(standard)
     except ValueError as exc:

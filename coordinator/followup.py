@@ -67,7 +67,7 @@ def period_flags(
     if compute is not None:
         return flag_store.by_site(compute(period))
     result = benchmark.compute(
-        conn, period, standard, progress=progress, decoded=decoded, keep_flags=True
+        conn, period, standard, progress=progress, decoded=decoded, keep=True
     )
     return flag_store.by_site(result)
 

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from coordinator import actions, decoding, eqa
+from coordinator import actions, decoded_cache, decoding, eqa
 from coordinator.errors import (
     AlreadyRecorded,
     CoordinatorError,
@@ -176,6 +176,7 @@ class Intake:
         rate_limit: SiteRateLimit | None = None,
     ) -> None:
         self.conn = conn
+        conn.execute(decoded_cache.SCHEMA)  # each summary kept decoded as it is stored
         self.clock = clock or _now  # UTC now; tests pass a clock they control
         self.ledger = ledger
         self.lock = threading.Lock()  # guards conn and the ledger's tree
@@ -184,7 +185,7 @@ class Intake:
         self._readers = threading.local()
         self._key_sites: dict[str, str] = {}  # keyid: site (a key never changes site)
         self._vocabulary = vocabulary
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
         self._thread.start()
 
@@ -286,20 +287,37 @@ class Intake:
 
     def _fresh(self, batch: list[_Pending]) -> list[_Pending]:
         """Answer the envelopes already in the ledger; the others, to be checked."""
-        fresh: list[_Pending] = []
+        hashed: list[_Pending] = []
         for item in batch:
             try:
                 item.data = wire.envelope_bytes(item.envelope)
                 item.sha = hashlib.sha256(item.data).hexdigest()
+                hashed.append(item)
+            except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
+                log.exception("unexpected error reading a submission")
+                self._answer(item, exc)
+        try:
+            ledgered = self.ledger.ledgered(self.reader(), [item.sha for item in hashed])
+        except Exception as exc:  # noqa: BLE001 - the batch is answered, the intake goes on
+            log.exception("unexpected error looking up submissions")
+            for item in hashed:
+                self._answer(item, exc)
+            return []
+        fresh: list[_Pending] = []
+        for item in hashed:
+            if item.sha not in ledgered:
+                fresh.append(item)
+                continue
+            try:  # its original receipt, even if the site was revoked since
                 existing = self._existing(self.reader(), item.sha)
             except Exception as exc:  # noqa: BLE001 - one bad envelope must not stop the intake
                 log.exception("unexpected error looking up a submission")
                 self._answer(item, exc)
                 continue
-            if existing:  # its original receipt, even if the site was revoked since
-                self._answer(item, response=existing)
-            else:
+            if existing is None:
                 fresh.append(item)
+            else:
+                self._answer(item, response=existing)
         return fresh
 
     def _check(self, fresh: list[_Pending]) -> list[_Pending]:
@@ -438,6 +456,7 @@ class Intake:
                         item.envelope.payload.decode("utf-8"),
                     ),
                 )
+                decoded_cache.keep_in(conn, index, summary)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -15,7 +15,7 @@ from typing import Any
 from coordinator.benchmark import for_site
 from method import stats
 from rendering.labels import METHOD_CLASS
-from rendering.plots import funnel_grid, points_of
+from rendering.plots import Funnel, funnel_grid, points_of
 
 VIEW_VERSION = 1
 SHAREABLE_META = ("generated_at", "data_cutoff", "tree_head")
@@ -73,6 +73,8 @@ class NetworkContext:
     method_class: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     trend_network: dict[str, list[float | None]] = field(default_factory=dict)
     periods: list[str] = field(default_factory=list)  # shown_periods, found once for every lab
+    # Funnels drawn for this benchmark, by (language, labs named): drawn once per report run.
+    funnels: dict[tuple[str, bool], dict[str, Funnel]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, benchmark: dict) -> NetworkContext:

@@ -145,6 +145,19 @@ class Ledger:
             for offset, receipt in enumerate(staged.receipts)
         ]
 
+    @staticmethod
+    def ledgered(conn: sqlite3.Connection, shas: list[str]) -> set[str]:
+        """Which of these envelope SHA-256s (hex; a batch, up to a few hundred) are in the ledger."""
+        if not shas:
+            return set()
+        marks = ",".join("?" * len(shas))
+        return {
+            sha
+            for (sha,) in conn.execute(
+                f"SELECT envelope_sha256 FROM ledger WHERE envelope_sha256 IN ({marks})", shas
+            )
+        }
+
     def existing(self, conn: sqlite3.Connection, sha: str) -> cpb.SubmitResponse | None:
         """The original answer to an envelope already in the ledger."""
         row = conn.execute(

@@ -21,7 +21,7 @@ from rendering import csv_safe, lab_report, pdf, svg
 from rendering.environment import environment
 from rendering.i18n import LANGUAGES, Reader
 from rendering.labels import METHOD_CLASSES, label
-from rendering.plots import Funnel, funnel, points_of
+from rendering.plots import Funnel, funnel, funnel_pair, points_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 DETAIL_LIMIT = 100  # more sites than this: one page per site, linked from the index
@@ -153,12 +153,31 @@ def chance(benchmark: dict) -> dict:
 
 
 def network_funnels(
-    reader: Reader, benchmark: dict, ctx: NetworkContext, named: bool
+    reader: Reader, benchmark: dict, ctx: NetworkContext, named: bool, anonymous_too: bool = False
 ) -> dict[str, Funnel]:
-    return {
-        b: funnel(reader, b, net, ctx.curves[b], points_of(benchmark["sites"], b, named), named)
-        for b, net in sorted(benchmark["network"]["positivity"].items())
-    }
+    """Each biomarker's funnel, labs named or not; with `anonymous_too` (named ones for the index
+    when every lab's page follows), the anonymous ones come from the same drawings. Kept in `ctx`:
+    a report run draws each funnel once."""
+    key = (reader.lang, named)
+    if key not in ctx.funnels:
+        positivity = sorted(benchmark["network"]["positivity"].items())
+        if named and anonymous_too:
+            pairs = {
+                b: funnel_pair(
+                    reader, b, net, ctx.curves[b], points_of(benchmark["sites"], b, True)
+                )
+                for b, net in positivity
+            }
+            ctx.funnels[(reader.lang, False)] = {b: pair[0] for b, pair in pairs.items()}
+            ctx.funnels[key] = {b: pair[1] for b, pair in pairs.items()}
+        else:
+            ctx.funnels[key] = {
+                b: funnel(
+                    reader, b, net, ctx.curves[b], points_of(benchmark["sites"], b, named), named
+                )
+                for b, net in positivity
+            }
+    return ctx.funnels[key]
 
 
 def _network_trends(reader: Reader, ctx: NetworkContext) -> Markup | None:
@@ -189,7 +208,7 @@ def render_index(
     reader = Reader(lang)
     sites = benchmark["sites"]
     today = _today(followup)
-    named = network_funnels(reader, benchmark, ctx, named=True)
+    named = network_funnels(reader, benchmark, ctx, named=True, anonymous_too=lab_pages)
     detail = len(sites) <= DETAIL_LIMIT
     persistent = followup.get("persistent", [])
     persistent_sites = {m["site_id"] for m in persistent}

@@ -39,11 +39,14 @@ def refresh(
             if done and done[0] >= last:
                 continue
             out = data.path / "reports" / period.label
-            result = benchmark.compute(conn, period.label, standard)
+            decoded: benchmark.Decoded = {}  # as `rarenet-coordinator benchmark`: kept for later
+            result = benchmark.compute(conn, period.label, standard, decoded=decoded, keep=True)
+            extra = followup.gather(conn, result, standard, decoded=decoded)
+            decoded.clear()  # the report reads the results only
             report.write(
                 result,
                 out,
-                followup=followup.gather(conn, result, standard),
+                followup=extra,
                 lang=report.default_language(standard),
             )
             conn.execute(

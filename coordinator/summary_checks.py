@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coordinator.errors import InvalidRequest
@@ -97,6 +98,7 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
         ("concordance tables", summary.concordance),
         ("VAF histograms", summary.vaf),
         ("panel biomarkers", summary.panel.biomarkers),
+        ("tests per specimen", summary.specimen_tests),
     ):
         _at_most(len(items), MAX_TABLES, what)
     _check_privacy(summary.policy.differential_privacy)
@@ -166,6 +168,7 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             _name(t.index_method, sides, "index method", where)
             _name(t.comparator_method, sides, "comparator method", where)
     _check_panel(summary.panel, vocabulary)
+    _check_specimen_tests(summary.specimen_tests, vocabulary)
     for v in summary.vaf:
         if vocabulary is not None and not (v.biomarker in biomarkers and v.method in methods):
             _name(v.biomarker, biomarkers, "biomarker", _vaf(v))
@@ -249,6 +252,30 @@ def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None
             raise InvalidRequest(
                 f"panel coverage: {b.with_valid_result} patients with a valid {b.biomarker} "
                 f"result of {panel.patients} patients; it cannot be more"
+            )
+
+
+def _check_specimen_tests(
+    tables: Sequence[pb.SpecimenTests], vocabulary: Vocabulary | None
+) -> None:
+    """Tests and failed tests per specimen: the failure rate per test is read from them."""
+    specimens: set[str] = set()
+    for t in tables:
+        where = f"tests per specimen {t.specimen[:40]}"
+        if vocabulary is not None:
+            _name(t.specimen, vocabulary.specimens, "specimen", where)
+        if t.specimen in specimens:
+            raise InvalidRequest(f"{where}: the specimen appears twice; each is listed once")
+        specimens.add(t.specimen)
+        if t.withheld:
+            if t.tests or t.failed:
+                raise InvalidRequest(f"{where}: a withheld count releases no tests")
+            continue
+        if t.tests > MAX_COUNT:
+            _too_many(where, "tests", t.tests)
+        if t.failed > t.tests:
+            raise InvalidRequest(
+                f"{where}: {t.failed} failed tests of {t.tests} tests; it cannot be more"
             )
 
 

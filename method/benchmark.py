@@ -77,13 +77,6 @@ Json = dict[str, Any]
 __all__ = ["METHOD_VERSION", "compute", "for_site", "window_length"]
 
 
-def _released(s: pb.StratumCounts) -> bool:
-    """A stratum whose positive and negative cells can be used for positivity."""
-    if s.withheld:
-        return False
-    return not s.suppressed_cells or not {"positive", "negative"} & set(s.suppressed_cells)
-
-
 def _frac(x: float, n: float) -> float | None:
     return x / n if n else None
 
@@ -198,24 +191,15 @@ def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rar
             continue
         cell = out[s.biomarker]
         suppressed = s.suppressed_cells
-        positive, failed = s.positive, s.failed
-        if not suppressed:
+        positive, negative, tests, failed = s.positive, s.negative, s.tests, s.failed
+        if not suppressed or strata.released(False, suppressed):
             cell.positive += positive
-            cell.valid += positive + s.negative
+            cell.valid += positive + negative
             cell.cells += 1
-            cell.parts.append(positive + s.negative)
-            cell.released.append(positive)
-            cell.tests += max(s.tests, failed)
-            cell.failed += failed
-            continue
-        if _released(s):
-            cell.positive += positive
-            cell.valid += positive + s.negative
-            cell.cells += 1
-            cell.parts.append(positive + s.negative)
+            cell.parts.append(positive + negative)
             cell.released.append(positive)
         if "failed" not in suppressed:
-            cell.tests += max(s.tests, failed)
+            cell.tests += tests if tests > failed else failed  # max(tests, failed)
             cell.failed += failed
     return out
 
@@ -914,7 +898,9 @@ def _rare_drivers(
                 c = cells.get(biomarker)
                 if c is None or not (c.cells or c.tests):
                     continue
-                pooled.setdefault(site, rare.Cells()).add(c)
+                if site not in pooled:
+                    pooled[site] = rare.Cells()
+                pooled[site].add(c)
                 series[site].append((p.label, c.positive, c.valid))
                 tx += c.positive
                 tn += c.valid
@@ -927,7 +913,8 @@ def _rare_drivers(
             continue
         big_x = sum(c.positive for c in pooled.values())
         big_n = sum(c.valid for c in pooled.values())
-        classes = {s: rare.method_class(methods[s], standard.rna_methods) for s in pooled}
+        rna_methods = standard.rna_methods
+        classes = {s: rare.method_class(methods[s], rna_methods) for s in pooled}
         class_totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
         class_noises: dict[str, list[np.ndarray]] = defaultdict(list)
         class_parts: dict[str, list[int]] = defaultdict(list)
@@ -986,9 +973,9 @@ def _rare_drivers(
                     offset, pmf = pvalues.hypergeometric_pmf(cx + ref[0], cn, cn + ref[1])
                     spread = _summed_noise(class_noises[klass])
                     if len(spread) > 1:  # the class's perturbed count: Fisher's pmf with its noise
-                        shift, pmf = pvalues.with_noise(pmf, spread)
-                        offset += shift
-                    p_class = pvalues.tails(pmf, cx, offset)[0]
+                        p_class = pvalues.noisy_lower_tail(pmf, offset, spread, cx)
+                    else:
+                        p_class = pvalues.tails(pmf, cx, offset)[0]
                 members = [s for s in sites if classes[s] == klass and noises[s].vectorised]
                 comparisons[klass] = {"reference_class": "rna_capable"}
                 run.test(
@@ -1309,8 +1296,9 @@ def _without_cycle_collection() -> Iterator[None]:
     A benchmark allocates millions of small dicts and lists (the result alone holds several per
     stratum) and none of them form reference cycles; while the heap grows, the collector keeps
     traversing all of it to find nothing (measured: 2.4 of 5.6 CPU seconds at 1,000 sites).
-    Reference counting still frees everything as usual; any cycle made meanwhile is collected
-    at the next collection after this."""
+    Reference counting still frees everything as usual; any cycle made meanwhile (by this or
+    another thread) is collected at the next collection after this. Overlapping computations in
+    threads leave it as the first found it: only the one that turned it off turns it back on."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

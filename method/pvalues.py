@@ -179,6 +179,19 @@ def with_noise(pmf: Pmf, noise: Pmf) -> tuple[int, Pmf]:
     return -k, np.asarray(np.convolve(pmf, noise), dtype=float)
 
 
+def noisy_lower_tail(pmf: Pmf, offset: int, noise: Pmf, x: int) -> float:
+    """The lower mid-P at x of X + E, X ~ pmf over offset.. and E ~ noise over -K..K, with x in
+    the support of X: the sum over e of P(E = e) (P(X < x - e) + P(X = x - e) / 2). What
+    tails(with_noise(pmf, noise), x, offset - K)[0] gives, up to rounding (the same terms summed
+    in another order), in O(len(pmf) + len(noise)) instead of their product, which grows with
+    the square of the network when E is a whole method class's noise."""
+    half = (len(noise) - 1) // 2
+    below = np.concatenate([[0.0], np.cumsum(pmf)])  # below[j] = P(X < offset + j)
+    j = x - offset - np.arange(-half, half + 1)  # the index in pmf of x - e, for each e
+    at = np.where((j >= 0) & (j < len(pmf)), pmf[np.clip(j, 0, len(pmf) - 1)], 0.0)
+    return min(1.0, float(np.dot(noise, below[np.clip(j, 0, len(pmf))] + 0.5 * at)))
+
+
 def binomial_tails_many(
     x: NDArray[np.float64], n: NDArray[np.float64], theta: NDArray[np.float64] | float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -9,6 +9,7 @@ arrays, so the cost per site stays flat as the network grows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from operator import itemgetter
 from typing import Any
 
@@ -23,7 +24,7 @@ LIMIT_NAMES = ("lower998", "lower95", "upper95", "upper998")
 POSITIVITY_CELLS = frozenset({"positive", "negative"})
 
 
-def released(withheld: bool, suppressed: list[str]) -> bool:
+def released(withheld: bool, suppressed: Collection[str]) -> bool:
     """A stratum whose positive and negative cells can be used for positivity."""
     return not withheld and "positive" not in suppressed and "negative" not in suppressed
 

@@ -175,7 +175,8 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     for table in out.concordance:
         _concordance(table, keys, n)
     _turnaround(out, keys, n)
-    _specimen_tests(out, keys, n, {specimen for _, specimen in linked})
+    small_count = policy.small_count_threshold if policy.small_count_suppression else 0
+    _specimen_tests(out, keys, n, {specimen for _, specimen in linked}, small_count)
     _panel(out.panel, keys, n)
     out.policy.CopyFrom(policy_message(policy, keys.key_scheme))
     return out
@@ -350,13 +351,17 @@ def _turnaround(summary: pb.SiteSummary, keys: CellKeys, n: int) -> None:
 _TEST_CELLS = ("failed", "succeeded")  # node/metrics.py FAILED, SUCCEEDED
 
 
-def _specimen_tests(summary: pb.SiteSummary, keys: CellKeys, n: int, linked: set[str]) -> None:
+def _specimen_tests(
+    summary: pb.SiteSummary, keys: CellKeys, n: int, linked: set[str], small_count: int = 0
+) -> None:
     """Tests and failed tests per specimen, merged as turnaround is (the same tests): specimens
     with fewer than n tests are merged into specimen "any", withheld if still small. Both cells
     (failed, succeeded) are perturbed and tests is their sum. Where a specimen has a withheld or
-    merged stratum (`linked`), a true 0 is a linked zero: failed tests minus a
-    biomarker's released failed calls would otherwise prove whether the withheld stratum's tests
-    failed (tests/test_privacy_redteam.py)."""
+    merged stratum (`linked`), a true 0 is a linked zero: failed tests minus a biomarker's
+    released failed calls would otherwise prove whether the withheld stratum's tests failed
+    (tests/test_privacy_redteam.py). With small-count suppression (`small_count`, its
+    threshold), a specimen with a cell of 1 to threshold - 1 is withheld: the table has only two
+    cells, so hiding one hides both, and the benchmark must not read a hidden count as 0."""
     kept = [t for t in summary.specimen_tests if t.tests >= n]
     small = [t for t in summary.specimen_tests if t.tests < n]
     released = [(t, [t.specimen]) for t in kept]
@@ -374,6 +379,15 @@ def _specimen_tests(summary: pb.SiteSummary, keys: CellKeys, n: int, linked: set
             merged.disclosure_note = f"withheld: fewer than {n} tests even merged"
     for table, members in released:
         true_cells = (table.failed, table.tests - table.failed)
+        if any(0 < c < small_count for c in true_cells):
+            specimen = table.specimen
+            table.Clear()
+            table.specimen = specimen
+            table.withheld = True
+            table.disclosure_note = (
+                f"withheld: a cell under {small_count} (small-count suppression)"
+            )
+            continue
         cell_keys = [_sum_keys([keys.specimen_tests[m] for m in members], i) for i in range(2)]
         cells = [cellkey.perturb(c, k) for c, k in zip(true_cells, cell_keys, strict=True)]
         if linked.intersection(members):

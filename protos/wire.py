@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Callable
 from functools import partial
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import orjson
@@ -169,6 +170,8 @@ def _message_step(descriptor: AnyDescriptor) -> Step | None:
     _STEPS[descriptor] = _planning
     fields = [(f.name, step) for f in descriptor.fields if (step := _field_step(f)) is not None]
     _STEPS[descriptor] = found = _object_step(tuple(fields)) if fields else None
+    if all(step in _TYPE_CHECKS for _, step in fields):
+        _TYPES_ONLY[descriptor] = tuple((name, _TYPE_CHECKS[step]) for name, step in fields)
     return found
 
 
@@ -200,7 +203,9 @@ def _field_step(field: AnyFieldDescriptor) -> Step | None:
         return item_step
     if item_step is None:
         return _is_list
-    return partial(_each, item_step)
+    if field.message_type is not None and field.message_type in _TYPES_ONLY:
+        return partial(_each_typed, _TYPES_ONLY[field.message_type])
+    return partial(_each, item_step, _PASSED.get(item_step, frozenset()))
 
 
 def _is_list(value: Any) -> Any:
@@ -209,10 +214,24 @@ def _is_list(value: Any) -> Any:
     return value
 
 
-def _each(item_step: Step, value: Any) -> Any:
+def _each(item_step: Step, passed: frozenset[type], value: Any) -> Any:
+    """Each item through its step, unless all are of types it lets through as they are."""
     if type(value) is not list:
         raise _Unusual
+    if set(map(type, value)) <= passed:
+        return value
     return [item_step(item) for item in value]
+
+
+def _each_typed(fields: tuple[tuple[str, frozenset[type]], ...], value: Any) -> Any:
+    """A list of objects whose fields need no more than their type checked (a summary's strata):
+    each field of all of them at once."""
+    if type(value) is not list or not set(map(type, value)) <= _OBJECT:
+        raise _Unusual
+    for name, types in fields:
+        if not set(map(type, map(methodcaller("get", name), value))) <= types:
+            raise _Unusual
+    return value
 
 
 def _scalar_step(field: AnyFieldDescriptor) -> Step | None:
@@ -260,6 +279,22 @@ def _integer_or_digits(value: Any) -> Any:
 
 def _unsupported(value: Any) -> Any:
     raise _Unusual
+
+
+# The types a scalar step lets through unchanged.
+_PASSED: dict[Step, frozenset[type]] = {
+    _boolean: frozenset({bool}),
+    _number: frozenset({float, int}),
+    _integer_or_digits: frozenset({int}),
+}
+# The steps that only check a value's type, and the types they let through (None: absent or null,
+# the default); message types whose fields need no other step, with their fields' types.
+_TYPE_CHECKS: dict[Step, frozenset[type]] = {
+    _boolean: frozenset({bool, type(None)}),
+    _is_list: frozenset({list, type(None)}),
+}
+_TYPES_ONLY: dict[AnyDescriptor, tuple[tuple[str, frozenset[type]], ...]] = {}
+_OBJECT = frozenset({dict})
 
 
 _INTEGERS = {
@@ -354,32 +389,53 @@ def _fill(message: Message, data: JsonObject, path: str) -> None:
             setattr(message, key, _scalar(field, value, where))
 
 
-def _json_scalar(field: AnyFieldDescriptor, value: Any) -> object:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode("ascii")
-    if field.cpp_type in _AS_STRING:
-        return str(value)
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-        return orjson.Fragment(float.__repr__(value))
-    return value
+def _base64_text(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _float_json(value: float) -> object:
+    if value != value or value in (float("inf"), float("-inf")):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return orjson.Fragment(float.__repr__(value))
+
+
+# How each field of a message type is written: (name, the message's own writer for a message
+# field, the scalar writer (None: as it is), repeated).
+_Writing: TypeAlias = tuple[str, bool, Callable[[Any], object] | None, bool]
+_WRITINGS: dict[AnyDescriptor, tuple[_Writing, ...]] = {}
+
+
+def _writing(descriptor: AnyDescriptor) -> tuple[_Writing, ...]:
+    writing = _WRITINGS.get(descriptor)
+    if writing is None:
+        fields: list[_Writing] = []
+        for f in descriptor.fields:
+            scalar: Callable[[Any], object] | None = None
+            if f.type == FieldDescriptor.TYPE_BYTES:
+                scalar = _base64_text
+            elif f.cpp_type in _AS_STRING:
+                scalar = str
+            elif f.cpp_type in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+                scalar = _float_json
+            is_message = f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE
+            fields.append((f.name, is_message, scalar, f.is_repeated))
+        writing = _WRITINGS[descriptor] = tuple(fields)
+    return writing
 
 
 def _to_dict(message: Message) -> JsonObject:
     out: JsonObject = {}
-    for field in message.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        if field.is_repeated:
-            if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-                out[field.name] = [_to_dict(item) for item in value]
-            else:
-                out[field.name] = [_json_scalar(field, item) for item in value]
-        elif field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
-            if message.HasField(field.name):
-                out[field.name] = _to_dict(value)
+    for name, is_message, scalar, repeated in _writing(message.DESCRIPTOR):
+        value = getattr(message, name)
+        if is_message:
+            if repeated:
+                out[name] = [_to_dict(item) for item in value]
+            elif message.HasField(name):
+                out[name] = _to_dict(value)
+        elif scalar is None:
+            out[name] = list(value) if repeated else value
         else:
-            out[field.name] = _json_scalar(field, value)
+            out[name] = [scalar(item) for item in value] if repeated else scalar(value)
     return out
 
 

@@ -1,8 +1,7 @@
 """A second Python process that answers pickled messages on its stdin with pickled messages on
 its stdout, so that work the interpreter lock would keep on one core can use the other.
 
-The node checks the rows of a large export in one while it writes them (node/validate.py); the
-coordinator decodes submitted payloads in one while it commits (coordinator/decoding.py). The
+The node checks the rows of a large export in one while it writes them (node/validate.py). The
 worker module runs `serve(handle)`; the parent holds a `Worker`.
 """
 

@@ -87,6 +87,32 @@ def funnel(
     """The positivity funnel of `biomarker`: network rate, the 95% and 99.8% limits (`curve`, from
     `funnel_grid` and the benchmark's statistics), one dot per lab (label, valid results, rate,
     status); labs named when `name_points`, else anonymous."""
+    return _drawn(reader, biomarker, network, curve, points, name_points, anonymous_too=False)[0]
+
+
+def funnel_pair(
+    reader: Reader,
+    biomarker: str,
+    network: dict,
+    curve: dict,
+    points: list[tuple[str | None, int, float | None, str]],
+) -> tuple[Funnel, Funnel]:
+    """(anonymous, named) funnels from one drawing: saved once before the labs' names are written
+    on it and once after, byte for byte what `funnel` draws for each (the network report and every
+    lab's page need both)."""
+    anonymous, named = _drawn(reader, biomarker, network, curve, points, True, anonymous_too=True)
+    return anonymous, named
+
+
+def _drawn(
+    reader: Reader,
+    biomarker: str,
+    network: dict,
+    curve: dict,
+    points: list[tuple[str | None, int, float | None, str]],
+    name_points: bool,
+    anonymous_too: bool,
+) -> list[Funnel]:
     _ = reader._
     theta = network["rate"]
     ns = curve["n"]
@@ -146,20 +172,29 @@ def funnel(
     ax.set_xlim(n_lo, n_hi)
     ax.set_xlabel(plain(_("valid results (positive + negative)")))
     ax.set_ylabel(plain(_("positivity")))
-    ax.set_title(plain(label(reader, "biomarker", biomarker)), loc="left", fontsize=11)
+    # y given: the title stays where matplotlib would put it (nothing is drawn above the axes),
+    # without measuring every tick label to find that out (a seventh of drawing a funnel).
+    ax.set_title(plain(label(reader, "biomarker", biomarker)), loc="left", fontsize=11, y=1.0)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.pct(v, 1))))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: plain(reader.num(v))))
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    _label_points(ax, named)  # the axes' place is fixed (add_axes): transData needs no draw
+    # The axes' place is fixed (add_axes): transData needs no draw.
     (x0, y0), (x1, y1) = ax.transData.transform([(0.0, 0.0), (1.0, 1.0)])
     height = fig.get_figheight() * DPI
-    buffer = io.StringIO()
-    # No bbox "tight": the coordinates must stay as drawn. No date: the same data draws the same
-    # page, so two runs' reports can be compared byte for byte.
-    fig.savefig(buffer, format="svg", dpi=150 if many else DPI, metadata={"Date": None})
+
+    def saved() -> Funnel:
+        buffer = io.StringIO()
+        # No bbox "tight": the coordinates must stay as drawn. No date: the same data draws the
+        # same page, so two runs' reports can be compared byte for byte.
+        fig.savefig(buffer, format="svg", dpi=150 if many else DPI, metadata={"Date": None})
+        text = buffer.getvalue()
+        return Funnel(text[text.index("<svg") :], x0, x1 - x0, height - y0, -(y1 - y0))
+
+    drawn = [saved()] if anonymous_too else []  # before any name is written on it
+    _label_points(ax, named)
+    drawn.append(saved())
     plt.close(fig)
-    text = buffer.getvalue()
-    return Funnel(text[text.index("<svg") :], x0, x1 - x0, height - y0, -(y1 - y0))
+    return drawn
 
 
 def _label_points(ax: Axes, named: list[tuple[str, int, float]], gap: float = 8.0) -> None:
@@ -202,4 +237,4 @@ def points_of(
     ]
 
 
-__all__ = ["Funnel", "funnel", "funnel_grid", "plain", "points_of", "GREY"]
+__all__ = ["Funnel", "funnel", "funnel_grid", "funnel_pair", "plain", "points_of", "GREY"]

@@ -303,3 +303,20 @@ def test_the_labs_preview_shows_the_tests_per_specimen_that_leave(tmp_path) -> N
     tissue = by_specimen(released)["tissue"]
     assert f"tissue    {tissue.failed} failed of {tissue.tests}" in readable.output
     assert "any       withheld  withheld: fewer than 10 tests even merged" in readable.output
+
+
+def test_small_count_suppression_withholds_a_specimen_with_a_small_cell(tmp_path) -> None:
+    """With small-count suppression on (threshold 5), 3 failed tissue tests of 40 are not
+    released (hiding one of two cells hides both); 0 failed of 20 plasma tests is (a zero is not
+    a small count). The benchmark then has no tissue failure rate rather than a wrong one."""
+    lab = make_lab(tmp_path, disclosure="small_count_suppression = true")
+    assert lab.config.disclosure.small_count_threshold == 5
+    lab.load(failing_rows("t", 40, 3) + failing_rows("p", 20, 0, "plasma"))
+    released = lab.build()
+    tissue, plasma = by_specimen(released)["tissue"], by_specimen(released)["plasma"]
+    assert tissue.withheld and (tissue.tests, tissue.failed) == (0, 0)
+    assert "small-count suppression" in tissue.disclosure_note
+    assert not plasma.withheld and plasma.failed == 0
+    released.site_id = "lab"
+    failure = failure_of(released)["sites"]["lab"]["failure"]
+    assert "tissue" not in failure and failure["plasma"]["exact"] is True

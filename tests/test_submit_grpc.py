@@ -8,7 +8,7 @@ import sqlite3
 import grpc
 import pytest
 
-from coordinator import enrolment
+from coordinator import benchmark, enrolment
 from node import outbox, send, summary
 from node.client import RpcFailure
 from node.standard import load_cached
@@ -141,6 +141,10 @@ def test_garbage_payload_is_refused(coordinator, node_factory) -> None:
             node.client.submit(envelope)
         assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT, garbage
         assert "cannot be read as a site summary" in str(caught.value)
+        # Signed by no enrolled key: refused for that, before the payload is read.
+        with pytest.raises(RpcFailure) as caught:
+            node.client.submit(dsse.sign(wire.SITE_SUMMARY, garbage, keys.generate()))
+        assert caught.value.code == grpc.StatusCode.UNAUTHENTICATED, garbage
     envelope = dsse.sign("application/x-unknown", b"{}", node.config.signing_key())
     with pytest.raises(RpcFailure) as caught:
         node.client.submit(envelope)
@@ -371,3 +375,25 @@ def test_the_strata_view_lists_each_stratum_of_the_stored_summary(
         for s in sent.strata
     ]
     assert len(rows) > 20
+
+
+def test_a_stored_summary_is_kept_decoded_and_the_benchmark_reads_that(
+    coordinator, node_factory, synthetic_csv
+) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a"))
+    envelope = signed_summary(node)
+    node.client.submit(envelope)
+    conn = sqlite3.connect(coordinator.service.data.db)
+    ((leaf, message),) = conn.execute("SELECT leaf_index, message FROM summary_messages").fetchall()
+    (stored_leaf,) = conn.execute("SELECT leaf_index FROM summaries").fetchone()
+    assert leaf == stored_leaf
+    # The kept message is the signed payload, decoded independently here.
+    assert pb.SiteSummary.FromString(message) == wire.decode(envelope.payload, pb.SiteSummary)
+    # The benchmark's reader takes it from there: with the JSON payload made unreadable, the
+    # kept message still gives the summary (and without it, the payload would be refused).
+    conn.execute("UPDATE summaries SET payload = '{}'")
+    conn.commit()
+    ((site, (read_leaf, read)),) = benchmark.latest_summaries(conn, PERIOD.label).items()
+    assert (site, read_leaf) == ("lab-a", leaf)
+    assert read == wire.decode(envelope.payload, pb.SiteSummary)

@@ -46,6 +46,10 @@ def valid() -> pb.SiteSummary:
             )
         ],
         vaf=[pb.VafHistogram(biomarker="EGFR", method="pcr", edges=EDGES, counts=[1, 1, 1])],
+        specimen_tests=[
+            pb.SpecimenTests(specimen="tissue", tests=10, failed=1),
+            pb.SpecimenTests(specimen="any", withheld=True),
+        ],
     )
 
 
@@ -154,6 +158,31 @@ REFUSED = {
     "VAF counts": (
         _replace("counts", [1, 1]),
         "VAF histogram EGFR/pcr: 4 edges need 3 counts, not 2",
+        False,
+    ),
+    "tests per specimen: specimen": (
+        _set("specimen_tests.specimen", "blood"),
+        "tests per specimen blood: specimen 'blood' is not in the standard's vocabulary",
+        True,
+    ),
+    "tests per specimen: failed > tests": (
+        _set("specimen_tests.failed", 11),
+        "tests per specimen tissue: 11 failed tests of 10 tests; it cannot be more",
+        False,
+    ),
+    "tests per specimen: too many": (
+        _set("specimen_tests.tests", MAX_COUNT + 1),
+        "tests per specimen tissue: 100,001 tests is more than",
+        False,
+    ),
+    "tests per specimen: twice": (
+        lambda m: m.specimen_tests.append(m.specimen_tests[0]),
+        "tests per specimen tissue: the specimen appears twice",
+        False,
+    ),
+    "tests per specimen: withheld with counts": (
+        lambda m: setattr(m.specimen_tests[0], "withheld", True),
+        "tests per specimen tissue: a withheld count releases no tests",
         False,
     ),
 }

@@ -1,6 +1,8 @@
-"""The report's flag history reads each earlier period's flags kept under the fingerprint of its
-inputs (coordinator/flag_store.py) and stays exactly what recomputing that period's benchmark
-gives, also after a late or a revised summary arrives."""
+"""What a benchmark run keeps for later runs. The report's flag history reads each earlier period's
+flags kept under the fingerprint of its inputs (coordinator/flag_store.py) and stays exactly what
+recomputing that period's benchmark gives, also after a late or a revised summary arrives. The
+summaries a run decoded are kept as protobuf binary (coordinator/decoded_cache.py) and give the
+very messages and benchmark that decoding the signed payloads gives."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from coordinator import benchmark, flag_store, followup, store
+from coordinator import benchmark, decoded_cache, flag_store, followup, store
 from coordinator.config import init as init_coordinator
 from coordinator.standards import load as load_standard
 from protos import wire
@@ -71,7 +73,7 @@ class Ledger:
         self.leaf += 1
 
     def history(self, **kwargs) -> dict:
-        current = benchmark.compute(self.conn, PERIODS[-1], self.standard)
+        current = benchmark.compute(self.conn, PERIODS[-1], self.standard, keep=True)
         return followup.flag_history(self.conn, current, self.standard, **kwargs)[1]
 
     def recomputed(self) -> dict:
@@ -79,6 +81,7 @@ class Ledger:
         fresh = sqlite3.connect(":memory:")
         self.conn.backup(fresh)
         fresh.execute("DROP TABLE IF EXISTS period_flags")
+        fresh.execute("DROP TABLE IF EXISTS summary_messages")
         out = {}
         for period in ("2025Q4",) + PERIODS:
             has = fresh.execute("SELECT 1 FROM summaries WHERE period = ?", (period,)).fetchone()
@@ -171,3 +174,26 @@ def test_a_read_only_database_still_gives_the_history(ledger, tmp_path) -> None:
     )
     assert history == {**ledger.recomputed(), "2026Q3": flag_store.by_site(current)}
     assert any("could not be kept" in m for m in said)
+
+
+def test_kept_summaries_are_the_signed_payloads_decoded(ledger) -> None:
+    ledger.add(summary("lab-a", "2026Q2", 9, sequence=2))
+    first = benchmark.compute(ledger.conn, "2026Q3", ledger.standard, keep=True)
+    payloads = dict(ledger.conn.execute("SELECT leaf_index, payload FROM summaries"))
+    window = [leaf for p in PERIODS for _site, leaf in benchmark.latest_leaves(ledger.conn, p)]
+    kept = decoded_cache.find(ledger.conn, window)
+    assert set(kept) == set(window)
+    for leaf, message in kept.items():
+        assert message == wire.decode(payloads[leaf].encode("utf-8"), pb.SiteSummary)
+    fresh: benchmark.Decoded = {}
+    again = benchmark.inputs(ledger.conn, "2026Q3", ledger.standard, {}, fresh)
+    assert fresh == {}  # the second run decodes no payload
+    assert benchmark.compute_from(again, "2026Q3", ledger.standard) == first
+    assert first == benchmark.compute(ledger_without_cache(ledger), "2026Q3", ledger.standard)
+
+
+def ledger_without_cache(ledger: Ledger) -> sqlite3.Connection:
+    copy = sqlite3.connect(":memory:")
+    ledger.conn.backup(copy)
+    copy.execute("DROP TABLE summary_messages")
+    return copy

@@ -1,0 +1,81 @@
+"""Stored summaries kept decoded, as protobuf binary beside their signed JSON payload, so a later
+benchmark run parses them (about 0.03 ms each) instead of decoding the JSON again (about 0.7 ms
+each; a national network's four quarters are 12,000 summaries).
+
+A leaf's payload never changes, so the binary of leaf N is valid for as long as the database
+holds leaf N; it is written from the message wire.decode gave for that very payload, and parsing
+it gives an equal message. The table is a cache: dropping it loses nothing but time, and nothing
+signed or audited reads it (auditors decode the signed payloads themselves)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping
+
+from protos.rarenet.v1 import summary_pb2 as pb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS summary_messages (
+    leaf_index INTEGER PRIMARY KEY,   -- summaries.leaf_index
+    message BLOB NOT NULL             -- SiteSummary.SerializeToString() of its decoded payload
+)
+"""
+_AT_ONCE = 500  # leaf indexes per query (SQLite allows 999 parameters)
+
+
+def _kept(conn: sqlite3.Connection) -> bool:
+    """Whether the table exists; reading never creates it (a reader's snapshot stays untouched)."""
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'summary_messages'"
+        ).fetchone()
+        is not None
+    )
+
+
+def find(conn: sqlite3.Connection, leaves: Iterable[int]) -> dict[int, pb.SiteSummary]:
+    """The kept messages of those of `leaves` that have one."""
+    wanted = list(leaves)
+    if not wanted or not _kept(conn):
+        return {}
+    found = {}
+    for i in range(0, len(wanted), _AT_ONCE):
+        chunk = wanted[i : i + _AT_ONCE]
+        rows = conn.execute(
+            "SELECT leaf_index, message FROM summary_messages"
+            f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for leaf, message in rows:
+            found[leaf] = pb.SiteSummary.FromString(message)
+    return found
+
+
+def keep_in(conn: sqlite3.Connection, leaf: int, summary: pb.SiteSummary) -> None:
+    """Keep one summary's message inside the caller's transaction (intake, as it stores the
+    summary: the benchmark's first run then reads every summary without decoding its JSON)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO summary_messages (leaf_index, message) VALUES (?, ?)",
+        (leaf, summary.SerializeToString()),
+    )
+
+
+def keep(conn: sqlite3.Connection, decoded: Mapping[int, pb.SiteSummary]) -> str | None:
+    """Keep each leaf's decoded message. Returns why they could not be kept (a read-only or busy
+    database), else None: nothing depends on it, the next run decodes them again."""
+    if not decoded:
+        return None
+    try:
+        with conn:
+            if not _kept(conn):
+                conn.execute(SCHEMA)
+            conn.executemany(
+                "INSERT OR IGNORE INTO summary_messages (leaf_index, message) VALUES (?, ?)",
+                ((leaf, s.SerializeToString()) for leaf, s in decoded.items()),
+            )
+    except sqlite3.Error as exc:
+        return (
+            f"{len(decoded)} decoded summaries could not be kept for later runs ({exc}); "
+            "the next run decodes them again"
+        )
+    return None
