@@ -789,6 +789,7 @@ def test_twin_cells_of_a_single_method_lab_carry_the_same_noise(tmp_path, specim
     from_one = distance(one_cell[True], one_cell[False])
     from_twins = distance(twins[True], twins[False])
     gain = from_twins - from_one
+    print(f"twins {specimen}: TV {from_one:.3f} one cell, {from_twins:.3f} twins, gain {gain:+.3f}")
     assert unequal == 0, (
         f"twin cells differ in {unequal} of {2 * TRIALS} worlds: independent noise on the same "
         f"count (total variation {from_one:.2f} from one cell, {from_twins:.2f} from the twins, "
