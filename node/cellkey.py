@@ -2,11 +2,18 @@
 
 Each record (a result, a per-test call, a test, a patient) has a secret record key: the first 32
 bits of the patient's keyed hash (HMAC-SHA256 with the site secret, made at ingest) plus the CRCs
-of the record's names (test id, biomarker, method or "all"). Nobody without the site secret can
-compute it. A cell's key is the
-sum of its records' keys modulo 2^32, mixed, so the same set of records always has the same key, wherever
-it appears (a merged stratum that holds exactly the records of another cell, the same quarter
-built twice). The noise of a cell is read from the public perturbation table below at its true
+of what identifies the counted unit (test id and biomarker for results, per-test calls and VAFs;
+test id for tests), never of the table it is counted in. Nobody without the site secret can
+compute it. A cell's key is the sum of its records' keys modulo 2^32, mixed, so the same set of
+records always has the same key, wherever it appears: per method and per test in a lab that runs
+one method (twin cells), the VAF bin that holds all of a stratum's positives, a merged stratum
+that holds exactly the records of another cell, the same quarter built twice.
+
+Key schemes (summary.proto Perturbation.key_scheme): NAMED_TABLES (0), the scheme before twin
+cells were found, also added the CRC of the method (per-method results) or of "all" (per-test
+calls), so that twins drew independent noise; COUNTED_UNITS (1) does not. A period keeps the
+scheme it was first released with (node/send.py), or its next version would be a second,
+independent draw of every cell. The noise of a cell is read from the public perturbation table below at its true
 count and its key: the same records always get the same noise (nothing to average away by asking
 again), and a difference of two cells with different records is noisy.
 
@@ -23,10 +30,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from node.errors import NodeError
 from protos.rarenet.v1 import summary_pb2 as pb
 
 MODULUS = 1 << 32
 TABLE = "rarenet-ptable-1"
+NAMED_TABLES = 0  # record keys named the method or "all": twin cells drew independent noise
+COUNTED_UNITS = 1  # record keys name the counted unit only: twin cells share their noise
+KEY_SCHEME = COUNTED_UNITS  # for periods not released yet
 MAX_NOISE = 2
 Rows = dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
 # True count -> (noise values, their probabilities); 3 or more: the last row. A zero stays zero and
@@ -51,14 +62,25 @@ def noise_variance() -> float:
     return sum(p * v * v for v, p in zip(values, probabilities, strict=True))
 
 
-def policy() -> pb.Perturbation:
+def policy(key_scheme: int = KEY_SCHEME) -> pb.Perturbation:
     return pb.Perturbation(
         mechanism="cell_key",
         table=TABLE,
         max_noise=MAX_NOISE,
         noise_variance=noise_variance(),
         zero_exact=True,
+        key_scheme=key_scheme,
     )
+
+
+def check_key_scheme(key_scheme: int) -> int:
+    """`key_scheme` if this node knows it (a period released by a newer node may not be)."""
+    if key_scheme not in (NAMED_TABLES, COUNTED_UNITS):
+        raise NodeError(
+            f"record key scheme {key_scheme} is not known to this node (it knows "
+            f"{NAMED_TABLES} and {COUNTED_UNITS}): upgrade rarenet-node before releasing the period"
+        )
+    return key_scheme
 
 
 def patient_part(patient_key: str) -> int:
@@ -74,14 +96,16 @@ def name_key(name: str) -> int:
 
 def record_key(patient: int, *names: str) -> int:
     """The key of one record: the patient's secret part plus its names' keys (not reduced: cell
-    keys are sums, reduced once in `noise`). node/metrics.py adds the same terms inline."""
+    keys are sums, reduced once in `noise`). Under COUNTED_UNITS the names are the test id and the
+    biomarker (or the test id alone for a test), under NAMED_TABLES also the method or "all".
+    node/metrics.py adds the same terms inline."""
     return patient + sum(name_key(n) for n in names)
 
 
 def _mix(key: int) -> int:
     """A mix of the 32-bit cell key (the splitmix64 finaliser, truncated): two cells whose keys
-    differ by a known amount (the same tests counted per method and per test differ by the
-    methods' name keys) get unrelated noise, since the secret patient parts make the key itself
+    differ by a known amount (the same patients in the panel and a tissue-plasma table; under
+    NAMED_TABLES the same tests per method and per test) get unrelated noise, since the secret patient parts make the key itself
     uniform and unknown."""
     x = (key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
@@ -133,3 +157,4 @@ class CellKeys:
     panel_patients: int = 0
     panel_all: int = 0
     panel_biomarkers: dict[str, int] = field(default_factory=dict)
+    key_scheme: int = KEY_SCHEME  # how the record keys above were made

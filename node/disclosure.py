@@ -21,7 +21,7 @@ threat model and the residual risks are in docs/privacy.md.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from node import cellkey
@@ -33,14 +33,14 @@ from protos.wire import ALL_METHODS
 CELLS = ("positive", "negative", "failed", "equivocal")
 
 
-def policy_message(policy: Disclosure) -> pb.DisclosurePolicy:
+def policy_message(policy: Disclosure, key_scheme: int = cellkey.KEY_SCHEME) -> pb.DisclosurePolicy:
     return pb.DisclosurePolicy(
         min_denominator=policy.min_denominator,
         small_stratum_action=policy.small_stratum_action,
         small_count_suppression=policy.small_count_suppression,
         small_count_threshold=policy.small_count_threshold if policy.small_count_suppression else 0,
         differential_privacy=pb.DifferentialPrivacy(enabled=False),  # no longer offered
-        perturbation=cellkey.policy(),
+        perturbation=cellkey.policy(key_scheme),
     )
 
 
@@ -159,12 +159,23 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     method_plan = merge_plan(per_method, n, policy.small_stratum_action)
     plans = (method_plan, merge_plan(per_test, n, policy.small_stratum_action))
     linked = linked_specimens(summary.strata, [e for plan in plans for e in plan])
+    computed = {_identity(s): s for s in summary.strata}
+    # Twin cells keep the table's name in their keys (independent noise) where a linked specimen
+    # has more than one method: there a per-test cell equal to a per-method cell would show
+    # that the other methods' withheld or merged records add nothing to it. With one method, per
+    # test and per method hold the same records by construction, and share their noise.
+    methods = Counter((s.biomarker, s.specimen) for s in per_method)
+    named = {bs for bs in linked if methods[bs] > 1}
     for plan in plans:
         for stratum, members in plan:
             if policy.small_count_suppression:
                 suppress_small_counts(stratum, policy.small_count_threshold)
             zeros_linked = any((m[0], m[2]) in linked for m in members)
-            _perturb_stratum(stratum, [keys.strata[m] for m in members], zeros_linked)
+            member_keys = [
+                _linked_keys(keys, m, computed[m]) if (m[0], m[2]) in named else keys.strata[m]
+                for m in members
+            ]
+            _perturb_stratum(stratum, member_keys, zeros_linked)
             out.strata.append(stratum)
     _vaf(out, method_plan, keys, n)
     for table in out.concordance:
@@ -173,7 +184,7 @@ def apply(summary: pb.SiteSummary, policy: Disclosure, keys: CellKeys) -> pb.Sit
     small_count = policy.small_count_threshold if policy.small_count_suppression else 0
     _specimen_tests(out, keys, n, {specimen for _, specimen in linked}, small_count)
     _panel(out.panel, keys, n)
-    out.policy.CopyFrom(policy_message(policy))
+    out.policy.CopyFrom(policy_message(policy, keys.key_scheme))
     return out
 
 
@@ -191,6 +202,23 @@ def linked_specimens(
         if not s.withheld and len(members) == 1 and _identity(s) == members[0]
     }
     return {(s.biomarker, s.specimen) for s in strata if _identity(s) not in alone}
+
+
+def _linked_keys(keys: CellKeys, member: Identity, computed: pb.StratumCounts) -> list[int]:
+    """The cell keys of a computed stratum in a linked specimen tested by several methods, with
+    the table's name in every record key (n x the CRC of its method or "all" for a cell of n
+    records): twin cells there get independent noise, as under cellkey.NAMED_TABLES. With shared
+    noise, a per-test cell holding exactly the records of a released per-method cell would show
+    by their equal values that the withheld or merged stratum beside them adds nothing to it.
+    Elsewhere (every stratum of the specimen released as itself, or one method only) twins share
+    their noise: their difference is released anyway, or empty by construction. Under
+    NAMED_TABLES metrics already named the table."""
+    if keys.key_scheme == cellkey.NAMED_TABLES:
+        return keys.strata[member]
+    table = cellkey.name_key(member[1])
+    return [
+        k + getattr(computed, c) * table for k, c in zip(keys.strata[member], CELLS, strict=True)
+    ]
 
 
 def _sum_keys(members: list[list[int]], cell: int) -> int:

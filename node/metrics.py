@@ -20,7 +20,9 @@ keys are kept per pattern. What is counted:
 
 Beside every count, `compute` fills `keys` (node/cellkey.py) with the cell key of that count: the
 sum of the secret record keys of the records counted, which the disclosure step turns into the
-count's bounded, consistent noise.
+count's bounded, consistent noise. Under cellkey.COUNTED_UNITS a result and a per-test call of
+the same test and biomarker have the same record key (the table does not enter it), so twin cells
+holding the same records get the same noise; keys.key_scheme says which scheme made them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections import defaultdict
 from itertools import combinations
 from zlib import crc32
 
-from node.cellkey import CellKeys, name_key, patient_part
+from node.cellkey import KEY_SCHEME, NAMED_TABLES, CellKeys, name_key, patient_part
 from node.standard import NodeStandard
 from node.vocabulary import BIOMARKERS, METHODS
 from node.workdays import WorkingDays
@@ -41,6 +43,7 @@ from protos.rarenet.v1 import summary_pb2 as pb
 from protos.wire import ALL_METHODS
 
 _ALL_KEY = name_key(ALL_METHODS)
+_PAIR_KEY = name_key("inter_method")
 _METHOD_KEYS = {m: name_key(m) for m in METHODS}
 _BIOMARKER_KEYS = {b: name_key(b) for b in BIOMARKERS}
 TAT_BINS = 31  # 0..29 working days, then "30 or more"
@@ -136,10 +139,17 @@ class _Pattern:
 
     __slots__ = ("per_method", "per_test", "pairs", "specimens", "valid", "sides")
 
-    def __init__(self, rows: list[Row], standard: NodeStandard) -> None:
+    def __init__(self, rows: list[Row], standard: NodeStandard, named_tables: bool) -> None:
         rows = sorted(rows)  # primary-key order: by biomarker, then method
+        # Under cellkey.NAMED_TABLES the table's method (or "all") entered the record key too.
+        method_keys = _METHOD_KEYS if named_tables else dict.fromkeys(METHODS, 0)
+        all_key = _ALL_KEY if named_tables else 0
+        # A pair of results is a unit of its own: under COUNTED_UNITS its records never share a
+        # key with the results of a stratum (a pair cell equal to a released stratum's cell would
+        # otherwise show that a withheld stratum of another specimen adds no pair to it).
+        pair_key = 0 if named_tables else _PAIR_KEY
         self.per_method: list[Entry] = [
-            ((b, m, s), CELL[r], _BIOMARKER_KEYS[b] + _METHOD_KEYS[m]) for b, m, s, r in rows
+            ((b, m, s), CELL[r], _BIOMARKER_KEYS[b] + method_keys[m]) for b, m, s, r in rows
         ]
         self.per_test: list[Entry] = []
         self.pairs: list[Entry] = []
@@ -165,7 +175,7 @@ class _Pattern:
             by_specimen: dict[str, list[str]] = defaultdict(list)
             for _, _, specimen, result in group:
                 by_specimen[specimen].append(result)
-            call_key = _BIOMARKER_KEYS[biomarker] + _ALL_KEY
+            call_key = _BIOMARKER_KEYS[biomarker] + all_key
             for specimen, results in by_specimen.items():
                 self.per_test.append(((biomarker, specimen), CELL[_call(results)], call_key))
             for (_, m1, _, r1), (_, m2, _, r2) in combinations(group, 2):
@@ -175,7 +185,7 @@ class _Pattern:
                     key, cell = (biomarker, m2, m1), _pair_cell(r2, r1)
                 else:
                     key, cell = (biomarker, m1, m2), _pair_cell(r1, r2)
-                self.pairs.append((key, cell, _BIOMARKER_KEYS[biomarker]))
+                self.pairs.append((key, cell, _BIOMARKER_KEYS[biomarker] + pair_key))
             start = end
 
 
@@ -213,7 +223,9 @@ class _Counts:
     def add_tests(self, pattern_id: object, rows: list[Row], test_record: int) -> _Pattern:
         pattern = self.patterns.get(pattern_id)
         if pattern is None:
-            pattern = self.patterns[pattern_id] = _Pattern(rows, self.standard)
+            pattern = self.patterns[pattern_id] = _Pattern(
+                rows, self.standard, self.keys.key_scheme == NAMED_TABLES
+            )
             self.tests_of[pattern_id] = [0, 0]
         tests = self.tests_of[pattern_id]
         tests[0] += 1
@@ -251,13 +263,14 @@ def compute(
     keys: CellKeys | None = None,
 ) -> pb.SiteSummary:
     """All metrics of the period, before disclosure control (site, sequence and policy not yet set).
-    `keys`, when given, receives the cell key of every count.
+    `keys`, when given, receives the cell key of every count, made with its key_scheme
+    (cellkey.KEY_SCHEME unless the caller set another: a period keeps its first release's).
 
     SQLite groups the rows by test (in primary-key order, so without sorting) and hands over one
     row per test; the tests with the same results and specimen share one _Pattern, and only the
     number of tests and the sum of their test record keys are kept per pattern. A test whose rows
     name more than one patient or specimen is read row by row (_add_test_by_rows)."""
-    keys = keys if keys is not None else CellKeys()
+    keys = keys if keys is not None else CellKeys(key_scheme=KEY_SCHEME)
     counts = _Counts(standard, keys)
     patient_parts = counts.patient_parts
     valid, sides, non_squamous = counts.valid, counts.sides, counts.non_squamous

@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass, field
 
-from node import alarms, outbox, release, summary, witness
+from node import alarms, cellkey, outbox, release, summary, witness
 from node.client import CoordinatorClient, RpcFailure
 from node.config import NodeConfig
 from node.errors import LedgerAlarm, PeriodNotReady
@@ -43,9 +43,12 @@ def build(
 ) -> Built:
     """What signing the period now would sign (`summarize --json` prints these bytes). A period
     already released keeps its panel population; under a new standard the lab accepted it is
-    rebuilt from what its last release counted (node/release.py)."""
+    rebuilt from what its last release counted (node/release.py). A period already released keeps
+    the record key scheme it was released with (node/cellkey.py), or every cell of its next
+    version would be a second, independent draw of its noise."""
     last = outbox.last_payload(conn, period.label)
     previous = None if last is None else wire.decode(last, pb.SiteSummary)
+    key_scheme = cellkey.KEY_SCHEME if previous is None else previous.policy.perturbation.key_scheme
     applied = release.released_standard(conn, period, standard)
     rebuild = (
         previous is not None
@@ -54,9 +57,9 @@ def build(
     )
     if rebuild:
         with release.as_released(conn, period, applied):
-            message, payload = summary.build(conn, config, applied, period, sequence)
+            message, payload = summary.build(conn, config, applied, period, sequence, key_scheme)
     else:
-        message, payload = summary.build(conn, config, applied, period, sequence)
+        message, payload = summary.build(conn, config, applied, period, sequence, key_scheme)
     return Built(message, payload, applied, previous, rebuild)
 
 

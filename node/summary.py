@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from node import disclosure, metrics, release, store
-from node.cellkey import CellKeys
+from node.cellkey import KEY_SCHEME, CellKeys, check_key_scheme
 from node.config import NodeConfig
 from node.standard import NodeStandard, check_bounds
 from node.workdays import WorkingDays
@@ -29,10 +29,13 @@ def build(
     standard: NodeStandard,
     period: Period,
     sequence: int,
+    key_scheme: int = KEY_SCHEME,
 ) -> tuple[pb.SiteSummary, bytes]:
+    """The period's summary and its bytes, its record keys made with `key_scheme` (node/cellkey.py:
+    a period keeps the scheme it was first released with; node/send.py passes it)."""
     release.check_period(conn, config, period)
     check_bounds(standard, config.disclosure)
-    keys = CellKeys()
+    keys = CellKeys(key_scheme=check_key_scheme(key_scheme))
     raw = metrics.compute(
         conn, period, standard, WorkingDays(config.country, config.subdivision), keys
     )

@@ -11,7 +11,7 @@ from collections import defaultdict
 from itertools import combinations
 from zlib import crc32
 
-from node.cellkey import CellKeys, name_key, patient_part, record_key
+from node.cellkey import NAMED_TABLES, CellKeys, name_key, patient_part, record_key
 from node.metrics import (
     _ALL_KEY,
     _SIDE,
@@ -53,7 +53,12 @@ def compute(
     vaf_counts = keys.vaf_counts
     patient_parts: dict[str, int] = {}
     part = 0  # the secret part of the current patient's record keys
-    method_keys = {m: name_key(m) for m in METHODS}
+    # Under cellkey.NAMED_TABLES (periods first released before COUNTED_UNITS) the table's method
+    # or "all" entered the record key; under COUNTED_UNITS a result and its call share it.
+    named = keys.key_scheme == NAMED_TABLES
+    method_keys = {m: name_key(m) if named else 0 for m in METHODS}
+    all_key = _ALL_KEY if named else 0
+    pair_key = 0 if named else name_key("inter_method")  # a pair: a unit of its own
     biomarker_keys = {b: name_key(b) for b in BIOMARKERS}
     record = 0  # the record key of the current test and biomarker (a result of one method)
     call = 0  # the record key of its per-test call (method "all"): a record of its own
@@ -97,7 +102,7 @@ def compute(
                 else:
                     key, cell = (current_biomarker, m1, m2), _pair_cell(r1, r2)
                 pairs[key][cell] += 1
-                pair_keys[key][cell] += record
+                pair_keys[key][cell] += record + pair_key
 
     def close_test() -> None:
         for specimen, (received, reported, valid_result) in test_span.items():
@@ -147,12 +152,12 @@ def compute(
                 test_record = part + crc32(test_id.encode())  # cellkey.record_key(part, test_id)
             current_biomarker, group = biomarker, []
             record = test_record + biomarker_keys[biomarker]  # ... + biomarker
-            call = record + _ALL_KEY  # ... + "all": the per-test call
+            call = record + all_key  # ... (+ "all" under NAMED_TABLES): the per-test call
         group.append((method, result, specimen))
         cell = CELL[result]
         stratum = (biomarker, method, specimen)
         per_method[stratum][cell] += 1
-        strata_keys[stratum][cell] += record + method_keys[method]  # ... + method: a result
+        strata_keys[stratum][cell] += record + method_keys[method]  # ... (+ method): a result
         span = test_span.get(specimen)
         if span is None:
             test_span[specimen] = [received, reported, result in VALID]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
 from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from coordinator.standards import DEFAULT_STANDARD
 from node import metrics, store
-from node.cellkey import MODULUS, CellKeys, patient_part, record_key
+from node.cellkey import COUNTED_UNITS, MODULUS, NAMED_TABLES, CellKeys, patient_part, record_key
 from node.standard import parse as parse_standard
 from node.workdays import WorkingDays
 from protos.periods import parse as parse_period
@@ -58,8 +59,16 @@ def test_cell_keys_are_sums_of_record_keys(tmp_path_factory, rows) -> None:
                 result,
             ),
         )
-    keys = CellKeys()
+    for scheme in (COUNTED_UNITS, NAMED_TABLES):
+        _check_cell_keys(conn, scheme)
+
+
+def _check_cell_keys(conn: sqlite3.Connection, scheme: int) -> None:
+    """Under COUNTED_UNITS a result and a per-test call are keyed by test id and biomarker only;
+    under NAMED_TABLES (periods first released before it) also by the method or "all"."""
+    keys = CellKeys(key_scheme=scheme)
     metrics.compute(conn, parse_period("2026Q3"), STANDARD, WorkingDays("CN"), keys)
+    named = scheme == NAMED_TABLES
 
     strata: dict[tuple[str, str, str], int] = defaultdict(int)
     calls: set[tuple[str, str, str, str]] = set()
@@ -69,12 +78,13 @@ def test_cell_keys_are_sums_of_record_keys(tmp_path_factory, rows) -> None:
         " WHERE reported_date BETWEEN '2026-07-01' AND '2026-09-30'"
     ):
         part = patient_part(patient)
-        strata[(biomarker, method, specimen)] += record_key(part, test_id, biomarker, method)
+        table = (method,) if named else ()
+        strata[(biomarker, method, specimen)] += record_key(part, test_id, biomarker, *table)
         calls.add((test_id, biomarker, specimen, patient))
         tests.add((test_id, specimen, patient))
     for test_id, biomarker, specimen, patient in calls:
         strata[(biomarker, "all", specimen)] += record_key(
-            patient_part(patient), test_id, biomarker, "all"
+            patient_part(patient), test_id, biomarker, *(("all",) if named else ())
         )
     turnaround: dict[str, int] = defaultdict(int)
     for test_id, specimen, patient in tests:

@@ -85,7 +85,7 @@ def test_metrics_record_keys_are_the_ones_cellkey_defines(tmp_path) -> None:
     """node/metrics.py computes record keys inline for speed; they must be cellkey's."""
     from coordinator.standards import DEFAULT_STANDARD
     from node import metrics, store
-    from node.cellkey import CellKeys, patient_part, record_key
+    from node.cellkey import COUNTED_UNITS, NAMED_TABLES, CellKeys, patient_part, record_key
     from node.standard import parse as parse_standard
     from node.workdays import WorkingDays
     from protos.periods import parse as parse_period
@@ -94,16 +94,21 @@ def test_metrics_record_keys_are_the_ones_cellkey_defines(tmp_path) -> None:
     patient = "0123456789abcdef0123456789abcdef"
     conn.execute(
         "INSERT INTO results (test_id, biomarker, method, patient_key, received_date, "
-        "reported_date, specimen, histology, result, ingest_id, line) VALUES "
+        "reported_date, specimen, histology, result, vaf, ingest_id, line) VALUES "
         "('T1', 'EGFR', 'pcr', ?, '2026-08-01', '2026-08-05', 'tissue', 'squamous', "
-        "'positive', 1, 2)",
+        "'positive', 12.0, 1, 2)",
         (patient,),
     )
-    keys = CellKeys()
     standard = parse_standard(DEFAULT_STANDARD.read_text())
-    metrics.compute(conn, parse_period("2026Q3"), standard, WorkingDays("CN"), keys)
     part = patient_part(patient)
-    assert keys.strata[("EGFR", "pcr", "tissue")][0] == record_key(part, "T1", "EGFR", "pcr")
-    assert keys.strata[("EGFR", "all", "tissue")][0] == record_key(part, "T1", "EGFR", "all")
-    (turnaround,) = [k for k in keys.turnaround["tissue"] if k]
-    assert turnaround == record_key(part, "T1")
+    # Under COUNTED_UNITS the result and its per-test call are one record key (twin cells share
+    # their noise); under NAMED_TABLES (periods released before it) the table's method entered.
+    for scheme, method, all_ in ((COUNTED_UNITS, (), ()), (NAMED_TABLES, ("pcr",), ("all",))):
+        keys = CellKeys(key_scheme=scheme)
+        metrics.compute(conn, parse_period("2026Q3"), standard, WorkingDays("CN"), keys)
+        assert keys.strata[("EGFR", "pcr", "tissue")][0] == record_key(part, "T1", "EGFR", *method)
+        assert keys.strata[("EGFR", "all", "tissue")][0] == record_key(part, "T1", "EGFR", *all_)
+        (turnaround,) = [k for k in keys.turnaround["tissue"] if k]
+        assert turnaround == record_key(part, "T1")
+        (vaf,) = [k for k in keys.vaf[("EGFR", "pcr", "tissue")] if k]
+        assert vaf == record_key(part, "T1", "EGFR")

@@ -723,3 +723,76 @@ def test_a_withheld_tests_failure_is_not_recovered_from_failed_tests_per_specime
         assert_worlds_overlap(planted, neighbour)
     else:
         assert_not_recovered([int(x) for x in planted], [int(x) for x in neighbour], 1)
+
+
+# 12. Twin cells: the same records counted in two tables get the same noise -------------------------
+
+SINGLE_METHOD_POSITIVES = 6  # planted; the neighbouring world has 7
+
+
+def _views(s: pb.SiteSummary, specimen: str) -> list[int]:
+    """The released views of the one true count of EGFR positives on `specimen` in a lab that
+    tests EGFR by PCR only: per method, per test (method "all"), and the VAF bin every positive
+    is in."""
+    (h,) = [h for h in s.vaf if (h.biomarker, h.method) == ("EGFR", "pcr")]
+    return [
+        stratum(s, "EGFR", "pcr", specimen).positive,
+        stratum(s, "EGFR", "all", specimen).positive,
+        h.counts[list(h.edges).index(10.0)],
+    ]
+
+
+def _decode_views(views: Sequence[int]) -> int:
+    """Maximum likelihood over the published table, treating the views as independent draws
+    (what a coordinator that keeps everything would do): planted 6 or neighbour 7."""
+
+    def score(hidden: int) -> float:
+        product = 1.0
+        for v in views:
+            product *= _likelihood(v, hidden)
+        return product
+
+    return max((SINGLE_METHOD_POSITIVES, SINGLE_METHOD_POSITIVES + 1), key=score)
+
+
+@pytest.mark.parametrize("specimen", ["tissue", "any"])
+def test_twin_cells_of_a_single_method_lab_carry_the_same_noise(tmp_path, specimen) -> None:
+    """A lab tests EGFR by PCR only, planted 6 positives (neighbour 7): on tissue (30 tests), or
+    on cytology and plasma (4 and 7 tests, each too small: merged over specimens into "any").
+    The same true count is released per method (EGFR x pcr), per test (EGFR x all) and as the
+    one VAF bin its positives are in. If the three cells drew independent noise, a coordinator
+    that keeps everything would combine them and narrow the count (measured on main before the
+    fix, TRIALS worlds each, tissue: total variation between the worlds 0.47 from one cell, 0.57
+    from the three, twins unequal in 117 of 120 worlds; the published table gives 0.40 from one
+    draw, 0.46 from two and 0.62 from three independent draws). The same records must get the
+    same noise wherever they are counted, so combining the twins adds nothing to one cell."""
+    lab = make_lab(tmp_path)
+
+    def world(p: str, planted: bool) -> list[dict]:
+        positives = SINGLE_METHOD_POSITIVES + (0 if planted else 1)
+        if specimen == "tissue":
+            return rows_of(p, 30, "EGFR", "pcr", "tissue", positives)
+        return rows_of(p + "c", 4, "EGFR", "pcr", "cytology", 3) + rows_of(
+            p + "p", 7, "EGFR", "pcr", "plasma", positives - 3
+        )
+
+    one_cell: dict[bool, list[int]] = {True: [], False: []}
+    twins: dict[bool, list[int]] = {True: [], False: []}
+    unequal = 0
+    for trial in range(TRIALS):
+        for planted in (True, False):
+            lab.reset(world(f"w{trial}-", planted), f"site {trial} {planted}")
+            views = _views(lab.build(), specimen)
+            unequal += len(set(views)) > 1
+            one_cell[planted].append(_decode_views(views[:1]))
+            twins[planted].append(_decode_views(views))
+    from_one = distance(one_cell[True], one_cell[False])
+    from_twins = distance(twins[True], twins[False])
+    gain = from_twins - from_one
+    print(f"twins {specimen}: TV {from_one:.3f} one cell, {from_twins:.3f} twins, gain {gain:+.3f}")
+    assert unequal == 0, (
+        f"twin cells differ in {unequal} of {2 * TRIALS} worlds: independent noise on the same "
+        f"count (total variation {from_one:.2f} from one cell, {from_twins:.2f} from the twins, "
+        f"gain {gain:+.2f})"
+    )
+    assert gain <= 0.0, f"the twins tell the worlds apart better than one cell ({gain:+.2f})"

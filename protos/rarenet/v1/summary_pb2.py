@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/rarenet/v1/summary.proto\x12\nrarenet.v1\"\xf8\x01\n\x10\x44isclosurePolicy\x12\x17\n\x0fmin_denominator\x18\x01 \x01(\r\x12\x1c\n\x14small_stratum_action\x18\x02 \x01(\t\x12\x1f\n\x17small_count_suppression\x18\x03 \x01(\x08\x12\x1d\n\x15small_count_threshold\x18\x04 \x01(\r\x12=\n\x14\x64ifferential_privacy\x18\x05 \x01(\x0b\x32\x1f.rarenet.v1.DifferentialPrivacy\x12.\n\x0cperturbation\x18\x06 \x01(\x0b\x32\x18.rarenet.v1.Perturbation\"o\n\x0cPerturbation\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x11\n\tmax_noise\x18\x03 \x01(\r\x12\x16\n\x0enoise_variance\x18\x04 \x01(\x01\x12\x12\n\nzero_exact\x18\x05 \x01(\x08\"_\n\x13\x44ifferentialPrivacy\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x11\n\tmechanism\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\x13\n\x0bnoise_scale\x18\x04 \x01(\x01\"\xf8\x01\n\rStratumCounts\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x10\n\x08specimen\x18\x03 \x01(\t\x12\x17\n\x0fhistology_group\x18\x04 \x01(\t\x12\r\n\x05tests\x18\x05 \x01(\r\x12\x10\n\x08positive\x18\x06 \x01(\r\x12\x10\n\x08negative\x18\x07 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\r\x12\x11\n\tequivocal\x18\t \x01(\r\x12\x10\n\x08withheld\x18\n \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x0b \x01(\t\x12\x18\n\x10suppressed_cells\x18\x0c \x03(\t\"\x9d\x01\n\x13TurnaroundHistogram\x12\x10\n\x08specimen\x18\x01 \x01(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\x12\x13\n\x0btarget_days\x18\x03 \x01(\r\x12\x15\n\rwithin_target\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\r\x12\x10\n\x08withheld\x18\x06 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x07 \x01(\t\"\xae\x02\n\x10\x43oncordanceTable\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tbiomarker\x18\x02 \x01(\t\x12\x14\n\x0cindex_method\x18\x03 \x01(\t\x12\x19\n\x11\x63omparator_method\x18\x04 \x01(\t\x12\x15\n\rboth_positive\x18\x05 \x01(\r\x12*\n\"index_positive_comparator_negative\x18\x06 \x01(\r\x12*\n\"index_negative_comparator_positive\x18\x07 \x01(\r\x12\x15\n\rboth_negative\x18\x08 \x01(\r\x12\x17\n\x0f\x65xcluded_failed\x18\t \x01(\r\x12\x10\n\x08withheld\x18\n \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x0b \x01(\t\"\x9a\x01\n\rPanelCoverage\x12\x10\n\x08patients\x18\x01 \x01(\r\x12\x31\n\nbiomarkers\x18\x02 \x03(\x0b\x32\x1d.rarenet.v1.BiomarkerCoverage\x12\x19\n\x11with_all_required\x18\x03 \x01(\r\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x05 \x01(\t\"A\n\x11\x42iomarkerCoverage\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x19\n\x11with_valid_result\x18\x02 \x01(\r\"{\n\x0cVafHistogram\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\r\n\x05\x65\x64ges\x18\x03 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x04 \x03(\r\x12\x10\n\x08withheld\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x06 \x01(\t\"k\n\rSpecimenTests\x12\x10\n\x08specimen\x18\x01 \x01(\t\x12\r\n\x05tests\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x05 \x01(\t\"\xec\x03\n\x0bSiteSummary\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x18\n\x10software_version\x18\x05 \x01(\t\x12,\n\x06policy\x18\x06 \x01(\x0b\x32\x1c.rarenet.v1.DisclosurePolicy\x12\x18\n\x10standard_version\x18\x07 \x01(\t\x12)\n\x06strata\x18\n \x03(\x0b\x32\x19.rarenet.v1.StratumCounts\x12\x33\n\nturnaround\x18\x0b \x03(\x0b\x32\x1f.rarenet.v1.TurnaroundHistogram\x12\x31\n\x0b\x63oncordance\x18\x0c \x03(\x0b\x32\x1c.rarenet.v1.ConcordanceTable\x12(\n\x05panel\x18\r \x01(\x0b\x32\x19.rarenet.v1.PanelCoverage\x12%\n\x03vaf\x18\x0e \x03(\x0b\x32\x18.rarenet.v1.VafHistogram\x12\x31\n\x0especimen_tests\x18\x0f \x03(\x0b\x32\x19.rarenet.v1.SpecimenTests\x12\x19\n\x11testing_directory\x18\x14 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fprotos/rarenet/v1/summary.proto\x12\nrarenet.v1\"\xf8\x01\n\x10\x44isclosurePolicy\x12\x17\n\x0fmin_denominator\x18\x01 \x01(\r\x12\x1c\n\x14small_stratum_action\x18\x02 \x01(\t\x12\x1f\n\x17small_count_suppression\x18\x03 \x01(\x08\x12\x1d\n\x15small_count_threshold\x18\x04 \x01(\r\x12=\n\x14\x64ifferential_privacy\x18\x05 \x01(\x0b\x32\x1f.rarenet.v1.DifferentialPrivacy\x12.\n\x0cperturbation\x18\x06 \x01(\x0b\x32\x18.rarenet.v1.Perturbation\"\x83\x01\n\x0cPerturbation\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\r\n\x05table\x18\x02 \x01(\t\x12\x11\n\tmax_noise\x18\x03 \x01(\r\x12\x16\n\x0enoise_variance\x18\x04 \x01(\x01\x12\x12\n\nzero_exact\x18\x05 \x01(\x08\x12\x12\n\nkey_scheme\x18\x06 \x01(\r\"_\n\x13\x44ifferentialPrivacy\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x11\n\tmechanism\x18\x02 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x03 \x01(\x01\x12\x13\n\x0bnoise_scale\x18\x04 \x01(\x01\"\xf8\x01\n\rStratumCounts\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x10\n\x08specimen\x18\x03 \x01(\t\x12\x17\n\x0fhistology_group\x18\x04 \x01(\t\x12\r\n\x05tests\x18\x05 \x01(\r\x12\x10\n\x08positive\x18\x06 \x01(\r\x12\x10\n\x08negative\x18\x07 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x08 \x01(\r\x12\x11\n\tequivocal\x18\t \x01(\r\x12\x10\n\x08withheld\x18\n \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x0b \x01(\t\x12\x18\n\x10suppressed_cells\x18\x0c \x03(\t\"\x9d\x01\n\x13TurnaroundHistogram\x12\x10\n\x08specimen\x18\x01 \x01(\t\x12\x0e\n\x06\x63ounts\x18\x02 \x03(\r\x12\x13\n\x0btarget_days\x18\x03 \x01(\r\x12\x15\n\rwithin_target\x18\x04 \x01(\r\x12\r\n\x05total\x18\x05 \x01(\r\x12\x10\n\x08withheld\x18\x06 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x07 \x01(\t\"\xae\x02\n\x10\x43oncordanceTable\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tbiomarker\x18\x02 \x01(\t\x12\x14\n\x0cindex_method\x18\x03 \x01(\t\x12\x19\n\x11\x63omparator_method\x18\x04 \x01(\t\x12\x15\n\rboth_positive\x18\x05 \x01(\r\x12*\n\"index_positive_comparator_negative\x18\x06 \x01(\r\x12*\n\"index_negative_comparator_positive\x18\x07 \x01(\r\x12\x15\n\rboth_negative\x18\x08 \x01(\r\x12\x17\n\x0f\x65xcluded_failed\x18\t \x01(\r\x12\x10\n\x08withheld\x18\n \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x0b \x01(\t\"\x9a\x01\n\rPanelCoverage\x12\x10\n\x08patients\x18\x01 \x01(\r\x12\x31\n\nbiomarkers\x18\x02 \x03(\x0b\x32\x1d.rarenet.v1.BiomarkerCoverage\x12\x19\n\x11with_all_required\x18\x03 \x01(\r\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x05 \x01(\t\"A\n\x11\x42iomarkerCoverage\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x19\n\x11with_valid_result\x18\x02 \x01(\r\"{\n\x0cVafHistogram\x12\x11\n\tbiomarker\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\r\n\x05\x65\x64ges\x18\x03 \x03(\x01\x12\x0e\n\x06\x63ounts\x18\x04 \x03(\r\x12\x10\n\x08withheld\x18\x05 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x06 \x01(\t\"k\n\rSpecimenTests\x12\x10\n\x08specimen\x18\x01 \x01(\t\x12\r\n\x05tests\x18\x02 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x03 \x01(\r\x12\x10\n\x08withheld\x18\x04 \x01(\x08\x12\x17\n\x0f\x64isclosure_note\x18\x05 \x01(\t\"\xec\x03\n\x0bSiteSummary\x12\x0f\n\x07site_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x16\n\x0eschema_version\x18\x03 \x01(\r\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12\x18\n\x10software_version\x18\x05 \x01(\t\x12,\n\x06policy\x18\x06 \x01(\x0b\x32\x1c.rarenet.v1.DisclosurePolicy\x12\x18\n\x10standard_version\x18\x07 \x01(\t\x12)\n\x06strata\x18\n \x03(\x0b\x32\x19.rarenet.v1.StratumCounts\x12\x33\n\nturnaround\x18\x0b \x03(\x0b\x32\x1f.rarenet.v1.TurnaroundHistogram\x12\x31\n\x0b\x63oncordance\x18\x0c \x03(\x0b\x32\x1c.rarenet.v1.ConcordanceTable\x12(\n\x05panel\x18\r \x01(\x0b\x32\x19.rarenet.v1.PanelCoverage\x12%\n\x03vaf\x18\x0e \x03(\x0b\x32\x18.rarenet.v1.VafHistogram\x12\x31\n\x0especimen_tests\x18\x0f \x03(\x0b\x32\x19.rarenet.v1.SpecimenTests\x12\x19\n\x11testing_directory\x18\x14 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,24 +33,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DISCLOSUREPOLICY']._serialized_start=48
   _globals['_DISCLOSUREPOLICY']._serialized_end=296
-  _globals['_PERTURBATION']._serialized_start=298
-  _globals['_PERTURBATION']._serialized_end=409
-  _globals['_DIFFERENTIALPRIVACY']._serialized_start=411
-  _globals['_DIFFERENTIALPRIVACY']._serialized_end=506
-  _globals['_STRATUMCOUNTS']._serialized_start=509
-  _globals['_STRATUMCOUNTS']._serialized_end=757
-  _globals['_TURNAROUNDHISTOGRAM']._serialized_start=760
-  _globals['_TURNAROUNDHISTOGRAM']._serialized_end=917
-  _globals['_CONCORDANCETABLE']._serialized_start=920
-  _globals['_CONCORDANCETABLE']._serialized_end=1222
-  _globals['_PANELCOVERAGE']._serialized_start=1225
-  _globals['_PANELCOVERAGE']._serialized_end=1379
-  _globals['_BIOMARKERCOVERAGE']._serialized_start=1381
-  _globals['_BIOMARKERCOVERAGE']._serialized_end=1446
-  _globals['_VAFHISTOGRAM']._serialized_start=1448
-  _globals['_VAFHISTOGRAM']._serialized_end=1571
-  _globals['_SPECIMENTESTS']._serialized_start=1573
-  _globals['_SPECIMENTESTS']._serialized_end=1680
-  _globals['_SITESUMMARY']._serialized_start=1683
-  _globals['_SITESUMMARY']._serialized_end=2175
+  _globals['_PERTURBATION']._serialized_start=299
+  _globals['_PERTURBATION']._serialized_end=430
+  _globals['_DIFFERENTIALPRIVACY']._serialized_start=432
+  _globals['_DIFFERENTIALPRIVACY']._serialized_end=527
+  _globals['_STRATUMCOUNTS']._serialized_start=530
+  _globals['_STRATUMCOUNTS']._serialized_end=778
+  _globals['_TURNAROUNDHISTOGRAM']._serialized_start=781
+  _globals['_TURNAROUNDHISTOGRAM']._serialized_end=938
+  _globals['_CONCORDANCETABLE']._serialized_start=941
+  _globals['_CONCORDANCETABLE']._serialized_end=1243
+  _globals['_PANELCOVERAGE']._serialized_start=1246
+  _globals['_PANELCOVERAGE']._serialized_end=1400
+  _globals['_BIOMARKERCOVERAGE']._serialized_start=1402
+  _globals['_BIOMARKERCOVERAGE']._serialized_end=1467
+  _globals['_VAFHISTOGRAM']._serialized_start=1469
+  _globals['_VAFHISTOGRAM']._serialized_end=1592
+  _globals['_SPECIMENTESTS']._serialized_start=1594
+  _globals['_SPECIMENTESTS']._serialized_end=1701
+  _globals['_SITESUMMARY']._serialized_start=1704
+  _globals['_SITESUMMARY']._serialized_end=2196
 # @@protoc_insertion_point(module_scope)

@@ -23,18 +23,20 @@ class DisclosurePolicy(_message.Message):
     def __init__(self, min_denominator: _Optional[int] = ..., small_stratum_action: _Optional[str] = ..., small_count_suppression: _Optional[bool] = ..., small_count_threshold: _Optional[int] = ..., differential_privacy: _Optional[_Union[DifferentialPrivacy, _Mapping]] = ..., perturbation: _Optional[_Union[Perturbation, _Mapping]] = ...) -> None: ...
 
 class Perturbation(_message.Message):
-    __slots__ = ("mechanism", "table", "max_noise", "noise_variance", "zero_exact")
+    __slots__ = ("mechanism", "table", "max_noise", "noise_variance", "zero_exact", "key_scheme")
     MECHANISM_FIELD_NUMBER: _ClassVar[int]
     TABLE_FIELD_NUMBER: _ClassVar[int]
     MAX_NOISE_FIELD_NUMBER: _ClassVar[int]
     NOISE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
     ZERO_EXACT_FIELD_NUMBER: _ClassVar[int]
+    KEY_SCHEME_FIELD_NUMBER: _ClassVar[int]
     mechanism: str
     table: str
     max_noise: int
     noise_variance: float
     zero_exact: bool
-    def __init__(self, mechanism: _Optional[str] = ..., table: _Optional[str] = ..., max_noise: _Optional[int] = ..., noise_variance: _Optional[float] = ..., zero_exact: _Optional[bool] = ...) -> None: ...
+    key_scheme: int
+    def __init__(self, mechanism: _Optional[str] = ..., table: _Optional[str] = ..., max_noise: _Optional[int] = ..., noise_variance: _Optional[float] = ..., zero_exact: _Optional[bool] = ..., key_scheme: _Optional[int] = ...) -> None: ...
 
 class DifferentialPrivacy(_message.Message):
     __slots__ = ("enabled", "mechanism", "epsilon", "noise_scale")
