@@ -48,6 +48,11 @@ RNA_DETECTED = (
 CLASS_COMPARED = RNA_DETECTED
 DNA_METHODS = ("ngs_dna", "pcr", "ddpcr")
 RHO_FLOOR = 0.002
+# The intra-class correlation of a beta-binomial lies in (0, 1); the random-effects estimate it is
+# read from is not bounded (tau^2 over theta(1 - theta) passes 1 for wild networks), and at 1 or
+# more the prior's strength 1/rho - 1 is 0 or negative and the posterior undefined. Above the
+# ceiling the prior is all but flat (strength 0.002).
+RHO_CEILING = 1.0 - RHO_FLOOR
 CLASSES = ("rna_capable", "dna_only", "other", "unknown")
 
 
@@ -86,7 +91,7 @@ def method_class(methods: set[str], rna_methods: tuple[str, ...]) -> str:
 def shrinkage(
     x: int, n: int, theta: float, rho: float, network: float, expected_low: float | None
 ) -> dict[str, Any]:
-    rho = max(rho, RHO_FLOOR)
+    rho = min(max(rho, RHO_FLOOR), RHO_CEILING) if math.isfinite(rho) else RHO_FLOOR
     strength = 1.0 / rho - 1.0
     theta = min(max(theta, 1e-6), 1 - 1e-6)
     a, b = theta * strength + x, (1 - theta) * strength + max(n - x, 0)

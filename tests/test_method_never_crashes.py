@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,21 @@ def test_any_accepted_summary_yields_a_benchmark(inputs) -> None:
     walk(json.loads(text))
     for flag in result["flags"]:
         assert flag["level"] in ("alert", "alarm")
+
+
+def test_shrinkage_stays_a_probability_when_the_random_effect_is_wild() -> None:
+    """The DerSimonian-Laird correlation is unbounded (5.0 was found by the test above, in a
+    network of three hostile labs): the posterior must still be a beta distribution, checked
+    against scipy's, not NaN."""
+    from scipy.stats import beta
+
+    from method.rare import RHO_CEILING, shrinkage
+
+    for rho in (4.995910282374572, 1.0, math.inf, math.nan):
+        out = shrinkage(0, 20, 1.0, rho, 0.6875, 0.001)
+        assert 0.0 <= out["p_below_network"] <= 1.0 and 0.0 <= out["p_below_expected"] <= 1.0
+        assert out["prior_strength"] > 0 and 0.0 <= out["posterior_mean"] <= 1.0
+    strength = 1.0 / RHO_CEILING - 1.0
+    a, b = 0.999999 * strength, 0.000001 * strength + 20
+    out = shrinkage(0, 20, 1.0, 5.0, 0.6875, 0.001)
+    assert out["p_below_network"] == pytest.approx(beta.cdf(0.6875, a, b), rel=1e-9)
