@@ -45,6 +45,14 @@ class Worker:
         self._stdin: IO[bytes] = self._proc.stdin
         self._stdout: IO[bytes] = self._proc.stdout
 
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def stopped(self) -> bool:
+        """Whether the process has ended (and been reaped)."""
+        return self._proc.poll() is not None
+
     def send(self, message: object) -> None:
         try:
             pickle.dump(message, self._stdin, pickle.HIGHEST_PROTOCOL)

@@ -3,10 +3,8 @@ real keys, real SQLite files under tmp_path. No mocks where the real thing runs.
 
 from __future__ import annotations
 
-import os
 import socket
 import sqlite3
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,48 +145,3 @@ def rpc_code(exc_info) -> grpc.StatusCode:
 
 
 __all__ = ["PERIOD", "Node", "Recorder", "make_node", "rpc_code", "DataDir"]
-
-
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid: (parent pid, state, command line) of every process, as `ps` lists them."""
-    listing = subprocess.run(
-        ["ps", "-e", "-o", "pid=,ppid=,stat=,args="], capture_output=True, text=True, check=True
-    ).stdout
-    table = {}
-    for line in listing.splitlines():
-        pid, ppid, state, *args = line.split(None, 3)
-        table[int(pid)] = (int(ppid), state, args[0] if args else "")
-    return table
-
-
-def helper_pids(module: str, root: int | None = None) -> list[int]:
-    """Live `python -m module` processes (the helpers of protos/worker.py) that descend from
-    `root` (default: this test process), so a test only ever sees processes it started itself."""
-    table = _processes()
-    root = os.getpid() if root is None else root
-
-    def descends(pid: int) -> bool:
-        seen = set()
-        while pid in table and pid not in seen:
-            seen.add(pid)
-            pid = table[pid][0]
-            if pid == root:
-                return True
-        return False
-
-    return sorted(
-        pid
-        for pid, (_, state, args) in table.items()
-        if f"-m {module}" in args and not state.startswith("Z") and descends(pid)
-    )
-
-
-def alive(pid: int) -> bool:
-    """The process (one this test found among its own) still runs: not gone, not a zombie."""
-    entry = _processes().get(pid)
-    return entry is not None and not entry[1].startswith("Z")
-
-
-def validation_worker_pids() -> list[int]:
-    """The ingest's second process for large files (node/validate.py)."""
-    return helper_pids("node.validate")

@@ -14,14 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node import config as node_config
-from node import store
+from node import store, validate
 from node.errors import IngestError
 from node.ingest import ingest_file
 from node.mapping import Mapping
 from node.mapping import load as load_mapping
 from node.pseudonym import Pseudonymiser
 from node.vocabulary import FIELDS
-from tests.conftest import validation_worker_pids
+from protos.worker import Worker
 
 HEADER = list(FIELDS)
 GOOD = [
@@ -480,19 +480,35 @@ def test_a_second_validating_process_refuses_a_file_as_in_process(node, tmp_path
     assert node.conn.execute("SELECT COUNT(*) FROM ingests").fetchone() == (0,)
 
 
-def test_a_killed_validating_process_leaves_the_database_unchanged(node, tmp_path) -> None:
+def started_workers(monkeypatch) -> list[Worker]:
+    """The validation processes the ingest starts from now on, as the ingest holds them: a test
+    signals only processes it started itself."""
+    started: list[Worker] = []
+
+    class Recorded(Worker):
+        def __init__(self, module: str, name: str) -> None:
+            super().__init__(module, name)
+            started.append(self)
+
+    monkeypatch.setattr(validate, "Worker", Recorded)
+    return started
+
+
+def test_a_killed_validating_process_leaves_the_database_unchanged(
+    node, tmp_path, monkeypatch
+) -> None:
     """The OOM killer, say, stops the worker mid-file: the ingest says so and nothing is stored."""
     node(write(tmp_path / "before.csv", [row(test_id="KEEP")]))
     before = table_contents(node.conn)
     path = write(tmp_path / "big.csv", mixed_rows(30_000))
+    workers = started_workers(monkeypatch)
     killed: list[int] = []
 
     def kill_worker(done: int, total: int) -> None:
         if not killed:
-            pids = validation_worker_pids()
-            assert len(pids) == 1, pids
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
+            assert len(workers) == 1, workers
+            os.kill(workers[0].pid, signal.SIGKILL)
+            killed.append(workers[0].pid)
 
     with pytest.raises(
         IngestError, match=r"validation process stopped \(killed by signal 9\).*nothing .* stored"
@@ -509,20 +525,21 @@ def test_a_killed_validating_process_leaves_the_database_unchanged(node, tmp_pat
     assert node.conn.execute("SELECT COUNT(*) FROM ingests").fetchone() == (1,)
     again = node(path)  # and it works the next time
     assert (again.rows, again.accepted) == (30_005, 30_001)
-    assert validation_worker_pids() == []
+    assert all(w.stopped() for w in workers)
 
 
-def test_the_validating_process_leaves_sigterm_to_its_parent(node, tmp_path) -> None:
+def test_the_validating_process_leaves_sigterm_to_its_parent(node, tmp_path, monkeypatch) -> None:
     """`systemctl stop` signals every process of the unit; the node daemon finishes the running
     ingest before it stops, so the helper must not die of the same SIGTERM."""
     path = write(tmp_path / "big.csv", mixed_rows(30_000))
+    workers = started_workers(monkeypatch)
     signalled: list[int] = []
 
     def terminate_worker(done: int, total: int) -> None:
         if not signalled:
-            (pid,) = validation_worker_pids()
-            os.kill(pid, signal.SIGTERM)
-            signalled.append(pid)
+            (worker,) = workers
+            os.kill(worker.pid, signal.SIGTERM)
+            signalled.append(worker.pid)
 
     result = ingest_file(
         node.conn,
@@ -533,4 +550,4 @@ def test_the_validating_process_leaves_sigterm_to_its_parent(node, tmp_path) -> 
         worker=True,
     )
     assert signalled and (result.rows, result.accepted, result.quarantined) == (30_005, 30_001, 3)
-    assert validation_worker_pids() == []
+    assert workers[0].stopped()
