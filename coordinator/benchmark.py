@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from coordinator import decoded_cache, flag_store, messages
+from coordinator import decoded_cache, flag_store, messages, store
 from method import METHOD_VERSION
 from method import benchmark as method_benchmark
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
@@ -45,8 +45,6 @@ Decoded = dict[int, pb.SiteSummary]
 """Summaries already decoded in this run, by leaf index. A leaf's payload never changes, so a
 summary is decoded once however many periods' windows read it; one database per dict."""
 
-_PAYLOADS_AT_ONCE = 500  # leaf indexes per query (SQLite allows 999 parameters)
-
 
 def latest_leaves(conn: sqlite3.Connection, period: str) -> list[tuple[str, int]]:
     """(site id, leaf index) of each site's highest accepted sequence for the period, by site,
@@ -74,17 +72,10 @@ def latest_summaries(
     known = {} if decoded is None else decoded
     known.update(decoded_cache.find(conn, (leaf for _site, leaf in leaves if leaf not in known)))
     missing = [leaf for _site, leaf in leaves if leaf not in known]
-    for i in range(0, len(missing), _PAYLOADS_AT_ONCE):
-        chunk = missing[i : i + _PAYLOADS_AT_ONCE]
-        rows = conn.execute(
-            "SELECT leaf_index, payload FROM summaries"
-            f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
-        for leaf, payload in rows:
-            known[leaf] = wire.decode(payload.encode("utf-8"), pb.SiteSummary)
-            if fresh is not None:
-                fresh[leaf] = known[leaf]
+    for leaf, payload in store.rows_by_leaf(conn, "summaries", "payload", missing):
+        known[leaf] = wire.decode(payload.encode("utf-8"), pb.SiteSummary)
+        if fresh is not None:
+            fresh[leaf] = known[leaf]
     return {site: (leaf, known[leaf]) for site, leaf in leaves}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping
 
+from coordinator import store
 from protos.rarenet.v1 import summary_pb2 as pb
 
 SCHEMA = """
@@ -20,7 +21,6 @@ CREATE TABLE IF NOT EXISTS summary_messages (
     message BLOB NOT NULL             -- SiteSummary.SerializeToString() of its decoded payload
 )
 """
-_AT_ONCE = 500  # leaf indexes per query (SQLite allows 999 parameters)
 
 
 def _kept(conn: sqlite3.Connection) -> bool:
@@ -39,15 +39,8 @@ def find(conn: sqlite3.Connection, leaves: Iterable[int]) -> dict[int, pb.SiteSu
     if not wanted or not _kept(conn):
         return {}
     found = {}
-    for i in range(0, len(wanted), _AT_ONCE):
-        chunk = wanted[i : i + _AT_ONCE]
-        rows = conn.execute(
-            "SELECT leaf_index, message FROM summary_messages"
-            f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
-            chunk,
-        )
-        for leaf, message in rows:
-            found[leaf] = pb.SiteSummary.FromString(message)
+    for leaf, message in store.rows_by_leaf(conn, "summary_messages", "message", wanted):
+        found[leaf] = pb.SiteSummary.FromString(message)
     return found
 
 

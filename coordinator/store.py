@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from coordinator.config import SetupError
 from protos.schema import Layout, Migration, open_layout
@@ -152,3 +154,19 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+_LEAVES_AT_ONCE = 500  # leaf indexes per query (SQLite allows 999 parameters)
+
+
+def rows_by_leaf(
+    conn: sqlite3.Connection, table: str, column: str, leaves: Sequence[int]
+) -> Iterator[tuple[int, Any]]:
+    """(leaf_index, column) of `table`'s rows for `leaves`, read a few hundred leaves a query."""
+    for i in range(0, len(leaves), _LEAVES_AT_ONCE):
+        chunk = leaves[i : i + _LEAVES_AT_ONCE]
+        yield from conn.execute(
+            f"SELECT leaf_index, {column} FROM {table}"
+            f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
