@@ -293,32 +293,54 @@ def benchmark(
     lab_pdfs: bool,
 ) -> None:
     """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
-    from coordinator import followup
+    from coordinator import earlier_flags, followup
+    from protos.periods import parse as parse_period
     from rendering.pdf import PdfUnavailable
 
     data = DataDir(data_dir).check()
     standard = load_standard(standard_path or data.standard)
-    say = lambda m: click.echo(f"… {m}", err=True)
-    conn = sqlite3.connect(data.db)
-    decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
-    result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
-    if not result["sites"]:
-        raise NothingToReport(
-            f"no site submitted a summary for {result['period']}: there is nothing to benchmark "
-            "and no report was written. Check the period, or `sites list` for who submitted when"
-        )
-    note = network_note(len(result["sites"]), result["period"])
-    if note:
-        click.echo(f"NOTE: {note}", err=True)
-        result["notes"] = [note]
-    extra = followup.gather(conn, result, standard, progress=say, decoded=decoded)
-    decoded.clear()  # the report reads the results only: free the summaries before drawing
     try:
         language = lang or report.default_language(standard)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    say = lambda m: click.echo(f"… {m}", err=True)
+    conn = sqlite3.connect(data.db)
+    # The flag history's earlier periods not kept from an earlier run are benchmarked in a second
+    # process meanwhile (coordinator/earlier_flags.py); without one, after this period, here.
+    known: dict[str, dict[str, list[dict]]] = {}
+    missing = []
+    for earlier in followup.earlier_periods(parse_period(period).label):
+        kept = followup.kept_flags(conn, earlier, standard)
+        if kept is None:
+            missing.append(earlier)
+        else:
+            known[earlier] = kept
+    worker = earlier_flags.start(data.db, missing, standard, progress=say)
     try:
-        written = report.write(
+        decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
+        result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
+        if worker is not None:
+            decoded.clear()  # no earlier period is benchmarked in this process
+        if not result["sites"]:
+            raise NothingToReport(
+                f"no site submitted a summary for {result['period']}: there is nothing to "
+                "benchmark and no report was written. Check the period, or `sites list` for who "
+                "submitted when"
+            )
+        note = network_note(len(result["sites"]), result["period"])
+        if note:
+            click.echo(f"NOTE: {note}", err=True)
+            result["notes"] = [note]
+        written = report.write_benchmark(result, out)
+        if worker is not None:
+            known.update(worker.flags(conn, progress=say))
+        extra = followup.gather(conn, result, standard, progress=say, decoded=decoded, known=known)
+    finally:
+        if worker is not None:
+            worker.stop()
+    decoded.clear()  # the report reads the results only: free the summaries before drawing
+    try:
+        written += report.write_followup(
             result,
             out,
             progress=say,

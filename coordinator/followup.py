@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from coordinator import actions, benchmark, directory, flag_store
 from coordinator.standards import Standard
@@ -49,6 +49,21 @@ def persistent_marks(
     ]
 
 
+def earlier_periods(period: str, count: int = HISTORY_PERIODS) -> list[str]:
+    """The periods before `period` (a label) whose flags a report's history shows, oldest first."""
+    return [p.label for p in benchmark.periods_for_trends(parse_period(period), count)][:-1]
+
+
+def kept_flags(
+    conn: sqlite3.Connection, period: str, standard: Standard
+) -> flag_store.SiteFlags | None:
+    """A period's flags without computing anything: none ({}) for a period without summaries,
+    those kept for its current inputs (flag_store), else None (its benchmark must be computed)."""
+    if not conn.execute("SELECT 1 FROM summaries WHERE period = ? LIMIT 1", (period,)).fetchone():
+        return {}
+    return flag_store.find(conn, period, benchmark.stored_fingerprint(conn, period, standard))
+
+
 def period_flags(
     conn: sqlite3.Connection,
     period: str,
@@ -59,9 +74,7 @@ def period_flags(
 ) -> flag_store.SiteFlags:
     """A period's flags by site: those kept for its current inputs (flag_store), else from its
     benchmark, computed by `compute` (e.g. a cache, if given) or here (and then kept)."""
-    if not conn.execute("SELECT 1 FROM summaries WHERE period = ? LIMIT 1", (period,)).fetchone():
-        return {}
-    kept = flag_store.find(conn, period, benchmark.stored_fingerprint(conn, period, standard))
+    kept = kept_flags(conn, period, standard)
     if kept is not None:
         return kept
     if compute is not None:
@@ -80,17 +93,22 @@ def flag_history(
     compute: Callable[[str], dict] | None = None,
     decoded: benchmark.Decoded | None = None,
     progress: Callable[[str], None] | None = None,
+    known: Mapping[str, flag_store.SiteFlags] | None = None,
 ) -> tuple[list[str], dict[str, dict[str, list[dict]]]]:
     """(periods oldest first, {period: {site: flags}}) over the last `count` periods, each earlier
     period's flags as its own signed summaries give them (`period_flags`). `decoded` (this run's
-    decoded summaries) lets the earlier periods' windows decode no summary twice."""
-    periods = [
-        p.label for p in benchmark.periods_for_trends(parse_period(current["period"]), count)
-    ]
+    decoded summaries) lets the earlier periods' windows decode no summary twice. `known`: earlier
+    periods' flags already found for their current inputs (coordinator/earlier_flags.py computes
+    them in a second process); the others are found here."""
+    periods = earlier_periods(current["period"], count) + [current["period"]]
     decoded = {} if decoded is None else decoded
+    known = {} if known is None else known
     history = {current["period"]: flag_store.by_site(current)}
     for label_ in periods[:-1]:
-        history[label_] = period_flags(conn, label_, standard, compute, decoded, progress)
+        if label_ in known:
+            history[label_] = known[label_]
+        else:
+            history[label_] = period_flags(conn, label_, standard, compute, decoded, progress)
     return periods, {p: history[p] for p in periods}
 
 
@@ -133,14 +151,16 @@ def gather(
     progress: Callable[[str], None] | None = None,
     compute: Callable[[str], dict] | None = None,
     decoded: benchmark.Decoded | None = None,
+    known: Mapping[str, flag_store.SiteFlags] | None = None,
 ) -> dict:
     """Everything the report shows beyond benchmark.json (written as followup.json). `decoded`:
-    the summaries this run already decoded (benchmark.Decoded), e.g. for the current period."""
+    the summaries this run already decoded (benchmark.Decoded), e.g. for the current period.
+    `known`: earlier periods' flags already found (see flag_history)."""
     moment = now or dt.datetime.now(dt.UTC)
     if progress:
         progress("flags of the earlier periods, corrective actions, directory")
     periods, history = flag_history(
-        conn, current, standard, compute=compute, decoded=decoded, progress=progress
+        conn, current, standard, compute=compute, decoded=decoded, progress=progress, known=known
     )
     return {
         "meta": metadata(conn, current, moment),

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TextIO
 
 from markupsafe import Markup
 
@@ -317,7 +318,43 @@ def write_lab_reports(
     return written
 
 
-def write(
+def write_json(fh: TextIO, value: Any, depth: int = 2) -> None:
+    """What `json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` gives,
+    and a newline, written to `fh` with the entries of the dicts in the top `depth` levels dumped
+    one at a time: the same text, but never the whole of a national benchmark (165 MB, and as much
+    again while it is built) in memory at once. Compact, so the C encoder does the work (indent=
+    forces the pure-Python one, 15x slower on a large network)."""
+    _write_json(fh, value, depth)
+    fh.write("\n")
+
+
+def _write_json(fh: TextIO, value: Any, depth: int) -> None:
+    if depth and type(value) is dict and value and all(type(k) is str for k in value):
+        fh.write("{")
+        for i, (key, item) in enumerate(sorted(value.items())):  # as sort_keys sorts them
+            fh.write(f"{',' if i else ''}{json.dumps(key, ensure_ascii=False)}:")
+            _write_json(fh, item, depth - 1)
+        fh.write("}")
+    else:
+        fh.write(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+
+
+def write_benchmark(benchmark: dict, out: Path) -> list[Path]:
+    """benchmark.json and the benchmark's CSV tables in out/: what needs no follow-up, so a report
+    run writes them while the flag history is still being found."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "benchmark.json"
+    with path.open("w", encoding="utf-8") as fh:
+        write_json(fh, benchmark)
+    written = [path]
+    for name, columns in CSV_TABLES.items():
+        path = out / name
+        csv_safe.write(path, columns, _csv_rows(name, benchmark, {}))
+        written.append(path)
+    return written
+
+
+def write_followup(
     benchmark: dict,
     out: Path,
     progress: Callable[[str], None] | None = None,
@@ -326,21 +363,12 @@ def write(
     lab_reports: bool | None = None,
     lab_pdfs: bool = False,
 ) -> list[Path]:
-    """The network report in out/; with lab_reports (the default above DETAIL_LIMIT sites, where
-    the index links to them instead of holding a section per site) every lab's report in
-    out/labs/."""
+    """The rest of the report after `write_benchmark` (see `write`): the follow-up's tables and
+    followup.json, index.html and the labs' pages."""
     out.mkdir(parents=True, exist_ok=True)
     followup = followup or {}
     written = []
-    path = out / "benchmark.json"
-    # Compact: the C encoder (indent= forces the pure-Python one, 15x slower on a large network).
-    path.write_text(
-        json.dumps(benchmark, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n",
-        encoding="utf-8",
-    )
-    written.append(path)
-    tables = {**CSV_TABLES, **(FOLLOWUP_TABLES if followup else {})}
-    for name, columns in tables.items():
+    for name, columns in (FOLLOWUP_TABLES if followup else {}).items():
         path = out / name
         csv_safe.write(path, columns, _csv_rows(name, benchmark, followup))
         written.append(path)
@@ -363,3 +391,20 @@ def write(
             progress(f"writing {len(benchmark['sites'])} lab reports")
         written += write_lab_reports(benchmark, out / "labs", followup, lang, lab_pdfs, ctx)
     return written
+
+
+def write(
+    benchmark: dict,
+    out: Path,
+    progress: Callable[[str], None] | None = None,
+    followup: dict | None = None,
+    lang: str = "en",
+    lab_reports: bool | None = None,
+    lab_pdfs: bool = False,
+) -> list[Path]:
+    """The network report in out/; with lab_reports (the default above DETAIL_LIMIT sites, where
+    the index links to them instead of holding a section per site) every lab's report in
+    out/labs/."""
+    return write_benchmark(benchmark, out) + write_followup(
+        benchmark, out, progress, followup, lang, lab_reports, lab_pdfs
+    )
