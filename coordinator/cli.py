@@ -293,7 +293,7 @@ def benchmark(
     lab_pdfs: bool,
 ) -> None:
     """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
-    from coordinator import earlier_flags, followup
+    from coordinator import decoded_cache, earlier_flags, followup
     from protos.periods import parse as parse_period
     from rendering.pdf import PdfUnavailable
 
@@ -315,9 +315,16 @@ def benchmark(
             missing.append(earlier)
         else:
             known[earlier] = kept
-    worker = earlier_flags.start(data.db, missing, standard, progress=say)
+    decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
+    worker = None
+    if missing:  # this window's summaries first: the second process reads them from its copy
+        fresh: bench.Decoded = {}
+        bench.inputs(conn, period, standard, decoded, fresh)
+        problem = decoded_cache.keep(conn, fresh)
+        if problem:
+            say(problem)
+        worker = earlier_flags.start(data.db, missing, standard, decoded, progress=say)
     try:
-        decoded: bench.Decoded = {}  # each summary decoded once, whichever periods read it
         result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
         if worker is not None:
             decoded.clear()  # no earlier period is benchmarked in this process

@@ -2,9 +2,9 @@
 second process while this one benchmarks the report's own period. On a cold national run those
 are three whole benchmarks: on two cores they leave the report's path.
 
-The child is forked, so it starts with the code already imported and nothing to pickle but its
-answer. It reads its periods' inputs from the database itself, through its own read-only
-connection, and sends back only each period's flags with the fingerprint of the inputs it read
+The child is forked, so it starts with the code already imported, the summaries this process
+decoded (shared pages, not a copy), and nothing to pickle but its answer. It reads the rest of its
+periods' inputs from the database itself, through its own read-only connection, and sends back only each period's flags with the fingerprint of the inputs it read
 (a few hundred KB, where a national benchmark result is hundreds of MB). The parent keeps them
 (flag_store.keep) exactly as if it had computed them, and the report reads them as it reads kept
 flags.
@@ -15,6 +15,7 @@ periods itself, one after the other, as it always did: slower, never different."
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -32,12 +33,14 @@ Found = dict[str, tuple[str, flag_store.SiteFlags]]
 """{period: (fingerprint of the inputs read, {site: flags})}."""
 
 
-def compute(db: Path, periods: Sequence[str], standard: Standard) -> Found:
+def compute(
+    db: Path, periods: Sequence[str], standard: Standard, decoded: benchmark.Decoded
+) -> Found:
     """Each period's flags and inputs' fingerprint, benchmarked from the database at `db` (read
-    only). The summaries of one window are decoded once for every period that reads them."""
+    only). `decoded`: summaries already decoded (benchmark.Decoded), added to as the windows read
+    more; each is decoded once for every period that reads it."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        decoded: benchmark.Decoded = {}
         found: Found = {}
         for period in periods:
             data = benchmark.inputs(conn, period, standard, decoded)
@@ -52,9 +55,15 @@ def compute(db: Path, periods: Sequence[str], standard: Standard) -> Found:
         conn.close()
 
 
-def _child(sender: Connection, db: Path, periods: Sequence[str], standard: Standard) -> None:
+def _child(
+    sender: Connection,
+    db: Path,
+    periods: Sequence[str],
+    standard: Standard,
+    decoded: benchmark.Decoded,
+) -> None:
     try:
-        answer: tuple[str, object] = ("flags", compute(db, periods, standard))
+        answer: tuple[str, object] = ("flags", compute(db, periods, standard, decoded))
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent must hear of it
         answer = ("failed", f"{type(exc).__name__}: {exc}")
     try:
@@ -113,10 +122,14 @@ def start(
     db: Path,
     periods: Sequence[str],
     standard: Standard,
+    decoded: benchmark.Decoded | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Worker | None:
     """A child benchmarking `periods` from the database at `db`, or None when there is nothing to
-    benchmark or no second process can be had (`progress` hears why)."""
+    benchmark or no second process can be had (`progress` hears why). `decoded`: summaries this
+    process decoded (e.g. the current period's window, which holds most of the earlier windows):
+    the forked child reads them from its copy of this memory (shared until written) instead of
+    reading them again."""
     if not periods:
         return None
     if START_METHOD not in multiprocessing.get_all_start_methods():
@@ -130,10 +143,11 @@ def start(
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(
         target=_child,
-        args=(sender, db, list(periods), standard),
+        args=(sender, db, list(periods), standard, {} if decoded is None else decoded),
         name="rarenet-earlier-flags",
         daemon=True,  # never outlives the report
     )
+    gc.freeze()  # the child's collections then leave this memory's objects (and pages) alone
     try:
         process.start()
     except OSError as exc:
@@ -145,6 +159,8 @@ def start(
                 "in this process"
             )
         return None
+    finally:
+        gc.unfreeze()
     sender.close()  # the child holds the sending end: EOF here if it dies without answering
     if progress:
         progress(f"benchmarking {', '.join(periods)} in a second process for the flag history")

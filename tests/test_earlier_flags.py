@@ -41,7 +41,7 @@ def test_the_second_process_gives_the_flags_of_the_serial_path(ledger) -> None:
     assert followup.earlier_periods("2026Q3") == EARLIER
     serial = ledger.recomputed()  # each period benchmarked in this process, nothing kept
     said: list[str] = []
-    worker = earlier_flags.start(db_of(ledger), EARLIER, ledger.standard, progress=said.append)
+    worker = earlier_flags.start(db_of(ledger), EARLIER, ledger.standard, {}, said.append)
     assert worker is not None and worker.pid not in (None, os.getpid())
     flags = worker.flags(ledger.conn, progress=said.append)
     assert flags == {p: serial[p] for p in EARLIER}
