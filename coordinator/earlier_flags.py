@@ -9,25 +9,18 @@ periods' inputs from the database itself, through its own read-only connection, 
 (flag_store.keep) exactly as if it had computed them, and the report reads them as it reads kept
 flags.
 
-Where a second process is unavailable (no fork start method on this platform, or the start
-fails) or the child fails, `start` or `Worker.flags` says so and the report computes the missing
-periods itself, one after the other, as it always did: slower, never different."""
+Where a second process is unavailable (coordinator/second_process.py) or the child fails, `start`
+or `Worker.flags` says so and the report computes the missing periods itself, one after the
+other, as it always did: slower, never different."""
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
 import sqlite3
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any
 
-from coordinator import benchmark, flag_store
+from coordinator import benchmark, flag_store, second_process
 from coordinator.standards import Standard
-
-START_METHOD = "fork"  # the child shares the imported code; spawn would import it all again
 
 Found = dict[str, tuple[str, flag_store.SiteFlags]]
 """{period: (fingerprint of the inputs read, {site: flags})}."""
@@ -55,31 +48,12 @@ def compute(
         conn.close()
 
 
-def _child(
-    sender: Connection,
-    db: Path,
-    periods: Sequence[str],
-    standard: Standard,
-    decoded: benchmark.Decoded,
-) -> None:
-    try:
-        answer: tuple[str, object] = ("flags", compute(db, periods, standard, decoded))
-    except BaseException as exc:  # noqa: BLE001 - whatever it was, the parent must hear of it
-        answer = ("failed", f"{type(exc).__name__}: {exc}")
-    try:
-        sender.send(answer)
-    finally:
-        sender.close()
-
-
 class Worker:
-    """A started child benchmarking earlier periods."""
+    """A second process benchmarking earlier periods."""
 
-    def __init__(self, process: BaseProcess, receiver: Connection, periods: Sequence[str]) -> None:
-        self.process = process
-        self.receiver = receiver
+    def __init__(self, child: second_process.Child, periods: Sequence[str]) -> None:
+        self.child = child
         self.periods = list(periods)
-        self.pid = process.pid  # recorded as started: the only process this module signals
 
     def flags(
         self, conn: sqlite3.Connection, progress: Callable[[str], None] | None = None
@@ -88,22 +62,17 @@ class Worker:
         fingerprint of what it read. {} if the child failed (`progress` hears why): the report
         then computes those periods itself."""
         try:
-            kind, payload = self.receiver.recv()
-        except (EOFError, OSError):
-            self.process.join()
-            kind, payload = "failed", f"it ended with exit code {self.process.exitcode}"
-        finally:
-            self.receiver.close()
-        self.process.join()
-        if kind != "flags" or not isinstance(payload, dict):
+            found = self.child.answer()
+        except second_process.Failed as exc:
             if progress:
                 progress(
-                    f"the second process benchmarking {', '.join(self.periods)} failed "
-                    f"({payload}); this process benchmarks them now"
+                    f"the second process benchmarking {', '.join(self.periods)} failed ({exc}); "
+                    "this process benchmarks them now"
                 )
             return {}
+        assert isinstance(found, dict)
         out = {}
-        for period, (inputs_sha256, flags) in payload.items():
+        for period, (inputs_sha256, flags) in found.items():
             problem = flag_store.keep(conn, period, inputs_sha256, flags)
             if problem and progress:
                 progress(problem)
@@ -112,10 +81,7 @@ class Worker:
 
     def stop(self) -> None:
         """End the child if it still runs (the report failed or was interrupted)."""
-        if self.process.is_alive():
-            self.process.terminate()
-        self.process.join()
-        self.receiver.close()
+        self.child.stop()
 
 
 def start(
@@ -132,36 +98,14 @@ def start(
     reading them again."""
     if not periods:
         return None
-    if START_METHOD not in multiprocessing.get_all_start_methods():
-        if progress:
-            progress(
-                f"no {START_METHOD!r} processes on this platform: the earlier periods are "
-                "benchmarked after this one, in this process"
-            )
-        return None
-    context: Any = multiprocessing.get_context(START_METHOD)  # typed by its name only
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(
-        target=_child,
-        args=(sender, db, list(periods), standard, {} if decoded is None else decoded),
-        name="rarenet-earlier-flags",
-        daemon=True,  # never outlives the report
+    shared = {} if decoded is None else decoded
+    child = second_process.start(
+        lambda: compute(db, periods, standard, shared), "rarenet-earlier-flags"
     )
-    gc.freeze()  # the child's collections then leave this memory's objects (and pages) alone
-    try:
-        process.start()
-    except OSError as exc:
-        receiver.close()
-        sender.close()
+    if isinstance(child, str):
         if progress:
-            progress(
-                f"no second process ({exc}): the earlier periods are benchmarked after this one, "
-                "in this process"
-            )
+            progress(f"{child}: the earlier periods are benchmarked after this one, here")
         return None
-    finally:
-        gc.unfreeze()
-    sender.close()  # the child holds the sending end: EOF here if it dies without answering
     if progress:
         progress(f"benchmarking {', '.join(periods)} in a second process for the flag history")
-    return Worker(process, receiver, periods)
+    return Worker(child, periods)

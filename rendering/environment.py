@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from jinja2.ext import Extension
@@ -41,11 +41,30 @@ class ConstantMessages(Extension):
                 i += 1
 
 
+DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class ReportEnvironment(Environment):
+    """`x.name` on a plain dict (what every page reads: benchmark entries, views, rows) looks up
+    the key straight away. Jinja first asks for an attribute of that name, and a dict has none
+    unless it is one of dict's own (`items`, `get`, ...): those still go to Jinja's lookup, so
+    every expression means what it did, but the failed attribute lookup is no longer paid a few
+    thousand times per page."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 @cache
 def environment(reader: Reader, *extra: Path) -> Environment:
     """One environment per reader and template folders: templates are compiled once, not for
     each of a thousand labs' pages."""
-    env = Environment(
+    env = ReportEnvironment(
         loader=FileSystemLoader([*(str(p) for p in extra), str(TEMPLATES)]),
         autoescape=select_autoescape(["html"]),
         extensions=["jinja2.ext.i18n", ConstantMessages],

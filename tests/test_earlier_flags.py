@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from coordinator import benchmark, earlier_flags, flag_store, followup
+from coordinator import benchmark, earlier_flags, flag_store, followup, second_process
 from coordinator.cli import main as coordinator_cli
 from tests.test_benchmark_kept import LABS, PERIODS, Ledger, summary
 
@@ -42,12 +42,12 @@ def test_the_second_process_gives_the_flags_of_the_serial_path(ledger) -> None:
     serial = ledger.recomputed()  # each period benchmarked in this process, nothing kept
     said: list[str] = []
     worker = earlier_flags.start(db_of(ledger), EARLIER, ledger.standard, {}, said.append)
-    assert worker is not None and worker.pid not in (None, os.getpid())
+    assert worker is not None and worker.child.pid not in (None, os.getpid())
     flags = worker.flags(ledger.conn, progress=said.append)
     assert flags == {p: serial[p] for p in EARLIER}
     assert "lab-e" in {site for site, f in flags["2026Q1"].items() if f}  # real flags compared
     assert "lab-f" in {site for site, f in flags["2026Q2"].items() if f}
-    assert worker.process.exitcode == 0
+    assert worker.child.process.exitcode == 0
     for period in EARLIER[1:]:  # kept under the fingerprint of the inputs, as the serial path keeps
         assert followup.kept_flags(ledger.conn, period, ledger.standard) == serial[period]
     assert not any("failed" in m for m in said)
@@ -94,7 +94,7 @@ def test_without_a_second_process_the_report_is_the_same(ledger, tmp_path, monke
     assert "in a second process" in said
     assert "lab-f" in json.loads(parallel["followup.json"])["flag_history"]["2026Q2"]
     cold(ledger)
-    monkeypatch.setattr(earlier_flags, "START_METHOD", "no-such-start-method")
+    monkeypatch.setattr(second_process, "START_METHOD", "no-such-start-method")
     said, serial = report(data_dir, tmp_path / "serial")
     assert "no 'no-such-start-method' processes on this platform" in said
     assert serial == parallel
