@@ -355,6 +355,7 @@ def benchmark(
             lang=language,
             lab_reports=True if lab_reports or lab_pdfs else None,
             lab_pdfs=lab_pdfs,
+            processes=2,
         )
     except PdfUnavailable as exc:
         raise click.ClickException(str(exc)) from None

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from markupsafe import Markup
 
+from coordinator import second_process
 from coordinator.lab_view import NetworkContext, followup_by_site, method_classes, site_view
 from coordinator.standards import Standard
 from rendering import csv_safe, lab_report, pdf, svg
@@ -283,6 +284,51 @@ def render_index(
     )
 
 
+class LabPages:
+    """Every lab's individual report in one folder (SITE.html and, with as_pdf, SITE.pdf), written
+    for any share of the labs. The funnels' background is drawn once; each page lays its lab's
+    point over it."""
+
+    def __init__(
+        self,
+        benchmark: dict,
+        out: Path,
+        followup: dict | None = None,
+        lang: str = "en",
+        as_pdf: bool = False,
+        ctx: NetworkContext | None = None,
+        network_link: str | None = "../index.html",
+    ) -> None:
+        self.benchmark = benchmark
+        self.out = out
+        self.followup = followup or {}
+        self.lang = lang
+        self.as_pdf = as_pdf
+        self.ctx = ctx or NetworkContext.of(benchmark)
+        self.network_link = network_link
+        self.base = network_funnels(Reader(lang), benchmark, self.ctx, named=False)
+        self.today = _today(self.followup)
+        self.by_site = followup_by_site(self.followup)
+
+    def write(self, sites: list[str]) -> list[Path]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for site_id in sites:
+            html = lab_report.render_utf8(
+                site_view(self.ctx, site_id, self.followup, self.by_site),
+                self.lang,
+                funnels=self.base,
+                today=self.today,
+                network_link=self.network_link,
+            )
+            path = self.out / page_name(site_id)
+            path.write_bytes(html)
+            written.append(path)
+            if self.as_pdf:
+                written.append(pdf.print_html(html.decode("utf-8"), path.with_suffix(".pdf")))
+        return written
+
+
 def write_lab_reports(
     benchmark: dict,
     out: Path,
@@ -292,30 +338,9 @@ def write_lab_reports(
     ctx: NetworkContext | None = None,
     network_link: str | None = "../index.html",
 ) -> list[Path]:
-    """Every lab's individual report in out/ (SITE.html and, with as_pdf, SITE.pdf). The funnels'
-    background is drawn once; each page lays its lab's point over it."""
-    reader = Reader(lang)
-    ctx = ctx or NetworkContext.of(benchmark)
-    followup = followup or {}
-    base = network_funnels(reader, benchmark, ctx, named=False)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    today = _today(followup)
-    by_site = followup_by_site(followup)
-    for site_id in sorted(benchmark["sites"]):
-        html = lab_report.render(
-            site_view(ctx, site_id, followup, by_site),
-            lang,
-            funnels=base,
-            today=today,
-            network_link=network_link,
-        )
-        path = out / page_name(site_id)
-        path.write_text(html, encoding="utf-8")
-        written.append(path)
-        if as_pdf:
-            written.append(pdf.print_html(html, path.with_suffix(".pdf")))
-    return written
+    """Every lab's individual report in out/ (SITE.html and, with as_pdf, SITE.pdf)."""
+    pages = LabPages(benchmark, out, followup, lang, as_pdf, ctx, network_link)
+    return pages.write(sorted(benchmark["sites"]))
 
 
 def write_json(fh: TextIO, value: Any, depth: int = 2) -> None:
@@ -362,9 +387,11 @@ def write_followup(
     lang: str = "en",
     lab_reports: bool | None = None,
     lab_pdfs: bool = False,
+    processes: int = 1,
 ) -> list[Path]:
     """The rest of the report after `write_benchmark` (see `write`): the follow-up's tables and
-    followup.json, index.html and the labs' pages."""
+    followup.json, index.html and the labs' pages. With `processes` 2 (a command of its own,
+    never inside a threaded server: it forks), a second process writes half the labs' pages."""
     out.mkdir(parents=True, exist_ok=True)
     followup = followup or {}
     written = []
@@ -383,13 +410,66 @@ def write_followup(
         progress("drawing the network report")
     ctx = NetworkContext.of(benchmark)
     with_labs = len(benchmark["sites"]) > DETAIL_LIMIT if lab_reports is None else lab_reports
-    path = out / "index.html"
-    path.write_text(render_index(benchmark, ctx, followup, lang, with_labs), encoding="utf-8")
-    written.append(path)
+    sites = sorted(benchmark["sites"])
+    shared: tuple[second_process.Child, list[str]] | None = None
     if with_labs:
+        # Both kinds of funnel drawn once, before a second process starts on a share of the pages.
+        network_funnels(Reader(lang), benchmark, ctx, named=True, anonymous_too=True)
+        pages = LabPages(benchmark, out / "labs", followup, lang, lab_pdfs, ctx)
+        shared = _share_pages(pages, sites, progress) if processes > 1 else None
+    try:
+        path = out / "index.html"
+        path.write_text(render_index(benchmark, ctx, followup, lang, with_labs), encoding="utf-8")
+        written.append(path)
+        if with_labs:
+            if progress:
+                progress(f"writing {len(sites)} lab reports")
+            theirs = shared[1] if shared else []
+            written += pages.write(sites[: len(sites) - len(theirs)])
+            if shared:
+                written += _shared_pages(pages, *shared, progress)
+    finally:
+        if shared:
+            shared[0].stop()
+    return written
+
+
+PAGES_SHARED_ABOVE = 200  # labs: fewer pages take less time than starting a second process
+
+
+def _share_pages(
+    pages: LabPages, sites: list[str], progress: Callable[[str], None] | None
+) -> tuple[second_process.Child, list[str]] | None:
+    """The second half of the labs' pages written by a second process (while this one writes the
+    index and the first half), or None where there are few, PDFs too (printing starts its own
+    browser), or no second process."""
+    if pages.as_pdf or len(sites) <= PAGES_SHARED_ABOVE:
+        return None
+    theirs = sites[len(sites) // 2 :]
+    child = second_process.start(lambda: pages.write(theirs), "rarenet-lab-pages")
+    if isinstance(child, str):
         if progress:
-            progress(f"writing {len(benchmark['sites'])} lab reports")
-        written += write_lab_reports(benchmark, out / "labs", followup, lang, lab_pdfs, ctx)
+            progress(f"{child}: every lab's page is written here")
+        return None
+    if progress:
+        progress(f"a second process writes {len(theirs)} of the {len(sites)} lab reports")
+    return child, theirs
+
+
+def _shared_pages(
+    pages: LabPages,
+    child: second_process.Child,
+    theirs: list[str],
+    progress: Callable[[str], None] | None,
+) -> list[Path]:
+    """The pages the second process wrote, or, if it failed, those pages written here."""
+    try:
+        written = child.answer()
+    except second_process.Failed as exc:
+        if progress:
+            progress(f"the second process writing lab pages failed ({exc}); writing them here")
+        return pages.write(theirs)
+    assert isinstance(written, list)
     return written
 
 

@@ -70,6 +70,7 @@ def environment(reader: Reader, *extra: Path) -> Environment:
         extensions=["jinja2.ext.i18n", ConstantMessages],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # a report's templates do not change while it runs: no stat per page
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=reader._, ngettext=reader.ngettext, newstyle=True
