@@ -64,10 +64,11 @@ def test_a_failed_second_process_leaves_the_periods_to_the_report(ledger, tmp_pa
     assert history == {**ledger.recomputed(), "2026Q3": flag_store.by_site(current)}
 
 
-def report(data_dir: Path, out: Path) -> tuple[str, dict[str, bytes]]:
+def report(data_dir: Path, out: Path, *options: str) -> tuple[str, dict[str, bytes]]:
     run = CliRunner().invoke(
         coordinator_cli,
-        ["benchmark", "--data-dir", str(data_dir), "--period", "2026Q3", "--out", str(out)],
+        ["benchmark", "--data-dir", str(data_dir), "--period", "2026Q3", "--out", str(out)]
+        + list(options),
     )
     assert run.exit_code == 0, run.output
     files = {}
@@ -102,3 +103,8 @@ def test_without_a_second_process_the_report_is_the_same(ledger, tmp_path, monke
     said, kept = report(data_dir, tmp_path / "kept")  # every earlier period's flags were kept
     assert "second process" not in said
     assert kept == parallel
+    cold(ledger)
+    said, single = report(data_dir, tmp_path / "single", "--single-process")
+    assert "second process" not in said and "processes" not in said
+    assert single == parallel
+    assert followup.kept_flags(ledger.conn, "2026Q2", ledger.standard) is not None
