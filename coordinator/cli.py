@@ -349,6 +349,8 @@ def benchmark(
             click.echo(f"NOTE: {note}", err=True)
             result["notes"] = [note]
         written = report.write_benchmark(result, out)
+        lab_pages = True if lab_reports or lab_pdfs else None
+        ctx = report.drawn(result, language, lab_pages)
         if worker is not None:
             known.update(worker.flags(conn, progress=say))
         extra = followup.gather(conn, result, standard, progress=say, decoded=decoded, known=known)
@@ -363,9 +365,10 @@ def benchmark(
             progress=say,
             followup=extra,
             lang=language,
-            lab_reports=True if lab_reports or lab_pdfs else None,
+            lab_reports=lab_pages,
             lab_pdfs=lab_pdfs,
             processes=1 if single_process else 2,
+            ctx=ctx,
         )
     except PdfUnavailable as exc:
         raise click.ClickException(str(exc)) from None

@@ -379,6 +379,25 @@ def write_benchmark(benchmark: dict, out: Path) -> list[Path]:
     return written
 
 
+def with_lab_pages(benchmark: dict, lab_reports: bool | None) -> bool:
+    """Whether a report has a page per lab: asked for, or by default above DETAIL_LIMIT labs."""
+    return len(benchmark["sites"]) > DETAIL_LIMIT if lab_reports is None else lab_reports
+
+
+def drawn(benchmark: dict, lang: str = "en", lab_reports: bool | None = None) -> NetworkContext:
+    """The network's side of the report with its funnels drawn: what needs no follow-up, so a
+    report run draws it while the flag history is still being found (see `write_followup`)."""
+    ctx = NetworkContext.of(benchmark)
+    network_funnels(
+        Reader(lang),
+        benchmark,
+        ctx,
+        named=True,
+        anonymous_too=with_lab_pages(benchmark, lab_reports),
+    )
+    return ctx
+
+
 def write_followup(
     benchmark: dict,
     out: Path,
@@ -388,10 +407,12 @@ def write_followup(
     lab_reports: bool | None = None,
     lab_pdfs: bool = False,
     processes: int = 1,
+    ctx: NetworkContext | None = None,
 ) -> list[Path]:
     """The rest of the report after `write_benchmark` (see `write`): the follow-up's tables and
     followup.json, index.html and the labs' pages. With `processes` 2 (a command of its own,
-    never inside a threaded server: it forks), a second process writes half the labs' pages."""
+    never inside a threaded server: it forks), a second process writes half the labs' pages.
+    `ctx`: `drawn(benchmark, lang, lab_reports)`, if already made."""
     out.mkdir(parents=True, exist_ok=True)
     followup = followup or {}
     written = []
@@ -408,13 +429,11 @@ def write_followup(
         written.append(path)
     if progress:
         progress("drawing the network report")
-    ctx = NetworkContext.of(benchmark)
-    with_labs = len(benchmark["sites"]) > DETAIL_LIMIT if lab_reports is None else lab_reports
+    ctx = ctx or drawn(benchmark, lang, lab_reports)  # before a second process starts on pages
+    with_labs = with_lab_pages(benchmark, lab_reports)
     sites = sorted(benchmark["sites"])
     shared: tuple[second_process.Child, list[str]] | None = None
     if with_labs:
-        # Both kinds of funnel drawn once, before a second process starts on a share of the pages.
-        network_funnels(Reader(lang), benchmark, ctx, named=True, anonymous_too=True)
         pages = LabPages(benchmark, out / "labs", followup, lang, lab_pdfs, ctx)
         shared = _share_pages(pages, sites, progress) if processes > 1 else None
     try:
