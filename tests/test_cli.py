@@ -73,6 +73,29 @@ def test_summarize_json_is_byte_for_byte_the_signed_payload(
     assert wire.parse_envelope(blob).payload == preview.stdout_bytes
 
 
+def test_status_reads_as_words_and_json_keeps_the_fields(
+    coordinator, node_factory, synthetic_csv
+) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a", rows=400))
+    data_dir = str(node.config.data_dir)
+    submit = CliRunner().invoke(
+        node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
+    assert submit.exit_code == 0, submit.output
+    as_json = CliRunner().invoke(node_cli, ["status", "--data-dir", data_dir, "--json"])
+    info = json.loads(as_json.output)
+    receipt = info["last_receipt"]
+    assert info["enrolled"] and receipt["sequence"] == 1
+
+    readable = CliRunner().invoke(node_cli, ["status", "--data-dir", data_dir])
+    assert readable.exit_code == 0, readable.output
+    (line,) = [ln for ln in readable.output.splitlines() if ln.startswith("last receipt")]
+    assert f"sequence 1, ledger entry {receipt['leaf_index']:,}, at {receipt['at']}" in line
+    assert "{" not in readable.output and "[]" not in readable.output  # no Python reprs
+    assert "results              400 (0 in quarantine)" in readable.output
+
+
 def test_mapping_check_reports_column_by_column(tmp_path) -> None:
     header = [
         "检测编号",
