@@ -339,3 +339,46 @@ def test_summarize_of_a_period_submit_would_refuse_says_so(
         node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label]
     )
     assert closed.exit_code == 0 and "would not sign" not in closed.stderr
+
+
+def test_sites_add_many_writes_every_token_or_none(tmp_path) -> None:
+    data_dir = str(tmp_path / "c")
+    assert CliRunner().invoke(coordinator_cli, ["init", "--data-dir", data_dir]).exit_code == 0
+    listed = tmp_path / "sites.txt"
+    listed.write_text("# the network's labs\nlab-a\n\nlab-b\n  lab-c  \n", encoding="utf-8")
+    out = tmp_path / "tokens.csv"
+    added = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(listed), "--out", str(out), "--data-dir", data_dir],
+    )
+    assert added.exit_code == 0, added.output
+    assert "3 one-time tokens written" in added.output
+    assert out.stat().st_mode & 0o077 == 0  # tokens are secrets: readable by the owner only
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "site_id,token,valid_until"
+    assert [r.split(",")[0] for r in rows[1:]] == ["lab-a", "lab-b", "lab-c"]
+    listing = CliRunner().invoke(
+        coordinator_cli, ["sites", "list", "--json", "--data-dir", data_dir]
+    )
+    assert sorted(s["site_id"] for s in json.loads(listing.output)) == ["lab-a", "lab-b", "lab-c"]
+
+    again = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(listed), "--out", str(out), "--data-dir", data_dir],
+    )
+    assert again.exit_code == 2 and "exists" in again.output  # never written over
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("lab-d\nLab_E\n", encoding="utf-8")
+    refused = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(bad), "--out", str(tmp_path / "t2.csv"), "--data-dir", data_dir],
+    )
+    assert (
+        refused.exit_code == 2 and "Lab_E" in refused.output and "Traceback" not in refused.output
+    )
+    assert not (tmp_path / "t2.csv").exists()  # no file, and no lab-d: all or none
+    listing = CliRunner().invoke(
+        coordinator_cli, ["sites", "list", "--json", "--data-dir", data_dir]
+    )
+    assert "lab-d" not in listing.output
