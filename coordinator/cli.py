@@ -369,7 +369,7 @@ def benchmark(
     say = lambda m: click.echo(f"… {m}", err=True)
     conn = sqlite3.connect(data.db)
     # The flag history's earlier periods not kept from an earlier run are benchmarked in a second
-    # process meanwhile (coordinator/earlier_flags.py); without one, after this period, here.
+    # process meanwhile (coordinator/earlier_flags.py); without one, first, here.
     known: dict[str, dict[str, list[dict]]] = {}
     missing = []
     for earlier in followup.earlier_periods(parse_period(period).label):
@@ -388,6 +388,11 @@ def benchmark(
         if problem:
             say(problem)
         worker = earlier_flags.start(data.db, missing, standard, decoded, progress=say)
+    if worker is None:  # here, before this period: never two benchmarks in memory at once
+        for earlier in missing:
+            known[earlier] = followup.period_flags(
+                conn, earlier, standard, decoded=decoded, progress=say
+            )
     try:
         result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
         if worker is not None:
