@@ -343,7 +343,7 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
     help="Do everything in this process: the same report, later, with less memory at its peak. "
     "By default a second process benchmarks the flag history's earlier periods and writes half "
     "the labs' pages, which takes about one more benchmark's memory (at 3,000 labs about 1.9 GB "
-    "in all, against 1.6 GB).",
+    "in all, against 1.2 GB).",
 )
 def benchmark(
     data_dir: Path,
