@@ -332,6 +332,56 @@ def _weighted_lower(
     return np.minimum(low, 1.0)
 
 
+# A released_sum_tails request: (released sum, valid results of each cell, rate, table).
+SumRequest = tuple[int, list[int], float, str]
+
+
+def _sum_tails_batch(requests: list[SumRequest]) -> list[tuple[float, float]]:
+    """noise.released_sum_tails of every request, computed together (one batch per table):
+    the small perturbed counts of a biomarker gathered before its per-site loop reads them."""
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(requests)
+    for table in sorted({r[3] for r in requests}):
+        rows = [i for i, r in enumerate(requests) if r[3] == table]
+        lower, upper = noise.released_sum_tails_many(
+            [requests[i][0] for i in rows],
+            [requests[i][1] for i in rows],
+            [requests[i][2] for i in rows],
+            table,
+        )
+        for i, low, high in zip(rows, lower.tolist(), upper.tolist(), strict=True):
+            out[i] = (low, high)
+    return out
+
+
+def _small_positivity_tails(
+    members: dict[str, rare.Cells],
+    noises: dict[str, _Noise],
+    big_x: int,
+    big_n: int,
+    rho: float,
+    expected_low: float | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """The perturbed small counts of one biomarker's positivity, by site: (lower, upper) against
+    the rest of the network's rate, and the lower tail against the standard's expected low, for
+    exactly the sites _positivity compares through the table's exact rows (released_sum_tails)."""
+    funnel: list[tuple[str, SumRequest]] = []
+    below: list[tuple[str, SumRequest]] = []
+    for site, c in members.items():
+        site_noise, n = noises[site], c.valid
+        if n <= 0 or (site_noise.enabled and not site_noise.accepted):
+            continue
+        x_rest, n_rest = big_x - c.positive, big_n - n
+        if n_rest > 0 and rho == 0 and site_noise.small(n * x_rest / n_rest):
+            funnel.append((site, (c.positive, c.parts, x_rest / n_rest, site_noise.table)))
+        if expected_low is not None and site_noise.small(n * expected_low):
+            below.append((site, (c.positive, c.parts, expected_low, site_noise.table)))
+    tails = _sum_tails_batch([request for _, request in funnel + below])
+    return (
+        {site: tail for (site, _), tail in zip(funnel, tails[: len(funnel)], strict=True)},
+        {site: low for (site, _), (low, _) in zip(below, tails[len(funnel) :], strict=True)},
+    )
+
+
 class _Run:
     """One benchmark computation: the tests gathered, then decided together."""
 
@@ -431,6 +481,9 @@ def _positivity(
         plain_at, low_at, high_at = plain.tolist(), low_v.tolist(), high_v.tolist()
         expected_at = exp_v.tolist() if exp_v is not None else []
         funnel_source = standard.source("funnel")
+        small_funnel, small_expected = _small_positivity_tails(
+            members, noises, big_x, big_n, rho, float(expected["low"]) if expected else None
+        )
         for i, site in enumerate(sites):
             c = members[site]
             x, n = c.positive, c.valid
@@ -477,9 +530,7 @@ def _positivity(
                 continue
             if n_rest > 0:
                 if rho == 0 and site_noise.small(n * x_rest / n_rest):
-                    low, high = noise.released_sum_tails(
-                        x, c.parts, x_rest / n_rest, site_noise.table
-                    )
+                    low, high = small_funnel[site]  # noise.released_sum_tails
                     reference = "binomial+perturbation"
                 elif rho == 0 and plain_at[i]:
                     low, high = low_at[i], high_at[i]
@@ -505,9 +556,7 @@ def _positivity(
                 run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
             if expected:
                 if site_noise.small(n * float(expected["low"])):
-                    p = noise.released_sum_tails(
-                        x, c.parts, float(expected["low"]), site_noise.table
-                    )[0]
+                    p = small_expected[site]  # noise.released_sum_tails, lower
                 elif exp_v is not None and plain_at[i]:
                     p = expected_at[i]
                 else:
@@ -872,6 +921,49 @@ def _eqa_errors(rounds: list[EqaRoundInput]) -> dict[tuple[str, str], list[str]]
     return seen
 
 
+def _small_window_tails(
+    sites: list[str],
+    pooled: dict[str, rare.Cells],
+    noises: dict[str, _Noise],
+    big_x: int,
+    big_n: int,
+    rho: float,
+    excess: dict[str, float],
+    expected_low: float | None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The perturbed small window counts of one rare driver, by site: the lower tail against the
+    rest of the network (noise.released_sum_lower: its unbiased total, its rate uncertain) and
+    against the standard's expected low (released_sum_tails), for exactly the sites
+    _rare_drivers compares through the table's exact rows, computed in one batch per table."""
+    total_excess = sum(excess.values())
+    network: dict[str, list[tuple[str, int, list[int], float, float]]] = defaultdict(list)
+    below: list[str] = []
+    requests: list[SumRequest] = []
+    for site in sites:
+        c, site_noise = pooled[site], noises[site]
+        if (site_noise.enabled and not site_noise.accepted) or c.valid <= 0:
+            continue
+        x_rest, n_rest = big_x - c.positive, big_n - c.valid
+        if n_rest > 0 and rho == 0 and site_noise.small(c.valid * x_rest / n_rest):
+            x_ref = max(0.0, x_rest - total_excess + excess[site])
+            network[site_noise.table].append((site, c.positive, c.parts, x_ref, n_rest))
+        if expected_low is not None and site_noise.small(c.valid * expected_low):
+            below.append(site)
+            requests.append((c.positive, c.parts, expected_low, site_noise.table))
+    lower: dict[str, float] = {}
+    for table, rows in sorted(network.items()):
+        found = noise.released_sum_lower_many(
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            table,
+        )
+        lower.update(zip([r[0] for r in rows], found, strict=True))
+    tails = _sum_tails_batch(requests)
+    return lower, {site: low for site, (low, _) in zip(below, tails, strict=True)}
+
+
 def _rare_drivers(
     run: _Run,
     by_period: dict[str, dict[str, pb.SiteSummary]],
@@ -1043,6 +1135,16 @@ def _rare_drivers(
             )[1],
             1.0,
         ).tolist()
+        small_network, small_expected = _small_window_tails(
+            sites,
+            pooled,
+            noises,
+            big_x,
+            big_n,
+            rho_net,
+            excess,
+            float(expected["low"]) if expected else None,
+        )
         for index, site in enumerate(sites):
             c = pooled[site]
             site_noise = noises[site]
@@ -1107,13 +1209,7 @@ def _rare_drivers(
             }
             if n_rest > 0:
                 if rho_net == 0 and site_noise.small(c.valid * x_rest / n_rest):
-                    low = noise.released_sum_lower(
-                        c.positive,
-                        c.parts,
-                        max(0.0, x_rest - sum(excess.values()) + excess[site]),
-                        n_rest,
-                        site_noise.table,
-                    )
+                    low = small_network[site]  # noise.released_sum_lower
                     reference = "binomial+perturbation"
                 elif rho_net == 0 and vectorised[index]:
                     low = fast_low[index]
@@ -1139,9 +1235,7 @@ def _rare_drivers(
                 )
             if expected:
                 p_expected = (
-                    noise.released_sum_tails(
-                        c.positive, c.parts, float(expected["low"]), site_noise.table
-                    )[0]
+                    small_expected[site]  # noise.released_sum_tails, lower
                     if site_noise.small(c.valid * float(expected["low"]))
                     else fast_expected[index]
                     if vectorised[index]
