@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from method import METHOD_VERSION, eqa, noise, pvalues, rare, stats, strata
+from method import METHOD_VERSION, eqa, hypergeom, noise, pvalues, rare, stats, strata
 from method.flags import Test, as_flags, decide, flag
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
 from method.overdispersion import Overdispersion, phi_winsorised
@@ -245,8 +245,30 @@ def _lower_vs(
 Tails = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _fisher_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tails:
-    return lambda k, rows: pvalues.fisher_tails_many(k, n[rows], x_rest[rows], n_rest[rows])
+def _noise_half(weights: list[np.ndarray]) -> int:
+    """The largest shift any site's noise reaches (each pmf spans -half..half)."""
+    return (max((len(w) for w in weights), default=1) - 1) // 2
+
+
+def _fisher_at(
+    x: np.ndarray,
+    n: np.ndarray,
+    x_rest: np.ndarray,
+    n_rest: np.ndarray,
+    weights: list[np.ndarray],
+    upper: bool = True,
+) -> Tails:
+    """Fisher's tails of every site at every count its noise reaches (x - half..x + half within
+    0..n), computed at once (hypergeom.fisher_tails_along), then read shift by shift."""
+    half = _noise_half(weights)
+    first = np.clip(x - half, 0, n)
+    lower, higher = hypergeom.fisher_tails_along(first, 2 * half + 1, n, x_rest, n_rest, upper)
+
+    def at(k: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        column = (k - first[rows]).astype(np.intp)
+        return lower[rows, column], higher[rows, column]
+
+    return at
 
 
 def _binomial_at(n: np.ndarray, target: float) -> Tails:
@@ -257,8 +279,15 @@ def _binomial_at(n: np.ndarray, target: float) -> Tails:
 Tail = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _fisher_lower_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tail:
-    return lambda k, rows: pvalues.fisher_lower_many(k, n[rows], x_rest[rows], n_rest[rows])
+def _fisher_lower_at(
+    x: np.ndarray,
+    n: np.ndarray,
+    x_rest: np.ndarray,
+    n_rest: np.ndarray,
+    weights: list[np.ndarray],
+) -> Tail:
+    tails_at = _fisher_at(x, n, x_rest, n_rest, weights, upper=False)
+    return lambda k, rows: tails_at(k, rows)[0]
 
 
 def _binomial_lower_at(n: np.ndarray, target: float) -> Tail:
@@ -467,7 +496,7 @@ def _positivity(
             xr = np.where(plain, xr_arr, 0.0)
             nr = np.where(plain, nr_arr, 1.0)
             low_v, high_v = _weighted(
-                _fisher_at(nn, xr, nr),
+                _fisher_at(x_arr, nn, xr, nr, weights),
                 x_arr,
                 nn,
                 weights,
@@ -1106,7 +1135,7 @@ def _rare_drivers(
         wxr = np.where(usable, big_x - wx, 0.0)
         wnr = np.where(usable, big_n - wn, 1.0)
         fast_low = _weighted_lower(
-            _fisher_lower_at(wn1, wxr, wnr),
+            _fisher_lower_at(wx, wn1, wxr, wnr, window_weights),
             wx,
             wn1,
             window_weights,

@@ -122,7 +122,9 @@ def pmf(x: Floats, n: Floats, positives: Floats, total: Floats) -> Floats:
     return np.asarray(np.where(fixed, 1.0, np.exp(np.where(fixed, 0.0, log_pmf))), dtype=float)
 
 
-def _ratio_sum(x: Floats, n: Floats, positives: Floats, total: Floats, down: Floats) -> Floats:
+def _ratio_sum(
+    x: Floats, n: Floats, positives: Floats, total: Floats, down: NDArray[np.bool_]
+) -> Floats:
     """1 + sum over k beyond x of pmf(k) / pmf(x): below x where `down`, above it elsewhere,
     each term the previous one times the ratio of consecutive pmf values, stopped when a term
     falls below double precision of the sum or the support ends (R's pdhyper, both ways)."""
@@ -148,16 +150,74 @@ def _ratio_sum(x: Floats, n: Floats, positives: Floats, total: Floats, down: Flo
     return s
 
 
+def _point(k: Floats, n: Floats, positives: Floats, total: Floats) -> tuple[Floats, Floats, Floats]:
+    """(P(X = k), P(X <= k), P(X >= k)): the tail on the short side of the mean summed from the
+    pmf at k, the other 1 minus it plus the pmf at k."""
+    at = pmf(k, n, positives, total)
+    down = k * total <= n * positives  # k at or below the mean: the lower tail is the short one
+    short: Floats = at * _ratio_sum(k, n, positives, total, down)
+    return at, np.where(down, short, 1.0 - short + at), np.where(down, 1.0 - short + at, short)
+
+
 def fisher_tails(x: Floats, n: Floats, x_other: Floats, n_other: Floats) -> tuple[Floats, Floats]:
     """Mid-P (lower, upper) of Fisher's exact test for each row: the group's x of n against the
     other group's x_other of n_other, P(X < x) + P(X = x) / 2 and P(X > x) + P(X = x) / 2 for X
-    hypergeometric given the margins; the short-side tail summed, the other 1 minus it."""
+    hypergeometric given the margins."""
     x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     positives = x + np.asarray(x_other, dtype=float)
     total = n + np.asarray(n_other, dtype=float)
-    at = pmf(x, n, positives, total)
-    down = x * total <= n * positives  # x at or below the mean: the lower tail is the short one
-    short = at * (_ratio_sum(x, n, positives, total, down) - 0.5)
-    lower = np.minimum(np.where(down, short, 1.0 - short), 1.0)
-    upper = np.minimum(np.where(down, 1.0 - short, short), 1.0)
-    return np.maximum(lower, 0.0), np.maximum(upper, 0.0)
+    at, at_most, at_least = _point(x, n, positives, total)
+    lower = np.clip(at_most - 0.5 * at, 0.0, 1.0)
+    return lower, np.clip(at_least - 0.5 * at, 0.0, 1.0)
+
+
+def fisher_tails_along(
+    first: Floats, width: int, n: Floats, x_other: Floats, n_other: Floats, upper: bool = True
+) -> tuple[Floats, Floats]:
+    """fisher_tails(k, n, x_other, n_other) at k = first + j, j = 0..width - 1, for each row
+    (columns past k = n are not computed): a noisy count's tails at every count its noise could
+    have come from, where each k is a table of its own (the margin k + x_other moves with k).
+
+    Two evaluations per row, at the first and the last k; the columns between by the exact
+    recurrences between neighbouring tables, with the margin of positives K = k + x_other:
+    adding one positive to the group adds one to K, so with N = n + n_other
+      P_{K+1}(X = k+1)  = P_K(X = k) (K + 1)(n - k) / ((k + 1)(N - K))
+      P_{K+1}(X <= k+1) = P_K(X <= k) + P_K(X = k) x_other (n - k) / ((k + 1)(N - K))
+      P_{K-1}(X = k-1)  = P_K(X = k) k (N - K + 1) / (K (n - k + 1))
+      P_{K-1}(X >= k-1) = P_K(X >= k) + P_{K-1}(X = k-1) (n_other - x_other) / (N - K + 1)
+    (the (K+1)-th positive falls in the group with probability (n - k)/(N - K)). Every step adds
+    a positive term, so each tail keeps its relative precision (lower tails built upwards,
+    upper tails downwards)."""
+    first = np.asarray(first, dtype=float)
+    n, c = np.asarray(n, dtype=float), np.asarray(x_other, dtype=float)
+    total = n + np.asarray(n_other, dtype=float)
+    rest_negative = total - n - c
+    rows = np.arange(len(first))
+    lower = np.zeros((len(first), width))
+    higher = np.zeros((len(first), width))
+    k = first.copy()
+    at, at_most, _ = _point(k, n, k + c, total)
+    lower[:, 0] = at_most - 0.5 * at
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j in range(1, width):
+            step = k < n
+            grown = at * (n - k) / ((k + 1) * (total - k - c))
+            at_most = np.where(step, at_most + grown * c, at_most)
+            at = np.where(step, grown * (k + c + 1), at)
+            k = np.where(step, k + 1, k)
+            lower[:, j] = at_most - 0.5 * at
+        if upper:
+            k = np.minimum(first + (width - 1), n)
+            at, _, at_least = _point(k, n, k + c, total)
+            higher[rows, (k - first).astype(np.intp)] = at_least - 0.5 * at
+            for _ in range(1, width):
+                step = k > first
+                big_k = k + c
+                shrunk = at * k * (total - big_k + 1) / (big_k * (n - k + 1))
+                at_least = np.where(
+                    step, at_least + shrunk * rest_negative / (total - big_k + 1), at_least
+                )
+                at = np.where(step, shrunk, at)
+                k = np.where(step, k - 1, k)
+                higher[rows, (k - first).astype(np.intp)] = at_least - 0.5 * at
+    return np.clip(lower, 0.0, 1.0), np.clip(higher, 0.0, 1.0)

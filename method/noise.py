@@ -156,7 +156,7 @@ def _truncated_binomials(sizes: NDArray[np.int64], theta: Pmf, top: int) -> Pmf:
     theta[r]), 0 for k > n: the same expression, element by element, so the same numbers."""
     k = np.arange(top + 1)
     n = sizes[:, :, None]
-    lf = log_factorials(int(sizes.max(initial=0)))
+    lf = log_factorials(max(int(sizes.max(initial=0)), top))
     # math.log and math.log1p as the scalar function uses them (numpy's may differ in the last bit)
     log_theta = np.array([math.log(t) for t in theta.tolist()])[:, None, None]
     log_rest = np.array([math.log1p(-t) for t in theta.tolist()])[:, None, None]

@@ -24,7 +24,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
-from scipy.stats import binom, hypergeom
+from scipy.stats import binom
 
 from method.hypergeom import fisher_tails as hypergeom_tails
 
@@ -214,12 +214,6 @@ def binomial_lower_many(
     return lower
 
 
-# scipy.stats.hypergeom (Boost) takes its exact prime-factorisation path for totals up to the
-# 10,000th prime: accurate, but about a millisecond a call. There method.hypergeom computes the
-# same tails (to ~1e-14 relative) in numpy; above it scipy's own path is fast and kept.
-SCIPY_EXACT_PATH_TOTAL = 104_729
-
-
 def fisher_lower_many(
     x: NDArray[np.float64],
     n: NDArray[np.float64],
@@ -227,7 +221,7 @@ def fisher_lower_many(
     n_other: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """The lower tail of fisher_tails_many alone."""
-    return fisher_tails_many(x, n, x_other, n_other, upper=False)[0]
+    return fisher_tails_many(x, n, x_other, n_other)[0]
 
 
 def fisher_tails_many(
@@ -235,26 +229,9 @@ def fisher_tails_many(
     n: NDArray[np.float64],
     x_other: NDArray[np.float64],
     n_other: NDArray[np.float64],
-    upper: bool = True,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Vectorised mid-P (lower, upper) tails of Fisher's exact test: the group's x of n against
-    the other group's x_other of n_other (hypergeometric, conditional on the margins). Tables
-    of up to SCIPY_EXACT_PATH_TOTAL results by method.hypergeom, larger ones by scipy (without
-    `upper`, scipy's upper tail is not computed and returned as zeros)."""
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    x_other, n_other = np.asarray(x_other, dtype=float), np.asarray(n_other, dtype=float)
-    total, positives = n + n_other, x + x_other
-    lower, higher = np.zeros(len(x)), np.zeros(len(x))
-    small = total <= SCIPY_EXACT_PATH_TOTAL
-    if small.any():
-        lower[small], higher[small] = hypergeom_tails(
-            x[small], n[small], x_other[small], n_other[small]
-        )
-    big = ~small
-    if big.any():
-        k, t, p, d = x[big], total[big], positives[big], n[big]
-        at = hypergeom.pmf(k, t, p, d)
-        lower[big] = np.minimum(hypergeom.cdf(k - 1, t, p, d) + 0.5 * at, 1.0)
-        if upper:
-            higher[big] = np.minimum(hypergeom.sf(k, t, p, d) + 0.5 * at, 1.0)
-    return lower, higher
+    the other group's x_other of n_other (hypergeometric, conditional on the margins), by
+    method.hypergeom: scipy.stats.hypergeom takes about a millisecond a call below 104,729
+    results (its exact prime-factorisation path) and is accurate to only ~1e-10 above it."""
+    return hypergeom_tails(x, n, x_other, n_other)

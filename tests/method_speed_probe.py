@@ -69,8 +69,6 @@ def run(data_dir: Path, out: Path, periods: list[str], profile: bool, repeat: in
 
 
 def _diff(a: Any, b: Any, path: str, found: list[str], worst: list[float]) -> None:
-    if len(found) > 30:
-        return
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             found.append(f"{path}: keys {sorted(a.keys() ^ b.keys())[:5]}")
@@ -105,7 +103,9 @@ def compare(ref: Path, new: Path) -> int:
             f"{path.stem}: {'byte-identical' if identical else 'differs'}; "
             f"{len(found)} differences beyond 1e-12; largest float rel diff {worst[0]:.2e}"
         )
-        for line in found[:30]:
+        other = [line for line in found if "(rel " not in line]
+        print(f"    of which {len(other)} not floats (keys, lengths, strings, ints, bools)")
+        for line in (other + found)[:12]:
             print("   ", line)
         status |= bool(found)
     return status

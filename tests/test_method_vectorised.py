@@ -64,9 +64,11 @@ def test_noisy_mid_p_of_many_sites_equals_each_site_alone(
     noises = [_noise(s[3]) for s in sites]
     weights = [nz.weights(s[2], int(xi)) for nz, s, xi in zip(noises, sites, x)]
     x_rest, n_rest = x.sum() - x, n.sum() - n
-    low, high = benchmark._weighted(benchmark._fisher_at(n, x_rest, n_rest), x, n, weights)
+    low, high = benchmark._weighted(
+        benchmark._fisher_at(x, n, x_rest, n_rest, weights), x, n, weights
+    )
     low_only = benchmark._weighted_lower(
-        benchmark._fisher_lower_at(n, x_rest, n_rest), x, n, weights
+        benchmark._fisher_lower_at(x, n, x_rest, n_rest, weights), x, n, weights
     )
     below = benchmark._weighted_lower(benchmark._binomial_lower_at(n, target), x, n, weights)
     assert np.array_equal(low, low_only)
