@@ -74,3 +74,14 @@ def test_many_lower_tails_against_uncertain_references_equal_each_alone(
         )
         want = noise.released_sum_lower(x, parts, x_ref, n_ref, TABLE)
         assert got[i] == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 600), max_size=14), min_size=1, max_size=30),
+    st.sampled_from([0.0, 1.0]) | st.floats(1e-4, 0.9),
+)
+def test_many_expected_excesses_equal_each_alone(parts: list[list[int]], theta: float) -> None:
+    """The same terms summed the same way: equal to the last bit."""
+    want = [noise.expected_excess(p, theta, TABLE) for p in parts]
+    assert noise.expected_excess_many(parts, theta, TABLE) == want
