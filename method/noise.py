@@ -128,26 +128,30 @@ def released_sum_tails_many(
     released_sum_tails(x[i], parts[i], theta[i], table) up to the order in which the same
     products are summed (a relative difference of a few units in the last place).
 
-    Rows are grouped by x (the truncation length), each group computed as arrays (_sum_tails_at):
-    a row's parts padded with empty cells (n = 0: a true 0 released as 0, the identity of the
-    convolution) to the group's widest. Rows whose rate is 0 or 1 (a point mass, no logarithm)
-    go through the scalar function."""
+    Rows are grouped by x, to the next 2^j - 1 (the truncation length: 0, 1, 3, 7, 15, ...; a
+    row's tails are exact in any longer truncation), each group computed as arrays
+    (_sum_tails_at): a row's parts padded with empty cells (n = 0: a true 0 released as 0, the
+    identity of the convolution) to the group's widest. Rows whose rate is 0 or 1 (a point
+    mass, no logarithm) go through the scalar function."""
     xs = np.asarray(x, dtype=np.int64)
     rates = np.asarray(theta, dtype=float)
     lower, upper = np.zeros(len(xs)), np.zeros(len(xs))
     inside = (rates > 0.0) & (rates < 1.0)
     for i in np.flatnonzero(~inside).tolist():
         lower[i], upper[i] = released_sum_tails(int(xs[i]), list(parts[i]), float(rates[i]), table)
-    for value in np.unique(xs[inside]).tolist():
-        rows = np.flatnonzero(inside & (xs == value))
+    longest = np.array([(1 << int(v).bit_length()) - 1 for v in xs.tolist()], dtype=np.int64)
+    for length in np.unique(longest[inside]).tolist():
+        rows = np.flatnonzero(inside & (longest == length))
         width = max(1, max(len(parts[i]) for i in rows.tolist()))
-        step = max(1, BATCH_CELLS // (width * (value + 3)))
+        step = max(1, BATCH_CELLS // (width * (length + 3)))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
             sizes = np.zeros((len(chunk), width), dtype=np.int64)
             for r, i in enumerate(chunk.tolist()):
                 sizes[r, : len(parts[i])] = parts[i]
-            lower[chunk], upper[chunk] = _sum_tails_at(value, sizes, rates[chunk], table)
+            lower[chunk], upper[chunk] = _sum_tails_at(
+                xs[chunk], length, sizes, rates[chunk], table
+            )
     return lower, upper
 
 
@@ -164,24 +168,27 @@ def _truncated_binomials(sizes: NDArray[np.int64], theta: Pmf, top: int) -> Pmf:
     return np.exp(np.where(k <= n, log_pmf, -np.inf))
 
 
-def _sum_tails_at(x: int, sizes: NDArray[np.int64], theta: Pmf, table: str) -> tuple[Pmf, Pmf]:
-    """released_sum_tails at the same x for rows of cells (sizes[r, j] valid results; 0 pads):
-    each cell's released pmf over 0..x (its true pmf through the kernel), then the pmf of the
-    rows' sums over 0..x, convolving one part at a time for all rows at once as x + 1 shifted
-    multiply-adds (released values above x cannot bring a sum back to x or below)."""
+def _sum_tails_at(
+    x: NDArray[np.int64], length: int, sizes: NDArray[np.int64], theta: Pmf, table: str
+) -> tuple[Pmf, Pmf]:
+    """released_sum_tails at x[r] (each at most `length`) for rows of cells (sizes[r, j] valid
+    results; 0 pads): each cell's released pmf over 0..length (its true pmf through the
+    kernel), then the pmf of the rows' sums over 0..length, convolving one part at a time for
+    all rows at once as length + 1 shifted multiply-adds (released values above it cannot bring
+    a sum back to it or below), read at each row's x."""
     half = (len(CELL_KEY_TABLES[table]) - 1) // 2
-    top = x + half
-    released = _truncated_binomials(sizes, theta, top) @ _kernel(table, top)[:, : x + 1]
-    total = np.zeros((len(sizes), x + 1))
+    top = length + half
+    released = _truncated_binomials(sizes, theta, top) @ _kernel(table, top)[:, : length + 1]
+    total = np.zeros((len(sizes), length + 1))
     total[:, 0] = 1.0
     for j in range(sizes.shape[1]):
         cell = released[:, j, :]
         summed = cell[:, :1] * total
-        for r in range(1, x + 1):
-            summed[:, r:] += cell[:, r : r + 1] * total[:, : x + 1 - r]
+        for r in range(1, length + 1):
+            summed[:, r:] += cell[:, r : r + 1] * total[:, : length + 1 - r]
         total = summed
-    below = total[:, :x].sum(axis=1)
-    at = total[:, x]
+    below = np.where(np.arange(length + 1) < x[:, None], total, 0.0).sum(axis=1)
+    at = total[np.arange(len(x)), x]
     return np.minimum(1.0, below + 0.5 * at), np.maximum(0.0, 1.0 - below - 0.5 * at)
 
 
