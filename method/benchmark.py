@@ -1134,12 +1134,16 @@ def _rare_drivers(
         wn1 = np.where(usable, wn, 1.0)
         wxr = np.where(usable, big_x - wx, 0.0)
         wnr = np.where(usable, big_n - wn, 1.0)
-        fast_low = _weighted_lower(
-            _fisher_lower_at(wx, wn1, wxr, wnr, window_weights),
-            wx,
-            wn1,
-            window_weights,
-        ).tolist()
+        fast_low = (  # read only without overdispersion (else the beta-binomial, _tails)
+            _weighted_lower(
+                _fisher_lower_at(wx, wn1, wxr, wnr, window_weights),
+                wx,
+                wn1,
+                window_weights,
+            ).tolist()
+            if rho_net == 0
+            else []
+        )
         fast_expected: list[float] = []
         if expected:
             target = float(expected["low"])
