@@ -128,8 +128,9 @@ def released_sum_tails_many(
     released_sum_tails(x[i], parts[i], theta[i], table) up to the order in which the same
     products are summed (a relative difference of a few units in the last place).
 
-    Rows are grouped by x, to the next 2^j - 1 (the truncation length: 0, 1, 3, 7, 15, ...; a
-    row's tails are exact in any longer truncation), each group computed as arrays
+    Rows are grouped by x rounded up to 4j + 3 (the truncation length: 3, 7, 11, ...; a row's
+    tails are exact in any longer truncation; fewer groups, little padding), each group
+    computed as arrays
     (_sum_tails_at): a row's parts padded with empty cells (n = 0: a true 0 released as 0, the
     identity of the convolution) to the group's widest. Rows whose rate is 0 or 1 (a point
     mass, no logarithm) go through the scalar function."""
@@ -139,7 +140,7 @@ def released_sum_tails_many(
     inside = (rates > 0.0) & (rates < 1.0)
     for i in np.flatnonzero(~inside).tolist():
         lower[i], upper[i] = released_sum_tails(int(xs[i]), list(parts[i]), float(rates[i]), table)
-    longest = np.array([(1 << int(v).bit_length()) - 1 for v in xs.tolist()], dtype=np.int64)
+    longest = xs | 3
     for length in np.unique(longest[inside]).tolist():
         rows = np.flatnonzero(inside & (longest == length))
         width = max(1, max(len(parts[i]) for i in rows.tolist()))
