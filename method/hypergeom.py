@@ -220,4 +220,35 @@ def fisher_tails_along(
                 at = np.where(step, shrunk, at)
                 k = np.where(step, k - 1, k)
                 higher[rows, (k - first).astype(np.intp)] = at_least - 0.5 * at
+    _recompute_deep_tails(first, width, n, c, total - n, lower, higher, upper)
     return np.clip(lower, 0.0, 1.0), np.clip(higher, 0.0, 1.0)
+
+
+DEEP = 1e-280  # a starting pmf below this may be subnormal or 0: its row is computed count by count
+
+
+def _recompute_deep_tails(
+    first: Floats,
+    width: int,
+    n: Floats,
+    x_other: Floats,
+    n_other: Floats,
+    lower: Floats,
+    higher: Floats,
+    upper: bool,
+) -> None:
+    """Rows whose first or last table's pmf is deep in a tail (below DEEP: subnormal numbers
+    carry fewer bits and 0 would propagate): their tails computed at each count with
+    fisher_tails instead of by the recurrences, in place."""
+    last = np.minimum(first + (width - 1), n)
+    at_first = pmf(first, n, first + x_other, n + n_other)
+    at_last = pmf(last, n, last + x_other, n + n_other)
+    rows = np.flatnonzero((at_first < DEEP) | (at_last < DEEP))
+    if not len(rows):
+        return
+    for j in range(width):
+        k = np.minimum(first[rows] + j, n[rows])
+        low, high = fisher_tails(k, n[rows], x_other[rows], n_other[rows])
+        lower[rows, j] = low
+        if upper:
+            higher[rows, j] = high

@@ -131,3 +131,17 @@ def test_tails_along_a_range_of_large_tables_are_exact() -> None:
         want_low, want_high = _exact_mid_p(14 + j, n, x_other, n_other)
         assert lower[0, j] == pytest.approx(want_low, rel=1e-13)
         assert upper[0, j] == pytest.approx(want_high, rel=1e-13)
+
+
+def test_tails_along_a_range_deep_in_a_tail_are_not_lost_to_underflow() -> None:
+    """A group of 3,000 with a sixth of the network's rate: the first table's pmf is subnormal
+    (4.7e-310, few significant bits), yet the tails 48 counts on are normal numbers (1.4e-278):
+    computed count by count there, not carried from the subnormal start."""
+    n, x_other, n_other = np.array([3000.0]), np.array([50_000.0]), np.array([100_000.0])
+    first = np.array([500.0])
+    assert hypergeom.pmf(first, n, first + x_other, n + n_other)[0] < 1e-300
+    lower, upper = hypergeom.fisher_tails_along(first, 49, n, x_other, n_other)
+    for j in range(49):
+        alone_low, alone_high = hypergeom.fisher_tails(first + j, n, x_other, n_other)
+        assert lower[0, j] == alone_low[0] and upper[0, j] == alone_high[0]
+    assert lower[0, 48] > 1e-280
