@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from method import noise
+from method import noise, pvalues
 
 TABLE = "rarenet-ptable-1"
 
@@ -85,3 +85,24 @@ def test_many_expected_excesses_equal_each_alone(parts: list[list[int]], theta: 
     """The same terms summed the same way: equal to the last bit."""
     want = [noise.expected_excess(p, theta, TABLE) for p in parts]
     assert noise.expected_excess_many(parts, theta, TABLE) == want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5000), st.floats(0.0, 1.0)), min_size=1, max_size=30),
+    st.sampled_from([0.0, 1.0]) | st.floats(1e-4, 0.9),
+    st.integers(1, 49),
+)
+def test_binomial_tails_along_a_range_equal_scipys_at_each_count(
+    sites: list[tuple[int, float]], theta: float, width: int
+) -> None:
+    """The recurrences from scipy's tail at the first count give scipy's tail at every count
+    (to 1e-12, growing with |ln p| far out; tails below 1e-200 to 1e-200 absolute)."""
+    n = np.array([s[0] for s in sites], dtype=float)
+    first = np.floor(n * np.array([s[1] for s in sites]))
+    lower = pvalues.binomial_lower_along(first, width, n, theta)
+    for j in range(width):
+        want = pvalues.binomial_lower_many(np.minimum(first + j, n), n, theta)
+        with np.errstate(divide="ignore"):
+            scale = np.maximum(1.0, -np.log(np.maximum(want, 1e-300)) / 69.0)
+        assert np.all(np.abs(lower[:, j] - want) <= 1e-12 * scale * want + 1e-200)
