@@ -256,6 +256,10 @@ class Intake:
             raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
 
+    def enrolled(self, keyid: str, site_id: str) -> None:
+        """A key was enrolled for a site (the site's first submission then needs no lookup)."""
+        self._key_sites[keyid] = site_id
+
     def _signer_site(self, envelope: Envelope) -> str | None:
         """The site whose key id leads the envelope's signatures, if any site enrolled it (the
         signature itself is checked later, in the intake thread)."""

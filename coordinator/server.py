@@ -138,6 +138,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         with self.intake.lock:
             enrolled = enrolment.enroll(self.conn, request, self._identities(context))
             head = self.ledger.latest_head(self.conn)
+        self.intake.enrolled(enrolled.keyid, enrolled.site_id)
         log.info("enrolled site %s with key %s", enrolled.site_id, enrolled.keyid[:16])
         return cpb.EnrollResponse(
             site_id=enrolled.site_id,
