@@ -8,6 +8,7 @@ gets its original receipt and no second ledger entry.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import queue
@@ -120,11 +121,16 @@ def check_summary(
         )
     if problem is not None:
         raise problem
-    period = parse_period(summary.period)
+    period = _period(summary.period)
     if period.start > today:
         raise InvalidRequest(
             f"period {period} has not started yet; summaries are for past or current periods"
         )
+
+
+# The periods summaries name (a handful at a time), read once each; coordinator/decoding.py has
+# read the label already, so it is valid here.
+_period = functools.lru_cache(maxsize=64)(parse_period)
 
 
 def check_eqa_response(

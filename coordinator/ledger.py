@@ -48,7 +48,7 @@ class Staged:
 
     first_index: int
     accepted: list[Accepted]
-    headers: list[lpb.LeafHeader | None]  # None: the leaf is the whole envelope
+    header_data: list[bytes | None]  # each leaf's header data; None: the whole envelope
     leaves: list[bytes]  # leaf hashes
     head: lpb.TreeHead
     signed_head: Envelope
@@ -85,9 +85,10 @@ class Ledger:
             else None
             for a in accepted
         ]
+        header_data = [None if h is None else leaf.header_data(h) for h in headers]
         leaves = [
-            merkle.leaf_hash(a.data if h is None else leaf.header_data(h))
-            for a, h in zip(accepted, headers)
+            merkle.leaf_hash(a.data if data is None else data)
+            for a, data in zip(accepted, header_data)
         ]
         head, signed_head = self.sign_head(
             first + len(accepted), self.tree.root_if_appended(*leaves)
@@ -96,7 +97,7 @@ class Ledger:
             dsse.sign(wire.RECEIPT, wire.encode(_receipt(a, first + offset, head, h)), self.key)
             for offset, (a, h) in enumerate(zip(accepted, headers))
         ]
-        return Staged(first, accepted, headers, leaves, head, signed_head, receipts)
+        return Staged(first, accepted, header_data, leaves, head, signed_head, receipts)
 
     def write(self, conn: sqlite3.Connection, staged: Staged) -> None:
         """The batch's ledger rows and its tree head, inside the caller's transaction."""
@@ -109,7 +110,7 @@ class Ledger:
                 (
                     staged.first_index + offset,
                     staged.leaves[offset],
-                    _header_data(staged.headers[offset]),
+                    staged.header_data[offset],
                     a.data,
                     a.sha,
                     a.site_id,
@@ -233,10 +234,6 @@ def _receipt(
     if header is not None:
         receipt.leaf_header.CopyFrom(header)
     return receipt
-
-
-def _header_data(header: lpb.LeafHeader | None) -> bytes | None:
-    return None if header is None else leaf.header_data(header)
 
 
 def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool, str]]:
