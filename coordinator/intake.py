@@ -192,7 +192,6 @@ class Intake:
     envelope and wait."""
 
     MAX_BATCH = 256
-    GATHER_SECONDS = 0.001  # a batch waits this long for another envelope (a commit takes longer)
 
     def __init__(
         self,
@@ -296,14 +295,11 @@ class Intake:
                     item.done.release()
 
     def _take(self) -> tuple[list[_Pending], bool]:
-        """What is queued (waiting for the first), up to MAX_BATCH, until none has come for
-        GATHER_SECONDS; and whether closing. Callers answered together send their next envelopes
-        together, but one by one: taken at once, the first one or two would make a batch of their
-        own and the rest another, each paying a commit and a signed tree head."""
+        """What is queued (waiting for the first), up to MAX_BATCH; and whether closing."""
         batch: list[_Pending] = []
         while len(batch) < self.MAX_BATCH:
             try:
-                item = self._queue.get(timeout=self.GATHER_SECONDS if batch else None)
+                item = self._queue.get(block=not batch)
             except queue.Empty:
                 break
             if item is None:
