@@ -101,7 +101,7 @@ def _submit_all(intake: Intake, plug: Envelope, envelopes: list[Envelope]) -> li
     with intake.lock:  # the intake cannot commit: what is sent queues up behind the plug
         threads[0].start()
         _wait(lambda: intake._queue.qsize() == 0, "the intake did not take the plug")
-        time.sleep(0.5)  # it stops gathering the plug's batch 1 ms after taking it
+        time.sleep(0.5)  # the intake checks the plug's batch and waits to commit it
         for queued, thread in enumerate(threads[1:], start=1):
             thread.start()
             _wait(lambda n=queued: intake._queue.qsize() == n, "an envelope was not queued")
