@@ -11,6 +11,7 @@ import sqlite3
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ class Computations:
         self.count = 0
         real = benchmark.compute_from
 
-        def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
             self.count += 1
             return real(*args, **kwargs)
 
