@@ -169,6 +169,19 @@ class Bundle:
         self.digests[name] = hashlib.sha256(content).hexdigest()
         return content
 
+    def read_again(self, name: str) -> bytes:
+        """A member read before (and let go), read again: its bytes as they were the first time
+        (counted once in the total), or BundleUnreadable when the file changed meanwhile."""
+        info = self._members[name]
+        limit = self._report_limit if name == REPORT else MAX_MEMBER_BYTES
+        content = _read_member(self._archive, info, limit, limit, self.path, self._total_limit)
+        if hashlib.sha256(content).hexdigest() != self.digests.get(name):
+            raise BundleUnreadable(
+                f"{self.path}: the member {name} changed while the bundle was verified; verify "
+                "a copy nothing writes to"
+            )
+        return content
+
     def unread(self) -> list[str]:
         return [name for name in self.names if name not in self.digests]
 
