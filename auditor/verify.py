@@ -692,7 +692,7 @@ def _recompute(
         standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
         full = compute(inputs, manifest["period"], standard)
         inputs.by_period.clear()
-        report = opened.read(bundle.REPORT)
+        report = opened.read_buffer(bundle.REPORT)
         same = (
             full.get("method_version") == METHOD_VERSION
             and full.get("standard", {}).get("sha256") == standard.sha256
@@ -897,7 +897,7 @@ def _statistics(
     result.verified_report = report if result.ok else None
 
 
-def _same_bytes(full: dict[str, Any], report: bytes) -> bool:
+def _same_bytes(full: dict[str, Any], report: bytes | bytearray) -> bool:
     """The recomputation, written as the coordinator writes benchmark.json (compact, keys
     sorted), is the report byte for byte but for the flag messages. Written and compared a piece
     at a time, so that the text of a national network's report is never held twice."""
@@ -941,7 +941,7 @@ class _Unaligned(Exception):
 _DECODER = json.JSONDecoder()
 
 
-def _same_figures(full: dict[str, Any], report: bytes) -> bool:
+def _same_figures(full: dict[str, Any], report: bytes | bytearray) -> bool:
     """Every figure of the report equals the recomputation's within rounding (_first_difference),
     read a piece at a time in the recomputation's layout (a national network's report parsed
     whole takes gigabytes). False when anything differs or the layout is another: the whole
@@ -995,7 +995,7 @@ class _WithoutProse:
     """The bytes of a compact JSON text with every flag message pair taken out (_PROSE), read
     from the front without copying the whole."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray) -> None:
         self._data = memoryview(data)
         self._cuts = _PROSE.finditer(data)
         self._at = 0
