@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from auditor import bundle, completeness
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned, manifest_signer, pem_raw
@@ -900,21 +902,72 @@ def _statistics(
 def _same_bytes(full: dict[str, Any], report: bytes | bytearray) -> bool:
     """The recomputation, written as the coordinator writes benchmark.json (compact, keys
     sorted), is the report byte for byte but for the flag messages. Written and compared a piece
-    at a time, so that the text of a national network's report is never held twice."""
+    at a time, so that the text of a national network's report is never held twice.
+
+    Each piece is written by orjson first, about six times faster than json's encoder. That
+    text holds the very values of the piece (every int and string exactly, every float as the
+    shortest text that reads back as that float), unless it holds a null: orjson writes NaN and
+    the infinities as null too, so such a piece is written by json. The report's piece equal to
+    it holds the recomputed values, what _same_figures asks too; where orjson writes a value
+    otherwise than json does (1e-05 as 0.00001), the piece is compared as json writes it."""
     reported = _WithoutProse(report)
     for piece in _pieces(full, _SPLIT_DEPTH):
-        if not reported.starts_with(_without_prose(piece.encode())):
+        if isinstance(piece, str):
+            if not reported.starts_with(_without_prose(piece.encode())):
+                return False
+            continue
+        if not _same_value(reported, piece.value, _SPLIT_FURTHER):
             return False
     return reported.starts_with(b"\n") and reported.at_end()
+
+
+_SPLIT_FURTHER = 1  # levels a value orjson cannot write as json does is split further
+
+
+def _same_value(reported: _WithoutProse, value: Any, depth: int) -> bool:
+    """Whether the report goes on with `value` (read if so): as orjson writes it, else, split
+    into the pieces json writes it in, each compared so, down to `depth` levels, else as json
+    writes it whole."""
+    fast = _faithful(value)
+    if fast is not None and reported.starts_with(_without_prose(fast)):
+        return True
+    if depth and isinstance(value, (dict, list, tuple)):
+        parts = list(_pieces(value, 1))
+        if len(parts) > 1:
+            return all(
+                reported.starts_with(_without_prose(part.encode()))
+                if isinstance(part, str)
+                else _same_value(reported, part.value, depth - 1)
+                for part in parts
+            )
+    return reported.starts_with(_without_prose(_COMPACT.encode(value).encode()))
+
+
+def _faithful(value: Any) -> bytes | None:
+    """orjson's compact text of value, keys sorted, if it holds exactly value's values (see
+    _same_bytes); else None."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits, ...
+        return None
+    return None if b"null" in data else data
 
 
 _COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 _SPLIT_DEPTH = 3  # the report, each of its parts, each site: pieces of a few KB
 
 
-def _pieces(value: Any, depth: int) -> Iterator[str]:
-    """_COMPACT.encode(value) in consecutive pieces. A dict holding a flag message is never split,
-    so each message pair lies whole in one piece (and _PROSE finds it there)."""
+@dataclass(frozen=True)
+class _Value:
+    """A value of the report written whole (json: _COMPACT.encode(value))."""
+
+    value: Any
+
+
+def _pieces(value: Any, depth: int) -> Iterator[str | _Value]:
+    """_COMPACT.encode(value) in consecutive pieces: the text of the punctuation and the keys,
+    and the values written whole. A dict holding a flag message is never split, so each message
+    pair lies whole in one piece (and _PROSE finds it there)."""
     if depth and isinstance(value, dict) and value and "message" not in value:
         if all(type(key) is str for key in value):
             yield "{"
@@ -931,7 +984,7 @@ def _pieces(value: Any, depth: int) -> Iterator[str]:
             yield from _pieces(item, depth - 1)
         yield "]"
         return
-    yield _COMPACT.encode(value)
+    yield _Value(value)
 
 
 class _Unaligned(Exception):
@@ -997,32 +1050,36 @@ class _WithoutProse:
 
     def __init__(self, data: bytes | bytearray) -> None:
         self._data = memoryview(data)
-        self._cuts = _PROSE.finditer(data)
+        self._cuts = [match.span() for match in _PROSE.finditer(data)]
         self._at = 0
-        self._cut = next(self._cuts, None)
+        self._next = 0  # the first cut not passed yet
 
     def starts_with(self, expected: bytes) -> bool:
-        """Whether the next len(expected) bytes are expected; they are read either way."""
+        """Whether the next len(expected) bytes are expected: read if so, else left unread."""
+        at, next_cut = self._at, self._next
         taken: list[bytes] = []
         wanted = len(expected)
         while wanted:
-            end = len(self._data) if self._cut is None else self._cut.start()
-            if self._at == end:
-                if self._cut is None:
+            cut = self._cuts[next_cut] if next_cut < len(self._cuts) else None
+            end = len(self._data) if cut is None else cut[0]
+            if at == end:
+                if cut is None:
                     return False  # shorter than expected
-                self._at = self._cut.end()
-                self._cut = next(self._cuts, None)
+                at, next_cut = cut[1], next_cut + 1
                 continue
-            chunk = self._data[self._at : min(end, self._at + wanted)]
+            chunk = self._data[at : min(end, at + wanted)]
             taken.append(chunk.tobytes())
-            self._at += len(chunk)
+            at += len(chunk)
             wanted -= len(chunk)
-        return b"".join(taken) == expected
+        if b"".join(taken) != expected:
+            return False
+        self._at, self._next = at, next_cut
+        return True
 
     def at_end(self) -> bool:
-        while self._cut is not None and self._at == self._cut.start():
-            self._at = self._cut.end()
-            self._cut = next(self._cuts, None)
+        while self._next < len(self._cuts) and self._at == self._cuts[self._next][0]:
+            self._at = self._cuts[self._next][1]
+            self._next += 1
         return self._at == len(self._data)
 
 
