@@ -10,6 +10,7 @@ started and the caller does the work itself too.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -30,6 +31,10 @@ class Forked:
 
     def __init__(self, work: Callable[[Callable[[Message], None]], None]) -> None:
         read_end, write_end = os.pipe()
+        # The objects both processes start with are kept out of the collector's sight while the
+        # child runs, so that collecting in either does not write to (and so copy) the pages
+        # they share.
+        gc.freeze()
         self.pid = os.fork()
         if self.pid == 0:  # the child: never returns to the caller's code
             code = 1
@@ -75,6 +80,7 @@ class Forked:
                 pass
             os.waitpid(self.pid, 0)
             self._reaped = True
+            gc.unfreeze()
 
 
 def _send(out: BinaryIO, message: Message) -> None:
