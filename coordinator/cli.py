@@ -240,6 +240,60 @@ def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     )
 
 
+@sites.command("add-many")
+@data_dir_option
+@click.argument("sites_file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the tokens (CSV: site_id,token,valid_until; readable by you only).",
+)
+@click.option(
+    "--ttl-hours",
+    default=72,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How long the tokens stay valid (1 hour or more).",
+)
+def sites_add_many(data_dir: Path, sites_file: Path, out: Path, ttl_hours: int) -> None:
+    """One-time enrolment tokens for every site id in SITES_FILE (one per line; blank lines and
+    lines starting with # are skipped), added in one transaction: all of them or none."""
+    import csv
+    import datetime as dt
+    import os
+
+    try:
+        lines = sites_file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{sites_file}: cannot be read as UTF-8 text ({exc})") from exc
+    site_list = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+    if not site_list:
+        raise InvalidRequest(f"{sites_file} names no site; write one site id per line")
+    conn = store.connect(DataDir(data_dir).check().db)
+    try:  # the file first: tokens are issued only when there is somewhere to keep them
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidRequest(f"{out} exists; tokens are never written over a file") from None
+    except OSError as exc:
+        raise InvalidRequest(f"cannot create {out}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+        try:
+            tokens = enrolment.add_sites(conn, site_list, dt.timedelta(hours=ttl_hours))
+        except BaseException:
+            out.unlink()
+            raise
+        writer = csv.writer(fh)
+        writer.writerow(["site_id", "token", "valid_until"])
+        for site_id, (token, expires) in tokens.items():
+            writer.writerow([site_id, token, expires.isoformat(timespec="minutes")])
+    click.echo(
+        f"{len(tokens):,} one-time tokens written to {out} (readable by you only); give each lab"
+        " its own over a trusted channel",
+        err=True,
+    )
+
+
 @sites.command("list")
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True)

@@ -697,12 +697,52 @@ def status(data_dir: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        for key, value in info.items():
-            click.echo(f"{key:<16} {value}")
+        for label, text in _status_lines(info):
+            click.echo(f"{label:<20} {text}")
     for alarm in standing:
         click.echo(alarms.describe(alarm), err=True)
     if standing:
         raise SystemExit(1)
+
+
+def _status_lines(info: dict) -> list[tuple[str, str]]:
+    """`status` for a person: one line per subject, in words (`--json` keeps the fields)."""
+    receipt, checkpoint = info["last_receipt"], info["last_cosigned_checkpoint"]
+    ingest = info["last_ingest"]
+    jobs = ", ".join(f"{j['job']} at {j['next_run'] or 'not scheduled'}" for j in info["next_jobs"])
+    rejected = info["outbox_rejected"]
+    standing = len(info["ledger_alarms_standing"])
+    return [
+        ("site", info["site_id"]),
+        ("coordinator", info["coordinator"]),
+        ("enrolled", f"yes, key {info['keyid'][:16]}…" if info["enrolled"] else "no"),
+        ("last ingest", f"{ingest['file']} at {ingest['at']}" if ingest else "none"),
+        ("results", f"{info['results']:,} ({info['quarantined']:,} in quarantine)"),
+        ("outbox", f"{info['outbox_pending']} pending, {len(rejected)} refused"),
+        *((f"  refused {r['sequence']}", f"{r['period']}: {r['reason']}") for r in rejected),
+        (
+            "last receipt",
+            f"sequence {receipt['sequence']}, ledger entry {receipt['leaf_index']:,},"
+            f" at {receipt['at']}"
+            if receipt
+            else "none",
+        ),
+        ("standard", info["standard_version"] or "not fetched yet"),
+        ("next jobs", jobs or "none scheduled (the daemon has not run)"),
+        (
+            "cosigned checkpoint",
+            f"tree size {checkpoint['tree_size']:,} at {checkpoint['cosigned_at']}"
+            f" ({'delivered' if checkpoint['delivered'] else 'not yet delivered'})"
+            if checkpoint
+            else "none",
+        ),
+        (
+            "ledger alarms",
+            f"{standing} standing, {len(info['ledger_alarms'])} ever"
+            if info["ledger_alarms"]
+            else "none",
+        ),
+    ]
 
 
 @main.group("action")

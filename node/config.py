@@ -21,6 +21,7 @@ from pathlib import Path
 from node.errors import ConfigError
 from protos import keys, site_ids
 from protos.errors import KeyFileError
+from protos.net import is_loopback
 
 CONFIG_TEMPLATE = """\
 # rarenet node configuration. Every option is explained in deploy/config/node.example.toml.
@@ -190,6 +191,11 @@ def init(
     problem = site_ids.problem(site_id)
     if problem:
         raise ConfigError(problem)
+    if insecure and not is_loopback(coordinator):
+        raise ConfigError(
+            f"--insecure (plain-text gRPC) is allowed only for a loopback coordinator, not"
+            f" {coordinator}; give the network CA certificate with --ca-file instead"
+        )
     config_path = data_dir / "node.toml"
     if config_path.exists():
         raise ConfigError(f"{data_dir} is already initialised; use another --data-dir")

@@ -73,6 +73,29 @@ def test_summarize_json_is_byte_for_byte_the_signed_payload(
     assert wire.parse_envelope(blob).payload == preview.stdout_bytes
 
 
+def test_status_reads_as_words_and_json_keeps_the_fields(
+    coordinator, node_factory, synthetic_csv
+) -> None:
+    node = node_factory("lab-a")
+    node.ingest(synthetic_csv("lab-a", rows=400))
+    data_dir = str(node.config.data_dir)
+    submit = CliRunner().invoke(
+        node_cli, ["submit", "--data-dir", data_dir, "--period", PERIOD.label]
+    )
+    assert submit.exit_code == 0, submit.output
+    as_json = CliRunner().invoke(node_cli, ["status", "--data-dir", data_dir, "--json"])
+    info = json.loads(as_json.output)
+    receipt = info["last_receipt"]
+    assert info["enrolled"] and receipt["sequence"] == 1
+
+    readable = CliRunner().invoke(node_cli, ["status", "--data-dir", data_dir])
+    assert readable.exit_code == 0, readable.output
+    (line,) = [ln for ln in readable.output.splitlines() if ln.startswith("last receipt")]
+    assert f"sequence 1, ledger entry {receipt['leaf_index']:,}, at {receipt['at']}" in line
+    assert "{" not in readable.output and "[]" not in readable.output  # no Python reprs
+    assert "results              400 (0 in quarantine)" in readable.output
+
+
 def test_mapping_check_reports_column_by_column(tmp_path) -> None:
     header = [
         "检测编号",
@@ -316,3 +339,46 @@ def test_summarize_of_a_period_submit_would_refuse_says_so(
         node_cli, ["summarize", "--data-dir", data_dir, "--period", PERIOD.label]
     )
     assert closed.exit_code == 0 and "would not sign" not in closed.stderr
+
+
+def test_sites_add_many_writes_every_token_or_none(tmp_path) -> None:
+    data_dir = str(tmp_path / "c")
+    assert CliRunner().invoke(coordinator_cli, ["init", "--data-dir", data_dir]).exit_code == 0
+    listed = tmp_path / "sites.txt"
+    listed.write_text("# the network's labs\nlab-a\n\nlab-b\n  lab-c  \n", encoding="utf-8")
+    out = tmp_path / "tokens.csv"
+    added = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(listed), "--out", str(out), "--data-dir", data_dir],
+    )
+    assert added.exit_code == 0, added.output
+    assert "3 one-time tokens written" in added.output
+    assert out.stat().st_mode & 0o077 == 0  # tokens are secrets: readable by the owner only
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "site_id,token,valid_until"
+    assert [r.split(",")[0] for r in rows[1:]] == ["lab-a", "lab-b", "lab-c"]
+    listing = CliRunner().invoke(
+        coordinator_cli, ["sites", "list", "--json", "--data-dir", data_dir]
+    )
+    assert sorted(s["site_id"] for s in json.loads(listing.output)) == ["lab-a", "lab-b", "lab-c"]
+
+    again = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(listed), "--out", str(out), "--data-dir", data_dir],
+    )
+    assert again.exit_code == 2 and "exists" in again.output  # never written over
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("lab-d\nLab_E\n", encoding="utf-8")
+    refused = CliRunner().invoke(
+        coordinator_cli,
+        ["sites", "add-many", str(bad), "--out", str(tmp_path / "t2.csv"), "--data-dir", data_dir],
+    )
+    assert (
+        refused.exit_code == 2 and "Lab_E" in refused.output and "Traceback" not in refused.output
+    )
+    assert not (tmp_path / "t2.csv").exists()  # no file, and no lab-d: all or none
+    listing = CliRunner().invoke(
+        coordinator_cli, ["sites", "list", "--json", "--data-dir", data_dir]
+    )
+    assert "lab-d" not in listing.output

@@ -104,9 +104,15 @@ def test_mtls_requires_a_client_certificate_from_the_network_ca(tmp_path, pki) -
 
 
 def test_plaintext_client_config_only_to_loopback(tmp_path) -> None:
-    cfg = node_config.init(tmp_path / "n", "lab-a", "10.1.2.3:443", insecure=True)
+    with pytest.raises(ConfigError, match="only for a loopback coordinator, not 10.1.2.3:443"):
+        node_config.init(tmp_path / "n", "lab-a", "10.1.2.3:443", insecure=True)
+    assert not (tmp_path / "n").exists()  # refused before anything was written
+    # a node.toml edited by hand afterwards is refused when the node connects
+    cfg = node_config.init(tmp_path / "n", "lab-a", "127.0.0.1:443", insecure=True)
+    toml = cfg.data_dir / "node.toml"
+    toml.write_text(toml.read_text().replace("127.0.0.1:443", "10.1.2.3:443"))
     with pytest.raises(ConfigError, match="only for a loopback coordinator"):
-        CoordinatorClient(cfg)
+        CoordinatorClient(node_config.load(cfg.data_dir))
     cfg = node_config.init(tmp_path / "m", "lab-a", "coordinator.example:443")
     with pytest.raises(ConfigError, match="ca_file"):
         CoordinatorClient(cfg)
