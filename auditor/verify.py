@@ -468,6 +468,8 @@ def _checks(
     # The child decodes every payload (its fields come back first) and recomputes the statistics
     # (its verdict comes last) while the signatures are checked here.
     if manifest.get("site") is None and can_fork():
+        import method.benchmark  # noqa: F401 - loaded once, for the child and any later run
+
         path = opened.path
         recomputing.append(Forked(lambda send: _recompute(path, files, manifest, records, send)))
     whole = completeness.whole_envelope_members(files.get("ledger/leaves.json", b"{}"))
