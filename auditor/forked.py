@@ -4,8 +4,8 @@ through a pipe.
 The child starts with a copy-on-write view of everything the parent had read, so nothing large
 crosses the pipe either way (pickling the summaries was what made an earlier pool of processes
 not pay). A child that fails, is killed, or sends anything that is not a JSON object gives None
-from `receive`: the caller then does the work itself. Where the platform cannot fork, nothing is
-started and the caller does the work itself too.
+from `receive`: the caller then does the work itself. Where forking is not safe (can_fork),
+nothing is started and the caller does the work itself too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import gc
 import json
 import os
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -23,7 +24,9 @@ MAX_MESSAGE = 64 * 2**20
 
 
 def can_fork() -> bool:
-    return hasattr(os, "fork")
+    """Linux only: on macOS a forked child of a process that loaded system frameworks may crash
+    (Python starts processes by spawning there), and Windows has no fork."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
 
 
 class Forked:
