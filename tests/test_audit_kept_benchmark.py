@@ -190,3 +190,13 @@ def test_only_the_newest_periods_are_kept(network) -> None:
         kept = conn.execute("SELECT period, length(report) FROM kept_benchmarks").fetchall()
     assert [period for period, _size in kept] == [PERIOD.label]
     assert 0 < kept[0][1] < len(network.keep()) / 2  # kept compressed
+
+
+def test_the_report_is_kept_whole_when_encoded_in_pieces(network, monkeypatch) -> None:
+    monkeypatch.setattr(kept_benchmark, "_PIECE", 1000)  # a real report of many pieces
+    report = network.keep()
+    assert len(report) > 10 * 1000
+    with sqlite3.connect(network.data.db) as conn:
+        inputs_sha256 = benchmark.stored_fingerprint(conn, PERIOD.label, network.standard)
+        assert kept_benchmark.find(conn, PERIOD.label, inputs_sha256) == report
+        assert kept_benchmark.find(conn, PERIOD.label, "0" * 64) is None
