@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import sqlite3
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 from protos.errors import PeriodError
@@ -58,16 +60,30 @@ def report_bytes(result: dict[str, Any]) -> bytes:
     return report_text(result).encode()
 
 
-_PIECE = 1 << 24  # characters encoded at a time: the text is never held twice
+_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+_SPLIT_DEPTH = 2  # the report, each of its parts: pieces of a few MB at most
 
 
-def _packed(text: str) -> tuple[bytes, str]:
-    """(zlib of the text's UTF-8, its SHA-256), encoded a piece at a time."""
+def _text_pieces(value: Any, depth: int) -> Iterator[str]:
+    """report_text(value) in consecutive pieces (a dict of string keys written key by key, as
+    json writes it with sort_keys), so the whole text is never held at once."""
+    if depth and isinstance(value, dict) and value and all(type(key) is str for key in value):
+        yield "{"
+        for i, key in enumerate(sorted(value)):
+            yield ("," if i else "") + _COMPACT.encode(key) + ":"
+            yield from _text_pieces(value[key], depth - 1)
+        yield "}"
+        return
+    yield _COMPACT.encode(value)
+
+
+def _packed(result: dict[str, Any]) -> tuple[bytes, str]:
+    """(zlib of report_bytes(result), its SHA-256), written a piece at a time."""
     packer = zlib.compressobj(LEVEL)
     digest = hashlib.sha256()
     packed = []
-    for start in range(0, len(text), _PIECE):
-        piece = text[start : start + _PIECE].encode()
+    for text in itertools.chain(_text_pieces(result, _SPLIT_DEPTH), ["\n"]):
+        piece = text.encode()
         digest.update(piece)
         packed.append(packer.compress(piece))
     packed.append(packer.flush())
@@ -123,7 +139,7 @@ def keep(
     or busy database), else None: nothing depends on it, the audit bundle computes it again."""
     if period != newest_period(conn):
         return None
-    packed, report_sha256 = _packed(report_text(result))
+    packed, report_sha256 = _packed(result)
     try:
         with conn:
             if not _kept(conn):
