@@ -19,6 +19,12 @@ Checks, each reported as PASS or FAIL with its reason:
 
 Reading the bundle (auditor/bundle.py) refuses duplicate or unknown members and zip bombs with
 BundleUnreadable (exit status 2).
+
+On Linux a network bundle's payloads are decoded and its statistics recomputed in a forked child
+process (auditor/forked.py) while this one checks the signatures, receipts and proofs; the child
+sends back only each payload's site, period and sequence, then its verdict with the SHA-256 of
+what it read. Its verdict counts only if every other check passed and it read the very envelopes
+checked here; else the statistics are recomputed here, so the lines printed are the same.
 """
 
 from __future__ import annotations
