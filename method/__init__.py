@@ -9,6 +9,6 @@ METHOD_VERSION is written into every benchmark.json; an auditor recomputes a rep
 method version that wrote it.
 """
 
-METHOD_VERSION = "2026.3"
+METHOD_VERSION = "2026.4"
 
 __all__ = ["METHOD_VERSION"]

@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from method import METHOD_VERSION, eqa, noise, pvalues, rare, stats, strata
+from method import METHOD_VERSION, eqa, hypergeom, noise, pvalues, rare, stats, strata
 from method.flags import Test, as_flags, decide, flag
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
 from method.overdispersion import Overdispersion, phi_winsorised
@@ -245,8 +245,30 @@ def _lower_vs(
 Tails = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _fisher_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tails:
-    return lambda k, rows: pvalues.fisher_tails_many(k, n[rows], x_rest[rows], n_rest[rows])
+def _noise_half(weights: list[np.ndarray]) -> int:
+    """The largest shift any site's noise reaches (each pmf spans -half..half)."""
+    return (max((len(w) for w in weights), default=1) - 1) // 2
+
+
+def _fisher_at(
+    x: np.ndarray,
+    n: np.ndarray,
+    x_rest: np.ndarray,
+    n_rest: np.ndarray,
+    weights: list[np.ndarray],
+    upper: bool = True,
+) -> Tails:
+    """Fisher's tails of every site at every count its noise reaches (x - half..x + half within
+    0..n), computed at once (hypergeom.fisher_tails_along), then read shift by shift."""
+    half = _noise_half(weights)
+    first = np.clip(x - half, 0, n)
+    lower, higher = hypergeom.fisher_tails_along(first, 2 * half + 1, n, x_rest, n_rest, upper)
+
+    def at(k: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        column = (k - first[rows]).astype(np.intp)
+        return lower[rows, column], higher[rows, column]
+
+    return at
 
 
 def _binomial_at(n: np.ndarray, target: float) -> Tails:
@@ -257,12 +279,27 @@ def _binomial_at(n: np.ndarray, target: float) -> Tails:
 Tail = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _fisher_lower_at(n: np.ndarray, x_rest: np.ndarray, n_rest: np.ndarray) -> Tail:
-    return lambda k, rows: pvalues.fisher_lower_many(k, n[rows], x_rest[rows], n_rest[rows])
+def _fisher_lower_at(
+    x: np.ndarray,
+    n: np.ndarray,
+    x_rest: np.ndarray,
+    n_rest: np.ndarray,
+    weights: list[np.ndarray],
+) -> Tail:
+    tails_at = _fisher_at(x, n, x_rest, n_rest, weights, upper=False)
+    return lambda k, rows: tails_at(k, rows)[0]
 
 
-def _binomial_lower_at(n: np.ndarray, target: float) -> Tail:
-    return lambda k, rows: pvalues.binomial_lower_many(k, n[rows], target)
+def _binomial_lower_at(
+    x: np.ndarray, n: np.ndarray, target: float, weights: list[np.ndarray]
+) -> Tail:
+    """The binomial lower tail of every site at every count its noise reaches (x - half..x +
+    half within 0..n), computed at once (pvalues.binomial_lower_along), then read shift by
+    shift."""
+    half = _noise_half(weights)
+    first = np.clip(x - half, 0, n)
+    lower = pvalues.binomial_lower_along(first, 2 * half + 1, n, target)
+    return lambda k, rows: lower[rows, (k - first[rows]).astype(np.intp)]
 
 
 def _summed_noise(pmfs: list[np.ndarray]) -> np.ndarray:
@@ -330,6 +367,56 @@ def _weighted_lower(
     for rows, w, k, clipped, inside in _shifts(x, n, weights):
         low[rows] += w * np.where(inside, lower_at(clipped, rows), np.where(k < 0, 0.0, 1.0))
     return np.minimum(low, 1.0)
+
+
+# A released_sum_tails request: (released sum, valid results of each cell, rate, table).
+SumRequest = tuple[int, list[int], float, str]
+
+
+def _sum_tails_batch(requests: list[SumRequest]) -> list[tuple[float, float]]:
+    """noise.released_sum_tails of every request, computed together (one batch per table):
+    the small perturbed counts of a biomarker gathered before its per-site loop reads them."""
+    out: list[tuple[float, float]] = [(0.0, 0.0)] * len(requests)
+    for table in sorted({r[3] for r in requests}):
+        rows = [i for i, r in enumerate(requests) if r[3] == table]
+        lower, upper = noise.released_sum_tails_many(
+            [requests[i][0] for i in rows],
+            [requests[i][1] for i in rows],
+            [requests[i][2] for i in rows],
+            table,
+        )
+        for i, low, high in zip(rows, lower.tolist(), upper.tolist(), strict=True):
+            out[i] = (low, high)
+    return out
+
+
+def _small_positivity_tails(
+    members: dict[str, rare.Cells],
+    noises: dict[str, _Noise],
+    big_x: int,
+    big_n: int,
+    rho: float,
+    expected_low: float | None,
+) -> tuple[dict[str, tuple[float, float]], dict[str, float]]:
+    """The perturbed small counts of one biomarker's positivity, by site: (lower, upper) against
+    the rest of the network's rate, and the lower tail against the standard's expected low, for
+    exactly the sites _positivity compares through the table's exact rows (released_sum_tails)."""
+    funnel: list[tuple[str, SumRequest]] = []
+    below: list[tuple[str, SumRequest]] = []
+    for site, c in members.items():
+        site_noise, n = noises[site], c.valid
+        if n <= 0 or (site_noise.enabled and not site_noise.accepted):
+            continue
+        x_rest, n_rest = big_x - c.positive, big_n - n
+        if n_rest > 0 and rho == 0 and site_noise.small(n * x_rest / n_rest):
+            funnel.append((site, (c.positive, c.parts, x_rest / n_rest, site_noise.table)))
+        if expected_low is not None and site_noise.small(n * expected_low):
+            below.append((site, (c.positive, c.parts, expected_low, site_noise.table)))
+    tails = _sum_tails_batch([request for _, request in funnel + below])
+    return (
+        {site: tail for (site, _), tail in zip(funnel, tails[: len(funnel)], strict=True)},
+        {site: low for (site, _), (low, _) in zip(below, tails[len(funnel) :], strict=True)},
+    )
 
 
 class _Run:
@@ -417,7 +504,7 @@ def _positivity(
             xr = np.where(plain, xr_arr, 0.0)
             nr = np.where(plain, nr_arr, 1.0)
             low_v, high_v = _weighted(
-                _fisher_at(nn, xr, nr),
+                _fisher_at(x_arr, nn, xr, nr, weights),
                 x_arr,
                 nn,
                 weights,
@@ -425,12 +512,17 @@ def _positivity(
         exp_v = None
         if expected:
             target = float(expected["low"])
-            exp_v = _weighted_lower(_binomial_lower_at(n_arr, target), x_arr, n_arr, weights)
+            exp_v = _weighted_lower(
+                _binomial_lower_at(x_arr, n_arr, target, weights), x_arr, n_arr, weights
+            )
         # Python floats and bools for the loop below (indexing numpy arrays one by one is slow)
         limit_rows = list(zip(*(limits[k].tolist() for k in names))) if limits is not None else []
         plain_at, low_at, high_at = plain.tolist(), low_v.tolist(), high_v.tolist()
         expected_at = exp_v.tolist() if exp_v is not None else []
         funnel_source = standard.source("funnel")
+        small_funnel, small_expected = _small_positivity_tails(
+            members, noises, big_x, big_n, rho, float(expected["low"]) if expected else None
+        )
         for i, site in enumerate(sites):
             c = members[site]
             x, n = c.positive, c.valid
@@ -477,9 +569,7 @@ def _positivity(
                 continue
             if n_rest > 0:
                 if rho == 0 and site_noise.small(n * x_rest / n_rest):
-                    low, high = noise.released_sum_tails(
-                        x, c.parts, x_rest / n_rest, site_noise.table
-                    )
+                    low, high = small_funnel[site]  # noise.released_sum_tails
                     reference = "binomial+perturbation"
                 elif rho == 0 and plain_at[i]:
                     low, high = low_at[i], high_at[i]
@@ -505,9 +595,7 @@ def _positivity(
                 run.note(site, f"positivity {biomarker}", "not tested: no other site reports it")
             if expected:
                 if site_noise.small(n * float(expected["low"])):
-                    p = noise.released_sum_tails(
-                        x, c.parts, float(expected["low"]), site_noise.table
-                    )[0]
+                    p = small_expected[site]  # noise.released_sum_tails, lower
                 elif exp_v is not None and plain_at[i]:
                     p = expected_at[i]
                 else:
@@ -872,6 +960,49 @@ def _eqa_errors(rounds: list[EqaRoundInput]) -> dict[tuple[str, str], list[str]]
     return seen
 
 
+def _small_window_tails(
+    sites: list[str],
+    pooled: dict[str, rare.Cells],
+    noises: dict[str, _Noise],
+    big_x: int,
+    big_n: int,
+    rho: float,
+    excess: dict[str, float],
+    expected_low: float | None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The perturbed small window counts of one rare driver, by site: the lower tail against the
+    rest of the network (noise.released_sum_lower: its unbiased total, its rate uncertain) and
+    against the standard's expected low (released_sum_tails), for exactly the sites
+    _rare_drivers compares through the table's exact rows, computed in one batch per table."""
+    total_excess = sum(excess.values())
+    network: dict[str, list[tuple[str, int, list[int], float, float]]] = defaultdict(list)
+    below: list[str] = []
+    requests: list[SumRequest] = []
+    for site in sites:
+        c, site_noise = pooled[site], noises[site]
+        if (site_noise.enabled and not site_noise.accepted) or c.valid <= 0:
+            continue
+        x_rest, n_rest = big_x - c.positive, big_n - c.valid
+        if n_rest > 0 and rho == 0 and site_noise.small(c.valid * x_rest / n_rest):
+            x_ref = max(0.0, x_rest - total_excess + excess[site])
+            network[site_noise.table].append((site, c.positive, c.parts, x_ref, n_rest))
+        if expected_low is not None and site_noise.small(c.valid * expected_low):
+            below.append(site)
+            requests.append((c.positive, c.parts, expected_low, site_noise.table))
+    lower: dict[str, float] = {}
+    for table, rows in sorted(network.items()):
+        found = noise.released_sum_lower_many(
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            table,
+        )
+        lower.update(zip([r[0] for r in rows], found, strict=True))
+    tails = _sum_tails_batch(requests)
+    return lower, {site: low for site, (low, _) in zip(below, tails, strict=True)}
+
+
 def _rare_drivers(
     run: _Run,
     by_period: dict[str, dict[str, pb.SiteSummary]],
@@ -1013,17 +1144,21 @@ def _rare_drivers(
         wn1 = np.where(usable, wn, 1.0)
         wxr = np.where(usable, big_x - wx, 0.0)
         wnr = np.where(usable, big_n - wn, 1.0)
-        fast_low = _weighted_lower(
-            _fisher_lower_at(wn1, wxr, wnr),
-            wx,
-            wn1,
-            window_weights,
-        ).tolist()
+        fast_low = (  # read only without overdispersion (else the beta-binomial, _tails)
+            _weighted_lower(
+                _fisher_lower_at(wx, wn1, wxr, wnr, window_weights),
+                wx,
+                wn1,
+                window_weights,
+            ).tolist()
+            if rho_net == 0
+            else []
+        )
         fast_expected: list[float] = []
         if expected:
             target = float(expected["low"])
             fast_expected = _weighted_lower(
-                _binomial_lower_at(wn, target),
+                _binomial_lower_at(wx, wn, target, window_weights),
                 wx,
                 wn,
                 window_weights,
@@ -1043,6 +1178,16 @@ def _rare_drivers(
             )[1],
             1.0,
         ).tolist()
+        small_network, small_expected = _small_window_tails(
+            sites,
+            pooled,
+            noises,
+            big_x,
+            big_n,
+            rho_net,
+            excess,
+            float(expected["low"]) if expected else None,
+        )
         for index, site in enumerate(sites):
             c = pooled[site]
             site_noise = noises[site]
@@ -1107,13 +1252,7 @@ def _rare_drivers(
             }
             if n_rest > 0:
                 if rho_net == 0 and site_noise.small(c.valid * x_rest / n_rest):
-                    low = noise.released_sum_lower(
-                        c.positive,
-                        c.parts,
-                        max(0.0, x_rest - sum(excess.values()) + excess[site]),
-                        n_rest,
-                        site_noise.table,
-                    )
+                    low = small_network[site]  # noise.released_sum_lower
                     reference = "binomial+perturbation"
                 elif rho_net == 0 and vectorised[index]:
                     low = fast_low[index]
@@ -1139,9 +1278,7 @@ def _rare_drivers(
                 )
             if expected:
                 p_expected = (
-                    noise.released_sum_tails(
-                        c.positive, c.parts, float(expected["low"]), site_noise.table
-                    )[0]
+                    small_expected[site]  # noise.released_sum_tails, lower
                     if site_noise.small(c.valid * float(expected["low"]))
                     else fast_expected[index]
                     if vectorised[index]
@@ -1296,15 +1433,23 @@ def _without_cycle_collection() -> Iterator[None]:
     A benchmark allocates millions of small dicts and lists (the result alone holds several per
     stratum) and none of them form reference cycles; while the heap grows, the collector keeps
     traversing all of it to find nothing (measured: 2.4 of 5.6 CPU seconds at 1,000 sites).
-    Reference counting still frees everything as usual; any cycle made meanwhile (by this or
-    another thread) is collected at the next collection after this. Overlapping computations in
-    threads leave it as the first found it: only the one that turned it off turns it back on."""
+    Reference counting still frees everything as usual. Overlapping computations in threads
+    leave it as the first found it: only the one that turned it off turns it back on.
+
+    Turned back on, the collector would find every object made meanwhile in its youngest
+    generation and traverse them all at its next allocation (measured: 0.5-1.2 CPU seconds at
+    3,000 sites, for nothing). So they are first moved to the oldest generation, as survivors of
+    earlier collections would be, without a traversal (gc.freeze then gc.unfreeze): they are
+    examined at the next full collection, which Python schedules by the size of that
+    generation. Any cycle made meanwhile (by this or another thread) is collected then."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            gc.freeze()  # every tracked object to the permanent generation, counts reset
+            gc.unfreeze()  # ... and back into the oldest generation, none traversed
             gc.enable()
 
 

@@ -26,6 +26,7 @@ those indicators and the benchmark says so in a note.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -34,7 +35,7 @@ from scipy.special import gammaln, logsumexp
 from scipy.stats import beta as beta_dist
 
 from method import pvalues
-from method.pvalues import Pmf
+from method.pvalues import Pmf, log_factorials
 
 MAX_NOISE_SCALE = 50.0
 MODELLED_MECHANISMS = ("geometric", "")
@@ -113,6 +114,83 @@ def released_sum_tails(x: int, parts: list[int], theta: float, table: str) -> tu
     below = float(total[:x].sum())
     at = float(total[x]) if len(total) > x else 0.0
     return min(1.0, below + 0.5 * at), max(0.0, 1.0 - below - 0.5 * at)
+
+
+# Rows of one batch of released_sum_tails_many: at most this many (row x part x count) numbers
+# in memory at once (16 MB of float64).
+BATCH_CELLS = 2_000_000
+
+
+def released_sum_tails_many(
+    x: Sequence[int], parts: Sequence[Sequence[int]], theta: Sequence[float], table: str
+) -> tuple[Pmf, Pmf]:
+    """released_sum_tails for many rows at once: (lower, upper) arrays, row i being
+    released_sum_tails(x[i], parts[i], theta[i], table) up to the order in which the same
+    products are summed (a relative difference of a few units in the last place).
+
+    Rows are grouped by x rounded up to 4j + 3 (the truncation length: 3, 7, 11, ...; a row's
+    tails are exact in any longer truncation; fewer groups, little padding), each group
+    computed as arrays
+    (_sum_tails_at): a row's parts padded with empty cells (n = 0: a true 0 released as 0, the
+    identity of the convolution) to the group's widest. Rows whose rate is 0 or 1 (a point
+    mass, no logarithm) go through the scalar function."""
+    xs = np.asarray(x, dtype=np.int64)
+    rates = np.asarray(theta, dtype=float)
+    lower, upper = np.zeros(len(xs)), np.zeros(len(xs))
+    inside = (rates > 0.0) & (rates < 1.0)
+    for i in np.flatnonzero(~inside).tolist():
+        lower[i], upper[i] = released_sum_tails(int(xs[i]), list(parts[i]), float(rates[i]), table)
+    longest = xs | 3
+    for length in np.unique(longest[inside]).tolist():
+        rows = np.flatnonzero(inside & (longest == length))
+        width = max(1, max(len(parts[i]) for i in rows.tolist()))
+        step = max(1, BATCH_CELLS // (width * (length + 3)))
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            sizes = np.zeros((len(chunk), width), dtype=np.int64)
+            for r, i in enumerate(chunk.tolist()):
+                sizes[r, : len(parts[i])] = parts[i]
+            lower[chunk], upper[chunk] = _sum_tails_at(
+                xs[chunk], length, sizes, rates[chunk], table
+            )
+    return lower, upper
+
+
+def _truncated_binomials(sizes: NDArray[np.int64], theta: Pmf, top: int) -> Pmf:
+    """_truncated_binomial for every (row, part): P(X = k), k = 0..top, X ~ Bin(sizes[r, j],
+    theta[r]), 0 for k > n: the same expression, element by element, so the same numbers."""
+    k = np.arange(top + 1)
+    n = sizes[:, :, None]
+    lf = log_factorials(max(int(sizes.max(initial=0)), top))
+    # math.log and math.log1p as the scalar function uses them (numpy's may differ in the last bit)
+    log_theta = np.array([math.log(t) for t in theta.tolist()])[:, None, None]
+    log_rest = np.array([math.log1p(-t) for t in theta.tolist()])[:, None, None]
+    log_pmf = lf[n] - lf[k] - lf[np.maximum(n - k, 0)] + k * log_theta + (n - k) * log_rest
+    return np.exp(np.where(k <= n, log_pmf, -np.inf))
+
+
+def _sum_tails_at(
+    x: NDArray[np.int64], length: int, sizes: NDArray[np.int64], theta: Pmf, table: str
+) -> tuple[Pmf, Pmf]:
+    """released_sum_tails at x[r] (each at most `length`) for rows of cells (sizes[r, j] valid
+    results; 0 pads): each cell's released pmf over 0..length (its true pmf through the
+    kernel), then the pmf of the rows' sums over 0..length, convolving one part at a time for
+    all rows at once as length + 1 shifted multiply-adds (released values above it cannot bring
+    a sum back to it or below), read at each row's x."""
+    half = (len(CELL_KEY_TABLES[table]) - 1) // 2
+    top = length + half
+    released = _truncated_binomials(sizes, theta, top) @ _kernel(table, top)[:, : length + 1]
+    total = np.zeros((len(sizes), length + 1))
+    total[:, 0] = 1.0
+    for j in range(sizes.shape[1]):
+        cell = released[:, j, :]
+        summed = cell[:, :1] * total
+        for r in range(1, length + 1):
+            summed[:, r:] += cell[:, r : r + 1] * total[:, : length + 1 - r]
+        total = summed
+    below = np.where(np.arange(length + 1) < x[:, None], total, 0.0).sum(axis=1)
+    at = total[np.arange(len(x)), x]
+    return np.minimum(1.0, below + 0.5 * at), np.maximum(0.0, 1.0 - below - 0.5 * at)
 
 
 # The likelihood-ratio test of small perturbed counts (method-class comparisons).
@@ -258,6 +336,33 @@ def expected_excess(parts: list[int], theta: float, table: str) -> float:
     return excess
 
 
+def expected_excess_many(parts: Sequence[list[int]], theta: float, table: str) -> list[float]:
+    """expected_excess of many sites' cells at the same rate: each cell's term computed once for
+    all cells together (the same expression, element by element), then each site's terms summed
+    as expected_excess sums them (np.sum over the site's own cells, in order): the same numbers."""
+    if not 0.0 < theta < 1.0:
+        return [0.0] * len(parts)
+    n = np.asarray([v for p in parts for v in p], dtype=float)
+    ends = np.cumsum([len(p) for p in parts]).tolist()
+    starts = [0, *ends[:-1]]
+    excess = [0.0] * len(parts)
+    for count, row in CELL_KEY_SMALL_ROWS[table].items():
+        shift = sum(d * w for d, w in row)
+        if shift:
+            k = np.minimum(count, n)
+            log_p = (
+                gammaln(n + 1)
+                - gammaln(k + 1)
+                - gammaln(n - k + 1)
+                + k * math.log(theta)
+                + (n - k) * math.log1p(-theta)
+            )
+            terms = np.where(n >= count, np.exp(log_p), 0.0)
+            for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+                excess[i] += shift * float(np.sum(terms[a:b]))
+    return excess
+
+
 def unbiased_total(released_total: float, parts: list[int], table: str) -> float:
     """The true total a released total of cells estimates: released minus the expected excess,
     at the rate it implies (method of moments; two fixed-point steps, plenty at these excesses)."""
@@ -348,3 +453,53 @@ def released_sum_lower(x: int, parts: list[int], x_ref: float, n_ref: float, tab
     uncertainty (reference_nodes)."""
     nodes = reference_nodes(x_ref, n_ref, float(sum(parts)))
     return min(1.0, sum(w * released_sum_tails(x, parts, rate, table)[0] for rate, w in nodes))
+
+
+def reference_nodes_many(
+    x_ref: Sequence[float], n_ref: Sequence[float], n_own: Sequence[float]
+) -> list[list[tuple[float, float]]]:
+    """reference_nodes for many references at once (the same numbers: the Beta quantiles of all
+    that need them in one vectorised call, which computes each element as a single call does)."""
+    out: list[list[tuple[float, float]]] = []
+    uncertain: list[tuple[int, float, float]] = []  # (index in out, x, n_ref)
+    for i, (xr, nr, own) in enumerate(zip(x_ref, n_ref, n_own, strict=True)):
+        if nr <= 0:
+            out.append([(0.0, 1.0)])
+            continue
+        x = min(max(xr, 0.0), nr)
+        if own < REFERENCE_SHARE * nr:
+            out.append([(x / nr, 1.0)])
+            continue
+        out.append([])
+        uncertain.append((i, x, nr))
+    if uncertain:
+        points, weights = np.polynomial.legendre.leggauss(REFERENCE_NODES)
+        xs = np.array([u[1] for u in uncertain])[:, None]
+        ns = np.array([u[2] for u in uncertain])[:, None]
+        rates = beta_dist.ppf((points + 1.0) / 2.0, xs + 0.5, ns - xs + 0.5).tolist()
+        halves = [float(w) / 2.0 for w in weights]
+        for (i, _, _), row in zip(uncertain, rates, strict=True):
+            out[i] = [(float(r), w) for r, w in zip(row, halves, strict=True)]
+    return out
+
+
+def released_sum_lower_many(
+    x: Sequence[int],
+    parts: Sequence[list[int]],
+    x_ref: Sequence[float],
+    n_ref: Sequence[float],
+    table: str,
+) -> list[float]:
+    """released_sum_lower for many released sums at once: every reference node of every sum is
+    one row of released_sum_tails_many; each sum's nodes are then added in the order
+    released_sum_lower adds them."""
+    nodes = reference_nodes_many(x_ref, n_ref, [float(sum(p)) for p in parts])
+    rows = [i for i, own in enumerate(nodes) for _ in own]
+    lower, _ = released_sum_tails_many(
+        [x[i] for i in rows],
+        [parts[i] for i in rows],
+        [rate for own in nodes for rate, _ in own],
+        table,
+    )
+    tails = iter(lower.tolist())
+    return [min(1.0, sum(w * next(tails) for _, w in own)) for own in nodes]

@@ -10,7 +10,6 @@ arrays, so the cost per site stays flat as the network grows.
 from __future__ import annotations
 
 from collections.abc import Collection
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -29,71 +28,68 @@ def released(withheld: bool, suppressed: Collection[str]) -> bool:
     return not withheld and "positive" not in suppressed and "negative" not in suppressed
 
 
-def _row(site: str, s: pb.StratumCounts) -> Json:
-    """The stratum as the summary released it, described as withheld until _describe fills in
-    the last five keys of a released stratum."""
-    return {
-        "site_id": site,
-        "biomarker": s.biomarker,
-        "method": s.method,
-        "specimen": s.specimen,
-        "tests": s.tests,
-        "positive": s.positive,
-        "negative": s.negative,
-        "failed": s.failed,
-        "equivocal": s.equivocal,
-        "withheld": s.withheld,
-        "suppressed_cells": list(s.suppressed_cells),
-        "disclosure_note": s.disclosure_note,
-        "rate": None,
-        "ci95": None,
-        "network_rate": None,
-        "limits": None,
-        "status": "withheld",
-    }
-
-
+# A stratum's fields as released: (biomarker, method, specimen, tests, positive, negative,
+# failed, equivocal, withheld, suppressed_cells, disclosure_note)
+Fields = tuple[str, str, str, int, int, int, int, int, bool, list[str], str]
 COUNTS = ("tests", "positive", "negative", "failed", "equivocal")
 
 
-class _Pool:
-    """The released strata grouped by key (biomarker, method, specimen), in the order keys are
-    first seen."""
+def _fields(s: pb.StratumCounts) -> Fields:
+    """Each field read once from the message (reading a protobuf field costs more than a tuple)."""
+    return (
+        s.biomarker,
+        s.method,
+        s.specimen,
+        s.tests,
+        s.positive,
+        s.negative,
+        s.failed,
+        s.equivocal,
+        s.withheld,
+        list(suppressed) if (suppressed := s.suppressed_cells) else [],  # mostly none: no copy
+        s.disclosure_note,
+    )
 
-    def __init__(self) -> None:
-        self.group_of: dict[Key, int] = {}
-        self.rows: list[Json] = []  # released rows, in site then summary order
-        self.groups: list[int] = []  # each released row's group
 
-    def add(self, row: Json) -> None:
-        key = (row["biomarker"], row["method"], row["specimen"])
-        self.groups.append(self.group_of.setdefault(key, len(self.group_of)))
-        self.rows.append(row)
-
-    def column(self, name: str) -> np.ndarray:
-        """One count of every released row."""
-        return np.fromiter(map(itemgetter(name), self.rows), dtype=np.int64, count=len(self.rows))
-
-    def totals(self) -> list[list[int]]:
-        """Per group: the sums of tests, positive, negative, failed and equivocal."""
-        groups = np.array(self.groups, dtype=np.intp)
-        size = len(self.group_of)
-        # bincount sums in float64: exact for counts below 2**53
-        sums = [np.bincount(groups, self.column(k), size).astype(np.int64) for k in COUNTS]
-        return np.stack(sums, axis=1).tolist() if sums[0].size else []
+def _row(site: str, f: Fields, described: tuple[Any, ...] | None) -> Json:
+    """The stratum as the summary released it, with (rate, ci95, network_rate, limits, status)
+    when it is released, or described as withheld (network_rate None, status "withheld")."""
+    rate, ci95, network_rate, limits, status = described or (None, None, None, None, "withheld")
+    return {
+        "site_id": site,
+        "biomarker": f[0],
+        "method": f[1],
+        "specimen": f[2],
+        "tests": f[3],
+        "positive": f[4],
+        "negative": f[5],
+        "failed": f[6],
+        "equivocal": f[7],
+        "withheld": f[8],
+        "suppressed_cells": f[9],
+        "disclosure_note": f[10],
+        "rate": rate,
+        "ci95": ci95,
+        "network_rate": network_rate,
+        "limits": limits,
+        "status": status,
+    }
 
 
 def _network_rate(positive: int, negative: int) -> float:
     return positive / (positive + negative) if positive + negative else 0.0
 
 
-def _describe(pool: _Pool, rates: list[float], alert: float, alarm: float) -> None:
-    """Adds rate, ci95, network_rate, limits and status to every released row."""
-    if not pool.rows:
-        return
-    x = pool.column("positive").astype(float)
-    n = x + pool.column("negative")
-    theta = np.array(rates)[np.array(pool.groups, dtype=np.intp)]
+def _describe(
+    counts: np.ndarray, groups: np.ndarray, rates: list[float], alert: float, alarm: float
+) -> list[tuple[Any, ...]]:
+    """(rate, ci95, network_rate, limits, status) of every released stratum (counts: one row
+    of COUNTS each; groups: its key's index in rates)."""
+    if not len(counts):
+        return []
+    x = counts[:, 1].astype(float)
+    n = x + counts[:, 2]
+    theta = np.array(rates)[groups]
     limits = stats.funnel_limits_many(n, theta, alert, alarm)
     lo, hi = stats.wilson_many(x, n)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -110,38 +106,62 @@ def _describe(pool: _Pool, rates: list[float], alert: float, alarm: float) -> No
         "in_control",
     ).tolist()
     columns = zip(
-        pool.rows,
         theta.tolist(),
         rate.tolist(),
         lo.tolist(),
         hi.tolist(),
         status,
         *(limits[k].tolist() for k in LIMIT_NAMES),
+        strict=True,
     )
-    for row, network_rate, r, low, high, position, l998, l95, u95, u998 in columns:
-        row["network_rate"] = network_rate
-        row["status"] = position
-        if position != "no_data":
-            row["rate"] = r
-            row["ci95"] = [low, high]
-            row["limits"] = {"lower998": l998, "lower95": l95, "upper95": u95, "upper998": u998}
+    return [
+        (None, None, network_rate, None, position)
+        if position == "no_data"
+        else (
+            r,
+            [low, high],
+            network_rate,
+            {"lower998": l998, "lower95": l95, "upper95": u95, "upper998": u998},
+            position,
+        )
+        for network_rate, r, low, high, position, l998, l95, u95, u998 in columns
+    ]
 
 
 def rows_and_network(
     summaries: dict[str, pb.SiteSummary], alert: float, alarm: float
 ) -> tuple[list[Json], list[Json]]:
     """Every site's stratum rows (sites in order) and the network's pooled strata (by key)."""
-    rows: list[Json] = []
-    pool = _Pool()
-    for site, summary in sorted(summaries.items()):
-        for s in summary.strata:
-            row = _row(site, s)
-            rows.append(row)
-            if released(row["withheld"], row["suppressed_cells"]):
-                pool.add(row)
-    totals = pool.totals()
+    read = [
+        (site, _fields(s)) for site, summary in sorted(summaries.items()) for s in summary.strata
+    ]
+    group_of: dict[Key, int] = {}  # keys in the order first released
+    groups: list[int] = []
+    counts: list[tuple[int, int, int, int, int]] = []
+    is_released = [released(f[8], f[9]) for _, f in read]
+    for (_, f), use in zip(read, is_released, strict=True):
+        if use:
+            groups.append(group_of.setdefault((f[0], f[1], f[2]), len(group_of)))
+            counts.append((f[3], f[4], f[5], f[6], f[7]))
+    table = np.array(counts, dtype=np.int64).reshape(len(counts), len(COUNTS))
+    group_index = np.array(groups, dtype=np.intp)
+    # bincount sums in float64: exact for counts below 2**53
+    totals = (
+        np.stack(
+            [np.bincount(group_index, table[:, i], len(group_of)) for i in range(len(COUNTS))],
+            axis=1,
+        )
+        .astype(np.int64)
+        .tolist()
+        if len(group_of)
+        else []
+    )
     rates = [_network_rate(t[1], t[2]) for t in totals]
-    _describe(pool, rates, alert, alarm)
+    described = iter(_describe(table, group_index, rates, alert, alarm))
+    rows = [
+        _row(site, f, next(described) if use else None)
+        for (site, f), use in zip(read, is_released, strict=True)
+    ]
     network = [
         {
             "biomarker": b,
@@ -155,6 +175,6 @@ def rows_and_network(
             "rate": c[1] / (c[1] + c[2]) if c[1] + c[2] else None,
             "ci95": list(stats.wilson(c[1], c[1] + c[2])) if c[1] + c[2] else None,
         }
-        for (b, m, sp), c in sorted(zip(pool.group_of, totals))
+        for (b, m, sp), c in sorted(zip(group_of, totals, strict=True))
     ]
     return rows, network

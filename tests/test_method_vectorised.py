@@ -64,11 +64,15 @@ def test_noisy_mid_p_of_many_sites_equals_each_site_alone(
     noises = [_noise(s[3]) for s in sites]
     weights = [nz.weights(s[2], int(xi)) for nz, s, xi in zip(noises, sites, x)]
     x_rest, n_rest = x.sum() - x, n.sum() - n
-    low, high = benchmark._weighted(benchmark._fisher_at(n, x_rest, n_rest), x, n, weights)
-    low_only = benchmark._weighted_lower(
-        benchmark._fisher_lower_at(n, x_rest, n_rest), x, n, weights
+    low, high = benchmark._weighted(
+        benchmark._fisher_at(x, n, x_rest, n_rest, weights), x, n, weights
     )
-    below = benchmark._weighted_lower(benchmark._binomial_lower_at(n, target), x, n, weights)
+    low_only = benchmark._weighted_lower(
+        benchmark._fisher_lower_at(x, n, x_rest, n_rest, weights), x, n, weights
+    )
+    below = benchmark._weighted_lower(
+        benchmark._binomial_lower_at(x, n, target, weights), x, n, weights
+    )
     assert np.array_equal(low, low_only)
     for i, (valid, _, cells, _) in enumerate(sites):
         xi, xr, nr = int(x[i]), int(x_rest[i]), int(n_rest[i])
