@@ -169,6 +169,31 @@ class Bundle:
         self.digests[name] = hashlib.sha256(content).hexdigest()
         return content
 
+    def read_buffer(self, name: str) -> bytearray:
+        """As `read`, into a buffer grown in place: a member of hundreds of MB (the report) is
+        then held once, not once in pieces and once joined."""
+        info = self._members[name]
+        limit = self._report_limit if name == REPORT else MAX_MEMBER_BYTES
+        left = self._total_limit - self._total
+        content = bytearray()
+        _read_member(self._archive, info, limit, left, self.path, self._total_limit, content)
+        self._total += len(content)
+        self.digests[name] = hashlib.sha256(content).hexdigest()
+        return content
+
+    def read_again(self, name: str) -> bytes:
+        """A member read before (and let go), read again: its bytes as they were the first time
+        (counted once in the total), or BundleUnreadable when the file changed meanwhile."""
+        info = self._members[name]
+        limit = self._report_limit if name == REPORT else MAX_MEMBER_BYTES
+        content = _read_member(self._archive, info, limit, limit, self.path, self._total_limit)
+        if hashlib.sha256(content).hexdigest() != self.digests.get(name):
+            raise BundleUnreadable(
+                f"{self.path}: the member {name} changed while the bundle was verified; verify "
+                "a copy nothing writes to"
+            )
+        return content
+
     def unread(self) -> list[str]:
         return [name for name in self.names if name not in self.digests]
 
@@ -180,9 +205,10 @@ def _read_member(
     left: int,
     path: Path | None = None,
     total_limit: int | None = None,
+    into: bytearray | None = None,
 ) -> bytes:
-    """The member's bytes, stopping as soon as more than `limit` (or `left`, of the bundle's
-    `total_limit`) are decompressed."""
+    """The member's bytes (or b"" with them added to `into`), stopping as soon as more than
+    `limit` (or `left`, of the bundle's `total_limit`) are decompressed."""
     where = f"{path}: the member {info.filename}" if path else f"the member {info.filename}"
     chunks: list[bytes] = []
     size = 0
@@ -201,7 +227,10 @@ def _read_member(
                         " decompressed; "
                         "refused (a zip bomb, or not a rarenet bundle)"
                     )
-                chunks.append(chunk)
+                if into is None:
+                    chunks.append(chunk)
+                else:
+                    into += chunk
     except BundleUnreadable:
         raise
     except (

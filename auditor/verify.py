@@ -19,6 +19,12 @@ Checks, each reported as PASS or FAIL with its reason:
 
 Reading the bundle (auditor/bundle.py) refuses duplicate or unknown members and zip bombs with
 BundleUnreadable (exit status 2).
+
+On Linux a network bundle's payloads are decoded and its statistics recomputed in a forked child
+process (auditor/forked.py) while this one checks the signatures, receipts and proofs; the child
+sends back only each payload's site, period and sequence, then its verdict with the SHA-256 of
+what it read. Its verdict counts only if every other check passed and it read the very envelopes
+checked here; else the statistics are recomputed here, so the lines printed are the same.
 """
 
 from __future__ import annotations
@@ -26,14 +32,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from auditor import bundle, completeness
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned, manifest_signer, pem_raw
+from auditor.forked import Forked, can_fork
 from auditor.witnesses import check as check_witnesses
 from method import METHOD_VERSION
 from protos import dsse, leaf, merkle, wire
@@ -187,7 +196,51 @@ class _Receipt:
             return cls(envelope, error=exc)
 
 
-def _leaf(
+@dataclass
+class _Signed:
+    """A leaf's checks that do not read its payload's fields, made as the leaf is read: what the
+    checks that do need (_included), and `later`, the first of those checks that come after the
+    payload is decoded and failed (raised only if the payload's own checks pass)."""
+
+    record: dict[str, Any]
+    template: lpb.LeafHeader  # the leaf header but for the payload's site, period and sequence
+    canonical: bytes | None  # the serialised envelope, when the leaf data is the envelope
+    receipt: lpb.Receipt | None
+    proof: Any  # proofs/N.json as read
+    received: str
+    later: Exception | None
+
+
+@dataclass
+class _Fields:
+    """What a leaf's header takes from its decoded payload."""
+
+    kind: str  # the payload type
+    site_id: str
+    group: str  # the period of a summary, the round of an EQA response
+    sequence: int
+
+    @classmethod
+    def of(cls, payload_type: str, summary: pb.SiteSummary | epb.EqaResponse) -> _Fields:
+        if isinstance(summary, pb.SiteSummary):
+            return cls(payload_type, summary.site_id, summary.period, summary.sequence)
+        return cls(payload_type, summary.site_id, summary.round_id, summary.sequence)
+
+    @property
+    def period(self) -> str:
+        """The period its leaf header names."""
+        if self.kind == wire.SITE_SUMMARY:
+            return self.group
+        return leaf.EQA_PERIOD_PREFIX + self.group
+
+
+def _decode(envelope: Envelope) -> pb.SiteSummary | epb.EqaResponse:
+    if envelope.payload_type == wire.SITE_SUMMARY:
+        return wire.decode(envelope.payload, pb.SiteSummary)
+    return wire.decode(envelope.payload, epb.EqaResponse)
+
+
+def _signed(
     envelope_data: bytes,
     envelope_sha256: str,
     read_receipt: _Receipt | None,
@@ -195,9 +248,10 @@ def _leaf(
     keys: _SiteKeys,
     index: int,
     head: lpb.TreeHead,
-) -> tuple[pb.SiteSummary | epb.EqaResponse, str]:
-    """Check one bundled submission; (the decoded payload, what was checked). Its payload is
-    decoded once: the leaf header the inclusion proof needs is made from the decoded payload."""
+) -> _Signed:
+    """Check one bundled submission as far as its payload's fields are not needed: its
+    signature and key, and (kept as `later`, in their order) its receipt, the key's validity
+    when received, and its proof's form. Its payload is decoded elsewhere (_included)."""
     envelope = wire.parse_envelope(envelope_data)
     keyid = dsse.sole_signer(envelope)
     record, site_raw = keys.verified(keyid)
@@ -206,69 +260,85 @@ def _leaf(
             f"payload type {envelope.payload_type} is not a summary or an EQA response"
         )
     dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
-    summary: pb.SiteSummary | epb.EqaResponse
-    if envelope.payload_type == wire.SITE_SUMMARY:
-        summary = wire.decode(envelope.payload, pb.SiteSummary)
-        period = summary.period
-    else:
-        summary = wire.decode(envelope.payload, epb.EqaResponse)
-        period = leaf.EQA_PERIOD_PREFIX + summary.round_id
-    if summary.site_id != record["site_id"]:
-        raise ContractError(
-            f"summary names site {summary.site_id} but the key is {record['site_id']}'s"
-        )
-    if read_receipt is None:
-        raise KeyError(f"receipts/{index}.envelope")
-    if read_receipt.envelope is None:
-        raise read_receipt.error or ContractError("the receipt cannot be read")
-    dsse.verify(read_receipt.envelope, keys.trusted, expected_type=wire.RECEIPT)
-    receipt = read_receipt.receipt
-    if receipt is None:
-        raise read_receipt.error or ContractError("the receipt cannot be read")
-    if receipt.envelope_sha256 != envelope_sha256 or receipt.leaf_index != index:
-        raise ContractError("the coordinator's receipt names another envelope or leaf")
-    received = receipt.received_at
-    if record["enrolled_at"] > received:
-        raise ContractError(
-            f"received {received}, before the key was enrolled ({record['enrolled_at']})"
-        )
-    for when in (record["retired_at"], record["site_revoked_at"]):
-        if when and when <= received:
+    receipt: lpb.Receipt | None = None
+    proof: Any = None
+    received = ""
+    later: Exception | None = None
+    try:
+        if read_receipt is None:
+            raise KeyError(f"receipts/{index}.envelope")
+        if read_receipt.envelope is None:
+            raise read_receipt.error or ContractError("the receipt cannot be read")
+        dsse.verify(read_receipt.envelope, keys.trusted, expected_type=wire.RECEIPT)
+        receipt = read_receipt.receipt
+        if receipt is None:
+            raise read_receipt.error or ContractError("the receipt cannot be read")
+        if receipt.envelope_sha256 != envelope_sha256 or receipt.leaf_index != index:
+            raise ContractError("the coordinator's receipt names another envelope or leaf")
+        received = receipt.received_at
+        if record["enrolled_at"] > received:
             raise ContractError(
-                f"received {received}, after the key was retired or the site revoked ({when})"
+                f"received {received}, before the key was enrolled ({record['enrolled_at']})"
             )
-    if proof_data is None:
-        raise KeyError(f"proofs/{index}.json")
-    proof = json.loads(proof_data)
-    if proof["leaf_index"] != index or proof["tree_size"] != head.tree_size:
-        raise ContractError("the inclusion proof is for another leaf or tree size")
+        for when in (record["retired_at"], record["site_revoked_at"]):
+            if when and when <= received:
+                raise ContractError(
+                    f"received {received}, after the key was retired or the site revoked ({when})"
+                )
+        if proof_data is None:
+            raise KeyError(f"proofs/{index}.json")
+        proof = json.loads(proof_data)
+        if proof["leaf_index"] != index or proof["tree_size"] != head.tree_size:
+            raise ContractError("the inclusion proof is for another leaf or tree size")
+    except Exception as exc:  # noqa: BLE001 - raised in its turn, once the payload is checked
+        later = exc
     canonical = wire.envelope_bytes(envelope)
-    own = leaf.make_header(
+    template = leaf.make_header(
         envelope,
-        summary.site_id,
-        period,
-        summary.sequence,
+        "",
+        "",
+        0,
         envelope_sha256 if canonical == envelope_data else hashlib.sha256(canonical).hexdigest(),
     )
+    keep = receipt is not None and not receipt.HasField("leaf_header")
+    return _Signed(record, template, canonical if keep else None, receipt, proof, received, later)
+
+
+def _included(signed: _Signed, fields: _Fields, index: int, head: lpb.TreeHead) -> str:
+    """The rest of a leaf's checks, in their order, once its payload is decoded: the payload
+    names the key's site, then the checks kept as `later`, then the inclusion proof from the
+    header made of the payload. What was checked."""
+    record = signed.record
+    if fields.site_id != record["site_id"]:
+        raise ContractError(
+            f"summary names site {fields.site_id} but the key is {record['site_id']}'s"
+        )
+    if signed.later is not None:
+        raise signed.later
+    receipt = signed.receipt
+    assert receipt is not None  # `later` says why otherwise
+    own = lpb.LeafHeader()
+    own.CopyFrom(signed.template)
+    own.site_id, own.period, own.sequence = fields.site_id, fields.period, fields.sequence
     merkle.verify_inclusion(
-        merkle.leaf_hash(_leaf_data(canonical, own, receipt)),
+        merkle.leaf_hash(_leaf_data(signed.canonical, own, receipt)),
         index,
         head.tree_size,
-        [bytes.fromhex(h) for h in proof["hashes"]],
+        [bytes.fromhex(h) for h in signed.proof["hashes"]],
         head.root_hash,
     )
-    what = summary.period if isinstance(summary, pb.SiteSummary) else f"EQA {summary.round_id}"
+    what = fields.group if fields.kind == wire.SITE_SUMMARY else f"EQA {fields.group}"
     return (
-        summary,
-        f"{summary.site_id} {what} sequence {summary.sequence}: signature, "
-        f"key valid at {received}, receipt, inclusion proof",
+        f"{fields.site_id} {what} sequence {fields.sequence}: signature, "
+        f"key valid at {signed.received}, receipt, inclusion proof"
     )
 
 
-def _leaf_data(canonical: bytes, own: lpb.LeafHeader, receipt: lpb.Receipt) -> bytes:
+def _leaf_data(canonical: bytes | None, own: lpb.LeafHeader, receipt: lpb.Receipt) -> bytes:
     """protos.leaf.leaf_data, from the header of the payload decoded already: the header when
     the receipt names one (which must be the envelope's own), else the serialised envelope."""
     if not receipt.HasField("leaf_header"):
+        assert canonical is not None  # kept for such a receipt (_signed)
         return canonical
     if receipt.leaf_header != own:
         raise ContractError(
@@ -318,10 +388,13 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
     result = Result()
     with bundle.Bundle(path) as opened:
         files = {n: opened.read(n) for n in opened.names if not n.startswith(_STREAMED)}
+        recomputing: list[Forked] = []
         try:
             manifest = _manifest(files, path)
-            files_at = _checks(opened, files, manifest, pinned, witnesses, result)
+            files_at = _checks(opened, files, manifest, pinned, witnesses, result, recomputing)
         finally:
+            for child in recomputing:
+                child.stop()
             for name in opened.unread():
                 opened.read(name)
         listed: dict[str, str] = manifest["files"]
@@ -360,9 +433,12 @@ def _checks(
     pinned: bytes | None,
     witnesses: int,
     result: Result,
+    recomputing: list[Forked],
 ) -> int | None:
     """Make the checks into result; where the files check goes once every member is read (None
-    when the manifest's signature did not verify: nothing is checked against it then)."""
+    when the manifest's signature did not verify: nothing is checked against it then). The
+    statistics of a whole network's bundle are recomputed in a forked child process while the
+    signatures are checked here (`recomputing` holds it, to be stopped by the caller)."""
     # 1. The manifest is the coordinator's.
     signer = manifest_signer(files, manifest, pinned)
     result.coordinator_fingerprint, result.key_pinned = signer.fingerprint, signer.pinned
@@ -394,13 +470,19 @@ def _checks(
     except (KeyError, ValueError, TypeError) as exc:
         result.add("keys", False, f"keys/sites.json cannot be read: {_reason(exc)}")
         return files_at
-    by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
-    responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
     leaves = sorted(bundle.leaf_number(n) for n in opened.names if n.startswith("envelopes/"))
+    # The child decodes every payload (its fields come back first) and recomputes the statistics
+    # (its verdict comes last) while the signatures are checked here.
+    if manifest.get("site") is None and can_fork():
+        import method.benchmark  # noqa: F401 - loaded once, for the child and any later run
+
+        path = opened.path
+        recomputing.append(Forked(lambda send: _recompute(path, files, manifest, records, send)))
     whole = completeness.whole_envelope_members(files.get("ledger/leaves.json", b"{}"))
     keys = _SiteKeys(files, records, trusted)
     envelopes: dict[int, str] = {}
     receipt_heads: dict[str, tuple[int, bytes]] = {}
+    checked: dict[int, _Signed | str] = {}  # each leaf's checks so far, or why one failed
     for index in leaves:
         name = f"envelopes/{index}.envelope"
         data = opened.read(name)
@@ -410,7 +492,7 @@ def _checks(
         read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
         proof = f"proofs/{index}.json"
         try:
-            summary, detail = _leaf(
+            checked[index] = _signed(
                 data,
                 envelopes[index],
                 read_receipt,
@@ -422,13 +504,26 @@ def _checks(
         except BundleUnreadable:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
-            result.add(f"leaf {index}", False, _reason(exc))
+            checked[index] = _reason(exc)
+    fields = _payload_fields(recomputing[0].receive() if recomputing else None, opened, checked)
+    passed: list[int] = []  # the leaves whose checks passed: the recomputation reads those
+    for index in leaves:
+        state = checked[index]
+        try:
+            if isinstance(state, str):
+                raise _Failed(state)
+            found = fields[index]
+            if isinstance(found, str):
+                raise _Failed(found)
+            detail = _included(state, found, index, head)
+        except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
+            result.add(
+                f"leaf {index}", False, str(exc) if isinstance(exc, _Failed) else _reason(exc)
+            )
             continue
-        if isinstance(summary, pb.SiteSummary):
-            _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
-        else:
-            _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
+        passed.append(index)
         result.add(f"leaf {index}", True, detail)
+    checked.clear()
     for name in opened.unread():
         if name.startswith("receipts/"):  # a receipt without its envelope
             _read_receipt(opened, name, receipt_heads)
@@ -443,10 +538,9 @@ def _checks(
     # The method (numpy, scipy) is loaded only once the bundle's signatures have been checked:
     # refusing a bad bundle stays cheap in memory.
     from method.eqa import commitment
-    from method.inputs import EqaRoundInput, Inputs
 
-    rounds = []
-    for name in sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope")):
+    rounds: list[tuple[epb.EqaRound, bytes]] = []
+    for name in _round_members(files):
         round_id = name.split("/")[1]
         try:
             signed = wire.parse_envelope(files[name])
@@ -464,21 +558,227 @@ def _checks(
                 if sealed
                 else "the truth file does not match the commitment published at opening",
             )
-            rounds.append(EqaRoundInput(round_, truth, responses.get(round_id, {})))
+            rounds.append((round_, truth))
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with a round fails its check
             result.add(f"eqa {round_id}", False, _reason(exc))
 
-    # 6. The statistics and scores, recomputed.
+    # 6. The statistics and scores, recomputed: by the child process, if every check above
+    # passed and it recomputed from the very envelopes checked here; else here.
+    if recomputing and result.ok:
+        verdict = recomputing[0].receive()
+        if verdict is not None and _recomputed_agrees(verdict, opened, leaves):
+            report_sha256 = verdict["report_sha256"]
+            _statistics_recomputed(opened, files, manifest, report_sha256, len(leaves), result)
+            return files_at
+    for child in recomputing:
+        child.stop()
+
+    def signed_inputs() -> Any:
+        return _inputs(opened.read_again, passed, rounds, records)
+
+    _statistics(opened, files, manifest, signed_inputs, len(leaves), result)
+    return files_at
+
+
+class _Failed(Exception):
+    """A leaf's check failed, for the reason given (said as it is)."""
+
+
+def _payload_fields(
+    message: dict[str, Any] | None, opened: bundle.Bundle, checked: dict[int, _Signed | str]
+) -> dict[int, _Fields | str]:
+    """The fields of each checked leaf's payload, or why it cannot be decoded: as the child
+    process decoded them (`message`), else decoded here from the envelopes read again."""
+    out: dict[int, _Fields | str] = {}
+    sent = message.get("fields") if message is not None else None
+    for index, signed in checked.items():
+        if isinstance(signed, str):
+            continue
+        found = sent.get(str(index)) if isinstance(sent, dict) else None
+        if isinstance(found, list) and len(found) == 2 and found[0] == "error":
+            out[index] = str(found[1])
+        elif isinstance(found, list) and len(found) == 4:
+            out[index] = _Fields(str(found[0]), str(found[1]), str(found[2]), int(found[3]))
+        else:
+            envelope = wire.parse_envelope(opened.read_again(f"envelopes/{index}.envelope"))
+            try:
+                out[index] = _Fields.of(envelope.payload_type, _decode(envelope))
+            except Exception as exc:  # noqa: BLE001 - the leaf's check says why
+                out[index] = _reason(exc)
+    return out
+
+
+def _round_members(files: dict[str, bytes]) -> list[str]:
+    return sorted(n for n in files if n.startswith("eqa/") and n.endswith("/round.envelope"))
+
+
+def _inputs(
+    read: Callable[[str], bytes],
+    indices: list[int],
+    rounds: list[tuple[epb.EqaRound, bytes]],
+    records: dict[str, dict[str, Any]],
+) -> Any:
+    """The method's Inputs from the signed envelopes of `indices` (each site's latest summary of
+    each period, and latest response to each round), the EQA rounds and the revoked sites."""
+    from method.inputs import EqaRoundInput, Inputs
+
+    by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
+    responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
+    for index in indices:
+        summary = _decode(wire.parse_envelope(read(f"envelopes/{index}.envelope")))
+        if isinstance(summary, pb.SiteSummary):
+            _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
+        else:
+            _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
     revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
-    # In the coordinator's order (periods oldest first, sites by id: coordinator/benchmark.py),
-    # so that sums are added up in the same order and the figures come out to the same bits.
-    ordered = {
+    ordered = _in_coordinator_order(by_period)
+    by_period.clear()
+    return Inputs(
+        ordered,
+        revoked,
+        [
+            EqaRoundInput(round_, truth, responses.get(round_.round_id, {}))
+            for round_, truth in rounds
+        ],
+    )
+
+
+def _envelopes_digest(digests: dict[str, str], leaves: list[int]) -> str:
+    """One SHA-256 over the SHA-256 of every envelope, in leaf order."""
+    listed = "".join(f"{i} {digests[f'envelopes/{i}.envelope']}\n" for i in leaves)
+    return hashlib.sha256(listed.encode()).hexdigest()
+
+
+def _recompute(
+    path: Path,
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    records: dict[str, dict[str, Any]],
+    send: Callable[[dict[str, Any]], None],
+) -> None:
+    """In the child process: every envelope of the bundle read again (from the child's own
+    handle) and its payload decoded, the fields the parent's leaf checks need sent back first;
+    then the benchmark recomputed and compared with report/benchmark.json, and only the verdict
+    sent, with the SHA-256 of what was read, so the parent knows it recomputed from the very
+    bytes it checked. The parent uses the verdict only if every leaf and round passed its
+    checks: then "every envelope" is "every envelope that passed", as the parent would read."""
+    from method.benchmark import compute
+    from method.inputs import EqaRoundInput, Inputs
+    from method.standard import parse as parse_standard
+
+    by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
+    responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
+    fields: dict[str, list[Any]] = {}
+    with bundle.Bundle(path) as opened:
+        leaves = sorted(bundle.leaf_number(n) for n in opened.names if n.startswith("envelopes/"))
+        for index in leaves:
+            try:
+                envelope = wire.parse_envelope(opened.read(f"envelopes/{index}.envelope"))
+                if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
+                    continue  # the parent's check fails it before its payload is read
+            except ContractError:
+                continue
+            try:
+                summary = _decode(envelope)
+            except Exception as exc:  # noqa: BLE001 - the leaf's check says why
+                fields[str(index)] = ["error", _reason(exc)]
+                continue
+            found = _Fields.of(envelope.payload_type, summary)
+            fields[str(index)] = [found.kind, found.site_id, found.group, found.sequence]
+            if isinstance(summary, pb.SiteSummary):
+                _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
+            else:
+                _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
+        send({"fields": fields})
+        fields.clear()
+        rounds = []
+        for name in _round_members(files):
+            round_ = wire.decode(wire.parse_envelope(files[name]).payload, epb.EqaRound)
+            truth = files[f"eqa/{name.split('/')[1]}/truth.csv"]
+            rounds.append(EqaRoundInput(round_, truth, responses.get(round_.round_id, {})))
+        revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
+        inputs = Inputs(_in_coordinator_order(by_period), revoked, rounds)
+        by_period.clear()
+        standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
+        full = compute(inputs, manifest["period"], standard)
+        inputs.by_period.clear()
+        report = opened.read_buffer(bundle.REPORT)
+        same = (
+            full.get("method_version") == METHOD_VERSION
+            and full.get("standard", {}).get("sha256") == standard.sha256
+            and (_same_bytes(full, report) or _same_figures(full, report))
+        )
+        send(
+            {
+                "same": bool(same),
+                "report_sha256": opened.digests[bundle.REPORT],
+                "envelopes_sha256": _envelopes_digest(opened.digests, leaves),
+            }
+        )
+
+
+def _in_coordinator_order(
+    by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]],
+) -> dict[str, dict[str, tuple[int, pb.SiteSummary]]]:
+    """In the coordinator's order (periods oldest first, sites by id: coordinator/benchmark.py),
+    so that sums are added up in the same order and the figures come out to the same bits."""
+    return {
         label: {site: by_period[label][site] for site in sorted(by_period[label])}
         for label in sorted(by_period, key=_period_start)
     }
-    by_period.clear()
-    _statistics(opened, files, manifest, Inputs(ordered, revoked, rounds), len(leaves), result)
-    return files_at
+
+
+def _recomputed_agrees(
+    verdict: dict[str, Any] | None, opened: bundle.Bundle, leaves: list[int]
+) -> bool:
+    """The child found the report equal to its recomputation from the envelopes checked here
+    (the report's bytes are matched as they are read: _statistics_recomputed)."""
+    return (
+        verdict is not None
+        and verdict.get("same") is True
+        and verdict.get("envelopes_sha256") == _envelopes_digest(opened.digests, leaves)
+        and isinstance(verdict.get("report_sha256"), str)
+        and bundle.REPORT in opened
+        and bundle.REPORT not in opened.digests
+    )
+
+
+def _statistics_recomputed(
+    opened: bundle.Bundle,
+    files: dict[str, bytes],
+    manifest: dict[str, Any],
+    report_sha256: str,
+    leaves: int,
+    result: Result,
+) -> None:
+    """The standard and statistics checks passed, as the child process found: the report it
+    compared is the one read here."""
+    from method.standard import parse as parse_standard
+
+    standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
+    report = opened.read(bundle.REPORT)
+    if opened.digests[bundle.REPORT] != report_sha256:
+        raise BundleUnreadable(
+            f"{opened.path} changed while it was verified ({bundle.REPORT}); verify a copy "
+            "nothing writes to"
+        )
+    result.add("standard", True, _standard_named(standard))
+    result.add("statistics", True, _done(manifest, leaves))
+    result.verified_report = report if result.ok else None
+
+
+def _standard_named(standard: Any) -> str:
+    return f"{standard.label} (sha256 {standard.sha256[:16]}…)"
+
+
+def _done(manifest: dict[str, Any], leaves: int) -> str:
+    site = manifest.get("site")
+    return (
+        f"{site}'s own positive and valid counts recomputed from its {leaves} signed "
+        "summaries (a per-site bundle holds no peer's summary, so network figures are not)"
+        if site
+        else f"every figure of report/benchmark.json recomputed from {leaves} signed summaries"
+    )
 
 
 def _period_start(label: str) -> tuple[str, str]:
@@ -517,7 +817,7 @@ def _statistics(
     opened: bundle.Bundle,
     files: dict[str, bytes],
     manifest: dict[str, Any],
-    inputs: Any,
+    signed_inputs: Callable[[], Any],
     leaves: int,
     result: Result,
 ) -> None:
@@ -532,14 +832,10 @@ def _statistics(
     except (KeyError, ValueError, StandardError) as exc:
         result.add("standard", False, str(exc))
         return
-    done = (
-        f"{site}'s own positive and valid counts recomputed from its {leaves} signed "
-        "summaries (a per-site bundle holds no peer's summary, so network figures are not)"
-        if site
-        else f"every figure of report/benchmark.json recomputed from {leaves} signed summaries"
-    )
-    standard_named = f"{standard.label} (sha256 {standard.sha256[:16]}…)"
+    done = _done(manifest, leaves)
+    standard_named = _standard_named(standard)
     full: dict[str, Any] | Exception | None = None
+    inputs = signed_inputs()
     if not site:
         try:
             full = compute(inputs, manifest["period"], standard)
@@ -611,24 +907,75 @@ def _statistics(
     result.verified_report = report if result.ok else None
 
 
-def _same_bytes(full: dict[str, Any], report: bytes) -> bool:
+def _same_bytes(full: dict[str, Any], report: bytes | bytearray) -> bool:
     """The recomputation, written as the coordinator writes benchmark.json (compact, keys
     sorted), is the report byte for byte but for the flag messages. Written and compared a piece
-    at a time, so that the text of a national network's report is never held twice."""
+    at a time, so that the text of a national network's report is never held twice.
+
+    Each piece is written by orjson first, about six times faster than json's encoder. That
+    text holds the very values of the piece (every int and string exactly, every float as the
+    shortest text that reads back as that float), unless it holds a null: orjson writes NaN and
+    the infinities as null too, so such a piece is written by json. The report's piece equal to
+    it holds the recomputed values, what _same_figures asks too; where orjson writes a value
+    otherwise than json does (1e-05 as 0.00001), the piece is compared as json writes it."""
     reported = _WithoutProse(report)
     for piece in _pieces(full, _SPLIT_DEPTH):
-        if not reported.starts_with(_without_prose(piece.encode())):
+        if isinstance(piece, str):
+            if not reported.starts_with(_without_prose(piece.encode())):
+                return False
+            continue
+        if not _same_value(reported, piece.value, _SPLIT_FURTHER):
             return False
     return reported.starts_with(b"\n") and reported.at_end()
+
+
+_SPLIT_FURTHER = 1  # levels a value orjson cannot write as json does is split further
+
+
+def _same_value(reported: _WithoutProse, value: Any, depth: int) -> bool:
+    """Whether the report goes on with `value` (read if so): as orjson writes it, else, split
+    into the pieces json writes it in, each compared so, down to `depth` levels, else as json
+    writes it whole."""
+    fast = _faithful(value)
+    if fast is not None and reported.starts_with(_without_prose(fast)):
+        return True
+    if depth and isinstance(value, (dict, list, tuple)):
+        parts = list(_pieces(value, 1))
+        if len(parts) > 1:
+            return all(
+                reported.starts_with(_without_prose(part.encode()))
+                if isinstance(part, str)
+                else _same_value(reported, part.value, depth - 1)
+                for part in parts
+            )
+    return reported.starts_with(_without_prose(_COMPACT.encode(value).encode()))
+
+
+def _faithful(value: Any) -> bytes | None:
+    """orjson's compact text of value, keys sorted, if it holds exactly value's values (see
+    _same_bytes); else None."""
+    try:
+        data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits, ...
+        return None
+    return None if b"null" in data else data
 
 
 _COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 _SPLIT_DEPTH = 3  # the report, each of its parts, each site: pieces of a few KB
 
 
-def _pieces(value: Any, depth: int) -> Iterator[str]:
-    """_COMPACT.encode(value) in consecutive pieces. A dict holding a flag message is never split,
-    so each message pair lies whole in one piece (and _PROSE finds it there)."""
+@dataclass(frozen=True)
+class _Value:
+    """A value of the report written whole (json: _COMPACT.encode(value))."""
+
+    value: Any
+
+
+def _pieces(value: Any, depth: int) -> Iterator[str | _Value]:
+    """_COMPACT.encode(value) in consecutive pieces: the text of the punctuation and the keys,
+    and the values written whole. A dict holding a flag message is never split, so each message
+    pair lies whole in one piece (and _PROSE finds it there)."""
     if depth and isinstance(value, dict) and value and "message" not in value:
         if all(type(key) is str for key in value):
             yield "{"
@@ -645,7 +992,7 @@ def _pieces(value: Any, depth: int) -> Iterator[str]:
             yield from _pieces(item, depth - 1)
         yield "]"
         return
-    yield _COMPACT.encode(value)
+    yield _Value(value)
 
 
 class _Unaligned(Exception):
@@ -655,7 +1002,7 @@ class _Unaligned(Exception):
 _DECODER = json.JSONDecoder()
 
 
-def _same_figures(full: dict[str, Any], report: bytes) -> bool:
+def _same_figures(full: dict[str, Any], report: bytes | bytearray) -> bool:
     """Every figure of the report equals the recomputation's within rounding (_first_difference),
     read a piece at a time in the recomputation's layout (a national network's report parsed
     whole takes gigabytes). False when anything differs or the layout is another: the whole
@@ -709,34 +1056,38 @@ class _WithoutProse:
     """The bytes of a compact JSON text with every flag message pair taken out (_PROSE), read
     from the front without copying the whole."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | bytearray) -> None:
         self._data = memoryview(data)
-        self._cuts = _PROSE.finditer(data)
+        self._cuts = [match.span() for match in _PROSE.finditer(data)]
         self._at = 0
-        self._cut = next(self._cuts, None)
+        self._next = 0  # the first cut not passed yet
 
     def starts_with(self, expected: bytes) -> bool:
-        """Whether the next len(expected) bytes are expected; they are read either way."""
+        """Whether the next len(expected) bytes are expected: read if so, else left unread."""
+        at, next_cut = self._at, self._next
         taken: list[bytes] = []
         wanted = len(expected)
         while wanted:
-            end = len(self._data) if self._cut is None else self._cut.start()
-            if self._at == end:
-                if self._cut is None:
+            cut = self._cuts[next_cut] if next_cut < len(self._cuts) else None
+            end = len(self._data) if cut is None else cut[0]
+            if at == end:
+                if cut is None:
                     return False  # shorter than expected
-                self._at = self._cut.end()
-                self._cut = next(self._cuts, None)
+                at, next_cut = cut[1], next_cut + 1
                 continue
-            chunk = self._data[self._at : min(end, self._at + wanted)]
+            chunk = self._data[at : min(end, at + wanted)]
             taken.append(chunk.tobytes())
-            self._at += len(chunk)
+            at += len(chunk)
             wanted -= len(chunk)
-        return b"".join(taken) == expected
+        if b"".join(taken) != expected:
+            return False
+        self._at, self._next = at, next_cut
+        return True
 
     def at_end(self) -> bool:
-        while self._cut is not None and self._at == self._cut.start():
-            self._at = self._cut.end()
-            self._cut = next(self._cuts, None)
+        while self._next < len(self._cuts) and self._at == self._cuts[self._next][0]:
+            self._at = self._cuts[self._next][1]
+            self._next += 1
         return self._at == len(self._data)
 
 

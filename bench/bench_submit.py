@@ -1,6 +1,7 @@
 """Submissions per second with 50 concurrent node clients on loopback, against a no-op unary RPC
 (the gRPC health check) on the same coordinator process, and the raw Ed25519 verify rate; and
-the coordinator's CPU per call of each kind (steadier than rates on a shared machine).
+the coordinator's CPU per call of each kind (steadier than rates on a shared machine), and the
+intake's own CPU per submission without gRPC (what of Submit's cost is the RPC layer's).
 Targets (issue 5): >= 1,000 accepted and ledgered submissions/s, and >= half the no-op rate.
 The two kinds of call alternate over a few rounds and the medians are compared, because the
 machine's speed varies from second to second."""
@@ -23,11 +24,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from bench import procstat
 from bench.common import WORK, Timer
 from coordinator import enrolment, store
+from coordinator.config import DataDir
 from coordinator.config import init as init_coordinator
+from coordinator.intake import Intake
+from coordinator.ledger import Ledger
+from coordinator.rate_limit import SiteRateLimit
+from coordinator.standards import load as load_standard
+from coordinator.summary_checks import Vocabulary
 from protos import dsse, keys, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import coordinator_pb2_grpc as cgrpc
 from protos.rarenet.v1 import summary_pb2 as pb
+from protos.rarenet.v1.envelope_pb2 import Envelope
 
 CLIENTS = 50
 
@@ -146,9 +154,8 @@ def _quarterly_payload_maker(root: Path):
     return payload
 
 
-def _measure(root: Path, make_payload, per_client: int) -> dict:
-    """Enrol the clients' sites, then alternate no-op and Submit rounds against one coordinator."""
-    data = init_coordinator(root / "coordinator")
+def _enrolled_work(data: DataDir, make_payload, per_client: int) -> list[list[Envelope]]:
+    """Each client's site enrolled in `data`, and the envelopes it will send, signed."""
     conn = store.connect(data.db)
     work = []
     for i in range(CLIENTS):
@@ -164,6 +171,51 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
             ]
         )
     conn.close()
+    return work
+
+
+def _intake_alone_ms(root: Path, make_payload, per_client: int) -> float:
+    """CPU milliseconds per submission of the coordinator's intake without gRPC: the same
+    envelopes handed to coordinator/intake.py by CLIENTS threads at once (verify, decode, check,
+    ledger, store, receipt, group commit), in this process. Submit's CPU over the gRPC server
+    less this is what the RPC layer costs."""
+    data = init_coordinator(root / "intake-alone")
+    work = _enrolled_work(data, make_payload, per_client)
+    conn = store.connect(data.db)
+    intake = Intake(
+        conn,
+        Ledger(conn, data.signing_key()),
+        data.db,
+        vocabulary=Vocabulary.of(load_standard(data.standard)),
+        rate_limit=SiteRateLimit(per_minute=0),
+    )
+    barrier = threading.Barrier(CLIENTS + 1)
+
+    def client(items: list[Envelope]) -> None:
+        barrier.wait()
+        for item in items:
+            intake.submit(item, leaf_header=True)
+
+    threads = [threading.Thread(target=client, args=(items,)) for items in work]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    before = time.process_time()
+    for t in threads:
+        t.join()
+    used = time.process_time() - before
+    intake.close()
+    ledgered = conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+    conn.close()
+    count = sum(map(len, work))
+    assert ledgered == count, f"{ledgered} ledgered of {count}"
+    return 1000 * used / count
+
+
+def _measure(root: Path, make_payload, per_client: int) -> dict:
+    """Enrol the clients' sites, then alternate no-op and Submit rounds against one coordinator."""
+    data = init_coordinator(root / "coordinator")
+    work = _enrolled_work(data, make_payload, per_client)
     total = CLIENTS * per_client
     proc, port = _serve(data.path)
     noop_rates, submit_rates = [], []
@@ -201,7 +253,8 @@ def _measure(root: Path, make_payload, per_client: int) -> dict:
         "submit": submit_rates,
         "ledgered": ledgered,
         "envelope": work[0][0],
-        "cpu_ms": {kind: 1000 * seconds / (ROUNDS * total) for kind, seconds in cpu.items()},
+        "cpu_ms": {kind: 1000 * seconds / (ROUNDS * total) for kind, seconds in cpu.items()}
+        | {"intake": _intake_alone_ms(root, make_payload, per_client)},
     }
 
 
@@ -247,7 +300,9 @@ def run(quick: bool = False) -> None:
         )
         print(
             f"coordinator CPU per call Submit {figures['cpu_ms']['submit']:.2f} ms, no-op "
-            f"{figures['cpu_ms']['noop']:.2f} ms (all its threads and processes)"
+            f"{figures['cpu_ms']['noop']:.2f} ms (all its threads and processes); the intake alone"
+            f" {figures['cpu_ms']['intake']:.2f} ms (no gRPC: {CLIENTS} threads hand it the same"
+            " envelopes)"
         )
         print(
             f"targets                  >= 1,000/s {'met' if submit_rate >= 1000 else 'NOT met'}; "

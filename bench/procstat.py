@@ -59,3 +59,19 @@ def peak_rss_mb(pid: int) -> dict[int, float]:
         except OSError:
             continue
     return peaks
+
+
+def pss_mb(pid: int) -> float:
+    """The memory a process tree holds now: the proportional set size summed over pid and its
+    live descendants (a page shared by n processes, as a forked child's untouched pages are,
+    counts 1/n in each), MB."""
+    total = 0.0
+    for p in tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+                    break
+        except OSError:
+            continue
+    return total

@@ -44,7 +44,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from coordinator import benchmark, ledger, witnesses
+from coordinator import benchmark, kept_benchmark, ledger, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.standards import Standard
@@ -57,15 +57,11 @@ MANIFEST_TYPE = "application/vnd.rarenet.audit-manifest.v1+json"
 FORMAT = "rarenet audit bundle v2"
 
 
-def _witnessed_head(
-    conn: sqlite3.Connection, appended: ledger.Ledger, signed_inputs: benchmark.Inputs
-) -> Envelope:
+def _witnessed_head(conn: sqlite3.Connection, appended: ledger.Ledger, used: list[int]) -> Envelope:
     """The signed tree head the bundle proves against: of the tree heads holding every summary
-    and EQA response the report uses, the one whose checkpoint most witnesses cosigned
-    (coordinator/witnesses.py); the latest when none was cosigned."""
+    and EQA response the report uses (the leaves `used`), the one whose checkpoint most
+    witnesses cosigned (coordinator/witnesses.py); the latest when none was cosigned."""
     latest = wire.decode(appended.latest_head(conn).payload, lpb.TreeHead).tree_size
-    used = [i for entries in signed_inputs.by_period.values() for i, _ in entries.values()]
-    used += [i for r in signed_inputs.eqa_rounds for i, _ in r.responses.values()]
     size = witnesses.best_size(conn, max(used) + 1 if used else 0, latest)
     (signed,) = conn.execute(
         "SELECT signed FROM tree_heads WHERE tree_size = ?", (size,)
@@ -128,22 +124,11 @@ def _contents(
     files: _Writer,
 ) -> dict:
     key = data.signing_key()
-    signed_inputs = benchmark.inputs(conn, period, standard)
-    full = benchmark.compute_from(signed_inputs, period, standard)
-    if site is not None and site not in full["sites"]:
-        raise NotFound(f"no summary from site {site} for {period}")
-    shown = benchmark.for_site(full, site) if site else full
-    report_period = full["period"]
-    # Compact, as report.write writes it: indent= would force json's pure-Python encoder, which
-    # takes minutes and gigabytes for a national network's report.
-    files["report/benchmark.json"] = (
-        json.dumps(shown, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
-        + b"\n"
-    )
-    del full, shown  # a national network's report is hundreds of MB as objects
+    stored = benchmark.stored_leaves(conn, period, standard)
+    report_period = parse_period(period).label
+    files["report/benchmark.json"] = _report(conn, standard, period, site, stored.fingerprint)
     appended = ledger.Ledger(conn, key)
-    signed_head = _witnessed_head(conn, appended, signed_inputs)
-    signed_inputs.by_period.clear()  # only the EQA rounds are written from here on
+    signed_head = _witnessed_head(conn, appended, stored.leaves)
     head = wire.decode(signed_head.payload, lpb.TreeHead)
     files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
     files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
@@ -151,17 +136,17 @@ def _contents(
         json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
     )
     periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
-    rounds = [entry.round.round_id for entry in signed_inputs.eqa_rounds]
+    rounds = [round_.round_id for round_, _truth in stored.eqa_rounds]
     leaves = ledger.leaves_for(
         conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
     )
     files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
-    for entry in signed_inputs.eqa_rounds:
+    for round_, truth in stored.eqa_rounds:
         (announcement,) = conn.execute(
-            "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (entry.round.round_id,)
+            "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (round_.round_id,)
         ).fetchone()
-        files[f"eqa/{entry.round.round_id}/round.envelope"] = bytes(announcement)
-        files[f"eqa/{entry.round.round_id}/truth.csv"] = entry.truth
+        files[f"eqa/{round_.round_id}/round.envelope"] = bytes(announcement)
+        files[f"eqa/{round_.round_id}/truth.csv"] = truth
     keyids = set()
     for index in leaves:
         envelope, receipt, keyid = conn.execute(
@@ -214,6 +199,30 @@ def _contents(
         "files": dict(sorted(files.sha256.items())),
     }
     return manifest
+
+
+def _report(
+    conn: sqlite3.Connection,
+    standard: Standard,
+    period: str,
+    site: str | None,
+    inputs_sha256: str,
+) -> bytes:
+    """report/benchmark.json: the period's full benchmark (with --site, that site's own view of
+    it). The benchmark the `benchmark` command kept for these very inputs is reused
+    (coordinator/kept_benchmark.py); else it is computed from the signed inputs. Both are the
+    bytes kept_benchmark.report_bytes writes of the same function of the same inputs."""
+    kept = kept_benchmark.find(conn, parse_period(period).label, inputs_sha256)
+    if kept is not None and site is None:
+        return kept
+    full = (
+        json.loads(kept)
+        if kept is not None
+        else benchmark.compute_from(benchmark.inputs(conn, period, standard), period, standard)
+    )
+    if site is not None and site not in full["sites"]:
+        raise NotFound(f"no summary from site {site} for {period}")
+    return kept_benchmark.report_bytes(benchmark.for_site(full, site) if site else full)
 
 
 def _leaves_json(

@@ -9,9 +9,10 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from coordinator import decoded_cache, flag_store, messages, store
+from coordinator import decoded_cache, flag_store, kept_benchmark, messages, store
 from method import METHOD_VERSION
 from method import benchmark as method_benchmark
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
@@ -36,6 +37,7 @@ __all__ = [
     "latest_summaries",
     "periods_for_trends",
     "stored_fingerprint",
+    "stored_leaves",
 ]
 
 EARLIER_EQA_ROUNDS = 2  # the persistent-poor-performance rule looks at 3 consecutive rounds
@@ -198,6 +200,33 @@ def stored_fingerprint(conn: sqlite3.Connection, period: str, standard: Standard
     return _digest(period, standard, leaves, _revoked(conn), rounds)
 
 
+@dataclass(frozen=True)
+class StoredLeaves:
+    """What a benchmark of the period reads, found from the stored rows without decoding a
+    summary: the fingerprint of its inputs (as stored_fingerprint), every leaf index it reads
+    (the window's latest summaries and the EQA responses), and its EQA rounds with their truth."""
+
+    fingerprint: str
+    leaves: list[int]
+    eqa_rounds: list[tuple[epb.EqaRound, bytes]]
+
+
+def stored_leaves(conn: sqlite3.Connection, period: str, standard: Standard) -> StoredLeaves:
+    """StoredLeaves of the benchmark `inputs(conn, period, standard)` would read now."""
+    rounds = []
+    for round_, truth in _eqa_rounds(conn, period):
+        responses = {site: leaf for leaf, site, _payload in _response_rows(conn, round_.round_id)}
+        rounds.append((round_, truth, responses))
+    by_label = {label: latest_leaves(conn, label) for label in _window_labels(period, standard)}
+    leaves = [leaf for rows in by_label.values() for _site, leaf in rows]
+    leaves += [leaf for _r, _t, responses in rounds for leaf in responses.values()]
+    return StoredLeaves(
+        _digest(period, standard, by_label, _revoked(conn), rounds),
+        leaves,
+        [(round_, truth) for round_, truth, _ in rounds],
+    )
+
+
 def compute(
     conn: sqlite3.Connection,
     period: str,
@@ -209,16 +238,19 @@ def compute(
     """The benchmark of the period's stored inputs. `decoded`: this run's decoded summaries (see
     Decoded). With `keep`, what this run derived is kept in the database for later runs: the
     summaries it decoded (coordinator/decoded_cache.py) and the result's flags under the inputs'
-    fingerprint (coordinator/flag_store.py, for later reports' flag history)."""
+    fingerprint (coordinator/flag_store.py, for later reports' flag history), and for the newest
+    period the whole result as its audit bundle writes it (coordinator/kept_benchmark.py)."""
     fresh: Decoded = {}
     data = inputs(conn, period, standard, decoded, fresh)
     result = compute_from(data, period, standard, progress)
     if keep:
         flags = flag_store.by_site(result)
         label = parse_period(period).label
+        inputs_sha256 = fingerprint(data, period, standard)
         for problem in (
             decoded_cache.keep(conn, fresh),
-            flag_store.keep(conn, label, fingerprint(data, period, standard), flags),
+            flag_store.keep(conn, label, inputs_sha256, flags),
+            kept_benchmark.keep(conn, label, inputs_sha256, result),
         ):
             if problem and progress:
                 progress(problem)

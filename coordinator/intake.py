@@ -8,11 +8,13 @@ gets its original receipt and no second ledger entry.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import queue
 import sqlite3
 import threading
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +46,34 @@ SUBMITTABLE = (wire.SITE_SUMMARY, wire.EQA_RESPONSE, wire.CORRECTIVE_ACTION)
 MAX_SEQUENCE_STEP = 1_000_000  # how far past the last accepted one a sequence number may jump
 
 
+# An enrolled key: (key id, site, raw public key, retired at, the site's status).
+EnrolledKey = tuple[str, str, bytes, str | None, str]
+_KEYS_AT_ONCE = 500  # key ids per query (SQLite allows 999 parameters)
+
+
+def enrolled_keys(conn: sqlite3.Connection, keyids: Collection[str]) -> dict[str, EnrolledKey]:
+    """The enrolled keys among these key ids, by key id (one query for a batch's signers)."""
+    wanted = list(keyids)
+    found: dict[str, EnrolledKey] = {}
+    for i in range(0, len(wanted), _KEYS_AT_ONCE):
+        chunk = wanted[i : i + _KEYS_AT_ONCE]
+        for keyid, site_id, public_key, retired_at, status in conn.execute(
+            "SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k"
+            f" JOIN sites s USING (site_id) WHERE k.keyid IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            found[keyid] = (keyid, site_id, bytes(public_key), retired_at, status)
+    return found
+
+
 def authenticate(
-    conn: sqlite3.Connection, envelope: Envelope, expected_type: str
+    conn: sqlite3.Connection,
+    envelope: Envelope,
+    expected_type: str,
+    enrolled: Mapping[str, EnrolledKey] | None = None,
 ) -> tuple[str, str]:
-    """The (site id, key id) of the current, unrevoked key that signed the envelope."""
+    """The (site id, key id) of the current, unrevoked key that signed the envelope. `enrolled`:
+    the enrolled keys already read for a batch (`enrolled_keys`); else the signer's is read."""
     if envelope.payload_type != expected_type:
         raise InvalidRequest(
             f"payload type {envelope.payload_type!r} is not {expected_type}; "
@@ -59,18 +85,14 @@ def authenticate(
         signer = dsse.sole_signer(envelope)
     except ContractError as exc:
         raise InvalidRequest(f"{exc}; sign the summary again with `rarenet-node submit`") from exc
-    rows = conn.execute(
-        """SELECT k.keyid, k.site_id, k.public_key, k.retired_at, s.status FROM site_keys k
-            JOIN sites s USING (site_id) WHERE k.keyid = ?""",
-        (signer,),
-    ).fetchall()
-    if not rows:
+    found = (enrolled if enrolled is not None else enrolled_keys(conn, (signer,))).get(signer)
+    if found is None:
         raise NotAuthenticated(
             "the envelope is signed by a key no site has enrolled; run `rarenet-node enroll`"
         )
-    keyid, site_id, public_key, retired_at, status = rows[0]
+    keyid, site_id, public_key, retired_at, status = found
     try:
-        dsse.verify(envelope, {keyid: bytes(public_key)}, expected_type=expected_type)
+        dsse.verify(envelope, {keyid: public_key}, expected_type=expected_type)
     except ContractError as exc:
         raise NotAuthenticated(f"signature check failed for site {site_id}: {exc}") from exc
     if status == "revoked":
@@ -99,11 +121,16 @@ def check_summary(
         )
     if problem is not None:
         raise problem
-    period = parse_period(summary.period)
+    period = _period(summary.period)
     if period.start > today:
         raise InvalidRequest(
             f"period {period} has not started yet; summaries are for past or current periods"
         )
+
+
+# The periods summaries name (a handful at a time), read once each; coordinator/decoding.py has
+# read the label already, so it is valid here.
+_period = functools.lru_cache(maxsize=64)(parse_period)
 
 
 def check_eqa_response(
@@ -234,6 +261,10 @@ class Intake:
             raise RuntimeError("a submission was answered with neither a receipt nor an error")
         return item.response
 
+    def enrolled(self, keyid: str, site_id: str) -> None:
+        """A key was enrolled for a site (the site's first submission then needs no lookup)."""
+        self._key_sites[keyid] = site_id
+
     def _signer_site(self, envelope: Envelope) -> str | None:
         """The site whose key id leads the envelope's signatures, if any site enrolled it (the
         signature itself is checked later, in the intake thread)."""
@@ -324,10 +355,20 @@ class Intake:
         """Signature, site, key, payload and period of each new envelope; the refused are answered."""
         reader = self.reader()
         passed: list[_Pending] = []
+        try:
+            enrolled = enrolled_keys(
+                reader,
+                {item.envelope.signatures[0].keyid for item in fresh if item.envelope.signatures},
+            )
+        except Exception as exc:  # noqa: BLE001 - the batch is answered, the intake goes on
+            log.exception("unexpected error looking up the signers' keys")
+            for item in fresh:
+                self._answer(item, exc)
+            return []
         for item in fresh:
             try:
                 item.site_id, item.keyid = authenticate(
-                    reader, item.envelope, item.envelope.payload_type
+                    reader, item.envelope, item.envelope.payload_type, enrolled
                 )
                 check_identity(item.site_id, item.identities)
                 self._check_payload(reader, item)
@@ -361,15 +402,19 @@ class Intake:
     def _commit(self, batch: list[_Pending]) -> None:
         """Sequence numbers, then one transaction for the checked envelopes that pass."""
         accepted: list[_Pending] = []
-        last_sequence: dict[str, int] = {}
+        try:
+            last_sequence = self.ledger.last_sequences(self.conn, {item.site_id for item in batch})
+        except Exception as exc:  # noqa: BLE001 - the batch is answered, the intake goes on
+            log.exception("unexpected error reading the last sequence numbers")
+            for item in batch:
+                item.error = exc
+            return
         in_batch: dict[str, _Pending] = {}
         for item in batch:
             try:
                 if item.sha in in_batch:
                     item.twin = in_batch[item.sha]  # answered with its twin's receipt below
                     continue
-                if item.site_id not in last_sequence:
-                    last_sequence[item.site_id] = self.ledger.last_sequence(self.conn, item.site_id)
                 summary, _ = item.checked()
                 if summary.sequence <= last_sequence[item.site_id]:
                     raise AlreadyRecorded(
@@ -421,6 +466,7 @@ class Intake:
         summaries and EQA responses."""
         staged = self.ledger.stage([_accepted(item) for item in accepted])
         conn = self.conn
+        summaries: list[tuple[int, str, str, int, str, str]] = []  # written in one statement
         conn.execute("BEGIN IMMEDIATE")
         try:
             self.ledger.write(conn, staged)
@@ -444,9 +490,7 @@ class Intake:
                     )
                     continue
                 assert isinstance(summary, pb.SiteSummary)  # the only other kind intake takes
-                conn.execute(
-                    "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
+                summaries.append(
                     (
                         index,
                         item.site_id,
@@ -454,9 +498,14 @@ class Intake:
                         summary.sequence,
                         summary.standard_version,
                         item.envelope.payload.decode("utf-8"),
-                    ),
+                    )
                 )
                 decoded_cache.keep_in(conn, index, summary)
+            conn.executemany(
+                "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                summaries,
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,6 +23,8 @@ from protos import dsse, leaf, merkle, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from protos.rarenet.v1.envelope_pb2 import Envelope
+
+_SITES_AT_ONCE = 500  # sites per query (SQLite allows 999 parameters)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class Staged:
 
     first_index: int
     accepted: list[Accepted]
-    headers: list[lpb.LeafHeader | None]  # None: the leaf is the whole envelope
+    header_data: list[bytes | None]  # each leaf's header data; None: the whole envelope
     leaves: list[bytes]  # leaf hashes
     head: lpb.TreeHead
     signed_head: Envelope
@@ -82,9 +85,10 @@ class Ledger:
             else None
             for a in accepted
         ]
+        header_data = [None if h is None else leaf.header_data(h) for h in headers]
         leaves = [
-            merkle.leaf_hash(a.data if h is None else leaf.header_data(h))
-            for a, h in zip(accepted, headers)
+            merkle.leaf_hash(a.data if data is None else data)
+            for a, data in zip(accepted, header_data)
         ]
         head, signed_head = self.sign_head(
             first + len(accepted), self.tree.root_if_appended(*leaves)
@@ -93,10 +97,11 @@ class Ledger:
             dsse.sign(wire.RECEIPT, wire.encode(_receipt(a, first + offset, head, h)), self.key)
             for offset, (a, h) in enumerate(zip(accepted, headers))
         ]
-        return Staged(first, accepted, headers, leaves, head, signed_head, receipts)
+        return Staged(first, accepted, header_data, leaves, head, signed_head, receipts)
 
     def write(self, conn: sqlite3.Connection, staged: Staged) -> None:
         """The batch's ledger rows and its tree head, inside the caller's transaction."""
+        signed_head = wire.envelope_bytes(staged.signed_head)  # every row of the batch names it
         conn.executemany(
             "INSERT INTO ledger (leaf_index, leaf_hash, leaf_header, envelope, envelope_sha256,"
             " site_id, keyid, payload_type, period, sequence, received_at, receipt, tree_head)"
@@ -105,7 +110,7 @@ class Ledger:
                 (
                     staged.first_index + offset,
                     staged.leaves[offset],
-                    _header_data(staged.headers[offset]),
+                    staged.header_data[offset],
                     a.data,
                     a.sha,
                     a.site_id,
@@ -115,7 +120,7 @@ class Ledger:
                     a.sequence,
                     a.received_at,
                     wire.envelope_bytes(staged.receipts[offset]),
-                    wire.envelope_bytes(staged.signed_head),
+                    signed_head,
                 )
                 for offset, a in enumerate(staged.accepted)
             ],
@@ -126,7 +131,7 @@ class Ledger:
                 staged.head.tree_size,
                 staged.head.root_hash,
                 staged.head.timestamp_ms,
-                wire.envelope_bytes(staged.signed_head),
+                signed_head,
             ),
         )
 
@@ -175,12 +180,20 @@ class Ledger:
         )
 
     @staticmethod
-    def last_sequence(conn: sqlite3.Connection, site_id: str) -> int:
-        """The highest sequence number accepted from a site (0 before its first)."""
-        (last,) = conn.execute(
-            "SELECT MAX(sequence) FROM ledger WHERE site_id = ?", (site_id,)
-        ).fetchone()
-        return int(last or 0)
+    def last_sequences(conn: sqlite3.Connection, sites: Collection[str]) -> dict[str, int]:
+        """The highest sequence number accepted from each of these sites (0 before its first), in
+        one query for a batch's sites."""
+        wanted = list(sites)
+        last = dict.fromkeys(wanted, 0)
+        for i in range(0, len(wanted), _SITES_AT_ONCE):
+            chunk = wanted[i : i + _SITES_AT_ONCE]
+            for site_id, sequence in conn.execute(
+                "SELECT site_id, MAX(sequence) FROM ledger"
+                f" WHERE site_id IN ({','.join('?' * len(chunk))}) GROUP BY site_id",
+                chunk,
+            ):
+                last[site_id] = int(sequence or 0)
+        return last
 
     def latest_head(self, conn: sqlite3.Connection) -> Envelope:
         if self._latest is None:
@@ -221,10 +234,6 @@ def _receipt(
     if header is not None:
         receipt.leaf_header.CopyFrom(header)
     return receipt
-
-
-def _header_data(header: lpb.LeafHeader | None) -> bytes | None:
-    return None if header is None else leaf.header_data(header)
 
 
 def stored_leaves(conn: sqlite3.Connection, size: int) -> list[tuple[int, bytes, bool, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         self.signed_standard = dsse.sign(wire.STANDARD, standard.text.encode("utf-8"), self.key)
         witnesses.ensure_schema(self.conn)
         self._last_checkpoint: tuple[bytes, bytes] | None = None  # (head payload, checkpoint)
+        self._checkpoint_lock = threading.Lock()  # one signature per head, not one per caller
         self.mtls = mtls  # client certificates are required: each must name the site it acts for
         self.benchmarks = BenchmarkCache()
 
@@ -136,6 +138,7 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
         with self.intake.lock:
             enrolled = enrolment.enroll(self.conn, request, self._identities(context))
             head = self.ledger.latest_head(self.conn)
+        self.intake.enrolled(enrolled.keyid, enrolled.site_id)
         log.info("enrolled site %s with key %s", enrolled.site_id, enrolled.keyid[:16])
         return cpb.EnrollResponse(
             site_id=enrolled.site_id,
@@ -153,14 +156,19 @@ class CoordinatorService(cgrpc.CoordinatorServicer):
 
     def _checkpoint(self, head_payload: bytes) -> bytes:
         """The signed checkpoint of a signed tree head's payload; a batch's callers share one (one
-        signature, and the head is read once)."""
+        signature, and the head is read once: the first caller signs it while the others of its
+        batch wait for it, rather than each signing it again)."""
         cached = self._last_checkpoint
-        if cached is None or cached[0] != head_payload:
-            head = wire.decode(head_payload, lpb.TreeHead)
-            signed = witnesses.signed_checkpoint(self.key, head.tree_size, head.root_hash)
-            cached = (head_payload, signed.encode())
-            self._last_checkpoint = cached
-        return cached[1]
+        if cached is not None and cached[0] == head_payload:
+            return cached[1]
+        with self._checkpoint_lock:
+            cached = self._last_checkpoint
+            if cached is None or cached[0] != head_payload:
+                head = wire.decode(head_payload, lpb.TreeHead)
+                signed = witnesses.signed_checkpoint(self.key, head.tree_size, head.root_hash)
+                cached = (head_payload, signed.encode())
+                self._last_checkpoint = cached
+            return cached[1]
 
     @_guard
     def GetStandards(self, request: cpb.GetStandardsRequest, context) -> cpb.GetStandardsResponse:

@@ -1,0 +1,201 @@
+"""An audit bundle reuses the benchmark the `benchmark` command kept for the same inputs
+(coordinator/kept_benchmark.py), and holds the very bytes it holds when it computes the benchmark
+itself. A late summary, a revision, a revoked site, another standard or method version each make
+the bundle compute the benchmark again: each test below fails if the kept one is reused anyway.
+
+A real network: nodes submit signed summaries over gRPC to a coordinator on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditor.verify import verify
+from coordinator import benchmark, enrolment, kept_benchmark, store
+from coordinator.audit_bundle import build
+from coordinator.config import DataDir
+from coordinator.config import init as init_coordinator
+from coordinator.server import Running, start
+from coordinator.standards import Standard
+from coordinator.standards import load as load_standard
+from node.send import flush, queue_summary
+from node.standard import load_cached
+from node.synth import generate, write_csv
+from protos.periods import parse as parse_period
+from tests.conftest import PERIOD, Node, make_node
+
+REPORT = "report/benchmark.json"
+
+
+class Network:
+    """A coordinator serving gRPC and its labs' nodes, each lab submitting when asked."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.running: Running = start(
+            init_coordinator(root / "coordinator"), "127.0.0.1:0", insecure=True
+        )
+        self.data: DataDir = self.running.service.data
+        self.standard = load_standard(self.data.standard)
+        self.nodes: dict[str, Node] = {}
+        self.exports = 0
+
+    def submit(self, site: str, rows: int = 1500, profile: str = "normal") -> int:
+        """Ingest `rows` more results at the site and send its period summary; its sequence."""
+        node = self.nodes.get(site) or make_node(self.root, self.running, site)
+        self.nodes[site] = node
+        self.exports += 1
+        export = self.root / f"{site}-{self.exports}.csv"
+        write_csv(generate(site, rows, self.exports, (profile,), PERIOD), export)
+        node.ingest(export)
+        queued = queue_summary(
+            node.conn, node.config, load_cached(node.config.standard_path), PERIOD
+        )
+        assert queued.sequence is not None, queued
+        assert flush(node.conn, node.config, node.client).delivered
+        return queued.sequence
+
+    def keep(self, standard: Standard | None = None) -> bytes:
+        """What the `benchmark` command keeps of the period (compute(..., keep=True))."""
+        with sqlite3.connect(self.data.db) as conn:
+            result = benchmark.compute(conn, PERIOD.label, standard or self.standard, keep=True)
+        return kept_benchmark.report_bytes(result)
+
+    def bundle(self, name: str, standard: Standard | None = None, site: str | None = None) -> Path:
+        out = self.root / f"{name}.zip"
+        build(self.data, standard or self.standard, PERIOD.label, out, site)
+        return out
+
+    def forget(self) -> None:
+        """Drop what was kept: the next bundle computes its benchmark."""
+        with sqlite3.connect(self.data.db) as conn:
+            conn.execute("DELETE FROM kept_benchmarks")
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            node.client.close()
+            node.conn.close()
+        self.running.stop(grace=1)
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    net = Network(tmp_path)
+    try:
+        for site, profile in (("lab-0", "normal"), ("lab-1", "normal"), ("lab-2", "dna_only")):
+            net.submit(site, profile=profile)
+        yield net
+    finally:
+        net.close()
+
+
+class Computations:
+    """How often the bundle computed the benchmark (the real function runs)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        real = benchmark.compute_from
+
+        def counted(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(benchmark, "compute_from", counted)
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def test_the_kept_benchmark_is_reused_and_the_bundle_is_the_same(network, monkeypatch) -> None:
+    kept = network.keep()
+    computed = Computations(monkeypatch)
+    reused = members(network.bundle("reused"))
+    assert computed.count == 0  # the kept benchmark was written, nothing computed
+    assert reused[REPORT] == kept
+    network.forget()
+    recomputed = members(network.bundle("recomputed"))
+    assert computed.count == 1
+    assert list(reused) == list(recomputed)  # same members in the same order
+    assert reused == recomputed  # every byte, the signed manifest and its signature included
+    assert verify(network.root / "reused.zip").ok
+
+
+def test_a_site_bundle_from_the_kept_benchmark_is_the_same(network, monkeypatch) -> None:
+    network.keep()
+    computed = Computations(monkeypatch)
+    reused = members(network.bundle("reused", site="lab-2"))
+    assert computed.count == 0
+    network.forget()
+    assert members(network.bundle("recomputed", site="lab-2")) == reused
+    assert computed.count == 1
+
+
+def stale_or_fresh(network: Network, stale: bytes, standard: Standard | None = None) -> None:
+    """The bundle made now holds what computing the benchmark now gives, not the kept report."""
+    now = members(network.bundle("now", standard))
+    network.forget()
+    assert now == members(network.bundle("recomputed", standard))
+    assert now[REPORT] != stale  # the change shows in the report: reusing it would be caught
+    assert verify(network.root / "now.zip").ok
+
+
+def test_a_late_summary_is_not_left_out(network) -> None:
+    stale = network.keep()
+    network.submit("lab-late")  # arrives after the benchmark was kept
+    stale_or_fresh(network, stale)
+
+
+def test_a_revised_summary_replaces_the_kept_one(network) -> None:
+    stale = network.keep()
+    assert network.submit("lab-0", rows=800) == 2  # lab-0 revises its period summary
+    stale_or_fresh(network, stale)
+
+
+def test_a_revoked_site_is_not_benchmarked_as_before(network) -> None:
+    stale = network.keep()
+    time.sleep(1.1)  # times are kept to the second: revoked after, not when, it was received
+    enrolment.revoke(store.connect(network.data.db), "lab-1")
+    stale_or_fresh(network, stale)
+
+
+def test_another_standard_computes_its_own_benchmark(network) -> None:
+    stale = network.keep()
+    text = network.data.standard.read_text(encoding="utf-8") + "\n# a centre's own comment\n"
+    other = network.root / "other-standard.toml"
+    other.write_text(text, encoding="utf-8")
+    stale_or_fresh(network, stale, load_standard(other))
+
+
+def test_another_method_version_computes_again(network, monkeypatch) -> None:
+    network.keep()
+    monkeypatch.setattr(benchmark, "METHOD_VERSION", "another method")
+    computed = Computations(monkeypatch)
+    network.bundle("other-method")
+    assert computed.count == 1
+
+
+def test_only_the_newest_periods_are_kept(network) -> None:
+    with sqlite3.connect(network.data.db) as conn:
+        earlier = parse_period("2026Q2").label
+        benchmark.compute(conn, earlier, network.standard, keep=True)  # a flag history's period
+        network.keep()
+        kept = conn.execute("SELECT period, length(report) FROM kept_benchmarks").fetchall()
+    assert [period for period, _size in kept] == [PERIOD.label]
+    assert 0 < kept[0][1] < len(network.keep()) / 2  # kept compressed
+
+
+def test_the_report_is_kept_whole_when_encoded_in_pieces(network, monkeypatch) -> None:
+    monkeypatch.setattr(kept_benchmark, "_SPLIT_DEPTH", 6)  # a real report in many pieces
+    report = network.keep()
+    with sqlite3.connect(network.data.db) as conn:
+        inputs_sha256 = benchmark.stored_fingerprint(conn, PERIOD.label, network.standard)
+        assert kept_benchmark.find(conn, PERIOD.label, inputs_sha256) == report
+        assert kept_benchmark.find(conn, PERIOD.label, "0" * 64) is None
