@@ -27,7 +27,7 @@ LABS = {  # site id: (synthetic profile, the flag rule the benchmark should rais
     "lab-beijing": ("normal", None),
     "lab-shanghai": ("normal", None),
     "lab-guangzhou": ("normal", None),
-    "lab-dnaonly": ("dna_only", ("positivity_funnel", "MET_EX14")),
+    "lab-dnaonly": ("dna_only", ("method_class", "MET_EX14")),  # no RNA method: the class test
     "lab-slow": ("slow", ("turnaround", None)),
     "lab-cytofail": ("failing_cytology", ("failure_rate", "cytology")),
 }

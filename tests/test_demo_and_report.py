@@ -61,15 +61,20 @@ def test_demo_runs_and_flags_the_planted_sites(demo) -> None:
     def rules(site):
         return {(f["rule"], f["subject"], f["level"]) for f in sites[site]["flags"]}
 
-    # Every lab's counts carry bounded cell-key noise (docs/privacy.md): its 3 MET exon 14
-    # positives in ~1070 tests may be released as up to 5, so the benchmark can be sure enough
-    # for an alert, not always for an alarm; the lab is flagged either way.
-    assert {("positivity_funnel", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
-        "lab-dnaonly"
-    )
+    # The DNA-only lab misses MET exon 14 skipping: the method-class test (DNA-only labs against
+    # RNA-capable ones) finds it. Its own quarter's count carries bounded cell-key noise in each
+    # of its cells (docs/privacy.md): a few MET exon 14 positives in ~1070 tests may be released
+    # as several more, so the single-period funnel is not always sure enough to flag it (one
+    # clean-clone run in three had no funnel flag); the funnel or the two-quarter window does.
     assert {("method_class", "MET_EX14", level) for level in ("alert", "alarm")} & rules(
         "lab-dnaonly"
     )
+    own = {(rule, level) for rule, subject, level in rules("lab-dnaonly") if subject == "MET_EX14"}
+    assert own & {
+        (rule, level)
+        for rule in ("positivity_funnel", "rare_driver_window")
+        for level in ("alert", "alarm")
+    }
     assert ("turnaround", "all specimens", "alarm") in rules("lab-slow")
     assert ("failure_rate", "cytology", "alarm") in rules("lab-cytofail")
     for site in ("lab-beijing", "lab-shanghai", "lab-guangzhou"):
