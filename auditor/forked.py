@@ -38,7 +38,13 @@ class Forked:
         # child runs, so that collecting in either does not write to (and so copy) the pages
         # they share.
         gc.freeze()
-        self.pid = os.fork()
+        try:
+            self.pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            gc.unfreeze()
+            raise
         if self.pid == 0:  # the child: never returns to the caller's code
             code = 1
             try:

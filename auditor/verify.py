@@ -477,7 +477,12 @@ def _checks(
         import method.benchmark  # noqa: F401 - loaded once, for the child and any later run
 
         path = opened.path
-        recomputing.append(Forked(lambda send: _recompute(path, files, manifest, records, send)))
+        try:
+            recomputing.append(
+                Forked(lambda send: _recompute(path, files, manifest, records, send))
+            )
+        except OSError:
+            pass  # no second process to be had (a process or memory limit): all of it here
     whole = completeness.whole_envelope_members(files.get("ledger/leaves.json", b"{}"))
     keys = _SiteKeys(files, records, trusted)
     envelopes: dict[int, str] = {}
@@ -595,9 +600,15 @@ def _payload_fields(
         if isinstance(signed, str):
             continue
         found = sent.get(str(index)) if isinstance(sent, dict) else None
-        if isinstance(found, list) and len(found) == 2 and found[0] == "error":
+        if not (  # the child's fields count only for the very bytes checked here
+            isinstance(found, list)
+            and found
+            and found[-1] == opened.digests.get(f"envelopes/{index}.envelope")
+        ):
+            found = None
+        if isinstance(found, list) and len(found) == 3 and found[0] == "error":
             out[index] = str(found[1])
-        elif isinstance(found, list) and len(found) == 4:
+        elif isinstance(found, list) and len(found) == 5:
             out[index] = _Fields(str(found[0]), str(found[1]), str(found[2]), int(found[3]))
         else:
             envelope = wire.parse_envelope(opened.read_again(f"envelopes/{index}.envelope"))
@@ -678,13 +689,14 @@ def _recompute(
                     continue  # the parent's check fails it before its payload is read
             except ContractError:
                 continue
+            digest = opened.digests[f"envelopes/{index}.envelope"]  # of the bytes decoded here
             try:
                 summary = _decode(envelope)
             except Exception as exc:  # noqa: BLE001 - the leaf's check says why
-                fields[str(index)] = ["error", _reason(exc)]
+                fields[str(index)] = ["error", _reason(exc), digest]
                 continue
             found = _Fields.of(envelope.payload_type, summary)
-            fields[str(index)] = [found.kind, found.site_id, found.group, found.sequence]
+            fields[str(index)] = [found.kind, found.site_id, found.group, found.sequence, digest]
             if isinstance(summary, pb.SiteSummary):
                 _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
             else:

@@ -217,6 +217,9 @@ def sites() -> None:
     """Enrol, list and revoke sites."""
 
 
+MAX_TOKEN_HOURS = 24 * 366  # a token is for an enrolment soon, not for years
+
+
 @sites.command("add")
 @data_dir_option
 @click.argument("site_id")
@@ -224,8 +227,8 @@ def sites() -> None:
     "--ttl-hours",
     default=72,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="How long the token stays valid (1 hour or more).",
+    type=click.IntRange(min=1, max=MAX_TOKEN_HOURS),
+    help="How long the token stays valid (1 hour to a year).",
 )
 def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     """Print a one-time enrolment token for SITE_ID (give it to the lab over a trusted channel)."""
@@ -253,8 +256,8 @@ def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     "--ttl-hours",
     default=72,
     show_default=True,
-    type=click.IntRange(min=1),
-    help="How long the tokens stay valid (1 hour or more).",
+    type=click.IntRange(min=1, max=MAX_TOKEN_HOURS),
+    help="How long the tokens stay valid (1 hour to a year).",
 )
 def sites_add_many(data_dir: Path, sites_file: Path, out: Path, ttl_hours: int) -> None:
     """One-time enrolment tokens for every site id in SITES_FILE (one per line; blank lines and
@@ -283,10 +286,18 @@ def sites_add_many(data_dir: Path, sites_file: Path, out: Path, ttl_hours: int) 
         except BaseException:
             out.unlink()
             raise
-        writer = csv.writer(fh)
-        writer.writerow(["site_id", "token", "valid_until"])
-        for site_id, (token, expires) in tokens.items():
-            writer.writerow([site_id, token, expires.isoformat(timespec="minutes")])
+        try:
+            writer = csv.writer(fh)
+            writer.writerow(["site_id", "token", "valid_until"])
+            for site_id, (token, expires) in tokens.items():
+                writer.writerow([site_id, token, expires.isoformat(timespec="minutes")])
+            fh.flush()
+        except OSError as exc:  # the sites stay pending: a new run issues them new tokens
+            out.unlink(missing_ok=True)
+            raise InvalidRequest(
+                f"the tokens could not be written to {out} ({exc.strerror}); the sites are"
+                " pending: run sites add-many again with another --out to issue new tokens"
+            ) from exc
     click.echo(
         f"{len(tokens):,} one-time tokens written to {out} (readable by you only); give each lab"
         " its own over a trusted channel",

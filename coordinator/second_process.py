@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -69,7 +70,9 @@ class Child:
 
 def start(work: Callable[[], object], name: str) -> Child | str:
     """`work()` running in a forked child, or why no second process could be had."""
-    if START_METHOD not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux") or START_METHOD not in (
+        multiprocessing.get_all_start_methods()
+    ):  # macOS: a forked child of a process that loaded system frameworks may crash or hang
         return f"no {START_METHOD!r} processes on this platform"
     context: Any = multiprocessing.get_context(START_METHOD)  # typed by its name only
     receiver, sender = context.Pipe(duplex=False)

@@ -138,3 +138,32 @@ def test_a_child_that_says_the_report_agrees_with_other_envelopes_is_not_believe
     checks, verified = verdicts(bundles["a changed figure"])
     assert not verified
     assert [name for name, ok, _ in checks if not ok] == ["statistics"]
+
+
+def test_a_childs_fields_for_bytes_other_than_those_checked_are_not_believed(
+    bundles, monkeypatch
+) -> None:
+    """The fields a leaf's inclusion proof is built from count only for the very bytes the parent
+    checked: a child that read other bytes (a file changed under it) names their digest, and the
+    parent decodes its own envelope instead, so a leaf is judged on what it signed."""
+    real: Any = verify_module._recompute
+    expected = verdicts(bundles["as made"])
+
+    def other_bytes(*args: Any) -> None:
+        *rest, send = args
+
+        def altered(message: dict[str, Any]) -> None:
+            if "fields" in message:  # another period and sequence, from other bytes
+                message = {
+                    "fields": {
+                        index: [kind, site, "2031Q1", 99, "0" * 64]
+                        for index, (kind, site, *_rest) in message["fields"].items()
+                    }
+                }
+            send(message)
+
+        real(*rest, altered)
+
+    monkeypatch.setattr(verify_module, "_recompute", other_bytes)
+    assert verdicts(bundles["as made"]) == expected
+    assert no_child_left()
