@@ -13,8 +13,10 @@ from __future__ import annotations
 import gc
 import json
 import os
+import queue
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -57,31 +59,45 @@ class Forked:
             finally:
                 os._exit(code)
         os.close(write_end)
-        self._pipe: BinaryIO | None = os.fdopen(read_end, "rb")
+        self._pipe: BinaryIO = os.fdopen(read_end, "rb")
         self._reaped = False
+        self._ended = False
+        # The pipe is drained as the child writes, so the child never waits for this process to
+        # read (a message larger than the pipe's buffer would stall it until receive()).
+        self._messages: queue.SimpleQueue[Message | None] = queue.SimpleQueue()
+        self._reader = threading.Thread(target=self._read_all, daemon=True)
+        self._reader.start()
+
+    def _read_all(self) -> None:
+        """In a thread: every message as it comes, then None (the child ended, failed, or sent
+        something unreadable)."""
+        try:
+            while True:
+                header = self._pipe.read(_LENGTH)
+                size = int.from_bytes(header, "big") if len(header) == _LENGTH else -1
+                data = self._pipe.read(size) if 0 <= size <= MAX_MESSAGE else b""
+                message = json.loads(data) if len(data) == size else None
+                if not isinstance(message, dict):
+                    break
+                self._messages.put(message)
+        except (OSError, ValueError):
+            pass
+        self._messages.put(None)
 
     def receive(self) -> Message | None:
         """The child's next message, waiting for it; None once the child sent none (it ended,
         failed, or sent something unreadable: it is then stopped)."""
-        if self._pipe is None:
+        if self._ended:
             return None
-        header = self._pipe.read(_LENGTH)
-        size = int.from_bytes(header, "big") if len(header) == _LENGTH else -1
-        data = self._pipe.read(size) if 0 <= size <= MAX_MESSAGE else b""
-        try:
-            message = json.loads(data) if len(data) == size else None
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
+        message = self._messages.get()
+        if message is None:
+            self._ended = True
             self.stop()
-            return None
         return message
 
     def stop(self) -> None:
         """End the child if it still runs (nothing more is wanted from it), and reap it."""
-        if self._pipe is not None:
-            self._pipe.close()
-            self._pipe = None
+        self._ended = True
         if not self._reaped:
             try:
                 os.kill(self.pid, signal.SIGKILL)
@@ -90,6 +106,8 @@ class Forked:
             os.waitpid(self.pid, 0)
             self._reaped = True
             gc.unfreeze()
+        self._reader.join()  # the child is gone: its end of the pipe is closed, the read ends
+        self._pipe.close()
 
 
 def _send(out: BinaryIO, message: Message) -> None:
