@@ -313,14 +313,10 @@ def released_lr_lower(
     return min(1.0, total)
 
 
-def expected_excess(parts: list[int], theta: float, table: str) -> float:
-    """E(released - true) summed over cells of parts[j] valid results at rate theta: the table's
-    small-count rows are not centred (a true 1 is released as 1.5 on average), so a released
-    total overstates the true one; rows for 3 or more are centred."""
-    if not parts or not 0.0 < theta < 1.0:
-        return 0.0
-    n = np.asarray(parts, dtype=float)
-    excess = 0.0
+def _excess_terms(n: NDArray[np.float64], theta: float, table: str) -> list[tuple[float, Pmf]]:
+    """For each small-count row of the table whose shift is not 0: (its mean shift, each cell's
+    probability of that true count at rate theta, cells of n[j] valid results)."""
+    out = []
     for count, row in CELL_KEY_SMALL_ROWS[table].items():
         shift = sum(d * w for d, w in row)
         if shift:
@@ -332,7 +328,19 @@ def expected_excess(parts: list[int], theta: float, table: str) -> float:
                 + k * math.log(theta)
                 + (n - k) * math.log1p(-theta)
             )
-            excess += shift * float(np.sum(np.where(n >= count, np.exp(log_p), 0.0)))
+            out.append((shift, np.where(n >= count, np.exp(log_p), 0.0)))
+    return out
+
+
+def expected_excess(parts: list[int], theta: float, table: str) -> float:
+    """E(released - true) summed over cells of parts[j] valid results at rate theta: the table's
+    small-count rows are not centred (a true 1 is released as 1.5 on average), so a released
+    total overstates the true one; rows for 3 or more are centred."""
+    if not parts or not 0.0 < theta < 1.0:
+        return 0.0
+    excess = 0.0
+    for shift, terms in _excess_terms(np.asarray(parts, dtype=float), theta, table):
+        excess += shift * float(np.sum(terms))
     return excess
 
 
@@ -346,20 +354,9 @@ def expected_excess_many(parts: Sequence[list[int]], theta: float, table: str) -
     ends = np.cumsum([len(p) for p in parts]).tolist()
     starts = [0, *ends[:-1]]
     excess = [0.0] * len(parts)
-    for count, row in CELL_KEY_SMALL_ROWS[table].items():
-        shift = sum(d * w for d, w in row)
-        if shift:
-            k = np.minimum(count, n)
-            log_p = (
-                gammaln(n + 1)
-                - gammaln(k + 1)
-                - gammaln(n - k + 1)
-                + k * math.log(theta)
-                + (n - k) * math.log1p(-theta)
-            )
-            terms = np.where(n >= count, np.exp(log_p), 0.0)
-            for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
-                excess[i] += shift * float(np.sum(terms[a:b]))
+    for shift, terms in _excess_terms(n, theta, table):
+        for i, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            excess[i] += shift * float(np.sum(terms[a:b]))
     return excess
 
 
