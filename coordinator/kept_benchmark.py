@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import json
 import sqlite3
 import zlib
@@ -64,9 +63,15 @@ _COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",",
 _SPLIT_DEPTH = 2  # the report, each of its parts: pieces of a few MB at most
 
 
-def _text_pieces(value: Any, depth: int) -> Iterator[str]:
+def report_pieces(value: Any) -> Iterator[str]:
     """report_text(value) in consecutive pieces (a dict of string keys written key by key, as
-    json writes it with sort_keys), so the whole text is never held at once."""
+    json writes it with sort_keys; its newline last), so the whole text is never held at once:
+    report.write_json writes benchmark.json with them, and _packed keeps them."""
+    yield from _text_pieces(value, _SPLIT_DEPTH)
+    yield "\n"
+
+
+def _text_pieces(value: Any, depth: int) -> Iterator[str]:
     if depth and isinstance(value, dict) and value and all(type(key) is str for key in value):
         yield "{"
         for i, key in enumerate(sorted(value)):
@@ -82,7 +87,7 @@ def _packed(result: dict[str, Any]) -> tuple[bytes, str]:
     packer = zlib.compressobj(LEVEL)
     digest = hashlib.sha256()
     packed = []
-    for text in itertools.chain(_text_pieces(result, _SPLIT_DEPTH), ["\n"]):
+    for text in report_pieces(result):
         piece = text.encode()
         digest.update(piece)
         packed.append(packer.compress(piece))

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from markupsafe import Markup
 
-from coordinator import second_process
+from coordinator import kept_benchmark, second_process
 from coordinator.lab_view import NetworkContext, followup_by_site, method_classes, site_view
 from coordinator.standards import Standard
 from rendering import csv_safe, lab_report, pdf, svg
@@ -343,25 +343,13 @@ def write_lab_reports(
     return pages.write(sorted(benchmark["sites"]))
 
 
-def write_json(fh: TextIO, value: Any, depth: int = 2) -> None:
+def write_json(fh: TextIO, value: Any) -> None:
     """What `json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` gives,
-    and a newline, written to `fh` with the entries of the dicts in the top `depth` levels dumped
-    one at a time: the same text, but never the whole of a national benchmark (165 MB, and as much
-    again while it is built) in memory at once. Compact, so the C encoder does the work (indent=
-    forces the pure-Python one, 15x slower on a large network)."""
-    _write_json(fh, value, depth)
-    fh.write("\n")
-
-
-def _write_json(fh: TextIO, value: Any, depth: int) -> None:
-    if depth and type(value) is dict and value and all(type(k) is str for k in value):
-        fh.write("{")
-        for i, (key, item) in enumerate(sorted(value.items())):  # as sort_keys sorts them
-            fh.write(f"{',' if i else ''}{json.dumps(key, ensure_ascii=False)}:")
-            _write_json(fh, item, depth - 1)
-        fh.write("}")
-    else:
-        fh.write(json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
+    and a newline, written to `fh` piece by piece (kept_benchmark.report_pieces): the same text,
+    but never the whole of a national benchmark (165 MB, and as much again while it is built) in
+    memory at once. Compact, so the C encoder does the work (indent= forces the pure-Python one,
+    15x slower on a large network)."""
+    fh.writelines(kept_benchmark.report_pieces(value))
 
 
 def write_benchmark(benchmark: dict, out: Path) -> list[Path]:
