@@ -218,18 +218,19 @@ def sites() -> None:
 
 
 MAX_TOKEN_HOURS = 24 * 366  # a token is for an enrolment soon, not for years
+ttl_hours_option = click.option(
+    "--ttl-hours",
+    default=72,
+    show_default=True,
+    type=click.IntRange(min=1, max=MAX_TOKEN_HOURS),
+    help="How long a token stays valid (1 hour to a year).",
+)
 
 
 @sites.command("add")
 @data_dir_option
 @click.argument("site_id")
-@click.option(
-    "--ttl-hours",
-    default=72,
-    show_default=True,
-    type=click.IntRange(min=1, max=MAX_TOKEN_HOURS),
-    help="How long the token stays valid (1 hour to a year).",
-)
+@ttl_hours_option
 def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     """Print a one-time enrolment token for SITE_ID (give it to the lab over a trusted channel)."""
     import datetime as dt
@@ -252,13 +253,7 @@ def sites_add(data_dir: Path, site_id: str, ttl_hours: int) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the tokens (CSV: site_id,token,valid_until; readable by you only).",
 )
-@click.option(
-    "--ttl-hours",
-    default=72,
-    show_default=True,
-    type=click.IntRange(min=1, max=MAX_TOKEN_HOURS),
-    help="How long the tokens stay valid (1 hour to a year).",
-)
+@ttl_hours_option
 def sites_add_many(data_dir: Path, sites_file: Path, out: Path, ttl_hours: int) -> None:
     """One-time enrolment tokens for every site id in SITES_FILE (one per line; blank lines and
     lines starting with # are skipped), added in one transaction: all of them or none."""
