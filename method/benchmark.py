@@ -615,7 +615,13 @@ def _positivity(
     return dict(result), network, dispersion
 
 
-def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
+def _failure(
+    run: _Run,
+    site: str,
+    summary: pb.SiteSummary,
+    fields: list[strata.Fields],
+    site_noise: _Noise,
+) -> Json:
     """Failure rate per specimen, each test counted once. From the summary's exact table of tests
     and failed tests per specimen (`specimen_tests`, sent by nodes from this release on) when it has
     one: the entry then says `exact: true`. Otherwise, from nodes before it, the per-test stratum
@@ -624,15 +630,15 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
     count it ~11 times), and the entry has no `exact` key."""
     summed: dict[str, int] = defaultdict(int)
     candidates: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
-    for s in summary.strata:
+    for biomarker, method, specimen, tests, _p, _n, failed, _e, withheld, suppressed, _d in fields:
         if (
-            s.method == ALL_METHODS
-            and not s.withheld
-            and "failed" not in s.suppressed_cells
-            and s.specimen != MERGED
+            method == ALL_METHODS
+            and not withheld
+            and "failed" not in suppressed
+            and specimen != MERGED
         ):
-            summed[s.specimen] += s.failed
-            candidates[s.specimen].append((max(s.tests, s.failed), s.biomarker, s.failed))
+            summed[specimen] += failed
+            candidates[specimen].append((max(tests, failed), biomarker, failed))
     counted: dict[str, tuple[int, int, str]] = {}  # specimen: (tests, failed, basis)
     exact = len(summary.specimen_tests) > 0
     if exact:
@@ -1491,7 +1497,8 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         dispersion,
         _eqa_errors(data.eqa_rounds),
     )
-    strata_rows, network_strata = strata.rows_and_network(summaries, *standard.funnel_levels)
+    fields = strata.read(summaries)
+    strata_rows, network_strata = strata.rows_and_network(fields, *standard.funnel_levels)
     sites: dict[str, Json] = {}
     concordance_by_site = {}
     for site, summary in sorted(summaries.items()):
@@ -1510,7 +1517,7 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
                 "small_count_suppression": summary.policy.small_count_suppression,
             },
             "positivity": positivity.get(site, {}),
-            "failure": _failure(run, site, summary, noises[site]),
+            "failure": _failure(run, site, summary, fields[site], noises[site]),
             "turnaround": _turnaround(run, site, summary, noises[site]),
             "panel": _panel(run, site, summary, noises[site]),
             "concordance": concordance_by_site[site],

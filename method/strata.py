@@ -51,6 +51,14 @@ def _fields(s: pb.StratumCounts) -> Fields:
     )
 
 
+def read(summaries: dict[str, pb.SiteSummary]) -> dict[str, list[Fields]]:
+    """Every site's strata as Fields, sites in order: read once, for the stratum rows and the
+    failure rates (reading a stratum from its summary costs more than the rest of its use)."""
+    return {
+        site: [_fields(s) for s in summary.strata] for site, summary in sorted(summaries.items())
+    }
+
+
 def _row(site: str, f: Fields, described: tuple[Any, ...] | None) -> Json:
     """The stratum as the summary released it, with (rate, ci95, network_rate, limits, status)
     when it is released, or described as withheld (network_rate None, status "withheld")."""
@@ -129,12 +137,11 @@ def _describe(
 
 
 def rows_and_network(
-    summaries: dict[str, pb.SiteSummary], alert: float, alarm: float
+    fields: dict[str, list[Fields]], alert: float, alarm: float
 ) -> tuple[list[Json], list[Json]]:
-    """Every site's stratum rows (sites in order) and the network's pooled strata (by key)."""
-    read = [
-        (site, _fields(s)) for site, summary in sorted(summaries.items()) for s in summary.strata
-    ]
+    """Every site's stratum rows (sites in order) and the network's pooled strata (by key), from
+    the sites' strata as read (`read`)."""
+    read = [(site, f) for site, rows in sorted(fields.items()) for f in rows]
     group_of: dict[Key, int] = {}  # keys in the order first released
     groups: list[int] = []
     counts: list[tuple[int, int, int, int, int]] = []
