@@ -1474,8 +1474,10 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         label: {site: s for site, (_, s) in entries.items()}
         for label, entries in by_period_all.items()
     }
-    noises = {site: _Noise(s) for label in plain for site, s in plain[label].items()}
-    noises.update({site: _Noise(s) for site, s in summaries.items()})
+    # each site's noise as its latest summary in the window states it (the period's if it has one)
+    noises = {site: _Noise(s) for site, s in summaries.items()}
+    for label in reversed(plain):
+        noises.update({site: _Noise(s) for site, s in plain[label].items() if site not in noises})
     run = _Run(standard)
     alert_q, alarm_q = standard.q_levels
     classed = frozenset(standard.rare_drivers)
@@ -1531,14 +1533,11 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         _status_from(entry, test)
     flags = as_flags(run.tests) + eqa_flags
     flags.sort(key=lambda f: (f["site_id"], f["level"] != "alarm", f["rule"], f["subject"]))
-    rows_by_site: dict[str, list[Json]] = defaultdict(list)
-    for row in strata_rows:
-        rows_by_site[row["site_id"]].append(row)
     flags_by_site: dict[str, list[Json]] = defaultdict(list)
     for f in flags:
         flags_by_site[f["site_id"]].append(f)
     for site in sites:
-        sites[site]["strata"] = rows_by_site[site]
+        sites[site]["strata"] = strata_rows[site]
         sites[site]["flags"] = flags_by_site[site]
         levels = {f["level"] for f in sites[site]["flags"]}
         sites[site]["status"] = (

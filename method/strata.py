@@ -138,18 +138,19 @@ def _describe(
 
 def rows_and_network(
     fields: dict[str, list[Fields]], alert: float, alarm: float
-) -> tuple[list[Json], list[Json]]:
-    """Every site's stratum rows (sites in order) and the network's pooled strata (by key), from
-    the sites' strata as read (`read`)."""
-    read = [(site, f) for site, rows in sorted(fields.items()) for f in rows]
+) -> tuple[dict[str, list[Json]], list[Json]]:
+    """Every site's stratum rows (by site, in order) and the network's pooled strata (by key),
+    from the sites' strata as read (`read`)."""
+    sites = sorted(fields)
     group_of: dict[Key, int] = {}  # keys in the order first released
     groups: list[int] = []
     counts: list[tuple[int, int, int, int, int]] = []
-    is_released = [released(f[8], f[9]) for _, f in read]
-    for (_, f), use in zip(read, is_released, strict=True):
-        if use:
-            groups.append(group_of.setdefault((f[0], f[1], f[2]), len(group_of)))
-            counts.append((f[3], f[4], f[5], f[6], f[7]))
+    is_released = {site: [released(f[8], f[9]) for f in fields[site]] for site in sites}
+    for site in sites:
+        for f, use in zip(fields[site], is_released[site], strict=True):
+            if use:
+                groups.append(group_of.setdefault((f[0], f[1], f[2]), len(group_of)))
+                counts.append((f[3], f[4], f[5], f[6], f[7]))
     table = np.array(counts, dtype=np.int64).reshape(len(counts), len(COUNTS))
     group_index = np.array(groups, dtype=np.intp)
     # bincount sums in float64: exact for counts below 2**53
@@ -165,10 +166,13 @@ def rows_and_network(
     )
     rates = [_network_rate(t[1], t[2]) for t in totals]
     described = iter(_describe(table, group_index, rates, alert, alarm))
-    rows = [
-        _row(site, f, next(described) if use else None)
-        for (site, f), use in zip(read, is_released, strict=True)
-    ]
+    rows = {
+        site: [
+            _row(site, f, next(described) if use else None)
+            for f, use in zip(fields[site], is_released[site], strict=True)
+        ]
+        for site in sites
+    }
     network = [
         {
             "biomarker": b,
