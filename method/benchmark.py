@@ -56,6 +56,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -145,9 +146,7 @@ class _Noise:
         return self.kind != "dp"
 
     def pmf(self, cells: int) -> pvalues.Pmf:
-        if self.kind == "cell_key":
-            return noise.table_pmf(self.table, cells)
-        return noise.geometric_pmf(self.scale, cells)
+        return _noise_pmf(self.kind, self.table, self.scale, cells)
 
     @property
     def vectorised(self) -> bool:
@@ -173,6 +172,27 @@ class _Noise:
     def exact_at(self, x: int) -> bool:
         """A released 0 is a true 0 under a zero-exact perturbation: compare it exactly."""
         return self.zero_exact and x == 0
+
+
+def _noise_pmf(kind: str, table: str, scale: float, cells: int) -> pvalues.Pmf:
+    """The pmf of a noise summed over `cells` cells: a cell-key table's or DP geometric."""
+    if kind == "cell_key":
+        return noise.table_pmf(table, cells)
+    return noise.geometric_pmf(scale, cells)
+
+
+@lru_cache(maxsize=4096)
+def _noisy_binomial(
+    n: int, target: float, kind: str, table: str, scale: float, cells: int
+) -> tuple[int, pvalues.Pmf]:
+    """pvalues.with_noise of Bin(n, target) and a noise (_noise_pmf), computed once per (n,
+    target, noise) for n up to pvalues.CACHED_PMF_MAX_N, as binomial_pmf is: sites' volumes
+    repeat against the same target and table. Read-only."""
+    offset, pmf = pvalues.with_noise(
+        pvalues.binomial_pmf(n, target), _noise_pmf(kind, table, scale, cells)
+    )
+    pmf.flags.writeable = False
+    return offset, pmf
 
 
 def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rare.Cells]:
@@ -228,11 +248,14 @@ def _tails_vs(
 ) -> tuple[float, float]:
     """Mid-P (lower, upper) of the site's count against a fixed rate (binomial), with the site's
     noise if any."""
-    pmf = pvalues.binomial_pmf(n, target)
     if site_noise is not None and site_noise.enabled and not site_noise.exact_at(x):
-        offset, pmf = pvalues.with_noise(pmf, site_noise.pmf(max(cells, 1)))
+        key = (site_noise.kind, site_noise.table, site_noise.scale, max(cells, 1))
+        if n <= pvalues.CACHED_PMF_MAX_N:
+            offset, pmf = _noisy_binomial(max(int(n), 0), float(target), *key)
+        else:
+            offset, pmf = pvalues.with_noise(pvalues.binomial_pmf(n, target), _noise_pmf(*key))
         return pvalues.tails(pmf, x, offset)
-    return pvalues.tails(pmf, x)
+    return pvalues.tails(pvalues.binomial_pmf(n, target), x)
 
 
 def _lower_vs(
