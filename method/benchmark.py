@@ -1553,7 +1553,8 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
     families = decide(run.tests, alert_q, alarm_q)
     for entry, _pkey, qkey, test in run.pending:
         entry[qkey] = test.q
-        _status_from(entry, test)
+        if test.level:  # only a flagged test changes a status
+            _status_from(entry, test)
     flags = as_flags(run.tests) + eqa_flags
     flags.sort(key=lambda f: (f["site_id"], f["level"] != "alarm", f["rule"], f["subject"]))
     flags_by_site: dict[str, list[Json]] = defaultdict(list)
