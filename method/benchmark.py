@@ -54,10 +54,10 @@ from __future__ import annotations
 import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -195,12 +195,34 @@ def _noisy_binomial(
     return offset, pmf
 
 
-def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rare.Cells]:
+class _Stratum(Protocol):
+    """A stratum's fields by name: a StratumCounts, or its strata.Fields as read."""
+
+    @property
+    def biomarker(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def tests(self) -> int: ...
+    @property
+    def positive(self) -> int: ...
+    @property
+    def negative(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def withheld(self) -> bool: ...
+    @property
+    def suppressed_cells(self) -> Collection[str]: ...
+
+
+def _per_test(site_strata: Iterable[_Stratum], classed: frozenset[str]) -> dict[str, rare.Cells]:
     """Per-test counts (method "all") per biomarker, over specimens, and for the biomarkers in
     `classed` (the rare drivers: their labs are compared by method class) the methods the site
-    used (released per-method strata with tests)."""
+    used (released per-method strata with tests), from a summary's strata (or their Fields, for
+    the period's own summaries: read once for every use)."""
     out: dict[str, rare.Cells] = defaultdict(rare.Cells)
-    for s in summary.strata:
+    for s in site_strata:
         method = s.method
         if method != ALL_METHODS:
             biomarker = s.biomarker
@@ -1504,8 +1526,12 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
     run = _Run(standard)
     alert_q, alarm_q = standard.q_levels
     classed = frozenset(standard.rare_drivers)
+    fields = strata.read(summaries)
     per_test = {
-        label: {site: _per_test(s, classed) for site, s in entries.items()}
+        label: {
+            site: _per_test(fields[site] if label == p.label else s.strata, classed)
+            for site, s in entries.items()
+        }
         for label, entries in plain.items()
     }
     positivity, network, dispersion = _positivity(run, per_test.get(p.label, {}), noises)
@@ -1522,7 +1548,6 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         dispersion,
         _eqa_errors(data.eqa_rounds),
     )
-    fields = strata.read(summaries)
     strata_rows, network_strata = strata.rows_and_network(fields, *standard.funnel_levels)
     sites: dict[str, Json] = {}
     concordance_by_site = {}

@@ -10,7 +10,7 @@ arrays, so the cost per site stays flat as the network grows.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,26 +28,45 @@ def released(withheld: bool, suppressed: Collection[str]) -> bool:
     return not withheld and "positive" not in suppressed and "negative" not in suppressed
 
 
-# A stratum's fields as released: (biomarker, method, specimen, tests, positive, negative,
-# failed, equivocal, withheld, suppressed_cells, disclosure_note)
-Fields = tuple[str, str, str, int, int, int, int, int, bool, list[str], str]
+class Fields(NamedTuple):
+    """A stratum's fields as released, read once from its message (reading a protobuf field
+    costs more than a tuple's), under the message's own names: code that reads a stratum's
+    fields by name reads a Fields or a StratumCounts alike."""
+
+    biomarker: str
+    method: str
+    specimen: str
+    tests: int
+    positive: int
+    negative: int
+    failed: int
+    equivocal: int
+    withheld: bool
+    suppressed_cells: list[str]
+    disclosure_note: str
+
+
 COUNTS = ("tests", "positive", "negative", "failed", "equivocal")
+_as_fields = tuple.__new__  # Fields from a tuple without NamedTuple's Python-level __new__
 
 
 def _fields(s: pb.StratumCounts) -> Fields:
-    """Each field read once from the message (reading a protobuf field costs more than a tuple)."""
-    return (
-        s.biomarker,
-        s.method,
-        s.specimen,
-        s.tests,
-        s.positive,
-        s.negative,
-        s.failed,
-        s.equivocal,
-        s.withheld,
-        list(suppressed) if (suppressed := s.suppressed_cells) else [],  # mostly none: no copy
-        s.disclosure_note,
+    """Each field read once from the message."""
+    return _as_fields(
+        Fields,
+        (
+            s.biomarker,
+            s.method,
+            s.specimen,
+            s.tests,
+            s.positive,
+            s.negative,
+            s.failed,
+            s.equivocal,
+            s.withheld,
+            list(suppressed) if (suppressed := s.suppressed_cells) else [],  # mostly none
+            s.disclosure_note,
+        ),
     )
 
 
