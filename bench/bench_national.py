@@ -618,6 +618,7 @@ def national(size: int, templates: list[Template], root: Path) -> Run:
 # 60 s whole on two cores; scaled by labs for a smaller run (the templates are made once).
 AIMS: tuple[tuple[str, tuple[str, ...], float, bool], ...] = (
     ("lab keys + sites add + enrol", ("lab keys", "sites add", "enrol (gRPC)"), 5.0, False),
+    ("coordinator start + other", (STARTS, OTHER), 1.5, False),
     ("sign + submit (every side)", (SUBMIT,), 30.0, False),
     ("quarter closes (2nd core)", ("quarter closes",), 15.0, False),
     ("benchmark command", ("benchmark",), 12.0, False),
