@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom
 
 from method import pvalues
+from method.distributions import binom_cdf, binom_ppf
 
 Z95 = 1.959964
 Z998 = 3.090232
@@ -253,8 +253,8 @@ def funnel_limits_many(
         ("upper95", 1 - (1 - alert) / 2),
         ("upper998", 1 - (1 - alarm) / 2),
     ):
-        r = binom.ppf(p, n, safe)
-        f, f_below = binom.cdf(r, n, safe), binom.cdf(r - 1, n, safe)
+        r = binom_ppf(p, n, safe)
+        f, f_below = binom_cdf(r, n, safe), binom_cdf(r - 1, n, safe)
         mass = f - f_below
         alpha = np.where(mass > 0, (f - p) / np.where(mass > 0, mass, 1.0), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
