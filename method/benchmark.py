@@ -1074,7 +1074,11 @@ def _rare_drivers(
             tx = tn = 0
             for site, cells in per_period[p.label].items():
                 c = cells.get(biomarker)
-                if c is None or not (c.cells or c.tests):
+                if c is None:
+                    continue
+                if c.methods:
+                    methods[site] |= c.methods
+                if not (c.cells or c.tests):
                     continue
                 if site not in pooled:
                     pooled[site] = rare.Cells()
@@ -1083,9 +1087,6 @@ def _rare_drivers(
                 tx += c.positive
                 tn += c.valid
             period_totals[p.label] = (tx, tn)
-            for site, cells in per_period[p.label].items():
-                if biomarker in cells:
-                    methods[site] |= cells[biomarker].methods
         sites = sorted(s for s in pooled if s in current and pooled[s].valid + pooled[s].tests > 0)
         if not sites:
             continue
