@@ -44,10 +44,13 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from coordinator import benchmark, kept_benchmark, ledger, witnesses
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.standards import Standard
+from method.report_bytes import benchmark_bytes
 from protos import dsse, keys, leaf, merkle, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -211,18 +214,18 @@ def _report(
     """report/benchmark.json: the period's full benchmark (with --site, that site's own view of
     it). The benchmark the `benchmark` command kept for these very inputs is reused
     (coordinator/kept_benchmark.py); else it is computed from the signed inputs. Both are the
-    bytes kept_benchmark.report_bytes writes of the same function of the same inputs."""
+    bytes method.report_bytes.benchmark_bytes writes of the same function of the same inputs."""
     kept = kept_benchmark.find(conn, parse_period(period).label, inputs_sha256)
     if kept is not None and site is None:
         return kept
     full = (
-        json.loads(kept)
+        orjson.loads(kept)
         if kept is not None
         else benchmark.compute_from(benchmark.inputs(conn, period, standard), period, standard)
     )
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")
-    return kept_benchmark.report_bytes(benchmark.for_site(full, site) if site else full)
+    return benchmark_bytes(benchmark.for_site(full, site) if site else full)
 
 
 def _leaves_json(

@@ -16,6 +16,7 @@ from coordinator import decoded_cache, flag_store, kept_benchmark, messages, sto
 from method import METHOD_VERSION
 from method import benchmark as method_benchmark
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends
+from method.report_bytes import benchmark_bytes
 from method.standard import Standard
 from protos import wire
 from protos.periods import parse as parse_period
@@ -30,6 +31,7 @@ __all__ = [
     "Inputs",
     "compute",
     "compute_from",
+    "compute_report",
     "fingerprint",
     "for_site",
     "inputs",
@@ -239,22 +241,55 @@ def compute(
     Decoded). With `keep`, what this run derived is kept in the database for later runs: the
     summaries it decoded (coordinator/decoded_cache.py) and the result's flags under the inputs'
     fingerprint (coordinator/flag_store.py, for later reports' flag history), and for the newest
-    period the whole result as its audit bundle writes it (coordinator/kept_benchmark.py)."""
+    period the whole result as its audit bundle writes it (coordinator/kept_benchmark.py). A run
+    that writes the report's benchmark.json too calls `compute_report` instead: one encoding."""
+    return _computed(conn, period, standard, progress, decoded, keep, encode=False)[0]
+
+
+def compute_report(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard,
+    progress: Callable[[str], None] | None = None,
+    decoded: Decoded | None = None,
+) -> tuple[dict[str, Any], bytes]:
+    """compute(..., keep=True) and benchmark.json's bytes of the result
+    (method.report_bytes.benchmark_bytes), encoded once: the bytes the report writes
+    (report.write_benchmark) are the bytes kept for the audit bundle."""
+    result, report = _computed(conn, period, standard, progress, decoded, True, encode=True)
+    assert report is not None
+    return result, report
+
+
+def _computed(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard,
+    progress: Callable[[str], None] | None,
+    decoded: Decoded | None,
+    keep: bool,
+    encode: bool,
+) -> tuple[dict[str, Any], bytes | None]:
+    """(result, its benchmark_bytes if asked for or kept, else None): see compute."""
     fresh: Decoded = {}
     data = inputs(conn, period, standard, decoded, fresh)
     result = compute_from(data, period, standard, progress)
+    label = parse_period(period).label
+    kept = keep and kept_benchmark.wanted(conn, label)
+    report = benchmark_bytes(result) if encode or kept else None
     if keep:
         flags = flag_store.by_site(result)
-        label = parse_period(period).label
         inputs_sha256 = fingerprint(data, period, standard)
         for problem in (
             decoded_cache.keep(conn, fresh),
             flag_store.keep(conn, label, inputs_sha256, flags),
-            kept_benchmark.keep(conn, label, inputs_sha256, result),
+            kept_benchmark.keep(conn, label, inputs_sha256, report)
+            if kept and report is not None
+            else None,
         ):
             if problem and progress:
                 progress(problem)
-    return result
+    return result, report
 
 
 def compute_from(

@@ -400,7 +400,9 @@ def benchmark(
                 conn, earlier, standard, decoded=decoded, progress=say
             )
     try:
-        result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
+        result, encoded = bench.compute_report(
+            conn, period, standard, progress=say, decoded=decoded
+        )
         if worker is not None:
             decoded.clear()  # no earlier period is benchmarked in this process
         if not result["sites"]:
@@ -413,7 +415,10 @@ def benchmark(
         if note:
             click.echo(f"NOTE: {note}", err=True)
             result["notes"] = [note]
-        written = report.write_benchmark(result, out)
+        # benchmark.json's bytes as kept for the audit bundle (a note is the report's own: then
+        # encoded again), let go once written
+        written = report.write_benchmark(result, out, None if note else encoded)
+        del encoded
         lab_pages = True if lab_reports or lab_pdfs else None
         ctx = report.drawn(result, language, lab_pages)
         if worker is not None:
