@@ -39,7 +39,8 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -107,37 +108,76 @@ def _contents(
     key = data.signing_key()
     stored = benchmark.stored_leaves(conn, period, standard)
     report_period = parse_period(period).label
-    files["report/benchmark.json"] = _report(conn, standard, period, site, stored.fingerprint)
-    appended = ledger.Ledger(conn, key)
-    signed_head = _witnessed_head(conn, appended, stored.leaves)
-    head = wire.decode(signed_head.payload, lpb.TreeHead)
-    files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
-    files["keys/witnesses.json"] = (
-        json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
-    )
-    periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
-    rounds = [round_.round_id for round_, _truth in stored.eqa_rounds]
-    leaves = ledger.leaves_for(
-        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
-    )
-    files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
-    for round_, truth in stored.eqa_rounds:
-        (announcement,) = conn.execute(
-            "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (round_.round_id,)
-        ).fetchone()
-        files[f"eqa/{round_.round_id}/round.envelope"] = bytes(announcement)
-        files[f"eqa/{round_.round_id}/truth.csv"] = truth
-    keyids = set()
-    for index in leaves:
-        envelope, receipt, keyid = conn.execute(
-            "SELECT envelope, receipt, keyid FROM ledger WHERE leaf_index = ?", (index,)
-        ).fetchone()
-        files[f"envelopes/{index}.envelope"] = bytes(envelope)
-        files[f"receipts/{index}.envelope"] = bytes(receipt)
-        proof = appended.inclusion(index, head.tree_size)
-        files[f"proofs/{index}.json"] = _proof_json(index, head.tree_size, proof.hashes)
-        keyids.add(keyid)
+    kept = kept_benchmark.find_packed(conn, report_period, stored.fingerprint)
+    with ThreadPoolExecutor(1, thread_name_prefix="kept-benchmark") as pool:
+        # the kept report decompressed and checked meanwhile (it needs no database): written last
+        unpacking = pool.submit(kept.unpacked) if kept is not None else None
+        appended = ledger.Ledger(conn, key)
+        signed_head = _witnessed_head(conn, appended, stored.leaves)
+        head = wire.decode(signed_head.payload, lpb.TreeHead)
+        files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
+        files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
+        files["keys/witnesses.json"] = (
+            json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
+        )
+        periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
+        rounds = [round_.round_id for round_, _truth in stored.eqa_rounds]
+        leaves = ledger.leaves_for(
+            conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
+        )
+        files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
+        for round_, truth in stored.eqa_rounds:
+            (announcement,) = conn.execute(
+                "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (round_.round_id,)
+            ).fetchone()
+            files[f"eqa/{round_.round_id}/round.envelope"] = bytes(announcement)
+            files[f"eqa/{round_.round_id}/truth.csv"] = truth
+        keyids = set()
+        for index, envelope, receipt, keyid in _ledger_rows(conn, leaves):
+            files[f"envelopes/{index}.envelope"] = envelope
+            files[f"receipts/{index}.envelope"] = receipt
+            proof = appended.inclusion(index, head.tree_size)
+            files[f"proofs/{index}.json"] = _proof_json(index, head.tree_size, proof.hashes)
+            keyids.add(keyid)
+        _key_members(conn, keyids, files)
+        files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
+        files["standard.toml"] = standard.text.encode("utf-8")
+        report = unpacking.result() if unpacking is not None else None
+    files["report/benchmark.json"] = _report(conn, standard, period, site, report)
+    return {
+        "bundle": FORMAT,
+        "period": report_period,
+        "site": site,
+        "coordinator_keyid": dsse.keyid(key.public_key()),
+        "tree_size": head.tree_size,
+        "complete_for": {"periods": periods, "eqa_rounds": rounds},
+        "files": dict(sorted(files.sha256().items())),
+    }
+
+
+ROWS_AT_ONCE = 500  # leaves read by one query (SQLite allows 32,766 parameters, 999 before 3.32)
+
+
+def _ledger_rows(
+    conn: sqlite3.Connection, leaves: list[int]
+) -> Iterator[tuple[int, bytes, bytes, str]]:
+    """(leaf index, envelope, receipt, key id) of each of `leaves`, in their order."""
+    for start in range(0, len(leaves), ROWS_AT_ONCE):
+        chunk = leaves[start : start + ROWS_AT_ONCE]
+        rows = {
+            index: (bytes(envelope), bytes(receipt), keyid)
+            for index, envelope, receipt, keyid in conn.execute(
+                "SELECT leaf_index, envelope, receipt, keyid FROM ledger"
+                f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        }
+        for index in chunk:
+            yield (index, *rows[index])
+
+
+def _key_members(conn: sqlite3.Connection, keyids: set[str], files: BundleZip) -> None:
+    """keys/KEYID.pem and enrolments/KEYID.envelope of each key, and keys/sites.json."""
     records = []
     for (
         keyid,
@@ -168,18 +208,6 @@ def _contents(
             }
         )
     files["keys/sites.json"] = json.dumps(records, indent=2).encode() + b"\n"
-    files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
-    files["standard.toml"] = standard.text.encode("utf-8")
-    manifest = {
-        "bundle": FORMAT,
-        "period": report_period,
-        "site": site,
-        "coordinator_keyid": dsse.keyid(key.public_key()),
-        "tree_size": head.tree_size,
-        "complete_for": {"periods": periods, "eqa_rounds": rounds},
-        "files": dict(sorted(files.sha256().items())),
-    }
-    return manifest
 
 
 def _report(
@@ -187,13 +215,13 @@ def _report(
     standard: Standard,
     period: str,
     site: str | None,
-    inputs_sha256: str,
+    kept: bytes | None,
 ) -> bytes:
     """report/benchmark.json: the period's full benchmark (with --site, that site's own view of
-    it). The benchmark the `benchmark` command kept for these very inputs is reused
-    (coordinator/kept_benchmark.py); else it is computed from the signed inputs. Both are the
-    bytes method.report_bytes.benchmark_bytes writes of the same function of the same inputs."""
-    kept = kept_benchmark.find(conn, parse_period(period).label, inputs_sha256)
+    it). `kept`: the benchmark the `benchmark` command kept for these very inputs
+    (coordinator/kept_benchmark.py), if any, is reused; else it is computed from the signed
+    inputs. Both are the bytes method.report_bytes.benchmark_bytes writes of the same function of
+    the same inputs."""
     if kept is not None and site is None:
         return kept
     full = (

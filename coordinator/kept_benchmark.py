@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import sqlite3
+from dataclasses import dataclass
 from typing import cast
 
 from isal import isal_zlib
@@ -79,6 +80,29 @@ def newest_period(conn: sqlite3.Connection) -> str | None:
 def find(conn: sqlite3.Connection, period: str, inputs_sha256: str) -> bytes | None:
     """The report kept for `period` if it was computed from inputs with this fingerprint and
     written with this ENCODING (and its bytes are those kept), else None."""
+    packed = find_packed(conn, period, inputs_sha256)
+    return packed.unpacked() if packed is not None else None
+
+
+@dataclass(frozen=True)
+class Packed:
+    """A kept report as read from its row, not yet decompressed (`unpacked`, which needs no
+    database and holds no lock: a thread may do it while the caller reads on)."""
+
+    report: bytes
+    report_sha256: str
+
+    def unpacked(self) -> bytes | None:
+        """The report's bytes, or None if they are not those kept (a damaged row)."""
+        try:
+            report = isal_zlib.decompress(self.report)
+        except _DAMAGED:
+            return None
+        return report if hashlib.sha256(report).hexdigest() == self.report_sha256 else None
+
+
+def find_packed(conn: sqlite3.Connection, period: str, inputs_sha256: str) -> Packed | None:
+    """As `find`, the row's report still compressed."""
     if "encoding" not in _columns(conn):
         return None
     row = conn.execute(
@@ -86,13 +110,7 @@ def find(conn: sqlite3.Connection, period: str, inputs_sha256: str) -> bytes | N
         " WHERE period = ? AND inputs_sha256 = ? AND encoding = ?",
         (period, inputs_sha256, ENCODING),
     ).fetchone()
-    if row is None:
-        return None
-    try:
-        report = isal_zlib.decompress(row[0])
-    except _DAMAGED:
-        return None
-    return report if hashlib.sha256(report).hexdigest() == row[1] else None
+    return Packed(bytes(row[0]), row[1]) if row is not None else None
 
 
 def keep(conn: sqlite3.Connection, period: str, inputs_sha256: str, report: bytes) -> str | None:
