@@ -102,12 +102,18 @@ class BundleZip:
         return dict(self._digests)
 
     def close(self) -> None:
-        """Write what is left and the central directory, and close the file."""
-        self.sha256()
-        self._write_directory()
+        """Write what is left and the central directory, and close the file (and stop the
+        threads, also when that fails)."""
+        try:
+            self.sha256()
+            self._write_directory()
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
         self._closed = True
+        self._pool.shutdown(cancel_futures=True)
         self._file.close()
-        self._pool.shutdown()
 
     def __enter__(self) -> BundleZip:
         return self
@@ -122,9 +128,8 @@ class BundleZip:
             return
         if kind is None:
             self.close()
-            return
-        self._pool.shutdown(cancel_futures=True)
-        self._file.close()
+        else:
+            self._stop()
 
     def _hand_over(self) -> None:
         """The batch to a thread; the oldest batches written while too many wait."""
