@@ -39,7 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -72,20 +72,37 @@ def _witnessed_head(conn: sqlite3.Connection, appended: ledger.Ledger, used: lis
     return wire.parse_envelope(signed)
 
 
+REPORT = "report/benchmark.json"
+ReportBytes = Callable[[str], bytes | None]
+
+
 def build(
-    data: DataDir, standard: Standard, period: str, out: Path, site: str | None = None
+    data: DataDir,
+    standard: Standard,
+    period: str,
+    out: Path,
+    site: str | None = None,
+    report: ReportBytes | None = None,
 ) -> dict:
     """Write the bundle to `out` (by way of a temporary file beside it, renamed once complete)
-    and return its manifest. Each member is compressed as it is made, in a second thread
+    and return its manifest. Each member is compressed as it is made, by other threads
     (coordinator/bundle_zip.py), so memory holds a few members at a time beside the report, not
-    the whole bundle."""
+    the whole bundle.
+
+    report/benchmark.json is written last, after every member of the ledger. `report`, if given,
+    is called then with the fingerprint of the inputs this bundle reads
+    (coordinator.benchmark.fingerprint, as ComputedReport.inputs_sha256 gives it) and returns
+    benchmark.json's bytes of the full benchmark of exactly those inputs (ComputedReport.report,
+    e.g. from the `benchmark` command computing it meanwhile in another process), or None if it
+    has none for them: the bundle then reuses the kept benchmark or computes it, as it does
+    without `report`. The bundle is the same whichever way its report came."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     conn = sqlite3.connect(data.db, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one snapshot: the tree head and every row below agree
         with BundleZip(partial) as bundle:
-            manifest = _contents(conn, data, standard, period, site, bundle)
+            manifest = _contents(conn, data, standard, period, site, bundle, report)
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
             signature = data.signing_key().sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
             bundle["MANIFEST.json"] = manifest_bytes
@@ -104,14 +121,16 @@ def _contents(
     period: str,
     site: str | None,
     files: BundleZip,
+    given: ReportBytes | None,
 ) -> dict:
     key = data.signing_key()
     stored = benchmark.stored_leaves(conn, period, standard)
     report_period = parse_period(period).label
     kept = kept_benchmark.find_packed(conn, report_period, stored.fingerprint)
     with ThreadPoolExecutor(1, thread_name_prefix="kept-benchmark") as pool:
-        # the kept report decompressed and checked meanwhile (it needs no database): written last
-        unpacking = pool.submit(kept.unpacked) if kept is not None else None
+        # the kept report decompressed and checked meanwhile (it needs no database), unless one
+        # is to be given: the report is written last
+        unpacking = pool.submit(kept.unpacked) if kept is not None and given is None else None
         appended = ledger.Ledger(conn, key)
         signed_head = _witnessed_head(conn, appended, stored.leaves)
         head = wire.decode(signed_head.payload, lpb.TreeHead)
@@ -142,8 +161,10 @@ def _contents(
         _key_members(conn, keyids, files)
         files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
         files["standard.toml"] = standard.text.encode("utf-8")
-        report = unpacking.result() if unpacking is not None else None
-    files["report/benchmark.json"] = _report(conn, standard, period, site, report)
+        report = given(stored.fingerprint) if given is not None else None
+        if report is None and kept is not None:
+            report = unpacking.result() if unpacking is not None else kept.unpacked()
+    files[REPORT] = _report(conn, standard, period, site, report)
     return {
         "bundle": FORMAT,
         "period": report_period,
@@ -218,10 +239,10 @@ def _report(
     kept: bytes | None,
 ) -> bytes:
     """report/benchmark.json: the period's full benchmark (with --site, that site's own view of
-    it). `kept`: the benchmark the `benchmark` command kept for these very inputs
-    (coordinator/kept_benchmark.py), if any, is reused; else it is computed from the signed
-    inputs. Both are the bytes method.report_bytes.benchmark_bytes writes of the same function of
-    the same inputs."""
+    it). `kept`: the full benchmark's bytes for these very inputs, if at hand (given to `build`,
+    or kept by the `benchmark` command: coordinator/kept_benchmark.py), are reused; else it is
+    computed from the signed inputs. Both are the bytes method.report_bytes.benchmark_bytes
+    writes of the same function of the same inputs."""
     if kept is not None and site is None:
         return kept
     full = (

@@ -10,7 +10,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordinator import decoded_cache, flag_store, kept_benchmark, messages, store
 from method import METHOD_VERSION
@@ -28,6 +28,7 @@ __all__ = [
     "Inputs",
     "compute",
     "compute_from",
+    "ComputedReport",
     "compute_report",
     "fingerprint",
     "for_site",
@@ -252,19 +253,28 @@ def compute(
     return _computed(conn, period, standard, progress, decoded, keep, encode=False)[0]
 
 
+class ComputedReport(NamedTuple):
+    """A benchmark as the `benchmark` command computes it (compute_report)."""
+
+    result: dict[str, Any]
+    report: bytes  # benchmark.json: method.report_bytes.benchmark_bytes(result)
+    inputs_sha256: str  # the fingerprint of its inputs (as audit_bundle.build's `report` is asked)
+
+
 def compute_report(
     conn: sqlite3.Connection,
     period: str,
     standard: Standard,
     progress: Callable[[str], None] | None = None,
     decoded: Decoded | None = None,
-) -> tuple[dict[str, Any], bytes]:
-    """compute(..., keep=True) and benchmark.json's bytes of the result
-    (method.report_bytes.benchmark_bytes), encoded once: the bytes the report writes
-    (report.write_benchmark) are the bytes kept for the audit bundle."""
-    result, report = _computed(conn, period, standard, progress, decoded, True, encode=True)
-    assert report is not None
-    return result, report
+) -> ComputedReport:
+    """compute(..., keep=True), with benchmark.json's bytes of the result encoded once: the bytes
+    the report writes (report.write_benchmark) are the bytes kept for the audit bundle."""
+    result, report, inputs_sha256 = _computed(
+        conn, period, standard, progress, decoded, True, encode=True
+    )
+    assert report is not None and inputs_sha256 is not None
+    return ComputedReport(result, report, inputs_sha256)
 
 
 def _computed(
@@ -275,27 +285,28 @@ def _computed(
     decoded: Decoded | None,
     keep: bool,
     encode: bool,
-) -> tuple[dict[str, Any], bytes | None]:
-    """(result, its benchmark_bytes if asked for or kept, else None): see compute."""
+) -> tuple[dict[str, Any], bytes | None, str | None]:
+    """(result, its benchmark_bytes if asked for or kept, the inputs' fingerprint if kept): see
+    compute."""
     fresh: Decoded = {}
     data = inputs(conn, period, standard, decoded, fresh)
     result = compute_from(data, period, standard, progress)
     label = parse_period(period).label
     kept = keep and kept_benchmark.wanted(conn, label)
     report = benchmark_bytes(result) if encode or kept else None
-    if keep:
-        flags = flag_store.by_site(result)
-        inputs_sha256 = fingerprint(data, period, standard)
-        for problem in (
-            decoded_cache.keep(conn, fresh),
-            flag_store.keep(conn, label, inputs_sha256, flags),
-            kept_benchmark.keep(conn, label, inputs_sha256, report)
-            if kept and report is not None
-            else None,
-        ):
-            if problem and progress:
-                progress(problem)
-    return result, report
+    if not keep:
+        return result, report, None
+    inputs_sha256 = fingerprint(data, period, standard)
+    for problem in (
+        decoded_cache.keep(conn, fresh),
+        flag_store.keep(conn, label, inputs_sha256, flag_store.by_site(result)),
+        kept_benchmark.keep(conn, label, inputs_sha256, report)
+        if kept and report is not None
+        else None,
+    ):
+        if problem and progress:
+            progress(problem)
+    return result, report, inputs_sha256
 
 
 def compute_from(

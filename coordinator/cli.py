@@ -400,9 +400,8 @@ def benchmark(
                 conn, earlier, standard, decoded=decoded, progress=say
             )
     try:
-        result, encoded = bench.compute_report(
-            conn, period, standard, progress=say, decoded=decoded
-        )
+        computed = bench.compute_report(conn, period, standard, progress=say, decoded=decoded)
+        result = computed.result
         if worker is not None:
             decoded.clear()  # no earlier period is benchmarked in this process
         if not result["sites"]:
@@ -417,8 +416,8 @@ def benchmark(
             result["notes"] = [note]
         # benchmark.json's bytes as kept for the audit bundle (a note is the report's own: then
         # encoded again), let go once written
-        written = report.write_benchmark(result, out, None if note else encoded)
-        del encoded
+        written = report.write_benchmark(result, out, None if note else computed.report)
+        del computed
         lab_pages = True if lab_reports or lab_pdfs else None
         ctx = report.drawn(result, language, lab_pages)
         if worker is not None:

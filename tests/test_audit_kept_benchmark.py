@@ -22,7 +22,7 @@ from click.testing import CliRunner
 
 from auditor.verify import verify
 from coordinator import benchmark, enrolment, kept_benchmark, store
-from coordinator.audit_bundle import build
+from coordinator.audit_bundle import ReportBytes, build
 from coordinator.cli import main as coordinator_cli
 from coordinator.config import DataDir
 from coordinator.config import init as init_coordinator
@@ -71,14 +71,17 @@ class Network:
         """What the `benchmark` command keeps of the period (compute_report): the bytes it writes
         as the report's benchmark.json."""
         with sqlite3.connect(self.data.db) as conn:
-            _result, report = benchmark.compute_report(
-                conn, PERIOD.label, standard or self.standard
-            )
-        return report
+            return benchmark.compute_report(conn, PERIOD.label, standard or self.standard).report
 
-    def bundle(self, name: str, standard: Standard | None = None, site: str | None = None) -> Path:
+    def bundle(
+        self,
+        name: str,
+        standard: Standard | None = None,
+        site: str | None = None,
+        report: ReportBytes | None = None,
+    ) -> Path:
         out = self.root / f"{name}.zip"
-        build(self.data, standard or self.standard, PERIOD.label, out, site)
+        build(self.data, standard or self.standard, PERIOD.label, out, site, report)
         return out
 
     def forget(self) -> None:
@@ -292,3 +295,48 @@ def test_a_small_network_s_note_is_in_the_file_and_not_in_the_bundle(tmp_path) -
     assert not any(n.startswith("only 2 site(s)") for n in bundled.get("notes", []))
     del written["notes"], bundled["notes"]
     assert written == bundled  # else the bundle's report is the benchmark the file holds
+
+
+class Given:
+    """A report given to the bundle as the `benchmark` command would hand it over: the bytes of
+    the benchmark it computed, for the inputs it computed them from, and None for others."""
+
+    def __init__(self, computed: benchmark.ComputedReport) -> None:
+        self.computed = computed
+        self.asked: list[str] = []
+
+    def __call__(self, inputs_sha256: str) -> bytes | None:
+        self.asked.append(inputs_sha256)
+        return self.computed.report if inputs_sha256 == self.computed.inputs_sha256 else None
+
+
+@pytest.mark.parametrize("site", [None, "lab-2"])
+def test_a_report_given_last_makes_the_same_bundle(network, monkeypatch, site) -> None:
+    with sqlite3.connect(network.data.db) as conn:
+        given = Given(benchmark.compute_report(conn, PERIOD.label, network.standard))
+        assert given.computed.inputs_sha256 == benchmark.stored_fingerprint(
+            conn, PERIOD.label, network.standard
+        )
+    network.forget()  # nothing kept: the given report or a computation
+    computed = Computations(monkeypatch)
+    with_given = members(network.bundle("given", site=site, report=given))
+    assert given.asked == [given.computed.inputs_sha256]
+    assert computed.count == 0
+    assert list(with_given)[-3:] == [REPORT, "MANIFEST.json", "MANIFEST.sig"]  # the report last
+    assert with_given == members(network.bundle("recomputed", site=site))
+    assert computed.count == 1
+    if site is None:
+        assert with_given[REPORT] == given.computed.report
+    assert verify(network.root / "given.zip").ok
+
+
+def test_a_report_given_for_other_inputs_is_not_used(network, monkeypatch) -> None:
+    with sqlite3.connect(network.data.db) as conn:
+        given = Given(benchmark.compute_report(conn, PERIOD.label, network.standard))
+    network.submit("lab-late")  # arrives after the report was computed
+    computed = Computations(monkeypatch)
+    late = members(network.bundle("late", report=given))
+    assert given.asked[-1] != given.computed.inputs_sha256  # None: the bundle computes it
+    assert computed.count == 1
+    assert late[REPORT] != given.computed.report
+    assert late == members(network.bundle("recomputed"))
