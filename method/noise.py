@@ -431,6 +431,8 @@ def geometric_pmf(scale: float, cells: int = 1) -> Pmf:
     if scale <= 0 or cells <= 0:
         return np.ones(1)
     alpha = math.exp(-1.0 / scale)
+    if alpha == 0.0:  # a scale below ~1/745: every draw is 0 (exp underflows)
+        return np.ones(1)
     k = max(1, math.ceil(math.log(1e-12) / math.log(alpha)))
     support = np.arange(-k, k + 1)
     one = alpha ** np.abs(support)
