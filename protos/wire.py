@@ -119,19 +119,26 @@ def _parse_quickly(payload: bytes) -> JsonObject | None:
     """The JSON object orjson reads, when that is surely what `_parse` would read; else None
     (`_parse` then reads it, and names what is wrong).
 
-    orjson keeps the last of duplicate keys where `_parse` refuses them, so duplicates are found
-    by counting colons. In a payload without a backslash every string is written as it is, so
-    each colon the compact re-encoding of what was read holds (one per key read, and those inside
-    its strings) stands for a colon of the payload; a dropped duplicate takes at least its own
-    colon with it, and nothing orjson writes adds one. The counts are equal only without
-    duplicates. orjson refuses what `_parse` also refuses, and reads numbers as it does except
-    NaN and Infinity (refused: `_parse` decides) and integers past 64 bits (read as floats: the
-    constructor refuses those in integer fields, and in a float field the value is the same)."""
+    orjson keeps the last of duplicate keys where `_parse` refuses them, so duplicates are looked
+    for. A payload that begins with what orjson writes of the object it read (indented by two, as
+    `encode` writes every node's summary) holds each key it read once, so none twice. Any other
+    is checked by counting colons. In a payload without a backslash every string is written as it
+    is, so each colon the compact re-encoding of what was read holds (one per key read, and those
+    inside its strings) stands for a colon of the payload; a dropped duplicate takes at least its
+    own colon with it, and nothing orjson writes adds one. The counts are equal only without
+    duplicates. orjson refuses what `_parse` also refuses, and reads
+    numbers as it does except NaN and Infinity (refused: `_parse` decides) and integers past 64
+    bits (read as floats: the constructor refuses those in integer fields, and in a float field
+    the value is the same)."""
     if b"\\" in payload:
         return None
     try:
         data = orjson.loads(payload)
-        if type(data) is not dict or orjson.dumps(data).count(b":") != payload.count(b":"):
+        if type(data) is not dict:
+            return None
+        if payload.startswith(orjson.dumps(data, option=orjson.OPT_INDENT_2)):
+            return data  # the rest is whitespace: orjson read one object
+        if orjson.dumps(data).count(b":") != payload.count(b":"):
             return None
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None
