@@ -44,7 +44,7 @@ class Network:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.running: Running = start(
+        self.running: Running | None = start(
             init_coordinator(root / "coordinator"), "127.0.0.1:0", insecure=True
         )
         self.data: DataDir = self.running.service.data
@@ -90,10 +90,14 @@ class Network:
             conn.execute("DELETE FROM kept_benchmarks")
 
     def close(self) -> None:
+        """Stop the labs and the coordinator (once; closing again does nothing)."""
         for node in self.nodes.values():
             node.client.close()
             node.conn.close()
-        self.running.stop(grace=1)
+        self.nodes.clear()
+        if self.running is not None:
+            self.running.stop(grace=1)
+            self.running = None
 
 
 @pytest.fixture
