@@ -54,6 +54,7 @@ class Network:
 
     def submit(self, site: str, rows: int = 1500, profile: str = "normal") -> int:
         """Ingest `rows` more results at the site and send its period summary; its sequence."""
+        assert self.running is not None, "the network was closed"
         node = self.nodes.get(site) or make_node(self.root, self.running, site)
         self.nodes[site] = node
         self.exports += 1
