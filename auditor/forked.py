@@ -1,15 +1,18 @@
 """Work run in a forked child process beside the parent's, sending back only small JSON messages
-through a pipe.
+through a pipe, and fed bytes by the parent through another.
 
-The child starts with a copy-on-write view of everything the parent had read, so nothing large
-crosses the pipe either way (pickling the summaries was what made an earlier pool of processes
-not pay). A child that fails, is killed, or sends anything that is not a JSON object gives None
-from `receive`: the caller then does the work itself. Where forking is not safe (can_fork),
-nothing is started and the caller does the work itself too.
+The child starts with a copy-on-write view of everything the parent had read; what the parent
+reads afterwards it hands over as bytes (`give`), which the child takes in order (`take`), so the
+child works on the very bytes the parent read, and never reads them again. Nothing is pickled
+either way (pickling the summaries was what made an earlier pool of processes not pay). A child
+that fails, is killed, or sends anything that is not a JSON object gives None from `receive`: the
+caller then does the work itself. Where forking is not safe (can_fork), nothing is started and
+the caller does the work itself too.
 """
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -21,8 +24,11 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 Message = dict[str, Any]
+Take = Callable[[], bytes | None]
+Send = Callable[[Message], None]
 _LENGTH = 8
 MAX_MESSAGE = 64 * 2**20
+_FEED_BUFFER = 2**20  # the pipe's and the writer's: the parent seldom waits for the child to read
 
 
 def can_fork() -> bool:
@@ -32,10 +38,19 @@ def can_fork() -> bool:
 
 
 class Forked:
-    """`work(send)` running in a child process, each `send(message)` received by `receive()`."""
+    """`work(take, send)` running in a child process: each `give(data)` of the parent is taken by
+    `take()` in the child (None once the parent gave its last), each `send(message)` of the child
+    received by `receive()` in the parent."""
 
-    def __init__(self, work: Callable[[Callable[[Message], None]], None]) -> None:
-        read_end, write_end = os.pipe()
+    def __init__(self, work: Callable[[Take, Send], None]) -> None:
+        feed_read, feed_write = os.pipe()
+        try:
+            read_end, write_end = os.pipe()
+        except OSError:
+            os.close(feed_read)
+            os.close(feed_write)
+            raise
+        _widen(feed_write)
         # The objects both processes start with are kept out of the collector's sight while the
         # child runs, so that collecting in either does not write to (and so copy) the pages
         # they share.
@@ -43,23 +58,29 @@ class Forked:
         try:
             self.pid = os.fork()
         except OSError:
-            os.close(read_end)
-            os.close(write_end)
+            for end in (read_end, write_end, feed_read, feed_write):
+                os.close(end)
             gc.unfreeze()
             raise
         if self.pid == 0:  # the child: never returns to the caller's code
             code = 1
             try:
                 os.close(read_end)
-                with os.fdopen(write_end, "wb") as out:
-                    work(lambda message: _send(out, message))
+                os.close(feed_write)
+                with (
+                    os.fdopen(write_end, "wb") as out,
+                    os.fdopen(feed_read, "rb", _FEED_BUFFER) as feed,
+                ):
+                    work(lambda: _take(feed), lambda message: _send(out, message))
                 code = 0
             except BaseException:  # noqa: BLE001 - the parent receives None and does the work
                 pass
             finally:
                 os._exit(code)
         os.close(write_end)
+        os.close(feed_read)
         self._pipe: BinaryIO = os.fdopen(read_end, "rb")
+        self._feed: BinaryIO | None = os.fdopen(feed_write, "wb", _FEED_BUFFER)
         self._reaped = False
         self._ended = False
         # The pipe is drained as the child writes, so the child never waits for this process to
@@ -84,6 +105,38 @@ class Forked:
             pass
         self._messages.put(None)
 
+    def give(self, data: bytes) -> bool:
+        """Hand the child `data` (written as the pipe has room: the child takes it in order);
+        False once the child takes no more (it ended or failed: `receive` then gives None)."""
+        if self._feed is None:
+            return False
+        try:
+            self._feed.write(len(data).to_bytes(_LENGTH, "big"))
+            self._feed.write(data)
+        except (OSError, ValueError):
+            self._close_feed()
+            return False
+        return True
+
+    def flush(self) -> bool:
+        """Let the child take all that was given (until now the writer may hold some back)."""
+        if self._feed is None:
+            return False
+        try:
+            self._feed.flush()
+        except (OSError, ValueError):
+            self._close_feed()
+            return False
+        return True
+
+    def _close_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            try:
+                feed.close()
+            except OSError:
+                pass  # the child is gone: what the writer held is not wanted
+
     def receive(self) -> Message | None:
         """The child's next message, waiting for it; None once the child sent none (it ended,
         failed, or sent something unreadable: it is then stopped)."""
@@ -106,8 +159,28 @@ class Forked:
             os.waitpid(self.pid, 0)
             self._reaped = True
             gc.unfreeze()
+        self._close_feed()
         self._reader.join()  # the child is gone: its end of the pipe is closed, the read ends
         self._pipe.close()
+
+
+def _widen(fd: int) -> None:
+    """A pipe buffer of _FEED_BUFFER where Linux allows it (the default 64 KB holds two
+    payloads); the default otherwise."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _FEED_BUFFER)
+    except (OSError, AttributeError):
+        pass
+
+
+def _take(feed: BinaryIO) -> bytes | None:
+    """The parent's next `give`, or None once it gave its last (closed the pipe, or ended)."""
+    header = feed.read(_LENGTH)
+    if len(header) != _LENGTH:
+        return None
+    size = int.from_bytes(header, "big")
+    data = feed.read(size)
+    return data if len(data) == size else None
 
 
 def _send(out: BinaryIO, message: Message) -> None:
