@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import itertools
 import json
 import os
 import queue
+import select
 import signal
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -28,7 +31,7 @@ Take = Callable[[], bytes | None]
 Send = Callable[[Message], None]
 _LENGTH = 8
 MAX_MESSAGE = 64 * 2**20
-_FEED_BUFFER = 2**20  # the pipe's and the writer's: the parent seldom waits for the child to read
+_FEED_BUFFER = 2**20  # the pipe's and the child's reader's
 
 
 def can_fork() -> bool:
@@ -80,7 +83,7 @@ class Forked:
         os.close(write_end)
         os.close(feed_read)
         self._pipe: BinaryIO = os.fdopen(read_end, "rb")
-        self._feed: BinaryIO | None = os.fdopen(feed_write, "wb", _FEED_BUFFER)
+        self._feed: _Feed | None = _Feed(feed_write)
         self._reaped = False
         self._ended = False
         # The pipe is drained as the child writes, so the child never waits for this process to
@@ -106,25 +109,21 @@ class Forked:
         self._messages.put(None)
 
     def give(self, data: bytes) -> bool:
-        """Hand the child `data` (written as the pipe has room: the child takes it in order);
-        False once the child takes no more (it ended or failed: `receive` then gives None)."""
+        """Hand the child `data`, without waiting for it to take what was given before (up to
+        MAX_AHEAD bytes are held here meanwhile): the child takes each in order. False once the
+        child takes no more (it ended or failed: `receive` then gives None)."""
         if self._feed is None:
             return False
-        try:
-            self._feed.write(len(data).to_bytes(_LENGTH, "big"))
-            self._feed.write(data)
-        except (OSError, ValueError):
+        if not self._feed.put(len(data).to_bytes(_LENGTH, "big"), data):
             self._close_feed()
             return False
         return True
 
     def flush(self) -> bool:
-        """Let the child take all that was given (until now the writer may hold some back)."""
+        """Wait until the child can take all that was given."""
         if self._feed is None:
             return False
-        try:
-            self._feed.flush()
-        except (OSError, ValueError):
+        if not self._feed.drain(0):
             self._close_feed()
             return False
         return True
@@ -132,10 +131,7 @@ class Forked:
     def _close_feed(self) -> None:
         feed, self._feed = self._feed, None
         if feed is not None:
-            try:
-                feed.close()
-            except OSError:
-                pass  # the child is gone: what the writer held is not wanted
+            feed.close()
 
     def receive(self) -> Message | None:
         """The child's next message, waiting for it; None once the child sent none (it ended,
@@ -162,6 +158,59 @@ class Forked:
         self._close_feed()
         self._reader.join()  # the child is gone: its end of the pipe is closed, the read ends
         self._pipe.close()
+
+
+MAX_AHEAD = 256 * 2**20  # what the parent holds that the child has not taken yet, at most
+
+
+class _Feed:
+    """The parent's end of the pipe to the child, written without waiting for the child to read:
+    what the pipe has no room for is kept, and written at the next put (or drain)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self._held: deque[memoryview] = deque()
+        self._size = 0
+
+    def put(self, *pieces: bytes) -> bool:
+        """Write the pieces after what is held; False when the child takes no more."""
+        for piece in pieces:
+            if piece:
+                self._held.append(memoryview(piece))
+                self._size += len(piece)
+        return self.drain(MAX_AHEAD)
+
+    def drain(self, keep: int) -> bool:
+        """Write what is held, waiting for the child to read until at most `keep` bytes are
+        left; False when the child takes no more."""
+        try:
+            while self._held:
+                try:
+                    written = os.writev(self.fd, list(itertools.islice(self._held, _IOV)))
+                except BlockingIOError:
+                    if self._size <= keep:
+                        return True
+                    select.select([], [self.fd], [])
+                    continue
+                self._size -= written
+                while written:
+                    first = self._held[0]
+                    if written < len(first):
+                        self._held[0] = first[written:]
+                        break
+                    written -= len(first)
+                    self._held.popleft()
+        except OSError:  # the child closed its end (it ended or failed)
+            return False
+        return True
+
+    def close(self) -> None:
+        self._held.clear()
+        os.close(self.fd)
+
+
+_IOV = 64  # pieces written by one call
 
 
 def _widen(fd: int) -> None:

@@ -198,17 +198,18 @@ class _Receipt:
 
 @dataclass
 class _Signed:
-    """A leaf's checks that do not read its payload's fields, made as the leaf is read: what the
-    checks that do need (_included), and `later`, the first of those checks that come after the
-    payload is decoded and failed (raised only if the payload's own checks pass)."""
+    """A leaf's checks that do not read its payload's fields: its envelope's, made as the leaf is
+    read (_signed), then its receipt's and proof's (_receipted), with what the checks that do
+    need (_included), and `later`, the first of the receipt's and proof's checks that failed
+    (raised only if the payload's own checks pass)."""
 
     record: dict[str, Any]
     template: lpb.LeafHeader  # the leaf header but for the payload's site, period and sequence
-    canonical: bytes | None  # the serialised envelope, when the leaf data is the envelope
-    receipt: lpb.Receipt | None
-    proof: Any  # proofs/N.json as read
-    received: str
-    later: Exception | None
+    canonical: bytes | None = None  # the serialised envelope, when the leaf data is the envelope
+    receipt: lpb.Receipt | None = None
+    proof: Any = None  # proofs/N.json as read
+    received: str = ""
+    later: Exception | None = None
 
 
 @dataclass
@@ -245,19 +246,11 @@ def _decode_payload(payload_type: str, payload: bytes) -> pb.SiteSummary | epb.E
 
 
 def _signed(
-    envelope: Envelope,
-    envelope_data: bytes,
-    envelope_sha256: str,
-    read_receipt: _Receipt | None,
-    proof_data: bytes | None,
-    keys: _SiteKeys,
-    index: int,
-    head: lpb.TreeHead,
+    envelope: Envelope, envelope_data: bytes, envelope_sha256: str, keys: _SiteKeys
 ) -> _Signed:
-    """Check one bundled submission (`envelope`, parsed from `envelope_data`) as far as its
-    payload's fields are not needed: its signature and key, and (kept as `later`, in their order)
-    its receipt, the key's validity when received, and its proof's form. Its payload is decoded
-    elsewhere (_included)."""
+    """Check one bundled submission (`envelope`, parsed from `envelope_data`) as far as neither
+    its payload's fields nor its receipt are needed: its signature and key. Its receipt and proof
+    are checked next (_receipted), its payload decoded elsewhere (_included)."""
     keyid = dsse.sole_signer(envelope)
     record, site_raw = keys.verified(keyid)
     if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
@@ -265,22 +258,43 @@ def _signed(
             f"payload type {envelope.payload_type} is not a summary or an EQA response"
         )
     dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
-    receipt: lpb.Receipt | None = None
-    proof: Any = None
-    received = ""
-    later: Exception | None = None
+    canonical = wire.envelope_bytes(envelope)
+    template = leaf.make_header(
+        envelope,
+        "",
+        "",
+        0,
+        envelope_sha256 if canonical == envelope_data else hashlib.sha256(canonical).hexdigest(),
+    )
+    return _Signed(record, template)
+
+
+def _receipted(
+    signed: _Signed,
+    read_receipt: _Receipt | None,
+    proof_data: bytes | None,
+    envelope_sha256: str,
+    canonical: Callable[[], bytes],
+    trusted: dict[str, bytes],
+    index: int,
+    head: lpb.TreeHead,
+) -> None:
+    """A signed leaf's receipt, the key's validity when received, and its proof's form, in their
+    order, into `signed` (the first that fails kept as `later`). `canonical` gives the serialised
+    envelope, needed when the receipt names no leaf header (the leaf data is the envelope)."""
     try:
         if read_receipt is None:
             raise KeyError(f"receipts/{index}.envelope")
         if read_receipt.envelope is None:
             raise read_receipt.error or ContractError("the receipt cannot be read")
-        dsse.verify(read_receipt.envelope, keys.trusted, expected_type=wire.RECEIPT)
-        receipt = read_receipt.receipt
+        dsse.verify(read_receipt.envelope, trusted, expected_type=wire.RECEIPT)
+        receipt = signed.receipt = read_receipt.receipt
         if receipt is None:
             raise read_receipt.error or ContractError("the receipt cannot be read")
         if receipt.envelope_sha256 != envelope_sha256 or receipt.leaf_index != index:
             raise ContractError("the coordinator's receipt names another envelope or leaf")
-        received = receipt.received_at
+        received = signed.received = receipt.received_at
+        record = signed.record
         if record["enrolled_at"] > received:
             raise ContractError(
                 f"received {received}, before the key was enrolled ({record['enrolled_at']})"
@@ -292,21 +306,15 @@ def _signed(
                 )
         if proof_data is None:
             raise KeyError(f"proofs/{index}.json")
-        proof = json.loads(proof_data)
+        proof = signed.proof = json.loads(proof_data)
         if proof["leaf_index"] != index or proof["tree_size"] != head.tree_size:
             raise ContractError("the inclusion proof is for another leaf or tree size")
+        if not receipt.HasField("leaf_header"):
+            signed.canonical = canonical()
+    except BundleUnreadable:
+        raise
     except Exception as exc:  # noqa: BLE001 - raised in its turn, once the payload is checked
-        later = exc
-    canonical = wire.envelope_bytes(envelope)
-    template = leaf.make_header(
-        envelope,
-        "",
-        "",
-        0,
-        envelope_sha256 if canonical == envelope_data else hashlib.sha256(canonical).hexdigest(),
-    )
-    keep = receipt is not None and not receipt.HasField("leaf_header")
-    return _Signed(record, template, canonical if keep else None, receipt, proof, received, later)
+        signed.later = exc
 
 
 def _included(signed: _Signed, fields: _Fields, index: int, head: lpb.TreeHead) -> str:
@@ -479,10 +487,9 @@ def _checks(
     # The child is given every payload as it is read here; it decodes them (their fields come
     # back first) and recomputes the statistics (its verdict comes last) while the signatures are
     # checked here.
+    # The method (numpy, scipy: most of a second) is loaded by the child as it starts, while the
+    # first envelopes are read here.
     if manifest.get("site") is None and can_fork():
-        import method.benchmark  # noqa: F401 - loaded once, for the child and any later run
-        import method.report_bytes  # noqa: F401
-
         try:
             recomputing.append(
                 Forked(lambda take, send: _recompute(files, manifest, records, take, send))
@@ -496,15 +503,12 @@ def _checks(
     envelopes: dict[int, str] = {}
     receipt_heads: dict[str, tuple[int, bytes]] = {}
     checked: dict[int, _Signed | str] = {}  # each leaf's checks so far, or why one failed
-    for index in leaves:
+    for index in leaves:  # each envelope's signature, the child given its payload first
         name = f"envelopes/{index}.envelope"
         data = opened.read(name)
         envelopes[index] = opened.digests[name]
         if name in whole:
             files[name] = data  # a whole-envelope leaf: completeness hashes it
-        read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
-        proof = f"proofs/{index}.json"
-        proof_data = opened.read(proof) if proof in opened else None
         try:
             envelope = wire.parse_envelope(data)
             if feed is not None and envelope.payload_type in _PAYLOAD_KINDS:
@@ -512,14 +516,12 @@ def _checks(
                     given.append((index, envelopes[index]))
                 else:
                     feed = None  # the child ended: its verdict will be None
-            checked[index] = _signed(
-                envelope, data, envelopes[index], read_receipt, proof_data, keys, index, head
-            )
+            checked[index] = _signed(envelope, data, envelopes[index], keys)
         except BundleUnreadable:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
             checked[index] = _reason(exc)
-    report: bytes | None = None  # read here while the child decodes, given to it as a digest
+    report: bytes | None = None  # read here while the child recomputes, given to it as a digest
     if feed is not None:
         feed.give(_END)
         feed.flush()
@@ -529,6 +531,27 @@ def _checks(
         else:
             feed.give(_REPORT)
         feed.flush()
+    for index in leaves:  # each receipt and proof, while the child recomputes
+        read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
+        proof = f"proofs/{index}.json"
+        proof_data = opened.read(proof) if proof in opened else None
+        state = checked[index]
+        if isinstance(state, _Signed):
+            name = f"envelopes/{index}.envelope"
+
+            def canonical(name: str = name) -> bytes:
+                return wire.envelope_bytes(wire.parse_envelope(opened.read_again(name)))
+
+            _receipted(
+                state,
+                read_receipt,
+                proof_data,
+                envelopes[index],
+                canonical,
+                keys.trusted,
+                index,
+                head,
+            )
     fields = _payload_fields(recomputing[0].receive() if recomputing else None, opened, checked)
     passed: list[int] = []  # the leaves whose checks passed: the recomputation reads those
     for index in leaves:
