@@ -20,11 +20,19 @@ Checks, each reported as PASS or FAIL with its reason:
 Reading the bundle (auditor/bundle.py) refuses duplicate or unknown members and zip bombs with
 BundleUnreadable (exit status 2).
 
+The statistics check compares the recomputation written as the coordinator writes benchmark.json
+(method.report_bytes) with the report: equal but for the flag messages (compared by SHA-256), it
+passes. A report written otherwise (by json.dumps, as coordinators did before) is compared figure
+by figure, which also says where a report differs.
+
 On Linux a network bundle's payloads are decoded and its statistics recomputed in a forked child
-process (auditor/forked.py) while this one checks the signatures, receipts and proofs; the child
-sends back only each payload's site, period and sequence, then its verdict with the SHA-256 of
-what it read. Its verdict counts only if every other check passed and it read the very envelopes
-checked here; else the statistics are recomputed here, so the lines printed are the same.
+process (auditor/forked.py) while this one checks the signatures, receipts and proofs. This
+process gives the child each payload as it reads its envelope (the child never reads the bundle),
+then the report's digest, and the report itself only if the child asks (a report written
+otherwise than the recomputation). The child sends back only each payload's site, period and
+sequence, then its verdict with the digest of what it compared. Its verdict counts only if every
+other check passed, it recomputed from the very payloads given, and it compared the very report
+read here; else the statistics are recomputed here, so the lines printed are the same.
 """
 
 from __future__ import annotations
