@@ -530,12 +530,14 @@ def _checks(
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
             checked[index] = _reason(exc)
     report: bytes | None = None  # read here while the child recomputes, given to it as a digest
+    report_digest = ""  # of the report but for its flag messages (_prose_free_sha256)
     if feed is not None:
         feed.give(_END)
         feed.flush()
         if bundle.REPORT in opened:
             report = opened.read(bundle.REPORT)
-            feed.give(_REPORT + _prose_free_sha256(report).encode())
+            report_digest = _prose_free_sha256(report)
+            feed.give(_REPORT + report_digest.encode())
         else:
             feed.give(_REPORT)
         feed.flush()
@@ -621,7 +623,7 @@ def _checks(
     # passed and it recomputed from the very envelopes checked here; else here.
     if recomputing and report is not None and result.ok:
         verdict = _verdict(recomputing[0], report)
-        if verdict is not None and _recomputed_agrees(verdict, given, report):
+        if verdict is not None and _recomputed_agrees(verdict, given, report, report_digest):
             _statistics_recomputed(files, manifest, report, len(leaves), result)
             return files_at
     for child in recomputing:
@@ -849,16 +851,16 @@ def _in_coordinator_order(
 
 
 def _recomputed_agrees(
-    verdict: dict[str, Any], given: list[tuple[int, str]], report: bytes
+    verdict: dict[str, Any], given: list[tuple[int, str]], report: bytes, report_digest: str
 ) -> bool:
     """The child found the report equal to its recomputation from the very payloads given to it
     (those checked here), and compared the very report read here: its bytes but for the flag
-    messages, or (figure by figure) its bytes."""
+    messages (`report_digest`), or (figure by figure) its bytes."""
     return (
         verdict.get("same") is True
         and verdict.get("envelopes_sha256") == _envelopes_digest(given)
         and (
-            verdict.get("prose_free_sha256") == _prose_free_sha256(report)
+            verdict.get("prose_free_sha256") == report_digest
             if "prose_free_sha256" in verdict
             else verdict.get("report_sha256") == hashlib.sha256(report).hexdigest()
         )
