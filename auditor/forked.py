@@ -160,7 +160,7 @@ class Forked:
         self._pipe.close()
 
 
-MAX_AHEAD = 256 * 2**20  # what the parent holds that the child has not taken yet, at most
+MAX_AHEAD = 64 * 2**20  # what the parent holds that the child has not taken yet, at most
 
 
 class _Feed:
