@@ -119,6 +119,11 @@ class Forked:
             return False
         return True
 
+    def behind(self) -> int:
+        """How many bytes given the child has not taken yet beyond what the pipe holds (0 while
+        it keeps up)."""
+        return self._feed.held if self._feed is not None else 0
+
     def flush(self) -> bool:
         """Wait until the child can take all that was given."""
         if self._feed is None:
@@ -170,43 +175,43 @@ class _Feed:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         os.set_blocking(fd, False)
-        self._held: deque[memoryview] = deque()
-        self._size = 0
+        self._pieces: deque[memoryview] = deque()
+        self.held = 0  # bytes put and not written yet
 
     def put(self, *pieces: bytes) -> bool:
         """Write the pieces after what is held; False when the child takes no more."""
         for piece in pieces:
             if piece:
-                self._held.append(memoryview(piece))
-                self._size += len(piece)
+                self._pieces.append(memoryview(piece))
+                self.held += len(piece)
         return self.drain(MAX_AHEAD)
 
     def drain(self, keep: int) -> bool:
         """Write what is held, waiting for the child to read until at most `keep` bytes are
         left; False when the child takes no more."""
         try:
-            while self._held:
+            while self._pieces:
                 try:
-                    written = os.writev(self.fd, list(itertools.islice(self._held, _IOV)))
+                    written = os.writev(self.fd, list(itertools.islice(self._pieces, _IOV)))
                 except BlockingIOError:
-                    if self._size <= keep:
+                    if self.held <= keep:
                         return True
                     select.select([], [self.fd], [])
                     continue
-                self._size -= written
+                self.held -= written
                 while written:
-                    first = self._held[0]
+                    first = self._pieces[0]
                     if written < len(first):
-                        self._held[0] = first[written:]
+                        self._pieces[0] = first[written:]
                         break
                     written -= len(first)
-                    self._held.popleft()
+                    self._pieces.popleft()
         except OSError:  # the child closed its end (it ended or failed)
             return False
         return True
 
     def close(self) -> None:
-        self._held.clear()
+        self._pieces.clear()
         os.close(self.fd)
 
 

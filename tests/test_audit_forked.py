@@ -159,6 +159,41 @@ def test_every_verdict_is_the_single_process_one(bundles, monkeypatch) -> None:
     assert not failed["written by json.dumps"] and forked["written by json.dumps"][1]
 
 
+def test_payloads_the_parent_decodes_for_the_child_give_the_same_verdicts(
+    bundles, monkeypatch
+) -> None:
+    """While the child is behind, the parent decodes payloads and gives them serialised: with
+    every payload so given, each verdict is still the single-process one (a payload that does
+    not decode is given as signed, and fails its leaf with the same reason)."""
+    tried = (
+        "as made",
+        "not JSON",
+        "unknown field",
+        "another site, no proof",
+        "an EQA response",
+        "written by report_bytes",
+        "written by report_bytes, a changed figure",
+    )
+    monkeypatch.setattr(verify_module, "can_fork", lambda: False)
+    alone = {name: verdicts(bundles[name]) for name in tried}
+    monkeypatch.undo()
+    forms: list[bytes] = []
+    real_frame: Any = verify_module._payload_frame
+
+    def decoded_here(*args: Any) -> bytes:
+        frame: bytes = real_frame(*args[:3], True)
+        forms.append(frame[41:42])
+        return frame
+
+    monkeypatch.setattr(verify_module, "_payload_frame", decoded_here)
+    for name in tried:
+        assert verdicts(bundles[name]) == alone[name], name
+    # decoded here, but for the payloads that do not decode: not JSON, an unknown field (as
+    # signed summaries), a summary signed as an EQA response (as a signed EQA response)
+    assert sorted(form for form in forms if form != b"s") == [b"Q", b"S", b"S"]
+    assert no_child_left()
+
+
 def child_verdicts(bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """{bundle: the child's verdict as the parent received it}, of each bundle verified."""
     real: Any = verify_module._verdict
