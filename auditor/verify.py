@@ -511,7 +511,12 @@ def _checks(
     envelopes: dict[int, str] = {}
     receipt_heads: dict[str, tuple[int, bytes]] = {}
     checked: dict[int, _Signed | str] = {}  # each leaf's checks so far, or why one failed
-    for index in leaves:  # each envelope's signature, the child given its payload first
+    # 4a. Each envelope read, its payload given to the child at once, and its signature checked.
+    # While the child is behind (it cannot start recomputing before it has every payload), the
+    # payload is decoded here for it, and the signature checked once every payload is given (the
+    # envelope read again), while the child recomputes.
+    later: list[int] = []  # the leaves whose signatures are checked after the child is given all
+    for index in leaves:
         name = f"envelopes/{index}.envelope"
         data = opened.read(name)
         envelopes[index] = opened.digests[name]
@@ -520,9 +525,12 @@ def _checks(
         try:
             envelope = wire.parse_envelope(data)
             if feed is not None and envelope.payload_type in _SIGNED_FORMS:
-                frame = _payload_frame(index, envelopes[index], envelope, feed.behind() > 0)
-                if feed.give(frame):
+                behind = feed.behind() > 0
+                if feed.give(_payload_frame(index, envelopes[index], envelope, behind)):
                     given.append((index, envelopes[index]))
+                    if behind:
+                        later.append(index)
+                        continue
                 else:
                     feed = None  # the child ended: its verdict will be None
             checked[index] = _signed(envelope, data, envelopes[index], keys)
@@ -542,13 +550,21 @@ def _checks(
         else:
             feed.give(_REPORT)
         feed.flush()
-    for index in leaves:  # each receipt and proof, while the child recomputes
+    # 4b. The signatures left, each receipt and proof, while the child recomputes.
+    deferred = set(later)
+    for index in leaves:
+        name = f"envelopes/{index}.envelope"
+        if index in deferred:
+            data = opened.read_again(name)  # the very bytes read first, or BundleUnreadable
+            try:
+                checked[index] = _signed(wire.parse_envelope(data), data, envelopes[index], keys)
+            except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
+                checked[index] = _reason(exc)
         read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
         proof = f"proofs/{index}.json"
         proof_data = opened.read(proof) if proof in opened else None
         state = checked[index]
         if isinstance(state, _Signed):
-            name = f"envelopes/{index}.envelope"
 
             def canonical(name: str = name) -> bytes:
                 return wire.envelope_bytes(wire.parse_envelope(opened.read_again(name)))
@@ -586,7 +602,7 @@ def _checks(
         if name.startswith("receipts/"):  # a receipt without its envelope
             _read_receipt(opened, name, receipt_heads)
 
-    # 4b. Every submission accepted for the bundle's periods is in it.
+    # 4c. Every submission accepted for the bundle's periods is in it.
     for finding in completeness.check(
         files, opened.names, envelopes, receipt_heads, manifest, head
     ):

@@ -56,6 +56,11 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
     def signed(data: bytes, payload_type: str = wire.SITE_SUMMARY) -> Callable[[bytes], bytes]:
         return lambda _old: wire.envelope_bytes(dsse.sign(payload_type, data, lab0))
 
+    def unsigned_change(data: bytes) -> bytes:
+        envelope = wire.parse_envelope(data)
+        envelope.payload = envelope.payload.replace(b'"lab-0"', b'"lab-1"')
+        return wire.envelope_bytes(envelope)
+
     tampered: dict[str, dict[str, Any]] = {
         "not JSON": {"change": {"envelopes/0.envelope": signed(b'{"site_id": "lab-0", ')}},
         "unknown field": {
@@ -71,6 +76,7 @@ def bundles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
         },
         "an EQA response": {"change": {"envelopes/0.envelope": signed(payload, wire.EQA_RESPONSE)}},
         "another leaf's receipt": {"change": {"receipts/0.envelope": lambda _d: other_receipt}},
+        "a payload changed after signing": {"change": {"envelopes/0.envelope": unsigned_change}},
         "a changed figure": {
             "change": {"report/benchmark.json": lambda d: d.replace(b'"valid":', b'"valid":1', 1)}
         },
@@ -147,6 +153,7 @@ def test_every_verdict_is_the_single_process_one(bundles, monkeypatch) -> None:
     assert "SiteSummary" in failed["not JSON, no receipt"][0][2]  # the payload is checked first
     assert "not a valid EqaResponse" in failed["an EQA response"][0][2]
     assert "names another envelope" in failed["another leaf's receipt"][0][2]
+    assert "does not verify" in failed["a payload changed after signing"][0][2]
     for name in (
         "a changed figure",
         "written by report_bytes, a changed figure",
@@ -162,15 +169,18 @@ def test_every_verdict_is_the_single_process_one(bundles, monkeypatch) -> None:
 def test_payloads_the_parent_decodes_for_the_child_give_the_same_verdicts(
     bundles, monkeypatch
 ) -> None:
-    """While the child is behind, the parent decodes payloads and gives them serialised: with
-    every payload so given, each verdict is still the single-process one (a payload that does
-    not decode is given as signed, and fails its leaf with the same reason)."""
+    """While the child is behind, the parent decodes payloads and gives them serialised, and
+    checks their signatures once all are given (each envelope read again): with every payload so
+    given, each verdict is still the single-process one (a payload that does not decode is given
+    as signed, and fails its leaf with the same reason)."""
     tried = (
         "as made",
         "not JSON",
         "unknown field",
         "another site, no proof",
         "an EQA response",
+        "another leaf's receipt",
+        "a payload changed after signing",
         "written by report_bytes",
         "written by report_bytes, a changed figure",
     )
@@ -180,12 +190,13 @@ def test_payloads_the_parent_decodes_for_the_child_give_the_same_verdicts(
     forms: list[bytes] = []
     real_frame: Any = verify_module._payload_frame
 
-    def decoded_here(*args: Any) -> bytes:
-        frame: bytes = real_frame(*args[:3], True)
+    def noted(*args: Any) -> bytes:
+        frame: bytes = real_frame(*args)
         forms.append(frame[41:42])
         return frame
 
-    monkeypatch.setattr(verify_module, "_payload_frame", decoded_here)
+    monkeypatch.setattr(verify_module, "_payload_frame", noted)
+    monkeypatch.setattr(Forked, "behind", lambda _self: 1)  # the child always behind
     for name in tried:
         assert verdicts(bundles[name]) == alone[name], name
     # decoded here, but for the payloads that do not decode: not JSON, an unknown field (as
