@@ -411,16 +411,18 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
         files = {n: opened.read(n) for n in opened.names if not n.startswith(_STREAMED)}
         recomputing: list[Forked] = []
         try:
-            manifest = _manifest(files, path)
-            files_at = _checks(opened, files, manifest, pinned, witnesses, result, recomputing)
-        finally:
+            try:
+                manifest = _manifest(files, path)
+                files_at = _checks(opened, files, manifest, pinned, witnesses, result, recomputing)
+            finally:
+                for name in opened.unread():
+                    opened.read(name)
+            listed: dict[str, str] = manifest["files"]
+            if files_at is not None:
+                result.checks.insert(files_at, _files_check(listed, opened.digests))
+        finally:  # last: a child that sent its verdict ends meanwhile (freeing its memory)
             for child in recomputing:
                 child.stop()
-            for name in opened.unread():
-                opened.read(name)
-        listed: dict[str, str] = manifest["files"]
-        if files_at is not None:
-            result.checks.insert(files_at, _files_check(listed, opened.digests))
     return result
 
 
