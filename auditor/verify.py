@@ -528,7 +528,8 @@ def _checks(
             envelope = wire.parse_envelope(data)
             if feed is not None and envelope.payload_type in _SIGNED_FORMS:
                 behind = feed.behind() > 0
-                if feed.give(_payload_frame(index, envelopes[index], envelope, behind)):
+                described, payload = _payload_frames(index, envelopes[index], envelope, behind)
+                if feed.give(described) and feed.give(payload):
                     given.append((index, envelopes[index]))
                     if behind:
                         later.append(index)
@@ -740,10 +741,12 @@ _FORMS: dict[bytes, tuple[str, bool]] = {
 _WANT_REPORT: dict[str, Any] = {"want": "report"}
 
 
-def _payload_frame(index: int, envelope_sha256: str, envelope: Envelope, decode: bool) -> bytes:
-    """P, the leaf index (8 bytes), its envelope's SHA-256 (32), the payload's form (1), the
-    payload: as signed, or with `decode`, decoded here (as signed when it does not decode: the
-    child then says why, as for any other)."""
+def _payload_frames(
+    index: int, envelope_sha256: str, envelope: Envelope, decode: bool
+) -> tuple[bytes, bytes]:
+    """A payload's two frames: P, the leaf index (8 bytes), its envelope's SHA-256 (32) and the
+    payload's form (1); then the payload, as signed, or with `decode`, decoded here (as signed
+    when it does not decode: the child then says why, as for any other)."""
     form, body = _SIGNED_FORMS[envelope.payload_type], envelope.payload
     if decode:
         try:
@@ -751,13 +754,12 @@ def _payload_frame(index: int, envelope_sha256: str, envelope: Envelope, decode:
             form = _DECODED_FORMS[envelope.payload_type]
         except Exception:  # noqa: BLE001 - given as signed: the child decodes it and says why
             pass
-    return b"".join(
-        (_PAYLOAD, index.to_bytes(8, "big"), bytes.fromhex(envelope_sha256), form, body)
-    )
+    head = b"".join((_PAYLOAD, index.to_bytes(8, "big"), bytes.fromhex(envelope_sha256), form))
+    return head, body
 
 
 def _payload_of(form: bytes, body: bytes) -> tuple[str, pb.SiteSummary | epb.EqaResponse]:
-    """(payload type, payload) of a frame's form and body (_payload_frame)."""
+    """(payload type, payload) of a payload's form and body (_payload_frames)."""
     payload_type, decoded = _FORMS[form]
     if not decoded:
         return payload_type, _decode_payload(payload_type, body)
@@ -812,9 +814,12 @@ def _recompute(
     given: list[tuple[int, str]] = []
     while (frame := take()) is not None and frame[:1] == _PAYLOAD:
         index, digest = int.from_bytes(frame[1:9], "big"), frame[9:41].hex()
+        body = take()
+        if body is None:
+            return  # the parent gave up: it does the work itself
         given.append((index, digest))
         try:
-            payload_type, summary = _payload_of(frame[41:42], frame[42:])
+            payload_type, summary = _payload_of(frame[41:42], body)
         except Exception as exc:  # noqa: BLE001 - the leaf's check says why
             fields[str(index)] = ["error", _reason(exc), digest]
             continue

@@ -188,14 +188,14 @@ def test_payloads_the_parent_decodes_for_the_child_give_the_same_verdicts(
     alone = {name: verdicts(bundles[name]) for name in tried}
     monkeypatch.undo()
     forms: list[bytes] = []
-    real_frame: Any = verify_module._payload_frame
+    real_frames: Any = verify_module._payload_frames
 
-    def noted(*args: Any) -> bytes:
-        frame: bytes = real_frame(*args)
-        forms.append(frame[41:42])
-        return frame
+    def noted(*args: Any) -> tuple[bytes, bytes]:
+        head, body = real_frames(*args)
+        forms.append(head[41:42])
+        return head, body
 
-    monkeypatch.setattr(verify_module, "_payload_frame", noted)
+    monkeypatch.setattr(verify_module, "_payload_frames", noted)
     monkeypatch.setattr(Forked, "behind", lambda _self: 1)  # the child always behind
     for name in tried:
         assert verdicts(bundles[name]) == alone[name], name
@@ -349,10 +349,15 @@ def test_a_childs_digest_of_another_report_is_not_believed(bundles, monkeypatch)
         received: list[tuple[int, str]] = []
         take = rest[-1]
 
+        body_next = [False]  # a payload's head and its body come in turn
+
         def noted() -> bytes | None:  # the child's envelopes digest, as an honest child makes it
             frame = take()
-            if frame is not None and frame[:1] == b"P":
+            if body_next[0]:
+                body_next[0] = False
+            elif frame is not None and frame[:1] == b"P":
                 received.append((int.from_bytes(frame[1:9], "big"), frame[9:41].hex()))
+                body_next[0] = True
             return frame
 
         real(*rest[:-1], noted, altered)
