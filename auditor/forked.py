@@ -133,6 +133,12 @@ class Forked:
             return False
         return True
 
+    def give_no_more(self) -> bool:
+        """The last `give`: the child's `take` gives None once it took all that was given."""
+        flushed = self.flush()
+        self._close_feed()
+        return flushed
+
     def _close_feed(self) -> None:
         feed, self._feed = self._feed, None
         if feed is not None:

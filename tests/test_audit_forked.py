@@ -418,8 +418,7 @@ def test_the_parent_gives_without_waiting_for_the_child_to_take(tmp_path) -> Non
         assert not giver.is_alive(), "the parent waited for the child to take"
         assert given == [True] * len(pieces)
         go.touch()
-        assert child.flush()
-        child._close_feed()  # the end: the child's take gives None
+        assert child.give_no_more()  # the child's take gives None once it took every piece
         expected = hashlib.sha256(b"".join(pieces)).hexdigest()
         assert child.receive() == {"count": len(pieces), "sha256": expected}
     finally:
