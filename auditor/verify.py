@@ -787,6 +787,17 @@ def _prose_free_sha256(data: bytes | bytearray) -> str:
     return digest.hexdigest()
 
 
+def _written_sha256(full: dict[str, Any]) -> str | None:
+    """_prose_free_sha256 of the recomputation written as the coordinator writes benchmark.json
+    (method.report_bytes); None if it cannot be written so (then compared figure by figure)."""
+    from method.report_bytes import benchmark_bytes
+
+    try:
+        return _prose_free_sha256(benchmark_bytes(full))
+    except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits, ...
+        return None
+
+
 def _recompute(
     files: dict[str, bytes],
     manifest: dict[str, Any],
@@ -805,7 +816,6 @@ def _recompute(
     payload given" is "every payload that passed", as the parent would read."""
     from method.benchmark import compute
     from method.inputs import EqaRoundInput, Inputs
-    from method.report_bytes import benchmark_bytes
     from method.standard import parse as parse_standard
 
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
@@ -844,7 +854,7 @@ def _recompute(
     standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
     full = compute(inputs, manifest["period"], standard)
     inputs.by_period.clear()
-    recomputed = _prose_free_sha256(benchmark_bytes(full))
+    recomputed = _written_sha256(full)
     frame = take()
     if frame is None or not frame.startswith(_REPORT) or len(frame) == len(_REPORT):
         return  # no report: the parent says so itself
@@ -983,7 +993,6 @@ def _statistics(
     """The standard check and the recomputation of report/benchmark.json (`read_already`, if the
     report was read before)."""
     from method.benchmark import compute, for_site
-    from method.report_bytes import benchmark_bytes
     from method.standard import StandardError
     from method.standard import parse as parse_standard
 
@@ -1016,7 +1025,7 @@ def _statistics(
         and full.get("method_version") == METHOD_VERSION
         and full.get("standard", {}).get("sha256") == standard.sha256
         and (
-            _prose_free_sha256(benchmark_bytes(full)) == _prose_free_sha256(report)
+            _written_sha256(full) == _prose_free_sha256(report)
             or _same_bytes(full, report)
             or _same_figures(full, report)
         )
