@@ -432,9 +432,10 @@ def test_giving_to_a_child_that_ended_says_so(tmp_path) -> None:
 
     child = Forked(work)
     try:
-        assert child.receive() is None  # it ended, having sent nothing
-        assert not all(child.give(bytes(2**20)) for _ in range(8))
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it ended (not reaped yet)
+        assert not child.give(bytes(2**20))  # its end of the pipe is closed
         assert not child.give(b"more") and not child.flush()
+        assert child.receive() is None  # it sent nothing
     finally:
         child.stop()
     assert no_child_left()
