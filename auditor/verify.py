@@ -20,11 +20,19 @@ Checks, each reported as PASS or FAIL with its reason:
 Reading the bundle (auditor/bundle.py) refuses duplicate or unknown members and zip bombs with
 BundleUnreadable (exit status 2).
 
+The statistics check compares the recomputation written as the coordinator writes benchmark.json
+(method.report_bytes) with the report: equal but for the flag messages (compared by SHA-256), it
+passes. A report written otherwise (by json.dumps, as coordinators did before) is compared figure
+by figure, which also says where a report differs.
+
 On Linux a network bundle's payloads are decoded and its statistics recomputed in a forked child
-process (auditor/forked.py) while this one checks the signatures, receipts and proofs; the child
-sends back only each payload's site, period and sequence, then its verdict with the SHA-256 of
-what it read. Its verdict counts only if every other check passed and it read the very envelopes
-checked here; else the statistics are recomputed here, so the lines printed are the same.
+process (auditor/forked.py) while this one checks the signatures, receipts and proofs. This
+process gives the child each payload as it reads its envelope (the child never reads the bundle),
+then the report's digest, and the report itself only if the child asks (a report written
+otherwise than the recomputation). The child sends back only each payload's site, period and
+sequence, then its verdict with the digest of what it compared. Its verdict counts only if every
+other check passed, it recomputed from the very payloads given, and it compared the very report
+read here; else the statistics are recomputed here, so the lines printed are the same.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ import orjson
 from auditor import bundle, completeness
 from auditor.bundle import BundleUnreadable
 from auditor.coordinator_key import load_pinned, manifest_signer, pem_raw
-from auditor.forked import Forked, can_fork
+from auditor.forked import Forked, Send, Take, can_fork
 from auditor.witnesses import check as check_witnesses
 from method import METHOD_VERSION
 from protos import dsse, leaf, merkle, wire
@@ -198,17 +206,18 @@ class _Receipt:
 
 @dataclass
 class _Signed:
-    """A leaf's checks that do not read its payload's fields, made as the leaf is read: what the
-    checks that do need (_included), and `later`, the first of those checks that come after the
-    payload is decoded and failed (raised only if the payload's own checks pass)."""
+    """A leaf's checks that do not read its payload's fields: its envelope's, made as the leaf is
+    read (_signed), then its receipt's and proof's (_receipted), with what the checks that do
+    need (_included), and `later`, the first of the receipt's and proof's checks that failed
+    (raised only if the payload's own checks pass)."""
 
     record: dict[str, Any]
     template: lpb.LeafHeader  # the leaf header but for the payload's site, period and sequence
-    canonical: bytes | None  # the serialised envelope, when the leaf data is the envelope
-    receipt: lpb.Receipt | None
-    proof: Any  # proofs/N.json as read
-    received: str
-    later: Exception | None
+    canonical: bytes | None = None  # the serialised envelope, when the leaf data is the envelope
+    receipt: lpb.Receipt | None = None
+    proof: Any = None  # proofs/N.json as read
+    received: str = ""
+    later: Exception | None = None
 
 
 @dataclass
@@ -235,24 +244,21 @@ class _Fields:
 
 
 def _decode(envelope: Envelope) -> pb.SiteSummary | epb.EqaResponse:
-    if envelope.payload_type == wire.SITE_SUMMARY:
-        return wire.decode(envelope.payload, pb.SiteSummary)
-    return wire.decode(envelope.payload, epb.EqaResponse)
+    return _decode_payload(envelope.payload_type, envelope.payload)
+
+
+def _decode_payload(payload_type: str, payload: bytes) -> pb.SiteSummary | epb.EqaResponse:
+    if payload_type == wire.SITE_SUMMARY:
+        return wire.decode(payload, pb.SiteSummary)
+    return wire.decode(payload, epb.EqaResponse)
 
 
 def _signed(
-    envelope_data: bytes,
-    envelope_sha256: str,
-    read_receipt: _Receipt | None,
-    proof_data: bytes | None,
-    keys: _SiteKeys,
-    index: int,
-    head: lpb.TreeHead,
+    envelope: Envelope, envelope_data: bytes, envelope_sha256: str, keys: _SiteKeys
 ) -> _Signed:
-    """Check one bundled submission as far as its payload's fields are not needed: its
-    signature and key, and (kept as `later`, in their order) its receipt, the key's validity
-    when received, and its proof's form. Its payload is decoded elsewhere (_included)."""
-    envelope = wire.parse_envelope(envelope_data)
+    """Check one bundled submission (`envelope`, parsed from `envelope_data`) as far as neither
+    its payload's fields nor its receipt are needed: its signature and key. Its receipt and proof
+    are checked next (_receipted), its payload decoded elsewhere (_included)."""
     keyid = dsse.sole_signer(envelope)
     record, site_raw = keys.verified(keyid)
     if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
@@ -260,22 +266,43 @@ def _signed(
             f"payload type {envelope.payload_type} is not a summary or an EQA response"
         )
     dsse.verify(envelope, {keyid: site_raw}, expected_type=envelope.payload_type)
-    receipt: lpb.Receipt | None = None
-    proof: Any = None
-    received = ""
-    later: Exception | None = None
+    canonical = wire.envelope_bytes(envelope)
+    template = leaf.make_header(
+        envelope,
+        "",
+        "",
+        0,
+        envelope_sha256 if canonical == envelope_data else hashlib.sha256(canonical).hexdigest(),
+    )
+    return _Signed(record, template)
+
+
+def _receipted(
+    signed: _Signed,
+    read_receipt: _Receipt | None,
+    proof_data: bytes | None,
+    envelope_sha256: str,
+    canonical: Callable[[], bytes],
+    trusted: dict[str, bytes],
+    index: int,
+    head: lpb.TreeHead,
+) -> None:
+    """A signed leaf's receipt, the key's validity when received, and its proof's form, in their
+    order, into `signed` (the first that fails kept as `later`). `canonical` gives the serialised
+    envelope, needed when the receipt names no leaf header (the leaf data is the envelope)."""
     try:
         if read_receipt is None:
             raise KeyError(f"receipts/{index}.envelope")
         if read_receipt.envelope is None:
             raise read_receipt.error or ContractError("the receipt cannot be read")
-        dsse.verify(read_receipt.envelope, keys.trusted, expected_type=wire.RECEIPT)
-        receipt = read_receipt.receipt
+        dsse.verify(read_receipt.envelope, trusted, expected_type=wire.RECEIPT)
+        receipt = signed.receipt = read_receipt.receipt
         if receipt is None:
             raise read_receipt.error or ContractError("the receipt cannot be read")
         if receipt.envelope_sha256 != envelope_sha256 or receipt.leaf_index != index:
             raise ContractError("the coordinator's receipt names another envelope or leaf")
-        received = receipt.received_at
+        received = signed.received = receipt.received_at
+        record = signed.record
         if record["enrolled_at"] > received:
             raise ContractError(
                 f"received {received}, before the key was enrolled ({record['enrolled_at']})"
@@ -287,21 +314,15 @@ def _signed(
                 )
         if proof_data is None:
             raise KeyError(f"proofs/{index}.json")
-        proof = json.loads(proof_data)
+        proof = signed.proof = json.loads(proof_data)
         if proof["leaf_index"] != index or proof["tree_size"] != head.tree_size:
             raise ContractError("the inclusion proof is for another leaf or tree size")
+        if not receipt.HasField("leaf_header"):
+            signed.canonical = canonical()
+    except BundleUnreadable:
+        raise
     except Exception as exc:  # noqa: BLE001 - raised in its turn, once the payload is checked
-        later = exc
-    canonical = wire.envelope_bytes(envelope)
-    template = leaf.make_header(
-        envelope,
-        "",
-        "",
-        0,
-        envelope_sha256 if canonical == envelope_data else hashlib.sha256(canonical).hexdigest(),
-    )
-    keep = receipt is not None and not receipt.HasField("leaf_header")
-    return _Signed(record, template, canonical if keep else None, receipt, proof, received, later)
+        signed.later = exc
 
 
 def _included(signed: _Signed, fields: _Fields, index: int, head: lpb.TreeHead) -> str:
@@ -390,16 +411,18 @@ def verify(path: Path, coordinator_key: Path | None = None, witnesses: int = 0) 
         files = {n: opened.read(n) for n in opened.names if not n.startswith(_STREAMED)}
         recomputing: list[Forked] = []
         try:
-            manifest = _manifest(files, path)
-            files_at = _checks(opened, files, manifest, pinned, witnesses, result, recomputing)
-        finally:
+            try:
+                manifest = _manifest(files, path)
+                files_at = _checks(opened, files, manifest, pinned, witnesses, result, recomputing)
+            finally:
+                for name in opened.unread():
+                    opened.read(name)
+            listed: dict[str, str] = manifest["files"]
+            if files_at is not None:
+                result.checks.insert(files_at, _files_check(listed, opened.digests))
+        finally:  # last: a child that sent its verdict ends meanwhile (freeing its memory)
             for child in recomputing:
                 child.stop()
-            for name in opened.unread():
-                opened.read(name)
-        listed: dict[str, str] = manifest["files"]
-        if files_at is not None:
-            result.checks.insert(files_at, _files_check(listed, opened.digests))
     return result
 
 
@@ -471,45 +494,94 @@ def _checks(
         result.add("keys", False, f"keys/sites.json cannot be read: {_reason(exc)}")
         return files_at
     leaves = sorted(bundle.leaf_number(n) for n in opened.names if n.startswith("envelopes/"))
-    # The child decodes every payload (its fields come back first) and recomputes the statistics
-    # (its verdict comes last) while the signatures are checked here.
+    # The child is given every payload as it is read here; it decodes them (their fields come
+    # back first) and recomputes the statistics (its verdict comes last) while the signatures are
+    # checked here.
+    # The method (numpy, scipy: most of a second) is loaded by the child as it starts, while the
+    # first envelopes are read here.
     if manifest.get("site") is None and can_fork():
-        import method.benchmark  # noqa: F401 - loaded once, for the child and any later run
-
-        path = opened.path
         try:
             recomputing.append(
-                Forked(lambda send: _recompute(path, files, manifest, records, send))
+                Forked(lambda take, send: _recompute(files, manifest, records, take, send))
             )
         except OSError:
             pass  # no second process to be had (a process or memory limit): all of it here
+    feed = recomputing[0] if recomputing else None
+    given: list[tuple[int, str]] = []  # (leaf, SHA-256 of its envelope) given to the child
     whole = completeness.whole_envelope_members(files.get("ledger/leaves.json", b"{}"))
     keys = _SiteKeys(files, records, trusted)
     envelopes: dict[int, str] = {}
     receipt_heads: dict[str, tuple[int, bytes]] = {}
     checked: dict[int, _Signed | str] = {}  # each leaf's checks so far, or why one failed
+    # 4a. Each envelope read, its payload given to the child at once, and its signature checked.
+    # While the child is behind (it cannot start recomputing before it has every payload), the
+    # payload is decoded here for it, and the signature checked once every payload is given (the
+    # envelope read again), while the child recomputes.
+    later: list[int] = []  # the leaves whose signatures are checked after the child is given all
     for index in leaves:
         name = f"envelopes/{index}.envelope"
         data = opened.read(name)
         envelopes[index] = opened.digests[name]
         if name in whole:
             files[name] = data  # a whole-envelope leaf: completeness hashes it
-        read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
-        proof = f"proofs/{index}.json"
         try:
-            checked[index] = _signed(
-                data,
-                envelopes[index],
-                read_receipt,
-                opened.read(proof) if proof in opened else None,
-                keys,
-                index,
-                head,
-            )
+            envelope = wire.parse_envelope(data)
+            if feed is not None and envelope.payload_type in _SIGNED_FORMS:
+                behind = feed.behind() > 0
+                described, payload = _payload_frames(index, envelopes[index], envelope, behind)
+                if feed.give(described) and feed.give(payload):
+                    given.append((index, envelopes[index]))
+                    if behind:
+                        later.append(index)
+                        continue
+                else:
+                    feed = None  # the child ended: its verdict will be None
+            checked[index] = _signed(envelope, data, envelopes[index], keys)
         except BundleUnreadable:
             raise
         except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
             checked[index] = _reason(exc)
+    report: bytes | None = None  # read here while the child recomputes, given to it as a digest
+    report_digest = ""  # of the report but for its flag messages (_prose_free_sha256)
+    if feed is not None:
+        feed.give(_END)
+        feed.flush()
+        if bundle.REPORT in opened:
+            report = opened.read(bundle.REPORT)
+            report_digest = _prose_free_sha256(report)
+            feed.give(_REPORT + report_digest.encode())
+        else:
+            feed.give(_REPORT)
+        feed.flush()
+    # 4b. The signatures left, each receipt and proof, while the child recomputes.
+    deferred = set(later)
+    for index in leaves:
+        name = f"envelopes/{index}.envelope"
+        if index in deferred:
+            data = opened.read_again(name)  # the very bytes read first, or BundleUnreadable
+            try:
+                checked[index] = _signed(wire.parse_envelope(data), data, envelopes[index], keys)
+            except Exception as exc:  # noqa: BLE001 - whatever is wrong with a leaf fails its check
+                checked[index] = _reason(exc)
+        read_receipt = _read_receipt(opened, f"receipts/{index}.envelope", receipt_heads)
+        proof = f"proofs/{index}.json"
+        proof_data = opened.read(proof) if proof in opened else None
+        state = checked[index]
+        if isinstance(state, _Signed):
+
+            def canonical(name: str = name) -> bytes:
+                return wire.envelope_bytes(wire.parse_envelope(opened.read_again(name)))
+
+            _receipted(
+                state,
+                read_receipt,
+                proof_data,
+                envelopes[index],
+                canonical,
+                keys.trusted,
+                index,
+                head,
+            )
     fields = _payload_fields(recomputing[0].receive() if recomputing else None, opened, checked)
     passed: list[int] = []  # the leaves whose checks passed: the recomputation reads those
     for index in leaves:
@@ -533,7 +605,7 @@ def _checks(
         if name.startswith("receipts/"):  # a receipt without its envelope
             _read_receipt(opened, name, receipt_heads)
 
-    # 4b. Every submission accepted for the bundle's periods is in it.
+    # 4c. Every submission accepted for the bundle's periods is in it.
     for finding in completeness.check(
         files, opened.names, envelopes, receipt_heads, manifest, head
     ):
@@ -569,11 +641,10 @@ def _checks(
 
     # 6. The statistics and scores, recomputed: by the child process, if every check above
     # passed and it recomputed from the very envelopes checked here; else here.
-    if recomputing and result.ok:
-        verdict = recomputing[0].receive()
-        if verdict is not None and _recomputed_agrees(verdict, opened, leaves):
-            report_sha256 = verdict["report_sha256"]
-            _statistics_recomputed(opened, files, manifest, report_sha256, len(leaves), result)
+    if recomputing and report is not None and result.ok:
+        verdict = _verdict(recomputing[0], report)
+        if verdict is not None and _recomputed_agrees(verdict, given, report, report_digest):
+            _statistics_recomputed(files, manifest, report, len(leaves), result)
             return files_at
     for child in recomputing:
         child.stop()
@@ -581,7 +652,7 @@ def _checks(
     def signed_inputs() -> Any:
         return _inputs(opened.read_again, passed, rounds, records)
 
-    _statistics(opened, files, manifest, signed_inputs, len(leaves), result)
+    _statistics(opened, files, manifest, signed_inputs, len(leaves), result, report)
     return files_at
 
 
@@ -654,25 +725,95 @@ def _inputs(
     )
 
 
-def _envelopes_digest(digests: dict[str, str], leaves: list[int]) -> str:
-    """One SHA-256 over the SHA-256 of every envelope, in leaf order."""
-    listed = "".join(f"{i} {digests[f'envelopes/{i}.envelope']}\n" for i in leaves)
+# What the parent gives the child (auditor/forked.py), each a frame of its own: every payload as
+# its envelope is read, then the end of them, then the report's digest without its flag messages;
+# and, only if the child asks (its recomputation is not the report's bytes), the report itself.
+_PAYLOAD, _END, _REPORT, _REPORT_BYTES = b"P", b"E", b"R", b"B"
+# A payload is given as it was signed (JSON), or decoded here and serialised (protobuf), when the
+# child is behind: reading that is some thirty times cheaper than decoding the JSON, so the two
+# processes share the decoding as each has time.
+_SIGNED_FORMS = {wire.SITE_SUMMARY: b"S", wire.EQA_RESPONSE: b"Q"}
+_DECODED_FORMS = {wire.SITE_SUMMARY: b"s", wire.EQA_RESPONSE: b"q"}
+_FORMS: dict[bytes, tuple[str, bool]] = {
+    **{form: (payload_type, False) for payload_type, form in _SIGNED_FORMS.items()},
+    **{form: (payload_type, True) for payload_type, form in _DECODED_FORMS.items()},
+}
+_WANT_REPORT: dict[str, Any] = {"want": "report"}
+
+
+def _payload_frames(
+    index: int, envelope_sha256: str, envelope: Envelope, decode: bool
+) -> tuple[bytes, bytes]:
+    """A payload's two frames: P, the leaf index (8 bytes), its envelope's SHA-256 (32) and the
+    payload's form (1); then the payload, as signed, or with `decode`, decoded here (as signed
+    when it does not decode: the child then says why, as for any other)."""
+    form, body = _SIGNED_FORMS[envelope.payload_type], envelope.payload
+    if decode:
+        try:
+            body = _decode(envelope).SerializeToString()
+            form = _DECODED_FORMS[envelope.payload_type]
+        except Exception:  # noqa: BLE001 - given as signed: the child decodes it and says why
+            pass
+    head = b"".join((_PAYLOAD, index.to_bytes(8, "big"), bytes.fromhex(envelope_sha256), form))
+    return head, body
+
+
+def _payload_of(form: bytes, body: bytes) -> tuple[str, pb.SiteSummary | epb.EqaResponse]:
+    """(payload type, payload) of a payload's form and body (_payload_frames)."""
+    payload_type, decoded = _FORMS[form]
+    if not decoded:
+        return payload_type, _decode_payload(payload_type, body)
+    if payload_type == wire.SITE_SUMMARY:
+        return payload_type, pb.SiteSummary.FromString(body)
+    return payload_type, epb.EqaResponse.FromString(body)
+
+
+def _envelopes_digest(given: list[tuple[int, str]]) -> str:
+    """One SHA-256 over the SHA-256 of every envelope given to the child, in leaf order."""
+    listed = "".join(f"{index} {digest}\n" for index, digest in given)
     return hashlib.sha256(listed.encode()).hexdigest()
 
 
+def _prose_free_sha256(data: bytes | bytearray) -> str:
+    """The SHA-256 of a compact JSON text with every flag message pair taken out (_PROSE): equal
+    for the report and its recomputation written alike but for the flag messages."""
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    at = 0
+    for match in _PROSE.finditer(data):
+        digest.update(view[at : match.start()])
+        at = match.end()
+    digest.update(view[at:])
+    return digest.hexdigest()
+
+
+def _written_sha256(full: dict[str, Any]) -> str | None:
+    """_prose_free_sha256 of the recomputation written as the coordinator writes benchmark.json
+    (method.report_bytes); None if it cannot be written so (then compared figure by figure)."""
+    from method.report_bytes import benchmark_bytes
+
+    try:
+        return _prose_free_sha256(benchmark_bytes(full))
+    except orjson.JSONEncodeError:  # a key that is not a string, an integer past 64 bits, ...
+        return None
+
+
 def _recompute(
-    path: Path,
     files: dict[str, bytes],
     manifest: dict[str, Any],
     records: dict[str, dict[str, Any]],
-    send: Callable[[dict[str, Any]], None],
+    take: Take,
+    send: Send,
 ) -> None:
-    """In the child process: every envelope of the bundle read again (from the child's own
-    handle) and its payload decoded, the fields the parent's leaf checks need sent back first;
-    then the benchmark recomputed and compared with report/benchmark.json, and only the verdict
-    sent, with the SHA-256 of what was read, so the parent knows it recomputed from the very
-    bytes it checked. The parent uses the verdict only if every leaf and round passed its
-    checks: then "every envelope" is "every envelope that passed", as the parent would read."""
+    """In the child process: every payload the parent gives (the very bytes it checks) decoded,
+    the fields the parent's leaf checks need sent back first; then the benchmark recomputed and
+    written as the coordinator writes benchmark.json (method.report_bytes). Its digest but for the
+    flag messages is compared with the report's, which the parent gives; where they differ (a
+    report written otherwise, by an older coordinator, or another report), the parent is asked
+    for the report, and it is compared figure by figure. Only the verdict is sent, with the
+    SHA-256 of what it compared, so the parent knows it recomputed from the very bytes it checked.
+    The parent uses the verdict only if every leaf and round passed its checks: then "every
+    payload given" is "every payload that passed", as the parent would read."""
     from method.benchmark import compute
     from method.inputs import EqaRoundInput, Inputs
     from method.standard import parse as parse_standard
@@ -680,53 +821,74 @@ def _recompute(
     by_period: dict[str, dict[str, tuple[int, pb.SiteSummary]]] = {}
     responses: dict[str, dict[str, tuple[int, epb.EqaResponse]]] = {}
     fields: dict[str, list[Any]] = {}
-    with bundle.Bundle(path) as opened:
-        leaves = sorted(bundle.leaf_number(n) for n in opened.names if n.startswith("envelopes/"))
-        for index in leaves:
-            try:
-                envelope = wire.parse_envelope(opened.read(f"envelopes/{index}.envelope"))
-                if envelope.payload_type not in (wire.SITE_SUMMARY, wire.EQA_RESPONSE):
-                    continue  # the parent's check fails it before its payload is read
-            except ContractError:
-                continue
-            digest = opened.digests[f"envelopes/{index}.envelope"]  # of the bytes decoded here
-            try:
-                summary = _decode(envelope)
-            except Exception as exc:  # noqa: BLE001 - the leaf's check says why
-                fields[str(index)] = ["error", _reason(exc), digest]
-                continue
-            found = _Fields.of(envelope.payload_type, summary)
-            fields[str(index)] = [found.kind, found.site_id, found.group, found.sequence, digest]
-            if isinstance(summary, pb.SiteSummary):
-                _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
-            else:
-                _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
-        send({"fields": fields})
-        fields.clear()
-        rounds = []
-        for name in _round_members(files):
-            round_ = wire.decode(wire.parse_envelope(files[name]).payload, epb.EqaRound)
-            truth = files[f"eqa/{name.split('/')[1]}/truth.csv"]
-            rounds.append(EqaRoundInput(round_, truth, responses.get(round_.round_id, {})))
-        revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
-        inputs = Inputs(_in_coordinator_order(by_period), revoked, rounds)
-        by_period.clear()
-        standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
-        full = compute(inputs, manifest["period"], standard)
-        inputs.by_period.clear()
-        report = opened.read_buffer(bundle.REPORT)
-        same = (
-            full.get("method_version") == METHOD_VERSION
-            and full.get("standard", {}).get("sha256") == standard.sha256
-            and (_same_bytes(full, report) or _same_figures(full, report))
-        )
-        send(
-            {
-                "same": bool(same),
-                "report_sha256": opened.digests[bundle.REPORT],
-                "envelopes_sha256": _envelopes_digest(opened.digests, leaves),
-            }
-        )
+    given: list[tuple[int, str]] = []
+    while (frame := take()) is not None and frame[:1] == _PAYLOAD:
+        index, digest = int.from_bytes(frame[1:9], "big"), frame[9:41].hex()
+        body = take()
+        if body is None:
+            return  # the parent gave up: it does the work itself
+        given.append((index, digest))
+        try:
+            payload_type, summary = _payload_of(frame[41:42], body)
+        except Exception as exc:  # noqa: BLE001 - the leaf's check says why
+            fields[str(index)] = ["error", _reason(exc), digest]
+            continue
+        found = _Fields.of(payload_type, summary)
+        fields[str(index)] = [found.kind, found.site_id, found.group, found.sequence, digest]
+        if isinstance(summary, pb.SiteSummary):
+            _keep_latest(by_period.setdefault(summary.period, {}), index, summary)
+        else:
+            _keep_latest(responses.setdefault(summary.round_id, {}), index, summary)
+    if frame != _END:
+        return  # the parent gave up: it does the work itself
+    send({"fields": fields})
+    fields.clear()
+    rounds = []
+    for name in _round_members(files):
+        round_ = wire.decode(wire.parse_envelope(files[name]).payload, epb.EqaRound)
+        truth = files[f"eqa/{name.split('/')[1]}/truth.csv"]
+        rounds.append(EqaRoundInput(round_, truth, responses.get(round_.round_id, {})))
+    revoked = {r["site_id"] for r in records.values() if r["site_status"] == "revoked"}
+    inputs = Inputs(_in_coordinator_order(by_period), revoked, rounds)
+    by_period.clear()
+    standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
+    full = compute(inputs, manifest["period"], standard)
+    inputs.by_period.clear()
+    recomputed = _written_sha256(full)
+    frame = take()
+    if frame is None or not frame.startswith(_REPORT) or len(frame) == len(_REPORT):
+        return  # no report: the parent says so itself
+    envelopes_sha256 = _envelopes_digest(given)
+    named = (
+        full.get("method_version") == METHOD_VERSION
+        and full.get("standard", {}).get("sha256") == standard.sha256
+    )
+    if named and frame[len(_REPORT) :].decode() == recomputed:
+        send({"same": True, "prose_free_sha256": recomputed, "envelopes_sha256": envelopes_sha256})
+        return
+    send(_WANT_REPORT)
+    frame = take()
+    if frame is None or not frame.startswith(_REPORT_BYTES):
+        return
+    report = memoryview(frame)[len(_REPORT_BYTES) :]
+    same = named and (_same_bytes(full, report) or _same_figures(full, report))
+    send(
+        {
+            "same": bool(same),
+            "report_sha256": hashlib.sha256(report).hexdigest(),
+            "envelopes_sha256": envelopes_sha256,
+        }
+    )
+
+
+def _verdict(child: Forked, report: bytes) -> dict[str, Any] | None:
+    """The child's verdict on the report, given it if it asks."""
+    message = child.receive()
+    if message == _WANT_REPORT:
+        if not (child.give(_REPORT_BYTES + report) and child.flush()):
+            return None
+        message = child.receive()
+    return message
 
 
 def _in_coordinator_order(
@@ -741,39 +903,33 @@ def _in_coordinator_order(
 
 
 def _recomputed_agrees(
-    verdict: dict[str, Any] | None, opened: bundle.Bundle, leaves: list[int]
+    verdict: dict[str, Any], given: list[tuple[int, str]], report: bytes, report_digest: str
 ) -> bool:
-    """The child found the report equal to its recomputation from the envelopes checked here
-    (the report's bytes are matched as they are read: _statistics_recomputed)."""
+    """The child found the report equal to its recomputation from the very payloads given to it
+    (those checked here), and compared the very report read here: its bytes but for the flag
+    messages (`report_digest`), or (figure by figure) its bytes."""
     return (
-        verdict is not None
-        and verdict.get("same") is True
-        and verdict.get("envelopes_sha256") == _envelopes_digest(opened.digests, leaves)
-        and isinstance(verdict.get("report_sha256"), str)
-        and bundle.REPORT in opened
-        and bundle.REPORT not in opened.digests
+        verdict.get("same") is True
+        and verdict.get("envelopes_sha256") == _envelopes_digest(given)
+        and (
+            verdict.get("prose_free_sha256") == report_digest
+            if "prose_free_sha256" in verdict
+            else verdict.get("report_sha256") == hashlib.sha256(report).hexdigest()
+        )
     )
 
 
 def _statistics_recomputed(
-    opened: bundle.Bundle,
     files: dict[str, bytes],
     manifest: dict[str, Any],
-    report_sha256: str,
+    report: bytes,
     leaves: int,
     result: Result,
 ) -> None:
-    """The standard and statistics checks passed, as the child process found: the report it
-    compared is the one read here."""
+    """The standard and statistics checks passed, as the child process found of `report`."""
     from method.standard import parse as parse_standard
 
     standard = parse_standard(files["standard.toml"].decode("utf-8"), "standard.toml")
-    report = opened.read(bundle.REPORT)
-    if opened.digests[bundle.REPORT] != report_sha256:
-        raise BundleUnreadable(
-            f"{opened.path} changed while it was verified ({bundle.REPORT}); verify a copy "
-            "nothing writes to"
-        )
     result.add("standard", True, _standard_named(standard))
     result.add("statistics", True, _done(manifest, leaves))
     result.verified_report = report if result.ok else None
@@ -832,8 +988,10 @@ def _statistics(
     signed_inputs: Callable[[], Any],
     leaves: int,
     result: Result,
+    read_already: bytes | None = None,
 ) -> None:
-    """The standard check and the recomputation of report/benchmark.json."""
+    """The standard check and the recomputation of report/benchmark.json (`read_already`, if the
+    report was read before)."""
     from method.benchmark import compute, for_site
     from method.standard import StandardError
     from method.standard import parse as parse_standard
@@ -855,17 +1013,22 @@ def _statistics(
             full = exc
         inputs.by_period.clear()  # the summaries are let go before the report is read
     try:
-        report = opened.read(bundle.REPORT)
+        report = opened.read(bundle.REPORT) if read_already is None else read_already
     except KeyError as exc:
         result.add("standard", False, str(exc))
         return
     # The common case, without parsing the report: the recomputation, written as the
-    # coordinator writes benchmark.json, is the report's bytes but for the flag messages.
+    # coordinator writes benchmark.json (method.report_bytes), is the report's bytes but for the
+    # flag messages; a report written otherwise (by json.dumps, before) holds the same figures.
     if (
         isinstance(full, dict)
         and full.get("method_version") == METHOD_VERSION
         and full.get("standard", {}).get("sha256") == standard.sha256
-        and (_same_bytes(full, report) or _same_figures(full, report))
+        and (
+            _written_sha256(full) == _prose_free_sha256(report)
+            or _same_bytes(full, report)
+            or _same_figures(full, report)
+        )
     ):
         result.add("standard", True, standard_named)
         result.add("statistics", True, done)
@@ -919,7 +1082,7 @@ def _statistics(
     result.verified_report = report if result.ok else None
 
 
-def _same_bytes(full: dict[str, Any], report: bytes | bytearray) -> bool:
+def _same_bytes(full: dict[str, Any], report: bytes | bytearray | memoryview) -> bool:
     """The recomputation, written as the coordinator writes benchmark.json (compact, keys
     sorted), is the report byte for byte but for the flag messages. Written and compared a piece
     at a time, so that the text of a national network's report is never held twice.
@@ -1014,13 +1177,13 @@ class _Unaligned(Exception):
 _DECODER = json.JSONDecoder()
 
 
-def _same_figures(full: dict[str, Any], report: bytes | bytearray) -> bool:
+def _same_figures(full: dict[str, Any], report: bytes | bytearray | memoryview) -> bool:
     """Every figure of the report equals the recomputation's within rounding (_first_difference),
     read a piece at a time in the recomputation's layout (a national network's report parsed
     whole takes gigabytes). False when anything differs or the layout is another: the whole
     report is then parsed, to say where it differs."""
     try:
-        text = report.decode("utf-8")
+        text = str(report, "utf-8")
         difference, end = _walk(text, 0, full, _SPLIT_DEPTH, "")
     except (_Unaligned, ValueError, IndexError, RecursionError):
         return False
@@ -1068,7 +1231,7 @@ class _WithoutProse:
     """The bytes of a compact JSON text with every flag message pair taken out (_PROSE), read
     from the front without copying the whole."""
 
-    def __init__(self, data: bytes | bytearray) -> None:
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
         self._data = memoryview(data)
         self._cuts = [match.span() for match in _PROSE.finditer(data)]
         self._at = 0

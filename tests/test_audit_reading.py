@@ -359,3 +359,58 @@ def test_any_damaged_zip_is_a_failed_check_or_unreadable(bundle, tmp_path, flips
         return
     # Flipped bytes may land where nothing is checked (a timestamp): only no crash is promised.
     assert all(isinstance(c.detail, str) and c.detail for c in result.checks)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED])
+def test_members_read_whole_are_the_bytes_zipfile_reads(bundle, tmp_path, compression) -> None:  # noqa: F811
+    """Members read in one piece (auditor/bundle._read_whole), deflated or stored."""
+    path, _ = bundle
+    copy = tmp_path / "copy.zip"
+    with zipfile.ZipFile(path) as z, zipfile.ZipFile(copy, "w", compression=compression) as out:
+        for name in z.namelist():
+            out.writestr(name, z.read(name))
+    with zipfile.ZipFile(copy) as z:
+        whole = [
+            info
+            for info in z.infolist()
+            if reading._read_whole(z, info, reading.MAX_MEMBER_BYTES) is not None
+        ]
+        assert len(whole) == len(z.infolist())  # every member of a bundle as made
+        assert reading.read(copy) == {info.filename: z.read(info) for info in z.infolist()}
+
+
+def damaged(tmp_path: Path, change) -> Path:
+    """A one-member bundle whose zip bytes `change` alters."""
+    honest = tmp_path / "honest.zip"
+    with zipfile.ZipFile(honest, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("envelopes/0.envelope", b"a summary " * 1000)
+    out = tmp_path / "damaged.zip"
+    out.write_bytes(change(bytearray(honest.read_bytes())))
+    return out
+
+
+def test_a_member_read_whole_is_refused_as_zipfile_refuses_it(tmp_path) -> None:
+    """What zipfile says of a damaged member, the bundle says (its CRC-32, its local header)."""
+
+    def other_crc(data: bytearray) -> bytes:
+        for header, at in ((b"PK\x03\x04", 14), (b"PK\x01\x02", 16)):  # the local, the central
+            start = data.index(header)
+            data[start + at] ^= 0x01
+        return bytes(data)
+
+    def local_name(data: bytearray) -> bytes:
+        data[data.index(b"envelopes/0") + 10] = ord("1")  # the local header's copy of the name
+        return bytes(data)
+
+    def longer_local_name(data: bytearray) -> bytes:
+        start = data.index(b"PK\x03\x04")
+        data[start + 26] += 1  # the name runs one byte into the data
+        return bytes(data)
+
+    for change, reason in (
+        (other_crc, "Bad CRC-32 for file 'envelopes/0.envelope'"),
+        (local_name, "File name in directory 'envelopes/0.envelope' and header"),
+        (longer_local_name, "File name in directory 'envelopes/0.envelope' and header"),
+    ):
+        with pytest.raises(reading.BundleUnreadable, match=re.escape(reason)):
+            reading.read(damaged(tmp_path, change))
