@@ -7,10 +7,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, nodes, select_autoescape
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from markupsafe import Markup
+from markupsafe import Markup, escape
+
+try:  # markupsafe's own C escaping, which `escape` wraps in a new Markup for every value
+    from markupsafe._speedups import _escape_inner
+except ImportError:  # pragma: no cover - a markupsafe without its C speedups (or a later one)
+
+    def _escape_inner(s: str, /) -> str:
+        return str(escape(s))
+
 
 from rendering import flag_text
 from rendering.i18n import Reader
@@ -44,12 +53,41 @@ class ConstantMessages(Extension):
 DICT_ATTRIBUTES = frozenset(dir(dict))
 
 
+def html_text(value: Any) -> str:
+    """`str(markupsafe.escape(value))`: what a page prints for `{{ value }}`, as plain text. The
+    page is joined into one string, so the Markup that `escape` makes of each of a page's seven
+    hundred values (a Python constructor, a copy) is work thrown away."""
+    kind = type(value)
+    if kind is str:
+        return _escape_inner(value)
+    if kind is Markup:
+        return value
+    if hasattr(value, "__html__"):
+        return str(value.__html__())
+    return _escape_inner(str(value))
+
+
+class ReportCodeGenerator(CodeGenerator):
+    """Compiles `{{ value }}` to `environment.html_text(value)` where Jinja writes
+    `escape(value)` (autoescaped output, no finalize): the same text in the page. Only output is
+    compiled so; `~`, filters and messages still escape to Markup as they did."""
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: Any) -> None:
+        if frame.eval_ctx.autoescape and not frame.eval_ctx.volatile and finalize.src is None:
+            self.write("environment.html_text(")
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+
 class ReportEnvironment(Environment):
     """`x.name` on a plain dict (what every page reads: benchmark entries, views, rows) looks up
     the key straight away. Jinja first asks for an attribute of that name, and a dict has none
     unless it is one of dict's own (`items`, `get`, ...): those still go to Jinja's lookup, so
     every expression means what it did, but the failed attribute lookup is no longer paid a few
     thousand times per page."""
+
+    code_generator_class = ReportCodeGenerator
+    html_text = staticmethod(html_text)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict and attribute not in DICT_ATTRIBUTES:
