@@ -1,6 +1,6 @@
 """The national run's ledger checked from the outside, and the floor of one submission's cost.
 
-`check_ledger` reads the coordinator's database after the run. Every ledger row: its receipt is
+`check_ledger` reads the coordinator's database once the run's submissions are in. Every ledger row: its receipt is
 the coordinator's signature over that envelope's hash, leaf index, site, period and sequence, and is
 the very receipt the lab was given for the envelope it sent; the stored envelope hashes to what
 the receipt names; the leaf data is the header of that envelope (its site, period, sequence,
@@ -8,15 +8,21 @@ payload hash and envelope hash), or the envelope itself for a leaf of the older 
 hash is the hash of that data. Then the latest signed tree head is the root recomputed from all
 the leaves. Any difference raises LedgerCheckFailed, naming the leaf.
 
+`python -m bench.national_check` runs the ledger check and the node's receipt check at the
+sampled nodes in a process of its own, beside the benchmark (see `main`).
+
 `submit_floor` measures, in this process, what no Submit can avoid: one Ed25519 verification,
 one signed receipt, one payload parse and one durable write.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import sqlite3
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -101,10 +107,18 @@ def _check_leaf(
     return bytes(leaf_hash)
 
 
-def check_ledger(db: Path, coordinator_pem: Path, given: Mapping[str, Sequence[Given]]) -> str:
+@dataclass(frozen=True)
+class LedgerChecked:
+    summary: str  # one line
+    tree_size: int  # of the signed tree head checked (the latest)
+    root: bytes
+
+
+def check_ledger(
+    db: Path, coordinator_pem: Path, given: Mapping[str, Sequence[Given]]
+) -> LedgerChecked:
     """The ledger of `db` checked against the coordinator's public key and every lab's own record
-    of what it sent and was given (see the module's docstring); a one-line summary, or
-    LedgerCheckFailed."""
+    of what it sent and was given (see the module's docstring), or LedgerCheckFailed."""
     public = serialization.load_pem_public_key(coordinator_pem.read_bytes())
     assert isinstance(public, Ed25519PublicKey)
     raw = keys.public_raw(public)
@@ -143,11 +157,80 @@ def check_ledger(db: Path, coordinator_pem: Path, given: Mapping[str, Sequence[G
             f"the signed tree head (size {head.tree_size}) is not the root of the {len(leaves)}"
             " leaves"
         )
-    return (
+    return LedgerChecked(
         f"ledger check: {len(leaves):,} leaves; every receipt verifies and is the one its lab was"
         f" given for the envelope it sent; the signed tree head of size {head.tree_size:,} is the"
-        f" recomputed root {root.hex()[:16]}…"
+        f" recomputed root {root.hex()[:16]}…",
+        head.tree_size,
+        root,
     )
+
+
+def latest_head(db: Path) -> tuple[int, bytes]:
+    """(tree size, root hash) of the latest signed tree head in `db`."""
+    conn = sqlite3.connect(db)
+    try:
+        (signed,) = conn.execute(
+            "SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        conn.close()
+    head = wire.decode(wire.parse_envelope(bytes(signed)).payload, lpb.TreeHead)
+    return head.tree_size, head.root_hash
+
+
+def write_given(path: Path, given: Mapping[str, Sequence[Given]]) -> None:
+    """Every lab's record of what it sent and was given, for `main` in another process."""
+    path.write_text(
+        json.dumps(
+            {
+                site: [
+                    [g.period, g.sequence, g.envelope_sha256, base64.b64encode(g.receipt).decode()]
+                    for g in sent
+                ]
+                for site, sent in given.items()
+            }
+        )
+    )
+
+
+def read_given(path: Path) -> dict[str, list[Given]]:
+    return {
+        site: [Given(p, q, sha, base64.b64decode(receipt)) for p, q, sha, receipt in sent]
+        for site, sent in json.loads(path.read_text()).items()
+    }
+
+
+def verify_receipts(node_dirs: Sequence[Path]) -> int:
+    """The node's receipt check at each node directory (inclusion in the coordinator's tree of
+    today, consistency with every tree head it saw), over gRPC; the count of receipts verified."""
+    from node import config as node_config
+    from node import receipts
+    from node import store as node_store
+    from node.client import CoordinatorClient
+
+    checked = 0
+    for node_dir in node_dirs:
+        cfg = node_config.load(node_dir)
+        conn = node_store.connect(cfg.db_path)
+        try:
+            with CoordinatorClient(cfg) as client:
+                checked += receipts.verify_all(conn, client, receipts.coordinator_key(cfg)).checked
+        finally:
+            conn.close()
+    return checked
+
+
+def main() -> None:
+    """python -m bench.national_check DB COORDINATOR_PEM GIVEN_JSON NODE_DIR...
+
+    Prints the ledger check's line, then "verify-receipts: N receipts at M nodes", then
+    "head SIZE ROOT_HEX" (the tree head checked); exits 1 (LedgerCheckFailed) if a check fails."""
+    db, pem, given_file, *node_dirs = (Path(a) for a in sys.argv[1:])
+    checked = check_ledger(db, pem, read_given(given_file))
+    print(checked.summary, flush=True)
+    print(f"verify-receipts: {verify_receipts(node_dirs)} receipts at {len(node_dirs)} nodes")
+    print(f"head {checked.tree_size} {checked.root.hex()}")
 
 
 def _median_ms(fn: Callable[[], object], n: int, clock: Callable[[], float]) -> float:
@@ -201,3 +284,7 @@ def submit_floor(root: Path, template: Template) -> dict[str, float]:
     floor["fsync wait"] = _median_ms(durable_write, 100, time.perf_counter) - floor["durable write"]
     conn.close()
     return floor
+
+
+if __name__ == "__main__":
+    main()

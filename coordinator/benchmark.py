@@ -14,15 +14,12 @@ from typing import Any
 
 from coordinator import decoded_cache, flag_store, kept_benchmark, messages, store
 from method import METHOD_VERSION
-from method import benchmark as method_benchmark
-from method.inputs import EqaRoundInput, Inputs, periods_for_trends
+from method.inputs import EqaRoundInput, Inputs, periods_for_trends, window_length
 from method.standard import Standard
 from protos import wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import eqa_pb2 as epb
 from protos.rarenet.v1 import summary_pb2 as pb
-
-for_site = method_benchmark.for_site
 
 __all__ = [
     "EqaRoundInput",
@@ -39,6 +36,15 @@ __all__ = [
     "stored_fingerprint",
     "stored_leaves",
 ]
+
+
+def for_site(*args: Any, **kwargs: Any) -> Any:
+    """method.benchmark.for_site (the method, with numpy and scipy, is loaded when first used:
+    commands that only read what was kept start in a fraction of a second)."""
+    from method.benchmark import for_site as method_for_site
+
+    return method_for_site(*args, **kwargs)
+
 
 EARLIER_EQA_ROUNDS = 2  # the persistent-poor-performance rule looks at 3 consecutive rounds
 
@@ -84,7 +90,7 @@ def latest_summaries(
 def _window(period: str, standard: Standard | None) -> int:
     p = parse_period(period)
     quarters = standard.window_quarters if standard is not None else 4
-    return max(4, method_benchmark.window_length(p, quarters))
+    return max(4, window_length(p, quarters))
 
 
 def _window_labels(period: str, standard: Standard | None) -> list[str]:
@@ -263,6 +269,8 @@ def compute_from(
     """The method's benchmark of the signed inputs, with the flag messages written."""
     if progress:
         progress(f"{len(data.by_period.get(parse_period(period).label, {}))} site summaries")
+    from method import benchmark as method_benchmark
+
     result = messages.write(method_benchmark.compute(data, period, standard))
     if progress:
         progress(f"{len(result['flags'])} flags")

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import click
 
-from coordinator import benchmark as bench
-from coordinator import enrolment, report, store
+from coordinator import enrolment, store
 from coordinator.config import AlreadyServing, DataDir, SetupError
 from coordinator.config import init as init_data_dir
 from coordinator.errors import (
@@ -25,7 +24,6 @@ from coordinator.errors import (
     TemporarilyUnavailable,
 )
 from coordinator.rate_limit import DEFAULT_PER_MINUTE, SiteRateLimit
-from coordinator.server import TlsFiles, start
 from coordinator.standards import StandardError
 from coordinator.standards import load as load_standard
 from coordinator.store_check import StoreDamaged
@@ -151,6 +149,7 @@ def serve(
 
     from coordinator import reporting
     from coordinator.config import ServeConfig, load_serve_config
+    from coordinator.server import TlsFiles, start
 
     if config_path:
         cfg = load_serve_config(config_path)
@@ -362,7 +361,8 @@ def benchmark(
     single_process: bool,
 ) -> None:
     """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
-    from coordinator import decoded_cache, earlier_flags, followup
+    from coordinator import benchmark as bench
+    from coordinator import decoded_cache, earlier_flags, followup, report
     from protos.periods import parse as parse_period
     from rendering.pdf import PdfUnavailable
 

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import sqlite3
 
-from coordinator import benchmark, followup, report
 from coordinator.config import DataDir
 from coordinator.standards import Standard
 from protos.periods import containing
@@ -38,6 +37,10 @@ def refresh(
             ).fetchone()
             if done and done[0] >= last:
                 continue
+            # The method and the report (numpy, scipy, matplotlib) are loaded when a report is
+            # due, not when serve starts.
+            from coordinator import benchmark, followup, report
+
             out = data.path / "reports" / period.label
             decoded: benchmark.Decoded = {}  # as `rarenet-coordinator benchmark`: kept for later
             result = benchmark.compute(conn, period.label, standard, decoded=decoded, keep=True)

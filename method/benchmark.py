@@ -62,7 +62,7 @@ import numpy as np
 
 from method import METHOD_VERSION, eqa, hypergeom, noise, pvalues, rare, stats, strata
 from method.flags import Test, as_flags, decide, flag
-from method.inputs import EqaRoundInput, Inputs, periods_for_trends
+from method.inputs import EqaRoundInput, Inputs, periods_for_trends, window_length
 from method.overdispersion import Overdispersion, phi_winsorised
 from method.overdispersion import estimate as estimate_overdispersion
 from method.standard import Standard
@@ -99,10 +99,6 @@ _FUNNEL_WORDS = {
 def _limits(lim: stats.FunnelLimits) -> Json:
     """The limits as JSON: None where there is no limit (n = 0), never NaN."""
     return {k: (v if v == v else None) for k, v in lim.__dict__.items()}
-
-
-def window_length(period: Period, quarters: int) -> int:
-    return {"quarter": quarters, "month": 3 * quarters}.get(period.kind, max(1, quarters // 4))
 
 
 class _Noise:

@@ -31,6 +31,11 @@ class Inputs:
     eqa_rounds: list[EqaRoundInput]
 
 
+def window_length(period: Period, quarters: int) -> int:
+    """How many periods of period's kind make a window of `quarters` quarters."""
+    return {"quarter": quarters, "month": 3 * quarters}.get(period.kind, max(1, quarters // 4))
+
+
 def periods_for_trends(period: Period, count: int = 4) -> list[Period]:
     """The last `count` periods of the same kind, oldest first, ending with `period`."""
     periods = [period]

@@ -5,11 +5,20 @@ and sites are added many at once or not at all."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bench.national_check import Given, LedgerCheckFailed, check_ledger
+from bench.national_check import (
+    Given,
+    LedgerCheckFailed,
+    check_ledger,
+    latest_head,
+    read_given,
+    write_given,
+)
 from bench.national_labs import QUARTERS, TEMPLATE_SITE, _make, _Spec, make_pool
 from coordinator import enrolment
 from coordinator import store as coordinator_store
@@ -23,6 +32,8 @@ from protos import dsse, keys, wire
 from protos.rarenet.v1 import coordinator_pb2 as cpb
 from protos.rarenet.v1 import ledger_pb2 as lpb
 from tests.conftest import PERIOD
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -61,7 +72,31 @@ def _update(db: Path, sql: str, *args: object) -> None:
 
 def test_the_ledger_check_passes_on_an_honest_ledger(ledgered) -> None:
     db, pem, given, _ = ledgered
-    assert "2 leaves" in check_ledger(db, pem, given)
+    checked = check_ledger(db, pem, given)
+    assert "2 leaves" in checked.summary
+    assert (checked.tree_size, checked.root) == latest_head(db)
+
+
+def test_the_ledger_check_in_its_own_process_reads_what_the_labs_were_given(
+    ledgered, tmp_path: Path
+) -> None:
+    """`python -m bench.national_check` (run beside the benchmark) checks the same: it passes on
+    the honest ledger and names the tree head it checked; it fails once a lab's record differs."""
+    db, pem, given, _ = ledgered
+    given_file = tmp_path / "given.json"
+    write_given(given_file, given)
+    assert read_given(given_file) == given
+    argv = [sys.executable, "-m", "bench.national_check", str(db), str(pem), str(given_file)]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary, receipts_line, head_line = done.stdout.strip().splitlines()
+    assert "2 leaves" in summary and receipts_line == "verify-receipts: 0 receipts at 0 nodes"
+    size, root = latest_head(db)
+    assert head_line == f"head {size} {root.hex()}"
+    given["lab-a"] = [Given(PERIOD.label, 1, given["lab-a"][0].envelope_sha256, b"another")]
+    write_given(given_file, given)
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 1 and "another envelope or receipt" in done.stderr
 
 
 def test_a_receipt_not_signed_by_the_coordinator_fails(ledgered) -> None:
