@@ -27,13 +27,24 @@ from rendering.labels import label, rag
 
 TEMPLATES = Path(__file__).parent / "templates"
 CONSTANT_MESSAGE = ("variable_begin", "name", "lparen", "string", "rparen", "variable_end")
+MESSAGE_CALL = ("name", "lparen", "string", ("comma", "rparen"))
+
+
+def translated_message(text: str, /, **variables: Any) -> Markup:
+    """A translated message's text with its arguments: what the i18n extension's call gives
+    (its translation marked safe, then formatted with the arguments escaped)."""
+    return Markup(text) % variables
 
 
 class ConstantMessages(Extension):
     """`{{ _("literal") }}` (a message without arguments) reads the same on every page of one
     environment, as each environment serves one reader: translated once, when the template is
     compiled, instead of on each of a thousand labs' pages. The text is what the i18n extension's
-    call gives at run time (the translation, marked safe, formatted with no arguments)."""
+    call gives at run time (the translation, marked safe, formatted with no arguments).
+    Any other `_("literal", name=value, ...)` is translated when compiled too, and becomes
+    `"translation"|translated_message(name=value, ...)` (`_("literal")`:
+    `"translation"|translated_message`): a filter, called directly, where the extension's call
+    passes through the context three times on every page."""
 
     def filter_stream(self, stream: TokenStream) -> Iterable[Token]:
         reader = cast(Reader, self.environment.globals["reader"])
@@ -45,9 +56,25 @@ class ConstantMessages(Extension):
                 text = str(Markup(reader._(window[3].value)) % {})
                 yield Token(window[0].lineno, "data", text)
                 i += len(CONSTANT_MESSAGE)
-            else:
-                yield tokens[i]
-                i += 1
+                continue
+            call = tokens[i : i + len(MESSAGE_CALL)]
+            if (
+                len(call) == len(MESSAGE_CALL)
+                and tuple(t.type for t in call[:3]) == MESSAGE_CALL[:3]
+                and call[0].value == "_"
+                and call[3].type in MESSAGE_CALL[3]
+                and (i == 0 or tokens[i - 1].type != "dot")
+            ):
+                line = call[0].lineno
+                yield Token(line, "string", reader._(call[2].value))
+                yield Token(line, "pipe", "|")
+                yield Token(line, "name", "translated_message")
+                if call[3].type == "comma":
+                    yield Token(line, "lparen", "(")
+                i += len(MESSAGE_CALL)
+                continue
+            yield tokens[i]
+            i += 1
 
 
 DICT_ATTRIBUTES = frozenset(dir(dict))
@@ -119,6 +146,7 @@ def environment(reader: Reader, *extra: Path) -> Environment:
     env.filters["datetime"] = reader.datetime
     env.filters["label"] = lambda key, table: label(reader, table, key)
     env.filters["rag"] = rag
+    env.filters["translated_message"] = translated_message
     env.filters["flag_sentence"] = lambda flag, site=None: flag_text.sentence(reader, flag, site)
     env.filters["flag_subject"] = lambda flag: flag_text.subject(reader, flag)
     env.filters["kappa"] = lambda table: flag_text.kappa_text(reader, table)
