@@ -11,17 +11,10 @@ from jinja2 import Environment, FileSystemLoader, nodes, select_autoescape
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.ext import Extension
 from jinja2.lexer import Token, TokenStream
-from markupsafe import Markup, escape
-
-try:  # markupsafe's own C escaping, which `escape` wraps in a new Markup for every value
-    from markupsafe._speedups import _escape_inner
-except ImportError:  # pragma: no cover - a markupsafe without its C speedups (or a later one)
-
-    def _escape_inner(s: str, /) -> str:
-        return str(escape(s))
-
+from markupsafe import Markup
 
 from rendering import flag_text
+from rendering.escaping import html_text
 from rendering.i18n import Reader
 from rendering.labels import label, rag
 
@@ -78,20 +71,6 @@ class ConstantMessages(Extension):
 
 
 DICT_ATTRIBUTES = frozenset(dir(dict))
-
-
-def html_text(value: Any) -> str:
-    """`str(markupsafe.escape(value))`: what a page prints for `{{ value }}`, as plain text. The
-    page is joined into one string, so the Markup that `escape` makes of each of a page's seven
-    hundred values (a Python constructor, a copy) is work thrown away."""
-    kind = type(value)
-    if kind is str:
-        return _escape_inner(value)
-    if kind is Markup:
-        return value
-    if hasattr(value, "__html__"):
-        return str(value.__html__())
-    return _escape_inner(str(value))
 
 
 class ReportCodeGenerator(CodeGenerator):
