@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -324,7 +325,7 @@ class LabPages:
         return written
 
     def _write_one(self, site_id: str) -> list[Path]:
-        html = lab_report.render_utf8(
+        pieces = lab_report.render_pieces(
             site_view(self.ctx, site_id, self.followup, self.by_site),
             self.lang,
             funnels=self.base,
@@ -332,10 +333,24 @@ class LabPages:
             network_link=self.network_link,
         )
         path = self.out / page_name(site_id)
-        path.write_bytes(html)
+        write_pieces(path, pieces)
         if not self.as_pdf:
             return [path]
-        return [path, pdf.print_html(html.decode("utf-8"), path.with_suffix(".pdf"))]
+        html = b"".join(pieces).decode("utf-8")
+        return [path, pdf.print_html(html, path.with_suffix(".pdf"))]
+
+
+def write_pieces(path: Path, pieces: list[bytes]) -> None:
+    """`path.write_bytes(b"".join(pieces))` in one gathering write: a lab's page (433 KB at 3,000
+    labs, nine tenths of it funnels shared by every page) is never copied into one buffer first."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        done = os.writev(fd, pieces)
+        if done < sum(map(len, pieces)):  # a short write (a signal, a full disk): the rest
+            with open(fd, "wb", closefd=False) as fh:
+                fh.write(b"".join(pieces)[done:])
+    finally:
+        os.close(fd)
 
 
 def write_lab_reports(

@@ -295,10 +295,21 @@ def render_utf8(
     today: dt.date | None = None,
     network_link: str | None = None,
 ) -> bytes:
-    """The lab's report page in UTF-8. The template writes a short key where each funnel goes;
-    the funnel's drawing, encoded once for every lab (`Funnel.utf8_halves`), is joined in there
-    around this lab's mark: nine tenths of a page are never copied through the template, nor
-    encoded again for each lab."""
+    """The lab's report page in UTF-8 (`render_pieces` joined)."""
+    return b"".join(render_pieces(view, lang, funnels, today, network_link))
+
+
+def render_pieces(
+    view: dict,
+    lang: str = "en",
+    funnels: dict[str, Funnel] | None = None,
+    today: dt.date | None = None,
+    network_link: str | None = None,
+) -> list[bytes]:
+    """The lab's report page in UTF-8, in pieces to write one after the other. The template
+    writes a short key where each funnel goes; the funnel's drawing, encoded once for every lab
+    (`Funnel.utf8_halves`), goes there around this lab's mark: nine tenths of a page are never
+    copied through the template, nor encoded again, nor joined, for each lab."""
     template, context, marked = _page(view, lang, funnels, today, network_link)
     parts = _SPLICED.split(template.render(context))
     out = [parts[0].encode("utf-8")]
@@ -306,7 +317,7 @@ def render_utf8(
         drawn, mark = marked[int(parts[i])]
         head, tail = drawn.utf8_halves
         out += (head, mark.encode("utf-8"), tail, parts[i + 1].encode("utf-8"))
-    return b"".join(out)
+    return out
 
 
 def _page(
