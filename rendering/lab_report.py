@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template
@@ -208,11 +209,19 @@ def method_rows(reader: Reader, view: dict) -> list[dict]:
                     "class": label(reader, "method_class", cls),
                     "own": own,
                     "own_rate": own[0] / own[1] if own and own[1] else None,
+                    "own_text": share_text(reader, *own) if own else "—",
                     "network": net,
                     "network_rate": net[0] / net[1] if net and net[1] else None,
+                    "network_text": share_text(reader, *net) if net else "—",
                 }
             )
     return rows
+
+
+@lru_cache(maxsize=4096)  # the network's shares are the same on every lab's page
+def share_text(reader: Reader, positive: int, valid: int) -> str:
+    """A share with its counts: "2.25% (3,353/149,200)"."""
+    return f"{reader.pct(positive / valid if valid else None, 2)} ({reader.num(positive)}/{reader.num(valid)})"
 
 
 def eqa_schemes(site: dict) -> dict[str, dict[str, dict[str, int]]]:
