@@ -168,9 +168,10 @@ def _drawn(
     for key in ("in_control", "alert", "alarm"):
         if key in groups:
             colour, marker, text = styles[key]
+            xy = np.array(groups[key], dtype=float)  # not lists: scatter masks a list by element
             ax.scatter(
-                [x for x, _y in groups[key]],
-                [y for _x, y in groups[key]],
+                xy[:, 0],
+                xy[:, 1],
                 color=colour,
                 marker=marker,
                 s=22,
