@@ -37,17 +37,20 @@ listed for every leaf, because completeness cannot be proven without them (docs/
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import sqlite3
-import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import orjson
+
 from coordinator import benchmark, kept_benchmark, ledger, witnesses
+from coordinator.bundle_zip import BundleZip
 from coordinator.config import DataDir
 from coordinator.errors import NotFound
 from coordinator.standards import Standard
+from method.report_bytes import benchmark_bytes
 from protos import dsse, keys, leaf, merkle, wire
 from protos.periods import parse as parse_period
 from protos.rarenet.v1 import ledger_pb2 as lpb
@@ -69,50 +72,46 @@ def _witnessed_head(conn: sqlite3.Connection, appended: ledger.Ledger, used: lis
     return wire.parse_envelope(signed)
 
 
+REPORT = "report/benchmark.json"
+ReportBytes = Callable[[str], bytes | None]
+
+
 def build(
-    data: DataDir, standard: Standard, period: str, out: Path, site: str | None = None
+    data: DataDir,
+    standard: Standard,
+    period: str,
+    out: Path,
+    site: str | None = None,
+    report: ReportBytes | None = None,
 ) -> dict:
     """Write the bundle to `out` (by way of a temporary file beside it, renamed once complete)
-    and return its manifest. Each member is compressed as it is made, so memory holds one
-    member at a time beside the report, not the whole bundle."""
+    and return its manifest. Each member is compressed as it is made, by other threads
+    (coordinator/bundle_zip.py), so memory holds a few members at a time beside the report, not
+    the whole bundle.
+
+    report/benchmark.json is written last, after every member of the ledger. `report`, if given,
+    is called then with the fingerprint of the inputs this bundle reads
+    (coordinator.benchmark.fingerprint, as ComputedReport.inputs_sha256 gives it) and returns
+    benchmark.json's bytes of the full benchmark of exactly those inputs (ComputedReport.report,
+    e.g. from the `benchmark` command computing it meanwhile in another process), or None if it
+    has none for them: the bundle then reuses the kept benchmark or computes it, as it does
+    without `report`. The bundle is the same whichever way its report came."""
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     conn = sqlite3.connect(data.db, isolation_level=None)
     try:
         conn.execute("BEGIN")  # one snapshot: the tree head and every row below agree
-        with zipfile.ZipFile(
-            partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=COMPRESSLEVEL
-        ) as bundle:
-            writer = _Writer(bundle)
-            manifest = _contents(conn, data, standard, period, site, writer)
+        with BundleZip(partial) as bundle:
+            manifest = _contents(conn, data, standard, period, site, bundle, report)
             manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
             signature = data.signing_key().sign(dsse.pae(MANIFEST_TYPE, manifest_bytes))
-            bundle.writestr("MANIFEST.json", manifest_bytes)
-            bundle.writestr("MANIFEST.sig", signature)
+            bundle["MANIFEST.json"] = manifest_bytes
+            bundle["MANIFEST.sig"] = signature
         partial.replace(out)
     finally:
         conn.close()
         partial.unlink(missing_ok=True)
     return manifest
-
-
-# zlib level 3 compresses a bundle about 2.5x faster than the default 6, into a file about 15%
-# larger (measured on a 1,000-lab bundle: envelopes to 8.3% of their size instead of 7.1%).
-COMPRESSLEVEL = 3
-
-
-class _Writer:
-    """Members written to the bundle as they are made, each with its SHA-256 for the manifest."""
-
-    def __init__(self, bundle: zipfile.ZipFile) -> None:
-        self.bundle = bundle
-        self.sha256: dict[str, str] = {}
-
-    def __setitem__(self, name: str, content: bytes) -> None:
-        if name in self.sha256:
-            raise ValueError(f"{name} is written twice")
-        self.sha256[name] = hashlib.sha256(content).hexdigest()
-        self.bundle.writestr(name, content)
 
 
 def _contents(
@@ -121,42 +120,85 @@ def _contents(
     standard: Standard,
     period: str,
     site: str | None,
-    files: _Writer,
+    files: BundleZip,
+    given: ReportBytes | None,
 ) -> dict:
     key = data.signing_key()
     stored = benchmark.stored_leaves(conn, period, standard)
     report_period = parse_period(period).label
-    files["report/benchmark.json"] = _report(conn, standard, period, site, stored.fingerprint)
-    appended = ledger.Ledger(conn, key)
-    signed_head = _witnessed_head(conn, appended, stored.leaves)
-    head = wire.decode(signed_head.payload, lpb.TreeHead)
-    files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
-    files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
-    files["keys/witnesses.json"] = (
-        json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
-    )
-    periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
-    rounds = [round_.round_id for round_, _truth in stored.eqa_rounds]
-    leaves = ledger.leaves_for(
-        conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
-    )
-    files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
-    for round_, truth in stored.eqa_rounds:
-        (announcement,) = conn.execute(
-            "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (round_.round_id,)
-        ).fetchone()
-        files[f"eqa/{round_.round_id}/round.envelope"] = bytes(announcement)
-        files[f"eqa/{round_.round_id}/truth.csv"] = truth
-    keyids = set()
-    for index in leaves:
-        envelope, receipt, keyid = conn.execute(
-            "SELECT envelope, receipt, keyid FROM ledger WHERE leaf_index = ?", (index,)
-        ).fetchone()
-        files[f"envelopes/{index}.envelope"] = bytes(envelope)
-        files[f"receipts/{index}.envelope"] = bytes(receipt)
-        proof = appended.inclusion(index, head.tree_size)
-        files[f"proofs/{index}.json"] = _proof_json(index, head.tree_size, proof.hashes)
-        keyids.add(keyid)
+    kept = kept_benchmark.find_packed(conn, report_period, stored.fingerprint)
+    with ThreadPoolExecutor(1, thread_name_prefix="kept-benchmark") as pool:
+        # the kept report decompressed and checked meanwhile (it needs no database), unless one
+        # is to be given: the report is written last
+        unpacking = pool.submit(kept.unpacked) if kept is not None and given is None else None
+        appended = ledger.Ledger(conn, key)
+        signed_head = _witnessed_head(conn, appended, stored.leaves)
+        head = wire.decode(signed_head.payload, lpb.TreeHead)
+        files["tree_head.envelope"] = wire.envelope_bytes(signed_head)
+        files["checkpoint.txt"] = witnesses.cosigned(conn, key, head.tree_size, site).encode()
+        files["keys/witnesses.json"] = (
+            json.dumps(witnesses.witness_records(conn, site), indent=2).encode() + b"\n"
+        )
+        periods = [q.label for q in benchmark.periods_for_trends(parse_period(period))]
+        rounds = [round_.round_id for round_, _truth in stored.eqa_rounds]
+        leaves = ledger.leaves_for(
+            conn, head.tree_size, periods + [leaf.EQA_PERIOD_PREFIX + r for r in rounds], site
+        )
+        files["ledger/leaves.json"] = _leaves_json(conn, head.tree_size, set(leaves), files, site)
+        for round_, truth in stored.eqa_rounds:
+            (announcement,) = conn.execute(
+                "SELECT announcement FROM eqa_rounds WHERE round_id = ?", (round_.round_id,)
+            ).fetchone()
+            files[f"eqa/{round_.round_id}/round.envelope"] = bytes(announcement)
+            files[f"eqa/{round_.round_id}/truth.csv"] = truth
+        keyids = set()
+        for index, envelope, receipt, keyid in _ledger_rows(conn, leaves):
+            files[f"envelopes/{index}.envelope"] = envelope
+            files[f"receipts/{index}.envelope"] = receipt
+            proof = appended.inclusion(index, head.tree_size)
+            files[f"proofs/{index}.json"] = _proof_json(index, head.tree_size, proof.hashes)
+            keyids.add(keyid)
+        _key_members(conn, keyids, files)
+        files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
+        files["standard.toml"] = standard.text.encode("utf-8")
+        report = given(stored.fingerprint) if given is not None else None
+        if report is None and kept is not None:
+            report = unpacking.result() if unpacking is not None else kept.unpacked()
+    files[REPORT] = _report(conn, standard, period, site, report)
+    return {
+        "bundle": FORMAT,
+        "period": report_period,
+        "site": site,
+        "coordinator_keyid": dsse.keyid(key.public_key()),
+        "tree_size": head.tree_size,
+        "complete_for": {"periods": periods, "eqa_rounds": rounds},
+        "files": dict(sorted(files.sha256().items())),
+    }
+
+
+ROWS_AT_ONCE = 500  # leaves read by one query (SQLite allows 32,766 parameters, 999 before 3.32)
+
+
+def _ledger_rows(
+    conn: sqlite3.Connection, leaves: list[int]
+) -> Iterator[tuple[int, bytes, bytes, str]]:
+    """(leaf index, envelope, receipt, key id) of each of `leaves`, in their order."""
+    for start in range(0, len(leaves), ROWS_AT_ONCE):
+        chunk = leaves[start : start + ROWS_AT_ONCE]
+        rows = {
+            index: (bytes(envelope), bytes(receipt), keyid)
+            for index, envelope, receipt, keyid in conn.execute(
+                "SELECT leaf_index, envelope, receipt, keyid FROM ledger"
+                f" WHERE leaf_index IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        }
+        for index in chunk:
+            yield (index, *rows[index])
+
+
+def _key_members(conn: sqlite3.Connection, keyids: set[str], files: BundleZip) -> None:
+    """keys/KEYID.pem and enrolments/KEYID.envelope of each key, and keys/sites.json."""
     records = []
     for (
         keyid,
@@ -187,18 +229,6 @@ def _contents(
             }
         )
     files["keys/sites.json"] = json.dumps(records, indent=2).encode() + b"\n"
-    files["keys/coordinator.pem"] = keys.public_pem(keys.public_raw(key))
-    files["standard.toml"] = standard.text.encode("utf-8")
-    manifest = {
-        "bundle": FORMAT,
-        "period": report_period,
-        "site": site,
-        "coordinator_keyid": dsse.keyid(key.public_key()),
-        "tree_size": head.tree_size,
-        "complete_for": {"periods": periods, "eqa_rounds": rounds},
-        "files": dict(sorted(files.sha256.items())),
-    }
-    return manifest
 
 
 def _report(
@@ -206,30 +236,30 @@ def _report(
     standard: Standard,
     period: str,
     site: str | None,
-    inputs_sha256: str,
+    kept: bytes | None,
 ) -> bytes:
     """report/benchmark.json: the period's full benchmark (with --site, that site's own view of
-    it). The benchmark the `benchmark` command kept for these very inputs is reused
-    (coordinator/kept_benchmark.py); else it is computed from the signed inputs. Both are the
-    bytes kept_benchmark.report_bytes writes of the same function of the same inputs."""
-    kept = kept_benchmark.find(conn, parse_period(period).label, inputs_sha256)
+    it). `kept`: the full benchmark's bytes for these very inputs, if at hand (given to `build`,
+    or kept by the `benchmark` command: coordinator/kept_benchmark.py), are reused; else it is
+    computed from the signed inputs. Both are the bytes method.report_bytes.benchmark_bytes
+    writes of the same function of the same inputs."""
     if kept is not None and site is None:
         return kept
     full = (
-        json.loads(kept)
+        orjson.loads(kept)
         if kept is not None
         else benchmark.compute_from(benchmark.inputs(conn, period, standard), period, standard)
     )
     if site is not None and site not in full["sites"]:
         raise NotFound(f"no summary from site {site} for {period}")
-    return kept_benchmark.report_bytes(benchmark.for_site(full, site) if site else full)
+    return benchmark_bytes(benchmark.for_site(full, site) if site else full)
 
 
 def _leaves_json(
     conn: sqlite3.Connection,
     size: int,
     bundled: set[int],
-    files: _Writer,
+    files: BundleZip,
     site: str | None,
 ) -> bytes:
     """Every leaf up to the head: a header as its bytes, a whole-envelope leaf by the member that

@@ -10,11 +10,12 @@ import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from coordinator import decoded_cache, flag_store, kept_benchmark, messages, store
 from method import METHOD_VERSION
 from method.inputs import EqaRoundInput, Inputs, periods_for_trends, window_length
+from method.report_bytes import benchmark_bytes
 from method.standard import Standard
 from protos import wire
 from protos.periods import parse as parse_period
@@ -27,6 +28,8 @@ __all__ = [
     "Inputs",
     "compute",
     "compute_from",
+    "ComputedReport",
+    "compute_report",
     "fingerprint",
     "for_site",
     "inputs",
@@ -245,22 +248,65 @@ def compute(
     Decoded). With `keep`, what this run derived is kept in the database for later runs: the
     summaries it decoded (coordinator/decoded_cache.py) and the result's flags under the inputs'
     fingerprint (coordinator/flag_store.py, for later reports' flag history), and for the newest
-    period the whole result as its audit bundle writes it (coordinator/kept_benchmark.py)."""
+    period the whole result as its audit bundle writes it (coordinator/kept_benchmark.py). A run
+    that writes the report's benchmark.json too calls `compute_report` instead: one encoding."""
+    return _computed(conn, period, standard, progress, decoded, keep, encode=False)[0]
+
+
+class ComputedReport(NamedTuple):
+    """A benchmark as the `benchmark` command computes it (compute_report)."""
+
+    result: dict[str, Any]
+    report: bytes  # benchmark.json: method.report_bytes.benchmark_bytes(result)
+    inputs_sha256: str  # the fingerprint of its inputs (as audit_bundle.build's `report` is asked)
+
+
+def compute_report(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard,
+    progress: Callable[[str], None] | None = None,
+    decoded: Decoded | None = None,
+) -> ComputedReport:
+    """compute(..., keep=True), with benchmark.json's bytes of the result encoded once: the bytes
+    the report writes (report.write_benchmark) are the bytes kept for the audit bundle."""
+    result, report, inputs_sha256 = _computed(
+        conn, period, standard, progress, decoded, True, encode=True
+    )
+    assert report is not None and inputs_sha256 is not None
+    return ComputedReport(result, report, inputs_sha256)
+
+
+def _computed(
+    conn: sqlite3.Connection,
+    period: str,
+    standard: Standard,
+    progress: Callable[[str], None] | None,
+    decoded: Decoded | None,
+    keep: bool,
+    encode: bool,
+) -> tuple[dict[str, Any], bytes | None, str | None]:
+    """(result, its benchmark_bytes if asked for or kept, the inputs' fingerprint if kept): see
+    compute."""
     fresh: Decoded = {}
     data = inputs(conn, period, standard, decoded, fresh)
     result = compute_from(data, period, standard, progress)
-    if keep:
-        flags = flag_store.by_site(result)
-        label = parse_period(period).label
-        inputs_sha256 = fingerprint(data, period, standard)
-        for problem in (
-            decoded_cache.keep(conn, fresh),
-            flag_store.keep(conn, label, inputs_sha256, flags),
-            kept_benchmark.keep(conn, label, inputs_sha256, result),
-        ):
-            if problem and progress:
-                progress(problem)
-    return result
+    label = parse_period(period).label
+    kept = keep and kept_benchmark.wanted(conn, label)
+    report = benchmark_bytes(result) if encode or kept else None
+    if not keep:
+        return result, report, None
+    inputs_sha256 = fingerprint(data, period, standard)
+    for problem in (
+        decoded_cache.keep(conn, fresh),
+        flag_store.keep(conn, label, inputs_sha256, flag_store.by_site(result)),
+        kept_benchmark.keep(conn, label, inputs_sha256, report)
+        if kept and report is not None
+        else None,
+    ):
+        if problem and progress:
+            progress(problem)
+    return result, report, inputs_sha256
 
 
 def compute_from(

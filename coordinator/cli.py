@@ -350,6 +350,14 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
     "the labs' pages, which takes about one more benchmark's memory (at 3,000 labs about 1.9 GB "
     "in all, against 1.2 GB).",
 )
+@click.option(
+    "--audit-bundle",
+    "bundle_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the period's audit bundle to this .zip (what `audit-bundle --period` "
+    "writes), built in a second process while the benchmark is computed (here, after the "
+    "report, with --single-process).",
+)
 def benchmark(
     data_dir: Path,
     period: str,
@@ -359,10 +367,12 @@ def benchmark(
     lab_reports: bool,
     lab_pdfs: bool,
     single_process: bool,
+    bundle_path: Path | None,
 ) -> None:
     """Write OUT/benchmark.json, CSV tables, OUT/followup.json and OUT/index.html for PERIOD."""
     from coordinator import benchmark as bench
     from coordinator import decoded_cache, earlier_flags, followup, report
+    from coordinator.bundle_beside import BundleBeside, build_here
     from protos.periods import parse as parse_period
     from rendering.pdf import PdfUnavailable
 
@@ -373,6 +383,12 @@ def benchmark(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     say = lambda m: click.echo(f"… {m}", err=True)
+    # The bundle's ledger members are written while the benchmark is computed; its report last.
+    bundle = (
+        BundleBeside(data, standard, parse_period(period).label, bundle_path)
+        if bundle_path is not None and not single_process
+        else None
+    )
     conn = sqlite3.connect(data.db)
     # The flag history's earlier periods not kept from an earlier run are benchmarked in a second
     # process meanwhile (coordinator/earlier_flags.py); without one, first, here.
@@ -400,7 +416,10 @@ def benchmark(
                 conn, earlier, standard, decoded=decoded, progress=say
             )
     try:
-        result = bench.compute(conn, period, standard, progress=say, decoded=decoded, keep=True)
+        computed = bench.compute_report(conn, period, standard, progress=say, decoded=decoded)
+        result = computed.result
+        if bundle is not None and result["sites"]:
+            bundle.give(computed.inputs_sha256, computed.report)
         if worker is not None:
             decoded.clear()  # no earlier period is benchmarked in this process
         if not result["sites"]:
@@ -413,12 +432,19 @@ def benchmark(
         if note:
             click.echo(f"NOTE: {note}", err=True)
             result["notes"] = [note]
-        written = report.write_benchmark(result, out)
+        # benchmark.json's bytes as kept for the audit bundle (a note is the report's own: then
+        # encoded again), let go once written
+        written = report.write_benchmark(result, out, None if note else computed.report)
+        del computed
         lab_pages = True if lab_reports or lab_pdfs else None
         ctx = report.drawn(result, language, lab_pages)
         if worker is not None:
             known.update(worker.flags(conn, progress=say))
         extra = followup.gather(conn, result, standard, progress=say, decoded=decoded, known=known)
+    except BaseException:
+        if bundle is not None:
+            bundle.cancel()
+        raise
     finally:
         if worker is not None:
             worker.stop()
@@ -436,9 +462,18 @@ def benchmark(
             ctx=ctx,
         )
     except PdfUnavailable as exc:
+        if bundle is not None:
+            bundle.cancel()
         raise click.ClickException(str(exc)) from None
     for path in written:
         click.echo(path)
+    if bundle_path is not None:
+        built = bundle.built() if bundle is not None else None
+        if not isinstance(built, dict):  # no second process, or it failed: here, as audit-bundle
+            if built:
+                say(f"the audit bundle is built here: {built}")
+            built = build_here(data, standard, parse_period(period).label, bundle_path)
+        _said_bundle(data, bundle_path, built["files"], built["tree_size"], None)
 
 
 MIN_SITES_FOR_FUNNELS = 3
@@ -619,14 +654,20 @@ def audit_bundle(
     data_dir: Path, period: str, site: str | None, out: Path, standard_path: Path | None
 ) -> None:
     """Write a signed bundle an auditor verifies offline with `rarenet-audit verify`."""
-    from coordinator import witnesses
     from coordinator.audit_bundle import build
 
     data = DataDir(data_dir).check()
     manifest = build(data, load_standard(standard_path or data.standard), period, out, site)
-    click.echo(f"wrote {out}: {len(manifest['files'])} files, tree size {manifest['tree_size']}")
+    _said_bundle(data, out, len(manifest["files"]), manifest["tree_size"], site)
+
+
+def _said_bundle(data: DataDir, out: Path, files: int, tree_size: int, site: str | None) -> None:
+    """What was written, and who cosigned its checkpoint."""
+    from coordinator import witnesses
+
+    click.echo(f"wrote {out}: {files} files, tree size {tree_size}")
     with closing(sqlite3.connect(data.db)) as conn:
-        cosigners = witnesses.cosigners(conn, manifest["tree_size"])
+        cosigners = witnesses.cosigners(conn, tree_size)
     if site is not None:  # a site's bundle carries only its own cosignature
         cosigners = [c for c in cosigners if c == site]
     click.echo(

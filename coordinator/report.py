@@ -14,13 +14,13 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
 
 from markupsafe import Markup
 
-from coordinator import kept_benchmark, second_process
+from coordinator import second_process
 from coordinator.lab_view import NetworkContext, followup_by_site, method_classes, site_view
 from coordinator.standards import Standard
+from method.report_bytes import benchmark_bytes
 from rendering import csv_safe, lab_report, pdf, svg
 from rendering.environment import environment
 from rendering.i18n import LANGUAGES, Reader
@@ -367,22 +367,14 @@ def write_lab_reports(
     return pages.write(sorted(benchmark["sites"]))
 
 
-def write_json(fh: TextIO, value: Any) -> None:
-    """What `json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))` gives,
-    and a newline, written to `fh` piece by piece (kept_benchmark.report_pieces): the same text,
-    but never the whole of a national benchmark (165 MB, and as much again while it is built) in
-    memory at once. Compact, so the C encoder does the work (indent= forces the pure-Python one,
-    15x slower on a large network)."""
-    fh.writelines(kept_benchmark.report_pieces(value))
-
-
-def write_benchmark(benchmark: dict, out: Path) -> list[Path]:
+def write_benchmark(benchmark: dict, out: Path, encoded: bytes | None = None) -> list[Path]:
     """benchmark.json and the benchmark's CSV tables in out/: what needs no follow-up, so a report
-    run writes them while the flag history is still being found."""
+    run writes them while the flag history is still being found. benchmark.json holds
+    method.report_bytes.benchmark_bytes(benchmark): `encoded` if given (the bytes
+    benchmark.compute_report kept, not encoded a second time), else encoded here."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "benchmark.json"
-    with path.open("w", encoding="utf-8") as fh:
-        write_json(fh, benchmark)
+    path.write_bytes(benchmark_bytes(benchmark) if encoded is None else encoded)
     written = [path]
     for name, columns in CSV_TABLES.items():
         path = out / name

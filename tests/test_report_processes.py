@@ -87,21 +87,3 @@ def test_the_page_as_utf8_is_the_page_encoded(network, lang) -> None:
     page = lab_report.render(view, lang)
     assert not page.isascii()  # the pieces encoded one by one include non-ASCII ones
     assert lab_report.render_utf8(view, lang) == page.encode("utf-8")
-
-
-def test_benchmark_json_written_piece_by_piece_is_json_dumps() -> None:
-    import io
-    import json
-
-    from coordinator.report import write_json
-
-    value = {
-        "sites": {"lab-b": {"名": [1, 2.5, None], "z": {"a": 1e-300}}, "lab-a": {}},
-        "flags": [{"message": "低于 ✓"}],
-        "period": "2026Q3",
-        "empty": {},
-    }
-    fh = io.StringIO()
-    write_json(fh, value)
-    expected = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    assert fh.getvalue() == expected + "\n"
