@@ -44,12 +44,13 @@ def find(conn: sqlite3.Connection, leaves: Iterable[int]) -> dict[int, pb.SiteSu
     return found
 
 
-def keep_in(conn: sqlite3.Connection, leaf: int, summary: pb.SiteSummary) -> None:
-    """Keep one summary's message inside the caller's transaction (intake, as it stores the
-    summary: the benchmark's first run then reads every summary without decoding its JSON)."""
-    conn.execute(
+def keep_in(conn: sqlite3.Connection, decoded: Iterable[tuple[int, pb.SiteSummary]]) -> None:
+    """Keep summaries' messages, (leaf, message) pairs, inside the caller's transaction (intake,
+    as it stores a batch of summaries: the benchmark's first run then reads every summary without
+    decoding its JSON)."""
+    conn.executemany(
         "INSERT OR IGNORE INTO summary_messages (leaf_index, message) VALUES (?, ?)",
-        (leaf, summary.SerializeToString()),
+        ((leaf, summary.SerializeToString()) for leaf, summary in decoded),
     )
 
 

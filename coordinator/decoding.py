@@ -35,9 +35,10 @@ def read(
     """The payload decoded as its type says, and what is wrong with its content (None if nothing);
     ContractError, saying why, if it cannot be read as that type. Names in summaries are checked
     against `vocabulary` (the standard's) when one is given."""
-    message: Payload = wire.decode(payload, MESSAGE_TYPES[payload_type])
+    message: Payload
+    message, fields = wire.decode_fields(payload, MESSAGE_TYPES[payload_type])
     try:
-        check_content(message, vocabulary)
+        check_content(message, vocabulary, fields)
         return message, None
     except CoordinatorError as exc:
         return message, exc
@@ -48,7 +49,9 @@ def read(
 def check_content(
     message: pb.SiteSummary | epb.EqaResponse | apb.CorrectiveAction,
     vocabulary: Vocabulary | None = None,
+    fields: wire.JsonObject | None = None,
 ) -> None:
+    """`fields`: the JSON object a summary was decoded from (wire.decode_fields), if it was."""
     if message.schema_version not in KNOWN_SCHEMAS:
         what = {
             pb.SiteSummary: "summary",
@@ -80,4 +83,4 @@ def check_content(
         )
     if message.sequence < 1:
         raise InvalidRequest("sequence numbers start at 1")
-    check_summary(message, vocabulary)
+    check_summary(message, vocabulary, fields)

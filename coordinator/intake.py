@@ -467,6 +467,7 @@ class Intake:
         staged = self.ledger.stage([_accepted(item) for item in accepted])
         conn = self.conn
         summaries: list[tuple[int, str, str, int, str, str]] = []  # written in one statement
+        messages: list[tuple[int, pb.SiteSummary]] = []  # kept decoded, in one statement
         conn.execute("BEGIN IMMEDIATE")
         try:
             self.ledger.write(conn, staged)
@@ -500,12 +501,13 @@ class Intake:
                         item.envelope.payload.decode("utf-8"),
                     )
                 )
-                decoded_cache.keep_in(conn, index, summary)
+                messages.append((index, summary))
             conn.executemany(
                 "INSERT INTO summaries (leaf_index, site_id, period, sequence, standard_version, payload)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 summaries,
             )
+            decoded_cache.keep_in(conn, messages)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -67,6 +67,9 @@ class Ledger:
             "SELECT signed FROM tree_heads ORDER BY tree_size DESC LIMIT 1"
         ).fetchone()
         self._latest = wire.parse_envelope(row[0]) if row else None
+        # The highest sequence accepted from each site read so far: read from the table once,
+        # then kept as batches commit (this object appends every row, as it keeps the tree).
+        self._last_sequences: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self.tree)
@@ -139,6 +142,9 @@ class Ledger:
         """Take the committed batch into the tree; the answer to each of its envelopes."""
         for leaf_hash in staged.leaves:
             self.tree.append(leaf_hash)
+        for a in staged.accepted:
+            if a.site_id in self._last_sequences:
+                self._last_sequences[a.site_id] = max(self._last_sequences[a.site_id], a.sequence)
         self._latest = staged.signed_head
         size = staged.head.tree_size
         return [
@@ -179,21 +185,22 @@ class Ledger:
             inclusion_proof=self.inclusion(index, size),
         )
 
-    @staticmethod
-    def last_sequences(conn: sqlite3.Connection, sites: Collection[str]) -> dict[str, int]:
-        """The highest sequence number accepted from each of these sites (0 before its first), in
-        one query for a batch's sites."""
-        wanted = list(sites)
-        last = dict.fromkeys(wanted, 0)
-        for i in range(0, len(wanted), _SITES_AT_ONCE):
-            chunk = wanted[i : i + _SITES_AT_ONCE]
+    def last_sequences(self, conn: sqlite3.Connection, sites: Collection[str]) -> dict[str, int]:
+        """The highest sequence number accepted from each of these sites (0 before its first): a
+        site's is read from the table the first time it is asked for (one query for a batch's
+        new sites), then kept up to date by `committed`."""
+        unread = [site for site in sites if site not in self._last_sequences]
+        for i in range(0, len(unread), _SITES_AT_ONCE):
+            chunk = unread[i : i + _SITES_AT_ONCE]
+            found = dict.fromkeys(chunk, 0)
             for site_id, sequence in conn.execute(
                 "SELECT site_id, MAX(sequence) FROM ledger"
                 f" WHERE site_id IN ({','.join('?' * len(chunk))}) GROUP BY site_id",
                 chunk,
             ):
-                last[site_id] = int(sequence or 0)
-        return last
+                found[site_id] = int(sequence or 0)
+            self._last_sequences.update(found)
+        return {site: self._last_sequences[site] for site in sites}
 
     def latest_head(self, conn: sqlite3.Connection) -> Envelope:
         if self._latest is None:

@@ -11,6 +11,7 @@ says what is wrong and where, so the lab can fix its node or report a bug.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from coordinator.errors import InvalidRequest
 from coordinator.standards import Standard
 from protos import wire
 from protos.rarenet.v1 import summary_pb2 as pb
+from protos.wire import JsonObject
 
 MAX_PAYLOAD_BYTES = 2 * 1024 * 1024  # a lab's quarterly summary is about 30 KB
 MAX_STRATA = 5_000
@@ -35,6 +37,7 @@ MAX_EPSILON = 20.0
 # one patient (about 10-20) over an epsilon of 0.1 or more stays well under this.
 MAX_NOISE_SCALE = 1_000.0
 CELLS = ("positive", "negative", "failed", "equivocal")
+_CELL_SET = frozenset(CELLS)
 MECHANISMS = ("geometric",)  # the benchmark widens intervals for these (coordinator/stats.py)
 
 
@@ -46,6 +49,11 @@ class Vocabulary:
     methods: frozenset[str]
     specimens: frozenset[str]
     histology_groups: frozenset[str]
+
+    @functools.cached_property
+    def sides(self) -> frozenset[str]:
+        """What a concordance table may compare: methods, and specimens (tissue vs plasma)."""
+        return self.methods | self.specimens
 
     @classmethod
     def of(cls, standard: Standard) -> Vocabulary:
@@ -85,29 +93,52 @@ def _at_most(count: int, limit: int, what: str) -> None:
         raise InvalidRequest(f"the summary has {count} {what}, more than the {limit} allowed")
 
 
-def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> None:
-    """InvalidRequest naming the first field whose value makes no sense; None if all do."""
-    if summary.sequence > MAX_SEQUENCE:
+def check_summary(
+    summary: pb.SiteSummary, vocabulary: Vocabulary | None, fields: JsonObject | None = None
+) -> None:
+    """InvalidRequest naming the first field whose value makes no sense; None if all do.
+
+    `fields`: the JSON object the summary was decoded from (wire.decode_fields), read in place of
+    the message: the same values (an absent key or null is the field's default), read several
+    times faster than the message's attributes. Without it, the message's fields are read out
+    first (wire.fields_of)."""
+    _check(wire.fields_of(summary) if fields is None else fields, vocabulary)
+
+
+def _check(summary: JsonObject, vocabulary: Vocabulary | None) -> None:
+    sequence = summary.get("sequence") or 0
+    if sequence > MAX_SEQUENCE:
         raise InvalidRequest(
-            f"sequence {summary.sequence} is beyond {MAX_SEQUENCE}; sequence numbers count "
-            "summaries from 1"
+            f"sequence {sequence} is beyond {MAX_SEQUENCE}; sequence numbers count summaries from 1"
         )
-    _at_most(len(summary.strata), MAX_STRATA, "strata")
+    strata = summary.get("strata") or ()
+    turnaround = summary.get("turnaround") or ()
+    concordance = summary.get("concordance") or ()
+    vaf = summary.get("vaf") or ()
+    panel = summary.get("panel") or {}
+    specimen_tests = summary.get("specimen_tests") or ()
+    _at_most(len(strata), MAX_STRATA, "strata")
     for what, items in (
-        ("turnaround histograms", summary.turnaround),
-        ("concordance tables", summary.concordance),
-        ("VAF histograms", summary.vaf),
-        ("panel biomarkers", summary.panel.biomarkers),
-        ("tests per specimen", summary.specimen_tests),
+        ("turnaround histograms", turnaround),
+        ("concordance tables", concordance),
+        ("VAF histograms", vaf),
+        ("panel biomarkers", panel.get("biomarkers") or ()),
+        ("tests per specimen", specimen_tests),
     ):
         _at_most(len(items), MAX_TABLES, what)
-    _check_privacy(summary.policy.differential_privacy)
+    _check_privacy((summary.get("policy") or {}).get("differential_privacy") or {})
     seen: set[tuple[str, str, str, str]] = set()
     if vocabulary is not None:
         biomarkers, methods = vocabulary.biomarkers, vocabulary.methods
         specimens, histologies = vocabulary.specimens, vocabulary.histology_groups
-    for s in summary.strata:  # the hot loop: messages are built only for a refusal
-        key = (s.biomarker, s.method, s.specimen, s.histology_group)
+    for s in strata:  # the hot loop: messages are built only for a refusal
+        get = s.get
+        key = (
+            get("biomarker") or "",
+            get("method") or "",
+            get("specimen") or "",
+            get("histology_group") or "",
+        )
         if vocabulary is not None and not (
             key[0] in biomarkers
             and key[1] in methods
@@ -115,74 +146,85 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             and key[3] in histologies
         ):
             where = _stratum(s)
-            _name(s.biomarker, vocabulary.biomarkers, "biomarker", where)
-            _name(s.method, vocabulary.methods, "method", where)
-            _name(s.specimen, vocabulary.specimens, "specimen", where)
-            _name(s.histology_group, vocabulary.histology_groups, "histology group", where)
+            _name(key[0], vocabulary.biomarkers, "biomarker", where)
+            _name(key[1], vocabulary.methods, "method", where)
+            _name(key[2], vocabulary.specimens, "specimen", where)
+            _name(key[3], vocabulary.histology_groups, "histology group", where)
         if key in seen:
             raise InvalidRequest(f"{_stratum(s)} appears twice; each stratum is listed once")
         seen.add(key)
-        tests = s.tests
+        tests = get("tests") or 0
         if tests > MAX_COUNT:
             _too_many(_stratum(s), "tests", tests)
         if (
-            s.withheld
-            or s.suppressed_cells
-            or s.positive + s.negative + s.failed + s.equivocal != tests
+            get("withheld")
+            or get("suppressed_cells")
+            or (get("positive") or 0)
+            + (get("negative") or 0)
+            + (get("failed") or 0)
+            + (get("equivocal") or 0)
+            != tests
         ):
-            _check_cells(s, _stratum(s))
-    for h in summary.turnaround:  # where a refusal is is said only once there is one
-        if vocabulary is not None and h.specimen not in specimens:
-            _name(h.specimen, specimens, "specimen", _turnaround(h))
-        if len(h.counts) > MAX_BINS:
-            _at_most(len(h.counts), MAX_BINS, f"bins in the {_turnaround(h)}")
-        if h.withheld:
+            _check_cells(s)
+    for h in turnaround:  # where a refusal is is said only once there is one
+        if vocabulary is not None and (h.get("specimen") or "") not in specimens:
+            _name(h.get("specimen") or "", specimens, "specimen", _turnaround(h))
+        bins = h.get("counts") or ()
+        if len(bins) > MAX_BINS:
+            _at_most(len(bins), MAX_BINS, f"bins in the {_turnaround(h)}")
+        if h.get("withheld"):
             continue
-        total, binned = h.total, sum(h.counts)
+        total, binned, within = h.get("total") or 0, sum(bins), h.get("within_target") or 0
         if total > MAX_COUNT:
             _too_many(_turnaround(h), "total", total)
-        if binned != total or h.within_target > total:
+        if binned != total or within > total:
             raise InvalidRequest(
                 f"{_turnaround(h)}: the bins add up to {binned}, total is {total} and "
-                f"{h.within_target} are within target; the bins must add up to the total and "
+                f"{within} are within target; the bins must add up to the total and "
                 "within target cannot exceed it"
             )
-    sides = vocabulary.methods | vocabulary.specimens if vocabulary is not None else frozenset()
-    for t in summary.concordance:
+    sides = vocabulary.sides if vocabulary is not None else frozenset()
+    for t in concordance:
+        get = t.get
         pairs = (
-            t.both_positive
-            + t.index_positive_comparator_negative
-            + t.index_negative_comparator_positive
-            + t.both_negative
-            + t.excluded_failed
+            (get("both_positive") or 0)
+            + (get("index_positive_comparator_negative") or 0)
+            + (get("index_negative_comparator_positive") or 0)
+            + (get("both_negative") or 0)
+            + (get("excluded_failed") or 0)
         )
         if pairs > MAX_COUNT:
             _too_many(_table(t), "pairs", pairs)
-        if t.kind not in ("inter_method", "tissue_plasma"):
+        if get("kind") not in ("inter_method", "tissue_plasma"):
             raise InvalidRequest(f"{_table(t)}: kind must be inter_method or tissue_plasma")
+        biomarker = get("biomarker") or ""
+        index, comparator = get("index_method") or "", get("comparator_method") or ""
         if vocabulary is not None and not (
-            t.biomarker in biomarkers and t.index_method in sides and t.comparator_method in sides
+            biomarker in biomarkers and index in sides and comparator in sides
         ):
             where = _table(t)
-            _name(t.biomarker, biomarkers, "biomarker", where)
-            _name(t.index_method, sides, "index method", where)
-            _name(t.comparator_method, sides, "comparator method", where)
-    _check_panel(summary.panel, vocabulary)
-    _check_specimen_tests(summary.specimen_tests, vocabulary)
-    for v in summary.vaf:
-        if vocabulary is not None and not (v.biomarker in biomarkers and v.method in methods):
-            _name(v.biomarker, biomarkers, "biomarker", _vaf(v))
-            _name(v.method, methods, "method", _vaf(v))
-        edges = list(v.edges)
+            _name(biomarker, biomarkers, "biomarker", where)
+            _name(index, sides, "index method", where)
+            _name(comparator, sides, "comparator method", where)
+    _check_panel(panel, vocabulary)
+    _check_specimen_tests(specimen_tests, vocabulary)
+    for v in vaf:
+        get = v.get
+        biomarker, method = get("biomarker") or "", get("method") or ""
+        if vocabulary is not None and not (biomarker in biomarkers and method in methods):
+            _name(biomarker, biomarkers, "biomarker", _vaf(v))
+            _name(method, methods, "method", _vaf(v))
+        edges = get("edges") or ()
         if len(edges) > MAX_BINS:
             _at_most(len(edges), MAX_BINS, f"bin edges in the {_vaf(v)}")
+        edges = list(map(float, edges))  # a float field's value may be written as an integer
         if not all(map(math.isfinite, edges)) or not all(map(operator.lt, edges, edges[1:])):
             raise InvalidRequest(f"{_vaf(v)}: bin edges must be finite and increasing")
-        counts = v.counts
+        counts = get("counts") or ()
         results = sum(counts)
         if results > MAX_COUNT:
             _too_many(_vaf(v), "results", results)
-        if v.withheld:  # withheld for disclosure control: the edges, no counts
+        if get("withheld"):  # withheld for disclosure control: the edges, no counts
             if counts:
                 raise InvalidRequest(f"{_vaf(v)}: a withheld histogram carries no counts")
         elif edges and len(counts) != len(edges) - 1:
@@ -191,111 +233,126 @@ def check_summary(summary: pb.SiteSummary, vocabulary: Vocabulary | None) -> Non
             )
 
 
-def _turnaround(h: pb.TurnaroundHistogram) -> str:
-    return f"turnaround histogram {h.specimen[:40]}"
+# Where a refusal is: the names of the table, read from its JSON object (absent or null: "").
+def _text(table: JsonObject, name: str) -> str:
+    return str(table.get(name) or "")[:40]
 
 
-def _table(t: pb.ConcordanceTable) -> str:
-    return f"concordance table {t.kind[:40]} {t.biomarker[:40]}"
+def _turnaround(h: JsonObject) -> str:
+    return f"turnaround histogram {_text(h, 'specimen')}"
 
 
-def _vaf(v: pb.VafHistogram) -> str:
-    return f"VAF histogram {v.biomarker[:40]}/{v.method[:40]}"
+def _table(t: JsonObject) -> str:
+    return f"concordance table {_text(t, 'kind')} {_text(t, 'biomarker')}"
 
 
-def _stratum(s: pb.StratumCounts) -> str:
-    return f"stratum {s.biomarker[:40]}/{s.method[:40]}/{s.specimen[:40]}"
+def _vaf(v: JsonObject) -> str:
+    return f"VAF histogram {_text(v, 'biomarker')}/{_text(v, 'method')}"
 
 
-def _check_cells(s: pb.StratumCounts, where: str) -> None:
-    suppressed = list(s.suppressed_cells)
-    unknown = [c for c in suppressed if c not in CELLS]
-    if unknown or len(set(suppressed)) != len(suppressed):
+def _stratum(s: JsonObject) -> str:
+    return f"stratum {_text(s, 'biomarker')}/{_text(s, 'method')}/{_text(s, 'specimen')}"
+
+
+def _check_cells(s: JsonObject) -> None:
+    """A stratum's cells against its tests, withholding and suppression (the message saying where
+    is written only for a refusal)."""
+    get = s.get
+    suppressed = get("suppressed_cells") or []
+    if len(set(suppressed)) != len(suppressed) or not _CELL_SET.issuperset(suppressed):
+        unknown = [c for c in suppressed if c not in CELLS]
         raise InvalidRequest(
-            f"{where}: suppressed_cells may name each of {', '.join(CELLS)} once, not {unknown or suppressed}"
+            f"{_stratum(s)}: suppressed_cells may name each of {', '.join(CELLS)} once, not "
+            f"{unknown or list(suppressed)}"
         )
-    cells = {c: getattr(s, c) for c in CELLS}
-    if s.withheld:
-        if any(cells.values()):
-            raise InvalidRequest(f"{where}: a withheld stratum releases no cells")
+    positive, negative = get("positive") or 0, get("negative") or 0
+    failed, equivocal = get("failed") or 0, get("equivocal") or 0
+    tests = get("tests") or 0
+    if get("withheld"):
+        if positive or negative or failed or equivocal:
+            raise InvalidRequest(f"{_stratum(s)}: a withheld stratum releases no cells")
         return
-    if any(cells[c] for c in suppressed):
-        raise InvalidRequest(f"{where}: a suppressed cell is released as 0")
-    released = sum(cells.values())
-    if released > s.tests or (not suppressed and released != s.tests):
+    if any(get(c) for c in suppressed):
+        raise InvalidRequest(f"{_stratum(s)}: a suppressed cell is released as 0")
+    released = positive + negative + failed + equivocal
+    if released > tests or (not suppressed and released != tests):
         raise InvalidRequest(
-            f"{where}: cells do not add up to tests ({released} released, tests {s.tests}); "
+            f"{_stratum(s)}: cells do not add up to tests ({released} released, tests {tests}); "
             "without suppression they must add up to tests, with it they cannot exceed it"
         )
 
 
-def _check_panel(panel: pb.PanelCoverage, vocabulary: Vocabulary | None) -> None:
-    if panel.withheld:
-        if panel.patients or panel.with_all_required or len(panel.biomarkers):
+def _check_panel(panel: JsonObject, vocabulary: Vocabulary | None) -> None:
+    patients, complete = panel.get("patients") or 0, panel.get("with_all_required") or 0
+    biomarkers = panel.get("biomarkers") or ()
+    if panel.get("withheld"):
+        if patients or complete or len(biomarkers):
             raise InvalidRequest("panel coverage: a withheld panel releases no counts")
         return
-    if panel.patients > MAX_COUNT:
-        _too_many("panel coverage", "patients", panel.patients)
-    if panel.with_all_required > panel.patients:
+    if patients > MAX_COUNT:
+        _too_many("panel coverage", "patients", patients)
+    if complete > patients:
         raise InvalidRequest(
-            f"panel coverage: {panel.with_all_required} patients with every required biomarker "
-            f"of {panel.patients} patients; it cannot be more"
+            f"panel coverage: {complete} patients with every required biomarker "
+            f"of {patients} patients; it cannot be more"
         )
     names: set[str] = set()
-    for b in panel.biomarkers:
+    for b in biomarkers:
+        name, valid = b.get("biomarker") or "", b.get("with_valid_result") or 0
         if vocabulary is not None:
-            _name(b.biomarker, vocabulary.biomarkers, "biomarker", "panel coverage")
-        if b.biomarker in names:
-            raise InvalidRequest(f"panel coverage: biomarker {b.biomarker} appears twice")
-        names.add(b.biomarker)
-        if b.with_valid_result > panel.patients:
+            _name(name, vocabulary.biomarkers, "biomarker", "panel coverage")
+        if name in names:
+            raise InvalidRequest(f"panel coverage: biomarker {name} appears twice")
+        names.add(name)
+        if valid > patients:
             raise InvalidRequest(
-                f"panel coverage: {b.with_valid_result} patients with a valid {b.biomarker} "
-                f"result of {panel.patients} patients; it cannot be more"
+                f"panel coverage: {valid} patients with a valid {name} "
+                f"result of {patients} patients; it cannot be more"
             )
 
 
-def _check_specimen_tests(
-    tables: Sequence[pb.SpecimenTests], vocabulary: Vocabulary | None
-) -> None:
+def _check_specimen_tests(tables: Sequence[JsonObject], vocabulary: Vocabulary | None) -> None:
     """Tests and failed tests per specimen: the failure rate per test is read from them."""
     specimens: set[str] = set()
     for t in tables:
-        where = f"tests per specimen {t.specimen[:40]}"
+        specimen, tests, failed = t.get("specimen") or "", t.get("tests") or 0, t.get("failed") or 0
+        where = f"tests per specimen {specimen[:40]}"
         if vocabulary is not None:
-            _name(t.specimen, vocabulary.specimens, "specimen", where)
-        if t.specimen in specimens:
+            _name(specimen, vocabulary.specimens, "specimen", where)
+        if specimen in specimens:
             raise InvalidRequest(f"{where}: the specimen appears twice; each is listed once")
-        specimens.add(t.specimen)
-        if t.withheld:
-            if t.tests or t.failed:
+        specimens.add(specimen)
+        if t.get("withheld"):
+            if tests or failed:
                 raise InvalidRequest(f"{where}: a withheld count releases no tests")
             continue
-        if t.tests > MAX_COUNT:
-            _too_many(where, "tests", t.tests)
-        if t.failed > t.tests:
+        if tests > MAX_COUNT:
+            _too_many(where, "tests", tests)
+        if failed > tests:
             raise InvalidRequest(
-                f"{where}: {t.failed} failed tests of {t.tests} tests; it cannot be more"
+                f"{where}: {failed} failed tests of {tests} tests; it cannot be more"
             )
 
 
-def _check_privacy(dp: pb.DifferentialPrivacy) -> None:
+def _check_privacy(dp: JsonObject) -> None:
     where = "policy.differential_privacy"
-    if not all(math.isfinite(x) for x in (dp.epsilon, dp.noise_scale)):
+    epsilon, scale = float(dp.get("epsilon") or 0), float(dp.get("noise_scale") or 0)
+    if not all(math.isfinite(x) for x in (epsilon, scale)):
         raise InvalidRequest(f"{where}: epsilon and noise_scale must be finite numbers")
-    if not dp.enabled:
-        if dp.epsilon or dp.noise_scale:
+    if not dp.get("enabled"):
+        if epsilon or scale:
             raise InvalidRequest(f"{where}: epsilon and noise_scale are 0 when DP is off")
         return
-    if dp.mechanism not in MECHANISMS:
+    mechanism = dp.get("mechanism") or ""
+    if mechanism not in MECHANISMS:
         raise InvalidRequest(
-            f"{where}: mechanism {dp.mechanism[:40]!r} is not one the coordinator knows "
+            f"{where}: mechanism {mechanism[:40]!r} is not one the coordinator knows "
             f"({', '.join(MECHANISMS)})"
         )
-    if not 0 < dp.epsilon <= MAX_EPSILON:
+    if not 0 < epsilon <= MAX_EPSILON:
         raise InvalidRequest(f"{where}: epsilon must lie in (0, {MAX_EPSILON:g}]")
-    if not 0 < dp.noise_scale <= MAX_NOISE_SCALE:
+    if not 0 < scale <= MAX_NOISE_SCALE:
         raise InvalidRequest(
-            f"{where}: noise_scale {dp.noise_scale:g} must lie in (0, {MAX_NOISE_SCALE:g}]; "
+            f"{where}: noise_scale {scale:g} must lie in (0, {MAX_NOISE_SCALE:g}]; "
             "a larger scale would hide the site's results entirely"
         )

@@ -54,9 +54,10 @@ from __future__ import annotations
 import gc
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import lru_cache
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -141,9 +142,7 @@ class _Noise:
         return self.kind != "dp"
 
     def pmf(self, cells: int) -> pvalues.Pmf:
-        if self.kind == "cell_key":
-            return noise.table_pmf(self.table, cells)
-        return noise.geometric_pmf(self.scale, cells)
+        return _noise_pmf(self.kind, self.table, self.scale, cells)
 
     @property
     def vectorised(self) -> bool:
@@ -171,12 +170,55 @@ class _Noise:
         return self.zero_exact and x == 0
 
 
-def _per_test(summary: pb.SiteSummary, classed: frozenset[str]) -> dict[str, rare.Cells]:
+def _noise_pmf(kind: str, table: str, scale: float, cells: int) -> pvalues.Pmf:
+    """The pmf of a noise summed over `cells` cells: a cell-key table's or DP geometric."""
+    if kind == "cell_key":
+        return noise.table_pmf(table, cells)
+    return noise.geometric_pmf(scale, cells)
+
+
+@lru_cache(maxsize=4096)
+def _noisy_binomial(
+    n: int, target: float, kind: str, table: str, scale: float, cells: int
+) -> tuple[int, pvalues.Pmf]:
+    """pvalues.with_noise of Bin(n, target) and a noise (_noise_pmf), computed once per (n,
+    target, noise) for n up to pvalues.CACHED_PMF_MAX_N, as binomial_pmf is: sites' volumes
+    repeat against the same target and table. Read-only."""
+    offset, pmf = pvalues.with_noise(
+        pvalues.binomial_pmf(n, target), _noise_pmf(kind, table, scale, cells)
+    )
+    pmf.flags.writeable = False
+    return offset, pmf
+
+
+class _Stratum(Protocol):
+    """A stratum's fields by name: a StratumCounts, or its strata.Fields as read."""
+
+    @property
+    def biomarker(self) -> str: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def tests(self) -> int: ...
+    @property
+    def positive(self) -> int: ...
+    @property
+    def negative(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
+    @property
+    def withheld(self) -> bool: ...
+    @property
+    def suppressed_cells(self) -> Collection[str]: ...
+
+
+def _per_test(site_strata: Iterable[_Stratum], classed: frozenset[str]) -> dict[str, rare.Cells]:
     """Per-test counts (method "all") per biomarker, over specimens, and for the biomarkers in
     `classed` (the rare drivers: their labs are compared by method class) the methods the site
-    used (released per-method strata with tests)."""
+    used (released per-method strata with tests), from a summary's strata (or their Fields, for
+    the period's own summaries: read once for every use)."""
     out: dict[str, rare.Cells] = defaultdict(rare.Cells)
-    for s in summary.strata:
+    for s in site_strata:
         method = s.method
         if method != ALL_METHODS:
             biomarker = s.biomarker
@@ -224,11 +266,14 @@ def _tails_vs(
 ) -> tuple[float, float]:
     """Mid-P (lower, upper) of the site's count against a fixed rate (binomial), with the site's
     noise if any."""
-    pmf = pvalues.binomial_pmf(n, target)
     if site_noise is not None and site_noise.enabled and not site_noise.exact_at(x):
-        offset, pmf = pvalues.with_noise(pmf, site_noise.pmf(max(cells, 1)))
+        key = (site_noise.kind, site_noise.table, site_noise.scale, max(cells, 1))
+        if n <= pvalues.CACHED_PMF_MAX_N:
+            offset, pmf = _noisy_binomial(max(int(n), 0), float(target), *key)
+        else:
+            offset, pmf = pvalues.with_noise(pvalues.binomial_pmf(n, target), _noise_pmf(*key))
         return pvalues.tails(pmf, x, offset)
-    return pvalues.tails(pmf, x)
+    return pvalues.tails(pvalues.binomial_pmf(n, target), x)
 
 
 def _lower_vs(
@@ -611,7 +656,13 @@ def _positivity(
     return dict(result), network, dispersion
 
 
-def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) -> Json:
+def _failure(
+    run: _Run,
+    site: str,
+    summary: pb.SiteSummary,
+    fields: list[strata.Fields],
+    site_noise: _Noise,
+) -> Json:
     """Failure rate per specimen, each test counted once. From the summary's exact table of tests
     and failed tests per specimen (`specimen_tests`, sent by nodes from this release on) when it has
     one: the entry then says `exact: true`. Otherwise, from nodes before it, the per-test stratum
@@ -620,15 +671,15 @@ def _failure(run: _Run, site: str, summary: pb.SiteSummary, site_noise: _Noise) 
     count it ~11 times), and the entry has no `exact` key."""
     summed: dict[str, int] = defaultdict(int)
     candidates: dict[str, list[tuple[int, str, int]]] = defaultdict(list)
-    for s in summary.strata:
+    for biomarker, method, specimen, tests, _p, _n, failed, _e, withheld, suppressed, _d in fields:
         if (
-            s.method == ALL_METHODS
-            and not s.withheld
-            and "failed" not in s.suppressed_cells
-            and s.specimen != MERGED
+            method == ALL_METHODS
+            and not withheld
+            and "failed" not in suppressed
+            and specimen != MERGED
         ):
-            summed[s.specimen] += s.failed
-            candidates[s.specimen].append((max(s.tests, s.failed), s.biomarker, s.failed))
+            summed[specimen] += failed
+            candidates[specimen].append((max(tests, failed), biomarker, failed))
     counted: dict[str, tuple[int, int, str]] = {}  # specimen: (tests, failed, basis)
     exact = len(summary.specimen_tests) > 0
     if exact:
@@ -1023,7 +1074,11 @@ def _rare_drivers(
             tx = tn = 0
             for site, cells in per_period[p.label].items():
                 c = cells.get(biomarker)
-                if c is None or not (c.cells or c.tests):
+                if c is None:
+                    continue
+                if c.methods:
+                    methods[site] |= c.methods
+                if not (c.cells or c.tests):
                     continue
                 if site not in pooled:
                     pooled[site] = rare.Cells()
@@ -1032,9 +1087,6 @@ def _rare_drivers(
                 tx += c.positive
                 tn += c.valid
             period_totals[p.label] = (tx, tn)
-            for site, cells in per_period[p.label].items():
-                if biomarker in cells:
-                    methods[site] |= cells[biomarker].methods
         sites = sorted(s for s in pooled if s in current and pooled[s].valid + pooled[s].tests > 0)
         if not sites:
             continue
@@ -1464,13 +1516,19 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         label: {site: s for site, (_, s) in entries.items()}
         for label, entries in by_period_all.items()
     }
-    noises = {site: _Noise(s) for label in plain for site, s in plain[label].items()}
-    noises.update({site: _Noise(s) for site, s in summaries.items()})
+    # each site's noise as its latest summary in the window states it (the period's if it has one)
+    noises = {site: _Noise(s) for site, s in summaries.items()}
+    for label in reversed(plain):
+        noises.update({site: _Noise(s) for site, s in plain[label].items() if site not in noises})
     run = _Run(standard)
     alert_q, alarm_q = standard.q_levels
     classed = frozenset(standard.rare_drivers)
+    fields = strata.read(summaries)
     per_test = {
-        label: {site: _per_test(s, classed) for site, s in entries.items()}
+        label: {
+            site: _per_test(fields[site] if label == p.label else s.strata, classed)
+            for site, s in entries.items()
+        }
         for label, entries in plain.items()
     }
     positivity, network, dispersion = _positivity(run, per_test.get(p.label, {}), noises)
@@ -1487,7 +1545,7 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
         dispersion,
         _eqa_errors(data.eqa_rounds),
     )
-    strata_rows, network_strata = strata.rows_and_network(summaries, *standard.funnel_levels)
+    strata_rows, network_strata = strata.rows_and_network(fields, *standard.funnel_levels)
     sites: dict[str, Json] = {}
     concordance_by_site = {}
     for site, summary in sorted(summaries.items()):
@@ -1506,7 +1564,7 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
                 "small_count_suppression": summary.policy.small_count_suppression,
             },
             "positivity": positivity.get(site, {}),
-            "failure": _failure(run, site, summary, noises[site]),
+            "failure": _failure(run, site, summary, fields[site], noises[site]),
             "turnaround": _turnaround(run, site, summary, noises[site]),
             "panel": _panel(run, site, summary, noises[site]),
             "concordance": concordance_by_site[site],
@@ -1517,17 +1575,15 @@ def _compute(data: Inputs, period: str, standard: Standard) -> Json:
     families = decide(run.tests, alert_q, alarm_q)
     for entry, _pkey, qkey, test in run.pending:
         entry[qkey] = test.q
-        _status_from(entry, test)
+        if test.level:  # only a flagged test changes a status
+            _status_from(entry, test)
     flags = as_flags(run.tests) + eqa_flags
     flags.sort(key=lambda f: (f["site_id"], f["level"] != "alarm", f["rule"], f["subject"]))
-    rows_by_site: dict[str, list[Json]] = defaultdict(list)
-    for row in strata_rows:
-        rows_by_site[row["site_id"]].append(row)
     flags_by_site: dict[str, list[Json]] = defaultdict(list)
     for f in flags:
         flags_by_site[f["site_id"]].append(f)
     for site in sites:
-        sites[site]["strata"] = rows_by_site[site]
+        sites[site]["strata"] = strata_rows[site]
         sites[site]["flags"] = flags_by_site[site]
         levels = {f["level"] for f in sites[site]["flags"]}
         sites[site]["status"] = (

@@ -39,7 +39,7 @@ RULES = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Test:
     family: str
     site_id: str
@@ -57,8 +57,12 @@ class Test:
 def decide(tests: list[Test], alert_q: float, alarm_q: float) -> dict[str, int]:
     """Sets q and level on every test, family by family; returns the number of tests per family."""
     sizes: dict[str, int] = {}
+    by_family: dict[str, list[Test]] = {family: [] for family in FAMILIES}
+    for t in tests:
+        if t.family in by_family:
+            by_family[t.family].append(t)
     for family in FAMILIES:
-        members = [t for t in tests if t.family == family]
+        members = by_family[family]
         sizes[family] = len(members)
         for test, q in zip(members, fdr.bh_qvalues([t.p for t in members])):
             test.q = q

@@ -32,9 +32,9 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln, logsumexp
-from scipy.stats import beta as beta_dist
 
 from method import pvalues
+from method.distributions import beta_ppf
 from method.pvalues import Pmf, log_factorials
 
 MAX_NOISE_SCALE = 50.0
@@ -389,7 +389,7 @@ def reference_nodes(x_ref: float, n_ref: float, n_own: float) -> list[tuple[floa
     if n_own < REFERENCE_SHARE * n_ref:
         return [(x / n_ref, 1.0)]
     points, weights = np.polynomial.legendre.leggauss(REFERENCE_NODES)
-    rates = beta_dist.ppf((points + 1.0) / 2.0, x + 0.5, n_ref - x + 0.5)
+    rates = beta_ppf((points + 1.0) / 2.0, x + 0.5, n_ref - x + 0.5)
     return [(float(r), float(w) / 2.0) for r, w in zip(rates, weights, strict=True)]
 
 
@@ -431,6 +431,8 @@ def geometric_pmf(scale: float, cells: int = 1) -> Pmf:
     if scale <= 0 or cells <= 0:
         return np.ones(1)
     alpha = math.exp(-1.0 / scale)
+    if alpha == 0.0:  # a scale below ~1/745: every draw is 0 (exp underflows)
+        return np.ones(1)
     k = max(1, math.ceil(math.log(1e-12) / math.log(alpha)))
     support = np.arange(-k, k + 1)
     one = alpha ** np.abs(support)
@@ -473,7 +475,7 @@ def reference_nodes_many(
         points, weights = np.polynomial.legendre.leggauss(REFERENCE_NODES)
         xs = np.array([u[1] for u in uncertain])[:, None]
         ns = np.array([u[2] for u in uncertain])[:, None]
-        rates = beta_dist.ppf((points + 1.0) / 2.0, xs + 0.5, ns - xs + 0.5).tolist()
+        rates = beta_ppf((points + 1.0) / 2.0, xs + 0.5, ns - xs + 0.5).tolist()
         halves = [float(w) / 2.0 for w in weights]
         for (i, _, _), row in zip(uncertain, rates, strict=True):
             out[i] = [(float(r), w) for r, w in zip(row, halves, strict=True)]

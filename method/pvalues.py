@@ -24,8 +24,8 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import gammaln
-from scipy.stats import binom
 
+from method.distributions import binom_cdf, binom_pmf, binom_sf
 from method.hypergeom import fisher_tails as hypergeom_tails
 
 Pmf = NDArray[np.float64]
@@ -198,9 +198,9 @@ def binomial_tails_many(
     x: NDArray[np.float64], n: NDArray[np.float64], theta: NDArray[np.float64] | float
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Vectorised mid-P (lower, upper) tails of x under Bin(n, theta)."""
-    at = binom.pmf(x, n, theta)
-    return np.minimum(binom.cdf(x - 1, n, theta) + 0.5 * at, 1.0), np.minimum(
-        binom.sf(x, n, theta) + 0.5 * at, 1.0
+    at = binom_pmf(x, n, theta)
+    return np.minimum(binom_cdf(x - 1, n, theta) + 0.5 * at, 1.0), np.minimum(
+        binom_sf(x, n, theta) + 0.5 * at, 1.0
     )
 
 
@@ -209,7 +209,7 @@ def binomial_lower_many(
 ) -> NDArray[np.float64]:
     """The lower tail of binomial_tails_many alone."""
     lower: NDArray[np.float64] = np.minimum(
-        binom.cdf(x - 1, n, theta) + 0.5 * binom.pmf(x, n, theta), 1.0
+        binom_cdf(x - 1, n, theta) + 0.5 * binom_pmf(x, n, theta), 1.0
     )
     return lower
 
@@ -234,7 +234,7 @@ def binomial_lower_along(
         return out
     odds = theta / (1.0 - theta)
     k = first.copy()
-    below, at = binom.cdf(k - 1, n, theta), binom.pmf(k, n, theta)
+    below, at = binom_cdf(k - 1, n, theta), binom_pmf(k, n, theta)
     at_first = at
     out[:, 0] = np.minimum(below + 0.5 * at, 1.0)
     for j in range(1, width):

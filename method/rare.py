@@ -56,7 +56,7 @@ RHO_CEILING = 1.0 - RHO_FLOOR
 CLASSES = ("rna_capable", "dna_only", "other", "unknown")
 
 
-@dataclass
+@dataclass(slots=True)
 class Cells:
     positive: int = 0
     valid: int = 0

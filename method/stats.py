@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import binom
 
 from method import pvalues
+from method.distributions import binom_cdf, binom_ppf
 
 Z95 = 1.959964
 Z998 = 3.090232
@@ -165,21 +165,23 @@ def cohens_kappa(
     n = a + b + c + d
     if n == 0:
         return None
-    p = np.array([[a, b], [c, d]], dtype=float) / n
-    row, col = p.sum(axis=1), p.sum(axis=0)
-    po = p[0, 0] + p[1, 1]
-    pe = float(row @ col)
+    # Python floats: the arithmetic numpy scalars did, in the same order, at a tenth of the cost;
+    # the chance agreement by numpy's dot product as before (its sum is BLAS's, fused or not).
+    p00, p01, p10, p11 = a / n, b / n, c / n, d / n
+    row0, row1, col0, col1 = p00 + p01, p10 + p11, p00 + p10, p01 + p11
+    po = p00 + p11
+    pe = float(np.array([row0, row1]) @ np.array([col0, col1]))
     if pe >= 1.0:
         return None
     kappa = (po - pe) / (1 - pe)
-    term_a = sum(p[i, i] * (1 - (row[i] + col[i]) * (1 - kappa)) ** 2 for i in range(2))
-    term_b = (1 - kappa) ** 2 * sum(
-        p[i, j] * (col[i] + row[j]) ** 2 for i in range(2) for j in range(2) if i != j
+    term_a = (
+        p00 * (1 - (row0 + col0) * (1 - kappa)) ** 2 + p11 * (1 - (row1 + col1) * (1 - kappa)) ** 2
     )
+    term_b = (1 - kappa) ** 2 * (p01 * (col0 + row1) ** 2 + p10 * (col1 + row0) ** 2)
     term_c = (kappa - pe * (1 - kappa)) ** 2
     var = (term_a + term_b - term_c) / ((1 - pe) ** 2 * n)
     se = math.sqrt(max(var, 0.0))
-    return float(kappa), se, (max(-1.0, kappa - z * se), min(1.0, kappa + z * se))
+    return kappa, se, (max(-1.0, kappa - z * se), min(1.0, kappa + z * se))
 
 
 def agreement(a: int, b: int, c: int, d: int) -> Agreement:
@@ -251,8 +253,8 @@ def funnel_limits_many(
         ("upper95", 1 - (1 - alert) / 2),
         ("upper998", 1 - (1 - alarm) / 2),
     ):
-        r = binom.ppf(p, n, safe)
-        f, f_below = binom.cdf(r, n, safe), binom.cdf(r - 1, n, safe)
+        r = binom_ppf(p, n, safe)
+        f, f_below = binom_cdf(r, n, safe), binom_cdf(r - 1, n, safe)
         mass = f - f_below
         alpha = np.where(mass > 0, (f - p) / np.where(mass > 0, mass, 1.0), 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):

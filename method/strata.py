@@ -10,7 +10,7 @@ arrays, so the cost per site stays flat as the network grows.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,27 +28,54 @@ def released(withheld: bool, suppressed: Collection[str]) -> bool:
     return not withheld and "positive" not in suppressed and "negative" not in suppressed
 
 
-# A stratum's fields as released: (biomarker, method, specimen, tests, positive, negative,
-# failed, equivocal, withheld, suppressed_cells, disclosure_note)
-Fields = tuple[str, str, str, int, int, int, int, int, bool, list[str], str]
+class Fields(NamedTuple):
+    """A stratum's fields as released, read once from its message (reading a protobuf field
+    costs more than a tuple's), under the message's own names: code that reads a stratum's
+    fields by name reads a Fields or a StratumCounts alike."""
+
+    biomarker: str
+    method: str
+    specimen: str
+    tests: int
+    positive: int
+    negative: int
+    failed: int
+    equivocal: int
+    withheld: bool
+    suppressed_cells: list[str]
+    disclosure_note: str
+
+
 COUNTS = ("tests", "positive", "negative", "failed", "equivocal")
+_as_fields = tuple.__new__  # Fields from a tuple without NamedTuple's Python-level __new__
 
 
 def _fields(s: pb.StratumCounts) -> Fields:
-    """Each field read once from the message (reading a protobuf field costs more than a tuple)."""
-    return (
-        s.biomarker,
-        s.method,
-        s.specimen,
-        s.tests,
-        s.positive,
-        s.negative,
-        s.failed,
-        s.equivocal,
-        s.withheld,
-        list(suppressed) if (suppressed := s.suppressed_cells) else [],  # mostly none: no copy
-        s.disclosure_note,
+    """Each field read once from the message."""
+    return _as_fields(
+        Fields,
+        (
+            s.biomarker,
+            s.method,
+            s.specimen,
+            s.tests,
+            s.positive,
+            s.negative,
+            s.failed,
+            s.equivocal,
+            s.withheld,
+            list(suppressed) if (suppressed := s.suppressed_cells) else [],  # mostly none
+            s.disclosure_note,
+        ),
     )
+
+
+def read(summaries: dict[str, pb.SiteSummary]) -> dict[str, list[Fields]]:
+    """Every site's strata as Fields, sites in order: read once, for the stratum rows and the
+    failure rates (reading a stratum from its summary costs more than the rest of its use)."""
+    return {
+        site: [_fields(s) for s in summary.strata] for site, summary in sorted(summaries.items())
+    }
 
 
 def _row(site: str, f: Fields, described: tuple[Any, ...] | None) -> Json:
@@ -129,20 +156,20 @@ def _describe(
 
 
 def rows_and_network(
-    summaries: dict[str, pb.SiteSummary], alert: float, alarm: float
-) -> tuple[list[Json], list[Json]]:
-    """Every site's stratum rows (sites in order) and the network's pooled strata (by key)."""
-    read = [
-        (site, _fields(s)) for site, summary in sorted(summaries.items()) for s in summary.strata
-    ]
+    fields: dict[str, list[Fields]], alert: float, alarm: float
+) -> tuple[dict[str, list[Json]], list[Json]]:
+    """Every site's stratum rows (by site, in order) and the network's pooled strata (by key),
+    from the sites' strata as read (`read`)."""
+    sites = sorted(fields)
     group_of: dict[Key, int] = {}  # keys in the order first released
     groups: list[int] = []
     counts: list[tuple[int, int, int, int, int]] = []
-    is_released = [released(f[8], f[9]) for _, f in read]
-    for (_, f), use in zip(read, is_released, strict=True):
-        if use:
-            groups.append(group_of.setdefault((f[0], f[1], f[2]), len(group_of)))
-            counts.append((f[3], f[4], f[5], f[6], f[7]))
+    is_released = {site: [released(f[8], f[9]) for f in fields[site]] for site in sites}
+    for site in sites:
+        for f, use in zip(fields[site], is_released[site], strict=True):
+            if use:
+                groups.append(group_of.setdefault((f[0], f[1], f[2]), len(group_of)))
+                counts.append((f[3], f[4], f[5], f[6], f[7]))
     table = np.array(counts, dtype=np.int64).reshape(len(counts), len(COUNTS))
     group_index = np.array(groups, dtype=np.intp)
     # bincount sums in float64: exact for counts below 2**53
@@ -158,10 +185,13 @@ def rows_and_network(
     )
     rates = [_network_rate(t[1], t[2]) for t in totals]
     described = iter(_describe(table, group_index, rates, alert, alarm))
-    rows = [
-        _row(site, f, next(described) if use else None)
-        for (site, f), use in zip(read, is_released, strict=True)
-    ]
+    rows = {
+        site: [
+            _row(site, f, next(described) if use else None)
+            for f, use in zip(fields[site], is_released[site], strict=True)
+        ]
+        for site in sites
+    }
     network = [
         {
             "biomarker": b,

@@ -44,7 +44,7 @@ class Network:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.running: Running = start(
+        self.running: Running | None = start(
             init_coordinator(root / "coordinator"), "127.0.0.1:0", insecure=True
         )
         self.data: DataDir = self.running.service.data
@@ -54,6 +54,7 @@ class Network:
 
     def submit(self, site: str, rows: int = 1500, profile: str = "normal") -> int:
         """Ingest `rows` more results at the site and send its period summary; its sequence."""
+        assert self.running is not None, "the network was closed"
         node = self.nodes.get(site) or make_node(self.root, self.running, site)
         self.nodes[site] = node
         self.exports += 1
@@ -90,10 +91,14 @@ class Network:
             conn.execute("DELETE FROM kept_benchmarks")
 
     def close(self) -> None:
+        """Stop the labs and the coordinator (once; closing again does nothing)."""
         for node in self.nodes.values():
             node.client.close()
             node.conn.close()
-        self.running.stop(grace=1)
+        self.nodes.clear()
+        if self.running is not None:
+            self.running.stop(grace=1)
+            self.running = None
 
 
 @pytest.fixture

@@ -71,6 +71,7 @@ def test_the_bundle_holds_the_report_handed_over_for_its_inputs(network: Network
     """The child writes the bytes it is given when their fingerprint is that of the inputs it
     reads (here planted bytes, which verify then refuses: they were used), and otherwise does
     what `audit-bundle` does."""
+    network.close()  # no server threads in this process when it forks
     with sqlite3.connect(network.data.db) as conn:
         inputs = benchmark.stored_fingerprint(conn, PERIOD.label, network.standard)
     planted = network.root / "planted.zip"
@@ -107,6 +108,7 @@ def test_a_benchmark_that_ends_without_a_report_leaves_no_bundle(network: Networ
 
 
 def test_a_bundle_never_handed_a_report_is_not_written(network: Network) -> None:
+    network.close()  # no server threads in this process when it forks
     cancelled = network.root / "cancelled.zip"
     bundle = BundleBeside(network.data, network.standard, PERIOD.label, cancelled)
     assert isinstance(bundle.built(), str)  # no report handed over: the child says so

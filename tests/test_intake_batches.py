@@ -172,3 +172,33 @@ def test_each_envelope_of_a_batch_is_answered_as_it_would_be_alone(intake: Intak
     assert conn.execute(
         "SELECT site_id, sequence FROM summaries ORDER BY leaf_index"
     ).fetchall() == [("lab-b", 3), ("lab-a", 1), ("lab-a", 2), ("lab-b", 4), ("lab-d", 1)]
+
+
+def test_last_sequences_hold_across_batches_and_a_restart(tmp_path: Path) -> None:
+    """The ledger keeps each site's last sequence as batches commit and reads it from the table
+    again after a restart: a replay is refused either way, the next number accepted."""
+    data = init(tmp_path / "coordinator")
+    lab = keys.generate()
+
+    def started() -> Intake:
+        conn = store.connect(data.db)
+        return Intake(conn, Ledger(conn, data.signing_key()), data.db)
+
+    first = started()
+    _enrol(first.conn, "lab-a", lab)
+    for sequence in (1, 2):  # one batch each
+        first.submit(_summary("lab-a", sequence, lab), leaf_header=True)
+    with pytest.raises(AlreadyRecorded, match="last accepted sequence 2"):
+        first.submit(_summary("lab-a", 2, lab, positive=7), leaf_header=True)
+    first.close()
+    first.conn.close()
+
+    again = started()
+    with pytest.raises(AlreadyRecorded, match="last accepted sequence 2"):
+        again.submit(_summary("lab-a", 1, lab, positive=7), leaf_header=True)
+    receipt = again.submit(_summary("lab-a", 3, lab), leaf_header=True).receipt
+    assert wire.decode(receipt.payload, lpb.Receipt).sequence == 3
+    with pytest.raises(AlreadyRecorded, match="last accepted sequence 3"):
+        again.submit(_summary("lab-a", 3, lab, positive=7), leaf_header=True)
+    again.close()
+    again.conn.close()

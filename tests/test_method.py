@@ -161,6 +161,11 @@ def test_noise_pmf_has_the_geometric_variance_and_adds_to_the_reference() -> Non
             cells * noise.geometric_variance(scale), rel=1e-6
         )
     assert noise.geometric_variance(2.0) == pytest.approx(stats.geometric_noise_variance(2.0))
+    # A scale so small that exp(-1/scale) underflows is no noise at all (it raised before: a
+    # hostile site's summary broke GetBenchmark; tests/test_hostile_property.py found it).
+    for tiny in (1e-6, 1e-3):
+        assert noise.geometric_pmf(tiny, 3).tolist() == [1.0]
+    assert max(noise.geometric_pmf(0.0015, 2)) == pytest.approx(1.0)  # just above: nearly none
     # Bounds: a claimed scale must be finite, non-negative and within the method's maximum.
     for bad in (math.nan, math.inf, -1.0, noise.MAX_NOISE_SCALE * 2):
         assert not noise.accepted_scale("geometric", bad)[0]

@@ -122,7 +122,9 @@ stratum = st.builds(
 @given(st.lists(st.lists(stratum, max_size=8), min_size=1, max_size=12))
 def test_stratum_rows_equal_the_scalar_figures(site_strata: list[list[pb.StratumCounts]]) -> None:
     summaries = {f"site-{i:02d}": pb.SiteSummary(strata=s) for i, s in enumerate(site_strata)}
-    rows, network = strata.rows_and_network(summaries, 0.95, 0.998)
+    by_site, network = strata.rows_and_network(strata.read(summaries), 0.95, 0.998)
+    assert list(by_site) == sorted(summaries)
+    rows = [row for site_rows in by_site.values() for row in site_rows]
     assert [r["site_id"] for r in rows] == [
         site for site, s in sorted(summaries.items()) for _ in s.strata
     ]

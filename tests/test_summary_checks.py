@@ -3,6 +3,7 @@ names the table and what is wrong, with the standard's vocabulary and without it
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 
@@ -12,6 +13,8 @@ from coordinator.errors import InvalidRequest
 from coordinator.standards import DEFAULT_STANDARD
 from coordinator.standards import load as load_standard
 from coordinator.summary_checks import MAX_BINS, MAX_COUNT, Vocabulary, check_summary
+from protos import wire
+from protos.errors import PayloadError
 from protos.rarenet.v1 import summary_pb2 as pb
 
 VOCABULARY = Vocabulary.of(load_standard(DEFAULT_STANDARD))
@@ -207,3 +210,97 @@ def test_each_refusal_names_the_table_and_the_fault(case: str) -> None:
         with pytest.raises(InvalidRequest) as without:
             check_summary(summary, None)
         assert str(without.value) == str(refused.value)
+
+
+def _outcome(summary: pb.SiteSummary, vocabulary: Vocabulary | None, fields=None) -> str:
+    try:
+        check_summary(summary, vocabulary, fields)
+    except InvalidRequest as exc:
+        return f"refused: {exc}"
+    return "accepted"
+
+
+def _rich() -> pb.SiteSummary:
+    """The valid summary with every kind of table and value filled in."""
+    summary = valid()
+    summary.strata.add(
+        biomarker="ALK",
+        method="any",
+        specimen="any",
+        histology_group="all",
+        tests=4,
+        positive=1,
+        negative=3,
+        suppressed_cells=["failed", "equivocal"],
+    )
+    summary.strata.add(biomarker="ROS1", method="pcr", specimen="tissue", withheld=True)
+    summary.panel.CopyFrom(
+        pb.PanelCoverage(
+            patients=10,
+            with_all_required=8,
+            biomarkers=[pb.BiomarkerCoverage(biomarker="EGFR", with_valid_result=9)],
+        )
+    )
+    summary.policy.differential_privacy.CopyFrom(
+        pb.DifferentialPrivacy(enabled=True, mechanism="geometric", epsilon=1.0, noise_scale=4.0)
+    )
+    summary.vaf.add(biomarker="ALK", method="pcr", edges=EDGES, withheld=True)
+    return summary
+
+
+@pytest.mark.parametrize("case", ["valid", *REFUSED], ids=str)
+def test_the_json_object_a_summary_was_decoded_from_is_checked_as_the_message_is(
+    case: str,
+) -> None:
+    """Intake checks the JSON object the fast decoding path made the message from (dict lookups,
+    several times cheaper than the message's attributes): same refusals, same words."""
+    summary = valid()
+    if case != "valid":
+        REFUSED[case][0](summary)
+    decoded, fields = wire.decode_fields(wire.encode(summary), pb.SiteSummary)
+    assert fields is not None, "the fast path did not read it"
+    for vocabulary in (VOCABULARY, None):
+        assert _outcome(decoded, vocabulary, fields) == _outcome(summary, vocabulary)
+
+
+def _leaf_paths(tree, path=()) -> list[tuple]:
+    if not isinstance(tree, (dict, list)):
+        return [path]
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+    return [path] + [p for key, value in items for p in _leaf_paths(value, path + (key,))]
+
+
+# Values put in each place of a summary: wrong types, defaults, nulls, limits, and integers in
+# float fields (2**53 + 1 is no float: as a bin edge after 2**53 it is not increasing).
+VALUES: list[object] = [None, True, 0, 1, 7, 3.0, -1, MAX_COUNT + 1, 2**53 + 1, 2**64, 10**400]
+VALUES += ["", "EGFR", "any", "failed", "NaN", "Infinity", "5", [], ["failed", "failed"], [0, 5]]
+VALUES += [[9007199254740992.0, 2**53 + 1], [1, 2, 3], {}, [{}], {"biomarker": "EGFR"}]
+
+
+def test_a_summary_changed_in_any_place_is_checked_the_same_from_its_json_object() -> None:
+    """Each value in each place of a summary: where the fast path decodes it, checking its JSON
+    object and checking the message refuse the same way (or both accept)."""
+    rich = json.loads(wire.encode(_rich()))
+    compared = 0
+    for path in _leaf_paths(rich):
+        if not path:
+            continue
+        for value in VALUES:
+            tree = json.loads(json.dumps(rich))
+            node = tree
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+            try:
+                decoded, fields = wire.decode_fields(json.dumps(tree).encode(), pb.SiteSummary)
+            except PayloadError:
+                continue
+            if fields is None:
+                continue
+            compared += 1
+            for vocabulary in (VOCABULARY, None):
+                assert _outcome(decoded, vocabulary, fields) == _outcome(decoded, vocabulary), (
+                    path,
+                    value,
+                )
+    assert compared > 500  # most places take many of the values

@@ -428,6 +428,45 @@ def test_a_duplicate_key_anywhere_is_refused(message, data, separator, other) ->
         wire.decode(payload, pb.SiteSummary)
 
 
+def test_a_key_written_twice_in_encode_s_own_layout_is_refused() -> None:
+    """A payload laid out exactly as encode lays it out reads quickly because orjson writes it
+    back unchanged; one with any line written twice (a key twice in that layout) is not written
+    back the same, and its duplicate is refused as the standard reader refuses it."""
+    lines = wire.encode(_rich_summary()).decode("utf-8").split("\n")
+    assert wire._parse_quickly("\n".join(lines).encode("utf-8")) is not None
+    twice = 0
+    for i, line in enumerate(lines):
+        if '": ' not in line or line.rstrip().endswith(("{", "[")):
+            continue
+        copy = line if line.endswith(",") else line + ","
+        payload = "\n".join(lines[:i] + [copy] + lines[i:]).encode("utf-8")
+        with pytest.raises(PayloadError, match="duplicate key"):
+            wire.decode(payload, pb.SiteSummary)
+        twice += 1
+    assert twice > 40
+
+
+def _rich_summary() -> pb.SiteSummary:
+    return pb.SiteSummary(
+        site_id="lab-a",
+        period="2026Q3",
+        schema_version=1,
+        sequence=2**40,
+        strata=[
+            pb.StratumCounts(biomarker="EGFR", method="pcr", tests=3, negative=3),
+            pb.StratumCounts(biomarker="ALK", tests=1, suppressed_cells=["failed"]),
+        ],
+        turnaround=[pb.TurnaroundHistogram(specimen="tissue", counts=[1, 2], total=3)],
+        panel=pb.PanelCoverage(
+            patients=4, biomarkers=[pb.BiomarkerCoverage(biomarker="EGFR", with_valid_result=2)]
+        ),
+        vaf=[pb.VafHistogram(biomarker="EGFR", edges=[0.0, 5.0, 100.0001], counts=[1, 2])],
+        policy=pb.DisclosurePolicy(
+            differential_privacy=pb.DifferentialPrivacy(enabled=True, epsilon=0.5)
+        ),
+    )
+
+
 def test_a_real_quarterly_summary_takes_the_quick_reader() -> None:
     """The speed of the coordinator's intake rests on it: a summary as nodes write it has no
     backslash, and orjson's reading of it is used."""
