@@ -31,6 +31,8 @@ def cell(value: Any) -> str:
         return f"{value:.6g}"
     if value is None:
         return ""
+    if kind is list and len(value) == 2 and type(value[0]) is float and type(value[1]) is float:
+        return neutral(f"{value[0]:.6g}-{value[1]:.6g}")  # an interval: its two cells joined
     if isinstance(value, (list, tuple)):
         return neutral("-".join(cell(v) for v in value)) if value else ""
     if isinstance(value, (bool, int)):

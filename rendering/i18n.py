@@ -13,7 +13,7 @@ import datetime as dt
 import gettext
 import io
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from babel import Locale
@@ -142,17 +142,29 @@ class Reader:
         return left, right
 
     def date(self, value: dt.date | str) -> str:
-        day = dt.date.fromisoformat(value) if isinstance(value, str) else value
-        return format_date(
-            day, format="long" if self.lang == "zh" else "d MMM y", locale=self.locale
-        )
+        return _date(self.lang, value)
 
     def datetime(self, value: dt.datetime | str) -> str:
-        moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        text = format_datetime(
-            moment,
-            format="y年M月d日 HH:mm" if self.lang == "zh" else "d MMM y, HH:mm",
-            tzinfo=dt.UTC,
-            locale=self.locale,
-        )
-        return f"{text} UTC"
+        return _datetime(self.lang, value)
+
+
+# Dates are formatted once per language and value: every lab's page of a report prints the same
+# generation and cut-off times, and Babel parses its pattern on each call.
+@lru_cache(maxsize=4096)
+def _date(lang: str, value: dt.date | str) -> str:
+    day = dt.date.fromisoformat(value) if isinstance(value, str) else value
+    return format_date(
+        day, format="long" if lang == "zh" else "d MMM y", locale=Locale.parse(LANGUAGES[lang])
+    )
+
+
+@lru_cache(maxsize=4096)
+def _datetime(lang: str, value: dt.datetime | str) -> str:
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    text = format_datetime(
+        moment,
+        format="y年M月d日 HH:mm" if lang == "zh" else "d MMM y, HH:mm",
+        tzinfo=dt.UTC,
+        locale=Locale.parse(LANGUAGES[lang]),
+    )
+    return f"{text} UTC"

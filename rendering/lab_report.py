@@ -7,6 +7,9 @@ actions, and what to do. Input: a lab view (coordinator/lab_view.py); peers are 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Template
@@ -206,11 +209,19 @@ def method_rows(reader: Reader, view: dict) -> list[dict]:
                     "class": label(reader, "method_class", cls),
                     "own": own,
                     "own_rate": own[0] / own[1] if own and own[1] else None,
+                    "own_text": share_text(reader, *own) if own else "—",
                     "network": net,
                     "network_rate": net[0] / net[1] if net and net[1] else None,
+                    "network_text": share_text(reader, *net) if net else "—",
                 }
             )
     return rows
+
+
+@lru_cache(maxsize=4096)  # the network's shares are the same on every lab's page
+def share_text(reader: Reader, positive: int, valid: int) -> str:
+    """A share with its counts: "2.25% (3,353/149,200)"."""
+    return f"{reader.pct(positive / valid if valid else None, 2)} ({reader.num(positive)}/{reader.num(valid)})"
 
 
 def eqa_schemes(site: dict) -> dict[str, dict[str, dict[str, int]]]:
@@ -232,9 +243,18 @@ def action_state(action: dict, today: dt.date) -> str:
     return "overdue" if dt.date.fromisoformat(action["due"]) < today else "open"
 
 
-def funnels_for(reader: Reader, view: dict, base: dict[str, Funnel] | None) -> dict[str, Markup]:
-    """Each biomarker's funnel with this lab's point marked (drawn here from the anonymous peers
-    unless the caller drew the network's once for all labs)."""
+# Where each funnel goes in a page's text while the page is rendered: a key drawn at random for
+# this process (a lab's own text, written before, cannot hold it), then the drawing's number.
+_SPLICE = "\x00" + secrets.token_hex(16) + ":"
+_SPLICED = re.compile(re.escape(_SPLICE) + r"(\d+)\x00")
+
+
+def funnels_for(
+    reader: Reader, view: dict, base: dict[str, Funnel] | None
+) -> dict[str, tuple[Funnel, str]]:
+    """Each biomarker's funnel and the mark of this lab's point on it (`Funnel.mark`), the
+    funnels drawn here from the anonymous peers unless the caller drew the network's once for all
+    labs."""
     site, name = view["site"], view["site"]["site_id"]
     out = {}
     for biomarker, p in site["positivity"].items():
@@ -262,7 +282,7 @@ def funnels_for(reader: Reader, view: dict, base: dict[str, Funnel] | None) -> d
                 points,
                 name_points=False,
             )
-        out[biomarker] = drawn.highlight(p["valid"], p["rate"], name)
+        out[biomarker] = (drawn, drawn.mark(p["valid"], p["rate"], name))
     return out
 
 
@@ -274,8 +294,7 @@ def render(
     network_link: str | None = None,
 ) -> str:
     """The lab's report page (`view`: coordinator/lab_view.py)."""
-    template, context = _page(view, lang, funnels, today, network_link)
-    return template.render(context)
+    return render_utf8(view, lang, funnels, today, network_link).decode("utf-8")
 
 
 def render_utf8(
@@ -285,11 +304,29 @@ def render_utf8(
     today: dt.date | None = None,
     network_link: str | None = None,
 ) -> bytes:
-    """`render(...).encode("utf-8")`, made from the page's pieces encoded one by one: about twice
-    as fast for a page of large ASCII drawings and a few non-ASCII characters, which would
-    otherwise widen the whole joined page to two bytes a character before encoding it."""
-    template, context = _page(view, lang, funnels, today, network_link)
-    return b"".join([piece.encode("utf-8") for piece in template.generate(context)])
+    """The lab's report page in UTF-8 (`render_pieces` joined)."""
+    return b"".join(render_pieces(view, lang, funnels, today, network_link))
+
+
+def render_pieces(
+    view: dict,
+    lang: str = "en",
+    funnels: dict[str, Funnel] | None = None,
+    today: dt.date | None = None,
+    network_link: str | None = None,
+) -> list[bytes]:
+    """The lab's report page in UTF-8, in pieces to write one after the other. The template
+    writes a short key where each funnel goes; the funnel's drawing, encoded once for every lab
+    (`Funnel.utf8_halves`), goes there around this lab's mark: nine tenths of a page are never
+    copied through the template, nor encoded again, nor joined, for each lab."""
+    template, context, marked = _page(view, lang, funnels, today, network_link)
+    parts = _SPLICED.split(template.render(context))
+    out = [parts[0].encode("utf-8")]
+    for i in range(1, len(parts), 2):
+        drawn, mark = marked[int(parts[i])]
+        head, tail = drawn.utf8_halves
+        out += (head, mark.encode("utf-8"), tail, parts[i + 1].encode("utf-8"))
+    return out
 
 
 def _page(
@@ -298,7 +335,9 @@ def _page(
     funnels: dict[str, Funnel] | None,
     today: dt.date | None,
     network_link: str | None,
-) -> tuple[Template, dict[str, Any]]:
+) -> tuple[Template, dict[str, Any], list[tuple[Funnel, str]]]:
+    """The page's template and context, and the funnels (with this lab's mark) to join in where
+    the context's funnels hold their keys (`render_utf8`)."""
     reader = Reader(lang)
     _ = reader._
     site = view["site"]
@@ -386,21 +425,26 @@ def _page(
     missed, from_method = likely_missed(reader, view)
     flags = sorted(site["flags"], key=lambda f: (f["level"] != "alarm", f["rule"], f["subject"]))
     todo = [{"flag": f, "text": sentence(reader, f, site)} for f in flags]
+    marked = funnels_for(reader, view, funnels)
     env = environment(reader)
-    return env.get_template("lab_report.html"), dict(
-        v=view,
-        site=site,
-        glance=glance(reader, view),
-        funnels=funnels_for(reader, view, funnels),
-        charts=charts,
-        methods=methods,
-        missed=missed,
-        missed_from_method=from_method,
-        eqa=eqa_schemes(site),
-        actions=actions,
-        todo=todo,
-        persistent=view.get("persistent", []),
-        flag_history=history.get("flags", {}),
-        today=day.isoformat(),
-        network_link=network_link,
+    return (
+        env.get_template("lab_report.html"),
+        dict(
+            v=view,
+            site=site,
+            glance=glance(reader, view),
+            funnels={b: Markup(f"{_SPLICE}{i}\x00") for i, b in enumerate(marked)},
+            charts=charts,
+            methods=methods,
+            missed=missed,
+            missed_from_method=from_method,
+            eqa=eqa_schemes(site),
+            actions=actions,
+            todo=todo,
+            persistent=view.get("persistent", []),
+            flag_history=history.get("flags", {}),
+            today=day.isoformat(),
+            network_link=network_link,
+        ),
+        list(marked.values()),
     )

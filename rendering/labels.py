@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rendering.i18n import N_, Reader
 
 BIOMARKERS = {
@@ -120,6 +122,7 @@ TABLES = {
 }
 
 
+@lru_cache(maxsize=8192)  # a page asks for a hundred and fifty, the same on every page
 def label(reader: Reader, table: str, key: str | None) -> str:
     """The reader's word for `key` in `table` (biomarker, method, specimen, status, ...)."""
     if key is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib
@@ -60,20 +61,30 @@ class Funnel:
     ay: float
     by: float
 
-    def highlight(self, n: int, rate: float | None, name: str) -> Markup:
-        """The funnel with one lab's point marked (a ring and its name)."""
+    def mark(self, n: int, rate: float | None, name: str) -> str:
+        """The SVG of one lab's point marked (a ring and its name), "" where it has no point."""
         if rate is None or not n:
-            return Markup(self.svg)
+            return ""
         x, y = self.ax + self.bx * n, self.ay + self.by * rate
-        mark = (
+        return (
             f'<g class="own-point" data-n="{n}" data-rate="{rate:.6g}">'
             f'<circle cx="{x:.2f}" cy="{y:.2f}" r="7" fill="none" stroke="{OWN}" stroke-width="2.5"/>'
             f'<circle cx="{x:.2f}" cy="{y:.2f}" r="3.5" fill="{OWN}"/>'
             f'<text x="{x + 9:.2f}" y="{y - 8:.2f}" font-size="11" font-weight="bold" '
             f'fill="{OWN}">{escape(name)}</text></g>'
         )
+
+    def highlight(self, n: int, rate: float | None, name: str) -> Markup:
+        """The funnel with one lab's point marked (`mark`, laid over the drawing)."""
         end = self.svg.rindex("</svg>")
-        return Markup(self.svg[:end] + mark + self.svg[end:])
+        return Markup(self.svg[:end] + self.mark(n, rate, name) + self.svg[end:])
+
+    @cached_property
+    def utf8_halves(self) -> tuple[bytes, bytes]:
+        """The drawing in UTF-8, cut where a lab's mark goes (before its closing tag): encoded
+        once, so a thousand labs' pages each add only their mark between the two halves."""
+        end = self.svg.rindex("</svg>")
+        return self.svg[:end].encode("utf-8"), self.svg[end:].encode("utf-8")
 
 
 def funnel(
@@ -157,9 +168,10 @@ def _drawn(
     for key in ("in_control", "alert", "alarm"):
         if key in groups:
             colour, marker, text = styles[key]
+            xy = np.array(groups[key], dtype=float)  # not lists: scatter masks a list by element
             ax.scatter(
-                [x for x, _y in groups[key]],
-                [y for _x, y in groups[key]],
+                xy[:, 0],
+                xy[:, 1],
                 color=colour,
                 marker=marker,
                 s=22,

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from markupsafe import Markup, escape
+
+from rendering.escaping import html_text
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 OKABE_ITO = {
@@ -25,31 +28,19 @@ NETWORK = OKABE_ITO["blue"]
 GREY = "#999999"
 
 
+@lru_cache(maxsize=4096)  # the same labels on every lab's charts
 def text_width(text: str, size: float) -> float:
     """About how wide `text` is drawn at font size `size` (CJK characters are full width)."""
     return sum(size if ord(ch) > 0x2E80 else size * 0.6 for ch in text)
 
 
-def _escaped(text: str) -> str:
-    """`markupsafe.escape(text)` as a plain string, without building a Markup for each of the
-    hundred labels every lab's charts draw (markup passed in stays as it is, as escape keeps it)."""
-    if type(text) is not str:
-        return str(escape(text))
-    return (
-        text.replace("&", "&amp;")
-        .replace(">", "&gt;")
-        .replace("<", "&lt;")
-        .replace("'", "&#39;")
-        .replace('"', "&#34;")
-    )
-
-
+@lru_cache(maxsize=16384)  # most texts sit at the same place on every lab's charts
 def _t(
     x: float, y: float, text: str, size: int = 10, anchor: str = "start", fill: str = "#222"
 ) -> str:
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" '
-        f'fill="{fill}">{_escaped(text)}</text>'
+        f'fill="{fill}">{html_text(text)}</text>'
     )
 
 
@@ -192,14 +183,20 @@ def small_multiples(
             return f"{x0 + 4 + (pw - 18) * j / k:.1f},{y0 + ph - 12 - (ph - 24) * v / top:.1f}"
 
         for series, colour, dash in ((network, NETWORK, ' stroke-dasharray="4 2"'), (own, OWN, "")):
-            points = [xy(j, v) for j, v in enumerate(series) if v is not None]
-            if len(points) > 1:
-                body.append(
-                    f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
-                    f'stroke-width="1.6"{dash}/>'
+            at = [
+                (
+                    f"{x0 + 4 + (pw - 18) * j / k:.1f}",
+                    f"{y0 + ph - 12 - (ph - 24) * v / top:.1f}",
                 )
-            for p in points:
-                cx, cy = p.split(",")
+                for j, v in enumerate(series)
+                if v is not None
+            ]
+            if len(at) > 1:
+                body.append(
+                    f'<polyline points="{" ".join(f"{cx},{cy}" for cx, cy in at)}" fill="none" '
+                    f'stroke="{colour}" stroke-width="1.6"{dash}/>'
+                )
+            for cx, cy in at:
                 body.append(f'<circle cx="{cx}" cy="{cy}" r="2.2" fill="{colour}"/>')
         for j, period in enumerate(periods):
             if j in (0, len(periods) - 1):
