@@ -79,10 +79,7 @@ def period_flags(
         return kept
     if compute is not None:
         return flag_store.by_site(compute(period))
-    result = benchmark.compute(
-        conn, period, standard, progress=progress, decoded=decoded, keep=True
-    )
-    return flag_store.by_site(result)
+    return benchmark.period_flags(conn, period, standard, progress=progress, decoded=decoded)
 
 
 def flag_history(

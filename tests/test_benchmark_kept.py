@@ -197,3 +197,21 @@ def ledger_without_cache(ledger: Ledger) -> sqlite3.Connection:
     ledger.conn.backup(copy)
     copy.execute("DROP TABLE summary_messages")
     return copy
+
+
+def test_flags_alone_are_the_flags_of_the_whole_benchmark(ledger, monkeypatch) -> None:
+    """A quarter's close keeps only its flags: the same flags the whole benchmark gives, with no
+    message written, unless the period is the newest, whose whole report is kept for its audit
+    bundle and so has its messages."""
+    written: list[str] = []
+    real = benchmark.messages.write
+    monkeypatch.setattr(
+        benchmark.messages, "write", lambda r: written.append(r["period"]) or real(r)
+    )
+    earlier = benchmark.period_flags(ledger.conn, "2026Q2", ledger.standard)
+    assert written == []
+    assert "lab-f" in {site for site, flags in earlier.items() if flags}
+    assert earlier == ledger.recomputed()["2026Q2"]
+    newest = benchmark.period_flags(ledger.conn, PERIODS[-1], ledger.standard)
+    assert written == [PERIODS[-1]]  # kept whole for its audit bundle: messages written
+    assert newest == ledger.recomputed()[PERIODS[-1]]
