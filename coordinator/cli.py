@@ -433,11 +433,19 @@ def benchmark(
             click.echo(f"NOTE: {note}", err=True)
             result["notes"] = [note]
         # benchmark.json's bytes as kept for the audit bundle (a note is the report's own: then
-        # encoded again), let go once written
-        written = report.write_benchmark(result, out, None if note else computed.report)
+        # encoded again), written while a second process draws the funnels; let go once written
+        encoded = None if note else computed.report
         del computed
         lab_pages = True if lab_reports or lab_pdfs else None
-        ctx = report.drawn(result, language, lab_pages)
+        ctx, written = report.drawn(
+            result,
+            language,
+            lab_pages,
+            meanwhile=lambda: report.write_benchmark(result, out, encoded),
+            processes=1 if single_process else 2,
+        )
+        encoded = None  # the report's bytes are written: let them go
+        assert written is not None
         if worker is not None:
             known.update(worker.flags(conn, progress=say))
         extra = followup.gather(conn, result, standard, progress=say, decoded=decoded, known=known)

@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from markupsafe import Markup
 
@@ -388,18 +389,65 @@ def with_lab_pages(benchmark: dict, lab_reports: bool | None) -> bool:
     return len(benchmark["sites"]) > DETAIL_LIMIT if lab_reports is None else lab_reports
 
 
-def drawn(benchmark: dict, lang: str = "en", lab_reports: bool | None = None) -> NetworkContext:
+T = TypeVar("T")
+
+
+def drawn(
+    benchmark: dict,
+    lang: str = "en",
+    lab_reports: bool | None = None,
+    meanwhile: Callable[[], T] | None = None,
+    processes: int = 1,
+) -> tuple[NetworkContext, T | None]:
     """The network's side of the report with its funnels drawn: what needs no follow-up, so a
-    report run draws it while the flag history is still being found (see `write_followup`)."""
+    report run draws it while the flag history is still being found (see `write_followup`); and
+    what `meanwhile()` returned. With two processes the funnels (about 2 s of matplotlib at 3,000
+    labs) are drawn in a forked second process while this one runs `meanwhile` (writing
+    benchmark.json and the CSV tables); they come back pickled (about 1 MB). Where no second
+    process can be had, or it fails, they are drawn here: the same drawings."""
     ctx = NetworkContext.of(benchmark)
-    network_funnels(
-        Reader(lang),
-        benchmark,
-        ctx,
-        named=True,
-        anonymous_too=with_lab_pages(benchmark, lab_reports),
-    )
-    return ctx
+    anonymous_too = with_lab_pages(benchmark, lab_reports)
+    child = None
+    if processes > 1 and meanwhile is not None and anonymous_too:
+        # Each lab's point is read here, before the fork: the child reads no site's entry (and
+        # so copies none of the pages this process holds them in).
+        positivity = benchmark["network"]["positivity"]
+        points = {b: points_of(benchmark["sites"], b, True) for b in positivity}
+        drawing = _FunnelDrawing(lang, benchmark["network"]["positivity"], ctx, points)
+        started = second_process.start(drawing.pairs, "funnels")
+        child = None if isinstance(started, str) else started
+    done = meanwhile() if meanwhile is not None else None
+    if child is not None:
+        try:
+            answer = child.answer()
+            assert isinstance(answer, dict)
+            ctx.funnels.update(answer)
+        except second_process.Failed:
+            pass  # drawn here, below
+    if (lang, True) not in ctx.funnels:
+        network_funnels(Reader(lang), benchmark, ctx, named=True, anonymous_too=anonymous_too)
+    return ctx, done
+
+
+class _FunnelDrawing:
+    """Every biomarker's funnel pair (anonymous, named), drawn in a second process: the funnels
+    network_funnels(named=True, anonymous_too=True) keeps in a NetworkContext."""
+
+    def __init__(
+        self, lang: str, positivity: dict, ctx: NetworkContext, points: dict[str, list]
+    ) -> None:
+        self.lang, self.positivity, self.ctx, self.points = lang, positivity, ctx, points
+
+    def pairs(self) -> dict[tuple[str, bool], dict[str, Funnel]]:
+        reader = Reader(self.lang)
+        drawn_pairs = {
+            b: funnel_pair(reader, b, net, self.ctx.curves[b], self.points[b])
+            for b, net in sorted(self.positivity.items())
+        }
+        return {
+            (self.lang, False): {b: pair[0] for b, pair in drawn_pairs.items()},
+            (self.lang, True): {b: pair[1] for b, pair in drawn_pairs.items()},
+        }
 
 
 def write_followup(
@@ -416,7 +464,7 @@ def write_followup(
     """The rest of the report after `write_benchmark` (see `write`): the follow-up's tables and
     followup.json, index.html and the labs' pages. With `processes` 2 (a command of its own,
     never inside a threaded server: it forks), a second process writes half the labs' pages.
-    `ctx`: `drawn(benchmark, lang, lab_reports)`, if already made."""
+    `ctx`: `drawn(benchmark, lang, lab_reports)[0]`, if already made."""
     out.mkdir(parents=True, exist_ok=True)
     followup = followup or {}
     written = []
@@ -433,7 +481,7 @@ def write_followup(
         written.append(path)
     if progress:
         progress("drawing the network report")
-    ctx = ctx or drawn(benchmark, lang, lab_reports)  # before a second process starts on pages
+    ctx = ctx or drawn(benchmark, lang, lab_reports)[0]  # before a second process starts on pages
     with_labs = with_lab_pages(benchmark, lab_reports)
     sites = sorted(benchmark["sites"])
     shared: tuple[second_process.Child, Meeting] | None = None

@@ -87,3 +87,24 @@ def test_the_page_as_utf8_is_the_page_encoded(network, lang) -> None:
     page = lab_report.render(view, lang)
     assert not page.isascii()  # the pieces encoded one by one include non-ASCII ones
     assert lab_report.render_utf8(view, lang) == page.encode("utf-8")
+
+
+def test_funnels_drawn_in_a_second_process_are_the_funnels_drawn_here(network, monkeypatch) -> None:
+    """While the caller writes benchmark.json and the CSV tables (`meanwhile`), a second process
+    draws the funnels: the very drawings one process makes; if the child fails, here."""
+    here, nothing = report.drawn(network, "en", True)
+    assert nothing is None and (("en", True) in here.funnels and ("en", False) in here.funnels)
+    beside, done = report.drawn(network, "en", True, meanwhile=lambda: "written", processes=2)
+    assert done == "written"
+    assert beside.funnels == here.funnels
+    started: list[int] = []
+    real_start = second_process.start
+
+    def failing(work, name):  # the child's work raises: its answer is Failed
+        child = real_start(lambda: 1 / 0, name)
+        started.append(1)
+        return child
+
+    monkeypatch.setattr(second_process, "start", failing)
+    fallback, done = report.drawn(network, "en", True, meanwhile=lambda: "written", processes=2)
+    assert started and done == "written" and fallback.funnels == here.funnels
