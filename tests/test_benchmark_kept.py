@@ -206,9 +206,12 @@ def test_flags_alone_are_the_flags_of_the_whole_benchmark(ledger, monkeypatch) -
     whole = ledger.recomputed()  # the whole benchmark of every period, nothing kept
     written: list[str] = []
     real = benchmark.messages.write
-    monkeypatch.setattr(
-        benchmark.messages, "write", lambda r: written.append(r["period"]) or real(r)
-    )
+
+    def counted(result: dict) -> dict:
+        written.append(result["period"])
+        return real(result)
+
+    monkeypatch.setattr(benchmark.messages, "write", counted)
     earlier = benchmark.period_flags(ledger.conn, "2026Q2", ledger.standard)
     assert written == []
     assert "lab-f" in {site for site, flags in earlier.items() if flags}
