@@ -102,17 +102,7 @@ def decode_fields(payload: bytes, message_type: type[M]) -> tuple[M, JsonObject 
 def fields_of(message: Message) -> JsonObject:
     """Every field of a message as plain values, as `decode_fields` gives them: a set message
     field as a dict, a repeated field as a list, 64-bit integers as integers, bytes as bytes."""
-    out: JsonObject = {}
-    for name, is_message, _, repeated in _writing(message.DESCRIPTOR):
-        value = getattr(message, name)
-        if is_message:
-            if repeated:
-                out[name] = [fields_of(item) for item in value]
-            elif message.HasField(name):
-                out[name] = fields_of(value)
-        else:
-            out[name] = list(value) if repeated else value
-    return out
+    return _to_dict(message, mapped=False)
 
 
 def _parse_quickly(payload: bytes) -> JsonObject | None:
@@ -456,16 +446,18 @@ def _writing(descriptor: AnyDescriptor) -> tuple[_Writing, ...]:
     return writing
 
 
-def _to_dict(message: Message) -> JsonObject:
+def _to_dict(message: Message, mapped: bool = True) -> JsonObject:
+    """The message as the JSON mapping writes it (64-bit integers as strings, bytes as base64,
+    ...); without `mapped`, its scalars as they are (`fields_of`)."""
     out: JsonObject = {}
     for name, is_message, scalar, repeated in _writing(message.DESCRIPTOR):
         value = getattr(message, name)
         if is_message:
             if repeated:
-                out[name] = [_to_dict(item) for item in value]
+                out[name] = [_to_dict(item, mapped) for item in value]
             elif message.HasField(name):
-                out[name] = _to_dict(value)
-        elif scalar is None:
+                out[name] = _to_dict(value, mapped)
+        elif scalar is None or not mapped:
             out[name] = list(value) if repeated else value
         else:
             out[name] = [scalar(item) for item in value] if repeated else scalar(value)

@@ -14,6 +14,7 @@ import time
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,15 +102,22 @@ class Network:
             self.running = None
 
 
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    net = Network(tmp_path)
+@contextmanager
+def three_labs(root: Path) -> Iterator[Network]:
+    """A network of three labs (one DNA-only) that submitted their summaries of PERIOD."""
+    net = Network(root)
     try:
         for site, profile in (("lab-0", "normal"), ("lab-1", "normal"), ("lab-2", "dna_only")):
             net.submit(site, profile=profile)
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    with three_labs(tmp_path) as net:
+        yield net
 
 
 class Computations:

@@ -20,21 +20,15 @@ from auditor.verify import verify
 from coordinator import benchmark
 from coordinator.bundle_beside import BundleBeside
 from tests.conftest import PERIOD
-from tests.test_audit_kept_benchmark import REPORT, Network, members
+from tests.test_audit_kept_benchmark import REPORT, Network, members, three_labs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[Network]:
-    """Three labs' summaries of PERIOD, submitted."""
-    net = Network(tmp_path)
-    try:
-        for site, profile in (("lab-0", "normal"), ("lab-1", "normal"), ("lab-2", "dna_only")):
-            net.submit(site, profile=profile)
+    with three_labs(tmp_path) as net:
         yield net
-    finally:
-        net.close()
 
 
 def coordinator(*argv: str) -> subprocess.CompletedProcess[str]:
