@@ -346,9 +346,9 @@ def sites_revoke(data_dir: Path, site_id: str) -> None:
     "--single-process",
     is_flag=True,
     help="Do everything in this process: the same report, later, with less memory at its peak. "
-    "By default a second process benchmarks the flag history's earlier periods and writes half "
-    "the labs' pages, which takes about one more benchmark's memory (at 3,000 labs about 1.9 GB "
-    "in all, against 1.2 GB).",
+    "By default second processes benchmark the flag history's earlier periods, draw the funnels "
+    "and share the labs' pages, which takes about one more benchmark's memory (at 3,000 labs "
+    "about 1.9 GB in all, against 1.2 GB).",
 )
 @click.option(
     "--audit-bundle",
