@@ -167,14 +167,8 @@ def network_funnels(
     if key not in ctx.funnels:
         positivity = sorted(benchmark["network"]["positivity"].items())
         if named and anonymous_too:
-            pairs = {
-                b: funnel_pair(
-                    reader, b, net, ctx.curves[b], points_of(benchmark["sites"], b, True)
-                )
-                for b, net in positivity
-            }
-            ctx.funnels[(reader.lang, False)] = {b: pair[0] for b, pair in pairs.items()}
-            ctx.funnels[key] = {b: pair[1] for b, pair in pairs.items()}
+            points = {b: points_of(benchmark["sites"], b, True) for b, _ in positivity}
+            ctx.funnels.update(_funnel_pairs(reader.lang, positivity, ctx.curves, points))
         else:
             ctx.funnels[key] = {
                 b: funnel(
@@ -183,6 +177,19 @@ def network_funnels(
                 for b, net in positivity
             }
     return ctx.funnels[key]
+
+
+def _funnel_pairs(
+    lang: str, positivity: list[tuple[str, dict]], curves: dict, points: dict[str, list]
+) -> dict[tuple[str, bool], dict[str, Funnel]]:
+    """Each biomarker's funnel drawn once, anonymous and named (from the same drawing), as
+    NetworkContext.funnels keeps them. It reads no site's entry: `points` are read before."""
+    reader = Reader(lang)
+    pairs = {b: funnel_pair(reader, b, net, curves[b], points[b]) for b, net in positivity}
+    return {
+        (lang, False): {b: pair[0] for b, pair in pairs.items()},
+        (lang, True): {b: pair[1] for b, pair in pairs.items()},
+    }
 
 
 def _network_trends(reader: Reader, ctx: NetworkContext) -> Markup | None:
@@ -411,10 +418,12 @@ def drawn(
     if processes > 1 and meanwhile is not None and anonymous_too:
         # Each lab's point is read here, before the fork: the child reads no site's entry (and
         # so copies none of the pages this process holds them in).
-        positivity = benchmark["network"]["positivity"]
-        points = {b: points_of(benchmark["sites"], b, True) for b in positivity}
-        drawing = _FunnelDrawing(lang, benchmark["network"]["positivity"], ctx, points)
-        started = second_process.start(drawing.pairs, "funnels")
+        positivity = sorted(benchmark["network"]["positivity"].items())
+        points = {b: points_of(benchmark["sites"], b, True) for b, _ in positivity}
+        curves = ctx.curves
+        started = second_process.start(
+            lambda: _funnel_pairs(lang, positivity, curves, points), "funnels"
+        )
         child = None if isinstance(started, str) else started
     done = meanwhile() if meanwhile is not None else None
     if child is not None:
@@ -427,27 +436,6 @@ def drawn(
     if (lang, True) not in ctx.funnels:
         network_funnels(Reader(lang), benchmark, ctx, named=True, anonymous_too=anonymous_too)
     return ctx, done
-
-
-class _FunnelDrawing:
-    """Every biomarker's funnel pair (anonymous, named), drawn in a second process: the funnels
-    network_funnels(named=True, anonymous_too=True) keeps in a NetworkContext."""
-
-    def __init__(
-        self, lang: str, positivity: dict, ctx: NetworkContext, points: dict[str, list]
-    ) -> None:
-        self.lang, self.positivity, self.ctx, self.points = lang, positivity, ctx, points
-
-    def pairs(self) -> dict[tuple[str, bool], dict[str, Funnel]]:
-        reader = Reader(self.lang)
-        drawn_pairs = {
-            b: funnel_pair(reader, b, net, self.ctx.curves[b], self.points[b])
-            for b, net in sorted(self.positivity.items())
-        }
-        return {
-            (self.lang, False): {b: pair[0] for b, pair in drawn_pairs.items()},
-            (self.lang, True): {b: pair[1] for b, pair in drawn_pairs.items()},
-        }
 
 
 def write_followup(
