@@ -585,10 +585,11 @@ def write(
     lang: str = "en",
     lab_reports: bool | None = None,
     lab_pdfs: bool = False,
+    encoded: bytes | None = None,
 ) -> list[Path]:
     """The network report in out/; with lab_reports (the default above DETAIL_LIMIT sites, where
     the index links to them instead of holding a section per site) every lab's report in
-    out/labs/."""
-    return write_benchmark(benchmark, out) + write_followup(
+    out/labs/. `encoded`: benchmark.json's bytes if already made (write_benchmark)."""
+    return write_benchmark(benchmark, out, encoded) + write_followup(
         benchmark, out, progress, followup, lang, lab_reports, lab_pdfs
     )

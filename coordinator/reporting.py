@@ -43,7 +43,8 @@ def refresh(
 
             out = data.path / "reports" / period.label
             decoded: benchmark.Decoded = {}  # as `rarenet-coordinator benchmark`: kept for later
-            result = benchmark.compute(conn, period.label, standard, decoded=decoded, keep=True)
+            computed = benchmark.compute_report(conn, period.label, standard, decoded=decoded)
+            result = computed.result
             extra = followup.gather(conn, result, standard, decoded=decoded)
             decoded.clear()  # the report reads the results only
             report.write(
@@ -51,6 +52,7 @@ def refresh(
                 out,
                 followup=extra,
                 lang=report.default_language(standard),
+                encoded=computed.report,  # benchmark.json as kept: encoded once
             )
             conn.execute(
                 "INSERT INTO report_runs VALUES (?, ?, ?) ON CONFLICT(period) DO UPDATE SET "

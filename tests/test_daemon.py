@@ -308,6 +308,17 @@ def test_reports_follow_closed_periods_and_late_summaries(
     daemon.summarise(str(node.config.data_dir), today="2026-10-04")
     daemon.deliver(str(node.config.data_dir))
     assert reporting.refresh(data, standard, today=dt.date(2026, 10, 5)) == ["2026Q3"]
+    # benchmark.json is the benchmark of every summary now, encoded once and kept as written
+    import sqlite3
+
+    from coordinator import benchmark, kept_benchmark
+
+    with sqlite3.connect(data.db) as conn:
+        now = benchmark.compute(conn, "2026Q3", standard)
+        fingerprint = benchmark.stored_fingerprint(conn, "2026Q3", standard)
+        kept = kept_benchmark.find(conn, "2026Q3", fingerprint)
+    written = (data.path / "reports" / "2026Q3" / "benchmark.json").read_bytes()
+    assert written == benchmark.benchmark_bytes(now) == kept
 
 
 def test_due_envelopes_never_overtake_one_that_is_backing_off(tmp_path: Path) -> None:
